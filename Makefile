@@ -1,0 +1,39 @@
+# The two entry points of the README: `make demo` and `make test`. Both create
+# .venv on first use and are idempotent.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_CAPTURE := captures/softioc_pyepics_basic.pcap
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV) || { \
+	  echo "python3 -m venv failed; installing python3-venv" >&2; \
+	  apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/shark read $(DEMO_CAPTURE) --summary
+
+test: $(VENV)/.installed-test
+	@./tests/install-tools.sh
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check decoder shark tui tests benchmarks captures
+
+bench: $(VENV)/.installed-test
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) benchmarks/decode_rate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
