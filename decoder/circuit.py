@@ -1,0 +1,542 @@
+"""The state of one TCP circuit: channels, subscriptions and outstanding requests.
+
+Feed :meth:`Circuit.handle` every message of a circuit, in order, both
+directions, each with the role of its sender. It keeps what a CA client and
+server both know: channels by client id (CID) and server id (SID) with name,
+native type and count and access rights; subscriptions by subscription id;
+outstanding READ_NOTIFY / WRITE_NOTIFY requests by IOID; echoes and clears in
+flight. For each message it returns an :class:`Attribution`: the channel and
+subscription it concerns and, for a response, the request it answers.
+
+Two modes. An observer (``strict=False``, for captures) never raises: what the
+rules forbid is recorded as an :class:`Anomaly` and the state makes the best of
+it (a circuit seen mid-stream has channels whose names are unknown). A strict
+circuit (for the client and server built on this) raises :class:`ProtocolError`
+on the same conditions.
+
+Time is not the decoder's business: a caller may pass any ``context`` object
+with a message (a frame number, a timestamp) and gets the request's context
+back with the response, to compute latencies.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from enum import Enum
+from typing import Any
+
+from . import messages as m
+from .errors import ProtocolError
+from .protocol import AccessRights, Role
+
+#: Outstanding requests kept per circuit before the oldest are dropped (and
+#: reported): a client that never gets answers must not grow memory forever.
+MAX_PENDING = 65536
+#: Anomalies kept per circuit (the count goes on).
+MAX_ANOMALIES = 1000
+
+
+class ChannelState(Enum):
+    CREATING = "creating"
+    CONNECTED = "connected"
+    FAILED = "failed"  # CREATE_CH_FAIL
+    CLEARING = "clearing"
+    CLEARED = "cleared"
+    DISCONNECTED = "disconnected"  # SERVER_DISCONN or the circuit closed
+
+
+class Channel:
+    """One channel of a circuit. ``name`` is None when the circuit was joined
+    after the CREATE_CHAN (only the SID or CID is known)."""
+
+    __slots__ = (
+        "name", "cid", "sid", "native_type", "native_count", "access_rights", "state",
+        "request", "connected", "closed", "access_changes",
+    )
+
+    def __init__(self, name: str | None, cid: int | None, sid: int | None = None) -> None:
+        self.name = name
+        self.cid = cid
+        self.sid = sid
+        self.native_type: int | None = None
+        self.native_count: int | None = None
+        self.access_rights: AccessRights | None = None
+        self.state = ChannelState.CREATING
+        #: The CREATE_CHAN request (a :class:`Pending`), None if not seen.
+        self.request: Pending | None = None
+        #: Contexts of the messages that connected and closed it.
+        self.connected: Any = None
+        self.closed: Any = None
+        #: How many times the access rights changed after the first grant.
+        self.access_changes = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"Channel({self.name!r}, cid={self.cid}, sid={self.sid}, "
+            f"type={self.native_type}, count={self.native_count}, {self.state.value})"
+        )
+
+
+class Subscription:
+    __slots__ = (
+        "subscriptionid", "channel", "data_type", "data_count", "mask", "updates",
+        "active", "request", "cancel",
+    )
+
+    def __init__(self, subscriptionid: int, channel: Channel | None, data_type: int,
+                 data_count: int, mask: int | None) -> None:
+        self.subscriptionid = subscriptionid
+        self.channel = channel
+        self.data_type = data_type
+        self.data_count = data_count
+        self.mask = mask
+        self.updates = 0
+        self.active = True
+        #: The EVENT_ADD request (a :class:`Pending`), None if not seen.
+        self.request: Pending | None = None
+        #: The EVENT_CANCEL request once sent.
+        self.cancel: Pending | None = None
+
+    def __repr__(self) -> str:
+        name = self.channel.name if self.channel else None
+        return f"Subscription({self.subscriptionid}, {name!r}, updates={self.updates})"
+
+
+class Pending:
+    """A request waiting for its response, with the caller's context."""
+
+    __slots__ = ("message", "context", "channel")
+
+    def __init__(self, message: m.Message, context: Any, channel: Channel | None) -> None:
+        self.message = message
+        self.context = context
+        self.channel = channel
+
+    def __repr__(self) -> str:
+        return f"Pending({type(self.message).__name__}, {self.context!r})"
+
+
+class Anomaly:
+    """Something the protocol does not allow, seen by an observer."""
+
+    __slots__ = ("kind", "detail", "message", "context")
+
+    def __init__(self, kind: str, detail: str, message: m.Message, context: Any) -> None:
+        self.kind = kind
+        self.detail = detail
+        self.message = message
+        self.context = context
+
+    def __repr__(self) -> str:
+        return f"Anomaly({self.kind}: {self.detail})"
+
+
+class Attribution:
+    """What a message concerns: its channel, subscription, and the request it answers."""
+
+    __slots__ = ("channel", "subscription", "request", "anomaly")
+
+    def __init__(
+        self,
+        channel: Channel | None = None,
+        subscription: Subscription | None = None,
+        request: Pending | None = None,
+        anomaly: Anomaly | None = None,
+    ) -> None:
+        self.channel = channel
+        self.subscription = subscription
+        self.request = request
+        self.anomaly = anomaly
+
+    @property
+    def name(self) -> str | None:
+        return self.channel.name if self.channel is not None else None
+
+    def __repr__(self) -> str:
+        return (
+            f"Attribution(channel={self.channel!r}, subscription={self.subscription!r}, "
+            f"request={self.request!r}, anomaly={self.anomaly!r})"
+        )
+
+
+NOTHING = Attribution()
+
+
+class Circuit:
+    """State of one circuit. See the module docstring."""
+
+    def __init__(self, strict: bool = False) -> None:
+        self.strict = strict
+        self.channels_by_cid: dict[int, Channel] = {}
+        self.channels_by_sid: dict[int, Channel] = {}
+        self.subscriptions: dict[int, Subscription] = {}
+        self.pending_io: OrderedDict[int, Pending] = OrderedDict()
+        self._pending_clear: dict[int, Pending] = {}
+        self._pending_echo: deque[Pending] = deque(maxlen=MAX_PENDING)
+        self._pending_search: dict[int, Pending] = {}
+        self.client_version: int | None = None
+        self.server_version: int | None = None
+        self.priority: int | None = None
+        self.client_name: str | None = None
+        self.host_name: str | None = None
+        self.events_on = True
+        self.closed = False
+        self.anomalies: deque[Anomaly] = deque(maxlen=MAX_ANOMALIES)
+        self.anomaly_count = 0
+        self._handlers = {
+            cls: getattr(self, "_on_" + cls.__name__)
+            for cls in m.ALL_MESSAGE_CLASSES
+            if hasattr(self, "_on_" + cls.__name__)
+        }
+
+    # -- public ----------------------------------------------------------------------
+
+    def handle(self, message: m.Message, sender: Role, context: Any = None) -> Attribution:
+        """Account for one message of this circuit; say what it concerns."""
+        if message.sender is not None and message.sender != sender:
+            return self._anomaly(
+                "wrong direction",
+                f"{type(message).__name__} sent by the {sender.name.lower()}",
+                message, context,
+            )
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            return NOTHING
+        return handler(message, context)
+
+    def close(self, context: Any = None) -> list[Channel]:
+        """The circuit ended: every open channel is disconnected; return them."""
+        self.closed = True
+        open_channels = [
+            ch for ch in self.channels_by_cid.values()
+            if ch.state not in (ChannelState.CLEARED, ChannelState.FAILED)
+        ]
+        for channel in open_channels:
+            channel.state = ChannelState.DISCONNECTED
+            channel.closed = context
+        for sub in self.subscriptions.values():
+            sub.active = False
+        return open_channels
+
+    def channel_for_sid(self, sid: int) -> Channel | None:
+        return self.channels_by_sid.get(sid)
+
+    def channel_for_cid(self, cid: int) -> Channel | None:
+        return self.channels_by_cid.get(cid)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _anomaly(
+        self, kind: str, detail: str, message: m.Message, context: Any,
+        channel: Channel | None = None, subscription: Subscription | None = None,
+        request: Pending | None = None,
+    ) -> Attribution:
+        if self.strict:
+            raise ProtocolError(f"{kind}: {detail}")
+        anomaly = Anomaly(kind, detail, message, context)
+        self.anomalies.append(anomaly)
+        self.anomaly_count += 1
+        return Attribution(channel, subscription, request, anomaly)
+
+    def _by_sid(self, message: m.Message, context: Any) -> tuple[Channel, Attribution | None]:
+        """The channel a request names by SID; an unknown SID makes a nameless one."""
+        channel = self.channels_by_sid.get(message.sid)
+        if channel is not None:
+            return channel, None
+        channel = Channel(None, None, message.sid)
+        channel.state = ChannelState.CONNECTED
+        self.channels_by_sid[message.sid] = channel
+        return channel, self._anomaly(
+            "unknown SID", f"SID {message.sid} was never created on this circuit",
+            message, context, channel,
+        )
+
+    def _by_cid(self, message: m.Message, context: Any) -> tuple[Channel, Attribution | None]:
+        channel = self.channels_by_cid.get(message.cid)
+        if channel is not None:
+            return channel, None
+        channel = Channel(None, message.cid)
+        self.channels_by_cid[message.cid] = channel
+        return channel, self._anomaly(
+            "unknown CID", f"CID {message.cid} was never created on this circuit",
+            message, context, channel,
+        )
+
+    def _add_pending(self, message: m.Message, context: Any, channel: Channel) -> Attribution:
+        ioid = message.ioid
+        pending = Pending(message, context, channel)
+        anomaly = None
+        if ioid in self.pending_io:
+            anomaly = self._anomaly(
+                "duplicate IOID", f"IOID {ioid} reused while outstanding", message, context,
+                channel,
+            ).anomaly
+            del self.pending_io[ioid]
+        self.pending_io[ioid] = pending
+        if len(self.pending_io) > MAX_PENDING:
+            _, dropped = self.pending_io.popitem(last=False)
+            anomaly = self._anomaly(
+                "too many outstanding requests",
+                f"IOID {dropped.message.ioid} forgotten unanswered", dropped.message,
+                dropped.context, dropped.channel,
+            ).anomaly
+        return Attribution(channel, None, None, anomaly)
+
+    def _answer_io(self, message: m.Message, context: Any) -> Attribution:
+        pending = self.pending_io.pop(message.ioid, None)
+        if pending is None:
+            return self._anomaly(
+                "response without request",
+                f"{type(message).__name__} for IOID {message.ioid} that is not outstanding",
+                message, context,
+            )
+        return Attribution(pending.channel, None, pending)
+
+    def _forget_channel(self, channel: Channel) -> None:
+        if self.channels_by_cid.get(channel.cid) is channel:
+            del self.channels_by_cid[channel.cid]
+        if self.channels_by_sid.get(channel.sid) is channel:
+            del self.channels_by_sid[channel.sid]
+        for subid in [s for s, sub in self.subscriptions.items() if sub.channel is channel]:
+            self.subscriptions[subid].active = False
+            del self.subscriptions[subid]
+
+    # -- handlers, one per message class -----------------------------------------------
+
+    def _on_VersionRequest(self, message: m.VersionRequest, context: Any) -> Attribution:
+        self.client_version = message.version
+        self.priority = message.priority
+        return NOTHING
+
+    def _on_VersionResponse(self, message: m.VersionResponse, context: Any) -> Attribution:
+        self.server_version = message.version
+        return NOTHING
+
+    def _on_ClientNameRequest(self, message: m.ClientNameRequest, context: Any) -> Attribution:
+        self.client_name = message.name
+        return NOTHING
+
+    def _on_HostNameRequest(self, message: m.HostNameRequest, context: Any) -> Attribution:
+        self.host_name = message.name
+        return NOTHING
+
+    def _on_EventsOffRequest(self, message: m.Message, context: Any) -> Attribution:
+        self.events_on = False
+        return NOTHING
+
+    def _on_EventsOnRequest(self, message: m.Message, context: Any) -> Attribution:
+        self.events_on = True
+        return NOTHING
+
+    def _on_SearchRequest(self, message: m.SearchRequest, context: Any) -> Attribution:
+        """A search over TCP (CA v4.12): answered on the same circuit by cid."""
+        self._pending_search[message.cid] = Pending(message, context, None)
+        return NOTHING
+
+    def _on_SearchResponse(self, message: m.SearchResponse, context: Any) -> Attribution:
+        pending = self._pending_search.pop(message.cid, None)
+        if pending is None:
+            return self._anomaly(
+                "response without request", f"search reply for unknown id {message.cid}",
+                message, context,
+            )
+        return Attribution(None, None, pending)
+
+    _on_NotFoundResponse = _on_SearchResponse
+
+    def _on_CreateChanRequest(self, message: m.CreateChanRequest, context: Any) -> Attribution:
+        channel = Channel(message.name, message.cid)
+        channel.request = Pending(message, context, channel)
+        old = self.channels_by_cid.get(message.cid)
+        self.channels_by_cid[message.cid] = channel
+        if old is not None and old.state in (ChannelState.CREATING, ChannelState.CONNECTED):
+            return self._anomaly(
+                "duplicate CID", f"CID {message.cid} ({old.name}) reused for {message.name}",
+                message, context, channel,
+            )
+        return Attribution(channel)
+
+    def _on_CreateChanResponse(self, message: m.CreateChanResponse, context: Any) -> Attribution:
+        channel, problem = self._by_cid(message, context)
+        channel.sid = message.sid
+        channel.native_type = message.data_type
+        channel.native_count = message.data_count
+        channel.state = ChannelState.CONNECTED
+        channel.connected = context
+        self.channels_by_sid[message.sid] = channel
+        if problem is not None:
+            return problem
+        return Attribution(channel, None, channel.request)
+
+    def _on_AccessRightsResponse(
+        self, message: m.AccessRightsResponse, context: Any
+    ) -> Attribution:
+        channel, problem = self._by_cid(message, context)
+        if channel.access_rights is not None and channel.access_rights != message.access_rights:
+            channel.access_changes += 1
+        channel.access_rights = AccessRights(message.access_rights & 3)
+        return problem or Attribution(channel)
+
+    def _on_CreateChFailResponse(self, message: m.Message, context: Any) -> Attribution:
+        channel, problem = self._by_cid(message, context)
+        channel.state = ChannelState.FAILED
+        channel.closed = context
+        self._forget_channel(channel)
+        return problem or Attribution(channel, None, channel.request)
+
+    def _on_ServerDisconnResponse(self, message: m.Message, context: Any) -> Attribution:
+        channel, problem = self._by_cid(message, context)
+        channel.state = ChannelState.DISCONNECTED
+        channel.closed = context
+        self._forget_channel(channel)
+        return problem or Attribution(channel)
+
+    def _on_ClearChannelRequest(self, message: m.ClearChannelRequest, context: Any) -> Attribution:
+        channel, problem = self._by_sid(message, context)
+        channel.state = ChannelState.CLEARING
+        self._pending_clear[message.sid] = Pending(message, context, channel)
+        return problem or Attribution(channel)
+
+    def _on_ClearChannelResponse(
+        self, message: m.ClearChannelResponse, context: Any
+    ) -> Attribution:
+        pending = self._pending_clear.pop(message.sid, None)
+        channel = self.channels_by_sid.get(message.sid) or (pending and pending.channel)
+        if channel is None:
+            return self._anomaly(
+                "response without request", f"CLEAR_CHANNEL reply for unknown SID {message.sid}",
+                message, context,
+            )
+        channel.state = ChannelState.CLEARED
+        channel.closed = context
+        self._forget_channel(channel)
+        if pending is None:
+            return self._anomaly(
+                "response without request", f"CLEAR_CHANNEL reply for SID {message.sid}",
+                message, context, channel,
+            )
+        return Attribution(channel, None, pending)
+
+    def _on_ReadNotifyRequest(self, message: m.Message, context: Any) -> Attribution:
+        channel, problem = self._by_sid(message, context)
+        attribution = self._add_pending(message, context, channel)
+        return problem or attribution
+
+    _on_ReadRequest = _on_ReadNotifyRequest
+    _on_WriteNotifyRequest = _on_ReadNotifyRequest
+
+    def _on_ReadNotifyResponse(self, message: m.Message, context: Any) -> Attribution:
+        return self._answer_io(message, context)
+
+    _on_ReadResponse = _on_ReadNotifyResponse
+    _on_WriteNotifyResponse = _on_ReadNotifyResponse
+
+    def _on_WriteRequest(self, message: m.WriteRequest, context: Any) -> Attribution:
+        channel, problem = self._by_sid(message, context)
+        return problem or Attribution(channel)
+
+    def _on_EventAddRequest(self, message: m.EventAddRequest, context: Any) -> Attribution:
+        channel, problem = self._by_sid(message, context)
+        mask = message.mask if len(message.payload) >= 16 else None
+        sub = Subscription(
+            message.subscriptionid, channel, message.data_type, message.data_count, mask
+        )
+        sub.request = Pending(message, context, channel)
+        old = self.subscriptions.get(message.subscriptionid)
+        self.subscriptions[message.subscriptionid] = sub
+        if problem is not None:
+            return problem
+        if old is not None and old.active:
+            return self._anomaly(
+                "duplicate subscription id",
+                f"subscription {message.subscriptionid} reused while active",
+                message, context, channel, sub,
+            )
+        return Attribution(channel, sub)
+
+    def _subscription(
+        self, message: m.Message, context: Any
+    ) -> tuple[Subscription, Attribution | None]:
+        sub = self.subscriptions.get(message.subscriptionid)
+        if sub is not None:
+            return sub, None
+        sub = Subscription(message.subscriptionid, None, message.data_type,
+                           message.data_count, None)
+        self.subscriptions[message.subscriptionid] = sub
+        return sub, self._anomaly(
+            "unknown subscription",
+            f"subscription {message.subscriptionid} was never added on this circuit",
+            message, context, None, sub,
+        )
+
+    def _on_EventAddResponse(self, message: m.EventAddResponse, context: Any) -> Attribution:
+        sub, problem = self._subscription(message, context)
+        sub.updates += 1
+        if problem is not None:
+            return problem
+        # The first update answers the EVENT_ADD request (for its latency).
+        request = sub.request if sub.updates == 1 else None
+        return Attribution(sub.channel, sub, request)
+
+    def _on_EventCancelRequest(self, message: m.EventCancelRequest, context: Any) -> Attribution:
+        sub, problem = self._subscription(message, context)
+        sub.cancel = Pending(message, context, sub.channel)
+        return problem or Attribution(sub.channel, sub)
+
+    def _on_EventCancelResponse(self, message: m.EventCancelResponse, context: Any) -> Attribution:
+        sub = self.subscriptions.pop(message.subscriptionid, None)
+        if sub is None:
+            return self._anomaly(
+                "response without request",
+                f"EVENT_CANCEL reply for unknown subscription {message.subscriptionid}",
+                message, context,
+            )
+        sub.active = False
+        if sub.cancel is None:
+            return self._anomaly(
+                "response without request",
+                f"EVENT_CANCEL reply for subscription {message.subscriptionid} never cancelled",
+                message, context, sub.channel, sub,
+            )
+        return Attribution(sub.channel, sub, sub.cancel)
+
+    def _on_EchoRequest(self, message: m.Message, context: Any) -> Attribution:
+        self._pending_echo.append(Pending(message, context, None))
+        return NOTHING
+
+    def _on_EchoResponse(self, message: m.Message, context: Any) -> Attribution:
+        if not self._pending_echo:
+            # Servers of CA < 4.3 clients, and rsrv answering a client's ECHO
+            # before the capture began: not a protocol breach worth raising.
+            if self.strict:
+                raise ProtocolError("ECHO response without request")
+            return NOTHING
+        return Attribution(None, None, self._pending_echo.popleft())
+
+    def _on_ErrorResponse(self, message: m.ErrorResponse, context: Any) -> Attribution:
+        """Attribute an ERROR through the header of the request it quotes."""
+        try:
+            original = message.original_request
+        except Exception:  # noqa: BLE001 - a bad copy still leaves the cid
+            original = None
+        channel = self.channels_by_cid.get(message.cid)
+        if original is None:
+            return Attribution(channel)
+        request = None
+        sub = None
+        if isinstance(original, (m.ReadNotifyRequest, m.WriteNotifyRequest, m.ReadRequest)):
+            request = self.pending_io.pop(original.ioid, None)
+            channel = channel or self.channels_by_sid.get(original.sid)
+        elif isinstance(original, (m.EventAddRequest, m.EventCancelRequest)):
+            sub = self.subscriptions.get(original.subscriptionid)
+            channel = channel or self.channels_by_sid.get(original.sid)
+            if sub is not None:
+                request = sub.request
+        elif isinstance(original, (m.WriteRequest, m.ClearChannelRequest)):
+            channel = channel or self.channels_by_sid.get(original.sid)
+        elif isinstance(original, m.CreateChanRequest):
+            channel = channel or self.channels_by_cid.get(original.cid)
+        if request is None and channel is not None:
+            request = Pending(original, None, channel)
+        return Attribution(channel, sub, request)
+
