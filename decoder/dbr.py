@@ -134,15 +134,20 @@ METADATA_FIELDS = (
     "enum_strings",
     "ackt",
     "acks",
+    # The struct's alignment padding, as bytes, only where a peer left it non-zero
+    # (rsrv does): kept so that encoding a decoded value gives the same bytes.
+    "RISC_pad",
 )
+_METADATA_NAMES = frozenset(METADATA_FIELDS)
 
 
 def _pad(size: int) -> tuple[str, str]:
-    return (None, f"{size}x")  # type: ignore[return-value]
+    """The alignment padding of a struct, kept as bytes (see ``RISC_pad``)."""
+    return ("RISC_pad", f"{size}s")
 
 
-def _metadata_fields(family: Family, native: int) -> tuple[tuple[str | None, str], ...]:
-    """The (name, struct code) pairs of the fields before the value, pads as ``None``."""
+def _metadata_fields(family: Family, native: int) -> tuple[tuple[str, str], ...]:
+    """The (name, struct code) pairs of the fields before the value."""
     limit = _ELEMENT_CODES[native]
     if family is Family.PLAIN:
         return ()
@@ -184,6 +189,9 @@ class DBRLayout:
         "value_offset",
         "value_size",
         "element_struct",
+        "scalar_struct",
+        "has_text",
+        "has_pad",
     )
 
     def __init__(
@@ -198,15 +206,19 @@ class DBRLayout:
         self.family = family
         self.native_type = native_type
         self.meta_struct = struct.Struct(">" + "".join(code for _, code in fields))
-        self.meta_names = tuple(name for name, code in fields if not code.endswith("x"))
+        self.meta_names = tuple(name for name, _ in fields)
+        self.has_pad = "RISC_pad" in self.meta_names
         self.value_offset = self.meta_struct.size
         self.element_struct = struct.Struct(">" + _ELEMENT_CODES[native_type])
         self.value_size = self.element_struct.size
+        self.has_text = "units" in self.meta_names or "strs" in self.meta_names
+        #: Metadata and one value in one unpack: the common case of a scalar.
+        self.scalar_struct = struct.Struct(self.meta_struct.format + _ELEMENT_CODES[native_type])
 
     def size(self, count: int = 1) -> int:
-        """Unpadded payload size for ``count`` elements, as libca's ``dbr_size_n``
-        (a count of 0 still takes the room of one value)."""
-        return self.value_offset + self.value_size * max(count, 1)
+        """Unpadded payload size for ``count`` elements, as libca's ``dbr_size_n``:
+        a count of 0 leaves just the metadata (rsrv sends that for an empty array)."""
+        return self.value_offset + self.value_size * count
 
     def __repr__(self) -> str:
         return f"<DBRLayout {self.name} offset={self.value_offset} size={self.size()}>"
@@ -277,15 +289,30 @@ class DBRValue:
     carry are ``None``.
     """
 
-    __slots__ = ("dbr_type", "values") + METADATA_FIELDS
+    __slots__ = ("dbr_type", "values", "_metadata")
 
     def __init__(self, dbr_type: int, values: Any, **metadata: Any) -> None:
-        self.dbr_type = DBRType(dbr_type)
+        unknown = metadata.keys() - _METADATA_NAMES
+        if unknown:
+            raise TypeError(f"unknown DBR metadata: {', '.join(sorted(unknown))}")
+        self.dbr_type = layout(dbr_type).dbr_type
         self.values = values
-        for name in METADATA_FIELDS:
-            setattr(self, name, metadata.pop(name, None))
-        if metadata:
-            raise TypeError(f"unknown DBR metadata: {', '.join(sorted(metadata))}")
+        self._metadata = {k: v for k, v in metadata.items() if v is not None}
+
+    @classmethod
+    def _from_decoded(cls, dbr_type: DBRType, values: Any, metadata: dict) -> DBRValue:
+        """The decoder's path: no checks, the dict is taken as it is."""
+        self = cls.__new__(cls)
+        self.dbr_type = dbr_type
+        self.values = values
+        self._metadata = metadata
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not slots: the metadata fields.
+        if name in _METADATA_NAMES:
+            return self._metadata.get(name)
+        raise AttributeError(f"DBRValue has no field {name!r}")
 
     @property
     def count(self) -> int:
@@ -317,19 +344,17 @@ class DBRValue:
 
     def metadata(self) -> dict[str, Any]:
         """The metadata fields this value carries, by name."""
-        return {
-            name: getattr(self, name)
-            for name in METADATA_FIELDS
-            if getattr(self, name) is not None
-        }
+        return dict(self._metadata)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DBRValue):
             return NotImplemented
+        mine, theirs = self.metadata(), other.metadata()
         return (
             self.dbr_type == other.dbr_type
             and _values_equal(self.values, other.values)
-            and self.metadata() == other.metadata()
+            and mine.keys() == theirs.keys()
+            and all(_same(mine[name], theirs[name]) for name in mine)
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -347,14 +372,15 @@ def _values_equal(a: Sequence, b: Sequence) -> bool:
     if len(a) != len(b):
         return False
     if numpy is not None and (isinstance(a, numpy.ndarray) or isinstance(b, numpy.ndarray)):
-        return bool(numpy.array_equal(numpy.asarray(a), numpy.asarray(b), equal_nan=_is_float(a)))
-    return all(x == y or (x != x and y != y) for x, y in zip(a, b))
+        a, b = numpy.asarray(a), numpy.asarray(b)
+        floats = a.dtype.kind == "f" or b.dtype.kind == "f"
+        return bool(numpy.array_equal(a, b, equal_nan=floats))
+    return all(_same(x, y) for x, y in zip(a, b, strict=True))
 
 
-def _is_float(values: Sequence) -> bool:
-    if numpy is not None and isinstance(values, numpy.ndarray):
-        return values.dtype.kind == "f"
-    return isinstance(values, array) and values.typecode in "fd"
+def _same(x: Any, y: Any) -> bool:
+    """Equality where NaN equals NaN (limits and values may be NaN)."""
+    return x == y or (x != x and y != y)
 
 
 def decode(data_type: int, count: int, payload: bytes | memoryview) -> DBRValue:
@@ -365,11 +391,23 @@ def decode(data_type: int, count: int, payload: bytes | memoryview) -> DBRValue:
     """
     lay = layout(data_type)
     needed = lay.size(count)
+    if lay.native_type == DBRType.STRING and count:
+        # The last string may be cut short: libca sends a lone DBR_STRING as
+        # strlen + 1 bytes (padded to 8), not MAX_STRING_SIZE.
+        needed -= MAX_STRING_SIZE - 1
     if len(payload) < needed:
         raise DecodeError(
             f"{lay.name} x {count} needs {needed} bytes, payload has {len(payload)}"
         )
-    meta = dict(zip(lay.meta_names, lay.meta_struct.unpack_from(payload, 0)))
+    if count == 1 and lay.native_type != DBRType.STRING and not lay.has_text:
+        *head, value = lay.scalar_struct.unpack_from(payload, 0)
+        meta = dict(zip(lay.meta_names, head, strict=True))
+        if lay.has_pad and not any(meta["RISC_pad"]):
+            del meta["RISC_pad"]
+        return DBRValue._from_decoded(lay.dbr_type, (value,), meta)
+    meta = dict(zip(lay.meta_names, lay.meta_struct.unpack_from(payload, 0), strict=True))
+    if lay.has_pad and not any(meta["RISC_pad"]):
+        del meta["RISC_pad"]
     if "units" in meta:
         meta["units"] = _text(meta["units"])
     if "strs" in meta:
@@ -379,7 +417,7 @@ def decode(data_type: int, count: int, payload: bytes | memoryview) -> DBRValue:
             _text(strs[i * MAX_ENUM_STRING_SIZE : (i + 1) * MAX_ENUM_STRING_SIZE])
             for i in range(no_str)
         ]
-    return DBRValue(data_type, _decode_values(lay, count, payload), **meta)
+    return DBRValue._from_decoded(lay.dbr_type, _decode_values(lay, count, payload), meta)
 
 
 def _decode_values(lay: DBRLayout, count: int, payload: bytes | memoryview) -> Any:
@@ -421,10 +459,12 @@ def encode(
         if name == "units":
             fields.append(_c_string(metadata.get("units") or "", MAX_UNITS_SIZE))
         elif name == "no_str":
-            fields.append(len(metadata.get("enum_strings") or ()))
+            fields.append(min(len(metadata.get("enum_strings") or ()), MAX_ENUM_STATES))
         elif name == "strs":
             strings = list(metadata.get("enum_strings") or ())[:MAX_ENUM_STATES]
             fields.append(b"".join(_c_string(s, MAX_ENUM_STRING_SIZE) for s in strings))
+        elif name == "RISC_pad":
+            fields.append(metadata.get(name) or b"")
         else:
             fields.append(metadata.get(name) or 0)
     head = lay.meta_struct.pack(*fields)
@@ -441,7 +481,6 @@ def _as_sequence(values: Any) -> Any:
 
 def _encode_values(lay: DBRLayout, values: Any, count: int) -> bytes:
     native = lay.native_type
-    slots = max(count, 1)  # a zero count still occupies one (zeroed) value
     if native == DBRType.STRING:
         body = b"".join(_c_string(v, MAX_STRING_SIZE) for v in list(values)[:count])
     elif numpy is not None:
@@ -453,4 +492,4 @@ def _encode_values(lay: DBRLayout, values: Any, count: int) -> bytes:
         if sys.byteorder == "little" and items.itemsize > 1:
             items.byteswap()
         body = items.tobytes()
-    return body.ljust(lay.value_size * slots, b"\0")
+    return body.ljust(lay.value_size * count, b"\0")

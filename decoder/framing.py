@@ -45,9 +45,19 @@ class StreamFramer:
         return len(self._buffer) - self._start
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
-        """Add bytes; return the messages they complete."""
+        """Add bytes; return the messages they complete.
+
+        A :class:`DecodeError` carries, as ``messages``, those completed before
+        the bad header (they are consumed, so they would be lost otherwise).
+        """
         self._buffer += data
-        return list(self.messages())
+        out: list[Message] = []
+        try:
+            out.extend(self.messages())
+        except DecodeError as error:
+            error.messages = out  # type: ignore[attr-defined]
+            raise
+        return out
 
     def messages(self) -> Iterator[Message]:
         """Yield every complete message in the buffer."""

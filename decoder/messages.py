@@ -140,24 +140,26 @@ class Message:
         """Bytes on the wire."""
         return self.header_size + len(self.payload)
 
-    def to_bytes(self) -> bytes:
-        payload = bytes(self.payload)
-        if self.extended:
-            return (
-                HEADER.pack(
-                    self.command, EXTENDED_MARKER, self.data_type, 0, self.parameter1,
-                    self.parameter2,
-                )
-                + EXTENSION.pack(len(payload), self.data_count)
-                + payload
-            )
-        return (
-            HEADER.pack(
-                self.command, len(payload), self.data_type, self.data_count, self.parameter1,
+    def header_bytes(self, payload_size: int | None = None) -> bytes:
+        """The header, announcing ``payload_size`` (by default the payload's).
+
+        The extended form is used when the message is extended or when a 16-bit
+        size cannot announce ``payload_size`` (0xFFFF would read as the marker).
+        """
+        if payload_size is None:
+            payload_size = len(self.payload)
+        if self.extended or payload_size >= EXTENDED_MARKER:
+            return HEADER.pack(
+                self.command, EXTENDED_MARKER, self.data_type, 0, self.parameter1,
                 self.parameter2,
-            )
-            + payload
+            ) + EXTENSION.pack(payload_size, self.data_count)
+        return HEADER.pack(
+            self.command, payload_size, self.data_type, self.data_count, self.parameter1,
+            self.parameter2,
         )
+
+    def to_bytes(self) -> bytes:
+        return self.header_bytes() + bytes(self.payload)
 
     __bytes__ = to_bytes
 
@@ -413,7 +415,7 @@ class ErrorResponse(_StatusField, Message):
     command = Command.ERROR
     sender = Role.SERVER
     FIELDS = {"cid": "parameter1", "status": "parameter2"}
-    PAYLOAD_FIELDS = ("original_request", "error_message")
+    PAYLOAD_FIELDS = ("original_request", "original_payload_size", "error_message")
 
     def _split(self) -> tuple[Message, str]:
         if self._decoded is None:
@@ -426,8 +428,9 @@ class ErrorResponse(_StatusField, Message):
                 raise DecodeError("ERROR message too short for the copy of the request header")
             command, _size, data_type, data_count, p1, p2, header_size = header
             # The copy is of the header only: its payload is not repeated.
-            original = message_class(command, Role.CLIENT).from_wire(
-                data_type, data_count, p1, p2, b"", header_size == EXTENDED_HEADER_SIZE
+            original = make_message(
+                command, Role.CLIENT, data_type, data_count, p1, p2, b"",
+                header_size == EXTENDED_HEADER_SIZE,
             )
             text = raw[header_size:].split(b"\0", 1)[0].decode("utf-8", "replace")
             self._decoded = (original, text)
@@ -449,8 +452,17 @@ class ErrorResponse(_StatusField, Message):
     def error_message(self) -> str:
         return self._split()[1]
 
-    def _encode_payload(self, original_request: Message, error_message: str = "") -> bytes:
-        header = original_request.to_bytes()[: original_request.header_size]
+    def _encode_payload(
+        self,
+        original_request: Message,
+        error_message: str = "",
+        original_payload_size: int | None = None,
+    ) -> bytes:
+        """The quoted header announces the request's payload size (given, or that
+        of ``original_request``), though the payload itself is not repeated."""
+        request = original_request
+        size = len(request.payload) if original_payload_size is None else original_payload_size
+        header = request.header_bytes(size)
         return header + error_message.encode("utf-8") + b"\0"
 
 

@@ -219,3 +219,21 @@ def test_close_disconnects_open_channels():
     closed = circuit.close("end")
     assert [c.name for c in closed] == ["PV:A"]
     assert closed[0].state is ChannelState.DISCONNECTED and closed[0].closed == "end"
+
+
+def test_empty_plain_update_does_not_end_a_subscription():
+    """A zero-element update of a plain type has no payload, like the reply to
+    EVENT_CANCEL; without a cancel in flight it leaves the subscription alone."""
+    circuit = Circuit()
+    connect(circuit)
+    circuit.handle(
+        m.EventAddRequest(data_type=DBRType.DOUBLE, data_count=0, sid=100, subscriptionid=5,
+                          mask=1),
+        CLIENT,
+    )
+    empty = circuit.handle(
+        m.EventCancelResponse(data_type=DBRType.DOUBLE, data_count=0, sid=100, subscriptionid=5),
+        SERVER,
+    )
+    assert empty.anomaly is None and empty.subscription.active
+    assert 5 in circuit.subscriptions
