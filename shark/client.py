@@ -1,0 +1,647 @@
+"""An asyncio Channel Access client built on the decoder.
+
+Names are found by UDP search, sent to the addresses given (127.0.0.1:5064
+by default: never a broadcast address unless one is given, and the socket is
+not allowed to broadcast anyway) and repeated with a doubling interval until a
+server answers. One TCP circuit is opened per server and shared by its
+channels; each keeps its state in ``Circuit(strict=True)``, fed both
+directions, so a server that breaks the protocol loses its circuit. When a
+circuit is lost its channels are searched for again and, once found, created
+again with their subscriptions; reads and writes in flight fail with
+:class:`CAError` (ECA_DISCONN).
+
+It is built for debugging and tests, not speed: every operation takes a
+timeout and raises :class:`TimeoutError` past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import itertools
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from decoder import (
+    ECA,
+    AccessRights,
+    Circuit,
+    DecodeError,
+    EventMask,
+    ProtocolError,
+    Role,
+    StreamFramer,
+)
+from decoder import messages as m
+from decoder.dbr import DBRType, DBRValue
+from decoder.framing import split_datagram
+from decoder.protocol import ADDRESS_OF_SENDER, MINOR_VERSION, SERVER_PORT
+from decoder.status import eca_name
+
+from .convert import from_python
+
+__all__ = ["CAError", "Client", "ClientChannel", "ClientSubscription"]
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+_READ_CHUNK = 1 << 16
+#: Search requests per datagram are kept under this size (an Ethernet payload).
+_MAX_SEARCH_DATAGRAM = 1400
+_FIRST_SEARCH_INTERVAL = 0.03
+_END = object()
+
+
+class CAError(Exception):
+    """A request the server (or the loss of its circuit) failed, with its ECA code."""
+
+    def __init__(self, status: int, text: str = "") -> None:
+        super().__init__(f"{eca_name(status)}: {text}" if text else eca_name(status))
+        self.status = status
+
+
+class ClientChannel:
+    """A channel by name: connected to one server, or being searched for."""
+
+    def __init__(self, client: Client, name: str, cid: int) -> None:
+        self.client = client
+        self.name = name
+        self.cid = cid
+        self.sid: int | None = None
+        self.native_type: DBRType | None = None
+        self.native_count: int | None = None
+        self.access_rights = AccessRights.NONE
+        self.circuit: _ClientCircuit | None = None
+        self.subscriptions: set[ClientSubscription] = set()
+        self.error: CAError | None = None
+        self._connected = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set() and self.error is None
+
+    @property
+    def server(self) -> Address | None:
+        """The (host, port) of the server the channel is on, when connected."""
+        return self.circuit.address if self.connected and self.circuit else None
+
+    async def wait_connected(self) -> None:
+        """Return once connected; raise the server's refusal (CREATE_CH_FAIL)."""
+        await self._connected.wait()
+        if self.error is not None:
+            raise self.error
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "searching"
+        return f"ClientChannel({self.name!r}, {state})"
+
+
+class ClientSubscription:
+    """Updates of one channel: an async iterator of DBRValues, or a callback.
+
+    Made by :meth:`Client.subscribe`; it is (re)added on the server whenever the
+    channel (re)connects, until :meth:`cancel`.
+    """
+
+    def __init__(self, channel: ClientChannel, subscriptionid: int, data_type: int | None,
+                 count: int | None, mask: int, callback: Callable[[DBRValue], Any] | None,
+                 ) -> None:
+        self.channel = channel
+        self.subscriptionid = subscriptionid
+        self.data_type = data_type
+        self.count = count
+        self.mask = mask
+        self.callback = callback
+        self.active = True
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def __aiter__(self) -> ClientSubscription:
+        return self
+
+    async def __anext__(self) -> DBRValue:
+        item = await self._queue.get()
+        if item is _END:
+            self._queue.put_nowait(_END)
+            raise StopAsyncIteration
+        return item
+
+    async def cancel(self, timeout: float | None = None) -> None:
+        """Stop the updates (EVENT_CANCEL, waiting for its reply when connected)."""
+        if not self.active:
+            return
+        self.active = False
+        self.channel.subscriptions.discard(self)
+        circuit = self.channel.circuit
+        try:
+            if self.channel.connected and circuit is not None:
+                timeout = self.channel.client.timeout if timeout is None else timeout
+                await asyncio.wait_for(circuit.cancel(self), timeout)
+        finally:
+            self._queue.put_nowait(_END)
+
+    def _deliver(self, value: DBRValue) -> None:
+        if self.callback is not None:
+            self.callback(value)
+        else:
+            self._queue.put_nowait(value)
+
+    def _end(self) -> None:
+        self.active = False
+        self._queue.put_nowait(_END)
+
+
+class Client:
+    """A CA client. Use ``async with Client(...) as client`` or start()/stop().
+
+    ``addresses`` are where searches go; ``bind_host`` the local address of
+    the search socket; ``timeout`` the default of every operation, in seconds.
+    After ``echo_interval`` seconds of silence a circuit is probed with ECHO,
+    and dropped if another interval passes without a word from the server.
+    """
+
+    def __init__(
+        self,
+        addresses: Sequence[Address] = (("127.0.0.1", SERVER_PORT),),
+        *,
+        bind_host: str = "127.0.0.1",
+        timeout: float = 2.0,
+        max_search_interval: float = 5.0,
+        echo_interval: float = 30.0,
+        priority: int = 0,
+        client_name: str | None = None,
+        host_name: str | None = None,
+    ) -> None:
+        self.addresses = list(addresses)
+        self.bind_host = bind_host
+        self.timeout = timeout
+        self.max_search_interval = max_search_interval
+        self.echo_interval = echo_interval
+        self.priority = priority
+        self.client_name = client_name or _user_name()
+        self.host_name = host_name or socket.gethostname()
+        self.channels: dict[str, ClientChannel] = {}
+        self._circuits: dict[Address, _ClientCircuit] = {}
+        self._searching: dict[int, ClientChannel] = {}
+        self._search_now = asyncio.Event()
+        self._search_reset = False
+        self._search_task: asyncio.Task | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._ids = itertools.count(1)
+        self._stopping = False
+
+    async def __aenter__(self) -> Client:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open the search socket; names asked for from now on are searched."""
+        loop = asyncio.get_running_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(
+            lambda: _SearchListener(self), local_addr=(self.bind_host, 0)
+        )
+        self._search_task = asyncio.create_task(self._search_loop())
+
+    async def stop(self) -> None:
+        """Close every circuit and the search socket; end every subscription."""
+        self._stopping = True
+        if self._search_task is not None:
+            self._search_task.cancel()
+            await asyncio.gather(self._search_task, return_exceptions=True)
+        circuits = list(self._circuits.values())
+        for circuit in circuits:
+            circuit.close()
+        await asyncio.gather(*(c.task for c in circuits), return_exceptions=True)
+        if self._udp is not None:
+            self._udp.close()
+        for channel in self.channels.values():
+            for sub in channel.subscriptions:
+                sub._end()
+
+    # -- the API -------------------------------------------------------------------
+
+    def channel(self, name: str) -> ClientChannel:
+        """The channel of ``name``, searched for from the first time it is asked."""
+        channel = self.channels.get(name)
+        if channel is None:
+            channel = self.channels[name] = ClientChannel(self, name, next(self._ids))
+            self._search([channel], urgent=True)
+        return channel
+
+    async def connect(self, name: str, timeout: float | None = None) -> ClientChannel:
+        """The channel of ``name``, once connected."""
+        channel = self.channel(name)
+        await asyncio.wait_for(channel.wait_connected(), self._timeout(timeout))
+        return channel
+
+    async def read(self, name: str, data_type: int | None = None, count: int | None = None,
+                   timeout: float | None = None) -> DBRValue:
+        """Read with READ_NOTIFY, in ``data_type`` (default: native) and ``count``
+        elements (default: all current ones, or the native count before CA 4.13)."""
+        return await asyncio.wait_for(self._read(name, data_type, count),
+                                      self._timeout(timeout))
+
+    async def write(self, name: str, value: Any, *, notify: bool = True,
+                    data_type: int | None = None, timeout: float | None = None) -> None:
+        """Write ``value`` (a scalar or a sequence). Text goes as DBR_STRING unless
+        ``data_type`` says otherwise, so the server converts it as an IOC would
+        (an enum's state name, a number in text). With ``notify`` (WRITE_NOTIFY)
+        wait for the server's status and raise CAError on failure; without it
+        (WRITE) only the sending is waited for."""
+        await asyncio.wait_for(self._write(name, value, notify, data_type),
+                               self._timeout(timeout))
+
+    def subscribe(self, name: str, data_type: int | None = None, *,
+                  mask: int = EventMask.VALUE | EventMask.ALARM, count: int | None = None,
+                  callback: Callable[[DBRValue], Any] | None = None) -> ClientSubscription:
+        """Subscribe to ``name`` (EVENT_ADD) in ``data_type`` (default: native).
+
+        Iterate the result (``async for value in sub``) or give ``callback``;
+        the first update comes as soon as the channel connects.
+        """
+        channel = self.channel(name)
+        sub = ClientSubscription(channel, next(self._ids), data_type, count, mask, callback)
+        channel.subscriptions.add(sub)
+        if channel.connected and channel.circuit is not None:
+            channel.circuit.subscribe(sub)
+        return sub
+
+    async def echo(self, timeout: float | None = None) -> None:
+        """Send ECHO on every circuit and wait for all the replies."""
+        circuits = [c for c in self._circuits.values() if c.ready]
+        await asyncio.wait_for(asyncio.gather(*(c.echo() for c in circuits)),
+                               self._timeout(timeout))
+
+    # -- inside --------------------------------------------------------------------
+
+    def _timeout(self, timeout: float | None) -> float:
+        return self.timeout if timeout is None else timeout
+
+    async def _connected(self, name: str) -> tuple[ClientChannel, _ClientCircuit]:
+        """The channel of ``name`` and its circuit, once connected."""
+        channel = self.channel(name)
+        while True:
+            await channel.wait_connected()
+            if channel.circuit is not None:  # not lost again since
+                return channel, channel.circuit
+
+    async def _read(self, name: str, data_type: int | None, count: int | None) -> DBRValue:
+        channel, circuit = await self._connected(name)
+        return await circuit.read(channel, data_type, count)
+
+    async def _write(self, name: str, value: Any, notify: bool, data_type: int | None) -> None:
+        channel, circuit = await self._connected(name)
+        assert channel.native_type is not None
+        if data_type is None:
+            data_type = DBRType.STRING if _is_text(value) else channel.native_type
+        elif not DBRType.STRING <= data_type <= DBRType.DOUBLE:
+            raise ValueError(f"writes take a plain DBR type, not {data_type}")
+        values = from_python(value, data_type)
+        await circuit.write(channel, data_type, values, notify)
+
+    def _search(self, channels: list[ClientChannel], urgent: bool) -> None:
+        """Look ``channels`` up; ``urgent`` restarts the back-off from its shortest interval."""
+        for channel in channels:
+            self._searching[channel.cid] = channel
+        self._search_reset = self._search_reset or urgent
+        self._search_now.set()
+
+    async def _search_loop(self) -> None:
+        # A timer sets the event rather than wait_for() timing the wait: Python 3.11's
+        # wait_for can swallow a cancellation that comes as its timeout expires.
+        loop = asyncio.get_running_loop()
+        interval = _FIRST_SEARCH_INTERVAL
+        while True:
+            if self._search_reset:
+                interval, self._search_reset = _FIRST_SEARCH_INTERVAL, False
+            self._search_now.clear()
+            if not self._searching:
+                await self._search_now.wait()
+                continue
+            self._send_searches()
+            timer = loop.call_later(interval, self._search_now.set)
+            try:
+                await self._search_now.wait()
+            finally:
+                timer.cancel()
+            interval = min(interval * 2, self.max_search_interval)
+
+    def _send_searches(self) -> None:
+        assert self._udp is not None
+        datagrams, current = [], [m.VersionRequest(priority=0).to_bytes()]
+        for channel in self._searching.values():
+            request = m.SearchRequest(name=channel.name, cid=channel.cid).to_bytes()
+            if sum(map(len, current)) + len(request) > _MAX_SEARCH_DATAGRAM and len(current) > 1:
+                datagrams.append(b"".join(current))
+                current = current[:1]
+            current.append(request)
+        datagrams.append(b"".join(current))
+        for address in self.addresses:
+            for datagram in datagrams:
+                self._udp.sendto(datagram, address)
+
+    def _found(self, reply: m.SearchResponse, source: Address) -> None:
+        channel = self._searching.pop(reply.cid, None)
+        if channel is None or self._stopping:  # another server's answer, or a late one
+            return
+        host = source[0] if reply.ip == ADDRESS_OF_SENDER else socket.inet_ntoa(
+            reply.ip.to_bytes(4, "big"))
+        address = (host, reply.port)
+        circuit = self._circuits.get(address)
+        if circuit is None:
+            circuit = self._circuits[address] = _ClientCircuit(self, address)
+        circuit.attach(channel)
+
+    def _circuit_lost(self, circuit: _ClientCircuit, urgent: bool) -> None:
+        """A circuit ended: search its channels again (``urgent``: restart the back-off)."""
+        if self._circuits.get(circuit.address) is circuit:
+            del self._circuits[circuit.address]
+        if self._stopping:
+            return
+        channels = [ch for ch in circuit.channels.values() if ch.error is None]
+        for channel in channels:
+            channel.circuit = None
+            channel.sid = None
+            channel._connected.clear()
+        if channels:
+            self._search(channels, urgent=urgent)
+
+
+class _SearchListener(asyncio.DatagramProtocol):
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        try:
+            replies = split_datagram(data, Role.SERVER)
+        except DecodeError as error:
+            replies = error.messages  # type: ignore[attr-defined]
+        for reply in replies:
+            if isinstance(reply, m.SearchResponse):
+                self.client._found(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("search socket: %s", exc)
+
+
+class _ClientCircuit:
+    """The TCP circuit to one server and the requests waiting on it."""
+
+    def __init__(self, client: Client, address: Address) -> None:
+        self.client = client
+        self.address = address
+        self.state = Circuit(strict=True)
+        self.framer = StreamFramer(Role.SERVER)
+        self.channels: dict[int, ClientChannel] = {}
+        self.ready = False
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._subscriptions: dict[int, ClientSubscription] = {}
+        self._cancels: dict[int, asyncio.Future] = {}
+        self._echoes: deque[asyncio.Future | None] = deque()
+        self._last_heard = 0.0
+        self._probing = False
+        self._failed = False
+        self.task = asyncio.create_task(self._run())
+
+    def attach(self, channel: ClientChannel) -> None:
+        self.channels[channel.cid] = channel
+        channel.circuit = self
+        if self.ready:
+            self._send(m.CreateChanRequest(name=channel.name, cid=channel.cid))
+
+    def close(self) -> None:
+        self.task.cancel()
+
+    # -- requests ------------------------------------------------------------------
+
+    def _default_count(self, channel: ClientChannel, count: int | None) -> int:
+        if count is not None:
+            return count
+        dynamic = (self.state.server_version or 0) >= MINOR_VERSION
+        return 0 if dynamic else channel.native_count or 1
+
+    async def read(self, channel: ClientChannel, data_type: int | None,
+                   count: int | None) -> DBRValue:
+        ioid = next(self.client._ids)
+        request = m.ReadNotifyRequest(
+            data_type=channel.native_type if data_type is None else data_type,
+            data_count=self._default_count(channel, count), sid=channel.sid, ioid=ioid)
+        return await self._request(request, ioid)
+
+    async def write(self, channel: ClientChannel, data_type: int, values: list[Any],
+                    notify: bool) -> None:
+        ioid = next(self.client._ids)
+        fields = {"data_type": data_type, "data_count": len(values), "sid": channel.sid,
+                  "ioid": ioid, "data": values}
+        if not notify:
+            self._send(m.WriteRequest(**fields))
+            await self._drain()
+            return
+        await self._request(m.WriteNotifyRequest(**fields), ioid)
+
+    def _event_fields(self, sub: ClientSubscription) -> dict[str, Any]:
+        channel = sub.channel
+        return {"data_type": channel.native_type if sub.data_type is None else sub.data_type,
+                "data_count": self._default_count(channel, sub.count), "sid": channel.sid,
+                "subscriptionid": sub.subscriptionid}
+
+    def subscribe(self, sub: ClientSubscription) -> None:
+        self._subscriptions[sub.subscriptionid] = sub
+        self._send(m.EventAddRequest(**self._event_fields(sub), mask=sub.mask))
+
+    async def cancel(self, sub: ClientSubscription) -> None:
+        future = self._cancels[sub.subscriptionid] = asyncio.get_running_loop().create_future()
+        self._send(m.EventCancelRequest(**self._event_fields(sub)))
+        try:
+            await future
+        finally:
+            self._cancels.pop(sub.subscriptionid, None)
+            self._subscriptions.pop(sub.subscriptionid, None)
+
+    async def echo(self) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._echoes.append(future)
+        self._send(m.EchoRequest())
+        await future
+
+    async def _request(self, request: m.Message, ioid: int) -> Any:
+        future = self._pending[ioid] = asyncio.get_running_loop().create_future()
+        try:
+            self._send(request)
+            return await future
+        finally:
+            self._pending.pop(ioid, None)
+
+    def _send(self, message: m.Message) -> None:
+        if self._writer is None:
+            raise CAError(ECA.ECA_DISCONN, f"circuit to {self.address} not connected")
+        self.state.handle(message, Role.CLIENT)
+        self._writer.write(message.to_bytes())
+
+    async def _drain(self) -> None:
+        if self._writer is not None:
+            await self._writer.drain()
+
+    # -- the circuit's life --------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(*self.address), self.client.timeout)
+            self._send(m.VersionRequest(priority=self.client.priority))
+            self._send(m.HostNameRequest(name=self.client.host_name))
+            self._send(m.ClientNameRequest(name=self.client.client_name))
+            self.ready = True
+            for channel in self.channels.values():
+                self._send(m.CreateChanRequest(name=channel.name, cid=channel.cid))
+            watchdog = asyncio.create_task(self._watch())
+            try:
+                await self._receive(reader)
+            finally:
+                watchdog.cancel()
+        except (OSError, asyncio.TimeoutError, DecodeError, ProtocolError, CAError) as error:
+            log.info("circuit to %s lost: %s", self.address, error)
+            self._failed = True
+        finally:
+            self._end()
+
+    async def _receive(self, reader: asyncio.StreamReader) -> None:
+        loop = asyncio.get_running_loop()
+        while data := await reader.read(_READ_CHUNK):
+            self._last_heard, self._probing = loop.time(), False
+            for message in self.framer.feed(data):
+                self._dispatch(message)
+
+    async def _watch(self) -> None:
+        """ECHO after ``echo_interval`` of silence; drop the circuit after another one."""
+        loop = asyncio.get_running_loop()
+        interval = self.client.echo_interval
+        self._last_heard = loop.time()
+        while True:
+            await asyncio.sleep(interval)
+            if loop.time() - self._last_heard < interval:
+                continue
+            if self._probing:
+                log.info("server %s silent after ECHO: dropping its circuit", self.address)
+                assert self._writer is not None
+                self._writer.transport.abort()
+                return
+            self._probing = True
+            self._echoes.append(None)
+            self._send(m.EchoRequest())
+
+    def _end(self) -> None:
+        # A server that closed a working circuit may be back at once (a restart); one
+        # that broke the protocol or could not be reached waits for the back-off.
+        urgent, self.ready = self.ready and not self._failed, False
+        self.state.close()
+        if self._writer is not None:
+            self._writer.transport.abort()
+        lost = CAError(ECA.ECA_DISCONN, f"circuit to {self.address} lost")
+        for future in [*self._pending.values(), *self._cancels.values(), *self._echoes]:
+            if future is not None and not future.done():
+                future.set_exception(lost)
+        self.client._circuit_lost(self, urgent)
+
+    # -- what the server says ------------------------------------------------------
+
+    def _dispatch(self, message: m.Message) -> None:
+        self.state.handle(message, Role.SERVER)
+        kind = type(message)
+        if kind is m.CreateChanResponse:
+            self._connected(message)
+        elif kind is m.AccessRightsResponse:
+            channel = self.channels.get(message.cid)
+            if channel is not None:
+                channel.access_rights = AccessRights(message.access_rights & 3)
+        elif kind in (m.CreateChFailResponse, m.ServerDisconnResponse):
+            self._dropped(message)
+        elif kind is m.ReadNotifyResponse:
+            self._answer(message.ioid, message.status, lambda: message.data)
+        elif kind is m.WriteNotifyResponse:
+            self._answer(message.ioid, message.status, lambda: None)
+        elif kind is m.EventAddResponse:
+            self._update(message)
+        elif kind is m.EventCancelResponse:
+            future = self._cancels.get(message.subscriptionid)
+            if future is not None and not future.done():
+                future.set_result(None)
+        elif kind is m.EchoResponse:
+            future = self._echoes.popleft() if self._echoes else None
+            if future is not None and not future.done():
+                future.set_result(None)
+        elif kind is m.ErrorResponse:
+            self._error(message)
+
+    def _connected(self, message: m.CreateChanResponse) -> None:
+        channel = self.channels.get(message.cid)
+        if channel is None:
+            return
+        channel.sid = message.sid
+        channel.native_type = DBRType(message.data_type)
+        channel.native_count = message.data_count
+        channel._connected.set()
+        for sub in list(channel.subscriptions):
+            self.subscribe(sub)
+
+    def _dropped(self, message: m.Message) -> None:
+        """CREATE_CH_FAIL fails the channel; SERVER_DISCONN sends it searching again."""
+        channel = self.channels.pop(message.cid, None)
+        if channel is None:
+            return
+        channel.circuit = None
+        channel.sid = None
+        if isinstance(message, m.CreateChFailResponse):
+            channel.error = CAError(ECA.ECA_UKNCHAN, f"server refused channel {channel.name}")
+            del self.client.channels[channel.name]
+            channel._connected.set()
+        else:
+            channel._connected.clear()
+            self.client._search([channel], urgent=True)
+
+    def _answer(self, ioid: int, status: int, result: Callable[[], Any]) -> None:
+        future = self._pending.get(ioid)
+        if future is None or future.done():
+            return
+        if status & 1:  # libca's test of success
+            future.set_result(result())
+        else:
+            future.set_exception(CAError(status))
+
+    def _update(self, message: m.EventAddResponse) -> None:
+        sub = self._subscriptions.get(message.subscriptionid)
+        if sub is None or not sub.active:
+            return
+        if message.status & 1:
+            sub._deliver(message.data)
+        else:
+            log.warning("update of %s: %s", sub.channel.name, eca_name(message.status))
+
+    def _error(self, message: m.ErrorResponse) -> None:
+        original = message.original_request
+        ioid = getattr(original, "ioid", None)
+        future = self._pending.get(ioid) if ioid is not None else None
+        if future is not None and not future.done():
+            future.set_exception(CAError(message.status, message.error_message))
+        else:
+            log.warning("server %s: %s for %s: %s", self.address, eca_name(message.status),
+                        original.command_name, message.error_message)
+
+
+def _is_text(value: Any) -> bool:
+    if isinstance(value, (str, bytes)):
+        return True
+    return isinstance(value, (list, tuple)) and any(isinstance(v, (str, bytes)) for v in value)
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "shark"

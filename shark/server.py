@@ -1,0 +1,687 @@
+"""An asyncio Channel Access server built on the decoder.
+
+It serves PVs held in memory (:class:`PV`): it answers UDP name searches,
+sends beacons, and runs one TCP circuit per client, answering reads in any DBR
+type the way an IOC converts them, applying writes, and posting subscription
+updates when a value, an alarm or a property changes, whether through a
+client's write or through :meth:`Server.set`. It exists to replay what a
+capture shows and to be a controllable peer in tests, so it favours being
+exact about the protocol over speed.
+
+Each circuit frames what the client sends with ``StreamFramer(Role.CLIENT)``
+and keeps its state in ``Circuit(strict=True)``, fed both directions: a client
+that breaks the protocol (undecodable bytes, unknown ids, commands a client may
+not send) gets an ERROR message quoting the offending request and its circuit
+is closed; other circuits go on. Nothing is bound but the host given, and
+beacons go only where told (loopback by default, never broadcast).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from decoder import (
+    ECA,
+    AccessRights,
+    Circuit,
+    DecodeError,
+    EventMask,
+    ProtocolError,
+    Role,
+    StreamFramer,
+)
+from decoder import messages as m
+from decoder.dbr import EPICS_EPOCH_OFFSET, DBRType, DBRValue, encode, layout
+from decoder.framing import split_datagram
+from decoder.messages import decode_header, make_message
+from decoder.protocol import (
+    ADDRESS_OF_SENDER,
+    EXTENDED_HEADER_SIZE,
+    MINOR_VERSION,
+    REPEATER_PORT,
+    SERVER_PORT,
+    SearchReply,
+)
+
+from .convert import LIMITS, ConversionError, convert, from_python, to_dbr
+
+__all__ = ["DEFAULT_BEACON_ADDRESS", "PV", "Server"]
+
+log = logging.getLogger(__name__)
+
+#: Where beacons go unless told otherwise: the CA repeater on this host.
+DEFAULT_BEACON_ADDRESS = ("127.0.0.1", REPEATER_PORT)
+#: Bytes waiting in a circuit's send buffer beyond which subscription updates
+#: are coalesced (only the latest per subscription is kept) until it drains.
+HIGH_WATER = 1 << 20
+_READ_CHUNK = 1 << 16
+_LAST_READABLE_TYPE = DBRType.CTRL_DOUBLE
+_UNSET: Any = object()
+_PROPERTIES = ("units", "precision", "enum_strings", *LIMITS)
+#: Limits a PV has unless told: an EPICS 7 IOC reports the alarm and warning
+#: limits of a record without alarm severities as NaN, the others as 0.
+_DEFAULT_LIMITS = {
+    name: math.nan if "alarm" in name or "warning" in name else 0.0 for name in LIMITS
+}
+
+
+class PV:
+    """One process variable: native type, values and the metadata an IOC keeps.
+
+    ``data_type`` is one of the seven native DBR types (``DBRType.DOUBLE`` ...);
+    ``value`` a scalar or a sequence, converted to that type; ``count`` the
+    largest number of elements (default: as many as ``value`` has), which CA
+    clients see as the channel's native count. Limits are keyword arguments
+    named as in ``db_access.h`` (``upper_disp_limit``, ``lower_alarm_limit``,
+    ``upper_ctrl_limit`` ...); alarm and warning limits default to NaN, as an
+    IOC reports them for a record without alarm severities, the others to 0.
+    ``timestamp`` is in Unix seconds (default: now).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        data_type: int,
+        value: Any = 0,
+        *,
+        count: int | None = None,
+        units: str = "",
+        precision: int = 0,
+        enum_strings: Sequence[str] = (),
+        status: int = 0,
+        severity: int = 0,
+        timestamp: float | None = None,
+        writable: bool = True,
+        **limits: float,
+    ) -> None:
+        self.name = name
+        self.data_type = DBRType(data_type)
+        if self.data_type > DBRType.DOUBLE:
+            raise ValueError(f"{self.data_type.dbr_name} is not a native value type")
+        unknown = limits.keys() - set(LIMITS)
+        if unknown:
+            raise TypeError(f"unknown PV metadata: {', '.join(sorted(unknown))}")
+        self.enum_strings = list(enum_strings)
+        self.values = from_python(value, self.data_type, self.enum_strings)
+        self.count = max(1, len(self.values)) if count is None else count
+        if len(self.values) > self.count:
+            raise ValueError(f"{len(self.values)} values for a PV of {self.count} elements")
+        self.units = units
+        self.precision = precision
+        self.limits = {name: float(limits.get(name, _DEFAULT_LIMITS[name])) for name in LIMITS}
+        self.status = status
+        self.severity = severity
+        self.timestamp = time.time() if timestamp is None else timestamp
+        self.writable = writable
+
+    @property
+    def value(self) -> Any:
+        """The value: a scalar for a one-element PV, else the list of values."""
+        return self.values[0] if self.count == 1 and self.values else list(self.values)
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the values, under the DBR field names."""
+        seconds = self.timestamp - EPICS_EPOCH_OFFSET
+        whole = max(0, int(seconds))
+        return {
+            "status": self.status, "severity": self.severity, "seconds": whole,
+            "nanoseconds": min(999_999_999, max(0, int((seconds - whole) * 1e9))),
+            "units": self.units, "precision": self.precision,
+            "enum_strings": self.enum_strings, **self.limits,
+        }
+
+    def read(self, data_type: int, count: int | None = None) -> DBRValue:
+        """The value as a read in ``data_type`` gets it (a DBRValue of ``count``
+        elements, all current ones by default). Raises ConversionError."""
+        return to_dbr(data_type, self.values, self.data_type, self.metadata(), count)
+
+    def update(
+        self,
+        value: Any = _UNSET,
+        *,
+        status: int | None = None,
+        severity: int | None = None,
+        timestamp: float | None = None,
+        **properties: Any,
+    ) -> EventMask:
+        """Change what is given; return the events this makes (VALUE|LOG for a new
+        value, ALARM for a new status or severity, PROPERTY for new metadata).
+        The timestamp becomes ``timestamp``, or now when a value or alarm is given."""
+        unknown = properties.keys() - set(_PROPERTIES)
+        if unknown:
+            raise TypeError(f"unknown PV metadata: {', '.join(sorted(unknown))}")
+        events = EventMask.NONE
+        if properties:
+            events |= self._set_properties(properties)
+        if value is not _UNSET:
+            events |= self._set_values(from_python(value, self.data_type, self.enum_strings))
+        alarm = (self.status if status is None else status,
+                 self.severity if severity is None else severity)
+        if alarm != (self.status, self.severity):
+            self.status, self.severity = alarm
+            events |= EventMask.ALARM
+        if timestamp is not None:
+            self.timestamp = timestamp
+        elif value is not _UNSET or status is not None or severity is not None:
+            self.timestamp = time.time()
+        return events
+
+    def write(self, data: Any) -> EventMask:
+        """Apply a client's write (a DBRValue of a plain type); return the events.
+        Raises ConversionError when the values have no meaning in the native type."""
+        source = layout(data.dbr_type).native_type
+        values = convert(data.values, source, self.data_type, enum_strings=self.enum_strings,
+                         precision=self.precision)
+        events = self._set_values(_as_list(values))
+        self.timestamp = time.time()
+        return events
+
+    def _set_values(self, values: list[Any]) -> EventMask:
+        if len(values) > self.count:
+            raise ConversionError(f"{len(values)} values for a PV of {self.count} elements")
+        if self.count == 1 and not values:
+            raise ConversionError("no value for a scalar PV")
+        changed = values != self.values
+        self.values = values
+        return EventMask.VALUE | EventMask.LOG if changed else EventMask.NONE
+
+    def _set_properties(self, properties: dict[str, Any]) -> EventMask:
+        before = self.metadata()
+        for name, new in properties.items():
+            if name in LIMITS:
+                self.limits[name] = float(new)
+            else:
+                setattr(self, name, list(new) if name == "enum_strings" else new)
+        return EventMask.PROPERTY if self.metadata() != before else EventMask.NONE
+
+    def __repr__(self) -> str:
+        return f"PV({self.name!r}, {self.data_type.dbr_name}, {self.value!r})"
+
+
+def _as_list(values: Any) -> list[Any]:
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+def _read_payload(pv: PV, data_type: int, count: int) -> tuple[int, int, bytes]:
+    """(status, data_count, payload) of a read of ``count`` elements (0: all current
+    ones). A failed conversion gives ECA_GETFAIL and zeros, as rsrv does."""
+    wanted = len(pv.values) if count == 0 else count
+    try:
+        return ECA.ECA_NORMAL, wanted, encode(data_type, pv.read(data_type, wanted), wanted)
+    except ConversionError:
+        return ECA.ECA_GETFAIL, count, bytes(layout(data_type).size(count))
+
+
+class _Refused(Exception):
+    """A request that ends its circuit: answered by an ERROR message, then closed."""
+
+    def __init__(self, request: m.Message, status: int, text: str,
+                 payload_size: int | None = None) -> None:
+        super().__init__(text)
+        self.request = request
+        self.status = status
+        self.payload_size = payload_size
+
+
+class _Subscription:
+    __slots__ = ("circuit", "subscriptionid", "sid", "pv", "data_type", "count", "mask")
+
+    def __init__(self, circuit: _ServerCircuit, msg: m.EventAddRequest, pv: PV) -> None:
+        self.circuit = circuit
+        self.subscriptionid = msg.subscriptionid
+        self.sid = msg.sid
+        self.pv = pv
+        self.data_type = msg.data_type
+        self.count = msg.data_count
+        self.mask = msg.mask
+
+
+class Server:
+    """A CA server for ``pvs``. Use ``async with Server(...) as server`` or
+    :meth:`start` / :meth:`stop`.
+
+    ``port`` is the UDP port searches come to (0: any free one); ``tcp_port``
+    the one circuits connect to (default: the same number as ``port``; 0: any
+    free one). Both are known after start as :attr:`udp_port` and
+    :attr:`tcp_port`. Beacons go to ``beacon_address`` (None: no beacons), at
+    intervals doubling from 20 ms up to ``beacon_period`` seconds.
+    """
+
+    def __init__(
+        self,
+        pvs: Iterable[PV],
+        *,
+        host: str = "127.0.0.1",
+        port: int = SERVER_PORT,
+        tcp_port: int | None = None,
+        beacon_address: tuple[str, int] | None = DEFAULT_BEACON_ADDRESS,
+        beacon_period: float = 15.0,
+    ) -> None:
+        self.pvs: dict[str, PV] = {pv.name: pv for pv in pvs}
+        self.host = host
+        self._port = port
+        self._tcp_port = port if tcp_port is None else tcp_port
+        self.beacon_address = beacon_address
+        self.beacon_period = beacon_period
+        self.udp_port = 0
+        self.tcp_port = 0
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.base_events.Server | None = None
+        self._beacons: asyncio.Task | None = None
+        self._circuits: dict[_ServerCircuit, asyncio.Task] = {}
+        self._subscriptions: dict[str, set[_Subscription]] = {}
+        self._next_sid = 1
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Bind the UDP and TCP ports and start beaconing."""
+        loop = asyncio.get_running_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(
+            lambda: _SearchResponder(self), local_addr=(self.host, self._port)
+        )
+        self.udp_port = self._udp.get_extra_info("sockname")[1]
+        try:
+            self._tcp = await asyncio.start_server(self._serve, self.host, self._tcp_port)
+        except OSError:
+            await self.stop()
+            raise
+        self.tcp_port = self._tcp.sockets[0].getsockname()[1]
+        if self.beacon_address is not None:
+            self._beacons = asyncio.create_task(self._beacon_loop())
+
+    async def stop(self) -> None:
+        """Close every circuit and socket; return when all is closed."""
+        if self._beacons is not None:
+            self._beacons.cancel()
+        if self._tcp is not None:
+            self._tcp.close()
+        # Aborting the transport ends a circuit's reader at once; cancelling its task
+        # instead would trip asyncio's stream server, which expects callbacks to finish.
+        for circuit in list(self._circuits):
+            circuit.writer.transport.abort()
+        if self._circuits:
+            await asyncio.wait(list(self._circuits.values()), timeout=2.0)
+        if self._beacons is not None:
+            await asyncio.gather(self._beacons, return_exceptions=True)
+        if self._tcp is not None:
+            await self._tcp.wait_closed()
+        if self._udp is not None:
+            self._udp.close()
+            await self._udp.get_protocol().closed  # the port is free once this is done
+
+    @property
+    def circuit_count(self) -> int:
+        """How many clients are connected."""
+        return len(self._circuits)
+
+    def add(self, pv: PV) -> None:
+        """Serve ``pv`` too (or instead of a PV of the same name)."""
+        self.remove(pv.name)
+        self.pvs[pv.name] = pv
+
+    def remove(self, name: str) -> None:
+        """Stop serving ``name``: its channels get SERVER_DISCONN (clients search again)."""
+        pv = self.pvs.pop(name, None)
+        if pv is not None:
+            for circuit in list(self._circuits):
+                circuit.disconnect(pv)
+
+    def set(self, name: str, value: Any = _UNSET, *, force: bool = False, **changes: Any) -> None:
+        """Change a PV from outside (value, ``status``, ``severity``, ``timestamp``,
+        ``units``, limits ...) and post the updates this makes to subscribers.
+        ``force`` posts a value and alarm update even when nothing changed, as a
+        record processed with a monitor deadband of -1 does."""
+        pv = self.pvs[name]
+        events = pv.update(value, **changes)
+        if force:
+            events |= EventMask.VALUE | EventMask.LOG | EventMask.ALARM
+        self._post(pv, events)
+
+    # -- inside --------------------------------------------------------------------
+
+    def _new_sid(self) -> int:
+        sid = self._next_sid
+        self._next_sid = (sid + 1) & 0xFFFFFFFF
+        return sid
+
+    def _post(self, pv: PV, events: EventMask) -> None:
+        """Send an update to every subscription of ``pv`` whose mask takes ``events``."""
+        if not events:
+            return
+        encoded: dict[tuple[int, int], tuple[int, int, bytes]] = {}
+        for sub in list(self._subscriptions.get(pv.name, ())):
+            if sub.mask & events:
+                key = (sub.data_type, sub.count)
+                if key not in encoded:
+                    encoded[key] = _read_payload(pv, sub.data_type, sub.count)
+                sub.circuit.post(sub, *encoded[key])
+
+    def _watch(self, sub: _Subscription) -> None:
+        self._subscriptions.setdefault(sub.pv.name, set()).add(sub)
+
+    def _unwatch(self, sub: _Subscription) -> None:
+        self._subscriptions.get(sub.pv.name, set()).discard(sub)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        circuit = _ServerCircuit(self, reader, writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._circuits[circuit] = task
+        try:
+            await circuit.run()
+        finally:
+            del self._circuits[circuit]
+
+    async def _beacon_loop(self) -> None:
+        assert self._udp is not None and self.beacon_address is not None
+        address = self._udp.get_extra_info("sockname")[0]
+        address = int.from_bytes(socket.inet_aton(address), "big")
+        interval, beaconid = 0.02, 0
+        while True:
+            beacon = m.Beacon(server_port=self.tcp_port, beaconid=beaconid, address=address)
+            self._udp.sendto(beacon.to_bytes(), self.beacon_address)
+            beaconid = (beaconid + 1) & 0xFFFFFFFF
+            await asyncio.sleep(interval)
+            interval = min(interval * 2, self.beacon_period)
+
+
+class _SearchResponder(asyncio.DatagramProtocol):
+    """Answers UDP searches for the names the server has; NOT_FOUND only when
+    the search asks for it (DO_REPLY), since libca's own searches say DONT_REPLY."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set_result(None)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            requests = split_datagram(data, Role.CLIENT)
+        except DecodeError as error:
+            requests = error.messages  # type: ignore[attr-defined]
+        version = m.VersionResponse()
+        replies: list[m.Message] = []
+        for request in requests:
+            if isinstance(request, m.VersionRequest):
+                version = m.VersionResponse(priority=request.priority,
+                                            sequence_number=request.sequence_number)
+            elif isinstance(request, m.SearchRequest):
+                if request.name in self.server.pvs:
+                    replies.append(m.SearchResponse(
+                        port=self.server.tcp_port, ip=ADDRESS_OF_SENDER, cid=request.cid,
+                        version=MINOR_VERSION))
+                elif request.reply == SearchReply.DO_REPLY:
+                    replies.append(m.NotFoundResponse(
+                        reply=request.reply, version=request.version, cid=request.cid,
+                        parameter2=request.parameter2))
+        if replies and self.transport is not None:
+            self.transport.sendto(b"".join(r.to_bytes() for r in [version, *replies]), addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("search socket: %s", exc)
+
+
+class _ServerCircuit:
+    """One client's TCP circuit."""
+
+    def __init__(self, server: Server, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.peer = writer.get_extra_info("peername")
+        self.framer = StreamFramer(Role.CLIENT)
+        self.state = Circuit(strict=True)
+        self.channels: dict[int, PV] = {}
+        self.subscriptions: dict[int, _Subscription] = {}
+        #: Updates held back (events off, or a full send buffer), latest per subscription.
+        self._held: dict[int, m.Message] = {}
+        self._flush = asyncio.Event()
+        # Reader and flusher both wait for the send buffer; Python 3.10's streams
+        # allow only one waiter at a time.
+        self._drain_lock = asyncio.Lock()
+        self._handlers = {
+            m.VersionRequest: _ignore, m.ClientNameRequest: _ignore,
+            m.HostNameRequest: _ignore, m.EventsOffRequest: _ignore,
+            m.ReadSyncRequest: _ignore, m.EventsOnRequest: self._events_on,
+            m.CreateChanRequest: self._create_channel, m.ClearChannelRequest: self._clear,
+            m.ReadNotifyRequest: self._read_notify, m.ReadRequest: self._read,
+            m.WriteRequest: self._write, m.WriteNotifyRequest: self._write_notify,
+            m.EventAddRequest: self._event_add, m.EventCancelRequest: self._event_cancel,
+            m.EchoRequest: self._echo,
+        }
+
+    async def run(self) -> None:
+        flusher = asyncio.create_task(self._flush_held())
+        try:
+            self._send(m.VersionResponse())
+            await self._receive()
+        except _Refused as refusal:
+            log.info("closing circuit of %s: %s", self.peer, refusal)
+            self._send(m.ErrorResponse(
+                cid=getattr(refusal.request, "cid", 0xFFFFFFFF), status=refusal.status,
+                original_request=refusal.request, error_message=str(refusal),
+                original_payload_size=refusal.payload_size))
+        except OSError as error:  # the client went away while we wrote
+            log.debug("circuit of %s: %s", self.peer, error)
+        finally:
+            flusher.cancel()
+            await self._close()
+
+    async def _receive(self) -> None:
+        while data := await self.reader.read(_READ_CHUNK):
+            try:
+                requests = self.framer.feed(data)
+            except DecodeError as error:
+                for request in error.messages:  # type: ignore[attr-defined]
+                    self._handle(request)
+                raise self._unframeable(error) from None
+            for request in requests:
+                self._handle(request)
+            await self._drain()
+
+    def _unframeable(self, error: DecodeError) -> _Refused:
+        """The refusal of a header claiming more than the framer accepts."""
+        rest = self.framer.clear()
+        command, size, data_type, count, p1, p2, header_size = decode_header(rest)
+        request = make_message(command, Role.CLIENT, data_type, count, p1, p2, b"",
+                               header_size == EXTENDED_HEADER_SIZE)
+        return _Refused(request, ECA.ECA_TOLARGE, str(error), size)
+
+    def _handle(self, request: m.Message) -> None:
+        try:
+            attribution = self.state.handle(request, Role.CLIENT)
+        except ProtocolError as error:
+            raise _Refused(request, ECA.ECA_INTERNAL, str(error)) from None
+        handler = self._handlers.get(type(request))
+        if handler is None:
+            raise _Refused(request, ECA.ECA_INTERNAL,
+                           f"{request.command_name} is not a request a client may send")
+        try:
+            handler(request, attribution.channel and self.channels.get(attribution.channel.sid))
+        except DecodeError as error:
+            raise _Refused(request, ECA.ECA_INTERNAL, str(error)) from None
+
+    def _send(self, message: m.Message) -> None:
+        self.state.handle(message, Role.SERVER)
+        self.writer.write(message.to_bytes())
+
+    def _error(self, request: m.Message, status: int, text: str) -> None:
+        cid = self.state.channels_by_sid[request.sid].cid
+        self._send(m.ErrorResponse(cid=cid, status=status, original_request=request,
+                                   error_message=text))
+
+    # -- requests ------------------------------------------------------------------
+
+    def _create_channel(self, request: m.CreateChanRequest, _: PV | None) -> None:
+        pv = self.server.pvs.get(request.name)
+        if pv is None:
+            self._send(m.CreateChFailResponse(cid=request.cid))
+            return
+        sid = self.server._new_sid()
+        self.channels[sid] = pv
+        rights = AccessRights.READ | (AccessRights.WRITE if pv.writable else AccessRights.NONE)
+        self._send(m.AccessRightsResponse(cid=request.cid, access_rights=rights))
+        self._send(m.CreateChanResponse(data_type=pv.data_type, data_count=pv.count,
+                                        cid=request.cid, sid=sid))
+
+    def _clear(self, request: m.ClearChannelRequest, _: PV | None) -> None:
+        self.channels.pop(request.sid, None)
+        for sub in [s for s in self.subscriptions.values() if s.sid == request.sid]:
+            self._drop(sub)
+        self._send(m.ClearChannelResponse(sid=request.sid, cid=request.cid))
+
+    def _readable(self, request: m.Message, pv: PV) -> bool:
+        """Check a read's type and count; a bad type ends the circuit (as in rsrv),
+        a count beyond the PV's gets an ERROR message."""
+        if not 0 <= request.data_type <= _LAST_READABLE_TYPE:
+            raise _Refused(request, ECA.ECA_BADTYPE, f"cannot read DBR type {request.data_type}")
+        if request.data_count > pv.count:
+            self._error(request, ECA.ECA_BADCOUNT,
+                        f"{pv.name} has {pv.count} elements, {request.data_count} asked for")
+            return False
+        return True
+
+    def _read_notify(self, request: m.ReadNotifyRequest, pv: PV) -> None:
+        if self._readable(request, pv):
+            status, count, payload = _read_payload(pv, request.data_type, request.data_count)
+            self._send(m.ReadNotifyResponse(data_type=request.data_type, data_count=count,
+                                            status=status, ioid=request.ioid, payload=payload))
+
+    def _read(self, request: m.ReadRequest, pv: PV) -> None:
+        if self._readable(request, pv):
+            status, count, payload = _read_payload(pv, request.data_type, request.data_count)
+            if status != ECA.ECA_NORMAL:
+                self._error(request, status, f"{pv.name} cannot be read as DBR type "
+                                             f"{request.data_type}")
+                return
+            self._send(m.ReadResponse(data_type=request.data_type, data_count=count,
+                                      sid=request.sid, ioid=request.ioid, payload=payload))
+
+    def _apply_write(self, request: m.WriteRequest | m.WriteNotifyRequest, pv: PV) -> int:
+        if not pv.writable:
+            return ECA.ECA_NOWTACCESS
+        if not 0 <= request.data_type <= DBRType.DOUBLE:
+            return ECA.ECA_BADTYPE
+        if request.data_count > pv.count:
+            return ECA.ECA_BADCOUNT
+        data = request.data  # a DecodeError here is the client's garbage
+        try:
+            events = pv.write(data)
+        except ConversionError as error:
+            log.debug("write to %s refused: %s", pv.name, error)
+            return ECA.ECA_PUTFAIL
+        self.server._post(pv, events)
+        return ECA.ECA_NORMAL
+
+    def _write(self, request: m.WriteRequest, pv: PV) -> None:
+        status = self._apply_write(request, pv)
+        if status != ECA.ECA_NORMAL:
+            self._error(request, status, f"write to {pv.name} failed")
+
+    def _write_notify(self, request: m.WriteNotifyRequest, pv: PV) -> None:
+        status = self._apply_write(request, pv)
+        self._send(m.WriteNotifyResponse(data_type=request.data_type,
+                                         data_count=request.data_count, status=status,
+                                         ioid=request.ioid))
+
+    def _event_add(self, request: m.EventAddRequest, pv: PV) -> None:
+        sub = _Subscription(self, request, pv)  # reads the mask: may raise DecodeError
+        if not self._readable(request, pv):
+            return
+        self.subscriptions[sub.subscriptionid] = sub
+        self.server._watch(sub)
+        self.post(sub, *_read_payload(pv, sub.data_type, sub.count))
+
+    def _event_cancel(self, request: m.EventCancelRequest, _: PV | None) -> None:
+        sub = self.subscriptions.get(request.subscriptionid)
+        if sub is not None:
+            self._drop(sub)
+        self._send(m.EventCancelResponse(data_type=request.data_type,
+                                         data_count=request.data_count, sid=request.sid,
+                                         subscriptionid=request.subscriptionid))
+
+    def disconnect(self, pv: PV) -> None:
+        """Drop the channels of a PV the server no longer has (SERVER_DISCONN)."""
+        for sid in [sid for sid, served in self.channels.items() if served is pv]:
+            del self.channels[sid]
+            for sub in [s for s in self.subscriptions.values() if s.sid == sid]:
+                self._drop(sub)
+            self._send(m.ServerDisconnResponse(cid=self.state.channels_by_sid[sid].cid))
+
+    def _echo(self, request: m.EchoRequest, _: PV | None) -> None:
+        self._send(m.EchoResponse())
+
+    def _events_on(self, request: m.EventsOnRequest, _: PV | None) -> None:
+        self._flush.set()
+
+    # -- subscription updates ------------------------------------------------------
+
+    def post(self, sub: _Subscription, status: int, count: int, payload: bytes) -> None:
+        """Send an update now, or hold it (replacing an older one) while events are
+        off or the client is not reading fast enough."""
+        update = m.EventAddResponse(data_type=sub.data_type, data_count=count, status=status,
+                                    subscriptionid=sub.subscriptionid, payload=payload)
+        if self.state.events_on and not self._held and self._buffered() < HIGH_WATER:
+            self._send(update)
+        else:
+            self._held[sub.subscriptionid] = update
+            self._flush.set()
+
+    async def _drain(self) -> None:
+        async with self._drain_lock:
+            await self.writer.drain()
+
+    def _buffered(self) -> int:
+        return self.writer.transport.get_write_buffer_size()
+
+    async def _flush_held(self) -> None:
+        with contextlib.suppress(OSError):  # the client went away: the reader sees it too
+            while True:
+                await self._flush.wait()
+                self._flush.clear()
+                while self._held and self.state.events_on:
+                    if self._buffered() >= HIGH_WATER:
+                        await self._drain()
+                        continue
+                    subid = next(iter(self._held))
+                    self._send(self._held.pop(subid))
+
+    def _drop(self, sub: _Subscription) -> None:
+        del self.subscriptions[sub.subscriptionid]
+        self._held.pop(sub.subscriptionid, None)
+        self.server._unwatch(sub)
+
+    async def _close(self) -> None:
+        for sub in list(self.subscriptions.values()):
+            self._drop(sub)
+        self.state.close()
+        self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), timeout=1.0)
+        except (asyncio.TimeoutError, OSError):
+            self.writer.transport.abort()
+
+
+def _ignore(request: m.Message, _: PV | None) -> None:
+    """Requests whose only effect is on the circuit state (names, flow control)."""
+
