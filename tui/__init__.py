@@ -1,0 +1,1 @@
+"""The Textual terminal interface of shark: it presents what the shark package produces."""
