@@ -55,7 +55,7 @@ class StreamFramer:
         try:
             out.extend(self.messages())
         except DecodeError as error:
-            error.messages = out  # type: ignore[attr-defined]
+            error.messages = out
             raise
         return out
 
@@ -150,5 +150,5 @@ def split_datagram(
 
 def _fail(reason: str, offset: int, messages: list[Message]) -> None:
     error = DecodeError(f"bad datagram at byte {offset}: {reason}", offset)
-    error.messages = messages  # type: ignore[attr-defined]
+    error.messages = messages
     raise error

@@ -380,7 +380,7 @@ class _SearchListener(asyncio.DatagramProtocol):
         try:
             replies = split_datagram(data, Role.SERVER)
         except DecodeError as error:
-            replies = error.messages  # type: ignore[attr-defined]
+            replies = error.messages
         for reply in replies:
             if isinstance(reply, m.SearchResponse):
                 self.client._found(reply, addr)

@@ -417,7 +417,7 @@ class _SearchResponder(asyncio.DatagramProtocol):
         try:
             requests = split_datagram(data, Role.CLIENT)
         except DecodeError as error:
-            requests = error.messages  # type: ignore[attr-defined]
+            requests = error.messages
         version = m.VersionResponse()
         replies: list[m.Message] = []
         for request in requests:
@@ -492,7 +492,7 @@ class _ServerCircuit:
             try:
                 requests = self.framer.feed(data)
             except DecodeError as error:
-                for request in error.messages:  # type: ignore[attr-defined]
+                for request in error.messages:
                     self._handle(request)
                 raise self._unframeable(error) from None
             for request in requests:

@@ -1,0 +1,87 @@
+"""What the capture layer yields: one :class:`Record` per CA message, gap or error."""
+
+from __future__ import annotations
+
+from decoder import Message, Role
+
+__all__ = ["ERROR", "GAP", "MESSAGE", "Record"]
+
+#: A decoded CA message (``record.message``).
+MESSAGE = "message"
+#: Bytes of a TCP direction missing from the capture (``record.size`` of them).
+GAP = "gap"
+#: Bytes that could not be decoded as CA (``record.size`` of them, ``record.reason``).
+ERROR = "error"
+
+
+class Record:
+    """A CA message, or a gap or error, with where and when it was seen.
+
+    ``frame`` and ``time`` are those of the packet that completed the message (for a
+    message spread over TCP segments, the last one). ``src`` and ``dst`` are
+    ``"ip:port"`` (IPv6 as ``"[ip]:port"``). ``circuit`` numbers the TCP connections
+    on CA ports from 1 in order of first appearance (None for UDP). ``sender`` is who
+    sent it (:class:`decoder.Role`), None if unknown.
+    """
+
+    __slots__ = (
+        "kind", "frame", "time", "src", "dst", "transport", "circuit", "sender", "message",
+        "_size", "reason",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        frame: int,
+        time: float,
+        src: str,
+        dst: str,
+        transport: str,
+        circuit: int | None,
+        sender: Role | None,
+        message: Message | None,
+        size: int = 0,
+        reason: str = "",
+    ) -> None:
+        self.kind = kind
+        self.frame = frame
+        self.time = time
+        self.src = src
+        self.dst = dst
+        #: "tcp" or "udp".
+        self.transport = transport
+        self.circuit = circuit
+        self.sender = sender
+        #: The decoded message (MESSAGE records), else None.
+        self.message = message
+        self._size = size
+        #: Why, for GAP and ERROR records.
+        self.reason = reason
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire (MESSAGE), missing (GAP) or not decodable (ERROR)."""
+        return self._size if self.message is None else self.message.size
+
+    @property
+    def command(self) -> int | None:
+        return None if self.message is None else self.message.command
+
+    @property
+    def command_name(self) -> str:
+        """The message's command name; ``GAP`` or ``UNDECODED`` for the other kinds (not
+        ``ERROR``, which is a CA command of its own)."""
+        if self.message is not None:
+            return self.message.command_name
+        return "GAP" if self.kind == GAP else "UNDECODED"
+
+    def __repr__(self) -> str:
+        where = f"{self.transport}"
+        if self.circuit is not None:
+            where += f"#{self.circuit}"
+        sender = "?" if self.sender is None else self.sender.name
+        what = repr(self.message) if self.message is not None else (
+            f"{self.command_name}({self.size} bytes: {self.reason})"
+        )
+        return (f"<Record frame={self.frame} {self.src} -> {self.dst} {where} {sender} "
+                f"{what}>")

@@ -1,0 +1,212 @@
+"""Finding where a CA message starts in bytes of unknown alignment.
+
+A TCP direction loses its framing after a gap (bytes missing from the capture), after
+bytes that do not frame as CA, or when the capture starts in the middle of a
+connection. :func:`find_message_start` is the one heuristic that recovers it. The CA
+header has no magic number, so it relies on how constrained real headers are.
+
+*Plausible* header (:func:`plausible_header`), what every real header satisfies:
+
+1. The command id is a 16-bit big-endian number of a command that travels over TCP
+   (0-27 less the obsolete SNAPSHOT, BUILD, READ_BUILD, SIGNAL and the UDP-only
+   RSRV_IS_UP, REPEATER_CONFIRM, REPEATER_REGISTER): the first byte is zero.
+2. The payload size is a multiple of 8 (the protocol pads every payload) and at most
+   ``max_payload``. The extended (24-byte) form is only used for sizes or counts that
+   do not fit the 16-byte one.
+3. Per command, the fields real peers send: VERSION has no payload, a priority below
+   100, a minor version 1-255 and parameter2 zero; ECHO, EVENTS_ON/OFF and READ_SYNC
+   are all zeros but the command; CLEAR_CHANNEL, ACCESS_RIGHTS (rights 0-3),
+   CREATE_CH_FAIL and SERVER_DISCONN have no payload, data type or count; EVENT_CANCEL
+   has no payload and a DBR type; NOT_FOUND repeats the search id; a data message
+   (EVENT_ADD, READ, WRITE, READ_NOTIFY, WRITE_NOTIFY) names a DBR type 0-38 and its
+   payload is empty, is EVENT_ADD's 16-byte subscription request, or is exactly the
+   padded size of ``data_count`` elements of that type (a one-element DBR_STRING write
+   may be shorter: libca sends only the string); any other payload is at most
+   :data:`MAX_OTHER_PAYLOAD` bytes (names, error texts).
+
+Headers without a payload are poor evidence: ids are small numbers, so 16 bytes seen
+at a shift inside a run of pipelined requests look like another run of requests. The
+first message accepted, the *anchor*, must therefore vouch for itself through its
+payload: DBR data of exactly the size its type and count call for, a printable name
+ending in a NUL (CREATE_CHAN, SEARCH, CLIENT_NAME, HOST_NAME), a subscription request
+with a valid event mask, or an ERROR quoting a plausible request header. Messages
+before the first anchor are skipped.
+
+*Confirmation*: an anchor is accepted when a plausible header follows its message. A
+message longer than :data:`RESYNC_WINDOW` (only a data message can be) is accepted on
+its own, so that confirming never needs more than that window buffered. At the end of
+the stream an anchor whose message is complete is accepted without a successor.
+
+The scan for anchors runs as a regular expression over the bytes (command and size
+bytes), so that arrays are skipped at C speed; each match is then checked in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from decoder import dbr
+from decoder.framing import DEFAULT_MAX_PAYLOAD
+from decoder.messages import decode_header
+from decoder.protocol import EXTENDED_MARKER, Command
+
+__all__ = ["MAX_OTHER_PAYLOAD", "RESYNC_WINDOW", "find_message_start", "plausible_header"]
+
+#: Largest message confirmed by its successor; longer ones must be data messages whose
+#: size matches their DBR type and count, and are accepted on that evidence alone.
+RESYNC_WINDOW = 64 * 1024
+#: Largest payload of a message that carries no DBR data (PV names, error texts).
+MAX_OTHER_PAYLOAD = 16 * 1024
+
+#: Commands without a payload whose header fields are all zero as well.
+_ALL_ZERO = frozenset((Command.EVENTS_OFF, Command.EVENTS_ON, Command.READ_SYNC, Command.ECHO))
+#: Commands without a payload whose data type and count are zero.
+_IDS_ONLY = frozenset((
+    Command.CLEAR_CHANNEL, Command.ACCESS_RIGHTS, Command.CREATE_CH_FAIL,
+    Command.SERVER_DISCONN,
+))
+_DATA = frozenset((
+    Command.EVENT_ADD, Command.READ, Command.WRITE, Command.READ_NOTIFY, Command.WRITE_NOTIFY,
+))
+_NOT_ON_TCP = frozenset((
+    Command.SNAPSHOT, Command.BUILD, Command.READ_BUILD, Command.SIGNAL,
+    Command.RSRV_IS_UP, Command.REPEATER_CONFIRM, Command.REPEATER_REGISTER,
+))
+_TCP_COMMANDS = frozenset(c for c in Command if c not in _NOT_ON_TCP)
+_EVENT_ADD_REQUEST_SIZE = 16
+_MAX_DBR_TYPE = max(dbr.DBRType)
+
+_NAMED = frozenset((Command.SEARCH, Command.CREATE_CHAN, Command.CLIENT_NAME, Command.HOST_NAME))
+
+
+def _byte_class(values: Iterable[int]) -> bytes:
+    return b"[" + b"".join(b"\\x%02x" % value for value in sorted(values)) + b"]"
+
+
+# Where an anchor can start, as a regular expression so that the scan runs in C: a
+# command that can be one, then a payload size that is not zero and a multiple of 8
+# (or the extended marker).
+_ANCHOR_START = re.compile(
+    b"\\x00" + _byte_class(_DATA | _NAMED | {Command.ERROR})
+    + b"(?:[\\x00-\\xff]" + _byte_class(range(8, 256, 8)) + b"|[\\x01-\\xff]\\x00|\\xff\\xff)"
+)
+_STRING_WRITES = frozenset((Command.WRITE, Command.WRITE_NOTIFY))
+# Printable ASCII (and UTF-8 continuation/lead bytes) then a NUL, then zero padding.
+_NAME = re.compile(rb"[\x20-\x7e\x80-\xff]+\x00", re.DOTALL)
+
+
+def plausible_header(
+    buf: bytes | bytearray | memoryview, offset: int = 0, max_payload: int = DEFAULT_MAX_PAYLOAD
+) -> int | None:
+    """The length of the message whose header plausibly starts at ``offset`` (header and
+    payload), 0 when ``buf`` ends before the header does, None if implausible."""
+    header = decode_header(buf, offset)
+    if header is None:
+        return 0
+    return _plausible(header, max_payload)
+
+
+def _plausible(header: tuple, max_payload: int) -> int | None:
+    command, size, data_type, count, p1, p2, header_size = header
+    if command not in _TCP_COMMANDS or size % 8 or size > max_payload:
+        return None
+    if header_size != 16 and size < EXTENDED_MARKER - 8 and count < EXTENDED_MARKER:
+        return None  # an extended header nobody would have needed
+    if command == Command.VERSION:
+        ok = size == 0 and data_type < 100 and 0 < count < 256 and not p2
+    elif command in _ALL_ZERO:
+        ok = not (size or data_type or count or p1 or p2)
+    elif command in _IDS_ONLY:
+        ok = not (size or data_type or count) and (
+            command != Command.ACCESS_RIGHTS or p2 <= 3
+        )
+    elif command == Command.EVENT_CANCEL:
+        ok = size == 0 and data_type <= _MAX_DBR_TYPE
+    elif command == Command.NOT_FOUND:
+        ok = size == 0 and p1 == p2
+    elif command in _DATA:
+        ok = data_type <= _MAX_DBR_TYPE and (
+            size == 0
+            or (command == Command.EVENT_ADD and size == _EVENT_ADD_REQUEST_SIZE)
+            or _fits_dbr(command, data_type, count, size)
+        )
+    else:
+        ok = size <= MAX_OTHER_PAYLOAD
+    return header_size + size if ok else None
+
+
+def _fits_dbr(command: int, data_type: int, count: int, size: int) -> bool:
+    expected = -(-dbr.layout(data_type).size(count) // 8) * 8
+    if data_type == dbr.DBRType.STRING and count == 1 and command in _STRING_WRITES:
+        return 0 < size <= expected
+    return size == expected
+
+
+def _anchor(buf: bytes | bytearray | memoryview, header: tuple, body: int) -> bool | None:
+    """Whether a plausible message vouches for itself (see the module documentation);
+    None when that depends on payload bytes not in ``buf`` yet."""
+    command, size, data_type, count, _p1, _p2, _header_size = header
+    if not size:
+        return False
+    if command in _DATA:
+        if command != Command.EVENT_ADD or size != _EVENT_ADD_REQUEST_SIZE:
+            return True  # its size matches its DBR type and count
+        if body + size > len(buf):
+            return None
+        mask = int.from_bytes(buf[body + 12 : body + 14], "big")
+        return 0 < mask < 16 and buf[body + 14 : body + 16] == b"\0\0"
+    if body + size > len(buf):
+        return None
+    if command in _NAMED:
+        name = _NAME.match(buf, body, body + size)
+        return name is not None and name.end() > body + size - 8 and not any(
+            buf[name.end() : body + size]
+        )
+    if command == Command.ERROR:
+        quoted = decode_header(buf[body : body + size], 0)
+        return quoted is not None and quoted[0] in _TCP_COMMANDS
+    return False
+
+
+def find_message_start(
+    buf: bytes | bytearray | memoryview, final: bool = False, max_payload: int = DEFAULT_MAX_PAYLOAD
+) -> tuple[int, bool]:
+    """Where the first message that can be trusted starts in ``buf``.
+
+    Returns ``(offset, True)`` when an anchor is found and confirmed (see the module
+    documentation). Otherwise ``(offset, False)``: no byte before ``offset`` can start
+    an anchor, and whether one starts at ``offset`` or later needs more bytes.
+    ``final`` says no more bytes will come: then the answer is always decided, an
+    offset of ``len(buf)`` meaning there is no anchor in ``buf``.
+    """
+    end = len(buf)
+    pos = 0
+    while True:
+        match = _ANCHOR_START.search(buf, pos)
+        if match is None:
+            # an anchor's first four bytes could still start in the last three
+            return (end if final else max(pos, end - 3)), False
+        offset = match.start()
+        header = decode_header(buf, offset)
+        if header is None:  # cut by the end of the buffer
+            if final:
+                pos = offset + 1
+                continue
+            return offset, False
+        length = _plausible(header, max_payload)
+        anchor = length and _anchor(buf, header, offset + header[6])
+        if anchor is None and not final:
+            return offset, False
+        if not anchor:
+            pos = offset + 1
+            continue
+        if length > RESYNC_WINDOW:
+            return offset, True
+        after = offset + length
+        following = plausible_header(buf, after, max_payload) if after < end else 0
+        if following or (final and following == 0 and after <= end):
+            return offset, True
+        if following == 0 and not final:
+            return offset, False  # the successor is not in the buffer yet
+        pos = offset + 1

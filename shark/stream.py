@@ -1,0 +1,413 @@
+"""From a capture to CA messages: which traffic is CA, who sent it, and framing.
+
+:class:`CaReader` turns frames into :class:`shark.record.Record` objects: UDP datagrams
+are split with :func:`decoder.split_datagram`, each direction of a TCP circuit is
+reassembled (:mod:`shark.tcp`) and framed by its own :class:`decoder.StreamFramer`.
+
+Which traffic is CA
+-------------------
+*CA ports* are 5064 (server), 5065 (repeater), the ports given by the user, and every
+server port learned from the capture: the TCP port in a UDP search reply
+(``SearchResponse.port``) and a beacon's ``server_port``.
+
+* TCP: a connection with a CA port other than 5065 at either end.
+* UDP, in this order:
+
+  1. a datagram with a CA port at either end, or to or from a *CA client socket*
+     (an address and port that sent a datagram to a server port or to the repeater
+     port): decoded; bytes that do not decode give an ERROR record;
+  2. any other datagram, from or to a host that appeared in rule 1, that splits
+     exactly into messages with known command ids: decoded, silently ignored
+     otherwise. This catches what the CA repeater forwards from its ephemeral
+     per-client sockets, and the VERSION a libca client sends itself on shutdown.
+
+  A zero-length datagram (libca's registration with the repeater) carries no message.
+
+Who sent it
+-----------
+TCP: the side that sent the SYN is the client; without the handshake, the side whose
+port is a CA port is the server; otherwise the decoder guesses per message (the
+record's ``sender`` is then the role of the decoded form). UDP: from a server port,
+SERVER; to a server port, CLIENT; from the repeater port, REPEATER; to the repeater
+port, per message (beacons are the server's, registrations the client's); to a client
+socket registered with the repeater from elsewhere, REPEATER (forwarded beacons,
+confirmations); from a CA client socket, CLIENT; otherwise guessed per message.
+
+Framing errors
+--------------
+A TCP direction that starts mid-connection, follows a gap, or hits bytes that do not
+frame as CA (a header claiming more than ``max_payload``, or a command id the protocol
+does not define, checked as soon as a header is complete so that a garbage header
+cannot swallow what follows as its payload) is resynchronised by
+:func:`shark.resync.find_message_start`; the bytes skipped to get there are reported as
+one ERROR record, missing bytes as a GAP record. A direction that ends inside a message
+gives an ERROR record for the bytes left.
+
+Memory: per TCP direction, a framer holding at most one incomplete message (or the
+resynchronisation window), plus the reassembler's bounded out-of-order buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from decoder import (
+    Beacon,
+    Command,
+    DecodeError,
+    Message,
+    Role,
+    SearchResponse,
+    StreamFramer,
+    UnknownCommand,
+    split_datagram,
+)
+from decoder.framing import DEFAULT_MAX_PAYLOAD
+from decoder.protocol import REPEATER_PORT, SERVER_PORT
+
+from .capture import CaptureError, Frame, read_frames
+from .packets import TCP, Packet, PacketDecoder, format_address
+from .record import ERROR, GAP, MESSAGE, Record
+from .resync import find_message_start
+from .tcp import CLOSE, DATA, OPEN, Half, TcpEvent, TcpReassembler
+
+__all__ = ["CaReader", "read_records"]
+
+_MAX_COMMAND = max(Command)
+#: Endpoints and hosts remembered (UDP rules, address strings): past this many, a
+#: collection is emptied and learnt again, so that memory stays bounded.
+_MAX_REMEMBERED = 65536
+
+
+def read_records(
+    source: str | Path | BinaryIO, ports: Iterable[int] = (),
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+) -> Iterator[Record]:
+    """The CA records of a capture file (path, ``"-"`` for stdin, or binary stream).
+
+    Raises :class:`shark.capture.CaptureError` after the records that could be read
+    when the capture is damaged or truncated.
+    """
+    return CaReader(ports, max_payload).records(read_frames(source))
+
+
+class _Direction:
+    """The CA side of one TCP direction: framer, identity, resynchronisation state."""
+
+    __slots__ = (
+        "framer", "src", "dst", "circuit", "sender", "resync", "skipped", "cause", "head",
+    )
+
+    def __init__(self, src: str, dst: str, circuit: int, sender: Role | None,
+                 max_payload: int) -> None:
+        self.framer = StreamFramer(sender, max_payload)
+        self.src = src
+        self.dst = dst
+        self.circuit = circuit
+        self.sender = sender
+        #: Bytes buffered while looking for a message boundary; None when in sync.
+        self.resync: bytearray | None = None
+        #: Bytes given up since the loss of sync, and why sync was lost.
+        self.skipped = 0
+        self.cause = ""
+        #: The first two bytes (the command) of the message the framer is completing.
+        self.head = b""
+
+    def lose_sync(self, cause: str, skipped: int = 0) -> None:
+        """Start looking for a message boundary, giving up ``skipped`` bytes and those
+        buffered: a partial message, or bytes that cannot be chained over a gap."""
+        if self.resync is None:
+            self.skipped += self.framer.pending
+            self.framer.clear()
+            self.cause = cause
+        else:
+            self.skipped += len(self.resync)
+        self.skipped += skipped
+        self.resync = bytearray()
+
+
+class CaReader:
+    """Turns frames into CA records. One instance reads one capture.
+
+    ``ports`` are extra CA server ports; ``max_payload`` bounds the payload a TCP
+    message may claim (larger claims are framing errors).
+    """
+
+    def __init__(self, ports: Iterable[int] = (), max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+        self.max_payload = max_payload
+        #: Ports CA servers listen on (TCP and UDP): 5064, the user's, learned ones.
+        self.server_ports: set[int] = {SERVER_PORT, *ports}
+        self._packets = PacketDecoder()
+        self._tcp = TcpReassembler()
+        self._directions: dict[Half, _Direction] = {}
+        #: (ip, port) that sent UDP to a server port or the repeater port.
+        self._client_sockets: set[tuple[bytes, int]] = set()
+        #: Those of them that sent to the repeater port.
+        self._registered: set[tuple[bytes, int]] = set()
+        #: IP addresses seen on datagrams of UDP rule 1.
+        self._hosts: set[bytes] = set()
+        self._endpoints: dict[tuple[bytes, int], str] = {}
+
+    def records(self, frames: Iterable[Frame]) -> Iterator[Record]:
+        """Yield the records of ``frames``; at the end (or on a :class:`CaptureError`,
+        re-raised afterwards) every open TCP direction is flushed."""
+        decode = self._packets.decode
+        feed = self._tcp.feed
+        directions = self._directions
+        server_ports = self.server_ports
+        try:
+            for frame in frames:
+                packet = decode(frame)
+                if packet is None:
+                    continue
+                if packet.transport == TCP:
+                    if packet.sport in server_ports or packet.dport in server_ports:
+                        for event in feed(packet):
+                            direction = directions.get(event.half)
+                            if event.kind == DATA and direction is not None:  # most events
+                                out: list[Record] = []
+                                self._feed(direction, event.data, event.frame, event.time, out)
+                                yield from out
+                            else:
+                                yield from self._tcp_event(event)
+                else:
+                    yield from self._udp(packet)
+        except CaptureError:
+            yield from self._flush()
+            raise
+        yield from self._flush()
+
+    def _flush(self) -> Iterator[Record]:
+        for event in self._tcp.flush():
+            yield from self._tcp_event(event)
+
+    # -- UDP ---------------------------------------------------------------------------
+
+    def _udp(self, packet: Packet) -> list[Record]:
+        sport, dport = packet.sport, packet.dport
+        source, destination = (packet.src, sport), (packet.dst, dport)
+        server_ports = self.server_ports
+        clients = self._client_sockets
+        to_server = dport in server_ports
+        if to_server or dport == REPEATER_PORT:
+            _remember(clients, source)
+            if dport == REPEATER_PORT:
+                _remember(self._registered, source)
+        strict = (
+            to_server or sport in server_ports or sport == REPEATER_PORT
+            or dport == REPEATER_PORT or source in clients or destination in clients
+        )
+        if strict:
+            _remember(self._hosts, packet.src)
+            _remember(self._hosts, packet.dst)
+        elif packet.src not in self._hosts and packet.dst not in self._hosts:
+            return []
+        payload = packet.payload
+        if not payload:
+            return []
+        role = self._udp_role(sport, dport, source, destination)
+        error = None
+        try:
+            messages = split_datagram(payload, role, self.max_payload)
+        except DecodeError as exc:
+            if not strict:
+                return []
+            messages, error = exc.messages, exc
+        if not strict and any(type(m) is UnknownCommand for m in messages):
+            return []
+        src, dst = self._endpoint(*source), self._endpoint(*destination)
+        out = []
+        for message in messages:
+            self._learn(message)
+            out.append(Record(MESSAGE, packet.frame, packet.time, src, dst, "udp", None,
+                              role if role is not None else type(message).sender, message))
+        if error is not None:
+            out.append(Record(ERROR, packet.frame, packet.time, src, dst, "udp", None, role,
+                              None, len(payload) - (error.offset or 0), str(error)))
+        return out
+
+    def _udp_role(self, sport: int, dport: int, source: tuple[bytes, int],
+                  destination: tuple[bytes, int]) -> Role | None:
+        if sport in self.server_ports:
+            return Role.SERVER
+        if dport in self.server_ports:
+            return Role.CLIENT
+        if sport == REPEATER_PORT:
+            return Role.REPEATER
+        if dport == REPEATER_PORT:
+            return None
+        if destination in self._registered and source not in self._client_sockets:
+            return Role.REPEATER
+        if source in self._client_sockets:
+            return Role.CLIENT
+        return None
+
+    def _learn(self, message: Message) -> None:
+        """Note the server ports that search replies and beacons announce."""
+        if type(message) is SearchResponse and message.port:
+            self.server_ports.add(message.port)
+        elif type(message) is Beacon and message.server_port:
+            self.server_ports.add(message.server_port)
+
+    # -- TCP ---------------------------------------------------------------------------
+
+    def _tcp_event(self, event: TcpEvent) -> list[Record]:
+        """Records for an event (DATA for an established direction is handled inline)."""
+        kind = event.kind
+        half = event.half
+        direction = self._directions.get(half)
+        out: list[Record] = []
+        if kind == OPEN:
+            return out
+        if direction is None:
+            if kind == CLOSE:
+                return out
+            direction = self._direction(half)
+        if kind == DATA:
+            self._feed(direction, event.data, event.frame, event.time, out)
+        elif kind == GAP:
+            out.append(Record(GAP, event.frame, event.time, direction.src, direction.dst, "tcp",
+                              direction.circuit, direction.sender, None, event.size,
+                              f"{event.size} bytes missing from the capture ({event.reason})"))
+            direction.lose_sync("after a gap")
+        else:  # CLOSE
+            self._close(direction, event, out)
+            del self._directions[half]
+        return out
+
+    def _direction(self, half: Half) -> _Direction:
+        from_client = half.from_client
+        if from_client is None:  # no handshake seen: go by the ports
+            server_ports = self.server_ports
+            if half.dport in server_ports and half.sport not in server_ports:
+                from_client = True
+            elif half.sport in server_ports and half.dport not in server_ports:
+                from_client = False
+        sender = None if from_client is None else Role.CLIENT if from_client else Role.SERVER
+        direction = _Direction(
+            self._endpoint(half.src, half.sport), self._endpoint(half.dst, half.dport),
+            half.connection.number, sender, self.max_payload,
+        )
+        if half.connection.client is None:  # no SYN seen: the first byte may be anywhere
+            direction.lose_sync("capture starts inside the connection")
+        self._directions[half] = direction
+        return direction
+
+    def _feed(self, direction: _Direction, data: bytes | memoryview, frame: int, time: float,
+              out: list[Record]) -> None:
+        """Frame ``data``; resynchronise first if needed, and again on framing errors."""
+        while data:
+            if direction.resync is not None:
+                data = self._resync(direction, data, frame, time, out, final=False)
+                if not data:
+                    return
+            framer = direction.framer
+            chunk, data = data, b""
+            error = None
+            try:
+                messages = framer.feed(chunk)
+            except DecodeError as exc:
+                # The messages completed before the bad header are good.
+                messages, error = exc.messages, exc
+            sender, src, dst, circuit = (
+                direction.sender, direction.src, direction.dst, direction.circuit
+            )
+            for index, message in enumerate(messages):
+                if type(message) is UnknownCommand:
+                    # Out of sync: what was framed from here on is not to be trusted.
+                    data = b"".join(m.to_bytes() for m in messages[index:]) + framer.clear()
+                    data = data[1:]
+                    direction.lose_sync(f"unknown command {message.command}", 1)
+                    break
+                out.append(Record(
+                    MESSAGE, frame, time, src, dst, "tcp", circuit,
+                    sender if sender is not None else type(message).sender, message,
+                ))
+            else:
+                if error is not None:
+                    # Give up the first byte of the bad header and look again from the next.
+                    data = framer.clear()[1:]
+                    direction.lose_sync(f"bad header ({error})", 1)
+                elif framer.pending:
+                    data = self._check_incomplete(direction, chunk)
+
+    @staticmethod
+    def _check_incomplete(direction: _Direction, data: bytes | memoryview) -> bytes:
+        """Check the command of the message the framer is waiting to complete, so that a
+        garbage header cannot swallow the bytes that follow as the payload it claims.
+        Returns the bytes to look for a message boundary in if it is not a CA command."""
+        framer = direction.framer
+        pending = framer.pending
+        if pending <= len(data):  # the incomplete message starts in ``data``
+            start = len(data) - pending
+            direction.head = bytes(data[start : start + 2])
+        elif len(direction.head) < 2:  # its first byte came with the previous bytes
+            direction.head += bytes(data[: 2 - len(direction.head)])
+        else:
+            return b""  # checked already
+        command = int.from_bytes(direction.head, "big")
+        if len(direction.head) < 2 or command <= _MAX_COMMAND:
+            return b""
+        rest = framer.clear()
+        direction.lose_sync(f"unknown command {command}", 1)
+        return rest[1:]
+
+    def _resync(self, direction: _Direction, data: bytes | memoryview, frame: int, time: float,
+                out: list[Record], final: bool) -> bytes:
+        """Add bytes to the resynchronisation buffer; once a message boundary is found,
+        report what was skipped and return the bytes from the boundary on."""
+        buffer = direction.resync
+        buffer += data
+        offset, found = find_message_start(buffer, final, self.max_payload)
+        direction.skipped += offset
+        if not found:
+            del buffer[:offset]
+            return b""
+        rest = bytes(buffer[offset:])
+        direction.resync = None
+        if direction.skipped:
+            out.append(Record(
+                ERROR, frame, time, direction.src, direction.dst, "tcp", direction.circuit,
+                direction.sender, None, direction.skipped,
+                f"{direction.cause}: skipped {direction.skipped} bytes to the next message",
+            ))
+        direction.skipped = 0
+        return rest
+
+    def _close(self, direction: _Direction, event: TcpEvent, out: list[Record]) -> None:
+        """The direction ended: decode what a final resynchronisation finds, report the
+        bytes left over."""
+        while direction.resync is not None:
+            rest = self._resync(direction, b"", event.frame, event.time, out, final=True)
+            if direction.resync is not None:
+                break  # no message boundary in what was left
+            self._feed(direction, rest, event.frame, event.time, out)
+        left = direction.framer.pending + direction.skipped
+        if left:
+            cause = direction.cause if direction.resync is not None else "stream ends"
+            out.append(Record(
+                ERROR, event.frame, event.time, direction.src, direction.dst, "tcp",
+                direction.circuit, direction.sender, None, left,
+                f"{cause}: {left} bytes left at the end ({event.reason}) that make no "
+                "complete message",
+            ))
+
+    def _endpoint(self, address: bytes, port: int) -> str:
+        key = (address, port)
+        text = self._endpoints.get(key)
+        if text is None:
+            if len(self._endpoints) >= _MAX_REMEMBERED:
+                self._endpoints.clear()
+            host = format_address(address)
+            text = f"{host}:{port}" if len(address) == 4 else f"[{host}]:{port}"
+            self._endpoints[key] = text
+        return text
+
+
+def _remember(collection: set, item: object) -> None:
+    if item not in collection:
+        if len(collection) >= _MAX_REMEMBERED:
+            collection.clear()
+        collection.add(item)

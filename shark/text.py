@@ -1,0 +1,87 @@
+"""Records as one line of text each, for people: the fields that matter, names for numbers."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+from decoder import AccessRights, DBRValue, DecodeError, EventMask, Message, dbr
+
+from .record import Record
+
+__all__ = ["describe", "format_record"]
+
+#: Fields holding an IPv4 address as a 32-bit number.
+_ADDRESS_FIELDS = frozenset(("ip", "address", "repeater_address", "client_address"))
+#: Fields not worth a column: EVENT_ADD's deadbands are unused by every server; the
+#: type and count are shown together as DBR_X[n].
+_HIDDEN_FIELDS = frozenset(("low", "high", "to", "data_type", "data_count"))
+#: Array elements shown before "...".
+_ELEMENTS_SHOWN = 4
+
+
+def format_record(record: Record, start: float = 0.0) -> str:
+    """``frame time src -> dst transport sender COMMAND fields``; time is counted from
+    ``start``."""
+    where = record.transport if record.circuit is None else f"{record.transport}#{record.circuit}"
+    sender = "?" if record.sender is None else record.sender.name
+    if record.message is not None:
+        what = f"{record.message.command_name} {describe(record.message)}"
+    else:
+        what = f"{record.command_name} {record.size} bytes: {record.reason}"
+    return (f"{record.frame:6d} {record.time - start:11.6f} {record.src:>21} -> "
+            f"{record.dst:<21} {where:<6} {sender:<8} {what}").rstrip()
+
+
+def describe(message: Message) -> str:
+    """The named fields of a message as ``name=value`` pairs, payload decoded."""
+    parts = []
+    names = type(message).FIELDS
+    if "data_type" in names:
+        parts.append(f"{dbr.dbr_name(message.data_type)}[{message.data_count}]")
+    try:
+        for name, value in message.fields().items():
+            if name not in _HIDDEN_FIELDS:
+                parts.append(f"{name}={_value(message, name, value)}")
+    except DecodeError as exc:
+        parts.append(f"<undecodable payload: {exc}>")
+    return " ".join(parts)
+
+
+def _value(message: Message, name: str, value: Any) -> str:
+    if name == "status":
+        return message.status_name  # type: ignore[attr-defined]
+    if name in _ADDRESS_FIELDS:
+        return socket.inet_ntoa(struct.pack(">I", value))
+    if name == "access_rights":
+        return _flags(AccessRights, value)
+    if name == "mask":
+        return _flags(EventMask, value)
+    if name == "original_request":
+        return value.command_name
+    if isinstance(value, DBRValue):
+        return _dbr_value(value)
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _flags(flags: type[AccessRights] | type[EventMask], value: int) -> str:
+    """``READ|WRITE`` style names, spelled out member by member (Python 3.10 has no name
+    for a combination)."""
+    names = [flag.name for flag in flags if flag and flag & value == flag]
+    return "|".join(names) if names else "NONE"
+
+
+def _dbr_value(value: DBRValue) -> str:
+    values = value.values
+    if len(values) == 1:
+        shown = repr(value.value)
+    else:
+        head = [v.item() if hasattr(v, "item") else v for v in values[:_ELEMENTS_SHOWN]]
+        more = ", ..." if len(values) > _ELEMENTS_SHOWN else ""
+        shown = f"[{', '.join(map(repr, head))}{more}] ({len(values)})"
+    if value.severity:
+        shown += f" {value.severity_name}/{value.status_name}"
+    return shown

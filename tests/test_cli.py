@@ -1,0 +1,109 @@
+"""The ``shark`` command line."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from shark_helpers import capture, capture_streams, manifest, pcap_bytes, synthetic, tcp_frames
+
+import shark
+from shark.cli import main
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"shark {shark.__version__}"
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["read", "--help"])
+    assert exit_.value.code == 0
+    assert "--summary" in capsys.readouterr().out
+    assert main([]) == 2
+
+
+def test_read_prints_a_line_per_message(capsys: pytest.CaptureFixture[str]) -> None:
+    path = capture("ca_put_callback_and_errors.pcapng")
+    assert main(["read", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == manifest(path)["message_counts_by_command"]["total_ca_messages"]
+    assert any("WRITE_NOTIFY" in line and "status=ECA_PUTFAIL" in line for line in lines)
+    assert any(" ERROR " in line and "original_request=WRITE" in line for line in lines)
+    assert any("EVENT_ADD" in line and "mask=VALUE|ALARM" in line for line in lines)
+    first = lines[0].split()
+    assert first[:2] == ["1", "0.000000"] and first[3] == "->"
+
+
+def test_summary_table(capsys: pytest.CaptureFixture[str]) -> None:
+    path = capture("ca_server_restart.pcapng")
+    assert main(["read", "--summary", str(path)]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    assert rows["command"] == ["tcp", "c->s", "tcp", "s->c", "udp", "total"]
+    counts = manifest(path)["message_counts_by_command"]
+    assert rows["EVENT_ADD"] == ["4", "216", "0", "220"]
+    assert rows["RSRV_IS_UP"] == ["0", "0", str(counts["udp"]["13"]), str(counts["udp"]["13"])]
+    assert rows["messages"][-1] == str(counts["total_ca_messages"])
+
+
+def test_stdin_gzip_and_ports(tmp_path: Path) -> None:
+    """``-`` reads standard input, compressed or not (a real process, real pipe)."""
+    packed = gzip.compress(capture("ca_basic_default_port.pcap").read_bytes())
+    result = subprocess.run(
+        [sys.executable, "-m", "shark", "read", "-", "--summary", "--port", "5064"],
+        input=packed, capture_output=True, check=True,
+    )
+    assert result.stdout.decode().splitlines()[-1].split()[-1] == "79"
+
+
+def test_truncated_capture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = capture("ca_dbr_families.pcapng").read_bytes()
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(data[: len(data) // 2])
+    assert main(["read", str(cut)]) == 1
+    out, err = capsys.readouterr()
+    assert out.count("\n") > 10  # what could be read is printed
+    assert err.startswith("shark: error: ") and "truncated" in err and err.count("\n") == 1
+    assert main(["read", "--summary", str(cut)]) == 1
+    out, err = capsys.readouterr()
+    assert "messages" in out and "truncated" in err
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not a capture at all"])
+def test_unreadable_inputs(content: bytes | None, tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "input"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["read", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"shark: error: {path}: ") and err.count("\n") == 1
+
+
+def test_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["read", "x", "--port", "70000"])
+    assert exit_.value.code == 2
+
+
+def test_summary_of_a_damaged_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A circuit seen without its handshake, on a port only the user names, with a hole:
+    the sender is unknown ('tcp ?' column), GAP and UNDECODED rows follow the totals."""
+    client, server = capture_streams("ca_monitors_100hz.pcap")
+    segments = synthetic(b"".join(client), b"".join(server), [40], [100], drop=[(False, 30)],
+                         handshake=False)
+    frames = tcp_frames(segments[10:], server_port=7100, client_port=7200)
+    path = tmp_path / "damaged.pcap"
+    path.write_bytes(pcap_bytes([(f.time_ns, bytes(f.data)) for f in frames], 228))
+    assert main(["read", "--summary", str(path), "-p", "7100", "--port", "7200"]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    assert rows["command"] == ["tcp", "c->s", "tcp", "s->c", "tcp", "?", "udp", "total"]
+    assert rows["GAP"] == ["0", "0", "1", "0", "1"]
+    assert int(rows["UNDECODED"][-1]) >= 1
+    assert list(rows)[-2:] == ["GAP", "UNDECODED"] and "messages" in rows
