@@ -74,6 +74,10 @@ OUTPUT_TYPES = {"ao", "longout", "bo", "mbbo", "stringout", "waveform_out"}
 # --------------------------------------------------------------------------- host side
 
 
+#: The standard CA ports, used inside a private namespace where nothing else runs.
+SERVER_PORT, REPEATER_PORT = 5064, 5065
+
+
 def epics_env(port: int, repeater_port: int, max_array_bytes: int | None = None) -> dict[str, str]:
     """Environment pinning every EPICS process (client and server) to 127.0.0.1.
 
@@ -426,6 +430,7 @@ class _Runner:
 
     def __init__(self, spec: Mapping[str, Any], netns: bool) -> None:
         self.spec = spec
+        self.netns = netns
         self.work = Path(spec["workdir"])
         self.result: dict[str, Any] = {"ok": False, "errors": [], "namespace": None}
         if netns:
@@ -447,8 +452,12 @@ class _Runner:
         return self.result
 
     def _steps(self) -> None:
-        port = free_port()
-        repeater_port = free_port(avoid=[port])
+        if self.netns:
+            # The namespace is ours alone: use the standard ports, as a real site does.
+            port, repeater_port = SERVER_PORT, REPEATER_PORT
+        else:
+            port = free_port()
+            repeater_port = free_port(avoid=[port])
         env = dict(os.environ)
         env.update(epics_env(port, repeater_port, self.spec.get("max_array_bytes")))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
