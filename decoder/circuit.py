@@ -393,6 +393,9 @@ class Circuit:
 
     def _on_ClearChannelRequest(self, message: m.ClearChannelRequest, context: Any) -> Attribution:
         channel, problem = self._by_sid(message, context)
+        if channel.cid is None:  # joined mid-stream: the request tells the CID too
+            channel.cid = message.cid
+            self.channels_by_cid.setdefault(message.cid, channel)
         channel.state = ChannelState.CLEARING
         self._pending_clear[message.sid] = Pending(message, context, channel)
         return problem or Attribution(channel)

@@ -65,7 +65,7 @@ class UdpEvent:
     def __init__(self, search: Search | None = None, reply_to: Any = None,
                  beacon: BeaconTrack | None = None, beacon_anomaly: str | None = None) -> None:
         self.search = search
-        #: For a search reply: the context of the search's first request.
+        #: For a search reply: the context of the latest request it can answer.
         self.reply_to = reply_to
         self.beacon = beacon
         self.beacon_anomaly = beacon_anomaly
@@ -100,7 +100,7 @@ class Discovery:
             return self._reply(message, src, dst, context)
         if kind is m.NotFoundResponse:
             search = self.searches.get((dst, message.cid))
-            return UdpEvent(search, search.first if search else None)
+            return UdpEvent(search, search.last if search else None)
         if kind is m.Beacon:
             return self._beacon(message, src, context)
         if kind is m.RepeaterRegisterRequest:
@@ -132,7 +132,7 @@ class Discovery:
             return NOTHING
         server = src if message.ip == ADDRESS_OF_SENDER else message.ip
         search.replies.append((server, message.port, context))
-        return UdpEvent(search, search.first)
+        return UdpEvent(search, search.last)
 
     def _beacon(self, message: m.Beacon, src: Hashable, context: Any) -> UdpEvent:
         server = (message.address or src, message.server_port)

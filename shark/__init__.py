@@ -1,14 +1,16 @@
 """shark: packet analysis for EPICS Channel Access.
 
 ``shark.read(path)`` yields one :class:`~shark.record.Record` per CA message (or gap,
-or undecodable bytes) in a pcap or pcapng capture::
+or undecodable bytes) in a pcap or pcapng capture, each with the PV it concerns and,
+for a response, the request it answers and the latency::
 
     for record in shark.read("capture.pcapng"):
-        print(record.time, record.src, record.dst, record.message)
+        print(record.time, record.src, record.dst, record.pv, record.message)
 
 The layers, each usable on its own: :mod:`shark.capture` (files to frames),
 :mod:`shark.packets` (frames to UDP/TCP packets), :mod:`shark.tcp` (reassembly),
-:mod:`shark.stream` (packets to CA records, using the sans-I/O :mod:`decoder`).
+:mod:`shark.stream` (packets to CA records, using the sans-I/O :mod:`decoder`),
+:mod:`shark.session` (which PV, which request: the decoder's circuit and UDP state).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .capture import CaptureError
-from .record import ERROR, GAP, MESSAGE, Record
-from .stream import CaReader, read_records
+from .record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
+from .session import Session
+from .session import read as _read
+from .stream import CaReader
 
 try:
     __version__ = metadata.version("epics-shark")
@@ -28,22 +32,28 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
     __version__ = "0.1.0"
 
 __all__ = [
+    "CLOSE",
     "ERROR",
     "GAP",
     "MESSAGE",
+    "OPEN",
     "CaReader",
     "CaptureError",
     "Record",
+    "Session",
     "__version__",
     "read",
 ]
 
 
-def read(path: str | Path | BinaryIO, ports: Iterable[int] = ()) -> Iterator[Record]:
+def read(
+    path: str | Path | BinaryIO, ports: Iterable[int] = (), lifecycle: bool = False
+) -> Iterator[Record]:
     """Yield the CA records of a capture: a path, ``"-"`` for stdin, or a binary stream.
 
     ``ports`` are CA server ports to decode besides 5064 and those learned from the
-    capture. A damaged or truncated capture raises :class:`CaptureError` after the
-    records that could be read.
+    capture; with ``lifecycle``, OPEN and CLOSE records mark TCP circuits. A damaged
+    or truncated capture raises :class:`CaptureError` after the records that could
+    be read.
     """
-    return read_records(path, ports)
+    return _read(path, ports, lifecycle)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decoder import Message, Role
 
-__all__ = ["ERROR", "GAP", "MESSAGE", "Record"]
+__all__ = ["CLOSE", "ERROR", "GAP", "MESSAGE", "OPEN", "Record"]
 
 #: A decoded CA message (``record.message``).
 MESSAGE = "message"
@@ -12,6 +12,10 @@ MESSAGE = "message"
 GAP = "gap"
 #: Bytes that could not be decoded as CA (``record.size`` of them, ``record.reason``).
 ERROR = "error"
+#: A TCP circuit was first seen (``src`` is the client when the handshake was seen).
+OPEN = "open"
+#: One direction of a TCP circuit ended (``reason``: fin, rst, reused, end of capture).
+CLOSE = "close"
 
 
 class Record:
@@ -22,11 +26,16 @@ class Record:
     ``"ip:port"`` (IPv6 as ``"[ip]:port"``). ``circuit`` numbers the TCP connections
     on CA ports from 1 in order of first appearance (None for UDP). ``sender`` is who
     sent it (:class:`decoder.Role`), None if unknown.
+
+    The attribution fields are filled by :class:`shark.session.Session`: ``pv`` (None
+    where the capture does not tell), the ``channel`` and ``subscription``
+    (:mod:`decoder.circuit` objects), the ``request`` record a response answers and
+    its ``latency`` in seconds, and an ``anomaly`` the circuit state saw.
     """
 
     __slots__ = (
         "kind", "frame", "time", "src", "dst", "transport", "circuit", "sender", "message",
-        "_size", "reason",
+        "_size", "reason", "pv", "channel", "subscription", "request", "latency", "anomaly",
     )
 
     def __init__(
@@ -57,6 +66,12 @@ class Record:
         self._size = size
         #: Why, for GAP and ERROR records.
         self.reason = reason
+        self.pv: str | None = None
+        self.channel = None
+        self.subscription = None
+        self.request: Record | None = None
+        self.latency: float | None = None
+        self.anomaly = None
 
     @property
     def size(self) -> int:
@@ -69,11 +84,11 @@ class Record:
 
     @property
     def command_name(self) -> str:
-        """The message's command name; ``GAP`` or ``UNDECODED`` for the other kinds (not
-        ``ERROR``, which is a CA command of its own)."""
+        """The message's command name; ``GAP``, ``OPEN``, ``CLOSE``, or ``UNDECODED`` for
+        undecodable bytes (not ``ERROR``, which is a CA command of its own)."""
         if self.message is not None:
             return self.message.command_name
-        return "GAP" if self.kind == GAP else "UNDECODED"
+        return "UNDECODED" if self.kind == ERROR else self.kind.upper()
 
     def __repr__(self) -> str:
         where = f"{self.transport}"

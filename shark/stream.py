@@ -69,7 +69,9 @@ from decoder.protocol import REPEATER_PORT, SERVER_PORT
 
 from .capture import CaptureError, Frame, read_frames
 from .packets import TCP, Packet, PacketDecoder, format_address
+from .record import CLOSE as CLOSED
 from .record import ERROR, GAP, MESSAGE, Record
+from .record import OPEN as OPENED
 from .resync import find_message_start
 from .tcp import CLOSE, DATA, OPEN, Half, TcpEvent, TcpReassembler
 
@@ -132,11 +134,14 @@ class CaReader:
     """Turns frames into CA records. One instance reads one capture.
 
     ``ports`` are extra CA server ports; ``max_payload`` bounds the payload a TCP
-    message may claim (larger claims are framing errors).
+    message may claim (larger claims are framing errors). With ``lifecycle``, OPEN and
+    CLOSE records mark where each TCP circuit starts and each direction ends.
     """
 
-    def __init__(self, ports: Iterable[int] = (), max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+    def __init__(self, ports: Iterable[int] = (), max_payload: int = DEFAULT_MAX_PAYLOAD,
+                 lifecycle: bool = False) -> None:
         self.max_payload = max_payload
+        self.lifecycle = lifecycle
         #: Ports CA servers listen on (TCP and UDP): 5064, the user's, learned ones.
         self.server_ports: set[int] = {SERVER_PORT, *ports}
         self._packets = PacketDecoder()
@@ -260,9 +265,23 @@ class CaReader:
         direction = self._directions.get(half)
         out: list[Record] = []
         if kind == OPEN:
+            if not self.lifecycle:
+                return out
+            client = half.connection.client or half
+            out.append(Record(OPENED, event.frame, event.time,
+                              self._endpoint(client.src, client.sport),
+                              self._endpoint(client.dst, client.dport), "tcp",
+                              half.connection.number, None, None,
+                              reason="syn" if half.connection.client else "mid-stream"))
             return out
         if direction is None:
             if kind == CLOSE:
+                if self.lifecycle:
+                    out.append(Record(CLOSED, event.frame, event.time,
+                                      self._endpoint(half.src, half.sport),
+                                      self._endpoint(half.dst, half.dport), "tcp",
+                                      half.connection.number, None, None,
+                                      reason=event.reason))
                 return out
             direction = self._direction(half)
         if kind == DATA:
@@ -274,6 +293,10 @@ class CaReader:
             direction.lose_sync("after a gap")
         else:  # CLOSE
             self._close(direction, event, out)
+            if self.lifecycle:
+                out.append(Record(CLOSED, event.frame, event.time, direction.src,
+                                  direction.dst, "tcp", direction.circuit, direction.sender,
+                                  None, reason=event.reason))
             del self._directions[half]
         return out
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from decoder import AccessRights, DBRValue, DecodeError, EventMask, Message, dbr
 
-from .record import Record
+from .record import CLOSE, OPEN, Record
 
 __all__ = ["describe", "format_record"]
 
@@ -27,11 +27,25 @@ def format_record(record: Record, start: float = 0.0) -> str:
     where = record.transport if record.circuit is None else f"{record.transport}#{record.circuit}"
     sender = "?" if record.sender is None else record.sender.name
     if record.message is not None:
-        what = f"{record.message.command_name} {describe(record.message)}"
+        what = f"{record.message.command_name}{_subject(record)} {describe(record.message)}"
+        if record.latency is not None:
+            what += f" [{record.latency * 1e3:.3f} ms]"
+    elif record.kind in (OPEN, CLOSE):
+        what = f"{record.command_name} ({record.reason})"
     else:
         what = f"{record.command_name} {record.size} bytes: {record.reason}"
     return (f"{record.frame:6d} {record.time - start:11.6f} {record.src:>21} -> "
             f"{record.dst:<21} {where:<6} {sender:<8} {what}").rstrip()
+
+
+def _subject(record: Record) -> str:
+    """`` PV:NAME``, or the SID of a channel whose name the capture does not tell."""
+    if record.pv is not None:
+        return f" {record.pv}"
+    channel = record.channel
+    if channel is not None and channel.sid is not None:
+        return f" <unnamed sid={channel.sid}>"
+    return ""
 
 
 def describe(message: Message) -> str:

@@ -33,7 +33,10 @@ def test_read_prints_a_line_per_message(capsys: pytest.CaptureFixture[str]) -> N
     path = capture("ca_put_callback_and_errors.pcapng")
     assert main(["read", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
+    circuit_marks = [line for line in lines if " OPEN (" in line or " CLOSE (" in line]
+    lines = [line for line in lines if line not in circuit_marks]
     assert len(lines) == manifest(path)["message_counts_by_command"]["total_ca_messages"]
+    assert len(circuit_marks) == 3 * len(manifest(path)["capture_analysis"]["tcp_streams"]) // 2
     assert any("WRITE_NOTIFY" in line and "status=ECA_PUTFAIL" in line for line in lines)
     assert any(" ERROR " in line and "original_request=WRITE" in line for line in lines)
     assert any("EVENT_ADD" in line and "mask=VALUE|ALARM" in line for line in lines)

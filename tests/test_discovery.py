@@ -15,7 +15,7 @@ def test_search_retries_and_reply():
     reply = discovery.handle(
         m.SearchResponse(port=5070, ip=0xFFFFFFFF, cid=4, version=13), SERVER, CLIENT, 4
     )
-    assert reply.name == "PV:A" and reply.reply_to == 1
+    assert reply.name == "PV:A" and reply.reply_to == 3
     assert reply.search.replies == [(SERVER, 5070, 4)]
     assert discovery.search_for(CLIENT, 4).answered
 

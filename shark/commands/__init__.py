@@ -1,0 +1,1 @@
+"""The subcommands of ``shark``, one module each (see :mod:`shark.cli`)."""

@@ -1,0 +1,128 @@
+"""Record filters for ``shark read --filter``: which messages a person wants to see.
+
+A filter is a list of terms separated by spaces; a record must match every term.
+A term is ``key=value[,value...]`` and matches when any of its values does:
+
+======================  ==============================================================
+``pv=GLOB``             the PV name matches a shell-style pattern (``pv=SR:*:Current``)
+``command=NAME``        the command name, without ``CA_PROTO_`` (``command=READ_NOTIFY``)
+``host=IP[:PORT]``      source or destination
+``port=PORT``           source or destination port
+``circuit=N``           the TCP circuit number
+``transport=tcp|udp``
+``sender=client|server|repeater``
+======================  ==============================================================
+
+A term without ``=`` is a PV pattern. Names and values are case-insensitive except
+PV names, which EPICS treats as case-sensitive.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterable
+
+from .record import Record
+
+__all__ = ["FilterError", "parse_filter"]
+
+Predicate = Callable[[Record], bool]
+
+
+class FilterError(ValueError):
+    """A filter that cannot be understood; the message says why."""
+
+
+def parse_filter(expression: str) -> Predicate:
+    """A predicate for ``expression`` (see the module docstring)."""
+    tests = [_term(term) for term in expression.split()]
+    return lambda record: all(test(record) for test in tests)
+
+
+def combine(predicates: Iterable[Predicate]) -> Predicate:
+    """All of ``predicates`` (several ``--filter`` options)."""
+    predicates = list(predicates)
+    return lambda record: all(p(record) for p in predicates)
+
+
+def _term(term: str) -> Predicate:
+    key, sep, value = term.partition("=")
+    if not sep:
+        key, value = "pv", term
+    key = key.lower()
+    values = [v for v in value.split(",") if v]
+    if not values:
+        raise FilterError(f"no value in {term!r}")
+    make = _KEYS.get(key)
+    if make is None:
+        raise FilterError(f"unknown filter key {key!r} in {term!r}; known: {', '.join(_KEYS)}")
+    return make(values)
+
+
+def _pv(values: list[str]) -> Predicate:
+    pattern = re.compile("|".join(fnmatch.translate(v) for v in values))
+    return lambda record: record.pv is not None and pattern.match(record.pv) is not None
+
+
+def _command(values: list[str]) -> Predicate:
+    names = {v.upper().removeprefix("CA_PROTO_") for v in values}
+    return lambda record: record.command_name in names
+
+
+def _host(values: list[str]) -> Predicate:
+    exact = {v for v in values if _has_port(v)}
+    hosts = {v.strip("[]") for v in values if not _has_port(v)}
+
+    def test(record: Record) -> bool:
+        for endpoint in (record.src, record.dst):
+            if endpoint in exact or endpoint.rpartition(":")[0].strip("[]") in hosts:
+                return True
+        return False
+
+    return test
+
+
+def _has_port(value: str) -> bool:
+    """``1.2.3.4:5064`` and ``[::1]:5064`` carry a port; ``::1`` and ``1.2.3.4`` do not."""
+    if value.startswith("["):
+        return "]:" in value
+    return value.count(":") == 1
+
+
+def _port(values: list[str]) -> Predicate:
+    try:
+        ports = {str(int(v)) for v in values}
+    except ValueError:
+        raise FilterError(f"not a port number in {values}") from None
+    return lambda record: (record.src.rpartition(":")[2] in ports
+                           or record.dst.rpartition(":")[2] in ports)
+
+
+def _circuit(values: list[str]) -> Predicate:
+    try:
+        circuits = {int(v) for v in values}
+    except ValueError:
+        raise FilterError(f"not a circuit number in {values}") from None
+    return lambda record: record.circuit in circuits
+
+
+def _transport(values: list[str]) -> Predicate:
+    wanted = {v.lower() for v in values}
+    return lambda record: record.transport in wanted
+
+
+def _sender(values: list[str]) -> Predicate:
+    wanted = {v.upper() for v in values}
+    return lambda record: record.sender is not None and record.sender.name in wanted
+
+
+_KEYS: dict[str, Callable[[list[str]], Predicate]] = {
+    "pv": _pv,
+    "command": _command,
+    "host": _host,
+    "port": _port,
+    "circuit": _circuit,
+    "transport": _transport,
+    "sender": _sender,
+}

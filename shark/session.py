@@ -1,0 +1,134 @@
+"""Following a capture's state: which PV each message concerns, which request it answers.
+
+A :class:`Session` takes the records of :class:`shark.stream.CaReader` in order and
+fills their attribution fields (:class:`shark.record.Record`): it keeps one
+:class:`decoder.Circuit` per TCP circuit and one :class:`decoder.Discovery` for UDP,
+and hands each of them the record itself as the message's context, so that a
+response finds its request record and the latency between the two.
+
+Names where the capture began mid-circuit: a channel whose CREATE_CHAN was not
+captured is known by SID (or CID) only. Its name is recovered when the capture
+allows: libca searches with the channel's CID, so a UDP search from the client's
+host with that CID names it once the CID is known (from CREATE_CHAN's reply,
+ACCESS_RIGHTS, CLEAR_CHANNEL or an ERROR). Records that came before stay unnamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from decoder import Circuit, Discovery, Role
+from decoder import messages as m
+from decoder.framing import DEFAULT_MAX_PAYLOAD
+
+from .capture import read_frames
+from .record import CLOSE, MESSAGE, OPEN, Record
+from .stream import CaReader
+
+__all__ = ["Session", "read"]
+
+_LIFECYCLE = (OPEN, CLOSE)
+#: Search names remembered per (client host, CID) for naming mid-stream channels.
+MAX_SEARCH_NAMES = 1_000_000
+
+
+class Session:
+    """The state of everything a capture showed, updated record by record."""
+
+    def __init__(self) -> None:
+        #: The circuits not yet closed (a closed one is forgotten: memory stays bounded).
+        self.circuits: dict[int, Circuit] = {}
+        #: CLOSE records of circuits with one direction ended.
+        self._half_closed: dict[int, Record] = {}
+        self.discovery = Discovery()
+        self._search_names: dict[tuple[str, int], str] = {}
+
+    def records(self, records: Iterable[Record], lifecycle: bool = False) -> Iterator[Record]:
+        """Attribute each record and pass it on; OPEN and CLOSE records (which the
+        session needs from the reader) only with ``lifecycle``."""
+        for record in records:
+            self.attribute(record)
+            if lifecycle or record.kind not in _LIFECYCLE:
+                yield record
+
+    def attribute(self, record: Record) -> None:
+        """Fill ``record``'s pv, channel, subscription, request, latency and anomaly."""
+        if record.kind == MESSAGE:
+            if record.circuit is None:
+                self._udp(record)
+            else:
+                self._tcp(record)
+        elif record.kind == CLOSE:
+            self._close(record)
+
+    def _circuit(self, number: int) -> Circuit:
+        circuit = self.circuits.get(number)
+        if circuit is None:
+            circuit = self.circuits[number] = Circuit()
+        return circuit
+
+    def _tcp(self, record: Record) -> None:
+        message = record.message
+        sender = record.sender if record.sender is not None else type(message).sender
+        if sender is None:
+            sender = Role.CLIENT
+        attribution = self._circuit(record.circuit).handle(message, sender, record)
+        channel = attribution.channel
+        if channel is not None:
+            if channel.name is None and channel.cid is not None:
+                channel.name = self._search_names.get((_host(record, sender), channel.cid))
+            record.pv = channel.name
+        record.channel = channel
+        record.subscription = attribution.subscription
+        record.anomaly = attribution.anomaly
+        request = attribution.request
+        if request is not None and isinstance(request.context, Record):
+            record.request = request.context
+            record.latency = record.time - request.context.time
+
+    def _udp(self, record: Record) -> None:
+        message = record.message
+        event = self.discovery.handle(message, record.src, record.dst, record)
+        search = event.search
+        if search is None:
+            return
+        record.pv = search.name
+        if type(message) is m.SearchRequest:
+            key = (_host_of(record.src), message.cid)
+            if key not in self._search_names and len(self._search_names) >= MAX_SEARCH_NAMES:
+                del self._search_names[next(iter(self._search_names))]
+            self._search_names[key] = search.name
+        elif isinstance(event.reply_to, Record):
+            record.request = event.reply_to
+            record.latency = record.time - event.reply_to.time
+
+    def _close(self, record: Record) -> None:
+        """A circuit ends when both directions have, or at the first reset."""
+        number = record.circuit
+        if record.reason != "rst" and self._half_closed.pop(number, None) is None:
+            self._half_closed[number] = record
+            return
+        self._half_closed.pop(number, None)
+        circuit = self.circuits.pop(number, None)
+        if circuit is not None:
+            circuit.close(record)
+
+
+def _host_of(endpoint: str) -> str:
+    return endpoint.rpartition(":")[0]
+
+
+def _host(record: Record, sender: Role) -> str:
+    """The client's host of a TCP record."""
+    return _host_of(record.src if sender == Role.CLIENT else record.dst)
+
+
+def read(
+    source: str | Path | BinaryIO, ports: Iterable[int] = (), lifecycle: bool = False,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+) -> Iterator[Record]:
+    """The attributed records of a capture (a path, ``"-"`` for stdin, or a stream)."""
+    reader = CaReader(ports, max_payload, lifecycle=True)
+    return Session().records(reader.records(read_frames(source)), lifecycle)
