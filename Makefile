@@ -5,12 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_CAPTURE := captures/softioc_pyepics_basic.pcap
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { \
 	  echo "python3 -m venv failed; installing python3-venv" >&2; \
-	  apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
+	  (apt-get update -qq; apt-get install -y -qq python3-venv) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(PY)
@@ -26,10 +26,8 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	@./tests/install-tools.sh
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
-
-lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check decoder shark tui tests benchmarks captures
 
 bench: $(VENV)/.installed-test
 	$(PY) -m pip install --quiet -e '.[bench]'
