@@ -271,6 +271,21 @@ class Client:
             channel.circuit.subscribe(sub)
         return sub
 
+    async def clear(self, name: str, timeout: float | None = None) -> None:
+        """Forget the channel of ``name``: CLEAR_CHANNEL, waiting for the server's reply
+        when connected; its subscriptions end. Asking for ``name`` again makes a new
+        channel."""
+        channel = self.channels.pop(name, None)
+        if channel is None:
+            return
+        self._searching.pop(channel.cid, None)
+        for sub in channel.subscriptions:
+            sub._end()
+        channel.subscriptions.clear()
+        circuit = channel.circuit
+        if circuit is not None:
+            await asyncio.wait_for(circuit.clear(channel), self._timeout(timeout))
+
     async def echo(self, timeout: float | None = None) -> None:
         """Send ECHO on every circuit and wait for all the replies."""
         circuits = [c for c in self._circuits.values() if c.ready]
@@ -403,6 +418,7 @@ class _ClientCircuit:
         self._pending: dict[int, asyncio.Future] = {}
         self._subscriptions: dict[int, ClientSubscription] = {}
         self._cancels: dict[int, asyncio.Future] = {}
+        self._clears: dict[int, asyncio.Future] = {}
         self._echoes: deque[asyncio.Future | None] = deque()
         self._last_heard = 0.0
         self._probing = False
@@ -463,6 +479,21 @@ class _ClientCircuit:
         finally:
             self._cancels.pop(sub.subscriptionid, None)
             self._subscriptions.pop(sub.subscriptionid, None)
+
+    async def clear(self, channel: ClientChannel) -> None:
+        """CLEAR_CHANNEL, and wait for the reply if the channel is connected."""
+        del self.channels[channel.cid]
+        channel.circuit = None
+        for subid in [s for s, sub in self._subscriptions.items() if sub.channel is channel]:
+            del self._subscriptions[subid]
+        if channel.sid is None or not self.ready:
+            return
+        future = self._clears[channel.sid] = asyncio.get_running_loop().create_future()
+        try:
+            self._send(m.ClearChannelRequest(sid=channel.sid, cid=channel.cid))
+            await future
+        finally:
+            self._clears.pop(channel.sid, None)
 
     async def echo(self) -> None:
         future = asyncio.get_running_loop().create_future()
@@ -544,7 +575,8 @@ class _ClientCircuit:
         if self._writer is not None:
             self._writer.transport.abort()
         lost = CAError(ECA.ECA_DISCONN, f"circuit to {self.address} lost")
-        for future in [*self._pending.values(), *self._cancels.values(), *self._echoes]:
+        for future in [*self._pending.values(), *self._cancels.values(),
+                       *self._clears.values(), *self._echoes]:
             if future is not None and not future.done():
                 future.set_exception(lost)
         self.client._circuit_lost(self, urgent)
@@ -570,6 +602,10 @@ class _ClientCircuit:
             self._update(message)
         elif kind is m.EventCancelResponse:
             future = self._cancels.get(message.subscriptionid)
+            if future is not None and not future.done():
+                future.set_result(None)
+        elif kind is m.ClearChannelResponse:
+            future = self._clears.get(message.sid)
             if future is not None and not future.done():
                 future.set_result(None)
         elif kind is m.EchoResponse:

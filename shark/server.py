@@ -52,7 +52,7 @@ from decoder.protocol import (
 
 from .convert import LIMITS, ConversionError, convert, from_python, to_dbr
 
-__all__ = ["DEFAULT_BEACON_ADDRESS", "PV", "Server"]
+__all__ = ["DEFAULT_BEACON_ADDRESS", "PV", "Server", "epics_stamp"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ class PV:
     named as in ``db_access.h`` (``upper_disp_limit``, ``lower_alarm_limit``,
     ``upper_ctrl_limit`` ...); alarm and warning limits default to NaN, as an
     IOC reports them for a record without alarm severities, the others to 0.
-    ``timestamp`` is in Unix seconds (default: now).
+    ``timestamp`` is in Unix seconds (default: now); ``stamp`` gives it exactly, as
+    a TIME value carries it: (seconds since the EPICS epoch, nanoseconds).
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class PV:
         status: int = 0,
         severity: int = 0,
         timestamp: float | None = None,
+        stamp: tuple[int, int] | None = None,
         writable: bool = True,
         **limits: float,
     ) -> None:
@@ -118,8 +120,21 @@ class PV:
         self.limits = {name: float(limits.get(name, _DEFAULT_LIMITS[name])) for name in LIMITS}
         self.status = status
         self.severity = severity
-        self.timestamp = time.time() if timestamp is None else timestamp
+        if stamp is None:
+            stamp = epics_stamp(time.time() if timestamp is None else timestamp)
+        #: The timestamp as the wire carries it: (seconds since 1990, nanoseconds).
+        self.stamp = stamp
         self.writable = writable
+
+    @property
+    def timestamp(self) -> float:
+        """The timestamp in Unix seconds (:attr:`stamp` is the exact one)."""
+        seconds, nanoseconds = self.stamp
+        return seconds + EPICS_EPOCH_OFFSET + nanoseconds * 1e-9
+
+    @timestamp.setter
+    def timestamp(self, unix_seconds: float) -> None:
+        self.stamp = epics_stamp(unix_seconds)
 
     @property
     def value(self) -> Any:
@@ -128,11 +143,10 @@ class PV:
 
     def metadata(self) -> dict[str, Any]:
         """Everything but the values, under the DBR field names."""
-        seconds = self.timestamp - EPICS_EPOCH_OFFSET
-        whole = max(0, int(seconds))
+        seconds, nanoseconds = self.stamp
         return {
-            "status": self.status, "severity": self.severity, "seconds": whole,
-            "nanoseconds": min(999_999_999, max(0, int((seconds - whole) * 1e9))),
+            "status": self.status, "severity": self.severity, "seconds": seconds,
+            "nanoseconds": nanoseconds,
             "units": self.units, "precision": self.precision,
             "enum_strings": self.enum_strings, **self.limits,
         }
@@ -149,11 +163,13 @@ class PV:
         status: int | None = None,
         severity: int | None = None,
         timestamp: float | None = None,
+        stamp: tuple[int, int] | None = None,
         **properties: Any,
     ) -> EventMask:
         """Change what is given; return the events this makes (VALUE|LOG for a new
         value, ALARM for a new status or severity, PROPERTY for new metadata).
-        The timestamp becomes ``timestamp``, or now when a value or alarm is given."""
+        The timestamp becomes ``stamp`` or ``timestamp``, or now when a value or alarm
+        is given."""
         unknown = properties.keys() - set(_PROPERTIES)
         if unknown:
             raise TypeError(f"unknown PV metadata: {', '.join(sorted(unknown))}")
@@ -167,7 +183,9 @@ class PV:
         if alarm != (self.status, self.severity):
             self.status, self.severity = alarm
             events |= EventMask.ALARM
-        if timestamp is not None:
+        if stamp is not None:
+            self.stamp = stamp
+        elif timestamp is not None:
             self.timestamp = timestamp
         elif value is not _UNSET or status is not None or severity is not None:
             self.timestamp = time.time()
@@ -203,6 +221,13 @@ class PV:
 
     def __repr__(self) -> str:
         return f"PV({self.name!r}, {self.data_type.dbr_name}, {self.value!r})"
+
+
+def epics_stamp(unix_seconds: float) -> tuple[int, int]:
+    """Unix seconds as (seconds since the EPICS epoch, nanoseconds); none before it."""
+    seconds = unix_seconds - EPICS_EPOCH_OFFSET
+    whole = max(0, int(seconds))
+    return whole, min(999_999_999, max(0, int((seconds - whole) * 1e9)))
 
 
 def _as_list(values: Any) -> list[Any]:
@@ -340,8 +365,8 @@ class Server:
                 circuit.disconnect(pv)
 
     def set(self, name: str, value: Any = _UNSET, *, force: bool = False, **changes: Any) -> None:
-        """Change a PV from outside (value, ``status``, ``severity``, ``timestamp``,
-        ``units``, limits ...) and post the updates this makes to subscribers.
+        """Change a PV from outside (value, ``status``, ``severity``, ``timestamp`` or
+        ``stamp``, ``units``, limits ...) and post the updates this makes to subscribers.
         ``force`` posts a value and alarm update even when nothing changed, as a
         record processed with a monitor deadband of -1 does."""
         pv = self.pvs[name]

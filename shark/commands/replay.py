@@ -1,0 +1,213 @@
+"""``shark replay``: a capture's server side as a stand-in IOC, or its client side as
+a regression check of a live server.
+
+``--as-server`` serves every PV the capture shows, each captured server on a port
+of its own, and plays the captured values at the captured pace until interrupted
+(SIGINT or SIGTERM end it with status 0). One line per server on stdout says where
+it listens; notes about what the capture lacks go to stderr.
+
+``--as-client --to HOST:PORT`` re-issues the captured clients' requests to a live
+server and prints, per operation, whether the answer is the captured one and what
+differs. Exit status: 0 all the same, 1 something differs, 2 a usage error, an
+unreadable capture, or a server that answered nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from decoder.protocol import SERVER_PORT
+
+from ..capture import CaptureError
+from ..replay import Outcome, Recording, load, replay_clients, serve
+
+NAME = "replay"
+HELP = "replay a capture as a server (a stand-in IOC) or as a client (a regression check)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Replay the server side of a capture (--as-server: serve its PVs with the captured "
+        "types, metadata and values, at the captured pace) or its client side (--as-client: "
+        "send the captured requests to a live server and report what differs).")
+    parser.add_argument("capture", metavar="CAPTURE", help="capture file, or - for stdin")
+    side = parser.add_mutually_exclusive_group(required=True)
+    side.add_argument("--as-server", action="store_true", help="act as the captured servers")
+    side.add_argument("--as-client", action="store_true", help="act as the captured clients")
+    parser.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+                        help="play X times as fast as captured (default 1; for --as-client, "
+                             "0 sends each request as soon as the previous one is answered)")
+    server = parser.add_argument_group("--as-server")
+    server.add_argument("--port", type=_port, action="append", default=[], metavar="P",
+                        help="UDP and TCP port of the first captured server (default 5064); "
+                             "repeat for the next ones, the rest get free ports")
+    server.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                        help="address to listen on (default 127.0.0.1)")
+    server.add_argument("--loop", action="store_true",
+                        help="start the captured values over when they run out")
+    client = parser.add_argument_group("--as-client")
+    client.add_argument("--to", type=_address, action="append", default=[],
+                        metavar="HOST[:PORT]", help="where to search for the PVs (port "
+                        "default 5064; repeatable)")
+    client.add_argument("--dry-run", action="store_true",
+                        help="list the requests that would be sent, send nothing")
+    client.add_argument("--timeout", type=float, default=2.0, metavar="S",
+                        help="seconds to wait for each answer (default 2)")
+    client.add_argument("--latency-slack", type=float, default=0.1, metavar="S",
+                        help="report a latency only when it exceeds the captured one by "
+                             "more than S seconds (default 0.1)")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port < 65536:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return port
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        return text, SERVER_PORT
+    return host, _port(port)
+
+
+def _speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = -1.0
+    if not speed >= 0:
+        raise argparse.ArgumentTypeError(f"not a speed: {text!r}")
+    return speed
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = _usage_problem(args)
+    if problem:
+        print(f"shark replay: error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        recording = load(args.capture)
+    except (CaptureError, OSError) as exc:
+        print(f"shark replay: error: {args.capture}: {exc}", file=sys.stderr)
+        return 2
+    for note in recording.notes:
+        print(f"shark replay: note: {note}", file=sys.stderr)
+    if args.as_server:
+        return asyncio.run(_serve(recording, args))
+    if args.dry_run:
+        _list(recording, args.speed)
+        return 0
+    return asyncio.run(_check(recording, args))
+
+
+def _usage_problem(args: argparse.Namespace) -> str:
+    if args.as_server and (args.to or args.dry_run):
+        return "--to and --dry-run go with --as-client"
+    if args.as_server and args.speed == 0:
+        return "--as-server needs a speed above 0"
+    if args.as_client and (args.port or args.loop):
+        return "--port and --loop go with --as-server"
+    if args.as_client and not args.to and not args.dry_run:
+        return "--as-client needs --to HOST:PORT (or --dry-run)"
+    return ""
+
+
+# -- as a server ---------------------------------------------------------------------
+
+
+async def _serve(recording: Recording, args: argparse.Namespace) -> int:
+    ports = args.port or [SERVER_PORT]
+    servers = serve(recording, ports, host=args.host, speed=args.speed, loop=args.loop)
+    if not servers:
+        print(f"shark replay: error: {args.capture}: no PV with a captured value to serve",
+              file=sys.stderr)
+        return 2
+    for server in servers:
+        for pv in server.recorded.pvs.values():
+            if pv.note:
+                print(f"shark replay: note: {pv.name} ({server.recorded.address}): {pv.note}",
+                      file=sys.stderr)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    started = []
+    try:
+        for server in servers:
+            await server.start()
+            started.append(server)
+            engine = server.server
+            print(f"serving {len(engine.pvs)} PVs of {server.recorded.address} on "
+                  f"{engine.host}:{engine.tcp_port} (searches on UDP port {engine.udp_port})",
+                  flush=True)
+        await stop.wait()
+    except OSError as exc:
+        print(f"shark replay: error: cannot serve: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        for server in started:
+            await server.stop()
+    return 0
+
+
+# -- as a client ---------------------------------------------------------------------
+
+
+def _list(recording: Recording, speed: float) -> None:
+    """What a replay would send, and when (seconds after it starts)."""
+    clients = [client for client in recording.clients if client.operations]
+    origin = min((client.operations[0].time for client in clients), default=0.0)
+    for client in clients:
+        print(f"client {client.address} -> {client.server} (circuit {client.circuit}): "
+              f"{len(client.operations)} requests")
+        for op in client.operations:
+            when = f"{(op.time - origin) / speed:+9.3f} s" if speed else "   asap"
+            print(f"  {when}  {op.describe()}")
+
+
+async def _check(recording: Recording, args: argparse.Namespace) -> int:
+    outcomes = await replay_clients(recording, args.to, speed=args.speed,
+                                    timeout=args.timeout, latency_slack=args.latency_slack)
+    if not outcomes:
+        print(f"shark replay: error: {args.capture}: no client request to replay",
+              file=sys.stderr)
+        return 2
+    _report(outcomes)
+    where = ", ".join(f"{host}:{port}" for host, port in args.to)
+    expected = [o for o in outcomes if o.operation.answer is not None]
+    if expected and all(o.answer is None for o in expected):
+        print(f"shark replay: error: no answer from {where}", file=sys.stderr)
+        return 2
+    differing = sum(outcome.differs for outcome in outcomes)
+    print(f"{len(outcomes)} requests replayed to {where}: {len(outcomes) - differing} same, "
+          f"{differing} differ")
+    return 1 if differing else 0
+
+
+def _report(outcomes: Sequence[Outcome]) -> None:
+    client = None
+    for outcome in outcomes:
+        if outcome.client is not client:
+            client = outcome.client
+            print(f"client {client.address} -> {client.server} (circuit {client.circuit})")
+        op = outcome.operation
+        if outcome.differs:
+            verdict = "DIFFERS"
+        elif op.answer is not None:
+            verdict = "same"
+        else:  # nothing captured to compare with (a WRITE)
+            verdict = "not sent" if outcome.error else "sent"
+        print(f"  {op.time:9.3f}  {op.describe()}  {verdict}")
+        if outcome.error:
+            print(f"             {outcome.error}")
+        for difference in outcome.differences:
+            print(f"             {difference}")
