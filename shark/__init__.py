@@ -7,6 +7,12 @@ for a response, the request it answers and the latency::
     for record in shark.read("capture.pcapng"):
         print(record.time, record.src, record.dst, record.pv, record.message)
 
+``shark.open(path)`` gives the same capture as typed tables (pandas DataFrames: see
+:mod:`shark.tables`)::
+
+    cap = shark.open("capture.pcapng")
+    cap.searches[~cap.searches.answered]    # names nobody serves, who asked, how often
+
 The layers, each usable on its own: :mod:`shark.capture` (files to frames),
 :mod:`shark.packets` (frames to UDP/TCP packets), :mod:`shark.tcp` (reassembly),
 :mod:`shark.stream` (packets to CA records, using the sans-I/O :mod:`decoder`),
@@ -18,13 +24,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from . import tables as _tables
 from .capture import CaptureError
 from .record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 from .session import Session
 from .session import read as _read
 from .stream import CaReader
+
+if TYPE_CHECKING:
+    from .tables.capture import Capture
 
 try:
     __version__ = metadata.version("epics-shark")
@@ -38,6 +48,7 @@ __all__ = [
     "MESSAGE",
     "OPEN",
     "CaReader",
+    "Capture",
     "CaptureError",
     "Record",
     "Session",
@@ -57,3 +68,18 @@ def read(
     be read.
     """
     return _read(path, ports, lifecycle)
+
+
+def open(  # not in __all__: ``from shark import *`` must not hide the built-in
+    path: str | Path | BinaryIO, ports: Iterable[int] = (), tables: Iterable[str] | None = None
+) -> Capture:
+    """The capture at ``path`` as tables (:class:`shark.tables.Capture`), built on first
+    use: ``cap.table("searches")`` or ``cap.searches``. ``tables`` limits which are built."""
+    return _tables.Capture(path, ports, tables)
+
+
+def __getattr__(name: str) -> Any:
+    # shark.Capture loads pandas and pyarrow on first use, not with ``import shark``.
+    if name == "Capture":
+        return _tables.Capture
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

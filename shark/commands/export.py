@@ -1,0 +1,78 @@
+"""``shark export``: the tables of a capture as Parquet, CSV or Feather files.
+
+One table goes to the file named; several (all of them by default) to a directory,
+one file per table (:mod:`shark.tables.files`). The per-message tables (``messages``,
+``updates``) are written a row group at a time while the capture is decoded, so memory
+stays bounded however big the capture; the others are written at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..capture import CaptureError
+from ..session import read
+from ..tables import PER_MESSAGE, TABLES
+from .read import add_port_option
+
+NAME = "export"
+HELP = "write the tables of a capture as Parquet, CSV or Feather"
+
+#: Rows per row group of the per-message tables, by default.
+ROW_GROUP = 1 << 18
+_FORMATS = ("parquet", "csv", "feather")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Write the tables of a capture (" + ", ".join(TABLES) + ") as Parquet, CSV or "
+        "Feather files: one table to the file OUT, several to the directory OUT.")
+    parser.add_argument("capture", metavar="CAPTURE", help="capture file, or - for stdin")
+    parser.add_argument("--output", "-o", required=True, metavar="OUT",
+                        help="file (one table) or directory (several tables)")
+    parser.add_argument("--table", "-t", action="append", choices=TABLES, metavar="NAME",
+                        help="a table to write (repeatable; default: all of them)")
+    parser.add_argument("--format", "-f", choices=_FORMATS,
+                        help="file format (default: by OUT's extension, else parquet)")
+    parser.add_argument("--row-group", type=int, default=ROW_GROUP, metavar="ROWS",
+                        help="rows per row group of the per-message tables (default "
+                             f"{ROW_GROUP}): what is held in memory while writing")
+    add_port_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    # pandas and pyarrow load when the command runs, not with every shark command.
+    from ..tables import TableBuilder
+    from ..tables.files import EXTENSIONS, TableFiles, file_format
+
+    names = tuple(dict.fromkeys(args.table or TABLES))
+    out = Path(args.output)
+    named = file_format(out)
+    if len(names) == 1 and not out.is_dir():
+        paths, chosen = {names[0]: out}, args.format or named or "parquet"
+    elif named is not None and not out.is_dir():
+        print(f"shark: error: {out} names a file: several tables go to a directory",
+              file=sys.stderr)
+        return 2
+    else:
+        chosen = args.format or "parquet"
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {name: out / (name + EXTENSIONS[chosen]) for name in names}
+    files = TableFiles(paths, chosen)
+    builder = TableBuilder(names, sink=files.write, row_group_rows=args.row_group)
+    status = 0
+    try:
+        try:
+            builder.extend(read(args.capture, args.port, lifecycle=True))
+        except (CaptureError, OSError) as exc:  # write what was read, then say why not more
+            print(f"shark: error: {args.capture}: {exc}", file=sys.stderr)
+            status = 1
+        builder.finish()
+        for name in names:
+            if name not in PER_MESSAGE:
+                files.write(name, builder.arrow(name))
+    finally:
+        files.close()
+    return status

@@ -1,0 +1,164 @@
+"""The table builder: attributed records in, any table out, at any time.
+
+:class:`TableBuilder` is an incremental aggregator. ``add(record)`` appends the record
+to a chunk and nothing more; when the chunk is full (or a table is asked for) every
+table takes what it needs from the chunk's columns (:mod:`shark.tables.chunk`) in a few
+numpy operations, and some Python for the rarer records that change state (a channel
+created, a search, a beacon). The per-message tables grow in row groups that can go to
+a sink as they fill (:mod:`shark.tables.rowgroups`); the others hold a row per thing
+(circuit, channel, subscription, searched name, server ...) and are bounded
+(:mod:`shark.tables.aggregate`).
+
+Feed it the records of :func:`shark.read` with ``lifecycle=True`` (OPEN and CLOSE mark
+where circuits start and end), in capture order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import islice
+
+import pandas as pd
+import pyarrow as pa
+
+from ..record import Record
+from .aggregate import MAX_ROWS, Aggregate
+from .chunk import Chunk, Vocabularies
+from .circuits import Circuits
+from .discovery import Beacons, Searches
+from .errors import Errors
+from .lifetimes import Lifetimes
+from .messages import MessagesTable, UpdatesTable
+from .names import PER_MESSAGE, TABLES
+from .rowgroups import ChunkedTable, Sink
+from .schema import TableSchema
+from .traffic import Commands, Latency, Talkers
+
+__all__ = ["SCHEMAS", "TableBuilder"]
+
+_CHUNKED: tuple[type[ChunkedTable], ...] = (MessagesTable, UpdatesTable)
+_AGGREGATES: tuple[type[Aggregate], ...] = (
+    Circuits, Lifetimes, Searches, Beacons, Errors, Commands, Talkers, Latency,
+)
+#: Every table's schema, by name, in the order of :data:`TABLES`.
+SCHEMAS: dict[str, TableSchema] = {
+    schema.name: schema
+    for producer in (*_CHUNKED, *_AGGREGATES)
+    for schema in ((producer.schema,) if producer in _CHUNKED else producer.schemas)
+}
+if tuple(SCHEMAS) != TABLES or PER_MESSAGE != tuple(c.schema.name for c in _CHUNKED):
+    raise ImportError("shark.tables.names is out of step with the tables built here")
+
+#: Records gathered before the tables take them: enough that per-chunk costs vanish...
+CHUNK_ROWS = 16384
+#: ... unless their payloads hold this many bytes (large arrays), counted every
+#: ``_STEP`` records.
+CHUNK_BYTES = 32 << 20
+_STEP = 256
+#: Rows of a row group of the per-message tables.
+ROW_GROUP_ROWS = 1 << 18
+
+
+class TableBuilder:
+    """Builds the named tables (all of :data:`TABLES` by default) from records.
+
+    ``sink``, when given, receives each finished row group of the per-message tables
+    (``sink(name, batch)``) instead of the builder keeping it; ``keep_rows`` bounds the
+    rows those tables keep otherwise (the newest are kept). ``max_rows`` bounds the
+    rows of finished things the other tables keep (the newest are kept).
+    """
+
+    def __init__(self, tables: Iterable[str] | None = None, *, sink: Sink | None = None,
+                 keep_rows: int | None = None, max_rows: int = MAX_ROWS,
+                 row_group_rows: int = ROW_GROUP_ROWS, chunk_rows: int = CHUNK_ROWS) -> None:
+        names = TABLES if tables is None else tuple(dict.fromkeys(tables))
+        unknown = [name for name in names if name not in SCHEMAS]
+        if unknown:
+            raise ValueError(f"no such table: {', '.join(unknown)} (tables: "
+                             f"{', '.join(TABLES)})")
+        self.names = names
+        self.chunk_rows = min(chunk_rows, row_group_rows)  # a chunk fits in a row group
+        self.vocabularies = Vocabularies()
+        self._producers: dict[str, ChunkedTable | Aggregate] = {}
+        for cls in _CHUNKED:
+            if cls.schema.name in names:
+                self._producers[cls.schema.name] = cls(self.vocabularies, row_group_rows,
+                                                       sink, keep_rows)
+        for cls in _AGGREGATES:
+            if any(schema.name in names for schema in cls.schemas):
+                aggregate = cls(self.vocabularies, max_rows)
+                self._producers.update({s.name: aggregate for s in cls.schemas})
+        #: Each producer once (one may make two tables).
+        self._updaters = list({id(p): p for p in self._producers.values()}.values())
+        self._records: list[Record] = []
+        self._bytes = 0  # payload bytes of those records
+        #: Records the tables have taken (pending ones count once flushed), and the
+        #: capture times of the first and the last.
+        self.records = 0
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+
+    def add(self, record: Record) -> None:
+        """Take one record."""
+        self._records.append(record)
+        if record.message is not None:
+            self._bytes += len(record.message.payload)
+        if len(self._records) >= self.chunk_rows or self._bytes >= CHUNK_BYTES:
+            self.flush()
+
+    def extend(self, records: Iterable[Record]) -> None:
+        """Take every record of ``records`` (should they raise, those before are kept)."""
+        iterator = iter(records)
+        while True:
+            pending = self._records
+            start = len(pending)
+            room = min(self.chunk_rows - start, _STEP)
+            pending.extend(islice(iterator, room))
+            taken = len(pending) - start
+            self._bytes += sum([len(r.message.payload) for r in pending[start:]
+                                if r.message is not None])
+            if len(pending) >= self.chunk_rows or self._bytes >= CHUNK_BYTES:
+                self.flush()
+            if taken < room:  # the records ran out
+                return
+
+    def flush(self) -> None:
+        """Hand the records gathered so far to the tables."""
+        if not self._records:
+            return
+        chunk = Chunk(self._records, self.vocabularies)
+        self._records = []
+        self._bytes = 0
+        self.records += chunk.size
+        if self.first_time is None:
+            self.first_time = float(chunk.time[0])
+        self.last_time = float(chunk.time[-1])
+        for producer in self._updaters:
+            producer.update(chunk)
+
+    def finish(self) -> None:
+        """The records ended: flush, and send the last row groups to the sink."""
+        self.flush()
+        for producer in self._updaters:
+            producer.finish()
+
+    def _producer(self, name: str) -> ChunkedTable | Aggregate:
+        """The producer of table ``name``, with every record taken handed over."""
+        if name not in self._producers:
+            raise KeyError(f"table {name!r} is not built here (tables: "
+                           f"{', '.join(self.names)})")
+        self.flush()
+        return self._producers[name]
+
+    def arrow(self, name: str) -> pa.Table:
+        """Table ``name`` as an Arrow table, as of the records taken so far."""
+        return self._producer(name).table(name)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """Table ``name`` as a pandas DataFrame, as of the records taken so far."""
+        return self.arrow(name).to_pandas()
+
+    def latency(self, by: Iterable[str]) -> pd.DataFrame:
+        """Response time statistics per distinct value of the columns ``by`` (some of
+        server, pv, command): the ``latency`` table, regrouped."""
+        return self._producer("latency").summary(tuple(by)).to_pandas()

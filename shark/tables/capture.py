@@ -1,0 +1,81 @@
+"""A capture file as tables: what ``shark.open`` gives."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pandas as pd
+import pyarrow as pa
+
+from ..capture import CaptureError
+from ..report import build_report
+from ..session import read
+from .builder import TableBuilder
+from .names import TABLES
+
+__all__ = ["Capture"]
+
+
+class Capture:
+    """The tables of a capture file, built in one pass over it when first asked for.
+
+    ``cap.table("searches")`` and ``cap.searches`` are the same DataFrame; ``tables``
+    limits which are built (the per-message ``messages`` and ``updates`` hold a row per
+    message in memory: leave them out for a summary of a huge capture, or export them).
+    A damaged or truncated capture gives the tables of what could be read, with a
+    warning, and the error in ``error``.
+    """
+
+    def __init__(self, source: str | Path | BinaryIO, ports: Iterable[int] = (),
+                 tables: Iterable[str] | None = None) -> None:
+        self.source = source
+        self.ports = tuple(ports)
+        self.tables = TABLES if tables is None else tuple(tables)
+        #: The error that cut the capture short, if one did.
+        self.error: CaptureError | None = None
+        self._builder: TableBuilder | None = None
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    @property
+    def builder(self) -> TableBuilder:
+        """The builder, fed the whole capture (on first use)."""
+        if self._builder is None:
+            builder = TableBuilder(self.tables)
+            try:
+                builder.extend(read(self.source, self.ports, lifecycle=True))
+            except CaptureError as exc:
+                self.error = exc
+                warnings.warn(f"{self.source}: {exc}; the tables hold what was read before",
+                              stacklevel=3)
+            builder.finish()
+            self._builder = builder
+        return self._builder
+
+    def table(self, name: str) -> pd.DataFrame:
+        """Table ``name`` (one of ``tables``) as a pandas DataFrame."""
+        frame = self._frames.get(name)
+        if frame is None:
+            frame = self._frames[name] = self.builder.table(name)
+        return frame
+
+    def arrow(self, name: str) -> pa.Table:
+        """Table ``name`` as an Arrow table."""
+        return self.builder.arrow(name)
+
+    def report(self, top: int = 10) -> dict[str, Any]:
+        """The analysis report of ``shark stats`` (:mod:`shark.report`), as a dict."""
+        return build_report(self.builder, top)
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        if name in TABLES:
+            return self.table(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self.tables]
+
+    def __repr__(self) -> str:
+        return f"<Capture {self.source!s} tables={', '.join(self.tables)}>"

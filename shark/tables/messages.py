@@ -1,0 +1,229 @@
+"""The ``messages`` and ``updates`` tables: a row per message, a row per value seen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from decoder import messages as m
+
+from .chunk import NOT_MESSAGE, Chunk, form_mask
+from .rowgroups import ChunkedTable, masked
+from .schema import (
+    CATEGORY,
+    FLOAT,
+    INT64,
+    NINT64,
+    NUINT16,
+    NUINT32,
+    TEXT,
+    TIME,
+    UINT32,
+    Column,
+    TableSchema,
+)
+
+__all__ = ["MessagesTable", "UpdatesTable"]
+
+_LIFECYCLE = form_mask(lambda f: f in ("open", "close"))
+_UPDATES = form_mask(lambda f: f in (m.EventAddResponse, m.ReadNotifyResponse, m.ReadResponse))
+_SUBSCRIPTION_UPDATE = form_mask(lambda f: f is m.EventAddResponse)
+
+_VALUE_COLUMNS = (
+    Column("value", FLOAT, "the value, when it is one number (enums as their index)"),
+    Column("value_text", TEXT, "the value, when it is one string"),
+)
+_ALARM_COLUMNS = (
+    Column("alarm_status", CATEGORY, "alarm status the value carries (STS types and up)"),
+    Column("severity", CATEGORY, "alarm severity the value carries"),
+    Column("epics_time", TIME, "the EPICS timestamp the value carries (TIME types)"),
+)
+
+MESSAGES = TableSchema(
+    "messages",
+    "one row per CA message (and per gap or undecodable stretch), the columns of "
+    "`shark read --format jsonl`",
+    [
+        Column("frame", INT64, "capture frame (from 1) that completed the message"),
+        Column("time", TIME, "capture time of that frame"),
+        Column("src", CATEGORY, "sender's ip:port"),
+        Column("dst", CATEGORY, "receiver's ip:port"),
+        Column("transport", CATEGORY, "tcp or udp"),
+        Column("circuit", NUINT32, "TCP circuit number (from 1), null for UDP"),
+        Column("sender", CATEGORY, "client, server or repeater; null if unknown"),
+        Column("command", CATEGORY, "command name (GAP and UNDECODED for the non-messages)"),
+        Column("command_id", NUINT16, "CA command id"),
+        Column("pv", CATEGORY, "PV the message concerns, where known"),
+        Column("data_type", CATEGORY, "DBR type (DBR_...)"),
+        Column("data_count", NUINT32, "element count"),
+        Column("status", CATEGORY, "ECA status in the header (ECA_...)"),
+        *_VALUE_COLUMNS,
+        Column("latency", FLOAT, "seconds since the request this response answers"),
+        Column("sid", NUINT32, "server id of the channel, when its PV name is unknown"),
+        Column("request_frame", NINT64, "frame of the request this response answers"),
+        *_ALARM_COLUMNS,
+        Column("anomaly", TEXT, "what the protocol does not allow, or an undecodable value"),
+        Column("size", INT64, "bytes on the wire (missing bytes for GAP, skipped for "
+                              "UNDECODED)"),
+        Column("reason", TEXT, "why, for GAP and UNDECODED rows"),
+    ],
+)
+
+UPDATES = TableSchema(
+    "updates",
+    "one row per value seen: subscription updates (EVENT_ADD) and read replies "
+    "(READ_NOTIFY, READ)",
+    [
+        Column("frame", INT64, "capture frame"),
+        Column("time", TIME, "capture time"),
+        Column("circuit", UINT32, "TCP circuit number"),
+        Column("server", CATEGORY, "server's ip:port"),
+        Column("client", CATEGORY, "client's ip:port"),
+        Column("pv", CATEGORY, "PV name, where known"),
+        Column("command", CATEGORY, "EVENT_ADD, READ_NOTIFY or READ"),
+        Column("subscription", NUINT32, "subscription id (EVENT_ADD)"),
+        Column("ioid", NUINT32, "request id (READ_NOTIFY, READ)"),
+        Column("data_type", CATEGORY, "DBR type"),
+        Column("count", UINT32, "element count (the array length)"),
+        *_VALUE_COLUMNS,
+        Column("status", CATEGORY, "ECA status of the reply (not for READ)"),
+        *_ALARM_COLUMNS,
+        Column("size", INT64, "bytes on the wire"),
+    ],
+)
+
+_VOCABULARY = {
+    "src": "endpoints", "dst": "endpoints", "server": "endpoints", "client": "endpoints",
+    "transport": "transports", "sender": "senders", "command": "commands", "pv": "pvs",
+    "data_type": "data_types", "status": "statuses", "severity": "severities",
+    "alarm_status": "alarm_statuses",
+}
+
+
+def _categories(schema: TableSchema) -> dict[str, str]:
+    return {c.name: _VOCABULARY[c.name] for c in schema.columns if c.kind == CATEGORY}
+
+
+def _placed(positions: np.ndarray, values: np.ndarray, size: int, fill: Any = -1
+            ) -> np.ndarray:
+    """An array of ``size`` with ``values`` at ``positions`` and ``fill`` elsewhere."""
+    out = np.full(size, fill, dtype=values.dtype)
+    out[positions] = values
+    return out
+
+
+def _value_columns(chunk: Chunk, positions: np.ndarray, which: np.ndarray, size: int
+                   ) -> dict[str, Any]:
+    """Value, text, alarm and EPICS time columns for the value rows ``which`` (indexes
+    into ``chunk.values``) placed at ``positions`` of a table part of ``size`` rows."""
+    values = chunk.values
+    alarm_status, severity = chunk.alarm(which)
+    strings = np.array(list(values.text), dtype=np.int64)  # the values that are strings
+    at = np.searchsorted(which, strings)  # where they are in ``which``, if they are
+    text = {int(positions[k]): values.text[key]
+            for k, key in zip(at.tolist(), strings.tolist(), strict=True)
+            if k < len(which) and which[k] == key}
+    return {
+        "value": masked(_placed(positions, values.value[which], size, np.nan),
+                        _placed(positions, values.has_value[which], size, False)),
+        "value_text": text,
+        "alarm_status": _placed(positions, alarm_status, size),
+        "severity": _placed(positions, severity, size),
+        "epics_time": masked(_placed(positions, values.epics_ns[which], size, 0),
+                             _placed(positions, values.has_time[which], size, False)),
+    }
+
+
+class MessagesTable(ChunkedTable):
+    schema = MESSAGES
+    categories = _categories(MESSAGES)
+
+    def columns(self, chunk: Chunk) -> tuple[int, dict[str, Any]]:
+        keep = np.flatnonzero(~_LIFECYCLE[chunk.form])
+        n = len(keep)
+        records = chunk.records
+        values = chunk.values
+        columns = _value_columns(chunk, np.searchsorted(keep, values.rows),
+                                 np.arange(len(values.rows)), n)
+        anomalies = {int(values.rows[i]): f"undecodable value: {text}"
+                     for i, text in values.errors.items()}
+        anomalies.update(chunk.anomalies)
+        circuit = chunk.circuit[keep]
+        command_id = chunk.command_id[keep]
+        latency = chunk.latency[keep]
+        answered = ~np.isnan(latency)
+        not_message = NOT_MESSAGE[chunk.form[keep]]
+        request_frames = np.zeros(n, dtype=np.int64)
+        request_frames[answered] = [records[i].request.frame for i in keep[answered].tolist()]
+        columns.update({
+            "frame": chunk.frame[keep],
+            "time": chunk.time_ns[keep],
+            "src": chunk.src[keep],
+            "dst": chunk.dst[keep],
+            "transport": chunk.transport[keep],
+            "circuit": masked(circuit, circuit != 0),
+            "sender": chunk.sender[keep],
+            "command": chunk.command[keep],
+            "command_id": masked(command_id, command_id >= 0),
+            "pv": chunk.pv[keep],
+            "data_type": chunk.data_type[keep],
+            "data_count": masked(chunk.data_count[keep], chunk.data_type[keep] >= 0),
+            "status": chunk.status[keep],
+            "latency": masked(np.nan_to_num(latency), answered),
+            "sid": self._sids(chunk, keep),
+            "request_frame": masked(request_frames, answered),
+            "anomaly": _moved(anomalies, keep),
+            "size": chunk.size_bytes[keep],
+            "reason": {p: records[keep[p]].reason for p in np.flatnonzero(not_message).tolist()},
+        })
+        return n, columns
+
+    @staticmethod
+    def _sids(chunk: Chunk, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The SID of channels whose name is unknown (``shark read``'s ``sid`` key)."""
+        sids = np.zeros(len(keep), dtype=np.int64)
+        known = np.zeros(len(keep), dtype=bool)
+        unnamed = np.flatnonzero((chunk.pv[keep] < 0) & (chunk.circuit[keep] != 0)
+                                 & ~NOT_MESSAGE[chunk.form[keep]])
+        for position in unnamed:
+            channel = chunk.records[keep[position]].channel
+            if channel is not None and channel.sid is not None:
+                sids[position] = channel.sid
+                known[position] = True
+        return masked(sids, known)
+
+
+def _moved(texts: dict[int, str], keep: np.ndarray) -> dict[int, str]:
+    """Texts by chunk row, re-keyed by position among the rows kept."""
+    positions = np.searchsorted(keep, list(texts))
+    return {int(p): text for p, text in zip(positions, texts.values(), strict=True)}
+
+
+class UpdatesTable(ChunkedTable):
+    schema = UPDATES
+    categories = _categories(UPDATES)
+
+    def columns(self, chunk: Chunk) -> tuple[int, dict[str, Any]]:
+        rows = chunk.rows(_UPDATES)
+        n = len(rows)
+        columns = _value_columns(chunk, np.arange(n), np.searchsorted(chunk.values.rows, rows),
+                                 n)
+        subscription_or_ioid = chunk.parameter2[rows]
+        monitor = _SUBSCRIPTION_UPDATE[chunk.form[rows]]
+        columns.update({
+            "frame": chunk.frame[rows],
+            "time": chunk.time_ns[rows],
+            "circuit": chunk.circuit[rows],
+            "server": chunk.src[rows],
+            "client": chunk.dst[rows],
+            "pv": chunk.pv[rows],
+            "command": chunk.command[rows],
+            "subscription": masked(subscription_or_ioid, monitor),
+            "ioid": masked(subscription_or_ioid, ~monitor),
+            "data_type": chunk.data_type[rows],
+            "count": chunk.data_count[rows],
+            "status": chunk.status[rows],
+            "size": chunk.size_bytes[rows],
+        })
+        return n, columns

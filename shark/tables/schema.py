@@ -1,0 +1,117 @@
+"""The columns of every table and their types, in Arrow and in pandas, defined once.
+
+Each table is an Arrow schema that carries pandas metadata, so that the same bytes give
+the same dtypes whichever way they travel: ``to_pandas()`` in memory, or a Parquet file
+read back by pandas (which follows the metadata), pyarrow, polars or DuckDB (which follow
+the Arrow types). The column kinds:
+
+========== ============================= ======================= =====================
+kind       Arrow                         pandas                  polars / DuckDB
+========== ============================= ======================= =====================
+int64      int64, never null             int64                   Int64 / BIGINT
+uint32     uint32, never null            uint32                  UInt32 / UINTEGER
+Int64      int64 with nulls              Int64                   Int64 / BIGINT
+UInt32     uint32 with nulls             UInt32                  UInt32 / UINTEGER
+UInt16     uint16 with nulls             UInt16                  UInt16 / USMALLINT
+Float64    float64 with nulls            Float64                 Float64 / DOUBLE
+time       timestamp[ns, UTC]            datetime64[ns, UTC]     Datetime(ns, UTC) /
+                                                                 TIMESTAMPTZ_NS
+category   dictionary<int32, string>     category                Categorical / VARCHAR
+str        large_string                  str                     String / VARCHAR
+bool       bool, never null              bool                    Boolean / BOOLEAN
+========== ============================= ======================= =====================
+
+Durations (latencies, periods) are Float64 seconds, as in ``shark read --format jsonl``:
+Parquet has no duration type that all three readers share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+__all__ = [
+    "BOOL", "CATEGORY", "FLOAT", "INT64", "NINT64", "NUINT16", "NUINT32", "TEXT", "TIME",
+    "UINT32", "Column", "TableSchema", "seconds_to_ns",
+]
+
+INT64, UINT32, NINT64, NUINT32, NUINT16 = "int64", "uint32", "Int64", "UInt32", "UInt16"
+FLOAT, TIME, CATEGORY, TEXT, BOOL = "Float64", "time", "category", "str", "bool"
+
+_ARROW = {
+    INT64: pa.int64(), UINT32: pa.uint32(), NINT64: pa.int64(), NUINT32: pa.uint32(),
+    NUINT16: pa.uint16(), FLOAT: pa.float64(), TIME: pa.timestamp("ns", "UTC"),
+    CATEGORY: pa.dictionary(pa.int32(), pa.string()), TEXT: pa.large_string(),
+    BOOL: pa.bool_(),
+}
+_PANDAS = {TIME: "datetime64[ns, UTC]"}
+_NEVER_NULL = frozenset((INT64, UINT32, BOOL))
+
+
+class Column(NamedTuple):
+    name: str
+    kind: str
+    doc: str
+
+
+class TableSchema:
+    """One table: its name, what a row is, and its columns."""
+
+    def __init__(self, name: str, doc: str, columns: Sequence[Column]) -> None:
+        self.name = name
+        self.doc = doc
+        self.columns = tuple(columns)
+        self.names = tuple(c.name for c in self.columns)
+        template = pd.DataFrame({
+            c.name: pd.Series([], dtype=_PANDAS.get(c.kind, c.kind)) for c in self.columns
+        })
+        metadata = pa.Schema.from_pandas(template, preserve_index=False).metadata
+        #: The Arrow schema, with the pandas metadata that gives back the pandas dtypes.
+        self.arrow = pa.schema(
+            [pa.field(c.name, _ARROW[c.kind], c.kind not in _NEVER_NULL) for c in self.columns],
+            metadata=metadata,
+        )
+
+    def frame(self, table: pa.Table) -> pd.DataFrame:
+        """The pandas DataFrame of an Arrow table of this schema."""
+        return table.to_pandas()
+
+    def from_rows(self, rows: Sequence[Sequence[Any]]) -> pa.Table:
+        """A table from Python rows in column order: None for nulls, times as Unix
+        seconds, categories and text as str."""
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(self.columns)
+        arrays = [_python_array(c.kind, values) for c, values in zip(self.columns, columns,
+                                                                     strict=True)]
+        return pa.Table.from_arrays(arrays, schema=self.arrow)
+
+    def empty(self) -> pa.Table:
+        return self.arrow.empty_table()
+
+    def describe(self) -> str:
+        """The table's documentation: what a row is, then one line per column."""
+        width = max(len(c.name) for c in self.columns)
+        lines = [f"{self.name}: {self.doc}"]
+        lines += [f"  {c.name:<{width}}  {c.kind:<8}  {c.doc}" for c in self.columns]
+        return "\n".join(lines)
+
+
+def seconds_to_ns(seconds: np.ndarray) -> np.ndarray:
+    """Unix seconds (float) to int64 nanoseconds, whole seconds kept exact."""
+    whole = np.floor(seconds)
+    return whole.astype(np.int64) * 1_000_000_000 + np.rint((seconds - whole) * 1e9).astype(
+        np.int64)
+
+
+def _python_array(kind: str, values: Sequence[Any]) -> pa.Array:
+    if kind == TIME:
+        times = np.array(values, dtype=np.float64)  # None becomes NaN
+        missing = np.isnan(times)
+        return pa.array(seconds_to_ns(np.where(missing, 0.0, times)), _ARROW[TIME],
+                        mask=missing)
+    if kind == CATEGORY:
+        return pa.array(values, pa.string()).dictionary_encode()
+    return pa.array(values, _ARROW[kind])

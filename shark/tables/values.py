@@ -1,0 +1,159 @@
+"""Scalar values, alarm state and EPICS timestamps of many DBR payloads at once.
+
+The tables need, per value message, the value when there is one element, the alarm
+status and severity, and the EPICS timestamp: fields at fixed offsets of the DBR struct
+(:mod:`decoder.dbr` gives the layouts). Decoding each payload into a
+:class:`decoder.dbr.DBRValue` costs microseconds. Here payloads of the same layout (DBR
+type, one element or more, bytes needed) are joined and read as one numpy structured
+array whose fields are those of the struct, so that each field of all of them is one
+array. Payloads this cannot take (unknown DBR types, payloads too short for their type
+and count) go through :func:`decoder.dbr.decode`, so that values and error messages are
+exactly those of ``shark read``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+
+from decoder import DecodeError, dbr
+from decoder.dbr import EPICS_EPOCH_OFFSET, LAYOUTS, MAX_STRING_SIZE, DBRType
+
+from .grouping import group
+
+__all__ = ["Values", "extract_values"]
+
+#: numpy element types of the native types (DBR_STRING's is text, sized per payload).
+_NUMPY = (None, ">i2", ">f4", ">u2", "u1", ">i4", ">f8")
+#: Facts about each DBR type, indexed by type.
+_OFFSET = np.array([lay.value_offset for lay in LAYOUTS])
+_ELEMENT = np.array([lay.value_size for lay in LAYOUTS])
+_NATIVE = np.array([lay.native_type for lay in LAYOUTS])
+_IS_STRING = _NATIVE == DBRType.STRING
+#: A lone string may be cut short: libca sends strlen + 1 bytes, not 40.
+_STRING_SLACK = np.where(_IS_STRING, MAX_STRING_SIZE - 1, 0)
+#: Bytes read of a payload of one element: up to the end of the value (a string may
+#: end sooner).
+_SCALAR_END = _OFFSET + np.where(_IS_STRING, MAX_STRING_SIZE, _ELEMENT)
+#: A layout in one int: (DBR type, one element?, bytes read) in mixed radix.
+_SIZE_BITS = 20
+
+
+class Values:
+    """Fields of n DBR payloads, one array entry per payload.
+
+    ``value`` is NaN where ``has_value`` is False (no single numeric element); strings
+    are in ``text`` by position; alarm ``status`` and ``severity`` are meaningful where
+    ``has_alarm``; ``epics_ns`` is the EPICS timestamp in Unix nanoseconds where
+    ``has_time``; ``errors`` holds why a payload could not be decoded, by position.
+    ``rows`` is for the caller: which chunk rows the positions are.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.rows = np.arange(n)
+        self.value = np.full(n, np.nan)
+        self.has_value = np.zeros(n, dtype=bool)
+        self.text: dict[int, str] = {}
+        self.status = np.zeros(n, dtype=np.int32)
+        self.severity = np.zeros(n, dtype=np.int32)
+        self.has_alarm = np.zeros(n, dtype=bool)
+        self.epics_ns = np.zeros(n, dtype=np.int64)
+        self.has_time = np.zeros(n, dtype=bool)
+        self.errors: dict[int, str] = {}
+
+
+def extract_values(data_types: np.ndarray, counts: np.ndarray,
+                   payloads: Sequence[bytes | memoryview]) -> Values:
+    """The :class:`Values` of payloads of the given DBR types and element counts."""
+    n = len(payloads)
+    out = Values(n)
+    lengths = np.fromiter(map(len, payloads), np.int64, n)
+    known = (data_types >= 0) & (data_types < len(LAYOUTS))
+    types = np.where(known, data_types, 0)
+    needed = _OFFSET[types] + _ELEMENT[types] * counts - np.where(counts > 0,
+                                                                 _STRING_SLACK[types], 0)
+    fits = known & (lengths >= needed)
+    _decode_each(out, np.flatnonzero(~fits), data_types, counts, payloads)
+    # Of several elements only the metadata before them is read.
+    scalar = counts == 1
+    size = np.minimum(lengths, np.where(scalar, _SCALAR_END[types], _OFFSET[types]))
+    layout = ((types * 2 + scalar) << _SIZE_BITS) + size
+    layouts, keys, _ = group(np.where(fits, layout, -1))
+    for index, key in enumerate(keys.tolist()):
+        if key >= 0 and key & ((1 << _SIZE_BITS) - 1):  # fits, has something to read
+            _read(out, np.flatnonzero(layouts == index), key >> (_SIZE_BITS + 1),
+                  key >> _SIZE_BITS & 1, key & ((1 << _SIZE_BITS) - 1), payloads, lengths)
+    return out
+
+
+def _read(out: Values, rows: np.ndarray, data_type: int, scalar: int, size: int,
+          payloads: Sequence[bytes | memoryview], lengths: np.ndarray) -> None:
+    """Fill ``out`` at ``rows``: payloads of one layout, of which ``size`` bytes are read."""
+    heads = [payloads[i] for i in rows.tolist()]
+    if (lengths[rows] > size).any():  # longer than what is read: arrays
+        heads = [head[:size] for head in heads]
+    structs = np.frombuffer(b"".join(heads), _struct(data_type, scalar, size))
+    fields = structs.dtype.fields
+    if "severity" in fields:
+        out.status[rows] = structs["status"]
+        out.severity[rows] = structs["severity"]
+        out.has_alarm[rows] = True
+    if "seconds" in fields:
+        seconds = structs["seconds"].astype(np.int64) + EPICS_EPOCH_OFFSET
+        out.epics_ns[rows] = seconds * 1_000_000_000 + structs["nanoseconds"]
+        out.has_time[rows] = True
+    if "value" not in fields:
+        return
+    if fields["value"][0].kind != "S":
+        out.value[rows] = structs["value"]
+        out.has_value[rows] = True
+        return
+    for row, text in zip(rows.tolist(), structs["value"].tolist(), strict=True):
+        out.text[row] = text.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+@cache
+def _struct(data_type: int, scalar: int, size: int) -> np.dtype:
+    """The structured dtype of the first ``size`` bytes of a payload of ``data_type``
+    (``scalar``: of one element): the fields the tables read, at their offsets."""
+    lay = LAYOUTS[data_type]
+    fields = []
+    if "status" in lay.meta_names:
+        code = ">u2" if data_type == DBRType.STSACK_STRING else ">i2"
+        fields += [("status", code, 0), ("severity", code, 2)]
+    if "seconds" in lay.meta_names:
+        fields += [("seconds", ">u4", 4), ("nanoseconds", ">u4", 8)]
+    if scalar:
+        element = _NUMPY[lay.native_type] or f"S{size - lay.value_offset}"
+        fields.append(("value", element, lay.value_offset))
+    names, formats, offsets = zip(*fields, strict=True) if fields else ((), (), ())
+    return np.dtype({"names": list(names), "formats": list(formats),
+                     "offsets": list(offsets), "itemsize": size})
+
+
+def _decode_each(out: Values, chosen: np.ndarray, data_types: np.ndarray, counts: np.ndarray,
+                 payloads: Sequence[bytes | memoryview]) -> None:
+    """The slow path: the decoder's own decoding, one payload at a time."""
+    for i in chosen:
+        try:
+            data = dbr.decode(int(data_types[i]), int(counts[i]), payloads[i])
+        except DecodeError as exc:
+            out.errors[int(i)] = str(exc)
+            continue
+        if len(data.values) == 1:
+            value = data.value
+            if isinstance(value, str):
+                out.text[int(i)] = value
+            else:
+                out.value[i] = value
+                out.has_value[i] = True
+        if data.severity is not None:
+            out.status[i] = data.status
+            out.severity[i] = data.severity
+            out.has_alarm[i] = True
+        if data.seconds is not None:
+            out.epics_ns[i] = ((data.seconds + EPICS_EPOCH_OFFSET) * 1_000_000_000
+                               + data.nanoseconds)
+            out.has_time[i] = True
