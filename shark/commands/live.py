@@ -1,0 +1,260 @@
+"""``shark live``: the messages of ``shark read``, as they cross a network interface.
+
+The same lines (or JSON objects) and the same attribution as ``shark read``, from a
+:class:`shark.live.LiveCapture` instead of a file, optionally saved as they arrive to
+a pcapng file (``-w``; every captured frame, whatever ``--filter`` shows). Output is
+flushed after every batch the kernel hands over, so a pipe sees messages within the
+ring's block timeout (50 ms).
+
+Frames the kernel had to drop (its ring was full) are reported where they happened,
+as a line in the output (``DROPPED``: in jsonl an object with ``dropped`` and
+``total_dropped``, the other keys null), and in a summary on stderr at the end.
+
+It stops on Ctrl-C, SIGTERM, after ``--count`` messages or ``--duration`` seconds,
+always gracefully: the capture file is complete and the summary printed.
+
+The kernel filter passes the standard CA ports and the ``--port`` ones only, so a
+server on another TCP port (which ``shark read`` learns from search replies) needs
+``--port``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TextIO
+
+from ..capture import Frame
+from ..filters import FilterError, combine, parse_filter
+from ..jsonl import record_json
+from ..live import LiveCapture, LiveCaptureError, default_interface
+from ..pcapng import PcapngWriter
+from ..record import Record
+from ..session import Session
+from ..stream import CaReader
+from ..text import format_record
+from .read import add_port_option
+
+NAME = "live"
+HELP = "decode CA traffic live from a network interface"
+
+#: Seconds between two reads of the kernel's drop counter (a system call each).
+STATS_INTERVAL = 0.5
+#: How long one wait for packets lasts before the stop conditions are checked again.
+POLL_TIMEOUT = 0.2
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Capture and decode CA traffic live (needs root or CAP_NET_RAW). Stop with Ctrl-C. "
+        "The kernel passes only the standard CA ports (5064, 5065) and those given with "
+        "--port: a server on another TCP port needs --port.")
+    parser.add_argument("--interface", "-i", metavar="IFACE",
+                        help="interface to capture on (default: 'any', all interfaces, when "
+                             "permitted, else 'lo')")
+    parser.add_argument("--format", "-f", choices=("text", "jsonl"), default="text",
+                        help="one readable line per message (text, the default) or one "
+                             "JSON object per message (jsonl)")
+    parser.add_argument("--write", "-w", metavar="FILE.pcapng",
+                        help="also save every captured frame to this pcapng file")
+    parser.add_argument("--filter", action="append", default=[], metavar="EXPR",
+                        help="only show messages matching EXPR (same syntax as shark read; "
+                             "the capture file gets everything)")
+    parser.add_argument("--count", "-c", type=int, metavar="N",
+                        help="stop after N messages have been shown")
+    parser.add_argument("--duration", type=float, metavar="SECONDS",
+                        help="stop after this many seconds")
+    add_port_option(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        wanted = combine(parse_filter(f) for f in args.filter)
+    except FilterError as exc:
+        print(f"shark: error: --filter: {exc}", file=sys.stderr)
+        return 2
+    interface = args.interface or default_interface()
+    try:
+        capture = LiveCapture(interface, args.port)
+    except LiveCaptureError as exc:  # CapturePermissionError says how to get the privilege
+        print(f"shark: error: {exc}", file=sys.stderr)
+        return 1
+    writer = None
+    try:
+        if args.write:
+            writer = PcapngWriter(args.write)
+            writer.add_interface(capture.linktype, interface, capture.snaplen)
+    except OSError as exc:
+        capture.close()
+        print(f"shark: error: {args.write}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"shark: capturing on {interface} ({capture.filter})", file=sys.stderr, flush=True)
+    printer = _Printer(sys.stdout, args.format, wanted if args.filter else None, args.count)
+    pump = FramePump(capture, writer, on_idle=printer.flush, on_drops=printer.drops)
+    printer.on_done = pump.stop
+    previous = _stop_on_signals(pump.stop)
+    timer = None
+    if args.duration is not None:
+        timer = threading.Timer(args.duration, pump.stop)
+        timer.daemon = True
+        timer.start()
+    reader = CaReader(args.port, lifecycle=True)
+    status = 0
+    try:
+        printer.print(Session().records(reader.records(pump), lifecycle=args.format == "text"))
+    except LiveCaptureError as exc:
+        sys.stdout.flush()
+        print(f"shark: error: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        capture.close()
+        if writer is not None:
+            writer.close()
+        pump.check_drops(force=True)
+        printer.flush()
+        received, dropped = capture.stats()
+        saved = f"; {writer.frames} frames saved to {args.write}" if writer is not None else ""
+        print(f"shark: {received} frames captured, {dropped} dropped by the kernel; "
+              f"{printer.shown} messages shown{saved}", file=sys.stderr)
+    return status
+
+
+def _stop_on_signals(stop_capture: Callable[[], None]) -> dict[int, Any]:
+    """SIGINT and SIGTERM stop the capture gracefully (a second Ctrl-C interrupts)."""
+    previous = {}
+
+    def stop(signum: int, _frame: object) -> None:
+        stop_capture()
+        signal.signal(signum, previous[signum])
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, stop)
+    return previous
+
+
+class FramePump:
+    """The frames of a live capture as one iterable, for :class:`shark.stream.CaReader`.
+
+    Because the reader pulls frames lazily, every record of the frames handed out so far
+    has been consumed when the pump is asked for more: that is when ``on_idle`` runs
+    (before waiting for packets), so output can be flushed exactly once per batch.
+    Frames are written to ``writer`` as they are read; drops the kernel counts are
+    passed to ``on_drops(new, total)`` as soon as they are seen.
+    """
+
+    def __init__(self, capture: LiveCapture, writer: PcapngWriter | None = None,
+                 on_idle: Callable[[], None] = lambda: None,
+                 on_drops: Callable[[int, int], None] = lambda new, total: None) -> None:
+        self.capture = capture
+        self.writer = writer
+        self.on_idle = on_idle
+        self.on_drops = on_drops
+        #: Frames and bytes read so far, and seconds spent waiting for them.
+        self.frames = 0
+        self.bytes = 0
+        self.waited = 0.0
+        self._dropped = 0
+        self._stats_due = 0.0
+        self.stopped = False
+
+    def stop(self) -> None:
+        """End the iteration promptly; callable from any thread or a signal handler."""
+        self.stopped = True
+        self.capture.stop()
+
+    def __iter__(self) -> Iterator[Frame]:
+        capture, writer = self.capture, self.writer
+        while True:
+            self.on_idle()
+            self.check_drops()
+            before = time.monotonic()
+            batch = capture.read_batch(POLL_TIMEOUT)
+            self.waited += time.monotonic() - before
+            if not batch:
+                if self.stopped:
+                    return
+                if writer is not None:
+                    writer.flush()
+                continue
+            self.frames += len(batch)
+            self.bytes += sum(len(frame.data) for frame in batch)
+            if writer is not None:
+                for frame in batch:
+                    writer.write(frame)
+            yield from batch
+
+    def check_drops(self, force: bool = False) -> None:
+        """Read the kernel's counter (at most every :data:`STATS_INTERVAL` seconds)."""
+        now = time.monotonic()
+        if not force and now < self._stats_due:
+            return
+        self._stats_due = now + STATS_INTERVAL
+        dropped = self.capture.stats().dropped
+        if dropped > self._dropped:
+            self.on_drops(dropped - self._dropped, dropped)
+            self._dropped = dropped
+
+
+class _Printer:
+    """Writes records as ``shark read`` does, and drop notices where they happened."""
+
+    def __init__(self, out: TextIO, fmt: str, wanted: Callable[[Record], bool] | None,
+                 count: int | None) -> None:
+        self.out = out
+        self.jsonl = fmt == "jsonl"
+        self.wanted = wanted
+        self.count = count
+        self.shown = 0
+        self.start: float | None = None
+        #: Called once ``count`` messages have been shown.
+        self.on_done: Callable[[], None] = lambda: None
+
+    def print(self, records: Iterable[Record]) -> None:
+        write, wanted = self.out.write, self.wanted
+        for record in records:
+            if wanted is not None and not wanted(record):
+                continue
+            if self.count is not None and self.shown >= self.count:
+                continue  # stopping: the reader is flushing what is left
+            if self.jsonl:
+                write(record_json(record))
+            else:
+                if self.start is None:
+                    self.start = record.time
+                write(format_record(record, self.start))
+            write("\n")
+            self.shown += 1
+            if self.count is not None and self.shown >= self.count:
+                self.on_done()
+
+    def drops(self, new: int, total: int) -> None:
+        if self.jsonl:
+            notice = {key: None for key in _JSONL_KEYS}
+            notice.update(time=time.time(), command="DROPPED", dropped=new,
+                          total_dropped=total)
+            self.out.write(json.dumps(notice, separators=(",", ":")) + "\n")
+        else:
+            self.out.write(f"------ the kernel dropped {new} frames (capture buffer full; "
+                           f"{total} in all) ------\n")
+        self.out.flush()
+
+    def flush(self) -> None:
+        try:
+            self.out.flush()
+        except ValueError:  # closed at exit
+            pass
+
+
+#: The keys every jsonl object has (see :mod:`shark.jsonl`).
+_JSONL_KEYS = ("frame", "time", "src", "dst", "transport", "circuit", "sender", "command",
+               "command_id", "pv", "data_type", "data_count", "status", "value", "latency")

@@ -1,0 +1,369 @@
+"""The TUI, driven through Textual's pilot on real captures, as a person would: filter,
+select, read the details, follow a PV, jump to errors, export.
+
+Each test runs the app headless on a capture played at full speed, waits for the end of
+the file and for a redraw, then presses keys. What the screen shows is checked against
+``shark.read`` of the same capture and against the capture's manifest (what the client
+really did), not against the TUI's own model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from shark_helpers import capture, pcap_bytes
+
+import shark
+from shark.capture import read_frames
+from shark.cli import main as shark_main
+
+pytest.importorskip("textual")
+
+from tui.app import FilterInput, SharkApp  # noqa: E402
+from tui.details import hexdump  # noqa: E402
+from tui.help import HelpScreen  # noqa: E402
+from tui.model import Model, problem  # noqa: E402
+from tui.ring import Ring  # noqa: E402
+from tui.rows import Clock, channel_cells, search_cells  # noqa: E402
+from tui.source import FileSource  # noqa: E402
+from tui.table import VirtualTable, fit  # noqa: E402
+from tui.textview import TextView  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BASIC = ROOT / "captures" / "softioc_pyepics_basic.pcap"
+Script = Callable[[SharkApp, Any], Awaitable[None]]
+
+
+def drive(path: Path, script: Script, ring_size: int = 100_000, **options: Any) -> SharkApp:
+    """Run the app on ``path`` until the file is decoded and shown, then ``script``."""
+
+    async def main() -> SharkApp:
+        model = Model(ring_size)
+        app = SharkApp(model, FileSource(model, path), **options)
+        async with app.run_test(size=(200, 50)) as pilot:
+            deadline = time.monotonic() + 20
+            while not app.source.finished and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            assert app.source.finished and app.source.error is None
+            app.refresh_view()  # a redraw after the last batch, and of the pane shown
+            app.refresh_panes()
+            await pilot.pause()
+            await script(app, pilot)
+        return app
+
+    return asyncio.run(main())
+
+
+async def type_filter(app: SharkApp, pilot: Any, text: str) -> None:
+    """``/``, the filter, Enter (the text is set at once: typing long filters key by key
+    would only make the tests slow; test_filter_with_slash types one)."""
+    await pilot.press("slash")
+    field = app.focused
+    assert isinstance(field, FilterInput)
+    field.value = text
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+def records(path: Path) -> list[shark.Record]:
+    return list(shark.read(path, lifecycle=True))
+
+
+def key(record: shark.Record) -> tuple[Any, ...]:
+    """What tells two reads' records apart."""
+    return record.frame, record.command_name, record.pv, record.src
+
+def shown(app: SharkApp) -> list[shark.Record]:
+    return [row for row in app.log_table.rows if row is not None]
+
+
+def table(app: SharkApp, pane: str) -> VirtualTable:
+    return app._main(f"#{pane}-table", VirtualTable)
+
+
+def manifest(path: Path) -> dict[str, Any]:
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+# -- the log, the panes ---------------------------------------------------------------------
+
+
+def test_log_and_panes_show_the_capture() -> None:
+    expected = records(BASIC)
+    truth = manifest(BASIC)
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        log = app.log_table
+        assert [(r.frame, r.command_name, r.pv) for r in shown(app)] == [
+            (r.frame, r.command_name, r.pv) for r in expected]
+        assert log.cursor == len(expected) - 1 and not app.paused  # following the tail
+        channels = table(app, "channels").rows
+        assert sorted(c.pv for c in channels) == sorted(p["pv"] for p in truth["pvs"])
+        cells = {c.pv: channel_cells(c, Clock(), None) for c in channels}
+        for pv in truth["pvs"]:
+            name, server, via, native, count, access = cells[pv["pv"]][:6]
+            assert (server, via) == ("127.0.0.1:5064", "#1")
+            assert f"DBR_{native}" == pv["native_dbr"] and count == str(pv["element_count"])
+            assert access == "read/write"
+        assert cells["DEMO:BASIC:LABEL"][-1] == "'hello shark'"
+        assert cells["DEMO:BASIC:WAVE"][-1].startswith("[0.0, 0.5, 1.0, 1.5, ...] (10)")
+        await pilot.press("3")  # searches: the unanswered one first
+        await pilot.pause()
+        searches = table(app, "searches").rows
+        missing = truth["nonexistent_pvs_searched"][0]
+        assert searches[0].name == missing["pv"] and not searches[0].replies
+        assert search_cells(searches[0], Clock())[3].plain == "UNANSWERED"
+        assert all(s.replies for s in searches[1:])
+        await pilot.press("4")
+        await pilot.pause()
+        [server] = table(app, "servers").rows
+        beacons = truth["message_counts_by_command"]["udp"]["13"]
+        assert (server.address, server.beacons, server.circuits) == ("127.0.0.1:5064", beacons, 1)
+        await pilot.press("2")
+        await pilot.pause()
+        [circuit] = table(app, "circuits").rows
+        assert circuit.closed == "fin" and circuit.messages == sum(
+            1 for r in expected if r.circuit == 1 and r.message is not None)
+
+    drive(BASIC, script)
+
+
+def test_filter_with_slash_and_export_the_view(tmp_path: Path) -> None:
+    pandas = pytest.importorskip("pandas")
+    expected = records(BASIC)
+    wave = [key(r) for r in expected if r.pv == "DEMO:BASIC:WAVE"]
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await pilot.press("slash")
+        await pilot.press(*"*:WAVE", "enter")  # a bare word: a PV pattern
+        await pilot.pause()
+        assert [key(r) for r in shown(app)] == wave
+        assert app.filter_text == "*:WAVE"
+        await pilot.press("x")  # export what is shown
+        deadline = time.monotonic() + 15
+        while app.last_export is None and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        await pilot.press("slash", "ctrl+u", *"x=1", "enter")  # not a filter key
+        await pilot.pause()
+        assert app.filter_text == "*:WAVE"  # unchanged, the line stays open
+        assert isinstance(app.focused, FilterInput)
+        await pilot.press("escape")  # closes the line
+        await pilot.press("escape")  # clears the filter
+        await pilot.pause()
+        assert app.filter_text == "" and len(shown(app)) == len(expected)
+
+    app = drive(BASIC, script, export_dir=tmp_path)
+    assert app.last_export is not None and app.last_export.parent == tmp_path
+    frame = pandas.read_parquet(app.last_export)
+    assert list(zip(frame["frame"], frame["command"], frame["pv"], strict=True)) == [
+        k[:3] for k in wave]
+    replies = frame[(frame["command"] == "READ_NOTIFY") & (frame["sender"] == "server")]
+    assert len(replies) == 1 and replies["data_count"].iloc[0] == 10
+
+
+def test_select_a_message_read_its_details_and_the_help() -> None:
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await type_filter(app, pilot, "pv=DEMO:BASIC:WAVE command=READ_NOTIFY")
+        await pilot.press("home", "down")  # moving pauses the log; the reply is second
+        assert app.paused
+        record = app.log_table.cursor_row
+        assert record.command_name == "READ_NOTIFY" and record.sender.name == "SERVER"
+        text = app._main("#details", TextView).text.plain
+        for part in ("PV                  DEMO:BASIC:WAVE", "answers", "Value  DBR_",
+                     "[9]", "4.5", "Bytes", hexdump(record.message.to_bytes())[:40]):
+            assert part in text, part
+        await pilot.press("end")  # back to the tail
+        await pilot.pause()
+        assert not app.paused
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)  # the redraw timer keeps running under the help screen
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+    drive(BASIC, script)
+
+
+# -- following a PV -------------------------------------------------------------------------
+
+
+def test_follow_a_pv_from_the_channels_pane() -> None:
+    path = capture("ca_monitors_100hz.pcap")
+    expected = [r for r in records(path) if r.pv == "DEMO:MON:FAST"]
+    updates = manifest(path)["monitor_updates_received"]["per_client"]["client1"]
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await pilot.press("1")  # channels, sorted by PV: FAST first
+        await pilot.pause()
+        assert table(app, "channels").cursor_row.pv == "DEMO:MON:FAST"
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.follow_pv == "DEMO:MON:FAST"
+        rows = shown(app)
+        assert [r.frame for r in rows] == [r.frame for r in expected]
+        assert {r.transport for r in rows} == {"udp", "tcp"}  # its searches too
+        [channel] = table(app, "channels").rows
+        subscribed = sum(u["updates_received"] for u in updates.values()
+                         if u["pv"] == "DEMO:MON:FAST")
+        reads = sum(1 for r in expected if r.command_name == "READ_NOTIFY"
+                    and r.sender.name == "SERVER")
+        assert channel.updates == subscribed + reads
+        await pilot.press("f")  # again: stop following
+        await pilot.pause()
+        assert app.follow_pv is None and len(shown(app)) > len(expected)
+
+    drive(path, script)
+
+
+def test_follow_a_pv_across_circuits() -> None:
+    path = capture("ca_two_clients_two_iocs.pcapng")
+    pv = "DEMO:IOCA:COUNTER"  # read by both clients
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await type_filter(app, pilot, f"pv={pv}")
+        await pilot.press("up", "f")  # a message of that PV under the cursor: follow it
+        await type_filter(app, pilot, "")  # and drop the filter
+        await pilot.pause()
+        rows = shown(app)
+        assert {r.pv for r in rows} == {pv}
+        assert {r.circuit for r in rows if r.circuit is not None} == {2, 3}
+        channels = table(app, "channels").rows
+        assert sorted(c.circuit for c in channels) == [2, 3]
+
+    drive(path, script)
+
+
+# -- errors, export, help -----------------------------------------------------------------
+
+
+def test_jump_to_errors() -> None:
+    path = capture("ca_put_callback_and_errors.pcapng")
+    expected = [key(r) for r in records(path) if problem(r) is not None]
+    assert expected
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await pilot.press("e")  # from the tail: the latest error
+        assert app.paused and key(app.log_table.cursor_row) == expected[-1]
+        await pilot.press("E")
+        assert key(app.log_table.cursor_row) == expected[-2]
+        await pilot.press("5")
+        await pilot.pause()
+        errors = table(app, "errors").rows
+        assert [key(e.record) for e in errors] == expected
+        assert "ECA_PUTFAIL" in errors[0].text
+        await pilot.press("home", "enter")  # show the first error in the log
+        await pilot.pause()
+        assert key(app.log_table.cursor_row) == expected[0]
+        assert app.focused is app.log_table
+
+    drive(path, script)
+
+
+def test_the_ring_bounds_the_log_not_the_panes() -> None:
+    async def script(app: SharkApp, pilot: Any) -> None:
+        expected = records(BASIC)
+        rows = shown(app)
+        assert [r.frame for r in rows] == [r.frame for r in expected[-40:]]
+        assert len(table(app, "channels").rows) == 7  # aggregates of everything
+        assert app.model.messages == sum(1 for r in expected if r.message is not None)
+
+    drive(BASIC, script, ring_size=40)
+
+
+# -- pieces ---------------------------------------------------------------------------------
+
+
+def test_ring_positions() -> None:
+    ring: Ring[int] = Ring(3)
+    ring.extend(range(5))
+    assert (ring.start, ring.end, list(ring)) == (2, 5, [2, 3, 4])
+    window = ring.window()
+    ring.append(5)
+    assert [window[i] for i in range(len(window))] == [None, 3, 4]  # 2 fell off
+    assert (ring.get(1), ring.get(5), ring.get(6)) == (None, 5, None)
+    assert window.items() == [3, 4]
+
+
+def test_file_pace() -> None:
+    path = capture("ca_monitors_100hz.pcap")
+    model = Model()
+    source = FileSource(model, path, speed=20.0)  # a 5.7 s capture in about 0.3 s
+    started = time.monotonic()
+    source.start()
+    time.sleep(0.1)
+    early = model.messages
+    source.join(10)
+    elapsed = time.monotonic() - started
+    total = sum(1 for r in records(path) if r.message is not None)
+    assert early < total and model.messages == total
+    assert elapsed >= 5.7 / 20 * 0.9
+
+
+def test_fit_keeps_escape_sequences_off_the_terminal() -> None:
+    assert fit("PV:\x1b[31mRED", 12) == "PV:\ufffd[31mRED "
+    assert fit("DEMO:BASIC:COUNTER", 10) == "DEMO:BASI…"
+    assert fit("42", 5, right=True) == "   42"
+
+
+def test_command_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        shark_main(["tui", "--help"])
+    assert "--pace" in capsys.readouterr().out
+    assert shark_main(["tui", str(BASIC), "-i", "lo"]) == 2
+    assert shark_main(["tui", str(BASIC), "-w", str(tmp_path / "x.pcapng")]) == 2
+    assert shark_main(["tui", "-i", "lo", "--pace"]) == 2
+    assert shark_main(["tui", str(BASIC), "--filter", "colour=blue"]) == 2
+    assert "unknown filter key" in capsys.readouterr().err
+    assert shark_main(["tui", str(tmp_path / "nothing.pcap")]) == 1
+
+
+def test_a_circuit_joined_mid_stream(tmp_path: Path) -> None:
+    """What a live session started on a running system sees: the circuit's server is
+    known by the first message, and what the missed setup implies is not an error."""
+    frames = [(f.time_ns, bytes(f.data)) for f in read_frames(BASIC)]
+    linktype = next(iter(read_frames(BASIC))).linktype
+    cut = tmp_path / "joined.pcap"
+    cut.write_bytes(pcap_bytes(frames[30:], linktype))  # after every CREATE_CHAN
+    model = Model()
+    source = FileSource(model, cut)
+    source.run()
+    [circuit] = model.circuits.values()
+    assert (circuit.server, model.midstream) == ("127.0.0.1:5064", {circuit.number})
+    full = records(BASIC)
+    anomalies = [r for r in records(cut) if r.anomaly is not None]
+    assert anomalies  # the decoder saw replies to requests it never saw...
+    assert not [e.text for e in model.errors if "without request" in e.text]  # ...no error
+    assert model.messages < sum(1 for r in full if r.message is not None)
+    cut.write_bytes(pcap_bytes(frames[56:], linktype))  # after the EVENT_ADD request
+    model = Model()
+    FileSource(model, cut).run()
+    [row] = [row for row in model.channels.values() if row.channel is None]
+    counter = [r for r in full if r.pv == "DEMO:BASIC:COUNTER" and r.frame > 56
+               and r.command_name == "EVENT_ADD" and r.message.payload]
+    assert (row.pv, row.updates) == (f"<subscription {row.subscription.subscriptionid}>",
+                                     len(counter))
+
+
+def test_values_kept_beyond_the_ring_do_not_keep_capture_blocks() -> None:
+    """A live capture's payloads are views of whole ring blocks: the model copies those
+    it keeps (a channel's last value, errors)."""
+    kept = records(BASIC)
+    block, offset = bytearray(1 << 20), 0
+    for record in kept:
+        if record.message is not None:
+            payload = bytes(record.message.payload)
+            block[offset : offset + len(payload)] = payload
+            record.message.payload = memoryview(block)[offset : offset + len(payload)]
+            offset += len(payload)
+    model = Model(ring_size=10)
+    model.add_batch(kept)
+    lasts = {row.pv: row.last.message for row in model.channels.values()}
+    assert all(type(message.payload) is bytes for message in lasts.values())
+    assert lasts["DEMO:BASIC:LABEL"].data.value == "hello shark"

@@ -1,0 +1,70 @@
+"""The help screen: every key, what it does, and the filter syntax."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+__all__ = ["KEYS", "HelpScreen"]
+
+#: (keys, what they do), in the order a newcomer needs them.
+KEYS = [
+    ("?", "this help (Esc closes it)"),
+    ("/", "filter the log: pv=GLOB command=NAME host=IP[:PORT] port=P circuit=N "
+          "transport=udp sender=client; a bare word is a PV pattern; Enter applies, "
+          "an empty filter shows everything"),
+    ("space", "pause / resume the log (the panes and counters go on)"),
+    ("↑ ↓ PgUp PgDn Home", "move in the log (pauses it) or in a pane"),
+    ("End, G", "back to the newest message, following the tail"),
+    ("f", "follow the selected PV across every circuit (log, channels, searches); "
+          "f again stops"),
+    ("e / E", "next / previous error in the log"),
+    ("Esc", "stop following the PV, then clear the filter"),
+    ("1 2 3 4 5", "panes: channels, circuits, searches, servers, errors"),
+    ("l", "back to the message log"),
+    ("d", "hide / show the details pane (more room for the log)"),
+    ("Enter", "in a pane: follow that PV (channels, searches), filter that circuit or "
+              "server, show that error in the log"),
+    ("Tab", "next pane or widget"),
+    ("x", "export the log as shown (filter applied) to a Parquet file"),
+    ("q", "quit"),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and filter syntax, over the main screen."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 90; max-width: 95%; height: auto; max-height: 90%;
+        border: thick $accent; background: $surface; padding: 1 2;
+    }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "dismiss", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold cyan", justify="right", no_wrap=True)
+        keys.add_column()
+        for key, meaning in KEYS:
+            keys.add_row(key, meaning)
+        note = Text("\nRed rows are problems: ERROR messages, failed statuses, gaps in the "
+                    "capture, undecodable bytes, anomalies of the circuit state. Server "
+                    "messages are cyan, UDP (searches, beacons) magenta.", style="dim")
+        with VerticalScroll():
+            yield Static(Text("shark — Channel Access, live\n", style="bold"))
+            yield Static(keys)
+            yield Static(note)
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)

@@ -1,0 +1,263 @@
+"""The columns of each pane and how one row object becomes its cells.
+
+Every function here is called only for rows on screen, at most ten times a second,
+so each may take its time (decode a value, name a type) without slowing the decoder.
+Times are seconds since the first record, as in the message log and ``shark read``.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Container
+from typing import Any
+
+from rich.text import Text
+
+from decoder import AccessRights, DecodeError, Role, Search, dbr
+from decoder import messages as m
+from shark.record import CLOSE, MESSAGE, OPEN, Record
+from shark.text import describe
+
+from .model import ChannelRow, CircuitRow, ErrorRow, ServerRow, problem
+from .table import Cell, Column
+
+__all__ = [
+    "CHANNEL_COLUMNS", "CIRCUIT_COLUMNS", "ERROR_COLUMNS", "LOG_COLUMNS", "SEARCH_COLUMNS",
+    "SERVER_COLUMNS", "Clock", "format_value",
+]
+
+#: Array elements shown before "...".
+ELEMENTS_SHOWN = 4
+
+
+class Clock:
+    """Formats capture times as seconds since ``zero``, the first record's time (set by
+    the app once known)."""
+
+    def __init__(self, zero: float | None = None) -> None:
+        self.zero = zero
+
+    def __call__(self, time: float | None, digits: int = 3) -> str:
+        if time is None:
+            return ""
+        return f"{time - (self.zero if self.zero is not None else time):.{digits}f}"
+
+
+def format_value(data: dbr.DBRValue) -> str:
+    """A DBR value in a few words: the value (or the first elements), and the alarm."""
+    values = data.values
+    if len(values) == 1:
+        shown = repr(data.value)
+    else:
+        head = [v.item() if hasattr(v, "item") else v for v in values[:ELEMENTS_SHOWN]]
+        more = ", ..." if len(values) > ELEMENTS_SHOWN else ""
+        shown = f"[{', '.join(map(repr, head))}{more}] ({len(values)})"
+    if data.severity:
+        shown += f" {data.severity_name}/{data.status_name}"
+    return shown
+
+
+def _subject(record: Record) -> str:
+    """The PV, or what names the channel when the capture does not tell its name."""
+    if record.pv is not None:
+        return record.pv
+    channel = record.channel
+    if channel is not None and channel.sid is not None:
+        return f"<sid={channel.sid}>"
+    if record.subscription is not None:
+        return f"<subscription {record.subscription.subscriptionid}>"
+    return ""
+
+
+def _where(record: Record) -> str:
+    return record.transport if record.circuit is None else f"#{record.circuit}"
+
+
+# -- the message log ----------------------------------------------------------------------
+
+LOG_COLUMNS = [
+    Column("No.", 7, right=True), Column("Time", 10, right=True), Column("Source", 21),
+    Column("Destination", 21), Column("Via", 4), Column("Command", 14), Column("PV", 24),
+    Column("Info"),
+]
+
+
+def log_cells(record: Record, clock: Clock) -> list[Cell]:
+    message = record.message
+    if message is not None:
+        info = _info(message)
+        if record.latency is not None:
+            info += f" [{record.latency * 1e3:.3f} ms]"
+    elif record.kind in (OPEN, CLOSE):
+        info = f"({record.reason})"
+    else:
+        info = f"{record.size} bytes: {record.reason}"
+    return [str(record.frame), clock(record.time, 6), record.src, record.dst, _where(record),
+            record.command_name, _subject(record), info]
+
+
+def _info(message: m.Message) -> str:
+    """The fields of a message, its value (if it carries one) first: the value is what a
+    person scans the log for, and the log's last column is cut at the screen's edge."""
+    try:
+        text = describe(message)
+        if isinstance(message, m._DataPayload) and message.payload:
+            text = f"{format_value(message.data)}  {text.rsplit(' data=', 1)[0]}"
+        return text
+    except Exception as exc:  # a message that cannot be described is still listed
+        return f"<{exc}>"
+
+
+def log_style(record: Record, midstream: Container[int] = ()) -> str | None:
+    """Problems in red; server messages in the accent colour; circuit open/close dim."""
+    if problem(record, midstream) is not None:
+        return "bold red"
+    if record.kind != MESSAGE:
+        return "dim"
+    if record.sender is Role.SERVER:
+        return "cyan"
+    if record.transport == "udp":
+        return "magenta"
+    return None
+
+
+# -- channels -----------------------------------------------------------------------------
+
+CHANNEL_COLUMNS = [
+    Column("PV", 30), Column("Server", 21), Column("Via", 5), Column("Type", 13),
+    Column("Count", 6, right=True), Column("Access", 10), Column("Rate/s", 8, right=True),
+    Column("Updates", 8, right=True), Column("Last update", 11, right=True),
+    Column("Last value"),
+]
+
+
+def channel_cells(row: ChannelRow, clock: Clock, now: float | None) -> list[Cell]:
+    channel = row.channel
+    native = count = access = ""
+    if channel is not None:
+        if channel.native_type is not None:
+            native = dbr.dbr_name(channel.native_type)[4:]
+        if channel.native_count is not None:
+            count = str(channel.native_count)
+        access = access_text(channel.access_rights)
+    elif row.subscription is not None:  # what the subscription asked for, in brackets
+        native = f"({dbr.dbr_name(row.subscription.data_type)[4:]})"
+    rate = row.rate(now if now is not None else row.last_time)
+    value = ""
+    if row.last is not None:
+        try:
+            value = format_value(row.last.message.data)
+        except DecodeError as exc:
+            value = f"<{exc}>"
+    return [row.pv, row.server, "" if row.circuit is None else f"#{row.circuit}", native,
+            count, access, f"{rate:.1f}", str(row.updates),
+            clock(row.last_time) if row.updates or row.writes else "", value]
+
+
+def channel_style(row: ChannelRow) -> str | None:
+    if row.channel is None:
+        return "italic"
+    state = row.channel.state.value
+    if state in ("failed", "disconnected"):
+        return "red"
+    if state in ("cleared", "clearing"):
+        return "dim"
+    return None
+
+
+def access_text(rights: AccessRights | int | None) -> str:
+    if rights is None:
+        return ""
+    read, write = rights & AccessRights.READ, rights & AccessRights.WRITE
+    return "read/write" if read and write else "read" if read else "write" if write else "none"
+
+
+# -- circuits -----------------------------------------------------------------------------
+
+CIRCUIT_COLUMNS = [
+    Column("#", 5, right=True), Column("Client", 21), Column("Server", 21), Column("State", 6),
+    Column("User", 10), Column("Host", 14), Column("Ver", 4, right=True),
+    Column("Chans", 6, right=True), Column("Subs", 5, right=True),
+    Column("Messages", 9, right=True), Column("Bytes", 11, right=True),
+    Column("Opened", 10, right=True), Column("Last", 10, right=True),
+]
+
+
+def circuit_cells(row: CircuitRow, clock: Clock) -> list[Cell]:
+    state = row.state
+    channels = subscriptions = ""
+    if state is not None:
+        channels = str(len(state.channels_by_sid) or len(state.channels_by_cid))
+        subscriptions = str(sum(1 for s in list(state.subscriptions.values()) if s.active))
+    return [str(row.number), row.client, row.server, row.closed or "open", row.user or "",
+            row.host or "", "" if row.version is None else str(row.version), channels,
+            subscriptions, str(row.messages), str(row.bytes), clock(row.opened),
+            clock(row.last_time)]
+
+
+def circuit_style(row: CircuitRow) -> str | None:
+    return None if row.closed is None else "dim"
+
+
+# -- searches -----------------------------------------------------------------------------
+
+SEARCH_COLUMNS = [
+    Column("PV", 30), Column("Client", 21), Column("Tries", 6, right=True),
+    Column("Answer", 10), Column("First", 10, right=True), Column("Last", 10, right=True),
+    Column("Servers"),
+]
+
+
+def search_cells(search: Search, clock: Clock) -> list[Cell]:
+    servers = ", ".join(dict.fromkeys(_server(server, port) for server, port, _ in
+                                      list(search.replies)))
+    answer = Text("answered") if search.replies else Text("UNANSWERED", style="bold red")
+    return [search.name, str(search.client), str(search.tries), answer,
+            clock(_time(search.first)), clock(_time(search.last)), servers]
+
+
+def _server(server: Any, port: int) -> str:
+    if isinstance(server, int):
+        return f"{socket.inet_ntoa(struct.pack('>I', server))}:{port}"
+    return f"{str(server).rpartition(':')[0]}:{port}"
+
+
+def _time(context: Any) -> float | None:
+    return context.time if isinstance(context, Record) else None
+
+
+# -- servers and beacons ------------------------------------------------------------------
+
+SERVER_COLUMNS = [
+    Column("Server", 21), Column("Beacons", 8, right=True), Column("Beacon id", 10, right=True),
+    Column("Interval", 9, right=True), Column("Restarts", 9, right=True),
+    Column("Skips", 6, right=True), Column("Circuits", 9, right=True),
+    Column("Last seen", 10, right=True), Column(""),
+]
+
+
+def server_cells(row: ServerRow, clock: Clock) -> list[Cell]:
+    interval = row.beacon_interval
+    return [row.address, str(row.beacons), "" if row.beacon_id is None else str(row.beacon_id),
+            "" if interval is None else f"{interval:.2f} s", str(row.resets), str(row.skips),
+            str(row.circuits), clock(row.last_time), ""]
+
+
+# -- errors -------------------------------------------------------------------------------
+
+ERROR_COLUMNS = [
+    Column("Time", 11, right=True), Column("No.", 7, right=True), Column("Via", 5),
+    Column("Command", 14), Column("PV", 26), Column("Problem"),
+]
+
+
+def error_cells(row: ErrorRow, clock: Clock) -> list[Cell]:
+    record = row.record
+    return [clock(record.time, 6), str(record.frame), _where(record), record.command_name,
+            _subject(record), row.text]
+
+
+def is_value(record: Record) -> bool:
+    """Whether the record carries a channel value (for the details pane)."""
+    return isinstance(record.message, m._DataPayload)

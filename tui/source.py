@@ -1,0 +1,213 @@
+"""Where the TUI's records come from: a capture file or a live interface, decoded on a
+thread of its own.
+
+The screen must stay responsive whatever the traffic, so the capture is read,
+reassembled, decoded and attributed (:class:`shark.stream.CaReader`,
+:class:`shark.session.Session`) on a worker thread, which hands the records to the
+:class:`~tui.model.Model` in batches: at least every :data:`COMMIT_INTERVAL`
+seconds, or every :data:`BATCH` records, and always before it waits (for packets,
+or for a file's original pace). The screen then draws whatever the model holds,
+ten times a second, without waiting for the decoder.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from shark.capture import CaptureError, Frame, read_frames
+from shark.commands.live import FramePump
+from shark.live import LiveCapture, LiveCaptureError
+from shark.pcapng import PcapngWriter
+from shark.record import Record
+from shark.session import Session
+from shark.stream import CaReader
+
+from .model import Model
+
+__all__ = ["FileSource", "LiveSource", "Source", "SourceStats"]
+
+#: Longest a decoded record waits before the model gets it (seconds).
+COMMIT_INTERVAL = 0.05
+#: Most records handed to the model at once.
+BATCH = 5000
+
+
+class SourceStats(NamedTuple):
+    """What a source has read so far."""
+
+    frames: int
+    bytes: int
+    #: Frames the kernel dropped (live capture only).
+    dropped: int
+
+
+class Source(threading.Thread):
+    """Decodes frames into records for ``model``; subclasses say where frames come from.
+
+    ``ports`` are CA server ports besides 5064 and those the traffic announces. After
+    :meth:`stop` (or the end of a file) the thread ends; :attr:`error` then says why it
+    ended early, if it did.
+    """
+
+    #: Shown in the status bar.
+    description = ""
+
+    def __init__(self, model: Model, ports: Iterable[int] = ()) -> None:
+        super().__init__(name=f"shark-{type(self).__name__}", daemon=True)
+        self.model = model
+        self.ports = tuple(ports)
+        self.error: str | None = None
+        self.finished = False
+        self.frames = 0
+        self.bytes = 0
+        self._batch: list[Record] = []
+        self._committed = time.monotonic()
+        self._stopping = threading.Event()
+        self._waited = 0.0
+        self._load_sample = (time.monotonic(), 0.0)
+
+    def run(self) -> None:
+        session = Session()
+        self.model.session = session
+        reader = CaReader(self.ports, lifecycle=True)
+        try:
+            for record in session.records(reader.records(self._frames()), lifecycle=True):
+                batch = self._batch
+                batch.append(record)
+                if len(batch) >= BATCH:  # a burst (held TCP data released at once)
+                    self._commit()
+        except (CaptureError, LiveCaptureError, OSError) as exc:
+            self.error = str(exc)
+        except Exception as exc:  # a decoder bug: say so on screen rather than just stop
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._commit()
+            self._close()
+            self.finished = True
+
+    def stop(self) -> None:
+        """End decoding soon, from any thread."""
+        self._stopping.set()
+
+    def stats(self) -> SourceStats:
+        return SourceStats(self.frames, self.bytes, 0)
+
+    def waited(self) -> float:
+        """Seconds the decoder has spent waiting for frames (a file at full speed never
+        waits: the decoder is then as busy as it can be)."""
+        return self._waited
+
+    def load(self) -> float:
+        """How busy the decoder was since the previous call, from 0 (idle) to 1 (never
+        waited): the screen draws less often when it is 1, leaving it the CPU."""
+        now, waited = time.monotonic(), self.waited()
+        last, last_waited = self._load_sample
+        self._load_sample = (now, waited)
+        if self.finished or now - last <= 0:
+            return 0.0
+        return max(0.0, min(1.0, 1.0 - (waited - last_waited) / (now - last)))
+
+    def _frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Release what the source holds, once decoding has ended."""
+
+    def _commit(self) -> None:
+        """Hand the records decoded so far to the model."""
+        batch = self._batch
+        if batch:
+            self._batch = []
+            self.model.add_batch(batch)
+        self._committed = time.monotonic()
+
+    def _maybe_commit(self) -> None:
+        if len(self._batch) >= BATCH or time.monotonic() - self._committed >= COMMIT_INTERVAL:
+            self._commit()
+
+
+class FileSource(Source):
+    """A pcap or pcapng file, at full speed or, with ``speed``, at ``speed`` times the
+    pace the capture was recorded at."""
+
+    def __init__(self, model: Model, path: str | Path, ports: Iterable[int] = (),
+                 speed: float | None = None) -> None:
+        super().__init__(model, ports)
+        self.path = Path(path)
+        self.speed = speed
+        pace = "full speed" if not speed else "original pace" if speed == 1 else f"x{speed:g}"
+        self.description = f"{self.path.name} ({pace})"
+
+    def _frames(self) -> Iterator[Frame]:
+        speed, stopping = self.speed, self._stopping
+        first: float | None = None
+        started = 0.0
+        for frame in read_frames(self.path):
+            if stopping.is_set():
+                return
+            self.frames += 1
+            self.bytes += len(frame.data)
+            if speed:
+                if first is None:
+                    first, started = frame.time, time.monotonic()
+                delay = started + (frame.time - first) / speed - time.monotonic()
+                if delay > 0:
+                    self._commit()
+                    self._waited += delay
+                    if stopping.wait(delay):
+                        return
+            self._maybe_commit()
+            yield frame
+
+
+class LiveSource(Source):
+    """A live capture on ``interface`` (see :class:`shark.live.LiveCapture`), saved to
+    ``write`` (pcapng) as it arrives if given.
+
+    The capture is opened here, on the caller's thread, so that a missing privilege or
+    interface is reported before the screen takes over the terminal.
+    """
+
+    def __init__(self, model: Model, interface: str, ports: Iterable[int] = (),
+                 write: str | Path | None = None) -> None:
+        super().__init__(model, ports)
+        self.capture = LiveCapture(interface, self.ports)
+        self.writer: PcapngWriter | None = None
+        if write is not None:
+            try:
+                self.writer = PcapngWriter(write)
+            except OSError:
+                self.capture.close()
+                raise
+            self.writer.add_interface(self.capture.linktype, interface, self.capture.snaplen)
+        self.description = f"live on {interface}"
+        self._pump = FramePump(self.capture, self.writer, on_idle=self._commit)
+        self._dropped = 0
+
+    def _frames(self) -> Iterator[Frame]:
+        return iter(self._pump)
+
+    def stop(self) -> None:
+        super().stop()
+        self._pump.stop()
+
+    def waited(self) -> float:
+        return self._pump.waited
+
+    def stats(self) -> SourceStats:
+        pump = self._pump
+        try:
+            self._dropped = self.capture.stats().dropped
+        except OSError:
+            pass  # closed: the last count stands
+        return SourceStats(pump.frames, pump.bytes, self._dropped)
+
+    def _close(self) -> None:
+        self.stats()
+        self.capture.close()
+        if self.writer is not None:
+            self.writer.close()
