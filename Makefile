@@ -22,7 +22,8 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/shark read $(DEMO_CAPTURE) --summary
+	$(VENV)/bin/shark read $(DEMO_CAPTURE)
+	$(VENV)/bin/shark stats $(DEMO_CAPTURE)
 
 test: $(VENV)/.installed-test
 	@./tests/install-tools.sh
@@ -32,6 +33,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/decode_rate.py
+	$(PY) benchmarks/table_rate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
