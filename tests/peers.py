@@ -15,7 +15,11 @@ Three layers live in this one file so that the code inside the namespace is the 
 file the tests import:
 
 * host side: :func:`epics_env`, :func:`free_port`, :func:`namespace_command`,
-  :func:`peers_missing`, :func:`capture_missing`, :func:`run_scenario`;
+  :func:`peers_missing`, :func:`capture_missing`, :func:`run_scenario`,
+  :func:`run_bounded` (a command in its own session, killed whole after a timeout);
+* for scripts of their own run inside the namespace: :func:`bring_up_loopback`,
+  :func:`become_subreaper` and :func:`stop_strays` (so that what libca spawns, such
+  as caRepeater, never outlives the test);
 * ``python tests/peers.py run SPEC.json``: the scenario runner, executed inside the
   namespace; starts and stops tcpdump, the IOC and the client by PID, writes the result;
 * ``python tests/peers.py ioc CONFIG.json``: the softioc server;
@@ -219,7 +223,7 @@ def run_scenario(
     argv = [sys.executable, str(Path(__file__).resolve()), "run", str(spec_path)]
     if prefix:
         argv = [*prefix, *argv[:3], "--netns", *argv[3:]]
-    done = _run_bounded(argv, timeout or client_timeout + 60.0)
+    done = run_bounded(argv, timeout or client_timeout + 60.0)
     try:
         result = json.loads(Path(spec["result_path"]).read_text())
     except (OSError, ValueError) as exc:
@@ -231,7 +235,7 @@ def run_scenario(
     return result
 
 
-def _run_bounded(argv: Sequence[str], timeout: float) -> dict[str, Any]:
+def run_bounded(argv: Sequence[str], timeout: float) -> dict[str, Any]:
     """Run argv in its own session; kill the whole process group after ``timeout``."""
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -368,7 +372,7 @@ class _Proc:
                 "stderr_tail": self.stderr_tail()}
 
 
-def _become_subreaper() -> None:
+def become_subreaper() -> None:
     """Adopt orphaned descendants (e.g. caRepeater spawned by libca) so we can stop them."""
     pr_set_child_subreaper = 36
     with contextlib.suppress(OSError, AttributeError):
@@ -388,7 +392,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _stop_strays(timeout: float = 3.0) -> list[int]:
+def stop_strays(timeout: float = 3.0) -> list[int]:
     """Stop every remaining child (adopted orphans included); return their PIDs."""
     strays = _children(os.getpid())
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -413,7 +417,7 @@ def _reap(pids: list[int]) -> bool:
     return alive
 
 
-def _bring_up_loopback() -> None:
+def bring_up_loopback() -> None:
     """``ip link set lo up`` without needing iproute2 (a fresh namespace has lo down)."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -527,7 +531,7 @@ class _Runner:
             self.result.setdefault("processes", {})[proc.name] = proc.summary()
             if proc.name == "tcpdump":
                 time.sleep(0.05)
-        self.result["strays_stopped"] = _stop_strays()
+        self.result["strays_stopped"] = stop_strays()
         with contextlib.suppress(OSError, ValueError):
             self.result["ioc_log"] = json.loads((self.work / "ioc_log.json").read_text())
         pcap = self.spec.get("pcap")
@@ -541,8 +545,8 @@ class _Runner:
 def _runner_main(spec_path: str, netns: bool) -> int:
     spec = json.loads(Path(spec_path).read_text())
     if netns:
-        _bring_up_loopback()
-    _become_subreaper()
+        bring_up_loopback()
+    become_subreaper()
     result = _Runner(spec, netns).run()
     _atomic_write(Path(spec["result_path"]), json.dumps(jsonable(result), indent=1))
     return 0 if result["ok"] else 1

@@ -571,7 +571,7 @@ def pyepics_session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     prefix = peers.namespace_command()
     if prefix:
         argv = [*prefix, *argv, "--netns"]
-    done = peers._run_bounded(argv, timeout=45)
+    done = peers.run_bounded(argv, timeout=45)
     result_path = work / "result.json"
     assert result_path.exists(), done
     result = json.loads(result_path.read_text())
@@ -663,14 +663,14 @@ async def _serve_pyepics(spec: dict[str, Any]) -> dict[str, Any]:
 def _serve_main(spec_path: str, netns: bool) -> int:
     spec = json.loads(Path(spec_path).read_text())
     if netns:
-        peers._bring_up_loopback()
-    peers._become_subreaper()  # caRepeater, spawned by libca, must not outlive us
+        peers.bring_up_loopback()
+    peers.become_subreaper()  # caRepeater, spawned by libca, must not outlive us
     try:
         result = run(_serve_pyepics(spec), timeout=spec["client_timeout"] + 10)
     except Exception as exc:  # reported in the result
         result = {"errors": [f"{type(exc).__name__}: {exc}"]}
     finally:
-        strays = peers._stop_strays()
+        strays = peers.stop_strays()
     result["strays_stopped"] = strays
     (Path(spec["workdir"]) / "result.json").write_text(json.dumps(peers.jsonable(result)))
     return 0
