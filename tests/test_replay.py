@@ -150,14 +150,22 @@ def test_replay_server_plays_the_captured_updates_at_pace() -> None:
 
     async def body() -> list[tuple[float, Any]]:
         [replay] = serve(load(MONITORS), [0], speed=speed, beacon_address=None)
-        async with replay, Client([(LOOPBACK, replay.server.udp_port)]) as client:
-            loop = asyncio.get_running_loop()
-            seen: list[tuple[float, Any]] = []
-            client.subscribe("DEMO:MON:SINE", DBRType.TIME_DOUBLE,
-                             callback=lambda v: seen.append((loop.time(), v)))
-            await asyncio.wait_for(replay.played.wait(), 5)
-            await client.echo()
-            return seen
+        await replay.start(play=False)  # subscribe first, however slow the machine is
+        try:
+            async with Client([(LOOPBACK, replay.server.udp_port)]) as client:
+                loop = asyncio.get_running_loop()
+                seen: list[tuple[float, Any]] = []
+                client.subscribe("DEMO:MON:SINE", DBRType.TIME_DOUBLE,
+                                 callback=lambda v: seen.append((loop.time(), v)))
+                deadline = loop.time() + 10
+                while not seen and loop.time() < deadline:
+                    await asyncio.sleep(0.01)
+                replay.play()
+                await asyncio.wait_for(replay.played.wait(), 10)
+                await client.echo()
+                return seen
+        finally:
+            await replay.stop()
 
     seen = run(body())
     values = [(v.value, v.severity, v.timestamp) for _, v in seen]

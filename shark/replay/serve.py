@@ -64,9 +64,16 @@ class ReplayServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def start(self) -> None:
+    async def start(self, play: bool = True) -> None:
+        """Serve; with ``play`` (the default), start the timeline at once too."""
         await self.server.start()
-        self._player = asyncio.create_task(self._play())
+        if play:
+            self.play()
+
+    def play(self) -> None:
+        """Start the timeline (once): a caller may first let its clients connect."""
+        if self._player is None:
+            self._player = asyncio.create_task(self._play())
 
     async def stop(self) -> None:
         if self._player is not None:
