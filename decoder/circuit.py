@@ -21,6 +21,7 @@ back with the response, to compute latencies.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict, deque
 from enum import Enum
 from typing import Any
@@ -51,7 +52,7 @@ class Channel:
 
     __slots__ = (
         "name", "cid", "sid", "native_type", "native_count", "access_rights", "state",
-        "request", "connected", "closed", "access_changes",
+        "request", "connected", "closed", "access_changes", "last_write", "subscriptions",
     )
 
     def __init__(self, name: str | None, cid: int | None, sid: int | None = None) -> None:
@@ -69,6 +70,12 @@ class Channel:
         self.closed: Any = None
         #: How many times the access rights changed after the first grant.
         self.access_changes = 0
+        #: The latest WRITE request (a :class:`Pending`): a WRITE has no reply, but
+        #: when it fails the server's ERROR answers it.
+        self.last_write: Pending | None = None
+        #: Its subscriptions by id (those of the circuit's that name it), so that
+        #: forgetting a channel costs its own subscriptions, not all the circuit's.
+        self.subscriptions: dict[int, Subscription] = {}
 
     def __repr__(self) -> str:
         return (
@@ -80,7 +87,7 @@ class Channel:
 class Subscription:
     __slots__ = (
         "subscriptionid", "channel", "data_type", "data_count", "mask", "updates",
-        "active", "request", "cancel",
+        "active", "request", "cancel", "attribution",
     )
 
     def __init__(self, subscriptionid: int, channel: Channel | None, data_type: int,
@@ -96,6 +103,8 @@ class Subscription:
         self.request: Pending | None = None
         #: The EVENT_CANCEL request once sent.
         self.cancel: Pending | None = None
+        #: What each update concerns, made once: an update is the commonest message.
+        self.attribution = Attribution(channel, self)
 
     def __repr__(self) -> str:
         name = self.channel.name if self.channel else None
@@ -132,7 +141,10 @@ class Anomaly:
 
 
 class Attribution:
-    """What a message concerns: its channel, subscription, and the request it answers."""
+    """What a message concerns: its channel, subscription, and the request it answers.
+
+    Read-only: the same object may be returned for many messages (every update of a
+    subscription after the first)."""
 
     __slots__ = ("channel", "subscription", "request", "anomaly")
 
@@ -162,6 +174,17 @@ class Attribution:
 NOTHING = Attribution()
 
 
+@functools.cache
+def _handlers(circuit_class: type) -> tuple[tuple[type, Any], ...]:
+    """(message class, handler function) for each message class a circuit class handles,
+    looked up once per class rather than once per circuit."""
+    return tuple(
+        (cls, getattr(circuit_class, "_on_" + cls.__name__))
+        for cls in m.ALL_MESSAGE_CLASSES
+        if hasattr(circuit_class, "_on_" + cls.__name__)
+    )
+
+
 class Circuit:
     """State of one circuit. See the module docstring."""
 
@@ -183,17 +206,15 @@ class Circuit:
         self.closed = False
         self.anomalies: deque[Anomaly] = deque(maxlen=MAX_ANOMALIES)
         self.anomaly_count = 0
-        self._handlers = {
-            cls: getattr(self, "_on_" + cls.__name__)
-            for cls in m.ALL_MESSAGE_CLASSES
-            if hasattr(self, "_on_" + cls.__name__)
-        }
+        # message class -> bound handler (a dict per circuit: strict users may patch it)
+        self._handlers = {cls: handler.__get__(self) for cls, handler in _handlers(type(self))}
 
     # -- public ----------------------------------------------------------------------
 
     def handle(self, message: m.Message, sender: Role, context: Any = None) -> Attribution:
         """Account for one message of this circuit; say what it concerns."""
-        if message.sender is not None and message.sender != sender:
+        expected = message.sender
+        if expected is not None and expected is not sender and expected != sender:
             return self._anomaly(
                 "wrong direction",
                 f"{type(message).__name__} sent by the {sender.name.lower()}",
@@ -262,6 +283,22 @@ class Circuit:
             message, context, channel,
         )
 
+    def _join(self, channel: Channel) -> None:
+        """``channel``, known by SID, has just told its CID. If a channel was known by
+        that CID alone (its CREATE_CHAN request seen, not the reply), they are one: the
+        SID's channel takes over what the other knew, its name first."""
+        known = self.channels_by_cid.get(channel.cid)
+        if known is None or known is channel:
+            self.channels_by_cid[channel.cid] = channel
+            return
+        if known.sid is not None and known.sid != channel.sid:
+            return  # a different channel: the CID was reused, keep the first
+        for name in ("name", "native_type", "native_count", "access_rights", "request",
+                     "connected"):
+            if getattr(channel, name) is None:
+                setattr(channel, name, getattr(known, name))
+        self.channels_by_cid[channel.cid] = channel
+
     def _add_pending(self, message: m.Message, context: Any, channel: Channel) -> Attribution:
         ioid = message.ioid
         pending = Pending(message, context, channel)
@@ -297,9 +334,11 @@ class Circuit:
             del self.channels_by_cid[channel.cid]
         if self.channels_by_sid.get(channel.sid) is channel:
             del self.channels_by_sid[channel.sid]
-        for subid in [s for s, sub in self.subscriptions.items() if sub.channel is channel]:
-            self.subscriptions[subid].active = False
-            del self.subscriptions[subid]
+        for subid, sub in channel.subscriptions.items():
+            sub.active = False
+            if self.subscriptions.get(subid) is sub:
+                del self.subscriptions[subid]
+        channel.subscriptions = {}
 
     # -- handlers, one per message class -----------------------------------------------
 
@@ -395,7 +434,7 @@ class Circuit:
         channel, problem = self._by_sid(message, context)
         if channel.cid is None:  # joined mid-stream: the request tells the CID too
             channel.cid = message.cid
-            self.channels_by_cid.setdefault(message.cid, channel)
+            self._join(channel)
         channel.state = ChannelState.CLEARING
         self._pending_clear[message.sid] = Pending(message, context, channel)
         return problem or Attribution(channel)
@@ -436,6 +475,7 @@ class Circuit:
 
     def _on_WriteRequest(self, message: m.WriteRequest, context: Any) -> Attribution:
         channel, problem = self._by_sid(message, context)
+        channel.last_write = Pending(message, context, channel)
         return problem or Attribution(channel)
 
     def _on_EventAddRequest(self, message: m.EventAddRequest, context: Any) -> Attribution:
@@ -447,6 +487,7 @@ class Circuit:
         sub.request = Pending(message, context, channel)
         old = self.subscriptions.get(message.subscriptionid)
         self.subscriptions[message.subscriptionid] = sub
+        channel.subscriptions[message.subscriptionid] = sub
         if problem is not None:
             return problem
         if old is not None and old.active:
@@ -473,13 +514,16 @@ class Circuit:
         )
 
     def _on_EventAddResponse(self, message: m.EventAddResponse, context: Any) -> Attribution:
+        sub = self.subscriptions.get(message.parameter2)  # the subscription id
+        if sub is not None:
+            sub.updates += 1
+            if sub.updates > 1:
+                return sub.attribution
+            # The first update answers the EVENT_ADD request (for its latency).
+            return Attribution(sub.channel, sub, sub.request)
         sub, problem = self._subscription(message, context)
         sub.updates += 1
-        if problem is not None:
-            return problem
-        # The first update answers the EVENT_ADD request (for its latency).
-        request = sub.request if sub.updates == 1 else None
-        return Attribution(sub.channel, sub, request)
+        return problem
 
     def _on_EventCancelRequest(self, message: m.EventCancelRequest, context: Any) -> Attribution:
         sub, problem = self._subscription(message, context)
@@ -500,6 +544,8 @@ class Circuit:
             # does the update count, but the subscription goes on.
             return Attribution(sub.channel, sub)
         del self.subscriptions[message.subscriptionid]
+        if sub.channel is not None and sub.channel.subscriptions.get(sub.subscriptionid) is sub:
+            del sub.channel.subscriptions[sub.subscriptionid]
         sub.active = False
         return Attribution(sub.channel, sub, sub.cancel)
 
@@ -535,7 +581,15 @@ class Circuit:
             channel = channel or self.channels_by_sid.get(original.sid)
             if sub is not None:
                 request = sub.request
-        elif isinstance(original, (m.WriteRequest, m.ClearChannelRequest)):
+        elif isinstance(original, m.WriteRequest):
+            channel = channel or self.channels_by_sid.get(original.sid)
+            # Only a WRITE's ERROR tells which one failed: the latest with that header
+            # (a server answers in order, and a failure comes back before long).
+            last = channel.last_write if channel is not None else None
+            if last is not None and last.message.header_bytes()[2:] == (
+                    original.header_bytes(message.original_payload_size)[2:]):
+                request = last
+        elif isinstance(original, m.ClearChannelRequest):
             channel = channel or self.channels_by_sid.get(original.sid)
         elif isinstance(original, m.CreateChanRequest):
             channel = channel or self.channels_by_cid.get(original.cid)

@@ -11,7 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .errors import DecodeError
-from .messages import EXTENSION, HEADER, HEADER_SIZE, Message, decode_header, make_message
+from .messages import (
+    _CLIENT_FORMS,
+    _SERVER_FORMS,
+    EXTENSION,
+    HEADER,
+    HEADER_SIZE,
+    EventAddResponse,
+    EventCancelResponse,
+    Message,
+    decode_header,
+    make_message,
+)
 from .protocol import EXTENDED_HEADER_SIZE, EXTENDED_MARKER, Role
 
 #: Largest payload accepted by default: 64 MiB is 8 million doubles, more than
@@ -22,27 +33,36 @@ DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
 class StreamFramer:
     """Frames one direction of a TCP circuit.
 
-    Feed it bytes as they come, in chunks of any size; iterate
-    :meth:`messages` (or use :meth:`feed`, which returns the messages the new
-    bytes completed). A header may be split anywhere, the extended header too.
-    After a :class:`DecodeError` the stream cannot be trusted: the caller
-    decides whether to :meth:`clear` and resynchronise.
+    Feed it bytes as they come, in chunks of any size; :meth:`feed` returns the
+    messages the new bytes completed (:meth:`messages` yields those the buffer
+    holds). A header may be split anywhere, the extended header too. After a
+    :class:`DecodeError` the stream cannot be trusted: the caller decides whether
+    to :meth:`clear` and resynchronise.
+
+    Only the bytes of an incomplete message are buffered between calls. Complete
+    messages are cut from the bytes fed (or from the incomplete message and them,
+    joined once it is complete), each payload one slice of those bytes.
     """
 
-    __slots__ = ("sender", "max_payload", "_buffer", "_start", "bytes_consumed")
+    __slots__ = ("sender", "max_payload", "_buffer", "_need", "_forms", "bytes_consumed")
 
     def __init__(self, sender: Role | None, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
         self.sender = sender
         self.max_payload = max_payload
+        #: The bytes of the incomplete message at the end of what was fed.
         self._buffer = bytearray()
-        self._start = 0
+        #: Its whole length once its header is in, else 0.
+        self._need = 0
+        #: command -> message class for the known sender (None: guessed per message).
+        self._forms = None if sender is None else (
+            _CLIENT_FORMS if sender == Role.CLIENT else _SERVER_FORMS)
         #: Stream offset of the first byte not yet framed into a message.
         self.bytes_consumed = 0
 
     @property
     def pending(self) -> int:
         """Bytes received but not yet part of a complete message."""
-        return len(self._buffer) - self._start
+        return len(self._buffer)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
         """Add bytes; return the messages they complete.
@@ -50,63 +70,123 @@ class StreamFramer:
         A :class:`DecodeError` carries, as ``messages``, those completed before
         the bad header (they are consumed, so they would be lost otherwise).
         """
-        self._buffer += data
-        out: list[Message] = []
-        try:
-            out.extend(self.messages())
-        except DecodeError as error:
-            error.messages = out
-            raise
-        return out
+        pending = self._buffer
+        if pending:
+            need = self._need
+            if not need:  # the incomplete message's header is not whole yet
+                data = b"".join((pending, data))
+                self._buffer = bytearray()
+                return self._frame(data)
+            if len(pending) + len(data) < need:
+                pending += data  # still incomplete: no framing, no copy but this one
+                return []
+            # These bytes complete the message: it is cut from the buffer itself (a large
+            # array is copied once more, into its payload, not joined with them first).
+            view = memoryview(data)
+            missing = need - len(pending)
+            pending += view[:missing]
+            rest = view[missing:]
+            self._buffer = bytearray()
+            self._need = 0
+            first = self._complete(pending)
+            if not rest:
+                return [first]
+            try:
+                out = self._frame(bytes(rest))
+            except DecodeError as error:
+                error.messages.insert(0, first)
+                raise
+            out.insert(0, first)
+            return out
+        if type(data) is not bytes:
+            data = bytes(data)
+        return self._frame(data)
+
+    def _complete(self, buf: bytearray) -> Message:
+        """The message that ``buf`` holds exactly (its header was checked already)."""
+        command, size, data_type, count, p1, p2 = HEADER.unpack_from(buf, 0)
+        body = HEADER_SIZE
+        if size == EXTENDED_MARKER and count == 0:
+            size, count = EXTENSION.unpack_from(buf, HEADER_SIZE)
+            body = EXTENDED_HEADER_SIZE
+        with memoryview(buf) as view:
+            payload = bytes(view[body : body + size])
+        self.bytes_consumed += body + size
+        return make_message(command, self.sender, data_type, count, p1, p2, payload,
+                            body == EXTENDED_HEADER_SIZE)
 
     def messages(self) -> Iterator[Message]:
         """Yield every complete message in the buffer."""
-        buf = self._buffer
-        start = self._start
-        end = len(buf)
-        sender = self.sender
-        unpack = HEADER.unpack_from
-        try:
-            while end - start >= HEADER_SIZE:
-                command, size, data_type, count, p1, p2 = unpack(buf, start)
-                header_size = HEADER_SIZE
-                if size == EXTENDED_MARKER and count == 0:
-                    if end - start < EXTENDED_HEADER_SIZE:
-                        break
-                    header_size = EXTENDED_HEADER_SIZE
-                    size, count = EXTENSION.unpack_from(buf, start + HEADER_SIZE)
-                if size > self.max_payload:
-                    raise DecodeError(
-                        f"header claims a payload of {size} bytes, more than the "
-                        f"{self.max_payload} allowed",
-                        self.bytes_consumed,
-                    )
-                body = start + header_size
-                if end - body < size:
-                    break
-                payload = bytes(buf[body : body + size])
-                msg = make_message(
-                    command, sender, data_type, count, p1, p2, payload,
-                    header_size == EXTENDED_HEADER_SIZE,
-                )
-                self.bytes_consumed += header_size + size
-                start = body + size
-                yield msg
-        finally:
-            self._compact(start)
+        pending, self._buffer = self._buffer, bytearray()
+        yield from self._frame(bytes(pending))
 
-    def _compact(self, start: int) -> None:
-        """Drop framed bytes, cheaply: only once they are most of the buffer."""
-        if start and start * 2 >= len(self._buffer):
-            del self._buffer[:start]
-            start = 0
-        self._start = start
+    def _frame(self, buf: bytes) -> list[Message]:
+        """Cut ``buf`` into messages; keep the incomplete one at its end."""
+        out: list[Message] = []
+        append = out.append
+        unpack = HEADER.unpack_from
+        forms = self._forms
+        max_payload = self.max_payload
+        new = object.__new__
+        start = 0
+        end = len(buf)
+        need = 0
+        while end - start >= HEADER_SIZE:
+            command, size, data_type, count, p1, p2 = unpack(buf, start)
+            if size == EXTENDED_MARKER and count == 0:
+                if end - start < EXTENDED_HEADER_SIZE:
+                    break
+                size, count = EXTENSION.unpack_from(buf, start + HEADER_SIZE)
+                body = start + EXTENDED_HEADER_SIZE
+                extended = True
+            else:
+                body = start + HEADER_SIZE
+                extended = False
+            if size > max_payload:
+                self._buffer = bytearray(memoryview(buf)[start:])
+                self._need = 0
+                self.bytes_consumed += start
+                error = DecodeError(
+                    f"header claims a payload of {size} bytes, more than the "
+                    f"{max_payload} allowed",
+                    self.bytes_consumed,
+                )
+                error.messages = out
+                raise error
+            stop = body + size
+            if stop > end:
+                need = stop - start
+                break
+            cls = forms.get(command) if forms is not None else None
+            if cls is None:  # sender unknown, or a command this protocol lacks
+                msg = make_message(command, self.sender, data_type, count, p1, p2,
+                                   buf[body:stop], extended)
+            else:
+                if cls is EventAddResponse and not size:
+                    cls = EventCancelResponse
+                # Message.from_wire, inlined: this runs once per message.
+                msg = new(cls)
+                msg.data_type = data_type
+                msg.data_count = count
+                msg.parameter1 = p1
+                msg.parameter2 = p2
+                msg.payload = buf[body:stop]
+                msg.extended = extended
+                msg.role_guessed = False
+                msg._decoded = None
+            append(msg)
+            start = stop
+        self.bytes_consumed += start
+        if start < end:
+            self._buffer = bytearray(memoryview(buf)[start:])
+        self._need = need
+        return out
 
     def clear(self) -> bytes:
         """Forget buffered bytes (e.g. after a gap); return them."""
-        rest = bytes(self._buffer[self._start :])
+        rest = bytes(self._buffer)
         self._buffer = bytearray()
-        self._start = 0
+        self._need = 0
         self.bytes_consumed += len(rest)
         return rest
 

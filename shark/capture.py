@@ -33,6 +33,9 @@ MAX_RECORD = 256 * 1024 * 1024
 SNAPLEN_SLACK = 64 * 1024
 #: Bytes read from a stream, or decompressed, at a time.
 CHUNK = 1 << 20
+#: Of a memory-mapped file, the pages read are given back to the system every this many
+#: bytes (see ``_Source.release``).
+RELEASE_EVERY = 16 << 20
 
 
 class LinkType:
@@ -103,12 +106,12 @@ def read_frames(source: str | Path | BinaryIO) -> Iterator[Frame]:
     """
     if isinstance(source, (str, Path)):
         if str(source) == "-":
-            yield from _read(_Source(b"", _raw_chunks(sys.stdin.buffer)))
+            yield from _reader(_Source(b"", _raw_chunks(sys.stdin.buffer)))
             return
         with open(source, "rb") as stream:
-            yield from _read(_mapped(stream))
+            yield from _reader(_mapped(stream))
         return
-    yield from _read(_Source(b"", _raw_chunks(source)))
+    yield from _reader(_Source(b"", _raw_chunks(source)))
 
 
 def _mapped(stream: BinaryIO) -> _Source:
@@ -122,7 +125,9 @@ def _mapped(stream: BinaryIO) -> _Source:
     return _Source(mapped, iter(()))
 
 
-def _read(source: _Source) -> Iterator[Frame]:
+def _reader(source: _Source) -> Iterator[Frame]:
+    """The frame generator for the format ``source`` starts with (the caller iterates it
+    directly: one generator less to pass every frame through)."""
     if source.ensure(2) and source.buf[:2] == _GZIP_MAGIC:
         source = _Source(b"", _gunzip(_pieces(source.view, source.chunks)))
     if not source.ensure(4):
@@ -130,13 +135,12 @@ def _read(source: _Source) -> Iterator[Frame]:
                            "empty input: not a capture file")
     (magic,) = struct.unpack_from("<I", source.buf, 0)
     if magic in _PCAP_MAGIC:
-        yield from _read_pcap(source, *_PCAP_MAGIC[magic])
-    elif magic == _PCAPNG_SHB:
-        yield from _read_pcapng(source)
-    else:
-        raise CaptureError(
-            f"not a pcap or pcapng file (starts with {bytes(source.buf[:4]).hex()})", 0
-        )
+        return _read_pcap(source, *_PCAP_MAGIC[magic])
+    if magic == _PCAPNG_SHB:
+        return _read_pcapng(source)
+    raise CaptureError(
+        f"not a pcap or pcapng file (starts with {bytes(source.buf[:4]).hex()})", 0
+    )
 
 
 def _raw_chunks(stream: BinaryIO) -> Iterator[bytes]:
@@ -196,7 +200,7 @@ class _Source:
     the window runs short, which refills it from the chunk iterator.
     """
 
-    __slots__ = ("buf", "view", "pos", "base", "chunks")
+    __slots__ = ("buf", "view", "pos", "base", "chunks", "release_at", "_released")
 
     def __init__(self, head: bytes | mmap.mmap, chunks: Iterator[bytes]) -> None:
         self.buf = head
@@ -206,6 +210,29 @@ class _Source:
         self.base = 0
         #: Where more input comes from.
         self.chunks = chunks
+        #: Position past which :meth:`release` has pages to give back (never, unless
+        #: the window is a memory map).
+        mapped = isinstance(head, mmap.mmap) and hasattr(head, "madvise")
+        self.release_at = RELEASE_EVERY if mapped else sys.maxsize
+        self._released = 0
+
+    def release(self) -> int:
+        """Give back the pages of a memory-mapped file read so far, so that the resident
+        size stays flat however long the file (read pages otherwise stay mapped, and
+        count, until the map is closed). Frames handed out stay valid: the kernel reads
+        a page back from the file if one is used again. Returns the next position to
+        call it at."""
+        start = self._released
+        end = self.pos // mmap.PAGESIZE * mmap.PAGESIZE
+        if end > start:
+            try:
+                self.buf.madvise(mmap.MADV_DONTNEED, start, end - start)
+            except (OSError, ValueError, AttributeError):
+                self.release_at = sys.maxsize  # not here: stop trying
+                return self.release_at
+            self._released = end
+        self.release_at = self.pos + RELEASE_EVERY
+        return self.release_at
 
     def ensure(self, size: int) -> bool:
         """Make at least ``size`` unread bytes available; False at end of input."""
@@ -251,34 +278,40 @@ def _read_pcap(source: _Source, order: str, nanoseconds: bool) -> Iterator[Frame
     frac_ns = 1 if nanoseconds else 1000
     record = struct.Struct(order + "IIII")
     unpack = record.unpack_from
-    source.pos = 24
     number = 0
+    # The position is kept in a local and written back to ``source`` only when the
+    # window must be refilled (or an error reported): this loop runs once per frame.
+    pos, buf, view, size = 24, source.buf, source.view, len(source.buf)
+    release = source.release_at
     while True:
-        pos = source.pos
-        buf = source.buf
-        if len(buf) - pos < 16:
+        if size - pos < 16:
+            source.pos = pos
             if not source.ensure(16):
                 if len(source.buf) == source.pos:
                     return
                 raise source.truncated("pcap record header", 16)
-            pos, buf = source.pos, source.buf
+            pos, buf, view, size = source.pos, source.buf, source.view, len(source.buf)
         seconds, frac, caplen, _wirelen = unpack(buf, pos)
         if caplen > limit:
+            source.pos = pos
             raise CaptureError(
                 f"bad pcap record header: captured length {caplen}, snaplen {snaplen}",
                 source.offset,
             )
         end = pos + 16 + caplen
-        if end > len(buf):
+        if end > size:
+            source.pos = pos
             if not source.ensure(16 + caplen):
                 raise source.truncated(f"pcap record of {caplen} bytes", 16 + caplen)
-            pos, buf = source.pos, source.buf
+            pos, buf, view, size = source.pos, source.buf, source.view, len(source.buf)
             end = pos + 16 + caplen
-        source.pos = end
         number += 1
         time_ns = seconds * _NS_PER_S + frac * frac_ns
-        yield _new(Frame, (number, time_ns / _NS_PER_S, time_ns, linktype,
-                           source.view[pos + 16 : end]))
+        yield _new(Frame, (number, time_ns / _NS_PER_S, time_ns, linktype, view[pos + 16 : end]))
+        pos = end
+        if pos > release:  # a memory-mapped file: let go of the pages read
+            source.pos = pos
+            release = source.release()
 
 
 # -- pcapng ------------------------------------------------------------------------------
@@ -311,9 +344,31 @@ class _Interface:
 def _read_pcapng(source: _Source) -> Iterator[Frame]:
     order = "<"
     block_header = _BLOCK_HEADER[order]
+    packet_block, trailer = _EPB_BLOCK[order], _TRAILER[order]
     interfaces: list[_Interface] = []
     number = 0
     while True:
+        # The common case first: an enhanced packet block, whole in the window, of a
+        # known interface, well formed. Anything else goes the general way below, which
+        # checks the same things one by one and says what is wrong.
+        pos, buf = source.pos, source.buf
+        if len(buf) - pos >= 32:
+            block_type, length, if_id, high, low, caplen, _wirelen = packet_block.unpack_from(
+                buf, pos)
+            end = pos + length
+            if (block_type == _EPB and 32 <= length <= MAX_RECORD and not length % 4
+                    and end <= len(buf) and if_id < len(interfaces) and caplen <= length - 32
+                    and trailer.unpack_from(buf, end - 4)[0] == length):
+                source.pos = end
+                interface = interfaces[if_id]
+                time_ns = ((high << 32) | low) * interface.multiplier // interface.divisor
+                time_ns += interface.offset_ns
+                number += 1
+                yield _new(Frame, (number, time_ns / _NS_PER_S, time_ns, interface.linktype,
+                                   source.view[pos + 28 : pos + 28 + caplen]))
+                if end > source.release_at:
+                    source.release()
+                continue
         if len(source.buf) - source.pos < 12 and not source.ensure(12):
             if len(source.buf) == source.pos:
                 return
@@ -325,6 +380,7 @@ def _read_pcapng(source: _Source) -> Iterator[Frame]:
         if block_type == _PCAPNG_SHB:
             order = _section_byte_order(buf[pos + 8 : pos + 12], source.offset)
             block_header = _BLOCK_HEADER[order]
+            packet_block, trailer = _EPB_BLOCK[order], _TRAILER[order]
             block_type, length = block_header.unpack_from(buf, pos)
             interfaces = []
         if length < 12 or length % 4 or length > MAX_RECORD:
@@ -370,10 +426,15 @@ def _read_pcapng(source: _Source) -> Iterator[Frame]:
         number += 1
         yield _new(Frame, (number, time_ns / _NS_PER_S, time_ns, interface.linktype,
                            source.view[data : data + caplen]))
+        if source.pos > source.release_at:
+            source.release()
 
 
 _BLOCK_HEADER = {"<": struct.Struct("<II"), ">": struct.Struct(">II")}
 _EPB_FIELDS = {"<": struct.Struct("<IIIII"), ">": struct.Struct(">IIIII")}
+#: An enhanced packet block's header and fields in one, and a block's trailing length.
+_EPB_BLOCK = {"<": struct.Struct("<IIIIIII"), ">": struct.Struct(">IIIIIII")}
+_TRAILER = {"<": struct.Struct("<I"), ">": struct.Struct(">I")}
 _OPB_FIELDS = {"<": struct.Struct("<HHIIII"), ">": struct.Struct(">HHIIII")}
 
 

@@ -21,8 +21,9 @@ import json
 import math
 from typing import Any
 
-from decoder import DecodeError, dbr
+from decoder import Command, DecodeError, Role, dbr
 from decoder import messages as m
+from decoder.status import alarm_severity_name, alarm_status_name
 
 from .record import MESSAGE, Record
 
@@ -95,6 +96,162 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: One encoder for every line: ``json.dumps`` with arguments builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: A string as JSON, escaped exactly as the encoder above escapes it.
+_STRING = json.encoder.encode_basestring
+_FLOAT = float.__repr__
+#: JSON text of strings that recur (endpoints, PV names), and per message class its
+#: constant part; emptied past :data:`_MAX_CACHED` entries to stay bounded.
+_STRINGS: dict[str, str] = {}
+_MAX_CACHED = 65536
+_CLASSES: dict[type, tuple[str, bool, bool, bool]] = {}
+_DBR_NAMES: dict[int, str] = {}
+_ECA_NAMES: dict[int, str] = {}
+_ALARMS: dict[tuple[int, int | None], str] = {}
+_WHERE: dict[tuple, str] = {}
+
+
+class _Slow(Exception):
+    """A record the fast path leaves to :func:`record_dict`."""
+
+
 def record_json(record: Record) -> str:
-    """One line of JSON for ``record``."""
-    return json.dumps(record_dict(record), separators=(",", ":"), ensure_ascii=False)
+    """One line of JSON for ``record``: ``record_dict(record)`` encoded.
+
+    Messages, the bulk of a capture, are written by a path of their own that gives the
+    same text several times faster: no dict, names of numbers cached, the value of a
+    one-element payload written directly. Anything unusual (gaps, errors, anomalies,
+    values of another type, undecodable payloads) goes through :func:`record_dict`."""
+    message = record.message
+    if message is None or record.anomaly is not None:
+        return _ENCODE(record_dict(record))
+    try:
+        return _message_json(record, message)
+    except (_Slow, DecodeError, TypeError):  # TypeError: e.g. a time that is no float
+        return _ENCODE(record_dict(record))
+
+
+def _message_json(record: Record, message: m.Message) -> str:
+    cls = type(message)
+    known = _CLASSES.get(cls)
+    if known is None:
+        known = _CLASSES[cls] = _class_info(cls)
+    head, typed, with_status, with_data = known
+    # src, dst, transport, circuit and sender: the same for every message of a direction
+    where = (record.src, record.dst, record.transport, record.circuit, record.sender)
+    prefix = _WHERE.get(where)
+    if prefix is None:
+        prefix = _remember(_WHERE, where, _where(*where))
+    pv = record.pv
+    if typed:
+        data_type = message.data_type
+        name = _DBR_NAMES.get(data_type)
+        if name is None:
+            name = _remember(_DBR_NAMES, data_type, _STRING(dbr.dbr_name(data_type)))
+        typed = f',"data_type":{name},"data_count":{message.data_count}'
+    else:
+        typed = ',"data_type":null,"data_count":null'
+    if with_status:
+        status = message.status
+        name = _ECA_NAMES.get(status)
+        if name is None:
+            name = _remember(_ECA_NAMES, status, _STRING(message.status_name))
+        with_status = f',"status":{name}'
+    else:
+        with_status = ',"status":null'
+    extra = ""
+    if with_data:
+        data = message.data
+        values = data.values
+        if len(values) == 1:
+            value = values[0]  # data.value, inlined
+            value = _scalar(value.item() if hasattr(value, "item") else value)
+        else:
+            value = _ENCODE([_plain(v) for v in (
+                values.tolist() if hasattr(values, "tolist") else values)])
+        metadata = data._metadata  # what data.severity, data.seconds ... look up
+        if metadata:
+            severity = metadata.get("severity")
+            if severity is not None:
+                extra = _alarm(severity, metadata.get("status"))
+            seconds = metadata.get("seconds")
+            if seconds is not None:  # data.timestamp, the same arithmetic
+                extra += (',"epics_time":' + _FLOAT(
+                    seconds + dbr.EPICS_EPOCH_OFFSET + metadata["nanoseconds"] * 1e-9))
+    else:
+        value = "null"
+    latency = record.latency
+    if pv is None:
+        pv = "null"
+        channel = record.channel
+        if channel is not None and channel.sid is not None:
+            extra += f',"sid":{channel.sid}'
+    else:
+        pv = _string(pv)
+    if record.request is not None:
+        extra += f',"request_frame":{record.request.frame}'
+    return (f'{{"frame":{record.frame},"time":{_FLOAT(record.time)}{prefix}{head},"pv":{pv}'
+            f'{typed}{with_status},"value":{value},"latency":'
+            f'{"null" if latency is None else _FLOAT(latency)}{extra}}}')
+
+
+def _where(src: str, dst: str, transport: str, circuit: int | None,
+           sender: Role | None) -> str:
+    return (f',"src":{_STRING(src)},"dst":{_STRING(dst)},"transport":{_STRING(transport)}'
+            f',"circuit":{_ENCODE(circuit)}'
+            f',"sender":{"null" if sender is None else _SENDERS[sender]}')
+
+
+def _class_info(cls: type) -> tuple[str, bool, bool, bool]:
+    """(the command's JSON, whether data_type and data_count apply, whether status
+    does, whether the payload is a DBR value), as :func:`record_dict` decides them."""
+    fields = cls.FIELDS
+    if cls is m.UnknownCommand:
+        raise _Slow  # its name depends on the instance
+    head = (f',"command":{_STRING(Command(cls.command).name)}'
+            f',"command_id":{int(cls.command)}')
+    return (head, "data_type" in fields and not issubclass(cls, m._Obsolete),
+            "status" in fields, issubclass(cls, m._DataPayload))
+
+
+def _alarm(severity: int, status: int | None) -> str:
+    """The severity and alarm status members, as data.severity_name and status_name."""
+    key = (severity, status)
+    text = _ALARMS.get(key)
+    if text is None:
+        status_name = None if status is None else alarm_status_name(status)
+        text = _remember(_ALARMS, key, f',"severity":{_ENCODE(alarm_severity_name(severity))}'
+                                        f',"alarm_status":{_ENCODE(status_name)}')
+    return text
+
+
+def _string(text: str) -> str:
+    encoded = _STRINGS.get(text)
+    if encoded is None:
+        encoded = _remember(_STRINGS, text, _STRING(text))
+    return encoded
+
+
+def _remember(cache: dict, key: Any, text: str) -> str:
+    """Put ``text`` in ``cache``, emptied first when full: the codes and names in a
+    capture are few, but a damaged one could make each different."""
+    if len(cache) >= _MAX_CACHED:
+        cache.clear()
+    cache[key] = text
+    return text
+
+
+def _scalar(value: Any) -> str:
+    """A one-element value as :func:`record_dict` then the encoder write it."""
+    kind = type(value)
+    if kind is float:
+        return _FLOAT(value) if math.isfinite(value) else f'"{_NON_FINITE[repr(value)]}"'
+    if kind is int:
+        return str(value)
+    if kind is str:
+        return _STRING(value)
+    raise _Slow
+
+
+_SENDERS = {role: f'"{role.name.lower()}"' for role in Role}

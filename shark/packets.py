@@ -77,6 +77,7 @@ def format_address(address: bytes) -> str:
 #: Named tuples built with ``tuple.__new__`` directly: half the cost of the class call.
 _new = tuple.__new__
 
+_EN10MB = LinkType.EN10MB
 _ETHERTYPE_IPV4 = 0x0800
 _ETHERTYPE_IPV6 = 0x86DD
 _VLAN_TAGS = frozenset((0x8100, 0x88A8, 0x9100))
@@ -88,6 +89,11 @@ _AF_INET6 = frozenset((10, 24, 28, 30))
 _IPV4 = struct.Struct("!HHHBBH4s4s")  # from the total length on
 _IPV6 = struct.Struct("!HBB16s16s")  # from the payload length on
 _UDP = struct.Struct("!HHH")
+#: From the ethertype to the TCP flags, in as few fields as will do (each costs an
+#: object): ethertype, IP version, header length and TOS; total length; fragment field,
+#: TTL and protocol; addresses; ports; sequence and acknowledgement numbers; TCP data
+#: offset and flags.
+_ETHERNET_IPV4_TCP = struct.Struct("!IH2xI2x4s4sHHIIH")
 _TCP = struct.Struct("!HHIIH")
 
 #: IPv6 extension headers skipped on the way to the transport header, with how their
@@ -108,13 +114,30 @@ class PacketDecoder:
 
     def decode(self, frame: Frame) -> Packet | None:
         """The UDP datagram or TCP segment in ``frame``, or None."""
-        data = frame.data
+        number, time, _ns, linktype, data = frame
         try:
-            # The common case, Ethernet without tags, is tested first.
-            if frame.linktype == LinkType.EN10MB and data[12] == 8 and data[13] == 0:
-                version, offset = 4, 14
+            if linktype == _EN10MB:
+                if len(data) >= 48:
+                    # The common case in one unpack: Ethernet without tags, IPv4 without
+                    # options or fragments, TCP.
+                    (link_ip, total, fragment_proto, src, dst, sport, dport, seq, ack,
+                     offset_flags) = _ETHERNET_IPV4_TCP.unpack_from(data, 12)
+                    if (link_ip >> 8 == 0x080045 and fragment_proto & 0xFF == TCP
+                            and not fragment_proto & 0x3FFF0000):
+                        end = 14 + total
+                        if total < 20 or end > len(data):
+                            end = len(data)
+                        start = 34 + (offset_flags >> 12) * 4
+                        if start < 54 or start > end:
+                            return None
+                        return _new(Packet, (number, time, src, sport, dst, dport, TCP, seq,
+                                             ack, offset_flags & 0x1FF, data[start:end]))
+                if data[12] == 8 and data[13] == 0:
+                    version, offset = 4, 14
+                else:
+                    version, offset = _link(linktype, data)
             else:
-                version, offset = _link(frame.linktype, data)
+                version, offset = _link(linktype, data)
             if version == 4:
                 return self._ipv4(frame, data, offset)
             if version == 6:

@@ -195,7 +195,8 @@ def find_message_start(
                 continue
             return offset, False
         length = _plausible(header, max_payload)
-        anchor = length and _anchor(buf, header, offset + header[6])
+        # (an implausible header is no anchor: not "undecided until more bytes come")
+        anchor = _anchor(buf, header, offset + header[6]) if length else False
         if anchor is None and not final:
             return offset, False
         if not anchor:

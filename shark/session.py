@@ -11,6 +11,13 @@ captured is known by SID (or CID) only. Its name is recovered when the capture
 allows: libca searches with the channel's CID, so a UDP search from the client's
 host with that CID names it once the CID is known (from CREATE_CHAN's reply,
 ACCESS_RIGHTS, CLEAR_CHANNEL or an ERROR). Records that came before stay unnamed.
+
+Every libca process numbers its channels from 1, so clients on one host search with
+the same CIDs for different names. A circuit does not say which client socket it
+belongs to; so when the clients of a host searched a CID for different names, the
+latest search is taken only for a channel being created (CREATE_CHAN's reply and
+ACCESS_RIGHTS follow the search reply at once), and otherwise the channel stays
+unnamed rather than named after another client's channel.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ __all__ = ["Session", "read"]
 _LIFECYCLE = (OPEN, CLOSE)
 #: Search names remembered per (client host, CID) for naming mid-stream channels.
 MAX_SEARCH_NAMES = 1_000_000
+#: Client sockets remembered per (client host, CID): processes that searched it.
+MAX_SEARCHERS = 16
+#: Messages that come as a channel is created, right after its search was answered.
+_CREATING = (m.CreateChanResponse, m.AccessRightsResponse)
 
 
 class Session:
@@ -43,15 +54,44 @@ class Session:
         #: CLOSE records of circuits with one direction ended.
         self._half_closed: dict[int, Record] = {}
         self.discovery = Discovery()
-        self._search_names: dict[tuple[str, int], str] = {}
+        #: (client host, CID) -> {client socket: the name it searched}, latest last.
+        self._search_names: dict[tuple[str, int], dict[str, str]] = {}
 
     def records(self, records: Iterable[Record], lifecycle: bool = False) -> Iterator[Record]:
         """Attribute each record and pass it on; OPEN and CLOSE records (which the
         session needs from the reader) only with ``lifecycle``."""
+        tcp, udp = self._tcp, self._udp
         for record in records:
+            if record.kind is MESSAGE:  # attribute(), inlined for the commonest records
+                if record.circuit is None:
+                    udp(record)
+                else:
+                    tcp(record)
+                yield record
+                continue
             self.attribute(record)
             if lifecycle or record.kind not in _LIFECYCLE:
                 yield record
+
+    def batches(self, batches: Iterable[list[Record]], lifecycle: bool = False
+                ) -> Iterator[Record]:
+        """:meth:`records` for the lists of :meth:`shark.stream.CaReader.batches`: each
+        list is attributed, then its records passed on."""
+        tcp, udp = self._tcp, self._udp
+        for batch in batches:
+            marks = False
+            for record in batch:
+                if record.kind is MESSAGE:  # attribute(), inlined for the commonest records
+                    if record.circuit is None:
+                        udp(record)
+                    else:
+                        tcp(record)
+                else:
+                    self.attribute(record)
+                    marks = marks or record.kind in _LIFECYCLE
+            if marks and not lifecycle:
+                batch = [r for r in batch if r.kind not in _LIFECYCLE]
+            yield from batch
 
     def attribute(self, record: Record) -> None:
         """Fill ``record``'s pv, channel, subscription, request, latency and anomaly."""
@@ -71,18 +111,27 @@ class Session:
 
     def _tcp(self, record: Record) -> None:
         message = record.message
-        sender = record.sender if record.sender is not None else type(message).sender
+        sender = record.sender
         if sender is None:
-            sender = Role.CLIENT
-        attribution = self._circuit(record.circuit).handle(message, sender, record)
+            sender = type(message).sender
+            if sender is None:
+                sender = Role.CLIENT
+        circuit = self.circuits.get(record.circuit)
+        if circuit is None:
+            circuit = self._circuit(record.circuit)
+        attribution = circuit.handle(message, sender, record)
+        # Record fields are None already: only what is known is set.
         channel = attribution.channel
         if channel is not None:
             if channel.name is None and channel.cid is not None:
-                channel.name = self._search_names.get((_host(record, sender), channel.cid))
+                channel.name = self._searched(_host(record, sender), channel.cid,
+                                              type(message) in _CREATING)
             record.pv = channel.name
-        record.channel = channel
-        record.subscription = attribution.subscription
-        record.anomaly = attribution.anomaly
+            record.channel = channel
+        if attribution.subscription is not None:
+            record.subscription = attribution.subscription
+        if attribution.anomaly is not None:
+            record.anomaly = attribution.anomaly
         request = attribution.request
         if request is not None and isinstance(request.context, Record):
             record.request = request.context
@@ -97,12 +146,29 @@ class Session:
         record.pv = search.name
         if type(message) is m.SearchRequest:
             key = (_host_of(record.src), message.cid)
-            if key not in self._search_names and len(self._search_names) >= MAX_SEARCH_NAMES:
-                del self._search_names[next(iter(self._search_names))]
-            self._search_names[key] = search.name
+            searchers = self._search_names.get(key)
+            if searchers is None:
+                if len(self._search_names) >= MAX_SEARCH_NAMES:
+                    del self._search_names[next(iter(self._search_names))]
+                searchers = self._search_names[key] = {}
+            searchers.pop(record.src, None)  # re-inserted: the latest last
+            if len(searchers) >= MAX_SEARCHERS:
+                del searchers[next(iter(searchers))]
+            searchers[record.src] = search.name
         elif isinstance(event.reply_to, Record):
             record.request = event.reply_to
             record.latency = record.time - event.reply_to.time
+
+    def _searched(self, host: str, cid: int, creating: bool) -> str | None:
+        """The name the clients of ``host`` searched with ``cid``: the only one, or
+        while the channel is being created the latest (see the module documentation)."""
+        searchers = self._search_names.get((host, cid))
+        if not searchers:
+            return None
+        names = list(searchers.values())
+        if creating or all(name == names[0] for name in names):
+            return names[-1]
+        return None
 
     def _close(self, record: Record) -> None:
         """A circuit ends when both directions have, or at the first reset."""
@@ -131,4 +197,4 @@ def read(
 ) -> Iterator[Record]:
     """The attributed records of a capture (a path, ``"-"`` for stdin, or a stream)."""
     reader = CaReader(ports, max_payload, lifecycle=True)
-    return Session().records(reader.records(read_frames(source)), lifecycle)
+    return Session().batches(reader.batches(read_frames(source)), lifecycle)

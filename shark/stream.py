@@ -158,6 +158,12 @@ class CaReader:
     def records(self, frames: Iterable[Frame]) -> Iterator[Record]:
         """Yield the records of ``frames``; at the end (or on a :class:`CaptureError`,
         re-raised afterwards) every open TCP direction is flushed."""
+        for batch in self.batches(frames):
+            yield from batch
+
+    def batches(self, frames: Iterable[Frame]) -> Iterator[list[Record]]:
+        """The records of :meth:`records`, in lists: those each packet gave (if any),
+        which are cheaper to hand over a list at a time than one by one."""
         decode = self._packets.decode
         feed = self._tcp.feed
         directions = self._directions
@@ -169,24 +175,38 @@ class CaReader:
                     continue
                 if packet.transport == TCP:
                     if packet.sport in server_ports or packet.dport in server_ports:
-                        for event in feed(packet):
-                            direction = directions.get(event.half)
-                            if event.kind == DATA and direction is not None:  # most events
-                                out: list[Record] = []
-                                self._feed(direction, event.data, event.frame, event.time, out)
-                                yield from out
-                            else:
-                                yield from self._tcp_event(event)
+                        events = feed(packet)
+                        if not events:  # most bare ACKs
+                            continue
+                        out: list[Record] = []
+                        for event in events:
+                            if event.kind is DATA:  # most events
+                                direction = directions.get(event.half)
+                                if direction is not None:
+                                    self._feed(direction, event.data, event.frame, event.time,
+                                               out)
+                                    continue
+                            out += self._tcp_event(event)
+                        if out:
+                            yield out
                 else:
-                    yield from self._udp(packet)
+                    out = self._udp(packet)
+                    if out:
+                        yield out
         except CaptureError:
-            yield from self._flush()
+            out = self._flush()
+            if out:
+                yield out
             raise
-        yield from self._flush()
+        out = self._flush()
+        if out:
+            yield out
 
-    def _flush(self) -> Iterator[Record]:
+    def _flush(self) -> list[Record]:
+        out: list[Record] = []
         for event in self._tcp.flush():
-            yield from self._tcp_event(event)
+            out += self._tcp_event(event)
+        return out
 
     # -- UDP ---------------------------------------------------------------------------
 
@@ -321,6 +341,26 @@ class CaReader:
     def _feed(self, direction: _Direction, data: bytes | memoryview, frame: int, time: float,
               out: list[Record]) -> None:
         """Frame ``data``; resynchronise first if needed, and again on framing errors."""
+        sender = direction.sender
+        if direction.resync is None and sender is not None:
+            # The common case first: in sync, known sender, whole messages of known
+            # commands, one record each. Anything else takes the bytes back (messages
+            # encode to their exact bytes) and goes the general way below.
+            framer = direction.framer
+            try:
+                messages = framer.feed(data)
+            except DecodeError as exc:
+                data = b"".join([m.to_bytes() for m in exc.messages]) + framer.clear()
+            else:
+                if UnknownCommand in map(type, messages):
+                    data = b"".join([m.to_bytes() for m in messages]) + framer.clear()
+                else:
+                    src, dst, circuit = direction.src, direction.dst, direction.circuit
+                    out += [Record(MESSAGE, frame, time, src, dst, "tcp", circuit, sender,
+                                   message) for message in messages]
+                    if not framer.pending:
+                        return
+                    data = self._check_incomplete(direction, data)
         while data:
             if direction.resync is not None:
                 data = self._resync(direction, data, frame, time, out, final=False)
@@ -337,6 +377,11 @@ class CaReader:
             sender, src, dst, circuit = (
                 direction.sender, direction.src, direction.dst, direction.circuit
             )
+            if sender is not None and UnknownCommand not in map(type, messages):
+                # The common case, one record per message, in one go.
+                out += [Record(MESSAGE, frame, time, src, dst, "tcp", circuit, sender, message)
+                        for message in messages]
+                messages = ()
             for index, message in enumerate(messages):
                 if type(message) is UnknownCommand:
                     # Out of sync: what was framed from here on is not to be trusted.

@@ -156,22 +156,21 @@ class TcpReassembler:
 
     def feed(self, packet: Packet) -> list[TcpEvent]:
         """Process one segment; return the events it caused, in order."""
-        key = (packet.src, packet.sport, packet.dst, packet.dport)
-        flags = packet.flags
+        frame, time, src, sport, dst, dport, _transport, seq, ack, flags, payload = packet
         self._last = packet
-        half = self._halves.get(key)
-        if (half is not None and half.next_seq == packet.seq and not half.held
+        half = self._halves.get((src, sport, dst, dport))
+        if (half is not None and half.next_seq == seq and not half.held
                 and not flags & _SYN_FIN_RST and not half.closed
-                and half.peer.next_seq == packet.ack):
+                and half.peer.next_seq == ack):
             # Fast path: the next bytes of an established direction, in order, from a
             # side that has seen all the other sent (a bare ACK: nothing at all).
-            payload = packet.payload
             size = len(payload)
             if not size:
                 return []
             half.offset += size
-            half.next_seq = (packet.seq + size) & _MASK
-            return [_new(TcpEvent, (DATA, half, packet.frame, packet.time, payload, size, ""))]
+            half.next_seq = (seq + size) & _MASK
+            return [_new(TcpEvent, (DATA, half, frame, time, payload, size, ""))]
+        key = (src, sport, dst, dport)
         events: list[TcpEvent] = []
         if half is None:
             half = self._closed.get(key)
