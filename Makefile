@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_CAPTURE := captures/softioc_pyepics_basic.pcap
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-read clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { \
@@ -34,6 +34,13 @@ bench: $(VENV)/.installed-test
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/decode_rate.py
 	$(PY) benchmarks/table_rate.py
+
+# A 160 MB capture from real peers (softioc + 3 monitoring clients; needs root for the
+# private namespace), then shark read's rates and memory beside caproto-shark and dpkt.
+bench-read: $(VENV)/.installed-test
+	$(PY) -m pip install --quiet -e '.[bench]'
+	test -f benchmarks/data/big_monitors.pcap || $(PY) benchmarks/make_big_capture.py
+	$(PY) benchmarks/read_rate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
