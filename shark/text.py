@@ -10,7 +10,7 @@ from decoder import AccessRights, DBRValue, DecodeError, EventMask, Message, dbr
 
 from .record import CLOSE, OPEN, Record
 
-__all__ = ["describe", "format_record"]
+__all__ = ["describe", "format_record", "format_value"]
 
 #: Fields holding an IPv4 address as a 32-bit number.
 _ADDRESS_FIELDS = frozenset(("ip", "address", "repeater_address", "client_address"))
@@ -75,7 +75,7 @@ def _value(message: Message, name: str, value: Any) -> str:
     if name == "original_request":
         return value.command_name
     if isinstance(value, DBRValue):
-        return _dbr_value(value)
+        return format_value(value)
     if isinstance(value, str):
         return repr(value)
     return str(value)
@@ -88,7 +88,8 @@ def _flags(flags: type[AccessRights] | type[EventMask], value: int) -> str:
     return "|".join(names) if names else "NONE"
 
 
-def _dbr_value(value: DBRValue) -> str:
+def format_value(value: DBRValue) -> str:
+    """A DBR value in a few words: the value (or the first elements), and the alarm."""
     values = value.values
     if len(values) == 1:
         shown = repr(value.value)

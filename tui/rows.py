@@ -17,19 +17,15 @@ from rich.text import Text
 from decoder import AccessRights, DecodeError, Role, Search, dbr
 from decoder import messages as m
 from shark.record import CLOSE, MESSAGE, OPEN, Record
-from shark.text import describe
+from shark.text import describe, format_value
 
 from .model import ChannelRow, CircuitRow, ErrorRow, ServerRow, problem
 from .table import Cell, Column
 
 __all__ = [
     "CHANNEL_COLUMNS", "CIRCUIT_COLUMNS", "ERROR_COLUMNS", "LOG_COLUMNS", "SEARCH_COLUMNS",
-    "SERVER_COLUMNS", "Clock", "format_value",
+    "SERVER_COLUMNS", "Clock",
 ]
-
-#: Array elements shown before "...".
-ELEMENTS_SHOWN = 4
-
 
 class Clock:
     """Formats capture times as seconds since ``zero``, the first record's time (set by
@@ -42,20 +38,6 @@ class Clock:
         if time is None:
             return ""
         return f"{time - (self.zero if self.zero is not None else time):.{digits}f}"
-
-
-def format_value(data: dbr.DBRValue) -> str:
-    """A DBR value in a few words: the value (or the first elements), and the alarm."""
-    values = data.values
-    if len(values) == 1:
-        shown = repr(data.value)
-    else:
-        head = [v.item() if hasattr(v, "item") else v for v in values[:ELEMENTS_SHOWN]]
-        more = ", ..." if len(values) > ELEMENTS_SHOWN else ""
-        shown = f"[{', '.join(map(repr, head))}{more}] ({len(values)})"
-    if data.severity:
-        shown += f" {data.severity_name}/{data.status_name}"
-    return shown
 
 
 def _subject(record: Record) -> str:
