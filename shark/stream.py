@@ -22,6 +22,9 @@ server port learned from the capture: the TCP port in a UDP search reply
      per-client sockets, and the VERSION a libca client sends itself on shutdown.
 
   A zero-length datagram (libca's registration with the repeater) carries no message.
+  A datagram shaped exactly like a client's search (:func:`is_search_datagram`) to a
+  port not yet known makes that port a server port: sites run IOCs on other ports,
+  and their captures need not hold a beacon or reply that announces them.
 
 Who sent it
 -----------
@@ -49,6 +52,7 @@ resynchronisation window), plus the reassembler's bounded out-of-order buffers.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -224,6 +228,11 @@ class CaReader:
             to_server or sport in server_ports or sport == REPEATER_PORT
             or dport == REPEATER_PORT or source in clients or destination in clients
         )
+        if not strict and is_search_datagram(packet.payload):
+            # A client searching a server on a port nobody announced: learn the port.
+            server_ports.add(dport)
+            _remember(clients, source)
+            strict = True
         if strict:
             _remember(self._hosts, packet.src)
             _remember(self._hosts, packet.dst)
@@ -472,6 +481,25 @@ class CaReader:
             text = f"{host}:{port}" if len(address) == 4 else f"[{host}]:{port}"
             self._endpoints[key] = text
         return text
+
+
+_VERSION_THEN_SEARCH = struct.Struct(">HHHHII HHHHII")
+
+
+def is_search_datagram(payload: bytes | memoryview) -> bool:
+    """Whether a UDP payload is a CA client's search datagram: a VERSION message with
+    no payload, then a SEARCH request with a NUL-terminated name in a padded payload,
+    its reply flag, and its search id in both parameters. Specific enough to tell CA
+    searches to servers on ports that no beacon or reply in the capture announced."""
+    if len(payload) < 32:
+        return False
+    (version, version_size, _, _, _, _,
+     search, size, reply, _, cid, cid_again) = _VERSION_THEN_SEARCH.unpack_from(payload)
+    return (
+        version == Command.VERSION and version_size == 0 and search == Command.SEARCH
+        and 0 < size <= len(payload) - 32 and size % 8 == 0 and reply in (5, 10)
+        and cid == cid_again and payload[32 + size - 1] == 0
+    )
 
 
 def _remember(collection: set, item: object) -> None:

@@ -133,3 +133,24 @@ def test_resync_waits_for_confirmation() -> None:
     assert find_message_start(partial) == (5, False)
     assert find_message_start(partial, final=True) == (5, True)
     assert find_message_start(stream[anchor - 5 : following + 16]) == (5, True)
+
+
+def test_search_to_an_unannounced_port_teaches_the_port() -> None:
+    """An IOC on port 6064 that no beacon announced is found from the search itself;
+    its reply, and a random datagram that is not a search, are told apart."""
+    from decoder import messages as m
+
+    search = (m.VersionRequest(priority=1, sequence_number=7).to_bytes()
+              + m.SearchRequest(name="SITE:PV", cid=3).to_bytes())
+    reply = (m.VersionResponse(priority=1, sequence_number=7).to_bytes()
+             + m.SearchResponse(port=6064, ip=0xFFFFFFFF, cid=3, version=13).to_bytes())
+    noise = bytes(range(48))
+    reader = CaReader()
+    records = list(reader.records([
+        udp_frame(1, 40000, 7000, noise),
+        udp_frame(2, 40000, 6064, search),
+        udp_frame(3, 6064, 40000, reply),
+    ]))
+    assert [r.command_name for r in records] == ["VERSION", "SEARCH", "VERSION", "SEARCH"]
+    assert [r.sender for r in records] == [Role.CLIENT] * 2 + [Role.SERVER] * 2
+    assert 6064 in reader.server_ports and 7000 not in reader.server_ports
