@@ -10,7 +10,7 @@ from decoder import AccessRights, DBRValue, DecodeError, EventMask, Message, dbr
 
 from .record import CLOSE, OPEN, Record
 
-__all__ = ["describe", "format_record", "format_value"]
+__all__ = ["describe", "format_record", "format_value", "subject"]
 
 #: Fields holding an IPv4 address as a 32-bit number.
 _ADDRESS_FIELDS = frozenset(("ip", "address", "repeater_address", "client_address"))
@@ -27,7 +27,9 @@ def format_record(record: Record, start: float = 0.0) -> str:
     where = record.transport if record.circuit is None else f"{record.transport}#{record.circuit}"
     sender = "?" if record.sender is None else record.sender.name
     if record.message is not None:
-        what = f"{record.message.command_name}{_subject(record)} {describe(record.message)}"
+        name = subject(record)
+        what = " ".join(filter(None, (record.message.command_name, name,
+                                      describe(record.message))))
         if record.latency is not None:
             what += f" [{record.latency * 1e3:.3f} ms]"
     elif record.kind in (OPEN, CLOSE):
@@ -38,13 +40,16 @@ def format_record(record: Record, start: float = 0.0) -> str:
             f"{record.dst:<21} {where:<6} {sender:<8} {what}").rstrip()
 
 
-def _subject(record: Record) -> str:
-    """`` PV:NAME``, or the SID of a channel whose name the capture does not tell."""
+def subject(record: Record) -> str:
+    """The PV, or what names the channel when the capture does not tell its name (its
+    SID, or its subscription id); empty for messages about no channel."""
     if record.pv is not None:
-        return f" {record.pv}"
+        return record.pv
     channel = record.channel
     if channel is not None and channel.sid is not None:
-        return f" <unnamed sid={channel.sid}>"
+        return f"<sid={channel.sid}>"
+    if record.subscription is not None:
+        return f"<subscription {record.subscription.subscriptionid}>"
     return ""
 
 

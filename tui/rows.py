@@ -17,7 +17,7 @@ from rich.text import Text
 from decoder import AccessRights, DecodeError, Role, Search, dbr
 from decoder import messages as m
 from shark.record import CLOSE, MESSAGE, OPEN, Record
-from shark.text import describe, format_value
+from shark.text import describe, format_value, subject
 
 from .model import ChannelRow, CircuitRow, ErrorRow, ServerRow, problem
 from .table import Cell, Column
@@ -38,18 +38,6 @@ class Clock:
         if time is None:
             return ""
         return f"{time - (self.zero if self.zero is not None else time):.{digits}f}"
-
-
-def _subject(record: Record) -> str:
-    """The PV, or what names the channel when the capture does not tell its name."""
-    if record.pv is not None:
-        return record.pv
-    channel = record.channel
-    if channel is not None and channel.sid is not None:
-        return f"<sid={channel.sid}>"
-    if record.subscription is not None:
-        return f"<subscription {record.subscription.subscriptionid}>"
-    return ""
 
 
 def _where(record: Record) -> str:
@@ -76,7 +64,7 @@ def log_cells(record: Record, clock: Clock) -> list[Cell]:
     else:
         info = f"{record.size} bytes: {record.reason}"
     return [str(record.frame), clock(record.time, 6), record.src, record.dst, _where(record),
-            record.command_name, _subject(record), info]
+            record.command_name, subject(record), info]
 
 
 def _info(message: m.Message) -> str:
@@ -237,7 +225,7 @@ ERROR_COLUMNS = [
 def error_cells(row: ErrorRow, clock: Clock) -> list[Cell]:
     record = row.record
     return [clock(record.time, 6), str(record.frame), _where(record), record.command_name,
-            _subject(record), row.text]
+            subject(record), row.text]
 
 
 def is_value(record: Record) -> bool:
