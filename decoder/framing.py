@@ -182,6 +182,23 @@ class StreamFramer:
         self._need = need
         return out
 
+    def detach(self) -> bytes:
+        """Hand over the buffered bytes (an incomplete message) to a caller that frames
+        them with what follows itself; :meth:`resume` takes back what it leaves."""
+        rest = bytes(self._buffer)
+        self._buffer = bytearray()
+        self._need = 0
+        return rest
+
+    def resume(self, consumed: int, rest: bytes) -> None:
+        """Go on after a caller framed ``consumed`` bytes of whole messages from the
+        bytes :meth:`detach` handed over and more, leaving ``rest``: the start of a
+        message (whose header, if whole, was checked by the caller)."""
+        self.bytes_consumed += consumed
+        self._buffer = bytearray(rest)
+        header = decode_header(rest)
+        self._need = 0 if header is None else header[-1] + header[1]
+
     def clear(self) -> bytes:
         """Forget buffered bytes (e.g. after a gap); return them."""
         rest = bytes(self._buffer)

@@ -26,10 +26,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from decoder import Circuit, Discovery, Role
 from decoder import messages as m
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 
+from .bulk import UPDATES, Segment, UpdateBatch
 from .capture import read_frames
 from .record import CLOSE, MESSAGE, OPEN, Record
 from .stream import CaReader
@@ -76,22 +79,77 @@ class Session:
     def batches(self, batches: Iterable[list[Record]], lifecycle: bool = False
                 ) -> Iterator[Record]:
         """:meth:`records` for the lists of :meth:`shark.stream.CaReader.batches`: each
-        list is attributed, then its records passed on."""
+        list is attributed, then its records passed on. Update batches of a bulk reader
+        (:mod:`shark.bulk`) are passed on as they are when the session could attribute
+        them in bulk, as their records otherwise."""
         tcp, udp = self._tcp, self._udp
         for batch in batches:
-            marks = False
+            marks = bulk = False
             for record in batch:
-                if record.kind is MESSAGE:  # attribute(), inlined for the commonest records
+                kind = record.kind
+                if kind is MESSAGE:  # attribute(), inlined for the commonest records
                     if record.circuit is None:
                         udp(record)
                     else:
                         tcp(record)
+                elif kind is UPDATES:
+                    self._updates(record)
+                    bulk = True
                 else:
                     self.attribute(record)
-                    marks = marks or record.kind in _LIFECYCLE
-            if marks and not lifecycle:
+                    marks = marks or kind in _LIFECYCLE
+            if bulk:
+                batch = [item for record in batch for item in (
+                    record.expanded if record.kind is UPDATES and not record.bulk
+                    else (record,)) if lifecycle or item.kind not in _LIFECYCLE]
+            elif marks and not lifecycle:
                 batch = [r for r in batch if r.kind not in _LIFECYCLE]
             yield from batch
+
+    def _updates(self, batch: UpdateBatch) -> None:
+        """Attribute an update batch: in bulk if its segment allows, else its records."""
+        segment = batch.segment
+        if segment is not None:
+            if not segment.resolved:
+                self._resolve(segment)
+            if not batch.bulk:
+                batch.expanded = batch.records()
+        if batch.expanded is not None:
+            for record in batch.expanded:
+                self.attribute(record)
+        if segment is not None and batch is segment.batches[-1]:
+            segment.count_updates()
+
+    def _resolve(self, segment: Segment) -> None:
+        """Decide which packets of a segment are attributed in bulk: those whose updates
+        all belong to known subscriptions of named channels, and none of which is a
+        subscription's first (it answers the EVENT_ADD request: see :mod:`shark.bulk`)."""
+        segment.resolved = True
+        circuit = self.circuits.get(segment.circuit)
+        if circuit is None:
+            return
+        run = segment.run
+        first, stop = run.bounds[segment.first], run.bounds[segment.stop]
+        distinct, first_seen, inverse = np.unique(
+            run.parameter2[first:stop], return_index=True, return_inverse=True)
+        known = circuit.subscriptions.get
+        subscriptions = [known(i) for i in distinct.tolist()]
+        named = np.fromiter(
+            [s is not None and s.channel is not None and s.channel.name is not None
+             for s in subscriptions], bool, len(distinct))
+        fresh = named & np.fromiter([s is not None and not s.updates for s in subscriptions],
+                                    bool, len(distinct))
+        unusable = ~named[inverse]
+        unusable[first_seen[fresh]] = True
+        unusable_before = np.concatenate(([0], np.cumsum(unusable)))
+        bounds = run.bounds[segment.first : segment.stop + 1] - first
+        packet_ok = unusable_before[bounds[1:]] == unusable_before[bounds[:-1]]
+        taken = np.repeat(packet_ok, np.diff(bounds))
+        segment.updates = (subscriptions, np.bincount(inverse[taken], minlength=len(distinct)))
+        run.subscription[first:stop] = inverse + len(run.subscriptions)
+        run.subscriptions += subscriptions
+        for batch in segment.batches:
+            batch.bulk = bool(packet_ok[batch.index - segment.first])
 
     def attribute(self, record: Record) -> None:
         """Fill ``record``'s pv, channel, subscription, request, latency and anomaly."""
@@ -193,8 +251,10 @@ def _host(record: Record, sender: Role) -> str:
 
 def read(
     source: str | Path | BinaryIO, ports: Iterable[int] = (), lifecycle: bool = False,
-    max_payload: int = DEFAULT_MAX_PAYLOAD,
-) -> Iterator[Record]:
-    """The attributed records of a capture (a path, ``"-"`` for stdin, or a stream)."""
-    reader = CaReader(ports, max_payload, lifecycle=True)
+    max_payload: int = DEFAULT_MAX_PAYLOAD, bulk: bool = False,
+) -> Iterator[Record | UpdateBatch]:
+    """The attributed records of a capture (a path, ``"-"`` for stdin, or a stream);
+    with ``bulk``, monitor updates come in :class:`shark.bulk.UpdateBatch` items where
+    they can (for the tables, which take them as columns)."""
+    reader = CaReader(ports, max_payload, lifecycle=True, bulk=bulk)
     return Session().batches(reader.batches(read_frames(source)), lifecycle)

@@ -57,6 +57,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from decoder import (
     Beacon,
     Command,
@@ -71,6 +73,7 @@ from decoder import (
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.protocol import REPEATER_PORT, SERVER_PORT
 
+from .bulk import Run, Segment, UpdateBatch, frame_run
 from .capture import CaptureError, Frame, read_frames
 from .packets import TCP, Packet, PacketDecoder, format_address
 from .record import CLOSE as CLOSED
@@ -82,6 +85,9 @@ from .tcp import CLOSE, DATA, OPEN, Half, TcpEvent, TcpReassembler
 __all__ = ["CaReader", "read_records"]
 
 _MAX_COMMAND = max(Command)
+#: With ``bulk``: packets per list of records, and bytes held back per direction at most.
+BLOCK_PACKETS = 4096
+HOLD_BYTES = 8 << 20
 #: Endpoints and hosts remembered (UDP rules, address strings): past this many, a
 #: collection is emptied and learnt again, so that memory stays bounded.
 _MAX_REMEMBERED = 65536
@@ -104,6 +110,7 @@ class _Direction:
 
     __slots__ = (
         "framer", "src", "dst", "circuit", "sender", "resync", "skipped", "cause", "head",
+        "held", "held_bytes",
     )
 
     def __init__(self, src: str, dst: str, circuit: int, sender: Role | None,
@@ -120,6 +127,9 @@ class _Direction:
         self.cause = ""
         #: The first two bytes (the command) of the message the framer is completing.
         self.head = b""
+        #: Packets held back to be framed in bulk (:mod:`shark.bulk`), and their bytes.
+        self.held: list[UpdateBatch] = []
+        self.held_bytes = 0
 
     def lose_sync(self, cause: str, skipped: int = 0) -> None:
         """Start looking for a message boundary, giving up ``skipped`` bytes and those
@@ -139,13 +149,18 @@ class CaReader:
 
     ``ports`` are extra CA server ports; ``max_payload`` bounds the payload a TCP
     message may claim (larger claims are framing errors). With ``lifecycle``, OPEN and
-    CLOSE records mark where each TCP circuit starts and each direction ends.
+    CLOSE records mark where each TCP circuit starts and each direction ends. With
+    ``bulk``, what servers send comes as :class:`shark.bulk.UpdateBatch` items, framed
+    a few thousand packets at a time, for a :class:`shark.session.Session` to resolve.
     """
 
     def __init__(self, ports: Iterable[int] = (), max_payload: int = DEFAULT_MAX_PAYLOAD,
-                 lifecycle: bool = False) -> None:
+                 lifecycle: bool = False, bulk: bool = False) -> None:
         self.max_payload = max_payload
         self.lifecycle = lifecycle
+        self.bulk = bulk
+        #: Circuit number -> its server direction while that holds packets back.
+        self._holding: dict[int, _Direction] = {}
         #: Ports CA servers listen on (TCP and UDP): 5064, the user's, learned ones.
         self.server_ports: set[int] = {SERVER_PORT, *ports}
         self._packets = PacketDecoder()
@@ -167,11 +182,16 @@ class CaReader:
 
     def batches(self, frames: Iterable[Frame]) -> Iterator[list[Record]]:
         """The records of :meth:`records`, in lists: those each packet gave (if any),
-        which are cheaper to hand over a list at a time than one by one."""
+        which are cheaper to hand over a list at a time than one by one. With ``bulk``,
+        a list holds those of up to :data:`BLOCK_PACKETS` packets, update batches too."""
         decode = self._packets.decode
         feed = self._tcp.feed
         directions = self._directions
         server_ports = self.server_ports
+        bulk = self.bulk
+        holding = self._holding
+        due = BLOCK_PACKETS
+        out: list[Record] = []
         try:
             for frame in frames:
                 packet = decode(frame)
@@ -182,27 +202,35 @@ class CaReader:
                         events = feed(packet)
                         if not events:  # most bare ACKs
                             continue
-                        out: list[Record] = []
                         for event in events:
                             if event.kind is DATA:  # most events
                                 direction = directions.get(event.half)
                                 if direction is not None:
+                                    if bulk:
+                                        if (direction.sender is Role.SERVER
+                                                and direction.resync is None):
+                                            self._hold(direction, event, out)
+                                            continue
+                                        if direction.circuit in holding:
+                                            self._release(holding[direction.circuit])
                                     self._feed(direction, event.data, event.frame, event.time,
                                                out)
                                     continue
                             out += self._tcp_event(event)
-                        if out:
-                            yield out
                 else:
-                    out = self._udp(packet)
-                    if out:
-                        yield out
+                    out += self._udp(packet)
+                if out and (not bulk or packet.frame >= due):
+                    if bulk:
+                        self._release_all()
+                        due = packet.frame + BLOCK_PACKETS
+                    yield out
+                    out = []
         except CaptureError:
-            out = self._flush()
+            out += self._flush()
             if out:
                 yield out
             raise
-        out = self._flush()
+        out += self._flush()
         if out:
             yield out
 
@@ -210,7 +238,69 @@ class CaReader:
         out: list[Record] = []
         for event in self._tcp.flush():
             out += self._tcp_event(event)
+        self._release_all()
         return out
+
+    # -- bulk ------------------------------------------------------------------------
+
+    def _hold(self, direction: _Direction, event: TcpEvent, out: list) -> None:
+        """Hold a server's packet back, to be framed with the next ones."""
+        batch = UpdateBatch(event.frame, event.time, direction.src, direction.dst,
+                            direction.circuit, event.data)
+        out.append(batch)
+        if not direction.held:
+            self._holding[direction.circuit] = direction
+        direction.held.append(batch)
+        direction.held_bytes += event.size
+        if direction.held_bytes >= HOLD_BYTES:
+            self._release(direction)
+
+    def _release_all(self) -> None:
+        for direction in list(self._holding.values()):
+            self._release(direction)
+
+    def _release(self, direction: _Direction) -> None:
+        """Frame the packets held back, all at once (:mod:`shark.bulk`)."""
+        batches = direction.held
+        direction.held = []
+        direction.held_bytes = 0
+        del self._holding[direction.circuit]
+        framer = direction.framer
+        prefix = framer.detach()
+        datas = [batch.data for batch in batches]
+        buffer = b"".join([prefix, *datas])
+        framed = frame_run(buffer, self.max_payload)
+        if framed is None:  # not all CA: the ordinary way, which reports and resyncs
+            framer.resume(0, prefix)
+            for batch in batches:
+                records: list[Record] = []
+                self._feed(direction, batch.data, batch.frame, batch.time, records)
+                batch.expanded = records
+                batch.data = None
+            return
+        starts, end, _need = framed
+        framer.resume(end, buffer[end:])
+        direction.head = buffer[end : end + 2]
+        packet_ends = np.cumsum([len(prefix), *map(len, datas)])[1:]
+        message_ends = np.append(starts[1:], end)
+        bounds = np.concatenate(([0], np.searchsorted(message_ends, packet_ends, "right")))
+        run = Run(buffer, starts, bounds)
+        segment = None
+        circuit = direction.circuit
+        for index, (batch, updates, start, stop) in enumerate(zip(
+                batches, run.updates_only().tolist(), bounds[:-1].tolist(),
+                bounds[1:].tolist(), strict=True)):
+            batch.data = None
+            batch.run, batch.start, batch.stop, batch.index = run, start, stop, index
+            if start == stop:
+                batch.expanded = []
+            elif updates:
+                if segment is None:
+                    segment = Segment(run, index, circuit)
+                segment.add(batch)
+            else:
+                segment = None
+                batch.expanded = batch.records()
 
     # -- UDP ---------------------------------------------------------------------------
 
@@ -291,6 +381,10 @@ class CaReader:
         """Records for an event (DATA for an established direction is handled inline)."""
         kind = event.kind
         half = event.half
+        if self._holding:
+            held = self._holding.get(half.connection.number)
+            if held is not None:
+                self._release(held)
         direction = self._directions.get(half)
         out: list[Record] = []
         if kind == OPEN:

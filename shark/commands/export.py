@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     try:
         try:
-            builder.extend(read(args.capture, args.port, lifecycle=True))
+            builder.extend(read(args.capture, args.port, lifecycle=True, bulk=True))
         except (CaptureError, OSError) as exc:  # write what was read, then say why not more
             print(f"shark: error: {args.capture}: {exc}", file=sys.stderr)
             status = 1

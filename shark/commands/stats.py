@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     builder = TableBuilder(REPORT_TABLES)
     status = 0
     try:
-        builder.extend(read(args.capture, args.port, lifecycle=True))
+        builder.extend(read(args.capture, args.port, lifecycle=True, bulk=True))
     except (CaptureError, OSError) as exc:  # report what was read, then the error
         print(f"shark: error: {args.capture}: {exc}", file=sys.stderr)
         status = 1

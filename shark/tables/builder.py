@@ -21,6 +21,7 @@ from itertools import islice
 import pandas as pd
 import pyarrow as pa
 
+from ..bulk import UPDATES, UpdateBatch
 from ..record import Record
 from .aggregate import MAX_ROWS, Aggregate
 from .chunk import Chunk, Vocabularies
@@ -90,7 +91,8 @@ class TableBuilder:
                 self._producers.update({s.name: aggregate for s in cls.schemas})
         #: Each producer once (one may make two tables).
         self._updaters = list({id(p): p for p in self._producers.values()}.values())
-        self._records: list[Record] = []
+        self._records: list[Record | UpdateBatch] = []
+        self._rows = 0  # rows of those records
         self._bytes = 0  # payload bytes of those records
         #: Records the tables have taken (pending ones count once flushed), and the
         #: capture times of the first and the last.
@@ -98,26 +100,28 @@ class TableBuilder:
         self.first_time: float | None = None
         self.last_time: float | None = None
 
-    def add(self, record: Record) -> None:
-        """Take one record."""
-        self._records.append(record)
-        if record.message is not None:
-            self._bytes += len(record.message.payload)
-        if len(self._records) >= self.chunk_rows or self._bytes >= CHUNK_BYTES:
-            self.flush()
+    def add(self, record: Record | UpdateBatch) -> None:
+        """Take one record (or batch of updates)."""
+        self.extend((record,))
 
-    def extend(self, records: Iterable[Record]) -> None:
-        """Take every record of ``records`` (should they raise, those before are kept)."""
+    def extend(self, records: Iterable[Record | UpdateBatch]) -> None:
+        """Take every record of ``records`` (should they raise, those before are kept);
+        :class:`shark.bulk.UpdateBatch` items too (``shark.read(..., bulk=True)``)."""
         iterator = iter(records)
         while True:
             pending = self._records
             start = len(pending)
-            room = min(self.chunk_rows - start, _STEP)
+            room = min(self.chunk_rows - self._rows, _STEP)
             pending.extend(islice(iterator, room))
             taken = len(pending) - start
-            self._bytes += sum([len(r.message.payload) for r in pending[start:]
-                                if r.message is not None])
-            if len(pending) >= self.chunk_rows or self._bytes >= CHUNK_BYTES:
+            for item in pending[start:]:
+                if item.kind is UPDATES:
+                    self._rows += len(item) - 1
+                    self._bytes += int(item.run.sizes[item.start : item.stop].sum())
+                elif item.message is not None:
+                    self._bytes += len(item.message.payload)
+            self._rows += taken
+            if self._rows >= self.chunk_rows or self._bytes >= CHUNK_BYTES:
                 self.flush()
             if taken < room:  # the records ran out
                 return
@@ -128,7 +132,7 @@ class TableBuilder:
             return
         chunk = Chunk(self._records, self.vocabularies)
         self._records = []
-        self._bytes = 0
+        self._rows = self._bytes = 0
         self.records += chunk.size
         if self.first_time is None:
             self.first_time = float(chunk.time[0])

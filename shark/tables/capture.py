@@ -45,7 +45,7 @@ class Capture:
         if self._builder is None:
             builder = TableBuilder(self.tables)
             try:
-                builder.extend(read(self.source, self.ports, lifecycle=True))
+                builder.extend(read(self.source, self.ports, lifecycle=True, bulk=True))
             except CaptureError as exc:
                 self.error = exc
                 warnings.warn(f"{self.source}: {exc}; the tables hold what was read before",

@@ -10,11 +10,16 @@ every table of a builder, so that a code means the same string in every chunk.
 A record's *form* is its message class, or GAP, UNDECODED, OPEN or CLOSE for the records
 that carry no message; per-form facts (command name, which header field holds the
 status, whether the payload is a DBR value) are numpy arrays indexed by form.
+
+A chunk may also hold :class:`shark.bulk.UpdateBatch` items, a row per update each:
+their columns come from the arrays of their runs, without a Python object per row
+(``records[row]`` still gives a record for any row, made when asked).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import Any
@@ -26,10 +31,11 @@ from decoder import messages as m
 from decoder.dbr import dbr_name
 from decoder.status import alarm_severity_name, alarm_status_name, eca_name
 
+from ..bulk import UPDATES, UpdateBatch
 from ..record import CLOSE, ERROR, GAP, OPEN, Record
 from .grouping import group
 from .schema import seconds_to_ns
-from .values import Values, extract_values
+from .values import InBuffer, Values, extract_values
 
 __all__ = ["FORMS", "NOT_MESSAGE", "Chunk", "Vocabularies", "Vocabulary", "form_mask"]
 
@@ -39,6 +45,7 @@ _KINDS = {GAP: "GAP", ERROR: "UNDECODED", OPEN: "OPEN", CLOSE: "CLOSE"}
 #: Every form: the message classes, UnknownCommand, then one per record kind above.
 FORMS: tuple[Any, ...] = (*m.ALL_MESSAGE_CLASSES, m.UnknownCommand, *_KINDS)
 _UNKNOWN = FORMS.index(m.UnknownCommand)
+_UPDATE_FORM = FORMS.index(m.EventAddResponse)
 
 
 class _Blank:
@@ -130,34 +137,131 @@ class Vocabularies:
         #: Command name code by form.
         self.form_command = np.array(
             [self.commands.code(n) if n else -1 for n in _FORM_COMMAND] + [-1], dtype=np.int32)
+        #: PV codes of the subscriptions of the latest runs (:meth:`run_pvs`).
+        self._run_pvs: dict[int, tuple[Any, np.ndarray]] = {}
+
+    def run_pvs(self, run: Any) -> np.ndarray:
+        """The PV name code of each message of a :class:`shark.bulk.Run` (by its
+        subscription's channel), worked out once per run."""
+        known = self._run_pvs.get(id(run))
+        if known is None or known[0] is not run:
+            if len(self._run_pvs) >= 16:
+                self._run_pvs.clear()
+            codes = np.array([self.pvs.code(None if s is None or s.channel is None
+                                            else s.channel.name)
+                              for s in run.subscriptions] + [-1], dtype=np.int32)
+            known = self._run_pvs[id(run)] = (run, codes[run.subscription])
+        return known[1]
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``starts[0], starts[0] + 1, ... (lengths[0] of them), starts[1], ...``"""
+    ends = np.cumsum(lengths)
+    return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
+
+
+class _Rows:
+    """The record of each row of a chunk with update batches (made when asked)."""
+
+    def __init__(self, items: list[Record | UpdateBatch], first_rows: np.ndarray) -> None:
+        self.items = items
+        self.first_rows = first_rows
+        self._made: dict[int, list[Record]] = {}
+
+    def __getitem__(self, row: int) -> Record:
+        index = int(np.searchsorted(self.first_rows, row, "right")) - 1
+        item = self.items[index]
+        if item.kind is not UPDATES:
+            return item
+        made = self._made.get(index)
+        if made is None:
+            made = self._made[index] = item.records()
+        return made[row - int(self.first_rows[index])]
 
 
 class Chunk:
-    """Records as columns. Every column is computed on first use, then kept.
+    """Records (and update batches) as columns. Every column is computed on first use,
+    then kept.
 
-    Arrays have one entry per record unless they say otherwise; ``rows`` arguments and
+    Arrays have one entry per row unless they say otherwise; ``rows`` arguments and
     results are index arrays into the chunk.
     """
 
-    def __init__(self, records: list[Record], vocabularies: Vocabularies) -> None:
-        self.records = records
-        self.size = len(records)
+    def __init__(self, items: list[Record | UpdateBatch], vocabularies: Vocabularies) -> None:
         self.vocabularies = vocabularies
+        batches = [i for i, item in enumerate(items) if item.kind is UPDATES]
+        #: The records (not the batches), and the rows they are.
+        self._records: list[Record] = items
+        self._batches: list[UpdateBatch] = []
+        if not batches:
+            self.records: Any = items
+            self.size = len(items)
+            self._record_rows: np.ndarray | None = None
+            return
+        lengths = np.ones(len(items), dtype=np.int64)
+        self._batches = [items[i] for i in batches]
+        lengths[batches] = [len(batch) for batch in self._batches]
+        first_rows = np.cumsum(lengths) - lengths
+        self.size = int(lengths.sum())
+        self.records = _Rows(items, first_rows)
+        is_batch = np.zeros(len(items), dtype=bool)
+        is_batch[batches] = True
+        self._records = [item for item in items if item.kind is not UPDATES]
+        self._record_rows = first_rows[~is_batch]
+        self._batch_lengths = lengths[batches]
+        self._batch_rows = _ranges(first_rows[batches], self._batch_lengths)
+        #: Per run: the rows of its messages here, and their indexes in the run.
+        self._gathers: list[tuple[Any, np.ndarray, np.ndarray]] = []
+        inverse, _, first = group(np.fromiter([id(b.run) for b in self._batches], np.int64,
+                                              len(batches)))
+        starts = np.fromiter([b.start for b in self._batches], np.int64, len(batches))
+        for index, row in enumerate(first.tolist()):
+            which = np.flatnonzero(inverse == index)
+            self._gathers.append((
+                self._batches[row].run,
+                _ranges(first_rows[batches][which], self._batch_lengths[which]),
+                _ranges(starts[which], self._batch_lengths[which])))
+
+    def _column(self, records: np.ndarray, per_batch: list | None = None,
+                run_field: Callable[[Any], np.ndarray] | None = None, fill: Any = None
+                ) -> np.ndarray:
+        """A column from its values for the records, and for the update rows: a value
+        per batch, a field of their runs, or one value for all."""
+        if self._record_rows is None:
+            return records
+        out = np.empty(self.size, dtype=records.dtype)
+        out[self._record_rows] = records
+        if per_batch is not None:
+            out[self._batch_rows] = np.repeat(np.asarray(per_batch, dtype=records.dtype),
+                                              self._batch_lengths)
+        elif run_field is not None:
+            for run, rows, indexes in self._gathers:
+                out[rows] = run_field(run)[indexes]
+        else:
+            out[self._batch_rows] = fill
+        return out
+
+    def _record_index(self, rows: np.ndarray) -> list[int]:
+        """Which of the records (``_records``) rows that are records are."""
+        if self._record_rows is None:
+            return rows.tolist()
+        return np.searchsorted(self._record_rows, rows).tolist()
 
     @cached_property
     def messages(self) -> list[m.Message | _Blank]:
-        """The messages, a blank with zero header fields and no payload for records
-        that carry none."""
-        return [r.message or _BLANK for r in self.records]
+        """The records' messages, a blank with zero header fields and no payload for
+        records that carry none (one per record, not per row)."""
+        return [r.message or _BLANK for r in self._records]
 
     @cached_property
     def form(self) -> np.ndarray:
         """Index into :data:`FORMS` (int16)."""
         form = _FORM
-        forms = np.fromiter([form[type(x)] for x in self.messages], np.int16, self.size)
+        forms = np.fromiter([form[type(x)] for x in self.messages], np.int16,
+                            len(self.messages))
         for row in np.flatnonzero(forms == _NO_MESSAGE):
-            forms[row] = form[self.records[row].kind]
-        return forms
+            forms[row] = form[self._records[row].kind]
+        return self._column(forms, fill=_UPDATE_FORM)
 
     def rows(self, mask: np.ndarray) -> np.ndarray:
         """Rows whose form is set in a :func:`form_mask`."""
@@ -165,51 +269,71 @@ class Chunk:
 
     @cached_property
     def frame(self) -> np.ndarray:
-        return np.fromiter([r.frame for r in self.records], np.int64, self.size)
+        records = self._records
+        return self._column(np.fromiter([r.frame for r in records], np.int64, len(records)),
+                            [b.frame for b in self._batches])
 
     @cached_property
     def time(self) -> np.ndarray:
         """Unix seconds (float64)."""
-        return np.fromiter([r.time for r in self.records], np.float64, self.size)
+        records = self._records
+        return self._column(np.fromiter([r.time for r in records], np.float64, len(records)),
+                            [b.time for b in self._batches])
 
     @cached_property
     def time_ns(self) -> np.ndarray:
         return seconds_to_ns(self.time)
 
-    def _encode(self, vocabulary: Vocabulary, known: Callable[[dict], list[int]],
-                attribute: str) -> np.ndarray:
-        """The codes of a string attribute, ``known(vocabulary.index)``: one comprehension
-        of dict lookups (the fastest loop there is), once every string is in the
-        vocabulary."""
+    @staticmethod
+    def _encode(vocabulary: Vocabulary, items: list, attribute: str) -> np.ndarray:
+        """The codes of a string attribute of ``items``: one comprehension of dict lookups
+        (the fastest loop there is), once every string is in the vocabulary."""
+        index = vocabulary.index
+        get = operator.attrgetter(attribute)
         try:
-            codes = known(vocabulary.index)
+            codes = [index[get(item)] for item in items]
         except KeyError:  # new strings: add them, then again
-            for text in dict.fromkeys(getattr(r, attribute) for r in self.records):
+            for text in dict.fromkeys(map(get, items)):
                 vocabulary.code(text)
-            codes = known(vocabulary.index)
+            codes = [index[get(item)] for item in items]
         return np.fromiter(codes, np.int32, len(codes))
+
+    def _endpoints(self, attribute: str) -> np.ndarray:
+        endpoints = self.vocabularies.endpoints
+        return self._column(self._encode(endpoints, self._records, attribute),
+                            self._encode(endpoints, self._batches, attribute))
 
     @cached_property
     def src(self) -> np.ndarray:
         """Source endpoint codes (``vocabularies.endpoints``)."""
-        return self._encode(self.vocabularies.endpoints,
-                            lambda index: [index[r.src] for r in self.records], "src")
+        return self._endpoints("src")
 
     @cached_property
     def dst(self) -> np.ndarray:
-        return self._encode(self.vocabularies.endpoints,
-                            lambda index: [index[r.dst] for r in self.records], "dst")
+        return self._endpoints("dst")
 
     @cached_property
     def pv(self) -> np.ndarray:
         """PV name codes (``vocabularies.pvs``), -1 where unknown."""
-        return self._encode(self.vocabularies.pvs,
-                            lambda index: [index[r.pv] for r in self.records], "pv")
+        return self._column(self._encode(self.vocabularies.pvs, self._records, "pv"),
+                            run_field=self.vocabularies.run_pvs)
+
+    @cached_property
+    def subscription_ids(self) -> np.ndarray:
+        """id() of each row's subscription object (that of None where none)."""
+        records = self._records
+        return self._column(
+            np.fromiter([id(r.subscription) for r in records], np.int64, len(records)),
+            run_field=lambda run: np.fromiter(map(id, run.subscriptions), np.int64,
+                                              len(run.subscriptions))[run.subscription])
 
     @cached_property
     def circuit(self) -> np.ndarray:
         """Circuit numbers, 0 for UDP (circuits are numbered from 1)."""
-        return np.fromiter([r.circuit or 0 for r in self.records], np.int64, self.size)
+        records = self._records
+        return self._column(
+            np.fromiter([r.circuit or 0 for r in records], np.int64, len(records)),
+            [b.circuit for b in self._batches])
 
     @cached_property
     def transport(self) -> np.ndarray:
@@ -222,65 +346,83 @@ class Chunk:
         """Sender codes (``vocabularies.senders``, in :class:`decoder.Role` order), -1
         where unknown."""
         senders = _SENDER
-        return np.fromiter([senders[r.sender] for r in self.records], np.int32, self.size)
+        records = self._records
+        return self._column(
+            np.fromiter([senders[r.sender] for r in records], np.int32, len(records)),
+            fill=Role.SERVER.value)
 
     @cached_property
     def command(self) -> np.ndarray:
         """Command name codes (``vocabularies.commands``)."""
         commands = self.vocabularies.form_command[self.form]
-        for row in np.flatnonzero(self.form == _UNKNOWN):
-            commands[row] = self.vocabularies.commands.code(self.messages[row].command_name)
+        rows = np.flatnonzero(self.form == _UNKNOWN)
+        for row, i in zip(rows.tolist(), self._record_index(rows), strict=True):
+            commands[row] = self.vocabularies.commands.code(self.messages[i].command_name)
         return commands
 
     @cached_property
     def command_id(self) -> np.ndarray:
         """The CA command id, -1 for records that are not messages."""
         ids = _COMMAND_ID[self.form]
-        for row in np.flatnonzero(self.form == _UNKNOWN):
-            ids[row] = self.messages[row].command
+        rows = np.flatnonzero(self.form == _UNKNOWN)
+        for row, i in zip(rows.tolist(), self._record_index(rows), strict=True):
+            ids[row] = self.messages[i].command
         return ids
 
     @cached_property
     def size_bytes(self) -> np.ndarray:
         """Bytes on the wire (messages), missing (GAP) or undecodable (UNDECODED)."""
-        sizes = np.fromiter([len(x.payload) + (24 if x.extended else 16)
-                             for x in self.messages], np.int64, self.size)
-        for row in np.flatnonzero(NOT_MESSAGE[self.form]):
-            sizes[row] = self.records[row].size
+        messages = self.messages
+        sizes = self._column(
+            np.fromiter([len(x.payload) + (24 if x.extended else 16) for x in messages],
+                        np.int64, len(messages)),
+            run_field=lambda run: run.bodies - run.starts + run.sizes)
+        rows = np.flatnonzero(NOT_MESSAGE[self.form])
+        for row, i in zip(rows.tolist(), self._record_index(rows), strict=True):
+            sizes[row] = self._records[i].size
         return sizes
 
     @cached_property
     def latency(self) -> np.ndarray:
         """Seconds since the request a response answers; NaN where none."""
         nan = math.nan
-        latencies = [r.latency for r in self.records]
-        return np.fromiter([nan if v is None else v for v in latencies], np.float64, self.size)
+        latencies = [r.latency for r in self._records]
+        return self._column(np.fromiter([nan if v is None else v for v in latencies],
+                                        np.float64, len(latencies)), fill=nan)
 
     @cached_property
     def anomalies(self) -> dict[int, str]:
         """``kind: detail`` of the protocol anomalies seen, by row."""
-        return {i: f"{r.anomaly.kind}: {r.anomaly.detail}"
-                for i, r in enumerate(self.records) if r.anomaly is not None}
+        rows = (range(self.size) if self._record_rows is None
+                else self._record_rows.tolist())
+        return {row: f"{r.anomaly.kind}: {r.anomaly.detail}"
+                for row, r in zip(rows, self._records, strict=True) if r.anomaly is not None}
 
     @cached_property
     def data_count(self) -> np.ndarray:
         """The data_count header field (0 for records that are not messages)."""
-        return np.fromiter([x.data_count for x in self.messages], np.int64, self.size)
+        return self._header("data_count")
 
     @cached_property
     def data_type_number(self) -> np.ndarray:
         """The data_type header field (0 for records that are not messages)."""
-        return np.fromiter([x.data_type for x in self.messages], np.int64, self.size)
+        return self._header("data_type")
 
     @cached_property
     def parameter1(self) -> np.ndarray:
         """The parameter1 header field (0 for records that are not messages)."""
-        return np.fromiter([x.parameter1 for x in self.messages], np.int64, self.size)
+        return self._header("parameter1")
 
     @cached_property
     def parameter2(self) -> np.ndarray:
         """The parameter2 header field (0 for records that are not messages)."""
-        return np.fromiter([x.parameter2 for x in self.messages], np.int64, self.size)
+        return self._header("parameter2")
+
+    def _header(self, field: str) -> np.ndarray:
+        """A header field of every message (0 for records that are not messages)."""
+        get = operator.attrgetter(field)
+        return self._column(np.fromiter(map(get, self.messages), np.int64, len(self.messages)),
+                            run_field=get)
 
     @cached_property
     def data_type(self) -> np.ndarray:
@@ -296,7 +438,7 @@ class Chunk:
         status = np.where(slot == 1, self.parameter1, 0)
         second = np.flatnonzero(slot == 2)  # ERROR only: rare, not worth a pass
         messages = self.messages
-        status[second] = [messages[i].parameter2 for i in second.tolist()]
+        status[second] = [messages[i].parameter2 for i in self._record_index(second)]
         return status
 
     @cached_property
@@ -316,10 +458,23 @@ class Chunk:
     def values(self) -> Values:
         """The DBR payloads (value, alarm, EPICS time) of the rows that carry one."""
         rows = self.rows(HAS_DATA)
+        types, counts = self.data_type_number, self.data_count
         messages = self.messages
-        values = extract_values(self.data_type_number[rows], self.data_count[rows],
-                                [messages[i].payload for i in rows.tolist()])
+        if self._record_rows is None:
+            values = extract_values(types[rows], counts[rows],
+                                    [messages[i].payload for i in rows.tolist()])
+            values.rows = rows
+            return values
+        values = Values(len(rows))
         values.rows = rows
+        mine = rows[np.isin(rows, self._record_rows, assume_unique=True)]
+        values.place(extract_values(types[mine], counts[mine],
+                                    [messages[i].payload for i in self._record_index(mine)]),
+                     np.searchsorted(rows, mine))
+        for run, at, indexes in self._gathers:
+            values.place(extract_values(types[at], counts[at], InBuffer(
+                run.buffer, run.bodies[indexes], run.sizes[indexes])),
+                np.searchsorted(rows, at))
         return values
 
     def alarm(self, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

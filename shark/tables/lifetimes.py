@@ -120,23 +120,25 @@ class _Lifetime:
 
 class _Live:
     """Live lifetimes by id() of the decoder's object (which they hold, so that the id
-    is not reused while they are here), and by a group: circuit or channel."""
+    is not reused while they are here), and by a group: circuit or channel. A group
+    keeps its members in the order they came (a dict, not a set of ids, whose order
+    would follow the addresses of objects: rows must not change from run to run)."""
 
     def __init__(self) -> None:
         self.by_id: dict[int, _Lifetime] = {}
-        self.groups: dict[object, set[int]] = {}
+        self.groups: dict[object, dict[int, None]] = {}
 
     def add(self, thing: object, record: Record, group: object) -> _Lifetime:
         lifetime = self.by_id.get(id(thing))
         if lifetime is None:
             lifetime = self.by_id[id(thing)] = _Lifetime(thing, record)
-            self.groups.setdefault(group, set()).add(id(thing))
+            self.groups.setdefault(group, {})[id(thing)] = None
         return lifetime
 
     def pop(self, thing: object, group: object) -> _Lifetime | None:
         members = self.groups.get(group)
         if members is not None:
-            members.discard(id(thing))
+            members.pop(id(thing), None)
             if not members:
                 del self.groups[group]
         return self.by_id.pop(id(thing), None)
@@ -195,8 +197,7 @@ class Lifetimes(Aggregate):
         if not len(rows):
             return
         records = chunk.records
-        ids = np.fromiter([id(records[i].subscription) for i in rows.tolist()], np.int64,
-                          len(rows))
+        ids = chunk.subscription_ids[rows]
         inverse, _, first = group(ids)
         counts = np.bincount(inverse)
         last = np.zeros(len(first), dtype=np.int64)
@@ -205,10 +206,12 @@ class Lifetimes(Aggregate):
         times = chunk.time[rows].tolist()
         for start, end, count, size in zip(first.tolist(), last.tolist(), counts.tolist(),
                                            sizes.tolist(), strict=True):
-            record = records[rows[start]]
-            lifetime = self._add_subscription(record.subscription, record)
-            if lifetime is None:
-                continue
+            lifetime = self._subscriptions.by_id.get(int(ids[start]))
+            if lifetime is None:  # not met before (or finished): the record tells more
+                record = records[rows[start]]
+                lifetime = self._add_subscription(record.subscription, record)
+                if lifetime is None:
+                    continue
             if lifetime.first is None:
                 lifetime.first = times[start]
             lifetime.last = times[end]

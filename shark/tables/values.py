@@ -23,7 +23,7 @@ from decoder.dbr import EPICS_EPOCH_OFFSET, LAYOUTS, MAX_STRING_SIZE, DBRType
 
 from .grouping import group
 
-__all__ = ["Values", "extract_values"]
+__all__ = ["InBuffer", "Payloads", "Values", "extract_values"]
 
 #: numpy element types of the native types (DBR_STRING's is text, sized per payload).
 _NUMPY = (None, ">i2", ">f4", ">u2", "u1", ">i4", ">f8")
@@ -63,13 +63,66 @@ class Values:
         self.has_time = np.zeros(n, dtype=bool)
         self.errors: dict[int, str] = {}
 
+    def place(self, part: Values, positions: np.ndarray) -> None:
+        """Put the entries of ``part`` at ``positions`` of these."""
+        for name in ("value", "has_value", "status", "severity", "has_alarm", "epics_ns",
+                     "has_time"):
+            getattr(self, name)[positions] = getattr(part, name)
+        for mine, theirs in ((self.text, part.text), (self.errors, part.errors)):
+            mine.update({int(positions[i]): text for i, text in theirs.items()})
+
+
+class Payloads:
+    """Payloads given as a list of bytes."""
+
+    def __init__(self, payloads: Sequence[bytes | memoryview]) -> None:
+        self.payloads = payloads
+        self.lengths = np.fromiter(map(len, payloads), np.int64, len(payloads))
+
+    def __getitem__(self, i: int) -> bytes | memoryview:
+        return self.payloads[i]
+
+    def structs(self, rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """The first ``dtype.itemsize`` bytes of payloads ``rows``, as ``dtype``."""
+        size = dtype.itemsize
+        heads = [self.payloads[i] for i in rows.tolist()]
+        if (self.lengths[rows] > size).any():  # longer than what is read: arrays
+            heads = [head[:size] for head in heads]
+        return np.frombuffer(b"".join(heads), dtype)
+
+
+class InBuffer(Payloads):
+    """Payloads given as where they are in one buffer (:class:`shark.bulk.Run`): read
+    in place, without a slice each."""
+
+    def __init__(self, buffer: bytes, starts: np.ndarray, lengths: np.ndarray) -> None:
+        self.buffer = buffer
+        self.starts = starts
+        self.lengths = lengths
+
+    def __getitem__(self, i: int) -> bytes:
+        start = int(self.starts[i])
+        return self.buffer[start : start + int(self.lengths[i])]
+
+    def structs(self, rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        starts = self.starts[rows]
+        steps = np.diff(starts)
+        if len(starts) > 1 and (steps == steps[0]).all() and steps[0] >= dtype.itemsize:
+            # Evenly spaced (a subscription's updates): a strided view, nothing copied.
+            return np.ndarray((len(starts),), dtype, self.buffer, int(starts[0]),
+                              (int(steps[0]),))
+        data = np.frombuffer(self.buffer, np.uint8)
+        return data[starts[:, None] + np.arange(dtype.itemsize)].view(dtype).ravel()
+
 
 def extract_values(data_types: np.ndarray, counts: np.ndarray,
-                   payloads: Sequence[bytes | memoryview]) -> Values:
+                   payloads: Sequence[bytes | memoryview] | Payloads) -> Values:
     """The :class:`Values` of payloads of the given DBR types and element counts."""
-    n = len(payloads)
+    if not isinstance(payloads, Payloads):
+        payloads = Payloads(payloads)
+    lengths = payloads.lengths
+    n = len(lengths)
     out = Values(n)
-    lengths = np.fromiter(map(len, payloads), np.int64, n)
     known = (data_types >= 0) & (data_types < len(LAYOUTS))
     types = np.where(known, data_types, 0)
     needed = _OFFSET[types] + _ELEMENT[types] * counts - np.where(counts > 0,
@@ -84,17 +137,14 @@ def extract_values(data_types: np.ndarray, counts: np.ndarray,
     for index, key in enumerate(keys.tolist()):
         if key >= 0 and key & ((1 << _SIZE_BITS) - 1):  # fits, has something to read
             _read(out, np.flatnonzero(layouts == index), key >> (_SIZE_BITS + 1),
-                  key >> _SIZE_BITS & 1, key & ((1 << _SIZE_BITS) - 1), payloads, lengths)
+                  key >> _SIZE_BITS & 1, key & ((1 << _SIZE_BITS) - 1), payloads)
     return out
 
 
 def _read(out: Values, rows: np.ndarray, data_type: int, scalar: int, size: int,
-          payloads: Sequence[bytes | memoryview], lengths: np.ndarray) -> None:
+          payloads: Payloads) -> None:
     """Fill ``out`` at ``rows``: payloads of one layout, of which ``size`` bytes are read."""
-    heads = [payloads[i] for i in rows.tolist()]
-    if (lengths[rows] > size).any():  # longer than what is read: arrays
-        heads = [head[:size] for head in heads]
-    structs = np.frombuffer(b"".join(heads), _struct(data_type, scalar, size))
+    structs = payloads.structs(rows, _struct(data_type, scalar, size))
     fields = structs.dtype.fields
     if "severity" in fields:
         out.status[rows] = structs["status"]
@@ -134,7 +184,7 @@ def _struct(data_type: int, scalar: int, size: int) -> np.dtype:
 
 
 def _decode_each(out: Values, chosen: np.ndarray, data_types: np.ndarray, counts: np.ndarray,
-                 payloads: Sequence[bytes | memoryview]) -> None:
+                 payloads: Payloads) -> None:
     """The slow path: the decoder's own decoding, one payload at a time."""
     for i in chosen:
         try:

@@ -1,0 +1,249 @@
+"""Monitor updates in bulk: a server's TCP bytes framed as arrays, for the tables.
+
+A capture of monitored PVs is mostly EVENT_ADD responses, millions of them, and one
+:class:`shark.record.Record` and one :class:`decoder.Message` per update cost more
+than everything else the tables do. So for the tables (``shark.open``, ``shark
+export``, ``shark stats``) the reader can hold back what a server sends on a circuit
+(:class:`shark.stream.CaReader` with ``bulk=True``) and frame it later, many packets
+at once, into the arrays of a :class:`Run`; each packet's share of it is an
+:class:`UpdateBatch`, which stands where that packet's records would be, so the order
+of everything stays the capture's.
+
+Nothing about the result changes, only how it is computed:
+
+* the held bytes are framed the moment anything else happens on the circuit (the
+  client sends, a gap, the end), and every few thousand packets: no request is ever
+  seen out of order with the responses around it;
+* a packet whose messages are not all updates gets its records, made from the same
+  bytes as :class:`decoder.StreamFramer` would make them; bytes that do not frame as
+  CA send the whole held stretch down the ordinary path, resynchronisation included;
+* the session (:class:`shark.session.Session`) lets a batch stay a batch only when
+  every update in it belongs to a subscription already known, already updated once
+  (the first update answers the EVENT_ADD request) and of a channel with a name:
+  then attributing it changes nothing but an update count. Any other batch becomes
+  its records, attributed one by one at their place.
+
+An :class:`UpdateBatch` that reaches a consumer is such an attributed batch;
+:meth:`UpdateBatch.records` gives its records should one be needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from decoder import Command, Role
+from decoder.messages import _SERVER_FORMS, make_message
+from decoder.protocol import EXTENDED_HEADER_SIZE, EXTENDED_MARKER, HEADER_SIZE
+
+from .record import MESSAGE, Record
+
+__all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_run"]
+
+#: The ``kind`` of an :class:`UpdateBatch` (records have theirs in :mod:`shark.record`).
+UPDATES = "updates"
+_EVENT_ADD = int(Command.EVENT_ADD)
+_SERVER_COMMANDS = np.array(sorted(_SERVER_FORMS), dtype=np.int64)
+#: Messages of one size checked at once when following the chain of messages.
+_STRIDE_RUN = 4096
+_HEADER = np.dtype([("command", ">u2"), ("size", ">u2"), ("data_type", ">u2"),
+                    ("data_count", ">u2"), ("parameter1", ">u4"), ("parameter2", ">u4")])
+
+
+class Run:
+    """The messages framed from one held stretch of a server's direction, as arrays
+    with one entry per message (``starts``: where each begins in ``buffer``;
+    ``bodies`` and ``sizes``: its payload), and ``bounds``: message ``bounds[k]`` to
+    ``bounds[k + 1]`` are those packet ``k`` of the stretch completed.
+
+    The session fills ``subscriptions`` (the distinct ones met) and ``subscription``
+    (per message, an index into them) for the updates it attributes in bulk."""
+
+    __slots__ = ("buffer", "starts", "bodies", "sizes", "extended", "command", "data_type",
+                 "data_count", "parameter1", "parameter2", "bounds", "subscriptions",
+                 "subscription")
+
+    def __init__(self, buffer: bytes, starts: np.ndarray, bounds: np.ndarray) -> None:
+        self.buffer = buffer
+        self.starts = starts
+        self.bounds = bounds
+        if len(starts) and not (starts % 4).any():  # the rule: payloads padded to 8
+            shorts = np.frombuffer(buffer, ">u2", len(buffer) // 2)
+            words = np.frombuffer(buffer, ">u4", len(buffer) // 4)
+            half, quarter = starts // 2, starts // 4
+            fields = (shorts[half], shorts[half + 1], shorts[half + 2], shorts[half + 3],
+                      words[quarter + 2], words[quarter + 3])
+        else:
+            data = np.frombuffer(buffer, np.uint8)
+            header = data[starts[:, None] + np.arange(HEADER_SIZE)].view(_HEADER).ravel()
+            fields = [header[name] for name in _HEADER.names]
+        (self.command, self.sizes, self.data_type, self.data_count, self.parameter1,
+         self.parameter2) = (field.astype(np.int64) for field in fields)
+        self.extended = (self.sizes == EXTENDED_MARKER) & (self.data_count == 0)
+        self.bodies = starts + HEADER_SIZE
+        for i in np.flatnonzero(self.extended).tolist():  # large arrays: rare
+            at = int(starts[i]) + HEADER_SIZE
+            self.sizes[i] = int.from_bytes(buffer[at : at + 4], "big")
+            self.data_count[i] = int.from_bytes(buffer[at + 4 : at + 8], "big")
+            self.bodies[i] = at + 8
+        self.subscriptions: list[Any] = []
+        self.subscription = np.full(len(starts), -1, dtype=np.int64)
+
+    def message(self, i: int) -> Any:
+        """Message ``i`` as the stream framer makes it."""
+        body = int(self.bodies[i])
+        return make_message(int(self.command[i]), Role.SERVER, int(self.data_type[i]),
+                            int(self.data_count[i]), int(self.parameter1[i]),
+                            int(self.parameter2[i]),
+                            self.buffer[body : body + int(self.sizes[i])],
+                            bool(self.extended[i]))
+
+    def updates_only(self) -> np.ndarray:
+        """Per packet: whether every message it completed is an update (an EVENT_ADD
+        response with a payload; without one it is the EVENT_CANCEL reply)."""
+        other = (self.command != _EVENT_ADD) | (self.sizes == 0)
+        before = np.concatenate(([0], np.cumsum(other)))
+        return before[self.bounds[1:]] == before[self.bounds[:-1]]
+
+
+class Segment:
+    """Consecutive packets of a run that hold updates only: the session decides which
+    of them it can take in bulk, all at once when it meets the first."""
+
+    __slots__ = ("run", "first", "stop", "circuit", "batches", "resolved", "updates")
+
+    def __init__(self, run: Run, first: int, circuit: int) -> None:
+        self.run = run
+        #: Its packets are the run's ``first`` to ``stop``: ``batches``.
+        self.first = self.stop = first
+        self.batches: list[UpdateBatch] = []
+        self.circuit = circuit
+        self.resolved = False
+        #: The subscriptions met, and how many of their updates came in bulk.
+        self.updates: tuple[list[Any], np.ndarray] = ([], np.zeros(0, dtype=np.int64))
+
+    def count_updates(self) -> None:
+        """Add the updates taken in bulk to their subscriptions' counts: done after the
+        segment's other packets, among which may be a subscription's first update,
+        which only its own count can tell (:meth:`decoder.Circuit.handle`)."""
+        subscriptions, counts = self.updates
+        for subscription, count in zip(subscriptions, counts.tolist(), strict=True):
+            if count:
+                subscription.updates += count
+
+    def add(self, batch: UpdateBatch) -> None:
+        self.batches.append(batch)
+        self.stop = batch.index + 1
+        batch.segment = self
+
+
+class UpdateBatch:
+    """What one packet of a held server direction completed: messages ``start`` to
+    ``stop`` of ``run``. Until the reader frames the held bytes it carries ``data``;
+    then either ``expanded`` (its records) or a ``segment``; once the session has
+    attributed it in bulk, ``bulk`` is True and it reaches consumers as it is."""
+
+    __slots__ = ("frame", "time", "src", "dst", "circuit", "data", "run", "start", "stop",
+                 "index", "segment", "expanded", "bulk")
+    kind = UPDATES
+    transport = "tcp"
+    sender = Role.SERVER
+
+    def __init__(self, frame: int, time: float, src: str, dst: str, circuit: int,
+                 data: bytes | memoryview) -> None:
+        self.frame = frame
+        self.time = time
+        self.src = src
+        self.dst = dst
+        self.circuit = circuit
+        self.data: bytes | memoryview | None = data
+        self.run: Run | None = None
+        self.start = self.stop = self.index = 0
+        self.segment: Segment | None = None
+        self.expanded: list[Record] | None = None
+        self.bulk = False
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def records(self) -> list[Record]:
+        """The records of these messages (attributed as the session did, if it did)."""
+        if self.expanded is not None:
+            return self.expanded
+        run = self.run
+        out = []
+        for i in range(self.start, self.stop):
+            record = Record(MESSAGE, self.frame, self.time, self.src, self.dst, "tcp",
+                            self.circuit, Role.SERVER, run.message(i))
+            if self.bulk:
+                subscription = run.subscriptions[run.subscription[i]]
+                record.subscription = subscription
+                record.channel = subscription.channel
+                record.pv = subscription.channel.name
+            out.append(record)
+        return out
+
+    def __repr__(self) -> str:
+        return (f"<UpdateBatch frame={self.frame} {self.src} -> {self.dst} "
+                f"tcp#{self.circuit} {len(self)} messages>")
+
+
+def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int, int] | None:
+    """Cut ``buffer`` (which starts at a message boundary) into messages as
+    :class:`decoder.StreamFramer` would: (where each whole message starts, where the
+    incomplete one at the end starts, the whole length of that one once its header is
+    in, else 0). None if a header is not one a server sends (an unknown command, a
+    payload above ``max_payload``), also that of the incomplete message: the bytes
+    must then go the way that reports and resynchronises.
+
+    A subscription's updates all have one size, so where a message is followed by
+    one of the same size, the sizes of up to :data:`_STRIDE_RUN` more at that stride
+    are checked at once, and the chain is followed a message at a time only where the
+    size changes."""
+    data = np.frombuffer(buffer, np.uint8)
+    pieces: list[np.ndarray] = []
+    starts: list[int] = []
+    append = starts.append
+    position = 0
+    end = len(buffer)
+    need = 0
+    while end - position >= HEADER_SIZE:
+        high, low = buffer[position + 2], buffer[position + 3]
+        size = high << 8 | low
+        body = HEADER_SIZE
+        if size == EXTENDED_MARKER and not (buffer[position + 6] or buffer[position + 7]):
+            if end - position < EXTENDED_HEADER_SIZE:
+                break
+            size = int.from_bytes(buffer[position + 16 : position + 20], "big")
+            body = EXTENDED_HEADER_SIZE
+        elif size > max_payload:
+            return None
+        stride = body + size
+        follow = position + stride
+        if (body == HEADER_SIZE and end - follow >= stride
+                and buffer[follow + 2] == high and buffer[follow + 3] == low):
+            count = min((end - position) // stride, _STRIDE_RUN)
+            at = position + stride * np.arange(count)
+            same = (data[at + 2] == high) & (data[at + 3] == low)
+            count = count if same.all() else int(same.argmin())
+            if starts:
+                pieces.append(np.array(starts, dtype=np.int64))
+                starts.clear()
+            pieces.append(at[:count])
+            position += count * stride
+            continue
+        if size > max_payload:
+            return None
+        if follow > end:
+            need = follow - position
+            break
+        append(position)
+        position = follow
+    pieces.append(np.array(starts, dtype=np.int64))
+    at = np.concatenate(pieces)
+    if not np.isin(data[at].astype(np.int64) << 8 | data[at + 1], _SERVER_COMMANDS).all():
+        return None
+    if end - position >= 2 and (buffer[position] << 8 | buffer[position + 1]) > max(Command):
+        return None
+    return at, position, need
