@@ -8,6 +8,12 @@ For the capture (by default ``benchmarks/data/big_monitors.pcap``, made by
   file and for its first 10 % (a copy cut at a packet boundary), so that memory growth
   with the file's length shows;
 * the Python iterator ``shark.read`` (every record, attributed), the same;
+* shark's tables, ``shark.open(FILE, tables=["messages"]).table("messages")`` end to end
+  (capture file to DataFrame): rows, messages/s and peak RSS, whole file and first 10 %;
+* the baseline ``pandas.DataFrame.from_records`` of the dicts of ``shark read --format
+  jsonl`` (:func:`shark.jsonl.record_dict`) over ``shark.read``, the same, and the ratio
+  of the two rates (slow, and some 3 GB on the default capture: ``--no-baseline``
+  skips it);
 * caproto's ``caproto-shark`` (it reads pcap on stdin and prints a line per message it
   decodes; it reassembles nothing, so a message split over segments is lost, and after
   the first bytes it cannot decode it ignores their sender): its message count and rate
@@ -16,7 +22,8 @@ For the capture (by default ``benchmarks/data/big_monitors.pcap``, made by
   reader pays per packet.
 
 The capture must be classic pcap (caproto-shark and dpkt's pcap reader read nothing
-else). The target is the iterator's messages/s at no less than a third of dpkt's packets/s.
+else). The targets: the iterator's messages/s at no less than a third of dpkt's packets/s;
+at least 1 M messages/s into the ``messages`` DataFrame, end to end from the capture file.
 Each measured program runs in a child process of its own, so that its peak RSS is its
 own. Run on demand: ``python benchmarks/read_rate.py [CAPTURE]`` (``make bench-read``);
 it asserts nothing.
@@ -58,6 +65,26 @@ count = 0
 for _record in shark.read(sys.argv[1]):
     count += 1
 print(count)
+_report(time.perf_counter() - start)
+"""
+
+#: pandas is imported before the clock starts, by both DataFrame programs.
+TABLE = _REPORT + """
+import sys, time
+import pandas
+import shark
+start = time.perf_counter()
+print(len(shark.open(sys.argv[1], tables=["messages"]).table("messages")))
+_report(time.perf_counter() - start)
+"""
+
+BASELINE = _REPORT + """
+import sys, time
+import pandas
+import shark
+from shark.jsonl import record_dict
+start = time.perf_counter()
+print(len(pandas.DataFrame.from_records([record_dict(r) for r in shark.read(sys.argv[1])])))
 _report(time.perf_counter() - start)
 """
 
@@ -165,13 +192,23 @@ def jsonl(path: Path) -> tuple[float, int]:
     return _reported(errors, "shark read")
 
 
-def iterator(path: Path) -> tuple[int, float, int]:
-    """The Python iterator: (records, seconds, peak RSS kB)."""
-    text, _wall, _peak, status, errors = run([PYTHON, "-c", ITERATOR, str(path)])
+def measured(program: str, path: Path, what: str) -> tuple[int, float, int]:
+    """A measured program that prints a count on ``path``: (count, seconds, peak RSS kB)."""
+    text, _wall, _peak, status, errors = run([PYTHON, "-c", program, str(path)])
     if status:
-        sys.exit(f"shark.read failed on {path}: {errors[-2000:]}")
-    seconds, rss = _reported(errors, "shark.read")
+        sys.exit(f"{what} failed on {path}: {errors[-2000:]}")
+    seconds, rss = _reported(errors, what)
     return int(text), seconds, rss
+
+
+def rate_line(label: str, program: str, path: Path, part: Path) -> tuple[int, float]:
+    """Print a measured program's count, rate and peak RSS, on ``path`` and on ``part``
+    (its first 10 %); returns (count, rate)."""
+    count, seconds, rss = measured(program, path, label)
+    part_rss = measured(program, part, label)[2]
+    print(f"  {label:<34} {count:>10,} messages {count / seconds:>12,.0f} msg/s  "
+          f"peak RSS {rss / 1024:6.1f} MB (first 10 %: {part_rss / 1024:.1f} MB)", end="")
+    return count, count / seconds
 
 
 def main() -> None:
@@ -179,6 +216,8 @@ def main() -> None:
     parser.add_argument("capture", nargs="?", type=Path, default=DEFAULT_CAPTURE)
     parser.add_argument("--no-caproto", action="store_true",
                         help="skip caproto-shark (the slowest by far)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the from_records baseline (slow, some 3 GB of RAM)")
     args = parser.parse_args()
     path = args.capture.resolve()  # the measured programs run in the project directory
     if not path.exists():
@@ -196,18 +235,20 @@ def main() -> None:
     dpkt_rate = packets / min(float(seconds) for _, seconds in runs)  # the best of three
     print(f"  {'dpkt pcap iteration':<34} {packets:>10,} packets  {dpkt_rate:>12,.0f} pkt/s")
 
-    records, seconds, rss = iterator(path)
-    _part_records, _part_seconds, part_rss = iterator(part)
-    rate = records / seconds
-    print(f"  {'shark.read (Python iterator)':<34} {records:>10,} messages "
-          f"{rate:>12,.0f} msg/s  peak RSS {rss / 1024:6.1f} MB "
-          f"(first 10 %: {part_rss / 1024:.1f} MB)   x{rate / dpkt_rate:.2f} dpkt's pkt/s")
+    records, rate = rate_line("shark.read (Python iterator)", ITERATOR, path, part)
+    print(f"   x{rate / dpkt_rate:.2f} dpkt's pkt/s")
 
     seconds, rss = jsonl(path)
     _part_seconds, part_rss = jsonl(part)
     print(f"  {'shark read --format jsonl':<34} {records:>10,} messages "
           f"{records / seconds:>12,.0f} msg/s  peak RSS {rss / 1024:6.1f} MB "
           f"(first 10 %: {part_rss / 1024:.1f} MB)")
+
+    table_rate = rate_line('shark.open(...).table("messages")', TABLE, path, part)[1]
+    print()
+    if not args.no_baseline:
+        baseline = rate_line("pandas from_records(jsonl dicts)", BASELINE, path, part)[1]
+        print(f"   shark's tables x{table_rate / baseline:.1f}")
 
     caproto = shutil.which("caproto-shark") or str(Path(PYTHON).with_name("caproto-shark"))
     if args.no_caproto:

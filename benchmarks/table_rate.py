@@ -8,7 +8,8 @@ so that work (the scalar value, alarm state and EPICS time of every value messag
 falls in the table step, for shark and for the baseline alike:
 
 * ``shark.tables``: ``TableBuilder(["messages"])``, ``extend(records)``,
-  ``table("messages")``;
+  ``table("messages")``, the records read with ``bulk=True`` as ``shark.open`` reads
+  them (monitor updates in batches: :mod:`shark.bulk`);
 * the same building all twelve tables (what ``shark.open`` does);
 * the baseline: ``pandas.DataFrame.from_records`` of the dicts of
   ``shark read --format jsonl`` (:func:`shark.jsonl.record_dict`), a row at a time;
@@ -44,9 +45,10 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-import shark  # noqa: E402
+from shark.bulk import UPDATES, UpdateBatch  # noqa: E402
 from shark.jsonl import record_dict  # noqa: E402
 from shark.record import CLOSE, OPEN, Record  # noqa: E402
+from shark.session import read  # noqa: E402
 from shark.tables import TableBuilder  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "captures"
@@ -59,16 +61,17 @@ MODES = {
 }
 
 
-def decode(paths: list[Path], messages: int) -> list[Record]:
+def decode(paths: list[Path], messages: int, bulk: bool) -> list[Record | UpdateBatch]:
     """The records of the captures, read in turn until ``messages`` message records
-    (OPEN and CLOSE come along, not counted)."""
+    (OPEN and CLOSE come along, not counted); with ``bulk``, update batches too, as
+    ``shark.open`` reads them."""
     records = itertools.chain.from_iterable(
-        shark.read(path, lifecycle=True) for path in itertools.cycle(paths))
+        read(path, lifecycle=True, bulk=bulk) for path in itertools.cycle(paths))
     out = []
     while messages > 0:
         record = next(records)
         out.append(record)
-        messages -= record.kind not in (OPEN, CLOSE)
+        messages -= len(record) if record.kind is UPDATES else record.kind not in (OPEN, CLOSE)
     return out
 
 
@@ -88,7 +91,7 @@ def build(mode: str, records: list[Record]) -> int:
 
 def measure(mode: str, paths: list[Path], messages: int) -> dict:
     start = time.perf_counter()
-    records = decode(paths, messages)
+    records = decode(paths, messages, bulk=mode != "pandas")
     decoding = time.perf_counter() - start
     gc.freeze()
     start, start_cpu = time.perf_counter(), time.process_time()

@@ -282,7 +282,7 @@ class CaReader:
         framer.resume(end, buffer[end:])
         direction.head = buffer[end : end + 2]
         packet_ends = np.cumsum([len(prefix), *map(len, datas)])[1:]
-        message_ends = np.append(starts[1:], end)
+        message_ends = np.append(starts[1:], end) if len(starts) else starts
         bounds = np.concatenate(([0], np.searchsorted(message_ends, packet_ends, "right")))
         run = Run(buffer, starts, bounds)
         segment = None

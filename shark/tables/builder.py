@@ -51,7 +51,7 @@ if tuple(SCHEMAS) != TABLES or PER_MESSAGE != tuple(c.schema.name for c in _CHUN
     raise ImportError("shark.tables.names is out of step with the tables built here")
 
 #: Records gathered before the tables take them: enough that per-chunk costs vanish...
-CHUNK_ROWS = 16384
+CHUNK_ROWS = 65536
 #: ... unless their payloads hold this many bytes (large arrays), counted every
 #: ``_STEP`` records.
 CHUNK_BYTES = 32 << 20
@@ -160,7 +160,10 @@ class TableBuilder:
 
     def table(self, name: str) -> pd.DataFrame:
         """Table ``name`` as a pandas DataFrame, as of the records taken so far."""
-        return self.arrow(name).to_pandas()
+        producer = self._producer(name)
+        if isinstance(producer, ChunkedTable):
+            return producer.frame()
+        return producer.table(name).to_pandas()
 
     def latency(self, by: Iterable[str]) -> pd.DataFrame:
         """Response time statistics per distinct value of the columns ``by`` (some of

@@ -95,6 +95,10 @@ _COMMAND_ID = np.array([getattr(f, "command", -1) if f is not m.UnknownCommand e
                         for f in FORMS] + [-1], dtype=np.int32)
 
 
+#: Numbers below this are named through a lookup table (:meth:`Vocabulary.codes`).
+_SMALL = 1 << 16
+
+
 class Vocabulary:
     """Strings to int32 codes in order of first appearance; None is -1."""
 
@@ -116,6 +120,12 @@ class Vocabulary:
     def codes(self, numbers: np.ndarray, name: Callable[[int], str]) -> np.ndarray:
         """Codes for an array of numbers named by ``name`` (each distinct number is
         named once)."""
+        if len(numbers) and 0 <= numbers.min() and numbers.max() < _SMALL:
+            # Small numbers (DBR types, statuses ...): a lookup table, no hashing.
+            distinct = np.flatnonzero(np.bincount(numbers))
+            table = np.full(distinct[-1] + 1, -1, dtype=np.int32)
+            table[distinct] = [self.code(name(n)) for n in distinct.tolist()]
+            return table[numbers]
         inverse, distinct, _ = group(numbers)
         return np.array([self.code(name(n)) for n in distinct.tolist()],
                         dtype=np.int32)[inverse]
@@ -223,10 +233,11 @@ class Chunk:
                 _ranges(starts[which], self._batch_lengths[which])))
 
     def _column(self, records: np.ndarray, per_batch: list | None = None,
-                run_field: Callable[[Any], np.ndarray] | None = None, fill: Any = None
-                ) -> np.ndarray:
+                run_field: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+                fill: Any = None) -> np.ndarray:
         """A column from its values for the records, and for the update rows: a value
-        per batch, a field of their runs, or one value for all."""
+        per batch, ``run_field(run, indexes)`` (the values of messages ``indexes`` of a
+        run), or one value for all."""
         if self._record_rows is None:
             return records
         out = np.empty(self.size, dtype=records.dtype)
@@ -236,7 +247,7 @@ class Chunk:
                                               self._batch_lengths)
         elif run_field is not None:
             for run, rows, indexes in self._gathers:
-                out[rows] = run_field(run)[indexes]
+                out[rows] = run_field(run, indexes)
         else:
             out[self._batch_rows] = fill
         return out
@@ -316,7 +327,7 @@ class Chunk:
     def pv(self) -> np.ndarray:
         """PV name codes (``vocabularies.pvs``), -1 where unknown."""
         return self._column(self._encode(self.vocabularies.pvs, self._records, "pv"),
-                            run_field=self.vocabularies.run_pvs)
+                            run_field=lambda run, at: self.vocabularies.run_pvs(run)[at])
 
     @cached_property
     def subscription_ids(self) -> np.ndarray:
@@ -324,8 +335,8 @@ class Chunk:
         records = self._records
         return self._column(
             np.fromiter([id(r.subscription) for r in records], np.int64, len(records)),
-            run_field=lambda run: np.fromiter(map(id, run.subscriptions), np.int64,
-                                              len(run.subscriptions))[run.subscription])
+            run_field=lambda run, at: np.fromiter(map(id, run.subscriptions), np.int64,
+                                                  len(run.subscriptions))[run.subscription[at]])
 
     @cached_property
     def circuit(self) -> np.ndarray:
@@ -376,7 +387,7 @@ class Chunk:
         sizes = self._column(
             np.fromiter([len(x.payload) + (24 if x.extended else 16) for x in messages],
                         np.int64, len(messages)),
-            run_field=lambda run: run.bodies - run.starts + run.sizes)
+            run_field=lambda run, at: run.bodies[at] - run.starts[at] + run.sizes[at])
         rows = np.flatnonzero(NOT_MESSAGE[self.form])
         for row, i in zip(rows.tolist(), self._record_index(rows), strict=True):
             sizes[row] = self._records[i].size
@@ -422,7 +433,7 @@ class Chunk:
         """A header field of every message (0 for records that are not messages)."""
         get = operator.attrgetter(field)
         return self._column(np.fromiter(map(get, self.messages), np.int64, len(self.messages)),
-                            run_field=get)
+                            run_field=lambda run, at: get(run)[at])
 
     @cached_property
     def data_type(self) -> np.ndarray:

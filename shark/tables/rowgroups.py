@@ -2,10 +2,14 @@
 
 The ``messages`` and ``updates`` tables grow with the capture. Each chunk of records
 adds one part per column (numpy arrays, vocabulary codes, sparse text); once a buffer
-holds ``row_group_rows`` rows it becomes one Arrow record batch, with dictionaries
-holding only the strings the batch uses. A batch goes to the builder's sink (a Parquet
-writer: memory stays bounded however long the capture) or is kept for the DataFrame,
-at most ``keep_rows`` rows of them when a bound is asked for (the newest are kept).
+holds ``row_group_rows`` rows it is a row group. With a sink (a Parquet writer: memory
+stays bounded however long the capture) it becomes one Arrow record batch, with
+dictionaries holding only the strings the batch uses. Without, the buffers are kept,
+at most ``keep_rows`` rows of them when a bound is asked for (the newest are kept), and
+the DataFrame is made from their parts directly: numpy arrays become pandas arrays
+without a copy where they can, and each categorical column gets one dictionary, of the
+strings it uses, sorted (through Arrow, every row group's dictionary would have to be
+unified with the others: that costs more than everything else).
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from .chunk import Chunk, Vocabularies, Vocabulary
-from .schema import CATEGORY, TEXT, TableSchema
+from .schema import CATEGORY, FLOAT, NINT64, NUINT16, NUINT32, TEXT, TIME, TableSchema
 
 __all__ = ["ChunkedTable", "Sink", "masked"]
 
@@ -59,12 +64,55 @@ class _Buffer:
         arrays = [self._array(column.name, column.kind) for column in self.schema.columns]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema.arrow)
 
+    def merge(self, other: _Buffer) -> None:
+        """Append the parts of ``other`` (a later buffer) to these."""
+        for name, parts in self.parts.items():
+            for part in other.parts[name]:
+                if isinstance(part, dict):
+                    part = {self.rows + row: text for row, text in part.items()}
+                parts.append(part)
+        self.rows += other.rows
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as a pandas DataFrame, with the dtypes of the schema."""
+        dtypes = self.schema.frame(self.schema.empty()).dtypes
+        return pd.DataFrame({column.name: self._series(column.name, column.kind,
+                                                       dtypes[column.name])
+                             for column in self.schema.columns}, copy=False)
+
+    def _series(self, name: str, kind: str, dtype: Any) -> Any:
+        parts = self.parts[name]
+        if kind == TEXT:  # mostly null: Arrow makes it, pandas keeps it
+            return self._array(name, kind).to_pandas()
+        if kind == CATEGORY:
+            codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+            indexes, words = _used(codes, self.vocabularies[name])
+            # (Arrow gives an empty dictionary object categories: the same here)
+            return pd.Categorical.from_codes(indexes, pd.Index(words, dtype="str" if words
+                                                               else object))
+        if parts and isinstance(parts[0], tuple):
+            values, nulls = (np.concatenate(p) for p in zip(*parts, strict=True))
+        else:
+            values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            nulls = None
+        if kind == TIME:
+            times = pd.array(values.astype("datetime64[ns]"), dtype="datetime64[ns]")
+            if nulls is not None:
+                times[nulls] = pd.NaT
+            return times.tz_localize("UTC")
+        if kind not in _NULLABLE:
+            return values.astype(dtype, copy=False)
+        return _NULLABLE[kind](values.astype(dtype.numpy_dtype, copy=False),
+                               np.zeros(len(values), dtype=bool) if nulls is None else nulls)
+
     def _array(self, name: str, kind: str) -> pa.Array:
         parts = self.parts[name]
         field = self.schema.arrow.field(name)
         if not parts:
             return pa.array([], field.type)
         if kind == TEXT:  # the strings, then where they go: rows without one take a null
+            if not any(parts):
+                return pa.nulls(self.rows, field.type)
             where = np.full(self.rows, -1, dtype=np.int64)
             where[[row for part in parts for row in part]] = np.arange(
                 sum(map(len, parts)))
@@ -78,17 +126,27 @@ class _Buffer:
         return pa.array(np.concatenate(parts), field.type)
 
 
-def _dictionary(codes: np.ndarray, vocabulary: Vocabulary) -> pa.DictionaryArray:
-    """Vocabulary codes as a dictionary array of the strings used, sorted (so that a
-    capture gives the same files however its records were chunked)."""
+#: pandas' masked arrays of the nullable number kinds (the rest: plain numpy).
+_NULLABLE = {FLOAT: pd.arrays.FloatingArray, NINT64: pd.arrays.IntegerArray,
+             NUINT32: pd.arrays.IntegerArray, NUINT16: pd.arrays.IntegerArray}
+
+
+def _used(codes: np.ndarray, vocabulary: Vocabulary) -> tuple[np.ndarray, list[str]]:
+    """Vocabulary codes as indexes into the strings used, sorted (so that a capture
+    gives the same files however its records were chunked), and those strings."""
     null = codes < 0
     used = np.flatnonzero(np.bincount(codes[~null], minlength=len(vocabulary.values)))
     order = sorted(used.tolist(), key=vocabulary.values.__getitem__)
-    words = [vocabulary.values[i] for i in order]
     renumber = np.full(len(vocabulary.values) + 1, -1, dtype=np.int32)  # [-1] stays -1
     renumber[order] = np.arange(len(order), dtype=np.int32)
-    return pa.DictionaryArray.from_arrays(
-        pa.array(renumber[codes], pa.int32(), mask=null), pa.array(words, pa.string()))
+    return renumber[codes], [vocabulary.values[i] for i in order]
+
+
+def _dictionary(codes: np.ndarray, vocabulary: Vocabulary) -> pa.DictionaryArray:
+    """Vocabulary codes as a dictionary array of the strings used, sorted."""
+    indexes, words = _used(codes, vocabulary)
+    return pa.DictionaryArray.from_arrays(pa.array(indexes, pa.int32(), mask=indexes < 0),
+                                          pa.array(words, pa.string()))
 
 
 class ChunkedTable:
@@ -110,8 +168,9 @@ class ChunkedTable:
             name: getattr(vocabularies, attribute) for name, attribute in self.categories.items()
         }
         self._buffer = _Buffer(self.schema, self._vocabularies)
-        self._batches: deque[pa.RecordBatch] = deque()
-        self._kept = 0
+        #: The row groups kept (without a sink).
+        self._kept: deque[_Buffer] = deque()
+        self._kept_rows = 0
 
     def columns(self, chunk: Chunk) -> tuple[int, dict[str, Any]]:
         """The number of rows ``chunk`` adds, and a part per column."""
@@ -129,19 +188,39 @@ class ChunkedTable:
 
     def table(self, name: str) -> pa.Table:
         """The rows kept so far, those buffered included (without cutting a row group)."""
-        batches = list(self._batches)
-        if self._buffer.rows:
-            batches.append(self._buffer.batch())
-        return pa.Table.from_batches(batches, self.schema.arrow)
+        buffers = [*self._kept, self._buffer]
+        table = pa.Table.from_batches([b.batch() for b in buffers if b.rows],
+                                      self.schema.arrow)
+        return table.slice(self._first_kept(table.num_rows))
+
+    def frame(self) -> pd.DataFrame:
+        """:meth:`table` as a pandas DataFrame, made without Arrow (see the module)."""
+        whole = _Buffer(self.schema, self._vocabularies)
+        for buffer in (*self._kept, self._buffer):
+            whole.merge(buffer)
+        frame = whole.frame()
+        first = self._first_kept(len(frame))
+        if not first:
+            return frame
+        frame = frame.iloc[first:].reset_index(drop=True)
+        for column in self.schema.columns:
+            if column.kind == CATEGORY:  # only the strings the rows kept use
+                frame[column.name] = frame[column.name].cat.remove_unused_categories()
+        return frame
+
+    def _first_kept(self, rows: int) -> int:
+        """The first of ``rows`` to show: exactly the newest ``keep_rows`` (the row groups
+        kept hold a few more, as many as chunking left)."""
+        return 0 if self.keep_rows is None else max(0, rows - self.keep_rows)
 
     def _emit(self) -> None:
-        batch = self._buffer.batch()
+        buffer = self._buffer
         self._buffer = _Buffer(self.schema, self._vocabularies)
         if self.sink is not None:
-            self.sink(self.schema.name, batch)
+            self.sink(self.schema.name, buffer.batch())
             return
-        self._batches.append(batch)
-        self._kept += batch.num_rows
-        while self.keep_rows is not None and self._kept - self._batches[0].num_rows >= (
+        self._kept.append(buffer)
+        self._kept_rows += buffer.rows
+        while self.keep_rows is not None and self._kept_rows - self._kept[0].rows >= (
                 self.keep_rows):
-            self._kept -= self._batches.popleft().num_rows
+            self._kept_rows -= self._kept.popleft().rows
