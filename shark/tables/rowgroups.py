@@ -134,8 +134,7 @@ _NULLABLE = {FLOAT: pd.arrays.FloatingArray, NINT64: pd.arrays.IntegerArray,
 def _used(codes: np.ndarray, vocabulary: Vocabulary) -> tuple[np.ndarray, list[str]]:
     """Vocabulary codes as indexes into the strings used, sorted (so that a capture
     gives the same files however its records were chunked), and those strings."""
-    null = codes < 0
-    used = np.flatnonzero(np.bincount(codes[~null], minlength=len(vocabulary.values)))
+    used = np.flatnonzero(np.bincount(codes + 1, minlength=len(vocabulary.values) + 1)[1:])
     order = sorted(used.tolist(), key=vocabulary.values.__getitem__)
     renumber = np.full(len(vocabulary.values) + 1, -1, dtype=np.int32)  # [-1] stays -1
     renumber[order] = np.arange(len(order), dtype=np.int32)
