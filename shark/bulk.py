@@ -189,13 +189,12 @@ class UpdateBatch:
                 f"tcp#{self.circuit} {len(self)} messages>")
 
 
-def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int, int] | None:
+def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
     """Cut ``buffer`` (which starts at a message boundary) into messages as
     :class:`decoder.StreamFramer` would: (where each whole message starts, where the
-    incomplete one at the end starts, the whole length of that one once its header is
-    in, else 0). None if a header is not one a server sends (an unknown command, a
-    payload above ``max_payload``), also that of the incomplete message: the bytes
-    must then go the way that reports and resynchronises.
+    incomplete one at the end starts). None if a header is not one a server sends (an
+    unknown command, a payload above ``max_payload``), also that of the incomplete
+    message: the bytes must then go the way that reports and resynchronises.
 
     A subscription's updates all have one size, so where a message is followed by
     one of the same size, the sizes of up to :data:`_STRIDE_RUN` more at that stride
@@ -207,7 +206,6 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int, int] | 
     append = starts.append
     position = 0
     end = len(buffer)
-    need = 0
     while end - position >= HEADER_SIZE:
         high, low = buffer[position + 2], buffer[position + 3]
         size = high << 8 | low
@@ -236,7 +234,6 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int, int] | 
         if size > max_payload:
             return None
         if follow > end:
-            need = follow - position
             break
         append(position)
         position = follow
@@ -246,4 +243,4 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int, int] | 
         return None
     if end - position >= 2 and (buffer[position] << 8 | buffer[position + 1]) > max(Command):
         return None
-    return at, position, need
+    return at, position

@@ -278,7 +278,7 @@ class CaReader:
                 batch.expanded = records
                 batch.data = None
             return
-        starts, end, _need = framed
+        starts, end = framed
         framer.resume(end, buffer[end:])
         direction.head = buffer[end : end + 2]
         packet_ends = np.cumsum([len(prefix), *map(len, datas)])[1:]

@@ -10,7 +10,9 @@ a sink as they fill (:mod:`shark.tables.rowgroups`); the others hold a row per t
 (:mod:`shark.tables.aggregate`).
 
 Feed it the records of :func:`shark.read` with ``lifecycle=True`` (OPEN and CLOSE mark
-where circuits start and end), in capture order.
+where circuits start and end), in capture order; :func:`shark.session.read` with
+``bulk=True`` gives them with monitor updates in batches (:mod:`shark.bulk`), which it
+takes as columns.
 """
 
 from __future__ import annotations
