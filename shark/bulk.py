@@ -21,7 +21,8 @@ Nothing about the result changes, only how it is computed:
   every update in it belongs to a subscription already known, already updated once
   (the first update answers the EVENT_ADD request) and of a channel with a name:
   then attributing it changes nothing but an update count. Any other batch becomes
-  its records, attributed one by one at their place.
+  its records, attributed one by one at their place, but for stretches of its updates
+  that could be taken in bulk, which stay batches (:meth:`UpdateBatch.split`).
 
 An :class:`UpdateBatch` that reaches a consumer is such an attributed batch;
 :meth:`UpdateBatch.records` gives its records should one be needed.
@@ -144,8 +145,8 @@ class UpdateBatch:
     then either ``expanded`` (its records) or a ``segment``; once the session has
     attributed it in bulk, ``bulk`` is True and it reaches consumers as it is."""
 
-    __slots__ = ("frame", "time", "src", "dst", "circuit", "data", "run", "start", "stop",
-                 "index", "segment", "expanded", "bulk")
+    __slots__ = ("frame", "time", "src", "dst", "circuit", "data", "size", "run", "start",
+                 "stop", "index", "segment", "expanded", "bulk")
     kind = UPDATES
     transport = "tcp"
     sender = Role.SERVER
@@ -158,6 +159,8 @@ class UpdateBatch:
         self.dst = dst
         self.circuit = circuit
         self.data: bytes | memoryview | None = data
+        #: The packet's TCP payload bytes.
+        self.size = len(data)
         self.run: Run | None = None
         self.start = self.stop = self.index = 0
         self.segment: Segment | None = None
@@ -166,6 +169,32 @@ class UpdateBatch:
 
     def __len__(self) -> int:
         return self.stop - self.start
+
+    def split(self) -> list[Record | UpdateBatch]:
+        """The records of these messages, but for the stretches the session attributed
+        in bulk (their ``run.subscription`` set), which stay batches of their own."""
+        bulk = self.run.subscription[self.start : self.stop] >= 0
+        if not bulk.any():
+            return self.records()
+        edges = [0, *(np.flatnonzero(bulk[1:] != bulk[:-1]) + 1).tolist(), len(bulk)]
+        out: list[Record | UpdateBatch] = []
+        for start, stop in zip(edges[:-1], edges[1:], strict=False):
+            part = self._part(self.start + start, self.start + stop)
+            if bulk[start]:
+                part.bulk = True
+                out.append(part)
+            else:
+                out += part.records()
+        return out
+
+    def _part(self, start: int, stop: int) -> UpdateBatch:
+        """A batch of messages ``start`` to ``stop`` of this one."""
+        part = UpdateBatch(self.frame, self.time, self.src, self.dst, self.circuit, b"")
+        part.data = None
+        run = part.run = self.run
+        part.start, part.stop, part.index = start, stop, self.index
+        part.size = int(run.bodies[stop - 1] + run.sizes[stop - 1] - run.starts[start])
+        return part
 
     def records(self) -> list[Record]:
         """The records of these messages (attributed as the session did, if it did)."""

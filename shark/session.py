@@ -113,17 +113,19 @@ class Session:
             if not segment.resolved:
                 self._resolve(segment)
             if not batch.bulk:
-                batch.expanded = batch.records()
+                batch.expanded = batch.split()
         if batch.expanded is not None:
             for record in batch.expanded:
-                self.attribute(record)
+                if record.kind is not UPDATES:  # (parts of the batch taken in bulk)
+                    self.attribute(record)
         if segment is not None and batch is segment.batches[-1]:
             segment.count_updates()
 
     def _resolve(self, segment: Segment) -> None:
-        """Decide which packets of a segment are attributed in bulk: those whose updates
-        all belong to known subscriptions of named channels, and none of which is a
-        subscription's first (it answers the EVENT_ADD request: see :mod:`shark.bulk`)."""
+        """Decide which updates of a segment are attributed in bulk: those of known
+        subscriptions of named channels, but for each subscription's first (it answers
+        the EVENT_ADD request: see :mod:`shark.bulk`). A packet whose updates all are
+        stays one batch; the others are split (:meth:`shark.bulk.UpdateBatch.split`)."""
         segment.resolved = True
         circuit = self.circuits.get(segment.circuit)
         if circuit is None:
@@ -144,9 +146,9 @@ class Session:
         unusable_before = np.concatenate(([0], np.cumsum(unusable)))
         bounds = run.bounds[segment.first : segment.stop + 1] - first
         packet_ok = unusable_before[bounds[1:]] == unusable_before[bounds[:-1]]
-        taken = np.repeat(packet_ok, np.diff(bounds))
-        segment.updates = (subscriptions, np.bincount(inverse[taken], minlength=len(distinct)))
-        run.subscription[first:stop] = inverse + len(run.subscriptions)
+        segment.updates = (subscriptions,
+                           np.bincount(inverse[~unusable], minlength=len(distinct)))
+        run.subscription[first:stop] = np.where(unusable, -1, inverse + len(run.subscriptions))
         run.subscriptions += subscriptions
         for batch in segment.batches:
             batch.bulk = bool(packet_ok[batch.index - segment.first])

@@ -451,3 +451,17 @@ def test_truncated_files(name: str, stream: bool, tmp_path: Path) -> None:
             cut_path = tmp_path / f"truncated{k}"
             cut_path.write_bytes(cut)
             assert_equivalent(cut_path)
+
+
+def test_packets_with_first_updates_are_split(tmp_path: Path) -> None:
+    """A packet that holds subscriptions' first updates (each answers its EVENT_ADD and
+    is a record) and later ones: the later ones still come in a batch, of that frame."""
+    case = resegmented(source("softioc_pyepics_monitors.pcap"), tmp_path, (9000,))
+    seen = assert_same_records(case.source)
+    assert seen.batches
+    items = list(read(case.source, bulk=True))
+    batched = {item.frame for item in items if item.kind == UPDATES}
+    first_updates = {item.frame for item in items if item.kind != UPDATES
+                     and type(item.message) is m.EventAddResponse}
+    assert batched & first_updates
+    assert_same_tables(case.source)

@@ -54,8 +54,8 @@ if tuple(SCHEMAS) != TABLES or PER_MESSAGE != tuple(c.schema.name for c in _CHUN
 
 #: Records gathered before the tables take them: enough that per-chunk costs vanish...
 CHUNK_ROWS = 65536
-#: ... unless their payloads hold this many bytes (large arrays), counted every
-#: ``_STEP`` records.
+#: ... unless their payloads hold this many bytes (large arrays; an update batch counts
+#: its packet's bytes), counted every ``_STEP`` records.
 CHUNK_BYTES = 32 << 20
 _STEP = 256
 #: Rows of a row group of the per-message tables.
@@ -116,13 +116,15 @@ class TableBuilder:
             room = min(self.chunk_rows - self._rows, _STEP)
             pending.extend(islice(iterator, room))
             taken = len(pending) - start
+            rows, size = taken, 0
             for item in pending[start:]:
                 if item.kind is UPDATES:
-                    self._rows += len(item) - 1
-                    self._bytes += int(item.run.sizes[item.start : item.stop].sum())
+                    rows += item.stop - item.start - 1
+                    size += item.size
                 elif item.message is not None:
-                    self._bytes += len(item.message.payload)
-            self._rows += taken
+                    size += len(item.message.payload)
+            self._rows += rows
+            self._bytes += size
             if self._rows >= self.chunk_rows or self._bytes >= CHUNK_BYTES:
                 self.flush()
             if taken < room:  # the records ran out

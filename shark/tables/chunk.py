@@ -117,6 +117,18 @@ class Vocabulary:
             self.values.append(text)
         return code
 
+    def encode(self, texts: list[str | None]) -> np.ndarray:
+        """The codes of ``texts`` (int32): one comprehension of dict lookups (the fastest
+        loop there is), once every string is in the vocabulary."""
+        index = self.index
+        try:
+            codes = [index[text] for text in texts]
+        except KeyError:  # new strings: add them, then again
+            for text in dict.fromkeys(texts):
+                self.code(text)
+            codes = [index[text] for text in texts]
+        return np.fromiter(codes, np.int32, len(codes))
+
     def codes(self, numbers: np.ndarray, name: Callable[[int], str]) -> np.ndarray:
         """Codes for an array of numbers named by ``name`` (each distinct number is
         named once)."""
@@ -151,17 +163,21 @@ class Vocabularies:
         self._run_pvs: dict[int, tuple[Any, np.ndarray]] = {}
 
     def run_pvs(self, run: Any) -> np.ndarray:
-        """The PV name code of each message of a :class:`shark.bulk.Run` (by its
-        subscription's channel), worked out once per run."""
+        """The PV name code of each subscription of a :class:`shark.bulk.Run` (by its
+        channel), then -1 (for ``run.subscription``'s -1): worked out once per
+        subscription the run met, as the session adds them."""
         known = self._run_pvs.get(id(run))
         if known is None or known[0] is not run:
             if len(self._run_pvs) >= 16:
                 self._run_pvs.clear()
-            codes = np.array([self.pvs.code(None if s is None or s.channel is None
-                                            else s.channel.name)
-                              for s in run.subscriptions] + [-1], dtype=np.int32)
-            known = self._run_pvs[id(run)] = (run, codes[run.subscription])
-        return known[1]
+            known = (run, np.full(1, -1, dtype=np.int32))
+        codes = known[1]
+        if len(codes) <= len(run.subscriptions):
+            names = [None if s is None or s.channel is None else s.channel.name
+                     for s in run.subscriptions[len(codes) - 1:]]
+            codes = np.concatenate((codes[:-1], self.pvs.encode(names), codes[-1:]))
+        self._run_pvs[id(run)] = (run, codes)
+        return codes
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -199,40 +215,42 @@ class Chunk:
 
     def __init__(self, items: list[Record | UpdateBatch], vocabularies: Vocabularies) -> None:
         self.vocabularies = vocabularies
-        batches = [i for i, item in enumerate(items) if item.kind is UPDATES]
+        is_batch = np.fromiter([item.kind is UPDATES for item in items], bool, len(items))
         #: The records (not the batches), and the rows they are.
         self._records: list[Record] = items
         self._batches: list[UpdateBatch] = []
-        if not batches:
+        if not is_batch.any():
             self.records: Any = items
             self.size = len(items)
             self._record_rows: np.ndarray | None = None
             return
-        lengths = np.ones(len(items), dtype=np.int64)
-        self._batches = [items[i] for i in batches]
-        lengths[batches] = [len(batch) for batch in self._batches]
-        first_rows = np.cumsum(lengths) - lengths
-        self.size = int(lengths.sum())
-        self.records = _Rows(items, first_rows)
-        is_batch = np.zeros(len(items), dtype=bool)
-        is_batch[batches] = True
+        self._batches = [item for item in items if item.kind is UPDATES]
         self._records = [item for item in items if item.kind is not UPDATES]
-        self._record_rows = first_rows[~is_batch]
-        self._batch_lengths = lengths[batches]
-        self._batch_rows = _ranges(first_rows[batches], self._batch_lengths)
+        self._record_items = np.flatnonzero(~is_batch)
+        self._batch_items = np.flatnonzero(is_batch)
+        #: Rows per item: 1 per record, a row per message of a batch.
+        lengths = self._item_lengths = np.ones(len(items), dtype=np.int64)
+        batch_lengths = np.fromiter([b.stop - b.start for b in self._batches], np.int64,
+                                    len(self._batches))
+        lengths[self._batch_items] = batch_lengths
+        first_rows = np.cumsum(lengths) - lengths
+        self.size = int(first_rows[-1] + lengths[-1])
+        self.records = _Rows(items, first_rows)
+        self._record_rows = first_rows[self._record_items]
         #: Per run: the rows of its messages here, and their indexes in the run.
         self._gathers: list[tuple[Any, np.ndarray, np.ndarray]] = []
+        batch_rows = first_rows[self._batch_items]
         inverse, _, first = group(np.fromiter([id(b.run) for b in self._batches], np.int64,
-                                              len(batches)))
-        starts = np.fromiter([b.start for b in self._batches], np.int64, len(batches))
+                                              len(self._batches)))
+        starts = np.fromiter([b.start for b in self._batches], np.int64, len(self._batches))
         for index, row in enumerate(first.tolist()):
-            which = np.flatnonzero(inverse == index)
+            which = np.flatnonzero(inverse == index) if len(first) > 1 else slice(None)
             self._gathers.append((
                 self._batches[row].run,
-                _ranges(first_rows[batches][which], self._batch_lengths[which]),
-                _ranges(starts[which], self._batch_lengths[which])))
+                _ranges(batch_rows[which], batch_lengths[which]),
+                _ranges(starts[which], batch_lengths[which])))
 
-    def _column(self, records: np.ndarray, per_batch: list | None = None,
+    def _column(self, records: np.ndarray, per_batch: list | np.ndarray | None = None,
                 run_field: Callable[[Any, np.ndarray], np.ndarray] | None = None,
                 fill: Any = None) -> np.ndarray:
         """A column from its values for the records, and for the update rows: a value
@@ -240,16 +258,18 @@ class Chunk:
         run), or one value for all."""
         if self._record_rows is None:
             return records
-        out = np.empty(self.size, dtype=records.dtype)
-        out[self._record_rows] = records
-        if per_batch is not None:
-            out[self._batch_rows] = np.repeat(np.asarray(per_batch, dtype=records.dtype),
-                                              self._batch_lengths)
-        elif run_field is not None:
+        if per_batch is not None:  # a value per item, repeated over its rows
+            per_item = np.empty(len(self._item_lengths), dtype=records.dtype)
+            per_item[self._record_items] = records
+            per_item[self._batch_items] = per_batch
+            return per_item.repeat(self._item_lengths)
+        if run_field is None:
+            out = np.full(self.size, fill, dtype=records.dtype)
+        else:
+            out = np.empty(self.size, dtype=records.dtype)
             for run, rows, indexes in self._gathers:
                 out[rows] = run_field(run, indexes)
-        else:
-            out[self._batch_rows] = fill
+        out[self._record_rows] = records
         return out
 
     def _record_index(self, rows: np.ndarray) -> list[int]:
@@ -293,26 +313,18 @@ class Chunk:
 
     @cached_property
     def time_ns(self) -> np.ndarray:
-        return seconds_to_ns(self.time)
-
-    @staticmethod
-    def _encode(vocabulary: Vocabulary, items: list, attribute: str) -> np.ndarray:
-        """The codes of a string attribute of ``items``: one comprehension of dict lookups
-        (the fastest loop there is), once every string is in the vocabulary."""
-        index = vocabulary.index
-        get = operator.attrgetter(attribute)
-        try:
-            codes = [index[get(item)] for item in items]
-        except KeyError:  # new strings: add them, then again
-            for text in dict.fromkeys(map(get, items)):
-                vocabulary.code(text)
-            codes = [index[get(item)] for item in items]
-        return np.fromiter(codes, np.int32, len(codes))
+        """Unix nanoseconds (int64), converted once per record and batch."""
+        records = self._records
+        return self._column(
+            seconds_to_ns(np.fromiter([r.time for r in records], np.float64, len(records))),
+            seconds_to_ns(np.fromiter([b.time for b in self._batches], np.float64,
+                                      len(self._batches))))
 
     def _endpoints(self, attribute: str) -> np.ndarray:
         endpoints = self.vocabularies.endpoints
-        return self._column(self._encode(endpoints, self._records, attribute),
-                            self._encode(endpoints, self._batches, attribute))
+        get = operator.attrgetter(attribute)
+        return self._column(endpoints.encode(list(map(get, self._records))),
+                            endpoints.encode(list(map(get, self._batches))))
 
     @cached_property
     def src(self) -> np.ndarray:
@@ -326,8 +338,9 @@ class Chunk:
     @cached_property
     def pv(self) -> np.ndarray:
         """PV name codes (``vocabularies.pvs``), -1 where unknown."""
-        return self._column(self._encode(self.vocabularies.pvs, self._records, "pv"),
-                            run_field=lambda run, at: self.vocabularies.run_pvs(run)[at])
+        return self._column(
+            self.vocabularies.pvs.encode([r.pv for r in self._records]),
+            run_field=lambda run, at: self.vocabularies.run_pvs(run)[run.subscription[at]])
 
     @cached_property
     def subscription_ids(self) -> np.ndarray:
@@ -402,6 +415,12 @@ class Chunk:
                                         np.float64, len(latencies)), fill=nan)
 
     @cached_property
+    def request_frame(self) -> np.ndarray:
+        """Frame of the request a response answers, 0 where none."""
+        frames = [0 if r.request is None else r.request.frame for r in self._records]
+        return self._column(np.fromiter(frames, np.int64, len(frames)), fill=0)
+
+    @cached_property
     def anomalies(self) -> dict[int, str]:
         """``kind: detail`` of the protocol anomalies seen, by row."""
         rows = (range(self.size) if self._record_rows is None
@@ -468,7 +487,8 @@ class Chunk:
     @cached_property
     def values(self) -> Values:
         """The DBR payloads (value, alarm, EPICS time) of the rows that carry one."""
-        rows = self.rows(HAS_DATA)
+        has_data = HAS_DATA[self.form]
+        rows = np.flatnonzero(has_data)
         types, counts = self.data_type_number, self.data_count
         messages = self.messages
         if self._record_rows is None:
@@ -476,16 +496,21 @@ class Chunk:
                                     [messages[i].payload for i in rows.tolist()])
             values.rows = rows
             return values
-        values = Values(len(rows))
+        position = np.cumsum(has_data) - 1  # of each value row among ``rows``
+        mine = self._record_rows[has_data[self._record_rows]]
+        parts = [(extract_values(types[mine], counts[mine],
+                                 [messages[i].payload for i in self._record_index(mine)]),
+                  mine)] if len(mine) else []
+        parts += [(extract_values(types[at], counts[at], InBuffer(
+                      run.buffer, run.bodies[indexes], run.sizes[indexes])), at)
+                  for run, at, indexes in self._gathers]
+        if len(parts) == 1 and len(parts[0][1]) == len(rows):  # one part, in order
+            values = parts[0][0]
+        else:
+            values = Values(len(rows))
+            for part, at in parts:
+                values.place(part, position[at])
         values.rows = rows
-        mine = rows[np.isin(rows, self._record_rows, assume_unique=True)]
-        values.place(extract_values(types[mine], counts[mine],
-                                    [messages[i].payload for i in self._record_index(mine)]),
-                     np.searchsorted(rows, mine))
-        for run, at, indexes in self._gathers:
-            values.place(extract_values(types[at], counts[at], InBuffer(
-                run.buffer, run.bodies[indexes], run.sizes[indexes])),
-                np.searchsorted(rows, at))
         return values
 
     def alarm(self, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

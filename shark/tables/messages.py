@@ -142,6 +142,12 @@ class MessagesTable(ChunkedTable):
     def columns(self, chunk: Chunk) -> tuple[int, dict[str, Any]]:
         keep = np.flatnonzero(~_LIFECYCLE[chunk.form])
         n = len(keep)
+        if n == chunk.size:  # no OPEN or CLOSE rows: most chunks, nothing to drop
+            def kept(column: np.ndarray) -> np.ndarray:
+                return column
+        else:
+            def kept(column: np.ndarray) -> np.ndarray:
+                return column[keep]
         records = chunk.records
         values = chunk.values
         columns = _value_columns(chunk, np.searchsorted(keep, values.rows),
@@ -149,32 +155,31 @@ class MessagesTable(ChunkedTable):
         anomalies = {int(values.rows[i]): f"undecodable value: {text}"
                      for i, text in values.errors.items()}
         anomalies.update(chunk.anomalies)
-        circuit = chunk.circuit[keep]
-        command_id = chunk.command_id[keep]
-        latency = chunk.latency[keep]
+        circuit = kept(chunk.circuit)
+        command_id = kept(chunk.command_id)
+        latency = kept(chunk.latency)
         answered = ~np.isnan(latency)
-        not_message = NOT_MESSAGE[chunk.form[keep]]
-        request_frames = np.zeros(n, dtype=np.int64)
-        request_frames[answered] = [records[i].request.frame for i in keep[answered].tolist()]
+        data_type = kept(chunk.data_type)
+        not_message = NOT_MESSAGE[kept(chunk.form)]
         columns.update({
-            "frame": chunk.frame[keep],
-            "time": chunk.time_ns[keep],
-            "src": chunk.src[keep],
-            "dst": chunk.dst[keep],
-            "transport": chunk.transport[keep],
+            "frame": kept(chunk.frame),
+            "time": kept(chunk.time_ns),
+            "src": kept(chunk.src),
+            "dst": kept(chunk.dst),
+            "transport": kept(chunk.transport),
             "circuit": masked(circuit, circuit != 0),
-            "sender": chunk.sender[keep],
-            "command": chunk.command[keep],
+            "sender": kept(chunk.sender),
+            "command": kept(chunk.command),
             "command_id": masked(command_id, command_id >= 0),
-            "pv": chunk.pv[keep],
-            "data_type": chunk.data_type[keep],
-            "data_count": masked(chunk.data_count[keep], chunk.data_type[keep] >= 0),
-            "status": chunk.status[keep],
+            "pv": kept(chunk.pv),
+            "data_type": data_type,
+            "data_count": masked(kept(chunk.data_count), data_type >= 0),
+            "status": kept(chunk.status),
             "latency": masked(np.nan_to_num(latency), answered),
             "sid": self._sids(chunk, keep),
-            "request_frame": masked(request_frames, answered),
+            "request_frame": masked(kept(chunk.request_frame), answered),
             "anomaly": _moved(anomalies, keep),
-            "size": chunk.size_bytes[keep],
+            "size": kept(chunk.size_bytes),
             "reason": {p: records[keep[p]].reason for p in np.flatnonzero(not_message).tolist()},
         })
         return n, columns

@@ -23,7 +23,19 @@ import pandas as pd
 import pyarrow as pa
 
 from .chunk import Chunk, Vocabularies, Vocabulary
-from .schema import CATEGORY, FLOAT, NINT64, NUINT16, NUINT32, TEXT, TIME, TableSchema
+from .schema import (
+    BOOL,
+    CATEGORY,
+    FLOAT,
+    INT64,
+    NINT64,
+    NUINT16,
+    NUINT32,
+    TEXT,
+    TIME,
+    UINT32,
+    TableSchema,
+)
 
 __all__ = ["ChunkedTable", "Sink", "masked"]
 
@@ -39,9 +51,10 @@ def masked(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarra
 class _Buffer:
     """The column parts of one table since the last row group.
 
-    A part is, by column kind: a numpy array (never null); a ``(values, null mask)``
-    pair (nullable numbers and times); int32 vocabulary codes, -1 for null
-    (categories); a dict of strings by row (text, mostly null).
+    A part is, by column kind: a numpy array of the kind's storage type (never null); a
+    ``(values, null mask)`` pair (nullable numbers and times); vocabulary codes, -1 for
+    null, in the narrowest integer type that holds them (categories); a dict of strings
+    by row (text, mostly null).
     """
 
     def __init__(self, schema: TableSchema, vocabularies: dict[str, Vocabulary]) -> None:
@@ -53,28 +66,52 @@ class _Buffer:
     def append(self, rows: int, columns: dict[str, Any]) -> None:
         if not rows:
             return
-        for name, parts in self.parts.items():
-            part = columns[name]
-            if isinstance(part, dict):  # text: rows are counted from the chunk's first
+        for column in self.schema.columns:
+            part = columns[column.name]
+            kind = column.kind
+            if kind == TEXT:  # rows are counted from the chunk's first
                 part = {self.rows + row: text for row, text in part.items()}
-            parts.append(part)
+            elif kind == CATEGORY:
+                part = _narrow(part)
+            elif isinstance(part, tuple):
+                part = (part[0].astype(_STORAGE[kind], copy=False), part[1])
+            else:
+                part = part.astype(_STORAGE[kind], copy=False)
+            self.parts[column.name].append(part)
         self.rows += rows
 
     def batch(self) -> pa.RecordBatch:
         arrays = [self._array(column.name, column.kind) for column in self.schema.columns]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema.arrow)
 
-    def merge(self, other: _Buffer) -> None:
-        """Append the parts of ``other`` (a later buffer) to these."""
-        for name, parts in self.parts.items():
-            for part in other.parts[name]:
-                if isinstance(part, dict):
-                    part = {self.rows + row: text for row, text in part.items()}
-                parts.append(part)
-        self.rows += other.rows
+    @classmethod
+    def merged(cls, buffers: list[_Buffer], first: int = 0) -> _Buffer:
+        """One buffer of the rows of ``buffers`` from row ``first`` on, a part per
+        column. The buffers' parts are dropped column by column as they are joined, so
+        that memory holds them and one column more, not them twice."""
+        whole = cls(buffers[0].schema, buffers[0].vocabularies)
+        starts = np.cumsum([0] + [buffer.rows for buffer in buffers]) - first
+        whole.rows = int(starts[-1])
+        for column in whole.schema.columns:
+            name = column.name
+            if column.kind == TEXT:  # each buffer counts its rows from 0
+                whole.parts[name] = [{
+                    start + row: text
+                    for buffer, start in zip(buffers, starts.tolist(), strict=False)
+                    for part in buffer.parts[name] for row, text in part.items()
+                    if start + row >= 0}]
+            else:
+                parts = [part for buffer in buffers for part in buffer.parts[name]]
+                whole.parts[name] = [_joined(parts, first)] if parts else []
+            for buffer in buffers:
+                buffer.parts[name] = []
+        for buffer in buffers:
+            buffer.rows = 0
+        return whole
 
     def frame(self) -> pd.DataFrame:
-        """The rows as a pandas DataFrame, with the dtypes of the schema."""
+        """The rows as a pandas DataFrame, with the dtypes of the schema: numbers are
+        the parts themselves where they are one (as :meth:`merged` leaves them)."""
         dtypes = self.schema.frame(self.schema.empty()).dtypes
         return pd.DataFrame({column.name: self._series(column.name, column.kind,
                                                        dtypes[column.name])
@@ -83,47 +120,70 @@ class _Buffer:
     def _series(self, name: str, kind: str, dtype: Any) -> Any:
         parts = self.parts[name]
         if kind == TEXT:  # mostly null: Arrow makes it, pandas keeps it
-            return self._array(name, kind).to_pandas()
+            return pd.array(_text(parts, self.rows), dtype=dtype)
         if kind == CATEGORY:
-            codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+            codes = _joined(parts) if parts else np.zeros(0, dtype=np.int8)
             indexes, words = _used(codes, self.vocabularies[name])
             # (Arrow gives an empty dictionary object categories: the same here)
             return pd.Categorical.from_codes(indexes, pd.Index(words, dtype="str" if words
                                                                else object))
-        if parts and isinstance(parts[0], tuple):
-            values, nulls = (np.concatenate(p) for p in zip(*parts, strict=True))
+        if not parts:
+            values, nulls = np.zeros(0, dtype=_STORAGE[kind]), None
+        elif isinstance(parts[0], tuple):
+            values, nulls = _joined(parts)
         else:
-            values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-            nulls = None
+            values, nulls = _joined(parts), None
         if kind == TIME:
-            times = pd.array(values.astype("datetime64[ns]"), dtype="datetime64[ns]")
-            if nulls is not None:
-                times[nulls] = pd.NaT
-            return times.tz_localize("UTC")
+            times = values.view("datetime64[ns]")
+            if nulls is not None and nulls.any():  # (not into the part)
+                times = np.where(nulls, np.datetime64("NaT", "ns"), times)
+            return pd.array(times, dtype=dtype)
         if kind not in _NULLABLE:
             return values.astype(dtype, copy=False)
-        return _NULLABLE[kind](values.astype(dtype.numpy_dtype, copy=False),
-                               np.zeros(len(values), dtype=bool) if nulls is None else nulls)
+        return _NULLABLE[kind](values, np.zeros(len(values), dtype=bool) if nulls is None
+                               else nulls)
 
     def _array(self, name: str, kind: str) -> pa.Array:
         parts = self.parts[name]
         field = self.schema.arrow.field(name)
         if not parts:
             return pa.array([], field.type)
-        if kind == TEXT:  # the strings, then where they go: rows without one take a null
-            if not any(parts):
-                return pa.nulls(self.rows, field.type)
-            where = np.full(self.rows, -1, dtype=np.int64)
-            where[[row for part in parts for row in part]] = np.arange(
-                sum(map(len, parts)))
-            texts = pa.array([text for part in parts for text in part.values()], field.type)
-            return texts.take(pa.array(where, mask=where < 0))
+        if kind == TEXT:
+            return _text(parts, self.rows)
         if kind == CATEGORY:
-            return _dictionary(np.concatenate(parts), self.vocabularies[name])
+            return _dictionary(_joined(parts), self.vocabularies[name])
         if isinstance(parts[0], tuple):
-            values, nulls = (np.concatenate(p) for p in zip(*parts, strict=True))
+            values, nulls = _joined(parts)
             return pa.array(values, field.type, mask=nulls)
-        return pa.array(np.concatenate(parts), field.type)
+        return pa.array(_joined(parts), field.type)
+
+
+#: The numpy type each kind's numbers are kept in (categories: :func:`_narrow`).
+_STORAGE = {INT64: np.int64, UINT32: np.uint32, NINT64: np.int64, NUINT32: np.uint32,
+            NUINT16: np.uint16, FLOAT: np.float64, TIME: np.int64, BOOL: np.bool_}
+
+
+def _narrow(codes: np.ndarray) -> np.ndarray:
+    """Vocabulary codes (-1 for null) in the narrowest integer type that holds them."""
+    top = int(codes.max()) if len(codes) else 0
+    narrowest = next(t for t in (np.int8, np.int16, np.int32) if top <= np.iinfo(t).max)
+    return codes.astype(narrowest, copy=False)
+
+
+def _joined(parts: list[Any], first: int = 0) -> Any:
+    """Parts of one column as one, from row ``first`` on: an array, or a (values, nulls)
+    pair; a lone part is not copied."""
+    if isinstance(parts[0], tuple):
+        return tuple(_joined(list(side), first) for side in zip(*parts, strict=True))
+    if len(parts) == 1:
+        return parts[0][first:]
+    if not first:
+        return np.concatenate(parts)
+    skipped = 0
+    while skipped + len(parts[0]) <= first:
+        skipped += len(parts.pop(0))
+    parts[0] = parts[0][first - skipped :]
+    return np.concatenate(parts)
 
 
 #: pandas' masked arrays of the nullable number kinds (the rest: plain numpy).
@@ -131,12 +191,44 @@ _NULLABLE = {FLOAT: pd.arrays.FloatingArray, NINT64: pd.arrays.IntegerArray,
              NUINT32: pd.arrays.IntegerArray, NUINT16: pd.arrays.IntegerArray}
 
 
+def _text(parts: list[dict[int, str]], rows: int) -> pa.LargeStringArray:
+    """A string column of ``rows`` rows, null but where ``parts`` give a text: built from
+    its buffers (offsets, bytes, validity), so that the nulls cost nothing each."""
+    texts = {row: text for part in parts for row, text in part.items()}
+    if not texts:
+        return pa.nulls(rows, pa.large_string())
+    where = np.fromiter(texts, np.int64, len(texts))
+    data = [_utf8(text) for text in texts.values()]
+    lengths = np.zeros(rows + 1, dtype=np.int64)
+    lengths[where + 1] = np.fromiter(map(len, data), np.int64, len(data))
+    order = np.argsort(where, kind="stable")
+    valid = np.zeros(rows, dtype=bool)
+    valid[where] = True
+    return pa.LargeStringArray.from_buffers(
+        rows, pa.py_buffer(np.cumsum(lengths)),
+        pa.py_buffer(b"".join([data[i] for i in order.tolist()])),
+        pa.py_buffer(np.packbits(valid, bitorder="little")), int(rows - len(texts)))
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8 of a text; bytes that were not UTF-8 (decoded with surrogateescape) as
+    ``\\xNN``, which Arrow strings can hold."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").encode()
+
+
 def _used(codes: np.ndarray, vocabulary: Vocabulary) -> tuple[np.ndarray, list[str]]:
     """Vocabulary codes as indexes into the strings used, sorted (so that a capture
     gives the same files however its records were chunked), and those strings."""
-    used = np.flatnonzero(np.bincount(codes + 1, minlength=len(vocabulary.values) + 1)[1:])
+    shifted = codes.astype(np.int32)  # a copy: -1 (null) to 0, and no overflow
+    shifted += 1
+    used = np.flatnonzero(np.bincount(shifted, minlength=len(vocabulary.values) + 1)[1:])
     order = sorted(used.tolist(), key=vocabulary.values.__getitem__)
-    renumber = np.full(len(vocabulary.values) + 1, -1, dtype=np.int32)  # [-1] stays -1
+    # In the narrowest type that holds them, as pandas keeps categorical codes.
+    narrowest = next(t for t in (np.int8, np.int16, np.int32) if len(order) < np.iinfo(t).max)
+    renumber = np.full(len(vocabulary.values) + 1, -1, dtype=narrowest)  # [-1] stays -1
     renumber[order] = np.arange(len(order), dtype=np.int32)
     return renumber[codes], [vocabulary.values[i] for i in order]
 
@@ -193,19 +285,26 @@ class ChunkedTable:
         return table.slice(self._first_kept(table.num_rows))
 
     def frame(self) -> pd.DataFrame:
-        """:meth:`table` as a pandas DataFrame, made without Arrow (see the module)."""
-        whole = _Buffer(self.schema, self._vocabularies)
-        for buffer in (*self._kept, self._buffer):
-            whole.merge(buffer)
-        frame = whole.frame()
-        first = self._first_kept(len(frame))
-        if not first:
-            return frame
-        frame = frame.iloc[first:].reset_index(drop=True)
-        for column in self.schema.columns:
-            if column.kind == CATEGORY:  # only the strings the rows kept use
-                frame[column.name] = frame[column.name].cat.remove_unused_categories()
-        return frame
+        """:meth:`table` as a pandas DataFrame, made without Arrow (see the module).
+
+        Without a sink the row groups kept become one, of the rows :meth:`table` shows,
+        with a part per column; its number columns are those of the DataFrame, not
+        copies (memory holds the rows once, not twice)."""
+        buffers = [buffer for buffer in (*self._kept, self._buffer) if buffer.rows]
+        if not buffers:
+            return _Buffer(self.schema, self._vocabularies).frame()
+        rows = sum(buffer.rows for buffer in buffers)
+        if self.sink is not None:  # the rows not sent yet: left as they are
+            copies = [_Buffer(self.schema, self._vocabularies) for _ in buffers]
+            for copy, buffer in zip(copies, buffers, strict=True):
+                copy.parts = {name: list(parts) for name, parts in buffer.parts.items()}
+                copy.rows = buffer.rows
+            return _Buffer.merged(copies, self._first_kept(rows)).frame()
+        whole = _Buffer.merged(buffers, self._first_kept(rows))
+        self._kept = deque([whole])
+        self._kept_rows = whole.rows
+        self._buffer = _Buffer(self.schema, self._vocabularies)
+        return whole.frame()
 
     def _first_kept(self, rows: int) -> int:
         """The first of ``rows`` to show: exactly the newest ``keep_rows`` (the row groups
