@@ -112,15 +112,16 @@ class Segment:
     """Consecutive packets of a run that hold updates only: the session decides which
     of them it can take in bulk, all at once when it meets the first."""
 
-    __slots__ = ("run", "first", "stop", "circuit", "batches", "resolved", "updates")
+    __slots__ = ("run", "first", "stop", "circuit", "resolved", "taken", "updates")
 
     def __init__(self, run: Run, first: int, circuit: int) -> None:
         self.run = run
-        #: Its packets are the run's ``first`` to ``stop``: ``batches``.
+        #: Its packets are the run's ``first`` to ``stop``.
         self.first = self.stop = first
-        self.batches: list[UpdateBatch] = []
         self.circuit = circuit
         self.resolved = False
+        #: Per packet, once resolved: whether it is taken in bulk as a whole.
+        self.taken: list[bool] = []
         #: The subscriptions met, and how many of their updates came in bulk.
         self.updates: tuple[list[Any], np.ndarray] = ([], np.zeros(0, dtype=np.int64))
 
@@ -134,7 +135,8 @@ class Segment:
                 subscription.updates += count
 
     def add(self, batch: UpdateBatch) -> None:
-        self.batches.append(batch)
+        """Take the run's next packet (the segment's packets do not refer back to it:
+        no reference cycle, so that they are freed as soon as they are used)."""
         self.stop = batch.index + 1
         batch.segment = self
 

@@ -112,13 +112,14 @@ class Session:
         if segment is not None:
             if not segment.resolved:
                 self._resolve(segment)
+            batch.bulk = segment.taken[batch.index - segment.first]
             if not batch.bulk:
                 batch.expanded = batch.split()
         if batch.expanded is not None:
             for record in batch.expanded:
                 if record.kind is not UPDATES:  # (parts of the batch taken in bulk)
                     self.attribute(record)
-        if segment is not None and batch is segment.batches[-1]:
+        if segment is not None and batch.index == segment.stop - 1:
             segment.count_updates()
 
     def _resolve(self, segment: Segment) -> None:
@@ -129,6 +130,7 @@ class Session:
         segment.resolved = True
         circuit = self.circuits.get(segment.circuit)
         if circuit is None:
+            segment.taken = [False] * (segment.stop - segment.first)
             return
         run = segment.run
         first, stop = run.bounds[segment.first], run.bounds[segment.stop]
@@ -150,8 +152,7 @@ class Session:
                            np.bincount(inverse[~unusable], minlength=len(distinct)))
         run.subscription[first:stop] = np.where(unusable, -1, inverse + len(run.subscriptions))
         run.subscriptions += subscriptions
-        for batch in segment.batches:
-            batch.bulk = bool(packet_ok[batch.index - segment.first])
+        segment.taken = packet_ok.tolist()
 
     def attribute(self, record: Record) -> None:
         """Fill ``record``'s pv, channel, subscription, request, latency and anomaly."""
