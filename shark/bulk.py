@@ -91,14 +91,15 @@ class Run:
         self.subscriptions: list[Any] = []
         self.subscription = np.full(len(starts), -1, dtype=np.int64)
 
-    def message(self, i: int) -> Any:
-        """Message ``i`` as the stream framer makes it."""
-        body = int(self.bodies[i])
-        return make_message(int(self.command[i]), Role.SERVER, int(self.data_type[i]),
-                            int(self.data_count[i]), int(self.parameter1[i]),
-                            int(self.parameter2[i]),
-                            self.buffer[body : body + int(self.sizes[i])],
-                            bool(self.extended[i]))
+    def messages(self, start: int, stop: int) -> list[Any]:
+        """Messages ``start`` to ``stop`` as the stream framer makes them."""
+        buffer = self.buffer
+        return [make_message(command, Role.SERVER, data_type, count, parameter1, parameter2,
+                             buffer[body : body + size], extended)
+                for command, data_type, count, parameter1, parameter2, body, size, extended
+                in zip(*(field[start:stop].tolist() for field in (
+                    self.command, self.data_type, self.data_count, self.parameter1,
+                    self.parameter2, self.bodies, self.sizes, self.extended)), strict=True)]
 
     def updates_only(self) -> np.ndarray:
         """Per packet: whether every message it completed is an update (an EVENT_ADD
@@ -203,16 +204,16 @@ class UpdateBatch:
         if self.expanded is not None:
             return self.expanded
         run = self.run
-        out = []
-        for i in range(self.start, self.stop):
-            record = Record(MESSAGE, self.frame, self.time, self.src, self.dst, "tcp",
-                            self.circuit, Role.SERVER, run.message(i))
-            if self.bulk:
-                subscription = run.subscriptions[run.subscription[i]]
-                record.subscription = subscription
+        frame, time, src, dst, circuit = self.frame, self.time, self.src, self.dst, self.circuit
+        out = [Record(MESSAGE, frame, time, src, dst, "tcp", circuit, Role.SERVER, message)
+               for message in run.messages(self.start, self.stop)]
+        if self.bulk:
+            subscriptions = run.subscriptions
+            for record, index in zip(out, run.subscription[self.start : self.stop].tolist(),
+                                     strict=True):
+                subscription = record.subscription = subscriptions[index]
                 record.channel = subscription.channel
                 record.pv = subscription.channel.name
-            out.append(record)
         return out
 
     def __repr__(self) -> str:
