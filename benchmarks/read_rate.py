@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
@@ -47,35 +48,44 @@ DEFAULT_CAPTURE = DATA / "big_monitors.pcap"
 PYTHON = sys.executable
 
 #: Each measured program reports, on its last line of stderr, its time (from before its
-#: first frame is read, so without the interpreter's start) and its own peak resident
-#: size (VmHWM: a child's ``ru_maxrss`` would include what it inherited from this
-#: process when forked).
+#: first frame is read, so without the interpreter's start), the CPU time it spent in
+#: that time, in user and in system mode (system time is mostly page faults: on a
+#: virtual machine that hands memory out lazily, a large share of the whole), and its
+#: own peak resident size (VmHWM: a child's ``ru_maxrss`` would include what it
+#: inherited from this process when forked).
 _REPORT = """
-def _report(seconds):
+import resource, sys, time
+def _clock():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), usage.ru_utime, usage.ru_stime
+def _report(start):
+    spent = [end - begin for begin, end in zip(start, _clock())]
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
-            print("BENCH", seconds, int(line.split()[1]), file=sys.stderr)
+            print("BENCH", *spent, int(line.split()[1]), file=sys.stderr)
 """
 
 ITERATOR = _REPORT + """
 import sys, time
 import shark
-start = time.perf_counter()
+start = _clock()
 count = 0
 for _record in shark.read(sys.argv[1]):
     count += 1
 print(count)
-_report(time.perf_counter() - start)
+_report(start)
 """
 
-#: pandas is imported before the clock starts, by both DataFrame programs.
+#: pandas (and shark's tables) are imported before the clock starts, by both DataFrame
+#: programs: what is measured is messages, not imports.
 TABLE = _REPORT + """
 import sys, time
 import pandas
 import shark
-start = time.perf_counter()
+import shark.tables
+start = _clock()
 print(len(shark.open(sys.argv[1], tables=["messages"]).table("messages")))
-_report(time.perf_counter() - start)
+_report(start)
 """
 
 BASELINE = _REPORT + """
@@ -83,18 +93,18 @@ import sys, time
 import pandas
 import shark
 from shark.jsonl import record_dict
-start = time.perf_counter()
+start = _clock()
 print(len(pandas.DataFrame.from_records([record_dict(r) for r in shark.read(sys.argv[1])])))
-_report(time.perf_counter() - start)
+_report(start)
 """
 
 JSONL = _REPORT + """
 import sys, time
 from shark.cli import main
-start = time.perf_counter()
+start = _clock()
 status = main(["read", "--format", "jsonl", sys.argv[1]])
 sys.stdout.flush()
-_report(time.perf_counter() - start)
+_report(start)
 sys.exit(status)
 """
 
@@ -147,12 +157,19 @@ def _vmhwm(pid: int) -> int:
     return 0
 
 
-def _reported(errors: str, what: str) -> tuple[float, int]:
-    """(seconds, peak RSS kB) from the BENCH line a measured program printed."""
+class Report(NamedTuple):
+    seconds: float
+    user: float  #: CPU seconds in user mode
+    system: float  #: CPU seconds in the kernel
+    rss: int  #: peak RSS, kB
+
+
+def _reported(errors: str, what: str) -> Report:
+    """What the BENCH line a measured program printed says."""
     for line in reversed(errors.splitlines()):
         if line.startswith("BENCH "):
-            _, seconds, rss = line.split()
-            return float(seconds), int(rss)
+            seconds, user, system, rss = line.split()[1:]
+            return Report(float(seconds), float(user), float(system), int(rss))
     sys.exit(f"{what} failed: {errors[-2000:]}")
 
 
@@ -179,8 +196,8 @@ def head(path: Path, fraction: float) -> Path:
     return out
 
 
-def jsonl(path: Path) -> tuple[float, int]:
-    """``shark read --format jsonl`` to /dev/null: (seconds, peak RSS kB)."""
+def jsonl(path: Path) -> Report:
+    """``shark read --format jsonl`` to /dev/null."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with open(os.devnull, "wb") as null, tempfile.TemporaryFile() as err:
         status = subprocess.run([PYTHON, "-c", JSONL, str(path)], stdout=null, stderr=err,
@@ -192,23 +209,28 @@ def jsonl(path: Path) -> tuple[float, int]:
     return _reported(errors, "shark read")
 
 
-def measured(program: str, path: Path, what: str) -> tuple[int, float, int]:
-    """A measured program that prints a count on ``path``: (count, seconds, peak RSS kB)."""
+def measured(program: str, path: Path, what: str) -> tuple[int, Report]:
+    """A measured program that prints a count on ``path``: the count, and its report."""
     text, _wall, _peak, status, errors = run([PYTHON, "-c", program, str(path)])
     if status:
         sys.exit(f"{what} failed on {path}: {errors[-2000:]}")
-    seconds, rss = _reported(errors, what)
-    return int(text), seconds, rss
+    return int(text), _reported(errors, what)
 
 
-def rate_line(label: str, program: str, path: Path, part: Path) -> tuple[int, float]:
-    """Print a measured program's count, rate and peak RSS, on ``path`` and on ``part``
-    (its first 10 %); returns (count, rate)."""
-    count, seconds, rss = measured(program, path, label)
-    part_rss = measured(program, part, label)[2]
-    print(f"  {label:<34} {count:>10,} messages {count / seconds:>12,.0f} msg/s  "
-          f"peak RSS {rss / 1024:6.1f} MB (first 10 %: {part_rss / 1024:.1f} MB)", end="")
-    return count, count / seconds
+def rate_line(label: str, count: int, report: Report, part: Report) -> float:
+    """Print a count's rate, CPU times and peak RSS, on the whole file and its first 10 %
+    (``part``); returns the rate."""
+    print(f"  {label:<34} {count:>10,} messages {count / report.seconds:>12,.0f} msg/s  "
+          f"CPU {report.user:5.1f} s user {report.system:4.1f} s system  "
+          f"peak RSS {report.rss / 1024:6.1f} MB (first 10 %: {part.rss / 1024:.1f} MB)",
+          end="")
+    return count / report.seconds
+
+
+def measured_line(label: str, program: str, path: Path, part: Path) -> tuple[int, float]:
+    """:func:`rate_line` of a measured program; returns (count, rate)."""
+    count, report = measured(program, path, label)
+    return count, rate_line(label, count, report, measured(program, part, label)[1])
 
 
 def main() -> None:
@@ -235,19 +257,16 @@ def main() -> None:
     dpkt_rate = packets / min(float(seconds) for _, seconds in runs)  # the best of three
     print(f"  {'dpkt pcap iteration':<34} {packets:>10,} packets  {dpkt_rate:>12,.0f} pkt/s")
 
-    records, rate = rate_line("shark.read (Python iterator)", ITERATOR, path, part)
+    records, rate = measured_line("shark.read (Python iterator)", ITERATOR, path, part)
     print(f"   x{rate / dpkt_rate:.2f} dpkt's pkt/s")
 
-    seconds, rss = jsonl(path)
-    _part_seconds, part_rss = jsonl(part)
-    print(f"  {'shark read --format jsonl':<34} {records:>10,} messages "
-          f"{records / seconds:>12,.0f} msg/s  peak RSS {rss / 1024:6.1f} MB "
-          f"(first 10 %: {part_rss / 1024:.1f} MB)")
+    rate_line("shark read --format jsonl", records, jsonl(path), jsonl(part))
+    print()
 
-    table_rate = rate_line('shark.open(...).table("messages")', TABLE, path, part)[1]
+    table_rate = measured_line('shark.open(...).table("messages")', TABLE, path, part)[1]
     print()
     if not args.no_baseline:
-        baseline = rate_line("pandas from_records(jsonl dicts)", BASELINE, path, part)[1]
+        baseline = measured_line("pandas from_records(jsonl dicts)", BASELINE, path, part)[1]
         print(f"   shark's tables x{table_rate / baseline:.1f}")
 
     caproto = shutil.which("caproto-shark") or str(Path(PYTHON).with_name("caproto-shark"))

@@ -330,11 +330,14 @@ def test_record_at_a_time_equals_all_at_once() -> None:
     whole = TableBuilder()
     whole.extend(records)
     piecewise = TableBuilder(chunk_rows=7, row_group_rows=50)
+    midway = {}
     for i, record in enumerate(records):
         piecewise.add(record)
         if i == len(records) // 2:  # tables asked for midway change nothing
-            assert len(piecewise.table("messages")) == i + 1 - sum(
+            midway = _frames(piecewise)
+            assert len(midway["messages"]) == i + 1 - sum(
                 r.kind in ("open", "close") for r in records[:i + 1])
+            kept = {name: frame.copy(deep=True) for name, frame in midway.items()}
     for name, frame in _frames(whole).items():
         other = piecewise.table(name)  # categories may come in another order
         assert frame.dtypes.equals(other.dtypes), name
@@ -345,6 +348,9 @@ def test_record_at_a_time_equals_all_at_once() -> None:
                                       obj=name, check_categorical=False)
         pd.testing.assert_frame_equal(piecewise.table(name), whole.table(name), obj=name,
                                       check_categorical=False)
+    # The frames handed out midway share the builder's columns: growing left them be.
+    for name, frame in midway.items():
+        pd.testing.assert_frame_equal(frame, kept[name], obj=name)
 
 
 def test_bounds() -> None:
@@ -458,3 +464,19 @@ def test_damaged_capture_gives_what_was_read(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="what was read"):
         messages = cap.messages
     assert 0 < len(messages) and cap.error is not None
+
+
+def test_columns_handed_out_are_never_moved() -> None:
+    """A per-message column grows in place (realloc) only while nothing else refers to
+    it: once a DataFrame views it, it grows into a new array and the view stays valid."""
+    from shark.tables.rowgroups import _Growing
+
+    column = _Growing(np.int64)
+    column.extend(np.arange(100))
+    alone, capacity = id(column.data), len(column.data)
+    column.extend(np.arange(capacity))  # past its capacity, nothing refers to it
+    assert id(column.data) == alone and len(column.data) > capacity
+    view, grown = column.view(), column.data
+    column.extend(np.arange(len(grown)))
+    assert column.data is not grown and view.base is grown
+    assert (view == np.concatenate((np.arange(100), np.arange(capacity)))).all()

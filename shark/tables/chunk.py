@@ -189,16 +189,20 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 class _Rows:
     """The record of each row of a chunk with update batches (made when asked)."""
 
-    def __init__(self, items: list[Record | UpdateBatch], first_rows: np.ndarray) -> None:
+    def __init__(self, items: list[Record | UpdateBatch], first_rows: np.ndarray,
+                 records: list[Record], record_rows: np.ndarray) -> None:
         self.items = items
         self.first_rows = first_rows
+        #: The rows that are records: most of those asked for.
+        self._records = dict(zip(record_rows.tolist(), records, strict=True))
         self._made: dict[int, list[Record]] = {}
 
     def __getitem__(self, row: int) -> Record:
+        record = self._records.get(row)
+        if record is not None:
+            return record
         index = int(np.searchsorted(self.first_rows, row, "right")) - 1
         item = self.items[index]
-        if item.kind is not UPDATES:
-            return item
         made = self._made.get(index)
         if made is None:
             made = self._made[index] = item.records()
@@ -235,8 +239,8 @@ class Chunk:
         lengths[self._batch_items] = batch_lengths
         first_rows = np.cumsum(lengths) - lengths
         self.size = int(first_rows[-1] + lengths[-1])
-        self.records = _Rows(items, first_rows)
         self._record_rows = first_rows[self._record_items]
+        self.records = _Rows(items, first_rows, self._records, self._record_rows)
         #: Per run: the rows of its messages here, and their indexes in the run.
         self._gathers: list[tuple[Any, np.ndarray, np.ndarray]] = []
         batch_rows = first_rows[self._batch_items]

@@ -1,20 +1,20 @@
-"""Tables with a row per message, built as column buffers and cut into row groups.
+"""Tables with a row per message, built as growing columns and cut into row groups.
 
 The ``messages`` and ``updates`` tables grow with the capture. Each chunk of records
-adds one part per column (numpy arrays, vocabulary codes, sparse text); once a buffer
-holds ``row_group_rows`` rows it is a row group. With a sink (a Parquet writer: memory
-stays bounded however long the capture) it becomes one Arrow record batch, with
-dictionaries holding only the strings the batch uses. Without, the buffers are kept,
-at most ``keep_rows`` rows of them when a bound is asked for (the newest are kept), and
-the DataFrame is made from their parts directly: numpy arrays become pandas arrays
-without a copy where they can, and each categorical column gets one dictionary, of the
-strings it uses, sorted (through Arrow, every row group's dictionary would have to be
-unified with the others: that costs more than everything else).
+adds its part of every column (numpy arrays, vocabulary codes, sparse text) at the end
+of a growing array. With a sink (a Parquet writer: memory stays bounded however long
+the capture) the columns are cut every ``row_group_rows`` rows into an Arrow record
+batch, with dictionaries holding only the strings the batch uses. Without, they keep
+growing (at most ``keep_rows`` rows and as many more when a bound is asked for: the
+newest are kept), and the DataFrame is made from them directly: its number columns are
+views of them (memory holds the rows once; a large array grows in place, its pages
+moved, not copied), and each categorical column gets one dictionary, of the strings it
+uses, sorted (through Arrow, every row group's dictionary would have to be unified with
+the others: that costs more than everything else).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -48,114 +48,154 @@ def masked(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return values, ~valid
 
 
-class _Buffer:
-    """The column parts of one table since the last row group.
+class _Growing:
+    """An array that grows at its end, its capacity doubling. A large array grows in
+    place (realloc moves its pages, neither copying nor touching them again) unless
+    something else refers to it (a DataFrame handed out): then into a new array."""
 
-    A part is, by column kind: a numpy array of the kind's storage type (never null); a
-    ``(values, null mask)`` pair (nullable numbers and times); vocabulary codes, -1 for
-    null, in the narrowest integer type that holds them (categories); a dict of strings
-    by row (text, mostly null).
+    __slots__ = ("data", "size")
+
+    def __init__(self, dtype: Any) -> None:
+        self.data = np.empty(_FIRST_CAPACITY, dtype=dtype)
+        self.size = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        end = self.size + len(values)
+        if end > len(self.data):
+            capacity = max(end, 2 * len(self.data))
+            try:
+                self.data.resize(capacity, refcheck=True)
+            except ValueError:  # referred to: grow a copy
+                data = np.empty(capacity, dtype=self.data.dtype)
+                data[: self.size] = self.data[: self.size]
+                self.data = data
+        self.data[self.size : end] = values
+        self.size = end
+
+    def widen(self, dtype: Any) -> None:
+        """Hold values of ``dtype`` from now on (category codes past a type's range)."""
+        self.data = self.data.astype(dtype)
+
+    def view(self, first: int = 0) -> np.ndarray:
+        return self.data[first : self.size]
+
+
+#: Rows a column has room for at first (it grows as needed).
+_FIRST_CAPACITY = 1 << 12
+
+
+class _Buffer:
+    """The columns of a table's rows (since the last row group, with a sink), each
+    growing as rows come.
+
+    A column is, by kind: a :class:`_Growing` array of the kind's storage type (never
+    null); a pair of them, values and null mask (nullable numbers and times);
+    vocabulary codes, -1 for null, in the narrowest integer type that holds them so far
+    (categories); a dict of strings by row (text, mostly null).
     """
 
     def __init__(self, schema: TableSchema, vocabularies: dict[str, Vocabulary]) -> None:
         self.schema = schema
         self.vocabularies = vocabularies
-        self.parts: dict[str, list[Any]] = {name: [] for name in schema.names}
+        self.columns: dict[str, Any] = {}
+        for column in schema.columns:
+            kind = column.kind
+            if kind == TEXT:
+                self.columns[column.name] = {}
+            elif kind == CATEGORY:
+                self.columns[column.name] = _Growing(np.int8)
+            elif kind in _NULLABLE or kind == TIME:
+                self.columns[column.name] = (_Growing(_STORAGE[kind]), _Growing(np.bool_))
+            else:
+                self.columns[column.name] = _Growing(_STORAGE[kind])
         self.rows = 0
 
     def append(self, rows: int, columns: dict[str, Any]) -> None:
+        """Add ``rows`` rows: a part per column (text: a dict by row of the part)."""
         if not rows:
             return
         for column in self.schema.columns:
             part = columns[column.name]
-            kind = column.kind
-            if kind == TEXT:  # rows are counted from the chunk's first
-                part = {self.rows + row: text for row, text in part.items()}
-            elif kind == CATEGORY:
-                part = _narrow(part)
-            elif isinstance(part, tuple):
-                part = (part[0].astype(_STORAGE[kind], copy=False), part[1])
+            mine = self.columns[column.name]
+            if column.kind == TEXT:
+                mine.update({self.rows + row: text for row, text in part.items()})
+            elif column.kind == CATEGORY:
+                if len(part) and part.max() > np.iinfo(mine.data.dtype).max:
+                    mine.widen(_narrow(part).dtype)
+                mine.extend(part)
+            elif isinstance(mine, tuple):
+                values, nulls = part if isinstance(part, tuple) else (part, None)
+                mine[0].extend(values)
+                mine[1].extend(np.zeros(rows, dtype=bool) if nulls is None else nulls)
             else:
-                part = part.astype(_STORAGE[kind], copy=False)
-            self.parts[column.name].append(part)
+                mine.extend(part)
         self.rows += rows
 
-    def batch(self) -> pa.RecordBatch:
-        arrays = [self._array(column.name, column.kind) for column in self.schema.columns]
+    def view(self, name: str, first: int = 0) -> Any:
+        """Column ``name`` from row ``first`` on, as views of its arrays (text: a
+        dict)."""
+        column = self.columns[name]
+        if isinstance(column, dict):
+            return {row - first: text for row, text in column.items() if row >= first}
+        if isinstance(column, tuple):
+            return column[0].view(first), column[1].view(first)
+        return column.view(first)
+
+    def batch(self, first: int = 0) -> pa.RecordBatch:
+        """The rows from ``first`` on as an Arrow record batch."""
+        rows = self.rows - first
+        arrays = [_array(self.view(c.name, first), c.kind, self.schema.arrow.field(c.name),
+                         rows, self.vocabularies.get(c.name)) for c in self.schema.columns]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema.arrow)
 
-    @classmethod
-    def merged(cls, buffers: list[_Buffer], first: int = 0) -> _Buffer:
-        """One buffer of the rows of ``buffers`` from row ``first`` on, a part per
-        column. The buffers' parts are dropped column by column as they are joined, so
-        that memory holds them and one column more, not them twice."""
-        whole = cls(buffers[0].schema, buffers[0].vocabularies)
-        starts = np.cumsum([0] + [buffer.rows for buffer in buffers]) - first
-        whole.rows = int(starts[-1])
-        for column in whole.schema.columns:
-            name = column.name
-            if column.kind == TEXT:  # each buffer counts its rows from 0
-                whole.parts[name] = [{
-                    start + row: text
-                    for buffer, start in zip(buffers, starts.tolist(), strict=False)
-                    for part in buffer.parts[name] for row, text in part.items()
-                    if start + row >= 0}]
-            else:
-                parts = [part for buffer in buffers for part in buffer.parts[name]]
-                whole.parts[name] = [_joined(parts, first)] if parts else []
-            for buffer in buffers:
-                buffer.parts[name] = []
-        for buffer in buffers:
-            buffer.rows = 0
-        return whole
-
-    def frame(self) -> pd.DataFrame:
-        """The rows as a pandas DataFrame, with the dtypes of the schema: numbers are
-        the parts themselves where they are one (as :meth:`merged` leaves them)."""
+    def frame(self, first: int = 0) -> pd.DataFrame:
+        """The rows from ``first`` on as a pandas DataFrame, with the dtypes of the
+        schema: its number columns are views of these (memory holds the rows once)."""
         dtypes = self.schema.frame(self.schema.empty()).dtypes
-        return pd.DataFrame({column.name: self._series(column.name, column.kind,
-                                                       dtypes[column.name])
-                             for column in self.schema.columns}, copy=False)
+        rows = self.rows - first
+        return pd.DataFrame({c.name: _series(self.view(c.name, first), c.kind,
+                                             dtypes[c.name], rows, self.vocabularies.get(c.name))
+                             for c in self.schema.columns}, copy=False)
 
-    def _series(self, name: str, kind: str, dtype: Any) -> Any:
-        parts = self.parts[name]
-        if kind == TEXT:  # mostly null: Arrow makes it, pandas keeps it
-            return pd.array(_text(parts, self.rows), dtype=dtype)
-        if kind == CATEGORY:
-            codes = _joined(parts) if parts else np.zeros(0, dtype=np.int8)
-            indexes, words = _used(codes, self.vocabularies[name])
-            # (Arrow gives an empty dictionary object categories: the same here)
-            return pd.Categorical.from_codes(indexes, pd.Index(words, dtype="str" if words
-                                                               else object))
-        if not parts:
-            values, nulls = np.zeros(0, dtype=_STORAGE[kind]), None
-        elif isinstance(parts[0], tuple):
-            values, nulls = _joined(parts)
-        else:
-            values, nulls = _joined(parts), None
-        if kind == TIME:
-            times = values.view("datetime64[ns]")
-            if nulls is not None and nulls.any():  # (not into the part)
-                times = np.where(nulls, np.datetime64("NaT", "ns"), times)
-            return pd.array(times, dtype=dtype)
-        if kind not in _NULLABLE:
-            return values.astype(dtype, copy=False)
-        return _NULLABLE[kind](values, np.zeros(len(values), dtype=bool) if nulls is None
-                               else nulls)
+    def tail(self, first: int) -> _Buffer:
+        """A buffer of copies of the rows from ``first`` on."""
+        other = _Buffer(self.schema, self.vocabularies)
+        other.append(self.rows - first, {name: self.view(name, first) for name in self.columns})
+        return other
 
-    def _array(self, name: str, kind: str) -> pa.Array:
-        parts = self.parts[name]
-        field = self.schema.arrow.field(name)
-        if not parts:
-            return pa.array([], field.type)
-        if kind == TEXT:
-            return _text(parts, self.rows)
-        if kind == CATEGORY:
-            return _dictionary(_joined(parts), self.vocabularies[name])
-        if isinstance(parts[0], tuple):
-            values, nulls = _joined(parts)
-            return pa.array(values, field.type, mask=nulls)
-        return pa.array(_joined(parts), field.type)
+
+def _series(column: Any, kind: str, dtype: Any, rows: int, vocabulary: Vocabulary | None
+            ) -> Any:
+    """A pandas array of a column's view (see :meth:`_Buffer.view`)."""
+    if kind == TEXT:  # mostly null: Arrow makes it, pandas keeps it
+        return pd.array(_text(column, rows), dtype=dtype)
+    if kind == CATEGORY:
+        indexes, words = _used(column, vocabulary)
+        # (Arrow gives an empty dictionary object categories: the same here)
+        return pd.Categorical.from_codes(indexes, pd.Index(words, dtype="str" if words
+                                                           else object))
+    if kind == TIME:
+        values, nulls = column
+        times = values.view("datetime64[ns]")
+        if nulls.any():  # (not into the column)
+            times = np.where(nulls, np.datetime64("NaT", "ns"), times)
+        return pd.array(times, dtype=dtype)
+    if kind in _NULLABLE:
+        return _NULLABLE[kind](*column)
+    return column.astype(dtype, copy=False)
+
+
+def _array(column: Any, kind: str, field: pa.Field, rows: int,
+           vocabulary: Vocabulary | None) -> pa.Array:
+    """An Arrow array of a column's view (see :meth:`_Buffer.view`)."""
+    if kind == TEXT:
+        return _text(column, rows)
+    if kind == CATEGORY:
+        return _dictionary(column, vocabulary)
+    if isinstance(column, tuple):
+        values, nulls = column
+        return pa.array(values, field.type, mask=nulls)
+    return pa.array(column, field.type)
 
 
 #: The numpy type each kind's numbers are kept in (categories: :func:`_narrow`).
@@ -170,31 +210,14 @@ def _narrow(codes: np.ndarray) -> np.ndarray:
     return codes.astype(narrowest, copy=False)
 
 
-def _joined(parts: list[Any], first: int = 0) -> Any:
-    """Parts of one column as one, from row ``first`` on: an array, or a (values, nulls)
-    pair; a lone part is not copied."""
-    if isinstance(parts[0], tuple):
-        return tuple(_joined(list(side), first) for side in zip(*parts, strict=True))
-    if len(parts) == 1:
-        return parts[0][first:]
-    if not first:
-        return np.concatenate(parts)
-    skipped = 0
-    while skipped + len(parts[0]) <= first:
-        skipped += len(parts.pop(0))
-    parts[0] = parts[0][first - skipped :]
-    return np.concatenate(parts)
-
-
 #: pandas' masked arrays of the nullable number kinds (the rest: plain numpy).
 _NULLABLE = {FLOAT: pd.arrays.FloatingArray, NINT64: pd.arrays.IntegerArray,
              NUINT32: pd.arrays.IntegerArray, NUINT16: pd.arrays.IntegerArray}
 
 
-def _text(parts: list[dict[int, str]], rows: int) -> pa.LargeStringArray:
-    """A string column of ``rows`` rows, null but where ``parts`` give a text: built from
+def _text(texts: dict[int, str], rows: int) -> pa.LargeStringArray:
+    """A string column of ``rows`` rows, null but where ``texts`` has one: built from
     its buffers (offsets, bytes, validity), so that the nulls cost nothing each."""
-    texts = {row: text for part in parts for row, text in part.items()}
     if not texts:
         return pa.nulls(rows, pa.large_string())
     where = np.fromiter(texts, np.int64, len(texts))
@@ -259,66 +282,41 @@ class ChunkedTable:
             name: getattr(vocabularies, attribute) for name, attribute in self.categories.items()
         }
         self._buffer = _Buffer(self.schema, self._vocabularies)
-        #: The row groups kept (without a sink).
-        self._kept: deque[_Buffer] = deque()
-        self._kept_rows = 0
 
     def columns(self, chunk: Chunk) -> tuple[int, dict[str, Any]]:
         """The number of rows ``chunk`` adds, and a part per column."""
         raise NotImplementedError
 
     def update(self, chunk: Chunk) -> None:
-        self._buffer.append(*self.columns(chunk))
-        if self._buffer.rows >= self.row_group_rows:
-            self._emit()
+        buffer = self._buffer
+        buffer.append(*self.columns(chunk))
+        if self.sink is not None:
+            if buffer.rows >= self.row_group_rows:
+                self._emit()
+        elif self.keep_rows is not None and buffer.rows >= self.keep_rows + max(
+                self.keep_rows, self.row_group_rows):  # the rows shown, and as many more
+            self._buffer = buffer.tail(buffer.rows - self.keep_rows)
 
     def finish(self) -> None:
         """Send the rows still buffered (the capture ended)."""
-        if self._buffer.rows:
+        if self.sink is not None and self._buffer.rows:
             self._emit()
 
     def table(self, name: str) -> pa.Table:
-        """The rows kept so far, those buffered included (without cutting a row group)."""
-        buffers = [*self._kept, self._buffer]
-        table = pa.Table.from_batches([b.batch() for b in buffers if b.rows],
-                                      self.schema.arrow)
-        return table.slice(self._first_kept(table.num_rows))
+        """The rows kept so far (with a sink: not sent yet), as an Arrow table."""
+        return pa.Table.from_batches([self._buffer.batch(self._first_kept())],
+                                     self.schema.arrow)
 
     def frame(self) -> pd.DataFrame:
-        """:meth:`table` as a pandas DataFrame, made without Arrow (see the module).
+        """:meth:`table` as a pandas DataFrame, made without Arrow (see the module)."""
+        return self._buffer.frame(self._first_kept())
 
-        Without a sink the row groups kept become one, of the rows :meth:`table` shows,
-        with a part per column; its number columns are those of the DataFrame, not
-        copies (memory holds the rows once, not twice)."""
-        buffers = [buffer for buffer in (*self._kept, self._buffer) if buffer.rows]
-        if not buffers:
-            return _Buffer(self.schema, self._vocabularies).frame()
-        rows = sum(buffer.rows for buffer in buffers)
-        if self.sink is not None:  # the rows not sent yet: left as they are
-            copies = [_Buffer(self.schema, self._vocabularies) for _ in buffers]
-            for copy, buffer in zip(copies, buffers, strict=True):
-                copy.parts = {name: list(parts) for name, parts in buffer.parts.items()}
-                copy.rows = buffer.rows
-            return _Buffer.merged(copies, self._first_kept(rows)).frame()
-        whole = _Buffer.merged(buffers, self._first_kept(rows))
-        self._kept = deque([whole])
-        self._kept_rows = whole.rows
-        self._buffer = _Buffer(self.schema, self._vocabularies)
-        return whole.frame()
-
-    def _first_kept(self, rows: int) -> int:
-        """The first of ``rows`` to show: exactly the newest ``keep_rows`` (the row groups
-        kept hold a few more, as many as chunking left)."""
+    def _first_kept(self) -> int:
+        """The first row to show: exactly the newest ``keep_rows``."""
+        rows = self._buffer.rows
         return 0 if self.keep_rows is None else max(0, rows - self.keep_rows)
 
     def _emit(self) -> None:
         buffer = self._buffer
         self._buffer = _Buffer(self.schema, self._vocabularies)
-        if self.sink is not None:
-            self.sink(self.schema.name, buffer.batch())
-            return
-        self._kept.append(buffer)
-        self._kept_rows += buffer.rows
-        while self.keep_rows is not None and self._kept_rows - self._kept[0].rows >= (
-                self.keep_rows):
-            self._kept_rows -= self._kept.popleft().rows
+        self.sink(self.schema.name, buffer.batch())
