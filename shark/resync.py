@@ -32,6 +32,11 @@ ending in a NUL (CREATE_CHAN, SEARCH, CLIENT_NAME, HOST_NAME), a subscription re
 with a valid event mask, or an ERROR quoting a plausible request header. Messages
 before the first anchor are skipped.
 
+*Segments*: a TCP segment whose bytes are plausible messages end to end
+(:func:`whole_messages`) is taken as starting on a boundary, anchor or not. Peers write
+whole messages, and a client that only sends payload-less requests (reads, echoes) would
+otherwise never give an anchor to resynchronise on.
+
 *Confirmation*: an anchor is accepted when a plausible header follows its message. A
 message longer than :data:`RESYNC_WINDOW` (only a data message can be) is accepted on
 its own, so that confirming never needs more than that window buffered. At the end of
@@ -51,7 +56,10 @@ from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.messages import decode_header
 from decoder.protocol import EXTENDED_MARKER, Command
 
-__all__ = ["MAX_OTHER_PAYLOAD", "RESYNC_WINDOW", "find_message_start", "plausible_header"]
+__all__ = [
+    "MAX_OTHER_PAYLOAD", "RESYNC_WINDOW", "find_message_start", "plausible_header",
+    "whole_messages",
+]
 
 #: Largest message confirmed by its successor; longer ones must be data messages whose
 #: size matches their DBR type and count, and are accepted on that evidence alone.
@@ -167,6 +175,21 @@ def _anchor(buf: bytes | bytearray | memoryview, header: tuple, body: int) -> bo
         quoted = decode_header(buf[body : body + size], 0)
         return quoted is not None and quoted[0] in _TCP_COMMANDS
     return False
+
+
+def whole_messages(data: bytes | bytearray | memoryview,
+                   max_payload: int = DEFAULT_MAX_PAYLOAD) -> bool:
+    """Whether ``data`` (what one TCP segment carried) is one or more plausible messages
+    end to end: peers write whole messages, so a segment that starts and ends on message
+    boundaries is where framing resumes, even when none of its messages vouches for
+    itself (a client's payload-less requests: READ_NOTIFY, EVENT_CANCEL, ECHO ...)."""
+    offset, end = 0, len(data)
+    while offset < end:
+        length = plausible_header(data, offset, max_payload)
+        if not length:
+            return False
+        offset += length
+    return offset == end and end > 0
 
 
 def find_message_start(

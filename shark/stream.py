@@ -79,7 +79,7 @@ from .packets import TCP, Packet, PacketDecoder, format_address
 from .record import CLOSE as CLOSED
 from .record import ERROR, GAP, MESSAGE, Record
 from .record import OPEN as OPENED
-from .resync import find_message_start
+from .resync import find_message_start, whole_messages
 from .tcp import CLOSE, DATA, OPEN, Half, TcpEvent, TcpReassembler
 
 __all__ = ["CaReader", "read_records"]
@@ -445,6 +445,7 @@ class CaReader:
               out: list[Record]) -> None:
         """Frame ``data``; resynchronise first if needed, and again on framing errors."""
         sender = direction.sender
+        segment = direction.resync is not None  # out of sync: ``data`` starts a segment
         if direction.resync is None and sender is not None:
             # The common case first: in sync, known sender, whole messages of known
             # commands, one record each. Anything else takes the bytes back (messages
@@ -466,9 +467,10 @@ class CaReader:
                     data = self._check_incomplete(direction, data)
         while data:
             if direction.resync is not None:
-                data = self._resync(direction, data, frame, time, out, final=False)
+                data = self._resync(direction, data, frame, time, out, False, segment)
                 if not data:
                     return
+            segment = False
             framer = direction.framer
             chunk, data = data, b""
             error = None
@@ -526,12 +528,18 @@ class CaReader:
         return rest[1:]
 
     def _resync(self, direction: _Direction, data: bytes | memoryview, frame: int, time: float,
-                out: list[Record], final: bool) -> bytes:
+                out: list[Record], final: bool, segment: bool = False) -> bytes:
         """Add bytes to the resynchronisation buffer; once a message boundary is found,
-        report what was skipped and return the bytes from the boundary on."""
+        report what was skipped and return the bytes from the boundary on. ``segment``:
+        ``data`` is what a TCP segment carried, from its start (which is a boundary if
+        it holds whole messages: :func:`shark.resync.whole_messages`)."""
         buffer = direction.resync
-        buffer += data
-        offset, found = find_message_start(buffer, final, self.max_payload)
+        if segment and whole_messages(data, self.max_payload):
+            offset, found = len(buffer), True
+            buffer += data
+        else:
+            buffer += data
+            offset, found = find_message_start(buffer, final, self.max_payload)
         direction.skipped += offset
         if not found:
             del buffer[:offset]

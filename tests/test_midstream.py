@@ -12,6 +12,7 @@ SID where the message gives one) rather than guessed.
 from __future__ import annotations
 
 import bisect
+import io
 import itertools
 import json
 from collections.abc import Iterable
@@ -25,11 +26,12 @@ from shark_helpers import (
     capture,
     capture_streams,
     pcap_bytes,
+    synthetic,
     tcp_frames,
 )
 
 import shark
-from decoder import Role
+from decoder import DBRType, ReadNotifyRequest, ReadNotifyResponse, Role
 from decoder import messages as m
 from shark.capture import LinkType, read_frames
 from shark.jsonl import record_dict, record_json
@@ -435,3 +437,25 @@ def test_resync_is_not_held_by_an_implausible_header() -> None:
     real = b"".join(server[20:23])
     buffer = implausible + real
     assert find_message_start(buffer) == (len(implausible), True)
+
+
+def test_payload_less_requests_resynchronise_at_a_segment_start() -> None:
+    """Joined mid-connection, a client that only polls sends READ_NOTIFY requests, which
+    carry no payload and so never vouch for themselves: its first segment of whole
+    messages is where framing resumes. The segment before, which starts inside a
+    request, is skipped (it must not be taken for a boundary)."""
+    requests = [ReadNotifyRequest(data_type=DBRType.DOUBLE, data_count=1, sid=7, ioid=i)
+                .to_bytes() for i in range(1, 21)]
+    replies = [ReadNotifyResponse(data_type=DBRType.DOUBLE, data_count=1, status=1,
+                                  ioid=i, data=[i / 2]).to_bytes() for i in range(1, 21)]
+    client = b"".join([b"\0\0\0\x07\0\0\0\x00", *requests])  # a request's last 8 bytes
+    segments = synthetic(client, b"".join(replies), [8] + [16] * 20, [len(replies[0])],
+                         handshake=False)
+    frames = tcp_frames(segments)
+    records = [r for r in shark.read(io.BytesIO(pcap_bytes(
+        [(f.time_ns, bytes(f.data)) for f in frames], LinkType.IPV4)))]
+    got = [r.message.ioid for r in records if type(r.message) is ReadNotifyRequest]
+    assert got == list(range(1, 21))
+    assert [r.message.ioid for r in records if type(r.message) is ReadNotifyResponse] == got
+    skipped = [r for r in records if r.kind == "error" and r.sender == Role.CLIENT]
+    assert [r.size for r in skipped] == [8]
