@@ -103,19 +103,66 @@ def _ended(state: ChannelState, closed: object) -> str | None:
 
 
 class _Lifetime:
-    """What a channel or subscription row needs besides the decoder's object."""
+    """What a channel or subscription row needs besides the decoder's object (and, for a
+    subscription, its slot in the :class:`_Tally` of its updates)."""
 
-    __slots__ = ("thing", "circuit", "client", "server", "first", "last", "updates", "bytes")
+    __slots__ = ("thing", "circuit", "client", "server", "slot")
 
     def __init__(self, thing: object, record: Record) -> None:
         self.thing = thing
         self.circuit = record.circuit
         self.client, self.server = client_server(record)
-        self.first = self.last = None
-        self.updates = self.bytes = 0
+        self.slot = -1
 
     def where(self) -> tuple[int, str, str]:
         return self.circuit, self.client, self.server
+
+
+class _Tally:
+    """The updates of live subscriptions, a slot each: times of the first and the last
+    (NaN before any), how many, their bytes. Arrays, so that a chunk's updates are
+    counted in a few numpy operations whatever the number of subscriptions."""
+
+    def __init__(self) -> None:
+        self.first = np.full(64, np.nan)
+        self.last = np.full(64, np.nan)
+        self.updates = np.zeros(64, dtype=np.int64)
+        self.bytes = np.zeros(64, dtype=np.int64)
+        self._free: list[int] = []
+        self._used = 0
+
+    def take(self) -> int:
+        """A slot for a new subscription, with nothing counted."""
+        if self._free:
+            slot = self._free.pop()
+        else:
+            slot = self._used
+            self._used += 1
+            if slot == len(self.updates):
+                self.first, self.last = (np.concatenate((a, np.full(slot, np.nan)))
+                                         for a in (self.first, self.last))
+                self.updates, self.bytes = (np.concatenate((a, np.zeros(slot, dtype=np.int64)))
+                                            for a in (self.updates, self.bytes))
+        self.first[slot] = self.last[slot] = np.nan
+        self.updates[slot] = self.bytes[slot] = 0
+        return slot
+
+    def release(self, slot: int) -> None:
+        self._free.append(slot)
+
+    def count(self, slots: np.ndarray, first: np.ndarray, last: np.ndarray,
+              updates: np.ndarray, size: np.ndarray) -> None:
+        """Add updates to distinct ``slots``: their first and last times, counts, bytes."""
+        unset = np.isnan(self.first[slots])
+        self.first[slots[unset]] = first[unset]
+        self.last[slots] = last
+        self.updates[slots] += updates
+        self.bytes[slots] += size
+
+    def read(self, slot: int) -> tuple[float | None, float | None, int, int]:
+        first, last = float(self.first[slot]), float(self.last[slot])
+        return (None if first != first else first, None if last != last else last,
+                int(self.updates[slot]), int(self.bytes[slot]))
 
 
 class _Live:
@@ -155,6 +202,7 @@ class Lifetimes(Aggregate):
         #: Channels grouped by circuit, subscriptions by channel id (None: not known).
         self._channels = _Live()
         self._subscriptions = _Live()
+        self._tally = _Tally()
         self._finished = {CHANNELS.name: Finished(max_rows),
                           SUBSCRIPTIONS.name: Finished(max_rows)}
 
@@ -189,34 +237,35 @@ class Lifetimes(Aggregate):
         if subscription is None:
             return None
         channel = subscription.channel
-        return self._subscriptions.add(subscription, record, None if channel is None
-                                       else id(channel))
+        lifetime = self._subscriptions.add(subscription, record, None if channel is None
+                                           else id(channel))
+        if lifetime.slot < 0:
+            lifetime.slot = self._tally.take()
+        return lifetime
 
     def _count_updates(self, chunk: Chunk) -> None:
         rows = chunk.rows(_UPDATE)
         if not len(rows):
             return
         records = chunk.records
-        ids = chunk.subscription_ids[rows]
-        inverse, _, first = group(ids)
-        counts = np.bincount(inverse)
+        inverse, ids, first = group(chunk.subscription_ids[rows])
         last = np.zeros(len(first), dtype=np.int64)
         np.maximum.at(last, inverse, np.arange(len(rows)))
-        sizes = np.bincount(inverse, weights=chunk.size_bytes[rows], minlength=len(first))
-        times = chunk.time[rows].tolist()
-        for start, end, count, size in zip(first.tolist(), last.tolist(), counts.tolist(),
-                                           sizes.tolist(), strict=True):
-            lifetime = self._subscriptions.by_id.get(int(ids[start]))
-            if lifetime is None:  # not met before (or finished): the record tells more
-                record = records[rows[start]]
-                lifetime = self._add_subscription(record.subscription, record)
-                if lifetime is None:
-                    continue
-            if lifetime.first is None:
-                lifetime.first = times[start]
-            lifetime.last = times[end]
-            lifetime.updates += count
-            lifetime.bytes += int(size)
+        by_id = self._subscriptions.by_id
+        lifetimes = [by_id.get(key) for key in ids.tolist()]
+        for index in [i for i, lifetime in enumerate(lifetimes) if lifetime is None]:
+            # not met before (or finished): the record tells more
+            record = records[rows[first[index]]]
+            lifetimes[index] = self._add_subscription(record.subscription, record)
+        slots = np.fromiter([-1 if lifetime is None else lifetime.slot
+                             for lifetime in lifetimes], np.int64, len(lifetimes))
+        known = slots >= 0
+        times = chunk.time[rows]
+        self._tally.count(
+            slots[known], times[first[known]], times[last[known]],
+            np.bincount(inverse, minlength=len(first))[known],
+            np.bincount(inverse, weights=chunk.size_bytes[rows],
+                        minlength=len(first)).astype(np.int64)[known])
 
     def _end_subscription(self, subscription: object, time: float | None, how: str | None
                           ) -> None:
@@ -225,6 +274,7 @@ class Lifetimes(Aggregate):
                                            else id(channel))
         if lifetime is not None:
             self._finished[SUBSCRIPTIONS.name].add(self._subscription_row(lifetime, time, how))
+            self._tally.release(lifetime.slot)
 
     def _end_channel(self, channel: object) -> None:
         lifetime = self._channels.by_id.get(id(channel))
@@ -259,18 +309,17 @@ class Lifetimes(Aggregate):
                 channel.native_count, access, channel.access_changes, created, connected,
                 latency, _time(channel.closed), _ended(channel.state, channel.closed))
 
-    @staticmethod
-    def _subscription_row(lifetime: _Lifetime, end: float | None, how: str | None) -> tuple:
+    def _subscription_row(self, lifetime: _Lifetime, end: float | None, how: str | None
+                          ) -> tuple:
         sub = lifetime.thing
         start = _time(sub.request.context) if sub.request is not None else None
-        first, last = lifetime.first, lifetime.last
-        rate = (lifetime.updates - 1) / (last - first) if first is not None and last > first \
-            else None
+        first, last, updates, size = self._tally.read(lifetime.slot)
+        rate = (updates - 1) / (last - first) if first is not None and last > first else None
         mask = sub.mask
         events = None if mask is None else EventMask(mask).name or "NONE"
         return (*lifetime.where(), sub.channel.name if sub.channel else None,
                 sub.subscriptionid, dbr_name(sub.data_type), sub.data_count, mask, events,
-                start, first, last, end, lifetime.updates, rate, lifetime.bytes,
+                start, first, last, end, updates, rate, size,
                 None if start is None or first is None else first - start, how)
 
     def rows(self, name: str) -> Iterable[tuple]:
