@@ -63,7 +63,7 @@ class Run:
 
     __slots__ = ("buffer", "starts", "bodies", "sizes", "extended", "command", "data_type",
                  "data_count", "parameter1", "parameter2", "bounds", "subscriptions",
-                 "subscription")
+                 "subscription", "__weakref__")
 
     def __init__(self, buffer: bytes, starts: np.ndarray, bounds: np.ndarray) -> None:
         self.buffer = buffer
@@ -146,7 +146,8 @@ class UpdateBatch:
     """What one packet of a held server direction completed: messages ``start`` to
     ``stop`` of ``run``. Until the reader frames the held bytes it carries ``data``;
     then either ``expanded`` (its records) or a ``segment``; once the session has
-    attributed it in bulk, ``bulk`` is True and it reaches consumers as it is."""
+    attributed it in bulk, ``bulk`` is True and it reaches consumers as it is; split,
+    ``expanded`` holds its records and batches of the stretches taken in bulk."""
 
     __slots__ = ("frame", "time", "src", "dst", "circuit", "data", "size", "run", "start",
                  "stop", "index", "segment", "expanded", "bulk")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import Any
@@ -159,24 +160,21 @@ class Vocabularies:
         #: Command name code by form.
         self.form_command = np.array(
             [self.commands.code(n) if n else -1 for n in _FORM_COMMAND] + [-1], dtype=np.int32)
-        #: PV codes of the subscriptions of the latest runs (:meth:`run_pvs`).
-        self._run_pvs: dict[int, tuple[Any, np.ndarray]] = {}
+        #: PV codes of the subscriptions of runs still in use (:meth:`run_pvs`).
+        self._run_pvs: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
 
     def run_pvs(self, run: Any) -> np.ndarray:
         """The PV name code of each subscription of a :class:`shark.bulk.Run` (by its
         channel), then -1 (for ``run.subscription``'s -1): worked out once per
         subscription the run met, as the session adds them."""
-        known = self._run_pvs.get(id(run))
-        if known is None or known[0] is not run:
-            if len(self._run_pvs) >= 16:
-                self._run_pvs.clear()
-            known = (run, np.full(1, -1, dtype=np.int32))
-        codes = known[1]
+        codes = self._run_pvs.get(run)
+        if codes is None:
+            codes = np.full(1, -1, dtype=np.int32)
         if len(codes) <= len(run.subscriptions):
             names = [None if s is None or s.channel is None else s.channel.name
                      for s in run.subscriptions[len(codes) - 1:]]
             codes = np.concatenate((codes[:-1], self.pvs.encode(names), codes[-1:]))
-        self._run_pvs[id(run)] = (run, codes)
+            self._run_pvs[run] = codes
         return codes
 
 
