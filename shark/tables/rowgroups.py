@@ -176,10 +176,10 @@ def _series(column: Any, kind: str, dtype: Any, rows: int, vocabulary: Vocabular
                                                            else object))
     if kind == TIME:
         values, nulls = column
-        times = values.view("datetime64[ns]")
-        if nulls.any():  # (not into the column)
-            times = np.where(nulls, np.datetime64("NaT", "ns"), times)
-        return pd.array(times, dtype=dtype)
+        times = pd.array(values.view("datetime64[ns]"), dtype=dtype)  # (a copy)
+        if nulls.any():
+            times[nulls] = pd.NaT
+        return times
     if kind in _NULLABLE:
         return _NULLABLE[kind](*column)
     return column.astype(dtype, copy=False)
@@ -217,9 +217,12 @@ _NULLABLE = {FLOAT: pd.arrays.FloatingArray, NINT64: pd.arrays.IntegerArray,
 
 def _text(texts: dict[int, str], rows: int) -> pa.LargeStringArray:
     """A string column of ``rows`` rows, null but where ``texts`` has one: built from
-    its buffers (offsets, bytes, validity), so that the nulls cost nothing each."""
+    its buffers (offsets, bytes, validity), so that the nulls cost nothing each (and a
+    column of nulls nothing at all: zeroed buffers, pages the system has not given yet)."""
     if not texts:
-        return pa.nulls(rows, pa.large_string())
+        return pa.LargeStringArray.from_buffers(
+            rows, pa.py_buffer(np.zeros(rows + 1, dtype=np.int64)), pa.py_buffer(b""),
+            pa.py_buffer(np.zeros(-(-rows // 8), dtype=np.uint8)), rows)
     where = np.fromiter(texts, np.int64, len(texts))
     data = [_utf8(text) for text in texts.values()]
     lengths = np.zeros(rows + 1, dtype=np.int64)
@@ -245,9 +248,13 @@ def _utf8(text: str) -> bytes:
 def _used(codes: np.ndarray, vocabulary: Vocabulary) -> tuple[np.ndarray, list[str]]:
     """Vocabulary codes as indexes into the strings used, sorted (so that a capture
     gives the same files however its records were chunked), and those strings."""
-    shifted = codes.astype(np.int32)  # a copy: -1 (null) to 0, and no overflow
-    shifted += 1
-    used = np.flatnonzero(np.bincount(shifted, minlength=len(vocabulary.values) + 1)[1:])
+    if codes.dtype.itemsize < 4:  # counted as unsigned: null (-1) counts past the codes
+        counts = np.bincount(codes.view(f"u{codes.dtype.itemsize}"))
+        used = np.flatnonzero(counts[: min(len(vocabulary.values),
+                                           np.iinfo(codes.dtype).max + 1)])
+    else:
+        shifted = codes + 1  # null (-1) to 0
+        used = np.flatnonzero(np.bincount(shifted, minlength=len(vocabulary.values) + 1)[1:])
     order = sorted(used.tolist(), key=vocabulary.values.__getitem__)
     # In the narrowest type that holds them, as pandas keeps categorical codes.
     narrowest = next(t for t in (np.int8, np.int16, np.int32) if len(order) < np.iinfo(t).max)
