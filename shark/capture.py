@@ -20,10 +20,12 @@ import struct
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
+from itertools import accumulate, count
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-__all__ = ["MAX_RECORD", "CaptureError", "Frame", "LinkType", "read_frames"]
+__all__ = ["MAX_RECORD", "CaptureError", "Frame", "FrameBlock", "LinkType", "read_blocks",
+           "read_frames"]
 
 #: Largest record (pcap) or block (pcapng) accepted: no link layer carries frames near
 #: this size, so a larger claim can only be a damaged or hostile file.
@@ -36,6 +38,8 @@ CHUNK = 1 << 20
 #: Of a memory-mapped file, the pages read are given back to the system every this many
 #: bytes (see ``_Source.release``).
 RELEASE_EVERY = 16 << 20
+#: Frames of a :class:`FrameBlock` at most, unless asked otherwise.
+BLOCK_FRAMES = 4096
 
 
 class LinkType:
@@ -77,6 +81,53 @@ class Frame(NamedTuple):
     data: memoryview
 
 
+class FrameBlock:
+    """Consecutive frames of one link type, as where they lie in one buffer: frame
+    ``first + i`` is ``view[starts[i]:ends[i]]``, captured at ``time_ns[i]``.
+
+    What the tables read is mostly frames of one kind (a server's monitor updates), and
+    a :class:`Frame` object each costs more than the rest of their way: a block lets a
+    reader look at the headers of all its frames at once (:mod:`shark.packets`) and
+    make frames only of those that need the general way (:meth:`frame`).
+    """
+
+    __slots__ = ("first", "linktype", "view", "starts", "ends", "time_ns")
+
+    def __init__(self, first: int, linktype: int, view: memoryview, starts: list[int],
+                 ends: list[int], time_ns: list[int]) -> None:
+        self.first = first
+        self.linktype = linktype
+        self.view = view
+        self.starts = starts
+        self.ends = ends
+        self.time_ns = time_ns
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def frame(self, index: int) -> Frame:
+        """The block's frame ``index`` (from 0)."""
+        ns = self.time_ns[index]
+        return _new(Frame, (self.first + index, ns / _NS_PER_S, ns, self.linktype,
+                            self.view[self.starts[index] : self.ends[index]]))
+
+    def frames(self) -> Iterator[Frame]:
+        view, linktype = self.view, self.linktype
+        for number, ns, start, end in zip(count(self.first), self.time_ns, self.starts,
+                                          self.ends):
+            yield _new(Frame, (number, ns / _NS_PER_S, ns, linktype, view[start:end]))
+
+    @classmethod
+    def of(cls, frames: list[Frame]) -> FrameBlock:
+        """A block of frames (of one link type) read one by one: their bytes joined."""
+        lengths = [len(frame.data) for frame in frames]
+        ends = list(accumulate(lengths))
+        return cls(frames[0].number, frames[0].linktype,
+                   memoryview(b"".join([frame.data for frame in frames])),
+                   [end - length for end, length in zip(ends, lengths, strict=True)], ends,
+                   [frame.time_ns for frame in frames])
+
+
 _PCAP_MAGIC = {
     # magic as read little-endian -> (byte order, nanosecond timestamps)
     0xA1B2C3D4: ("<", False),
@@ -104,14 +155,45 @@ def read_frames(source: str | Path | BinaryIO) -> Iterator[Frame]:
     Raises :class:`CaptureError` (after yielding what could be read) on anything
     that is not a well-formed capture, and :class:`OSError` if a path cannot be opened.
     """
+    for item in _items(source, BLOCK_FRAMES):
+        if type(item) is FrameBlock:
+            yield from item.frames()
+        else:
+            yield item
+
+
+def read_blocks(source: str | Path | BinaryIO, frames: int = BLOCK_FRAMES
+                ) -> Iterator[FrameBlock]:
+    """:func:`read_frames` in blocks of up to ``frames`` frames (a block also ends where
+    the link type changes, or where a stream's read window moves on)."""
+    pending: list[Frame] = []
+    try:
+        for item in _items(source, frames):
+            if type(item) is FrameBlock:
+                yield item
+                continue
+            if pending and (len(pending) == frames or item.linktype != pending[0].linktype):
+                yield FrameBlock.of(pending)
+                pending = []
+            pending.append(item)
+    except CaptureError:  # the frames read before the damage come first
+        if pending:
+            yield FrameBlock.of(pending)
+        raise
+    if pending:
+        yield FrameBlock.of(pending)
+
+
+def _items(source: str | Path | BinaryIO, frames: int) -> Iterator[Frame | FrameBlock]:
+    """The frames of a capture, pcap's in blocks, pcapng's one by one."""
     if isinstance(source, (str, Path)):
         if str(source) == "-":
-            yield from _reader(_Source(b"", _raw_chunks(sys.stdin.buffer)))
+            yield from _reader(_Source(b"", _raw_chunks(sys.stdin.buffer)), frames)
             return
         with open(source, "rb") as stream:
-            yield from _reader(_mapped(stream))
+            yield from _reader(_mapped(stream), frames)
         return
-    yield from _reader(_Source(b"", _raw_chunks(source)))
+    yield from _reader(_Source(b"", _raw_chunks(source)), frames)
 
 
 def _mapped(stream: BinaryIO) -> _Source:
@@ -125,8 +207,8 @@ def _mapped(stream: BinaryIO) -> _Source:
     return _Source(mapped, iter(()))
 
 
-def _reader(source: _Source) -> Iterator[Frame]:
-    """The frame generator for the format ``source`` starts with (the caller iterates it
+def _reader(source: _Source, frames: int) -> Iterator[Frame | FrameBlock]:
+    """The generator for the format ``source`` starts with (the caller iterates it
     directly: one generator less to pass every frame through)."""
     if source.ensure(2) and source.buf[:2] == _GZIP_MAGIC:
         source = _Source(b"", _gunzip(_pieces(source.view, source.chunks)))
@@ -135,7 +217,7 @@ def _reader(source: _Source) -> Iterator[Frame]:
                            "empty input: not a capture file")
     (magic,) = struct.unpack_from("<I", source.buf, 0)
     if magic in _PCAP_MAGIC:
-        return _read_pcap(source, *_PCAP_MAGIC[magic])
+        return _read_pcap(source, *_PCAP_MAGIC[magic], frames)
     if magic == _PCAPNG_SHB:
         return _read_pcapng(source)
     raise CaptureError(
@@ -265,7 +347,8 @@ class _Source:
 # -- pcap --------------------------------------------------------------------------------
 
 
-def _read_pcap(source: _Source, order: str, nanoseconds: bool) -> Iterator[Frame]:
+def _read_pcap(source: _Source, order: str, nanoseconds: bool, frames: int
+               ) -> Iterator[FrameBlock]:
     if not source.ensure(24):
         raise source.truncated("pcap file header", 24)
     _magic, major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(
@@ -279,12 +362,19 @@ def _read_pcap(source: _Source, order: str, nanoseconds: bool) -> Iterator[Frame
     record = struct.Struct(order + "IIII")
     unpack = record.unpack_from
     number = 0
+    starts: list[int] = []
+    ends: list[int] = []
+    stamps: list[int] = []
     # The position is kept in a local and written back to ``source`` only when the
     # window must be refilled (or an error reported): this loop runs once per frame.
+    # A block ends before the window moves (its frames are views of the window).
     pos, buf, view, size = 24, source.buf, source.view, len(source.buf)
     release = source.release_at
     while True:
         if size - pos < 16:
+            if starts:
+                yield FrameBlock(number - len(starts) + 1, linktype, view, starts, ends, stamps)
+                starts, ends, stamps = [], [], []
             source.pos = pos
             if not source.ensure(16):
                 if len(source.buf) == source.pos:
@@ -292,26 +382,32 @@ def _read_pcap(source: _Source, order: str, nanoseconds: bool) -> Iterator[Frame
                 raise source.truncated("pcap record header", 16)
             pos, buf, view, size = source.pos, source.buf, source.view, len(source.buf)
         seconds, frac, caplen, _wirelen = unpack(buf, pos)
-        if caplen > limit:
-            source.pos = pos
-            raise CaptureError(
-                f"bad pcap record header: captured length {caplen}, snaplen {snaplen}",
-                source.offset,
-            )
         end = pos + 16 + caplen
-        if end > size:
+        if caplen > limit or end > size:
+            if starts:
+                yield FrameBlock(number - len(starts) + 1, linktype, view, starts, ends, stamps)
+                starts, ends, stamps = [], [], []
             source.pos = pos
+            if caplen > limit:
+                raise CaptureError(
+                    f"bad pcap record header: captured length {caplen}, snaplen {snaplen}",
+                    source.offset,
+                )
             if not source.ensure(16 + caplen):
                 raise source.truncated(f"pcap record of {caplen} bytes", 16 + caplen)
             pos, buf, view, size = source.pos, source.buf, source.view, len(source.buf)
             end = pos + 16 + caplen
         number += 1
-        time_ns = seconds * _NS_PER_S + frac * frac_ns
-        yield _new(Frame, (number, time_ns / _NS_PER_S, time_ns, linktype, view[pos + 16 : end]))
+        starts.append(pos + 16)
+        ends.append(end)
+        stamps.append(seconds * _NS_PER_S + frac * frac_ns)
         pos = end
-        if pos > release:  # a memory-mapped file: let go of the pages read
-            source.pos = pos
-            release = source.release()
+        if len(starts) == frames or pos > release:
+            yield FrameBlock(number - len(starts) + 1, linktype, view, starts, ends, stamps)
+            starts, ends, stamps = [], [], []
+            if pos > release:  # a memory-mapped file: let go of the pages read
+                source.pos = pos
+                release = source.release()
 
 
 # -- pcapng ------------------------------------------------------------------------------

@@ -32,8 +32,9 @@ from decoder import Circuit, Discovery, Role
 from decoder import messages as m
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 
+from . import stream
 from .bulk import UPDATES, Segment, UpdateBatch
-from .capture import read_frames
+from .capture import read_blocks, read_frames
 from .record import CLOSE, MESSAGE, OPEN, Record
 from .stream import CaReader
 
@@ -260,4 +261,5 @@ def read(
     with ``bulk``, monitor updates come in :class:`shark.bulk.UpdateBatch` items where
     they can (for the tables, which take them as columns)."""
     reader = CaReader(ports, max_payload, lifecycle=True, bulk=bulk)
-    return Session().batches(reader.batches(read_frames(source)), lifecycle)
+    frames = read_blocks(source, stream.BLOCK_PACKETS) if bulk else read_frames(source)
+    return Session().batches(reader.batches(frames), lifecycle)

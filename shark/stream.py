@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
+from itertools import count
 from pathlib import Path
 from typing import BinaryIO
 
@@ -74,17 +75,19 @@ from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.protocol import REPEATER_PORT, SERVER_PORT
 
 from .bulk import Run, Segment, UpdateBatch, frame_run
-from .capture import CaptureError, Frame, read_frames
+from .capture import CaptureError, Frame, FrameBlock, read_frames
 from .packets import TCP, Packet, PacketDecoder, format_address
 from .record import CLOSE as CLOSED
 from .record import ERROR, GAP, MESSAGE, Record
 from .record import OPEN as OPENED
 from .resync import find_message_start, whole_messages
+from .segments import tcp_segments
 from .tcp import CLOSE, DATA, OPEN, Half, TcpEvent, TcpReassembler
 
 __all__ = ["CaReader", "read_records"]
 
 _MAX_COMMAND = max(Command)
+_NS_PER_S = 1_000_000_000
 #: With ``bulk``: packets per list of records, and bytes held back per direction at most.
 BLOCK_PACKETS = 4096
 HOLD_BYTES = 8 << 20
@@ -180,45 +183,31 @@ class CaReader:
         for batch in self.batches(frames):
             yield from batch
 
-    def batches(self, frames: Iterable[Frame]) -> Iterator[list[Record]]:
+    def batches(self, frames: Iterable[Frame | FrameBlock]) -> Iterator[list[Record]]:
         """The records of :meth:`records`, in lists: those each packet gave (if any),
-        which are cheaper to hand over a list at a time than one by one. With ``bulk``,
-        a list holds those of up to :data:`BLOCK_PACKETS` packets, update batches too."""
+        which are cheaper to hand over a list at a time than one by one; those of a
+        whole block for a :class:`shark.capture.FrameBlock`. With ``bulk``, a list
+        holds those of up to :data:`BLOCK_PACKETS` packets (or of a block), update
+        batches too."""
         decode = self._packets.decode
-        feed = self._tcp.feed
-        directions = self._directions
-        server_ports = self.server_ports
+        packet_records = self._packet
         bulk = self.bulk
-        holding = self._holding
         due = BLOCK_PACKETS
         out: list[Record] = []
         try:
             for frame in frames:
+                if type(frame) is FrameBlock:
+                    self._block(frame, out)
+                    if bulk:
+                        self._release_all()
+                    if out:
+                        yield out
+                        out = []
+                    continue
                 packet = decode(frame)
                 if packet is None:
                     continue
-                if packet.transport == TCP:
-                    if packet.sport in server_ports or packet.dport in server_ports:
-                        events = feed(packet)
-                        if not events:  # most bare ACKs
-                            continue
-                        for event in events:
-                            if event.kind is DATA:  # most events
-                                direction = directions.get(event.half)
-                                if direction is not None:
-                                    if bulk:
-                                        if (direction.sender is Role.SERVER
-                                                and direction.resync is None):
-                                            self._hold(direction, event, out)
-                                            continue
-                                        if direction.circuit in holding:
-                                            self._release(holding[direction.circuit])
-                                    self._feed(direction, event.data, event.frame, event.time,
-                                               out)
-                                    continue
-                            out += self._tcp_event(event)
-                else:
-                    out += self._udp(packet)
+                packet_records(packet, out)
                 if out and (not bulk or packet.frame >= due):
                     if bulk:
                         self._release_all()
@@ -234,6 +223,82 @@ class CaReader:
         if out:
             yield out
 
+    def _packet(self, packet: Packet, out: list[Record]) -> None:
+        """Add the records of a packet to ``out``."""
+        if packet.transport != TCP:
+            out += self._udp(packet)
+            return
+        server_ports = self.server_ports
+        if packet.sport not in server_ports and packet.dport not in server_ports:
+            return
+        directions = self._directions
+        for event in self._tcp.feed(packet):  # (most bare ACKs: no event)
+            if event.kind is DATA:  # most events
+                direction = directions.get(event.half)
+                if direction is not None:
+                    if self.bulk:
+                        if direction.sender is Role.SERVER and direction.resync is None:
+                            self._hold(direction, event.frame, event.time, event.data, out)
+                            continue
+                        if direction.circuit in self._holding:
+                            self._release(self._holding[direction.circuit])
+                    self._feed(direction, event.data, event.frame, event.time, out)
+                    continue
+            out += self._tcp_event(event)
+
+    def _block(self, block: FrameBlock, out: list[Record]) -> None:
+        """Add the records of a block of frames to ``out``. With ``bulk``, a server's
+        next segment in order (most frames of a capture of monitor updates) is held
+        from the fields :func:`shark.segments.tcp_segments` read, with no packet
+        object; every other frame goes the general way."""
+        decode = self._packets.decode
+        segments = tcp_segments(block) if self.bulk else None
+        if segments is None:
+            for frame in block.frames():
+                packet = decode(frame)
+                if packet is not None:
+                    self._packet(packet, out)
+            return
+        tcp = self._tcp
+        advance = tcp.advance
+        addresses = segments.addresses
+        halves = [tcp.half(key) for key in addresses]
+        index = {key: i for i, key in enumerate(addresses)}
+        directions = self._directions
+        view, first, stamps = block.view, block.first, block.time_ns
+        server = Role.SERVER
+        for i, connection, seq, ack, flags, start, end in zip(
+                count(), segments.connection, segments.seq, segments.ack, segments.flags,
+                segments.start, segments.end):
+            if connection >= 0:
+                half = halves[connection]
+                if half is not None:
+                    if start == end:  # a bare ACK
+                        if advance(half, seq, ack, flags, 0, first + i,
+                                   stamps[i] / _NS_PER_S):
+                            continue
+                    else:
+                        direction = directions.get(half)
+                        time = stamps[i] / _NS_PER_S
+                        if (direction is not None and direction.sender is server
+                                and direction.resync is None
+                                and advance(half, seq, ack, flags, end - start, first + i,
+                                            time)):
+                            self._hold(direction, first + i, time, view[start:end], out)
+                            continue
+            packet = decode(block.frame(i))
+            if packet is None:
+                continue
+            self._packet(packet, out)
+            if packet.transport == TCP:  # it may have opened, closed or replaced one
+                if connection >= 0:
+                    src, sport, dst, dport = addresses[connection]
+                    for key in (addresses[connection], (dst, dport, src, sport)):
+                        if key in index:
+                            halves[index[key]] = tcp.half(key)
+                else:
+                    halves = [tcp.half(key) for key in addresses]
+
     def _flush(self) -> list[Record]:
         out: list[Record] = []
         for event in self._tcp.flush():
@@ -243,15 +308,15 @@ class CaReader:
 
     # -- bulk ------------------------------------------------------------------------
 
-    def _hold(self, direction: _Direction, event: TcpEvent, out: list) -> None:
+    def _hold(self, direction: _Direction, frame: int, time: float, data: memoryview,
+              out: list) -> None:
         """Hold a server's packet back, to be framed with the next ones."""
-        batch = UpdateBatch(event.frame, event.time, direction.src, direction.dst,
-                            direction.circuit, event.data)
+        batch = UpdateBatch(frame, time, direction.src, direction.dst, direction.circuit, data)
         out.append(batch)
         if not direction.held:
             self._holding[direction.circuit] = direction
         direction.held.append(batch)
-        direction.held_bytes += event.size
+        direction.held_bytes += len(data)
         if direction.held_bytes >= HOLD_BYTES:
             self._release(direction)
 

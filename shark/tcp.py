@@ -151,26 +151,39 @@ class TcpReassembler:
         self._closed: OrderedDict[tuple[bytes, int, bytes, int], Half] = OrderedDict()
         self._held_total = 0
         self._connections = 0
-        #: The latest segment, whose frame and time stamp end-of-capture events.
-        self._last: Packet | None = None
+        #: The frame and time of the latest segment, which end-of-capture events carry.
+        self._last = (0, 0.0)
+
+    def half(self, key: tuple[bytes, int, bytes, int]) -> Half | None:
+        """The open direction from (src, sport) to (dst, dport), if there is one."""
+        return self._halves.get(key)
+
+    def advance(self, half: Half, seq: int, ack: int, flags: int, size: int, frame: int,
+                time: float) -> bool:
+        """The common case of :meth:`feed`, for a reader that has a segment's fields
+        but no :class:`Packet`: if the segment is the next of an established direction,
+        in order, from a side that has seen all the other sent, take it and return True
+        (its ``size`` payload bytes, if any, are the direction's next DATA). False: the
+        segment is to be fed."""
+        if (half.next_seq == seq and not half.held and not flags & _SYN_FIN_RST
+                and not half.closed and half.peer.next_seq == ack):
+            self._last = (frame, time)
+            if size:
+                half.offset += size
+                half.next_seq = (seq + size) & _MASK
+            return True
+        return False
 
     def feed(self, packet: Packet) -> list[TcpEvent]:
         """Process one segment; return the events it caused, in order."""
         frame, time, src, sport, dst, dport, _transport, seq, ack, flags, payload = packet
-        self._last = packet
-        half = self._halves.get((src, sport, dst, dport))
-        if (half is not None and half.next_seq == seq and not half.held
-                and not flags & _SYN_FIN_RST and not half.closed
-                and half.peer.next_seq == ack):
-            # Fast path: the next bytes of an established direction, in order, from a
-            # side that has seen all the other sent (a bare ACK: nothing at all).
-            size = len(payload)
-            if not size:
-                return []
-            half.offset += size
-            half.next_seq = (seq + size) & _MASK
-            return [_new(TcpEvent, (DATA, half, frame, time, payload, size, ""))]
         key = (src, sport, dst, dport)
+        half = self._halves.get(key)
+        if half is not None and self.advance(half, seq, ack, flags, len(payload), frame, time):
+            # (a bare ACK: nothing at all)
+            return [_new(TcpEvent, (DATA, half, frame, time, payload, len(payload), ""))
+                    ] if payload else []
+        self._last = (frame, time)
         events: list[TcpEvent] = []
         if half is None:
             half = self._closed.get(key)
@@ -217,7 +230,7 @@ class TcpReassembler:
     def flush(self) -> list[TcpEvent]:
         """End of capture: declare every remaining hole and close every direction."""
         events: list[TcpEvent] = []
-        frame, time = (self._last.frame, self._last.time) if self._last else (0, 0.0)
+        frame, time = self._last
         for half in list(self._halves.values()):
             if not half.connection.closed:
                 self._finish(half.connection, frame, time, "end of capture", events)

@@ -8,6 +8,7 @@ import random
 import struct
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from shark_helpers import (
@@ -24,7 +25,14 @@ from shark_helpers import (
 )
 
 import shark
-from shark.capture import MAX_RECORD, CaptureError, Frame, LinkType, read_frames
+from shark.capture import (
+    MAX_RECORD,
+    CaptureError,
+    Frame,
+    LinkType,
+    read_blocks,
+    read_frames,
+)
 
 EN10MB, LINUX_SLL = LinkType.EN10MB, LinkType.LINUX_SLL
 
@@ -307,3 +315,45 @@ def test_damaged_captures_raise_only_capture_error() -> None:
                 repr(record)
         except CaptureError:
             pass
+
+
+# -- blocks ------------------------------------------------------------------------------
+
+
+def _blocked(source: Any, size: int) -> tuple[list[tuple[int, float, int, int, bytes]],
+                                              CaptureError | None]:
+    """The frames of :func:`read_blocks`, and the error that ended them, if one did."""
+    frames: list[tuple[int, float, int, int, bytes]] = []
+    try:
+        for block in read_blocks(source, size):
+            assert 0 < len(block) <= size
+            frames += [(f.number, f.time, f.time_ns, f.linktype, bytes(f.data))
+                       for f in block.frames()]
+            assert [block.frame(i) for i in range(len(block))] == list(block.frames())
+    except CaptureError as exc:
+        return frames, exc
+    return frames, None
+
+
+@pytest.mark.parametrize("size", [1, 3, 4096])
+@pytest.mark.parametrize("name", ["ca_basic_default_port.pcap", "ca_dbr_families.pcapng",
+                                  "ca_two_clients_two_iocs.pcapng"])
+def test_blocks_hold_the_frames(name: str, size: int, tmp_path: Path) -> None:
+    """Blocks of frames (from a map, a stream, gzip) are the frames one by one; a
+    truncated capture's blocks hold every frame before the damage, then the error."""
+    data = capture(name).read_bytes()
+    frames = [(f.number, f.time, f.time_ns, f.linktype, bytes(f.data)) for f in read_all(data)]
+    gzipped = tmp_path / "capture.gz"
+    gzipped.write_bytes(gzip.compress(data))
+    for source in (capture(name), io.BytesIO(data), gzipped):
+        assert _blocked(source, size) == (frames, None)
+    for cut in _cut_offsets(len(data))[::7]:
+        expected: list[tuple[int, float, int, int, bytes]] = []
+        try:
+            for f in read_frames(io.BytesIO(data[:cut])):
+                expected.append((f.number, f.time, f.time_ns, f.linktype, bytes(f.data)))
+        except CaptureError as exc:
+            got, error = _blocked(io.BytesIO(data[:cut]), size)
+            assert (got, str(error)) == (expected, str(exc)), cut
+        else:
+            assert _blocked(io.BytesIO(data[:cut]), size) == (expected, None), cut

@@ -8,7 +8,7 @@ import struct
 import pytest
 from shark_helpers import LOCALHOST, capture, ethernet, ipv4, tcp, udp
 
-from shark.capture import Frame, LinkType, read_frames
+from shark.capture import Frame, FrameBlock, LinkType, read_blocks, read_frames
 from shark.packets import (
     MAX_PENDING_DATAGRAMS,
     TCP,
@@ -18,6 +18,7 @@ from shark.packets import (
     TcpFlags,
     format_address,
 )
+from shark.segments import tcp_segments
 
 # A search datagram: VERSION, then SEARCH for "DEMO:V".
 SEARCH = (struct.pack("!HHHHII", 0, 0, 1, 13, 1, 1)
@@ -185,3 +186,90 @@ def test_every_corpus_frame_decodes() -> None:
         decoder = PacketDecoder()
         frames = list(read_frames(capture(name)))
         assert all(decoder.decode(f) is not None for f in frames)
+
+
+# -- a block's TCP headers at once -------------------------------------------------------
+
+REMOTE = bytes((10, 1, 2, 3))
+
+
+def _segment(payload: bytes = b"xyzw", **kw: int) -> bytes:
+    return ipv4(TCP, tcp(40000, 5064, 0x89ABCDEF, payload, ack=0xFEDCBA98, **kw),
+                src=REMOTE)
+
+
+#: Per link type, its header before an IPv4 packet.
+LINK_HEADERS = {
+    LinkType.EN10MB: lambda ip: ethernet(ip),
+    LinkType.LINUX_SLL: lambda ip: bytes(14) + b"\x08\x00" + ip,
+    LinkType.LINUX_SLL2: lambda ip: b"\x08\x00" + bytes(18) + ip,
+    LinkType.NULL: lambda ip: struct.pack("<I", 2) + ip,
+    LinkType.LOOP: lambda ip: struct.pack(">I", 2) + ip,
+    LinkType.RAW: lambda ip: ip,
+    LinkType.IPV4: lambda ip: ip,
+}
+
+
+def _odd_segments(link) -> list[bytes]:  # noqa: ANN001
+    """Frames of every shape: plain, flagged, with options, fragments, cut short,
+    with padding after the datagram or a zero total length (segmentation offload),
+    a TCP header longer than the datagram, UDP, IPv6, VLAN tags, garbage."""
+    plain = _segment()
+    return [
+        link(plain), link(_segment(b"")), link(_segment(flags=0x18)), link(_segment(flags=0x02)),
+        link(_segment(b"a" * 1000)), link(plain + b"\0" * 6),
+        link(plain[:2] + b"\0\0" + plain[4:]),  # total length 0
+        link(plain[:2] + struct.pack("!H", 30) + plain[4:]),  # cut inside the TCP header
+        link(ipv4(TCP, tcp(1, 2, 3, b"opts"), options=b"\x01" * 4)),
+        link(ipv4(TCP, tcp(1, 2, 3, b"frag"), fragment=0x2000)),
+        link(ipv4(TCP, tcp(1, 2, 3, b"frag"), fragment=0x4000)),  # don't fragment: fine
+        link(ipv4(UDP, udp(40000, 5064, SEARCH))), link(ipv6(TCP, tcp(1, 2, 3, b"six"))),
+        link(plain)[:30], link(plain)[:-2], bytes(12) + b"\x81\x00\x00\x05\x08\x00" + plain,
+        link(plain[:12] + bytes(8) + plain[20:]), b"\xff" * 70, link(plain[:32] + b"\x30"
+                                                                      + plain[33:]),
+    ]
+
+
+@pytest.mark.parametrize("linktype", list(LINK_HEADERS), ids=str)
+def test_block_segments_are_the_decoders(linktype: int) -> None:
+    """What :func:`shark.segments.tcp_segments` reads of a frame is what the decoder
+    reads of it; it leaves the other shapes to the decoder."""
+    frames = _odd_segments(LINK_HEADERS[linktype])
+    block = FrameBlock.of([Frame(n, n / 10, n * 100_000_000, linktype, memoryview(data))
+                           for n, data in enumerate(frames, 1)])
+    segments = tcp_segments(block)
+    assert segments is not None
+    read = [i for i, connection in enumerate(segments.connection) if connection >= 0]
+    # Plain, bare ACK, PSH, SYN, large, padded, total length 0, DF, cut by the snaplen
+    # inside the payload, addresses zero.
+    assert read == [0, 1, 2, 3, 4, 5, 6, 10, 14, 16]
+    frames = list(block.frames())
+    for i in read:
+        packet = PacketDecoder().decode(frames[i])
+        assert packet is not None, i
+        connection = segments.connection[i]
+        assert segments.addresses[connection] == (packet.src, packet.sport, packet.dst,
+                                                  packet.dport)
+        assert (segments.seq[i], segments.ack[i], segments.flags[i]) == (
+            packet.seq, packet.ack, packet.flags)
+        assert block.view[segments.start[i] : segments.end[i]] == packet.payload, i
+
+
+def test_block_segments_of_real_captures() -> None:
+    """Every TCP frame of real captures (Ethernet and Linux cooked), read both ways."""
+    for name in ("ca_two_clients_two_iocs.pcapng", "ca_monitors_100hz.pcap"):
+        for block in read_blocks(capture(name), 500):
+            segments = tcp_segments(block)
+            assert segments is not None
+            for i, frame in enumerate(block.frames()):
+                packet = PacketDecoder().decode(frame)
+                if packet is None or packet.transport != TCP:
+                    assert segments.connection[i] < 0
+                    continue
+                connection = segments.connection[i]
+                assert connection >= 0
+                assert segments.addresses[connection] == (packet.src, packet.sport,
+                                                          packet.dst, packet.dport)
+                assert (segments.seq[i], segments.ack[i], segments.flags[i]) == (
+                    packet.seq, packet.ack, packet.flags)
+                assert block.view[segments.start[i] : segments.end[i]] == packet.payload
