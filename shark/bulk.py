@@ -5,24 +5,25 @@ A capture of monitored PVs is mostly EVENT_ADD responses, millions of them, and 
 than everything else the tables do. So for the tables (``shark.open``, ``shark
 export``, ``shark stats``) the reader can hold back what a server sends on a circuit
 (:class:`shark.stream.CaReader` with ``bulk=True``) and frame it later, many packets
-at once, into the arrays of a :class:`Run`; each packet's share of it is an
-:class:`UpdateBatch`, which stands where that packet's records would be, so the order
-of everything stays the capture's.
+at once, into the arrays of a :class:`Run`. Where the held packets are in capture
+order stands an :class:`UpdateBatch` for each stretch of them that nothing else came
+between, so that the order of everything stays the capture's.
 
 Nothing about the result changes, only how it is computed:
 
 * the held bytes are framed the moment anything else happens on the circuit (the
-  client sends, a gap, the end), and every few thousand packets: no request is ever
-  seen out of order with the responses around it;
+  client sends, a gap, the end), and every block of frames: no request is ever seen
+  out of order with the responses around it;
 * a packet whose messages are not all updates gets its records, made from the same
   bytes as :class:`decoder.StreamFramer` would make them; bytes that do not frame as
   CA send the whole held stretch down the ordinary path, resynchronisation included;
-* the session (:class:`shark.session.Session`) lets a batch stay a batch only when
-  every update in it belongs to a subscription already known, already updated once
-  (the first update answers the EVENT_ADD request) and of a channel with a name:
-  then attributing it changes nothing but an update count. Any other batch becomes
-  its records, attributed one by one at their place, but for stretches of its updates
-  that could be taken in bulk, which stay batches (:meth:`UpdateBatch.split`).
+  the reader hands on the rest as batches of packets that hold updates only;
+* the session (:class:`shark.session.Session`) lets updates stay a batch only when
+  each belongs to a subscription already known, already updated once (the first
+  update answers the EVENT_ADD request) and of a channel with a name: then
+  attributing it changes nothing but an update count. The other updates become
+  records, attributed one by one at their place, and the stretches between them stay
+  batches (:meth:`UpdateBatch.split`).
 
 An :class:`UpdateBatch` that reaches a consumer is such an attributed batch;
 :meth:`UpdateBatch.records` gives its records should one be needed.
@@ -40,7 +41,7 @@ from decoder.protocol import EXTENDED_HEADER_SIZE, EXTENDED_MARKER, HEADER_SIZE
 
 from .record import MESSAGE, Record
 
-__all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_run"]
+__all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_run", "place", "placed"]
 
 #: The ``kind`` of an :class:`UpdateBatch` (records have theirs in :mod:`shark.record`).
 UPDATES = "updates"
@@ -56,19 +57,24 @@ class Run:
     """The messages framed from one held stretch of a server's direction, as arrays
     with one entry per message (``starts``: where each begins in ``buffer``;
     ``bodies`` and ``sizes``: its payload), and ``bounds``: message ``bounds[k]`` to
-    ``bounds[k + 1]`` are those packet ``k`` of the stretch completed.
+    ``bounds[k + 1]`` are those packet ``k`` of the stretch completed, which was frame
+    ``frames[k]``, captured at ``times[k]``.
 
     The session fills ``subscriptions`` (the distinct ones met) and ``subscription``
     (per message, an index into them) for the updates it attributes in bulk."""
 
     __slots__ = ("buffer", "starts", "bodies", "sizes", "extended", "command", "data_type",
-                 "data_count", "parameter1", "parameter2", "bounds", "subscriptions",
-                 "subscription", "__weakref__")
+                 "data_count", "parameter1", "parameter2", "bounds", "frames", "times",
+                 "subscriptions", "subscription", "_packet", "__weakref__")
 
-    def __init__(self, buffer: bytes, starts: np.ndarray, bounds: np.ndarray) -> None:
+    def __init__(self, buffer: bytes, starts: np.ndarray, bounds: np.ndarray,
+                 frames: list[int], times: list[float]) -> None:
         self.buffer = buffer
         self.starts = starts
         self.bounds = bounds
+        self.frames = frames
+        self.times = times
+        self._packet: np.ndarray | None = None
         if len(starts) and not (starts % 4).any():  # the rule: payloads padded to 8
             shorts = np.frombuffer(buffer, ">u2", len(buffer) // 2)
             words = np.frombuffer(buffer, ">u4", len(buffer) // 4)
@@ -91,6 +97,12 @@ class Run:
         self.subscriptions: list[Any] = []
         self.subscription = np.full(len(starts), -1, dtype=np.int64)
 
+    def packet(self) -> np.ndarray:
+        """Per message, the index of the packet that completed it."""
+        if self._packet is None:
+            self._packet = np.repeat(np.arange(len(self.frames)), np.diff(self.bounds))
+        return self._packet
+
     def messages(self, start: int, stop: int) -> list[Any]:
         """Messages ``start`` to ``stop`` as the stream framer makes them."""
         buffer = self.buffer
@@ -111,9 +123,9 @@ class Run:
 
 class Segment:
     """Consecutive packets of a run that hold updates only: the session decides which
-    of them it can take in bulk, all at once when it meets the first."""
+    of their updates it can take in bulk, all at once when it meets the first."""
 
-    __slots__ = ("run", "first", "stop", "circuit", "resolved", "taken", "updates")
+    __slots__ = ("run", "first", "stop", "circuit", "resolved", "updates")
 
     def __init__(self, run: Run, first: int, circuit: int) -> None:
         self.run = run
@@ -121,8 +133,6 @@ class Segment:
         self.first = self.stop = first
         self.circuit = circuit
         self.resolved = False
-        #: Per packet, once resolved: whether it is taken in bulk as a whole.
-        self.taken: list[bool] = []
         #: The subscriptions met, and how many of their updates came in bulk.
         self.updates: tuple[list[Any], np.ndarray] = ([], np.zeros(0, dtype=np.int64))
 
@@ -136,39 +146,41 @@ class Segment:
                 subscription.updates += count
 
     def add(self, batch: UpdateBatch) -> None:
-        """Take the run's next packet (the segment's packets do not refer back to it:
+        """Take the run's next packets (the segment's batches do not refer back to it:
         no reference cycle, so that they are freed as soon as they are used)."""
-        self.stop = batch.index + 1
+        self.stop = batch.stop_packet
         batch.segment = self
 
 
 class UpdateBatch:
-    """What one packet of a held server direction completed: messages ``start`` to
-    ``stop`` of ``run``. Until the reader frames the held bytes it carries ``data``;
-    then either ``expanded`` (its records) or a ``segment``; once the session has
-    attributed it in bulk, ``bulk`` is True and it reaches consumers as it is; split,
-    ``expanded`` holds its records and batches of the stretches taken in bulk."""
+    """What consecutive packets of a held server direction completed: packets
+    ``first_packet`` to ``stop_packet`` of ``run``, messages ``start`` to ``stop`` of
+    it (``frame`` and ``time`` are the first packet's; ``size``: their bytes). Once
+    the reader has framed the held bytes, the batch holds updates only and has its
+    ``segment``, or ``expanded`` holds what stands in its place (records, and batches
+    of the stretches of updates). Once the session has attributed it in bulk,
+    ``bulk`` is True and it reaches consumers as it is; split, ``expanded`` holds its
+    records and batches of the stretches taken in bulk."""
 
-    __slots__ = ("frame", "time", "src", "dst", "circuit", "data", "size", "run", "start",
-                 "stop", "index", "segment", "expanded", "bulk")
+    __slots__ = ("frame", "time", "src", "dst", "circuit", "size", "run", "start", "stop",
+                 "first_packet", "stop_packet", "segment", "expanded", "bulk")
     kind = UPDATES
     transport = "tcp"
     sender = Role.SERVER
 
     def __init__(self, frame: int, time: float, src: str, dst: str, circuit: int,
-                 data: bytes | memoryview) -> None:
+                 first_packet: int) -> None:
         self.frame = frame
         self.time = time
         self.src = src
         self.dst = dst
         self.circuit = circuit
-        self.data: bytes | memoryview | None = data
-        #: The packet's TCP payload bytes.
-        self.size = len(data)
+        self.size = 0
         self.run: Run | None = None
-        self.start = self.stop = self.index = 0
+        self.start = self.stop = 0
+        self.first_packet = self.stop_packet = first_packet
         self.segment: Segment | None = None
-        self.expanded: list[Record] | None = None
+        self.expanded: list[Record | UpdateBatch] | None = None
         self.bulk = False
 
     def __len__(self) -> int:
@@ -183,7 +195,7 @@ class UpdateBatch:
         edges = [0, *(np.flatnonzero(bulk[1:] != bulk[:-1]) + 1).tolist(), len(bulk)]
         out: list[Record | UpdateBatch] = []
         for start, stop in zip(edges[:-1], edges[1:], strict=False):
-            part = self._part(self.start + start, self.start + stop)
+            part = self.part(self.start + start, self.start + stop)
             if bulk[start]:
                 part.bulk = True
                 out.append(part)
@@ -191,12 +203,16 @@ class UpdateBatch:
                 out += part.records()
         return out
 
-    def _part(self, start: int, stop: int) -> UpdateBatch:
-        """A batch of messages ``start`` to ``stop`` of this one."""
-        part = UpdateBatch(self.frame, self.time, self.src, self.dst, self.circuit, b"")
-        part.data = None
-        run = part.run = self.run
-        part.start, part.stop, part.index = start, stop, self.index
+    def part(self, start: int, stop: int) -> UpdateBatch:
+        """A batch of messages ``start`` to ``stop`` of the run (some of these),
+        attributed as these are."""
+        run = self.run
+        packets = run.packet()
+        first, last = int(packets[start]), int(packets[stop - 1])
+        part = UpdateBatch(run.frames[first], run.times[first], self.src, self.dst,
+                           self.circuit, first)
+        part.run, part.start, part.stop, part.stop_packet = run, start, stop, last + 1
+        part.segment, part.bulk = self.segment, self.bulk
         part.size = int(run.bodies[stop - 1] + run.sizes[stop - 1] - run.starts[start])
         return part
 
@@ -205,9 +221,12 @@ class UpdateBatch:
         if self.expanded is not None:
             return self.expanded
         run = self.run
-        frame, time, src, dst, circuit = self.frame, self.time, self.src, self.dst, self.circuit
-        out = [Record(MESSAGE, frame, time, src, dst, "tcp", circuit, Role.SERVER, message)
-               for message in run.messages(self.start, self.stop)]
+        src, dst, circuit = self.src, self.dst, self.circuit
+        frames, times = run.frames, run.times
+        out = [Record(MESSAGE, frames[packet], times[packet], src, dst, "tcp", circuit,
+                      Role.SERVER, message)
+               for packet, message in zip(run.packet()[self.start : self.stop].tolist(),
+                                          run.messages(self.start, self.stop), strict=True)]
         if self.bulk:
             subscriptions = run.subscriptions
             for record, index in zip(out, run.subscription[self.start : self.stop].tolist(),
@@ -220,6 +239,55 @@ class UpdateBatch:
     def __repr__(self) -> str:
         return (f"<UpdateBatch frame={self.frame} {self.src} -> {self.dst} "
                 f"tcp#{self.circuit} {len(self)} messages>")
+
+
+def place(batches: list[UpdateBatch], run: Run, circuit: int) -> None:
+    """Give the batches of a held stretch their messages of ``run`` (framed from the
+    stretch). A batch of packets that hold updates only joins a :class:`Segment`; in
+    the place of any other, ``expanded`` holds the records of its packets that hold
+    something else, and batches (in segments) of the stretches of packets between them.
+    A batch whose packets completed no message stands for nothing."""
+    bounds = run.bounds.tolist()
+    other = (~run.updates_only()).tolist()
+    segment = None
+    for batch in batches:
+        batch.run = run
+        first, stop = batch.first_packet, batch.stop_packet
+        batch.start, batch.stop = bounds[first], bounds[stop]
+        if True not in other[first:stop]:  # the common case
+            if batch.start == batch.stop:
+                batch.expanded = []
+                continue
+            if segment is None:
+                segment = Segment(run, first, circuit)
+            segment.add(batch)
+            continue
+        pieces: list[Record | UpdateBatch] = []
+        k = first
+        while k < stop:
+            end = k + 1
+            if other[k]:
+                segment = None
+                pieces += batch.part(bounds[k], bounds[end]).records()
+            else:
+                while end < stop and not other[end]:
+                    end += 1
+                if bounds[k] < bounds[end]:
+                    part = batch.part(bounds[k], bounds[end])
+                    if segment is None:
+                        segment = Segment(run, part.first_packet, circuit)
+                    segment.add(part)
+                    pieces.append(part)
+            k = end
+        batch.expanded = pieces
+
+
+def placed(items: list[Any]) -> list[Any]:
+    """Records and batches with what stands in the place of each batch that
+    :func:`place` expanded put in it."""
+    return [item for batch in items for item in (
+        batch.expanded if batch.kind is UPDATES and batch.expanded is not None
+        else (batch,))]
 
 
 def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:

@@ -108,33 +108,31 @@ class Session:
             yield from batch
 
     def _updates(self, batch: UpdateBatch) -> None:
-        """Attribute an update batch: in bulk if its segment allows, else its records."""
+        """Attribute an update batch: in bulk as far as its segment allows, the rest as
+        its records."""
         segment = batch.segment
-        if segment is not None:
-            if not segment.resolved:
-                self._resolve(segment)
-            batch.bulk = segment.taken[batch.index - segment.first]
-            if not batch.bulk:
-                batch.expanded = batch.split()
-        if batch.expanded is not None:
+        if not segment.resolved:
+            self._resolve(segment)
+        if (batch.run.subscription[batch.start : batch.stop] >= 0).all():
+            batch.bulk = True
+        else:
+            batch.expanded = batch.split()
             for record in batch.expanded:
                 if record.kind is not UPDATES:  # (parts of the batch taken in bulk)
                     self.attribute(record)
-        if segment is not None and batch.index == segment.stop - 1:
+        if batch.stop_packet == segment.stop:
             segment.count_updates()
 
     def _resolve(self, segment: Segment) -> None:
         """Decide which updates of a segment are attributed in bulk: those of known
         subscriptions of named channels, but for each subscription's first (it answers
-        the EVENT_ADD request: see :mod:`shark.bulk`). A packet whose updates all are
-        stays one batch; the others are split (:meth:`shark.bulk.UpdateBatch.split`)."""
+        the EVENT_ADD request: see :mod:`shark.bulk`)."""
         segment.resolved = True
-        circuit = self.circuits.get(segment.circuit)
-        if circuit is None:
-            segment.taken = [False] * (segment.stop - segment.first)
-            return
         run = segment.run
         first, stop = run.bounds[segment.first], run.bounds[segment.stop]
+        circuit = self.circuits.get(segment.circuit)
+        if circuit is None:
+            return  # (``run.subscription`` is -1: none)
         distinct, first_seen, inverse = np.unique(
             run.parameter2[first:stop], return_index=True, return_inverse=True)
         known = circuit.subscriptions.get
@@ -146,14 +144,10 @@ class Session:
                                     bool, len(distinct))
         unusable = ~named[inverse]
         unusable[first_seen[fresh]] = True
-        unusable_before = np.concatenate(([0], np.cumsum(unusable)))
-        bounds = run.bounds[segment.first : segment.stop + 1] - first
-        packet_ok = unusable_before[bounds[1:]] == unusable_before[bounds[:-1]]
         segment.updates = (subscriptions,
                            np.bincount(inverse[~unusable], minlength=len(distinct)))
         run.subscription[first:stop] = np.where(unusable, -1, inverse + len(run.subscriptions))
         run.subscriptions += subscriptions
-        segment.taken = packet_ok.tolist()
 
     def attribute(self, record: Record) -> None:
         """Fill ``record``'s pv, channel, subscription, request, latency and anomaly."""

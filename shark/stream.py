@@ -74,7 +74,7 @@ from decoder import (
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.protocol import REPEATER_PORT, SERVER_PORT
 
-from .bulk import Run, Segment, UpdateBatch, frame_run
+from .bulk import Run, UpdateBatch, frame_run, place, placed
 from .capture import CaptureError, Frame, FrameBlock, read_frames
 from .packets import TCP, Packet, PacketDecoder, format_address
 from .record import CLOSE as CLOSED
@@ -89,7 +89,7 @@ __all__ = ["CaReader", "read_records"]
 _MAX_COMMAND = max(Command)
 _NS_PER_S = 1_000_000_000
 #: With ``bulk``: packets per list of records, and bytes held back per direction at most.
-BLOCK_PACKETS = 4096
+BLOCK_PACKETS = 16384
 HOLD_BYTES = 8 << 20
 #: Endpoints and hosts remembered (UDP rules, address strings): past this many, a
 #: collection is emptied and learnt again, so that memory stays bounded.
@@ -113,7 +113,7 @@ class _Direction:
 
     __slots__ = (
         "framer", "src", "dst", "circuit", "sender", "resync", "skipped", "cause", "head",
-        "held", "held_bytes",
+        "batches", "batch", "frames", "times", "datas", "held_bytes",
     )
 
     def __init__(self, src: str, dst: str, circuit: int, sender: Role | None,
@@ -130,8 +130,14 @@ class _Direction:
         self.cause = ""
         #: The first two bytes (the command) of the message the framer is completing.
         self.head = b""
-        #: Packets held back to be framed in bulk (:mod:`shark.bulk`), and their bytes.
-        self.held: list[UpdateBatch] = []
+        #: Packets held back to be framed in bulk (:mod:`shark.bulk`): their frames,
+        #: times and bytes, the batches that stand for them where they were captured
+        #: (the latest, that may take more, apart), and how many bytes they hold.
+        self.frames: list[int] = []
+        self.times: list[float] = []
+        self.datas: list[memoryview | bytes] = []
+        self.batches: list[UpdateBatch] = []
+        self.batch: UpdateBatch | None = None
         self.held_bytes = 0
 
     def lose_sync(self, cause: str, skipped: int = 0) -> None:
@@ -199,7 +205,7 @@ class CaReader:
                 if type(frame) is FrameBlock:
                     self._block(frame, out)
                     if bulk:
-                        self._release_all()
+                        out = self._released(out)
                     if out:
                         yield out
                         out = []
@@ -210,18 +216,30 @@ class CaReader:
                 packet_records(packet, out)
                 if out and (not bulk or packet.frame >= due):
                     if bulk:
-                        self._release_all()
+                        out = self._released(out)
                         due = packet.frame + BLOCK_PACKETS
                     yield out
                     out = []
         except CaptureError:
-            out += self._flush()
+            out = self._flushed(out)
             if out:
                 yield out
             raise
-        out += self._flush()
+        out = self._flushed(out)
         if out:
             yield out
+
+    def _flushed(self, out: list[Record]) -> list[Record]:
+        """``out`` and the records of the end of the capture."""
+        for event in self._tcp.flush():
+            out += self._tcp_event(event)
+        return self._released(out)
+
+    def _released(self, out: list[Record]) -> list[Record]:
+        """``out`` with every packet held framed, and in the place of each batch what
+        stands for it (:func:`shark.bulk.place`)."""
+        self._release_all()
+        return placed(out) if self.bulk else out
 
     def _packet(self, packet: Packet, out: list[Record]) -> None:
         """Add the records of a packet to ``out``."""
@@ -299,23 +317,25 @@ class CaReader:
                 else:
                     halves = [tcp.half(key) for key in addresses]
 
-    def _flush(self) -> list[Record]:
-        out: list[Record] = []
-        for event in self._tcp.flush():
-            out += self._tcp_event(event)
-        self._release_all()
-        return out
-
     # -- bulk ------------------------------------------------------------------------
 
     def _hold(self, direction: _Direction, frame: int, time: float, data: memoryview,
               out: list) -> None:
-        """Hold a server's packet back, to be framed with the next ones."""
-        batch = UpdateBatch(frame, time, direction.src, direction.dst, direction.circuit, data)
-        out.append(batch)
-        if not direction.held:
-            self._holding[direction.circuit] = direction
-        direction.held.append(batch)
+        """Hold a server's packet back, to be framed with the next ones: in the batch
+        that ends ``out`` if it is this direction's, else in a new one."""
+        batch = direction.batch
+        if batch is None or not out or out[-1] is not batch:
+            if not direction.frames:
+                self._holding[direction.circuit] = direction
+            batch = direction.batch = UpdateBatch(frame, time, direction.src, direction.dst,
+                                                  direction.circuit, len(direction.frames))
+            direction.batches.append(batch)
+            out.append(batch)
+        batch.stop_packet += 1
+        batch.size += len(data)
+        direction.frames.append(frame)
+        direction.times.append(time)
+        direction.datas.append(data)
         direction.held_bytes += len(data)
         if direction.held_bytes >= HOLD_BYTES:
             self._release(direction)
@@ -326,22 +346,23 @@ class CaReader:
 
     def _release(self, direction: _Direction) -> None:
         """Frame the packets held back, all at once (:mod:`shark.bulk`)."""
-        batches = direction.held
-        direction.held = []
+        batches, frames, times, datas = (direction.batches, direction.frames, direction.times,
+                                         direction.datas)
+        direction.batches, direction.frames, direction.times, direction.datas = [], [], [], []
+        direction.batch = None
         direction.held_bytes = 0
         del self._holding[direction.circuit]
         framer = direction.framer
         prefix = framer.detach()
-        datas = [batch.data for batch in batches]
         buffer = b"".join([prefix, *datas])
         framed = frame_run(buffer, self.max_payload)
         if framed is None:  # not all CA: the ordinary way, which reports and resyncs
             framer.resume(0, prefix)
             for batch in batches:
                 records: list[Record] = []
-                self._feed(direction, batch.data, batch.frame, batch.time, records)
+                for k in range(batch.first_packet, batch.stop_packet):
+                    self._feed(direction, datas[k], frames[k], times[k], records)
                 batch.expanded = records
-                batch.data = None
             return
         starts, end = framed
         framer.resume(end, buffer[end:])
@@ -349,23 +370,8 @@ class CaReader:
         packet_ends = np.cumsum([len(prefix), *map(len, datas)])[1:]
         message_ends = np.append(starts[1:], end) if len(starts) else starts
         bounds = np.concatenate(([0], np.searchsorted(message_ends, packet_ends, "right")))
-        run = Run(buffer, starts, bounds)
-        segment = None
-        circuit = direction.circuit
-        for index, (batch, updates, start, stop) in enumerate(zip(
-                batches, run.updates_only().tolist(), bounds[:-1].tolist(),
-                bounds[1:].tolist(), strict=True)):
-            batch.data = None
-            batch.run, batch.start, batch.stop, batch.index = run, start, stop, index
-            if start == stop:
-                batch.expanded = []
-            elif updates:
-                if segment is None:
-                    segment = Segment(run, index, circuit)
-                segment.add(batch)
-            else:
-                segment = None
-                batch.expanded = batch.records()
+        run = Run(buffer, starts, bounds, frames, times)
+        place(batches, run, direction.circuit)
 
     # -- UDP ---------------------------------------------------------------------------
 

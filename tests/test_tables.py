@@ -28,6 +28,7 @@ from shark.beacons import BeaconWatch
 from shark.jsonl import record_dict
 from shark.record import MESSAGE, Record
 from shark.tables import SCHEMAS, TABLES, TableBuilder
+from shark.tables.builder import CHUNK_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN = sorted((ROOT / "captures").glob("*.pcap"))
@@ -375,7 +376,7 @@ def test_bounds() -> None:
 
 
 def test_large_payloads_are_handed_over_early() -> None:
-    """A chunk holds 16384 records, or fewer when their payloads are large."""
+    """A chunk holds CHUNK_ROWS records, or fewer when their payloads are large."""
     from decoder import messages as m
 
     def reads(size: int) -> list[Record]:
@@ -387,7 +388,8 @@ def test_large_payloads_are_handed_over_early() -> None:
     small, large = TableBuilder(["updates"]), TableBuilder(["updates"])
     small.extend(reads(1000))
     large.extend(reads(1 << 20))
-    assert (small.records, large.records) == (0, 40)  # taken by the tables, or pending
+    # Taken by the tables (a chunk as soon as its payloads reach CHUNK_BYTES), or pending.
+    assert (small.records, large.records) == (0, CHUNK_BYTES >> 20)
     assert len(small.table("updates")) == len(large.table("updates")) == 40
 
 

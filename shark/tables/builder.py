@@ -18,7 +18,6 @@ takes as columns.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import islice
 
 import pandas as pd
 import pyarrow as pa
@@ -55,9 +54,8 @@ if tuple(SCHEMAS) != TABLES or PER_MESSAGE != tuple(c.schema.name for c in _CHUN
 #: Records gathered before the tables take them: enough that per-chunk costs vanish...
 CHUNK_ROWS = 65536
 #: ... unless their payloads hold this many bytes (large arrays; an update batch counts
-#: its packet's bytes), counted every ``_STEP`` records.
+#: its packets' bytes).
 CHUNK_BYTES = 32 << 20
-_STEP = 256
 #: Rows of a row group of the per-message tables.
 ROW_GROUP_ROWS = 1 << 18
 
@@ -108,27 +106,28 @@ class TableBuilder:
 
     def extend(self, records: Iterable[Record | UpdateBatch]) -> None:
         """Take every record of ``records`` (should they raise, those before are kept);
-        :class:`shark.bulk.UpdateBatch` items too (``shark.read(..., bulk=True)``)."""
-        iterator = iter(records)
-        while True:
-            pending = self._records
-            start = len(pending)
-            room = min(self.chunk_rows - self._rows, _STEP)
-            pending.extend(islice(iterator, room))
-            taken = len(pending) - start
-            rows, size = taken, 0
-            for item in pending[start:]:
-                if item.kind is UPDATES:
-                    rows += item.stop - item.start - 1
-                    size += item.size
-                elif item.message is not None:
-                    size += len(item.message.payload)
-            self._rows += rows
-            self._bytes += size
-            if self._rows >= self.chunk_rows or self._bytes >= CHUNK_BYTES:
+        :class:`shark.bulk.UpdateBatch` items too (``shark.read(..., bulk=True)``), cut
+        where a chunk ends."""
+        chunk_rows = self.chunk_rows
+        for item in records:
+            if item.kind is UPDATES:
+                while self._rows + len(item) > chunk_rows:
+                    cut = item.start + chunk_rows - self._rows
+                    self._records.append(item.part(item.start, cut))
+                    self._bytes += self._records[-1].size
+                    self._rows = chunk_rows
+                    self.flush()
+                    item = item.part(cut, item.stop)
+                self._records.append(item)
+                self._rows += len(item)
+                self._bytes += item.size
+            else:
+                self._records.append(item)
+                self._rows += 1
+                if item.message is not None:
+                    self._bytes += len(item.message.payload)
+            if self._rows >= chunk_rows or self._bytes >= CHUNK_BYTES:
                 self.flush()
-            if taken < room:  # the records ran out
-                return
 
     def flush(self) -> None:
         """Hand the records gathered so far to the tables."""

@@ -303,24 +303,26 @@ class Chunk:
     @cached_property
     def frame(self) -> np.ndarray:
         records = self._records
-        return self._column(np.fromiter([r.frame for r in records], np.int64, len(records)),
-                            [b.frame for b in self._batches])
+        return self._column(
+            np.fromiter([r.frame for r in records], np.int64, len(records)),
+            run_field=lambda run, at: np.array(run.frames, dtype=np.int64)[run.packet()[at]])
 
     @cached_property
     def time(self) -> np.ndarray:
         """Unix seconds (float64)."""
         records = self._records
-        return self._column(np.fromiter([r.time for r in records], np.float64, len(records)),
-                            [b.time for b in self._batches])
+        return self._column(
+            np.fromiter([r.time for r in records], np.float64, len(records)),
+            run_field=lambda run, at: np.array(run.times, dtype=np.float64)[run.packet()[at]])
 
     @cached_property
     def time_ns(self) -> np.ndarray:
-        """Unix nanoseconds (int64), converted once per record and batch."""
+        """Unix nanoseconds (int64), converted once per record and packet."""
         records = self._records
         return self._column(
             seconds_to_ns(np.fromiter([r.time for r in records], np.float64, len(records))),
-            seconds_to_ns(np.fromiter([b.time for b in self._batches], np.float64,
-                                      len(self._batches))))
+            run_field=lambda run, at: seconds_to_ns(np.array(run.times, dtype=np.float64))[
+                run.packet()[at]])
 
     def _endpoints(self, attribute: str) -> np.ndarray:
         endpoints = self.vocabularies.endpoints
