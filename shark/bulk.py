@@ -31,6 +31,7 @@ An :class:`UpdateBatch` that reaches a consumer is such an attributed batch;
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,7 @@ class Run:
 
     __slots__ = ("buffer", "starts", "bodies", "sizes", "extended", "command", "data_type",
                  "data_count", "parameter1", "parameter2", "bounds", "frames", "times",
-                 "subscriptions", "subscription", "_packet", "__weakref__")
+                 "subscriptions", "subscription", "_packet", "_per_message", "__weakref__")
 
     def __init__(self, buffer: bytes, starts: np.ndarray, bounds: np.ndarray,
                  frames: list[int], times: list[float]) -> None:
@@ -75,6 +76,7 @@ class Run:
         self.frames = frames
         self.times = times
         self._packet: np.ndarray | None = None
+        self._per_message: dict[str, np.ndarray] = {}
         if len(starts) and not (starts % 4).any():  # the rule: payloads padded to 8
             shorts = np.frombuffer(buffer, ">u2", len(buffer) // 2)
             words = np.frombuffer(buffer, ">u4", len(buffer) // 4)
@@ -102,6 +104,14 @@ class Run:
         if self._packet is None:
             self._packet = np.repeat(np.arange(len(self.frames)), np.diff(self.bounds))
         return self._packet
+
+    def per_message(self, name: str, of_packets: Callable[[Run], np.ndarray]) -> np.ndarray:
+        """Per message, the value its packet has in ``of_packets(run)`` (one per
+        packet): worked out once per run, kept under ``name``."""
+        values = self._per_message.get(name)
+        if values is None:
+            values = self._per_message[name] = np.repeat(of_packets(self), np.diff(self.bounds))
+        return values
 
     def messages(self, start: int, stop: int) -> list[Any]:
         """Messages ``start`` to ``stop`` as the stream framer makes them."""

@@ -178,6 +178,18 @@ class Vocabularies:
         return codes
 
 
+def _frames(run: Any) -> np.ndarray:
+    return np.array(run.frames, dtype=np.int64)
+
+
+def _times(run: Any) -> np.ndarray:
+    return np.array(run.times, dtype=np.float64)
+
+
+def _times_ns(run: Any) -> np.ndarray:
+    return seconds_to_ns(_times(run))
+
+
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """``starts[0], starts[0] + 1, ... (lengths[0] of them), starts[1], ...``"""
     ends = np.cumsum(lengths)
@@ -303,17 +315,15 @@ class Chunk:
     @cached_property
     def frame(self) -> np.ndarray:
         records = self._records
-        return self._column(
-            np.fromiter([r.frame for r in records], np.int64, len(records)),
-            run_field=lambda run, at: np.array(run.frames, dtype=np.int64)[run.packet()[at]])
+        return self._column(np.fromiter([r.frame for r in records], np.int64, len(records)),
+                            run_field=lambda run, at: run.per_message("frame", _frames)[at])
 
     @cached_property
     def time(self) -> np.ndarray:
         """Unix seconds (float64)."""
         records = self._records
-        return self._column(
-            np.fromiter([r.time for r in records], np.float64, len(records)),
-            run_field=lambda run, at: np.array(run.times, dtype=np.float64)[run.packet()[at]])
+        return self._column(np.fromiter([r.time for r in records], np.float64, len(records)),
+                            run_field=lambda run, at: run.per_message("time", _times)[at])
 
     @cached_property
     def time_ns(self) -> np.ndarray:
@@ -321,8 +331,7 @@ class Chunk:
         records = self._records
         return self._column(
             seconds_to_ns(np.fromiter([r.time for r in records], np.float64, len(records))),
-            run_field=lambda run, at: seconds_to_ns(np.array(run.times, dtype=np.float64))[
-                run.packet()[at]])
+            run_field=lambda run, at: run.per_message("time_ns", _times_ns)[at])
 
     def _endpoints(self, attribute: str) -> np.ndarray:
         endpoints = self.vocabularies.endpoints
@@ -517,9 +526,9 @@ class Chunk:
         values.rows = rows
         return values
 
-    def alarm(self, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Alarm status and severity name codes of ``values`` entries ``which``, -1
-        where the value carries no alarm."""
+    def alarm(self, which: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """Alarm status and severity name codes of ``values`` entries ``which`` (indexes
+        or a slice), -1 where the value carries no alarm."""
         vocabularies = self.vocabularies
         values = self.values
         has = values.has_alarm[which]

@@ -113,25 +113,30 @@ def _placed(positions: np.ndarray, values: np.ndarray, size: int, fill: Any = -1
     return out
 
 
-def _value_columns(chunk: Chunk, positions: np.ndarray, which: np.ndarray, size: int
+def _value_columns(chunk: Chunk, positions: np.ndarray, which: np.ndarray | None, size: int
                    ) -> dict[str, Any]:
     """Value, text, alarm and EPICS time columns for the value rows ``which`` (indexes
-    into ``chunk.values``) placed at ``positions`` of a table part of ``size`` rows."""
+    into ``chunk.values``; None: all of them) placed at ``positions`` of a table part of
+    ``size`` rows."""
     values = chunk.values
-    alarm_status, severity = chunk.alarm(which)
-    strings = np.array(list(values.text), dtype=np.int64)  # the values that are strings
-    at = np.searchsorted(which, strings)  # where they are in ``which``, if they are
-    text = {int(positions[k]): values.text[key]
-            for k, key in zip(at.tolist(), strings.tolist(), strict=True)
-            if k < len(which) and which[k] == key}
+    every = slice(None) if which is None else which
+    alarm_status, severity = chunk.alarm(every)
+    if which is None:
+        text = {int(positions[key]): value for key, value in values.text.items()}
+    else:
+        strings = np.array(list(values.text), dtype=np.int64)  # the values that are strings
+        at = np.searchsorted(which, strings)  # where they are in ``which``, if they are
+        text = {int(positions[k]): values.text[key]
+                for k, key in zip(at.tolist(), strings.tolist(), strict=True)
+                if k < len(which) and which[k] == key}
     return {
-        "value": masked(_placed(positions, values.value[which], size, np.nan),
-                        _placed(positions, values.has_value[which], size, False)),
+        "value": masked(_placed(positions, values.value[every], size, np.nan),
+                        _placed(positions, values.has_value[every], size, False)),
         "value_text": text,
         "alarm_status": _placed(positions, alarm_status, size),
         "severity": _placed(positions, severity, size),
-        "epics_time": masked(_placed(positions, values.epics_ns[which], size, 0),
-                             _placed(positions, values.has_time[which], size, False)),
+        "epics_time": masked(_placed(positions, values.epics_ns[every], size, 0),
+                             _placed(positions, values.has_time[every], size, False)),
     }
 
 
@@ -150,8 +155,9 @@ class MessagesTable(ChunkedTable):
                 return column[keep]
         records = chunk.records
         values = chunk.values
-        columns = _value_columns(chunk, np.searchsorted(keep, values.rows),
-                                 np.arange(len(values.rows)), n)
+        columns = _value_columns(
+            chunk, values.rows if n == chunk.size else np.searchsorted(keep, values.rows),
+            None, n)
         anomalies = {int(values.rows[i]): f"undecodable value: {text}"
                      for i, text in values.errors.items()}
         anomalies.update(chunk.anomalies)

@@ -49,7 +49,7 @@ def masked(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 class _Growing:
-    """An array that grows at its end, its capacity doubling. A large array grows in
+    """An array that grows at its end, its capacity by a quarter. A large array grows in
     place (realloc moves its pages, neither copying nor touching them again) unless
     something else refers to it (a DataFrame handed out): then into a new array."""
 
@@ -62,7 +62,9 @@ class _Growing:
     def extend(self, values: np.ndarray) -> None:
         end = self.size + len(values)
         if end > len(self.data):
-            capacity = max(end, 2 * len(self.data))
+            # By a quarter: what grows in place is zeroed up to the capacity, pages the
+            # system must hand out (and a copy has room to spare too).
+            capacity = max(end, len(self.data) + len(self.data) // 4)
             try:
                 self.data.resize(capacity, refcheck=True)
             except ValueError:  # referred to: grow a copy

@@ -82,10 +82,10 @@ class Payloads:
     def __getitem__(self, i: int) -> bytes | memoryview:
         return self.payloads[i]
 
-    def structs(self, rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    def structs(self, rows: np.ndarray | slice, dtype: np.dtype) -> np.ndarray:
         """The first ``dtype.itemsize`` bytes of payloads ``rows``, as ``dtype``."""
         size = dtype.itemsize
-        heads = [self.payloads[i] for i in rows.tolist()]
+        heads = [self.payloads[i] for i in np.arange(len(self.lengths))[rows].tolist()]
         if (self.lengths[rows] > size).any():  # longer than what is read: arrays
             heads = [head[:size] for head in heads]
         return np.frombuffer(b"".join(heads), dtype)
@@ -104,7 +104,7 @@ class InBuffer(Payloads):
         start = int(self.starts[i])
         return self.buffer[start : start + int(self.lengths[i])]
 
-    def structs(self, rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    def structs(self, rows: np.ndarray | slice, dtype: np.dtype) -> np.ndarray:
         starts = self.starts[rows]
         steps = np.diff(starts)
         if len(starts) > 1 and (steps == steps[0]).all() and steps[0] >= dtype.itemsize:
@@ -132,18 +132,23 @@ def extract_values(data_types: np.ndarray, counts: np.ndarray,
     # Of several elements only the metadata before them is read.
     scalar = counts == 1
     size = np.minimum(lengths, np.where(scalar, _SCALAR_END[types], _OFFSET[types]))
-    layout = ((types * 2 + scalar) << _SIZE_BITS) + size
-    layouts, keys, _ = group(np.where(fits, layout, -1))
+    layout = np.where(fits, ((types * 2 + scalar) << _SIZE_BITS) + size, -1)
+    if n and (layout == layout[0]).all():  # one layout (a subscription's updates): no grouping
+        layouts, keys = None, layout[:1]
+    else:
+        layouts, keys, _ = group(layout)
     for index, key in enumerate(keys.tolist()):
         if key >= 0 and key & ((1 << _SIZE_BITS) - 1):  # fits, has something to read
-            _read(out, np.flatnonzero(layouts == index), key >> (_SIZE_BITS + 1),
-                  key >> _SIZE_BITS & 1, key & ((1 << _SIZE_BITS) - 1), payloads)
+            _read(out, slice(None) if layouts is None else np.flatnonzero(layouts == index),
+                  key >> (_SIZE_BITS + 1), key >> _SIZE_BITS & 1,
+                  key & ((1 << _SIZE_BITS) - 1), payloads)
     return out
 
 
-def _read(out: Values, rows: np.ndarray, data_type: int, scalar: int, size: int,
+def _read(out: Values, rows: np.ndarray | slice, data_type: int, scalar: int, size: int,
           payloads: Payloads) -> None:
-    """Fill ``out`` at ``rows``: payloads of one layout, of which ``size`` bytes are read."""
+    """Fill ``out`` at ``rows`` (indexes, or a slice): payloads of one layout, of which
+    ``size`` bytes are read."""
     structs = payloads.structs(rows, _struct(data_type, scalar, size))
     fields = structs.dtype.fields
     if "severity" in fields:
@@ -160,7 +165,8 @@ def _read(out: Values, rows: np.ndarray, data_type: int, scalar: int, size: int,
         out.value[rows] = structs["value"]
         out.has_value[rows] = True
         return
-    for row, text in zip(rows.tolist(), structs["value"].tolist(), strict=True):
+    for row, text in zip(np.arange(len(out.value))[rows].tolist(), structs["value"].tolist(),
+                         strict=True):
         out.text[row] = text.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
