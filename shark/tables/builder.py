@@ -138,8 +138,8 @@ class TableBuilder:
         self._rows = self._bytes = 0
         self.records += chunk.size
         if self.first_time is None:
-            self.first_time = float(chunk.time[0])
-        self.last_time = float(chunk.time[-1])
+            self.first_time = chunk.time_of(0)
+        self.last_time = chunk.time_of(chunk.size - 1)
         for producer in self._updaters:
             producer.update(chunk)
 

@@ -333,6 +333,18 @@ class Chunk:
             seconds_to_ns(np.fromiter([r.time for r in records], np.float64, len(records))),
             run_field=lambda run, at: run.per_message("time_ns", _times_ns)[at])
 
+    def time_of(self, row: int) -> float:
+        """The capture time of one row, without the whole column."""
+        if self._record_rows is None:
+            return self._records[row].time
+        rows = self.records
+        index = int(np.searchsorted(rows.first_rows, row, "right")) - 1
+        item = rows.items[index]
+        if item.kind is not UPDATES:
+            return item.time
+        run = item.run
+        return run.times[int(run.packet()[item.start + row - int(rows.first_rows[index])])]
+
     def _endpoints(self, attribute: str) -> np.ndarray:
         endpoints = self.vocabularies.endpoints
         get = operator.attrgetter(attribute)
