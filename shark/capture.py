@@ -165,17 +165,21 @@ def read_frames(source: str | Path | BinaryIO) -> Iterator[Frame]:
 def read_blocks(source: str | Path | BinaryIO, frames: int = BLOCK_FRAMES
                 ) -> Iterator[FrameBlock]:
     """:func:`read_frames` in blocks of up to ``frames`` frames (a block also ends where
-    the link type changes, or where a stream's read window moves on)."""
+    the link type changes, or where a stream's read window moves on; pcapng's, whose
+    frames are copied together, at :data:`RELEASE_EVERY` bytes)."""
     pending: list[Frame] = []
+    size = 0
     try:
         for item in _items(source, frames):
             if type(item) is FrameBlock:
                 yield item
                 continue
-            if pending and (len(pending) == frames or item.linktype != pending[0].linktype):
+            if pending and (len(pending) == frames or size >= RELEASE_EVERY
+                            or item.linktype != pending[0].linktype):
                 yield FrameBlock.of(pending)
-                pending = []
+                pending, size = [], 0
             pending.append(item)
+            size += len(item.data)
     except CaptureError:  # the frames read before the damage come first
         if pending:
             yield FrameBlock.of(pending)

@@ -25,6 +25,7 @@ from shark_helpers import (
 )
 
 import shark
+import shark.capture
 from shark.capture import (
     MAX_RECORD,
     CaptureError,
@@ -357,3 +358,14 @@ def test_blocks_hold_the_frames(name: str, size: int, tmp_path: Path) -> None:
             assert (got, str(error)) == (expected, str(exc)), cut
         else:
             assert _blocked(io.BytesIO(data[:cut]), size) == (expected, None), cut
+
+
+def test_pcapng_blocks_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pcapng block copies its frames together: it ends once it holds
+    RELEASE_EVERY bytes, however many frames it may take."""
+    monkeypatch.setattr(shark.capture, "RELEASE_EVERY", 2000)
+    path = capture("ca_two_clients_two_iocs.pcapng")
+    blocks = list(read_blocks(path, 4096))
+    assert len(blocks) > 1
+    assert all(b.ends[-2] - b.starts[0] < 2000 for b in blocks if len(b) > 1)
+    assert [f.data for b in blocks for f in b.frames()] == [f.data for f in read_frames(path)]
