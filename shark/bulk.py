@@ -66,7 +66,7 @@ class Run:
 
     __slots__ = ("buffer", "starts", "bodies", "sizes", "extended", "command", "data_type",
                  "data_count", "parameter1", "parameter2", "bounds", "frames", "times",
-                 "subscriptions", "subscription", "_packet", "_per_message", "__weakref__")
+                 "subscriptions", "subscription", "_per_message", "__weakref__")
 
     def __init__(self, buffer: bytes, starts: np.ndarray, bounds: np.ndarray,
                  frames: list[int], times: list[float]) -> None:
@@ -75,7 +75,6 @@ class Run:
         self.bounds = bounds
         self.frames = frames
         self.times = times
-        self._packet: np.ndarray | None = None
         self._per_message: dict[str, np.ndarray] = {}
         if len(starts) and not (starts % 4).any():  # the rule: payloads padded to 8
             shorts = np.frombuffer(buffer, ">u2", len(buffer) // 2)
@@ -101,9 +100,7 @@ class Run:
 
     def packet(self) -> np.ndarray:
         """Per message, the index of the packet that completed it."""
-        if self._packet is None:
-            self._packet = np.repeat(np.arange(len(self.frames)), np.diff(self.bounds))
-        return self._packet
+        return self.per_message("packet", _packet_indexes)
 
     def per_message(self, name: str, of_packets: Callable[[Run], np.ndarray]) -> np.ndarray:
         """Per message, the value its packet has in ``of_packets(run)`` (one per
@@ -129,6 +126,10 @@ class Run:
         other = (self.command != _EVENT_ADD) | (self.sizes == 0)
         before = np.concatenate(([0], np.cumsum(other)))
         return before[self.bounds[1:]] == before[self.bounds[:-1]]
+
+
+def _packet_indexes(run: Run) -> np.ndarray:
+    return np.arange(len(run.frames))
 
 
 class Segment:
@@ -295,9 +296,9 @@ def place(batches: list[UpdateBatch], run: Run, circuit: int) -> None:
 def placed(items: list[Any]) -> list[Any]:
     """Records and batches with what stands in the place of each batch that
     :func:`place` expanded put in it."""
-    return [item for batch in items for item in (
-        batch.expanded if batch.kind is UPDATES and batch.expanded is not None
-        else (batch,))]
+    return [item for entry in items for item in (
+        entry.expanded if entry.kind is UPDATES and entry.expanded is not None
+        else (entry,))]
 
 
 def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
