@@ -233,6 +233,8 @@ class Chunk:
         #: The records (not the batches), and the rows they are.
         self._records: list[Record] = items
         self._batches: list[UpdateBatch] = []
+        #: Per run: the rows of its messages here, and their indexes in the run.
+        self._gathers: list[tuple[Any, np.ndarray, np.ndarray]] = []
         if not is_batch.any():
             self.records: Any = items
             self.size = len(items)
@@ -251,8 +253,6 @@ class Chunk:
         self.size = int(first_rows[-1] + lengths[-1])
         self._record_rows = first_rows[self._record_items]
         self.records = _Rows(items, first_rows, self._records, self._record_rows)
-        #: Per run: the rows of its messages here, and their indexes in the run.
-        self._gathers: list[tuple[Any, np.ndarray, np.ndarray]] = []
         batch_rows = first_rows[self._batch_items]
         inverse, _, first = group(np.fromiter([id(b.run) for b in self._batches], np.int64,
                                               len(self._batches)))
@@ -512,39 +512,26 @@ class Chunk:
     @cached_property
     def values(self) -> Values:
         """The DBR payloads (value, alarm, EPICS time) of the rows that carry one."""
+        values = Values(self.size)
         has_data = HAS_DATA[self.form]
-        rows = np.flatnonzero(has_data)
         types, counts = self.data_type_number, self.data_count
         messages = self.messages
-        if self._record_rows is None:
-            values = extract_values(types[rows], counts[rows],
-                                    [messages[i].payload for i in rows.tolist()])
-            values.rows = rows
-            return values
-        position = np.cumsum(has_data) - 1  # of each value row among ``rows``
-        mine = self._record_rows[has_data[self._record_rows]]
-        parts = [(extract_values(types[mine], counts[mine],
-                                 [messages[i].payload for i in self._record_index(mine)]),
-                  mine)] if len(mine) else []
-        parts += [(extract_values(types[at], counts[at], InBuffer(
-                      run.buffer, run.bodies[indexes], run.sizes[indexes])), at)
-                  for run, at, indexes in self._gathers]
-        if len(parts) == 1 and len(parts[0][1]) == len(rows):  # one part, in order
-            values = parts[0][0]
-        else:
-            values = Values(len(rows))
-            for part, at in parts:
-                values.place(part, position[at])
-        values.rows = rows
+        mine = (np.flatnonzero(has_data) if self._record_rows is None
+                else self._record_rows[has_data[self._record_rows]])
+        extract_values(values, mine, types[mine], counts[mine],
+                       [messages[i].payload for i in self._record_index(mine)])
+        for run, rows, indexes in self._gathers:
+            extract_values(values, rows, types[rows], counts[rows],
+                           InBuffer(run.buffer, run.bodies[indexes], run.sizes[indexes]))
         return values
 
-    def alarm(self, which: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
-        """Alarm status and severity name codes of ``values`` entries ``which`` (indexes
-        or a slice), -1 where the value carries no alarm."""
+    def alarm(self) -> tuple[np.ndarray, np.ndarray]:
+        """Alarm status and severity name codes of every row, -1 where its value carries
+        no alarm (or it has no value)."""
         vocabularies = self.vocabularies
         values = self.values
-        has = values.has_alarm[which]
-        return (self._named(values.status[which], has, vocabularies.alarm_statuses,
+        has = values.has_alarm
+        return (self._named(values.status, has, vocabularies.alarm_statuses,
                             alarm_status_name),
-                self._named(values.severity[which], has, vocabularies.severities,
+                self._named(values.severity, has, vocabularies.severities,
                             alarm_severity_name))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -105,39 +106,37 @@ def _categories(schema: TableSchema) -> dict[str, str]:
     return {c.name: _VOCABULARY[c.name] for c in schema.columns if c.kind == CATEGORY}
 
 
-def _placed(positions: np.ndarray, values: np.ndarray, size: int, fill: Any = -1
-            ) -> np.ndarray:
-    """An array of ``size`` with ``values`` at ``positions`` and ``fill`` elsewhere."""
-    out = np.full(size, fill, dtype=values.dtype)
-    out[positions] = values
-    return out
+def _taker(rows: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+    """What takes chunk rows ``rows`` of a column (None: all, the column itself)."""
+    if rows is None:
+        return lambda column: column
+    return lambda column: column[rows]
 
 
-def _value_columns(chunk: Chunk, positions: np.ndarray, which: np.ndarray | None, size: int
-                   ) -> dict[str, Any]:
-    """Value, text, alarm and EPICS time columns for the value rows ``which`` (indexes
-    into ``chunk.values``; None: all of them) placed at ``positions`` of a table part of
-    ``size`` rows."""
+def _value_columns(chunk: Chunk, rows: np.ndarray | None) -> dict[str, Any]:
+    """Value, text, alarm and EPICS time columns of chunk rows ``rows`` (None: all)."""
     values = chunk.values
-    every = slice(None) if which is None else which
-    alarm_status, severity = chunk.alarm(every)
-    if which is None:
-        text = {int(positions[key]): value for key, value in values.text.items()}
-    else:
-        strings = np.array(list(values.text), dtype=np.int64)  # the values that are strings
-        at = np.searchsorted(which, strings)  # where they are in ``which``, if they are
-        text = {int(positions[k]): values.text[key]
-                for k, key in zip(at.tolist(), strings.tolist(), strict=True)
-                if k < len(which) and which[k] == key}
+    alarm_status, severity = chunk.alarm()
+    taken = _taker(rows)
     return {
-        "value": masked(_placed(positions, values.value[every], size, np.nan),
-                        _placed(positions, values.has_value[every], size, False)),
-        "value_text": text,
-        "alarm_status": _placed(positions, alarm_status, size),
-        "severity": _placed(positions, severity, size),
-        "epics_time": masked(_placed(positions, values.epics_ns[every], size, 0),
-                             _placed(positions, values.has_time[every], size, False)),
+        "value": masked(taken(values.value), taken(values.has_value)),
+        "value_text": _moved(values.text, rows),
+        "alarm_status": taken(alarm_status),
+        "severity": taken(severity),
+        "epics_time": masked(taken(values.epics_ns), taken(values.has_time)),
     }
+
+
+def _moved(texts: dict[int, str], rows: np.ndarray | None) -> dict[int, str]:
+    """Texts by chunk row, re-keyed by position among ``rows`` (sorted; None: all), of
+    those that are among them."""
+    if rows is None or not texts:
+        return texts
+    keys = np.fromiter(texts, np.int64, len(texts))
+    positions = np.searchsorted(rows, keys)
+    return {p: text for p, key, text in zip(positions.tolist(), keys.tolist(), texts.values(),
+                                            strict=True)
+            if p < len(rows) and rows[p] == key}
 
 
 class MessagesTable(ChunkedTable):
@@ -147,19 +146,12 @@ class MessagesTable(ChunkedTable):
     def columns(self, chunk: Chunk) -> tuple[int, dict[str, Any]]:
         keep = np.flatnonzero(~_LIFECYCLE[chunk.form])
         n = len(keep)
-        if n == chunk.size:  # no OPEN or CLOSE rows: most chunks, nothing to drop
-            def kept(column: np.ndarray) -> np.ndarray:
-                return column
-        else:
-            def kept(column: np.ndarray) -> np.ndarray:
-                return column[keep]
+        every = None if n == chunk.size else keep  # most chunks have no OPEN or CLOSE
+        kept = _taker(every)
         records = chunk.records
-        values = chunk.values
-        columns = _value_columns(
-            chunk, values.rows if n == chunk.size else np.searchsorted(keep, values.rows),
-            None, n)
-        anomalies = {int(values.rows[i]): f"undecodable value: {text}"
-                     for i, text in values.errors.items()}
+        columns = _value_columns(chunk, every)
+        anomalies = {row: f"undecodable value: {text}"
+                     for row, text in chunk.values.errors.items()}
         anomalies.update(chunk.anomalies)
         circuit = kept(chunk.circuit)
         command_id = kept(chunk.command_id)
@@ -167,6 +159,7 @@ class MessagesTable(ChunkedTable):
         answered = ~np.isnan(latency)
         data_type = kept(chunk.data_type)
         not_message = NOT_MESSAGE[kept(chunk.form)]
+        pv = kept(chunk.pv)
         columns.update({
             "frame": kept(chunk.frame),
             "time": kept(chunk.time_ns),
@@ -177,38 +170,33 @@ class MessagesTable(ChunkedTable):
             "sender": kept(chunk.sender),
             "command": kept(chunk.command),
             "command_id": masked(command_id, command_id >= 0),
-            "pv": kept(chunk.pv),
+            "pv": pv,
             "data_type": data_type,
             "data_count": masked(kept(chunk.data_count), data_type >= 0),
             "status": kept(chunk.status),
             "latency": masked(np.nan_to_num(latency), answered),
-            "sid": self._sids(chunk, keep),
+            "sid": self._sids(chunk, keep, np.flatnonzero(
+                (pv < 0) & (circuit != 0) & ~not_message)),
             "request_frame": masked(kept(chunk.request_frame), answered),
-            "anomaly": _moved(anomalies, keep),
+            "anomaly": _moved(anomalies, every),
             "size": kept(chunk.size_bytes),
             "reason": {p: records[keep[p]].reason for p in np.flatnonzero(not_message).tolist()},
         })
         return n, columns
 
     @staticmethod
-    def _sids(chunk: Chunk, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The SID of channels whose name is unknown (``shark read``'s ``sid`` key)."""
+    def _sids(chunk: Chunk, keep: np.ndarray, unnamed: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """The SID of channels whose name is unknown (``shark read``'s ``sid`` key), at
+        positions ``unnamed`` among chunk rows ``keep`` (TCP messages without a PV)."""
         sids = np.zeros(len(keep), dtype=np.int64)
         known = np.zeros(len(keep), dtype=bool)
-        unnamed = np.flatnonzero((chunk.pv[keep] < 0) & (chunk.circuit[keep] != 0)
-                                 & ~NOT_MESSAGE[chunk.form[keep]])
-        for position in unnamed:
+        for position in unnamed.tolist():
             channel = chunk.records[keep[position]].channel
             if channel is not None and channel.sid is not None:
                 sids[position] = channel.sid
                 known[position] = True
         return masked(sids, known)
-
-
-def _moved(texts: dict[int, str], keep: np.ndarray) -> dict[int, str]:
-    """Texts by chunk row, re-keyed by position among the rows kept."""
-    positions = np.searchsorted(keep, list(texts))
-    return {int(p): text for p, text in zip(positions, texts.values(), strict=True)}
 
 
 class UpdatesTable(ChunkedTable):
@@ -218,8 +206,7 @@ class UpdatesTable(ChunkedTable):
     def columns(self, chunk: Chunk) -> tuple[int, dict[str, Any]]:
         rows = chunk.rows(_UPDATES)
         n = len(rows)
-        columns = _value_columns(chunk, np.arange(n), np.searchsorted(chunk.values.rows, rows),
-                                 n)
+        columns = _value_columns(chunk, rows)
         subscription_or_ioid = chunk.parameter2[rows]
         monitor = _SUBSCRIPTION_UPDATE[chunk.form[rows]]
         columns.update({

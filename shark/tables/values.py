@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -42,17 +43,16 @@ _SIZE_BITS = 20
 
 
 class Values:
-    """Fields of n DBR payloads, one array entry per payload.
+    """Fields of the DBR payloads of n rows (a chunk's), one array entry per row.
 
-    ``value`` is NaN where ``has_value`` is False (no single numeric element); strings
-    are in ``text`` by position; alarm ``status`` and ``severity`` are meaningful where
-    ``has_alarm``; ``epics_ns`` is the EPICS timestamp in Unix nanoseconds where
-    ``has_time``; ``errors`` holds why a payload could not be decoded, by position.
-    ``rows`` is for the caller: which chunk rows the positions are.
+    ``value`` is NaN where ``has_value`` is False (no single numeric element, or no
+    payload); strings are in ``text`` by row; alarm ``status`` and ``severity`` are
+    meaningful where ``has_alarm``; ``epics_ns`` is the EPICS timestamp in Unix
+    nanoseconds where ``has_time``; ``errors`` holds why a payload could not be decoded,
+    by row. :func:`extract_values` fills them, payloads at a time.
     """
 
     def __init__(self, n: int) -> None:
-        self.rows = np.arange(n)
         self.value = np.full(n, np.nan)
         self.has_value = np.zeros(n, dtype=bool)
         self.text: dict[int, str] = {}
@@ -62,14 +62,6 @@ class Values:
         self.epics_ns = np.zeros(n, dtype=np.int64)
         self.has_time = np.zeros(n, dtype=bool)
         self.errors: dict[int, str] = {}
-
-    def place(self, part: Values, positions: np.ndarray) -> None:
-        """Put the entries of ``part`` at ``positions`` of these."""
-        for name in ("value", "has_value", "status", "severity", "has_alarm", "epics_ns",
-                     "has_time"):
-            getattr(self, name)[positions] = getattr(part, name)
-        for mine, theirs in ((self.text, part.text), (self.errors, part.errors)):
-            mine.update({int(positions[i]): text for i, text in theirs.items()})
 
 
 class Payloads:
@@ -115,58 +107,81 @@ class InBuffer(Payloads):
         return data[starts[:, None] + np.arange(dtype.itemsize)].view(dtype).ravel()
 
 
-def extract_values(data_types: np.ndarray, counts: np.ndarray,
-                   payloads: Sequence[bytes | memoryview] | Payloads) -> Values:
-    """The :class:`Values` of payloads of the given DBR types and element counts."""
+def extract_values(out: Values, at: np.ndarray, data_types: np.ndarray, counts: np.ndarray,
+                   payloads: Sequence[bytes | memoryview] | Payloads) -> None:
+    """Fill ``out`` with the fields of payloads of the given DBR types and element
+    counts: those of payload ``i`` at row ``at[i]``."""
     if not isinstance(payloads, Payloads):
         payloads = Payloads(payloads)
+    if not len(at):
+        return
     lengths = payloads.lengths
-    n = len(lengths)
-    out = Values(n)
-    known = (data_types >= 0) & (data_types < len(LAYOUTS))
-    types = np.where(known, data_types, 0)
-    needed = _OFFSET[types] + _ELEMENT[types] * counts - np.where(counts > 0,
-                                                                 _STRING_SLACK[types], 0)
-    fits = known & (lengths >= needed)
-    _decode_each(out, np.flatnonzero(~fits), data_types, counts, payloads)
-    # Of several elements only the metadata before them is read.
-    scalar = counts == 1
-    size = np.minimum(lengths, np.where(scalar, _SCALAR_END[types], _OFFSET[types]))
-    layout = np.where(fits, ((types * 2 + scalar) << _SIZE_BITS) + size, -1)
-    if n and (layout == layout[0]).all():  # one layout (a subscription's updates): no grouping
-        layouts, keys = None, layout[:1]
+    key = _one_layout(data_types, counts, lengths)
+    if key is not None:  # (a subscription's updates): no grouping
+        layouts, keys = None, [key]
     else:
-        layouts, keys, _ = group(layout)
-    for index, key in enumerate(keys.tolist()):
+        known = (data_types >= 0) & (data_types < len(LAYOUTS))
+        types = np.where(known, data_types, 0)
+        needed = _OFFSET[types] + _ELEMENT[types] * counts - np.where(
+            counts > 0, _STRING_SLACK[types], 0)
+        fits = known & (lengths >= needed)
+        _decode_each(out, at, np.flatnonzero(~fits), data_types, counts, payloads)
+        # Of several elements only the metadata before them is read.
+        scalar = counts == 1
+        size = np.minimum(lengths, np.where(scalar, _SCALAR_END[types], _OFFSET[types]))
+        layouts, distinct, _ = group(np.where(fits, _layout(types, scalar, size), -1))
+        keys = distinct.tolist()
+    for index, key in enumerate(keys):
         if key >= 0 and key & ((1 << _SIZE_BITS) - 1):  # fits, has something to read
-            _read(out, slice(None) if layouts is None else np.flatnonzero(layouts == index),
-                  key >> (_SIZE_BITS + 1), key >> _SIZE_BITS & 1,
+            chosen = slice(None) if layouts is None else np.flatnonzero(layouts == index)
+            _read(out, at[chosen], chosen, key >> (_SIZE_BITS + 1), key >> _SIZE_BITS & 1,
                   key & ((1 << _SIZE_BITS) - 1), payloads)
-    return out
 
 
-def _read(out: Values, rows: np.ndarray | slice, data_type: int, scalar: int, size: int,
-          payloads: Payloads) -> None:
-    """Fill ``out`` at ``rows`` (indexes, or a slice): payloads of one layout, of which
-    ``size`` bytes are read."""
+def _layout(data_type: Any, scalar: Any, size: Any) -> Any:
+    """A layout (DBR type, one element?, bytes read) in one int (or an array of them)."""
+    return ((data_type * 2 + scalar) << _SIZE_BITS) + size
+
+
+def _one_layout(data_types: np.ndarray, counts: np.ndarray, lengths: np.ndarray
+                ) -> int | None:
+    """The layout of every payload when they all have the same and fit it (a
+    subscription's updates, most often): a few comparisons rather than the arrays of
+    the general way. None otherwise."""
+    data_type, count = int(data_types[0]), int(counts[0])
+    if (not 0 <= data_type < len(LAYOUTS) or (data_types != data_type).any()
+            or (counts != count).any()):
+        return None
+    shortest = int(lengths.min())
+    needed = int(_OFFSET[data_type] + _ELEMENT[data_type] * count
+                 - (_STRING_SLACK[data_type] if count > 0 else 0))
+    size = int(_SCALAR_END[data_type] if count == 1 else _OFFSET[data_type])
+    if shortest < max(needed, size):  # too short, or a string cut short: the general way
+        return None
+    return _layout(data_type, int(count == 1), size)
+
+
+def _read(out: Values, where: np.ndarray, rows: np.ndarray | slice, data_type: int,
+          scalar: int, size: int, payloads: Payloads) -> None:
+    """Fill ``out`` at rows ``where`` with payloads ``rows`` (indexes, or a slice), of
+    one layout, of which ``size`` bytes are read."""
     structs = payloads.structs(rows, _struct(data_type, scalar, size))
     fields = structs.dtype.fields
     if "severity" in fields:
-        out.status[rows] = structs["status"]
-        out.severity[rows] = structs["severity"]
-        out.has_alarm[rows] = True
+        out.status[where] = structs["status"]
+        out.severity[where] = structs["severity"]
+        out.has_alarm[where] = True
     if "seconds" in fields:
         seconds = structs["seconds"].astype(np.int64) + EPICS_EPOCH_OFFSET
-        out.epics_ns[rows] = seconds * 1_000_000_000 + structs["nanoseconds"]
-        out.has_time[rows] = True
+        out.epics_ns[where] = seconds * 1_000_000_000 + structs["nanoseconds"]
+        out.has_time[where] = True
     if "value" not in fields:
         return
     if fields["value"][0].kind != "S":
-        out.value[rows] = structs["value"]
-        out.has_value[rows] = True
+        out.value[where] = structs["value"]
+        out.has_value[where] = True
         return
-    for row, text in zip(np.arange(len(out.value))[rows].tolist(), structs["value"].tolist(),
-                         strict=True):
+    for row, text in zip(where.tolist(), structs["value"].tolist(), strict=True):
         out.text[row] = text.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
@@ -189,27 +204,28 @@ def _struct(data_type: int, scalar: int, size: int) -> np.dtype:
                      "offsets": list(offsets), "itemsize": size})
 
 
-def _decode_each(out: Values, chosen: np.ndarray, data_types: np.ndarray, counts: np.ndarray,
-                 payloads: Payloads) -> None:
+def _decode_each(out: Values, at: np.ndarray, chosen: np.ndarray, data_types: np.ndarray,
+                 counts: np.ndarray, payloads: Payloads) -> None:
     """The slow path: the decoder's own decoding, one payload at a time."""
-    for i in chosen:
+    for i in chosen.tolist():
+        row = int(at[i])
         try:
             data = dbr.decode(int(data_types[i]), int(counts[i]), payloads[i])
         except DecodeError as exc:
-            out.errors[int(i)] = str(exc)
+            out.errors[row] = str(exc)
             continue
         if len(data.values) == 1:
             value = data.value
             if isinstance(value, str):
-                out.text[int(i)] = value
+                out.text[row] = value
             else:
-                out.value[i] = value
-                out.has_value[i] = True
+                out.value[row] = value
+                out.has_value[row] = True
         if data.severity is not None:
-            out.status[i] = data.status
-            out.severity[i] = data.severity
-            out.has_alarm[i] = True
+            out.status[row] = data.status
+            out.severity[row] = data.severity
+            out.has_alarm[row] = True
         if data.seconds is not None:
-            out.epics_ns[i] = ((data.seconds + EPICS_EPOCH_OFFSET) * 1_000_000_000
-                               + data.nanoseconds)
-            out.has_time[i] = True
+            out.epics_ns[row] = ((data.seconds + EPICS_EPOCH_OFFSET) * 1_000_000_000
+                                 + data.nanoseconds)
+            out.has_time[row] = True
