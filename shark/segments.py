@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .capture import FrameBlock, LinkType
+from .packets import TcpFlags
 
 __all__ = ["Segments", "tcp_segments"]
 
@@ -32,6 +33,7 @@ _LINKS: dict[int, tuple[int, tuple[tuple[tuple[int, int], ...], ...]]] = {
     LinkType.IPV4: (0, ()),
 }
 _IPV4_TCP = 6
+_SYN_FIN_RST = TcpFlags.SYN | TcpFlags.FIN | TcpFlags.RST
 
 
 class Segments:
@@ -39,13 +41,22 @@ class Segments:
     into ``addresses``, -1 for frames left to the decoder), sequence and
     acknowledgement numbers, flags, and where the payload is in the block's view.
     ``addresses`` are (src, sport, dst, dport) as :class:`shark.tcp.TcpReassembler`
-    keys them."""
+    keys them.
 
-    __slots__ = ("connection", "seq", "ack", "flags", "start", "end", "addresses")
+    ``stretches`` cut the frames into stretches (the first frame of each, then the
+    number of frames): a stretch is consecutive frames that carry one direction's
+    next payload bytes, one after the other, with the same acknowledgement number and
+    no SYN, FIN or RST (a server sending updates, most often), so that a reader can
+    take the whole of it as the next bytes once it has checked its first frame; every
+    other frame is a stretch of its own."""
+
+    __slots__ = ("connection", "seq", "ack", "flags", "start", "end", "addresses",
+                 "stretches")
 
     def __init__(self, connection: list[int], seq: list[int], ack: list[int],
                  flags: list[int], start: list[int], end: list[int],
-                 addresses: list[tuple[bytes, int, bytes, int]]) -> None:
+                 addresses: list[tuple[bytes, int, bytes, int]], stretches: list[int]
+                 ) -> None:
         self.connection = connection
         self.seq = seq
         self.ack = ack
@@ -53,6 +64,7 @@ class Segments:
         self.start = start
         self.end = end
         self.addresses = addresses
+        self.stretches = stretches
 
 
 def tcp_segments(block: FrameBlock) -> Segments | None:
@@ -93,8 +105,19 @@ def tcp_segments(block: FrameBlock) -> Segments | None:
     index[keep] = connection.ravel()
     addresses = [(raw[0:4], raw[8] << 8 | raw[9], raw[4:8], raw[10] << 8 | raw[11])
                  for raw in (key.tobytes() for key in distinct)]
+    first = starts + tcp + header
     return Segments(index.tolist(), seq.tolist(), ack.tolist(), flags.tolist(),
-                    (starts + tcp + header).tolist(), (starts + end).tolist(), addresses)
+                    first.tolist(), (starts + end).tolist(), addresses,
+                    _stretches(index, seq, ack, flags, end + starts - first))
+
+
+def _stretches(connection: np.ndarray, seq: np.ndarray, ack: np.ndarray, flags: np.ndarray,
+               size: np.ndarray) -> list[int]:
+    """Where each stretch of :class:`Segments` begins, then the number of frames."""
+    carries = (connection >= 0) & (size > 0) & (flags & _SYN_FIN_RST == 0)
+    follows = (carries[1:] & carries[:-1] & (connection[1:] == connection[:-1])
+               & (seq[1:] == (seq[:-1] + size[:-1]) & 0xFFFFFFFF) & (ack[1:] == ack[:-1]))
+    return [0, *(np.flatnonzero(~follows) + 1).tolist(), len(connection)]
 
 
 def _u32(words: np.ndarray, at: int) -> np.ndarray:

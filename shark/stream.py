@@ -53,8 +53,7 @@ resynchronisation window), plus the reassembler's bounded out-of-order buffers.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
-from itertools import count
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -256,7 +255,8 @@ class CaReader:
                 if direction is not None:
                     if self.bulk:
                         if direction.sender is Role.SERVER and direction.resync is None:
-                            self._hold(direction, event.frame, event.time, event.data, out)
+                            self._hold(direction, (event.frame,), (event.time,),
+                                       (event.data,), out)
                             continue
                         if direction.circuit in self._holding:
                             self._release(self._holding[direction.circuit])
@@ -266,9 +266,9 @@ class CaReader:
 
     def _block(self, block: FrameBlock, out: list[Record]) -> None:
         """Add the records of a block of frames to ``out``. With ``bulk``, a server's
-        next segment in order (most frames of a capture of monitor updates) is held
+        next segments in order (most frames of a capture of monitor updates) are held
         from the fields :func:`shark.segments.tcp_segments` read, with no packet
-        object; every other frame goes the general way."""
+        object, a stretch of them at once; every other frame goes the general way."""
         decode = self._packets.decode
         segments = tcp_segments(block) if self.bulk else None
         if segments is None:
@@ -284,59 +284,80 @@ class CaReader:
         index = {key: i for i, key in enumerate(addresses)}
         directions = self._directions
         view, first, stamps = block.view, block.first, block.time_ns
+        connections, seqs, acks, flags = (segments.connection, segments.seq, segments.ack,
+                                          segments.flags)
+        starts, ends = segments.start, segments.end
         server = Role.SERVER
-        for i, connection, seq, ack, flags, start, end in zip(
-                count(), segments.connection, segments.seq, segments.ack, segments.flags,
-                segments.start, segments.end):
-            if connection >= 0:
-                half = halves[connection]
-                if half is not None:
-                    if start == end:  # a bare ACK
-                        if advance(half, seq, ack, flags, 0, first + i,
-                                   stamps[i] / _NS_PER_S):
-                            continue
-                    else:
-                        direction = directions.get(half)
-                        time = stamps[i] / _NS_PER_S
-                        if (direction is not None and direction.sender is server
-                                and direction.resync is None
-                                and advance(half, seq, ack, flags, end - start, first + i,
-                                            time)):
-                            self._hold(direction, first + i, time, view[start:end], out)
-                            continue
-            packet = decode(block.frame(i))
-            if packet is None:
-                continue
-            self._packet(packet, out)
-            if packet.transport == TCP:  # it may have opened, closed or replaced one
+        stretches = segments.stretches
+        for begin, stop in zip(stretches, stretches[1:], strict=False):
+            if stop - begin > 1:  # the next bytes of one direction, frame after frame
+                half = halves[connections[begin]]
+                direction = None if half is None else directions.get(half)
+                last = stop - 1
+                if (direction is not None and direction.sender is server
+                        and direction.resync is None
+                        and advance(half, seqs[begin], acks[begin], flags[begin],
+                                    sum(ends[begin:stop]) - sum(starts[begin:stop]),
+                                    first + last, stamps[last] / _NS_PER_S)):
+                    self._hold(direction, range(first + begin, first + stop),
+                               [ns / _NS_PER_S for ns in stamps[begin:stop]],
+                               [view[a:b] for a, b in zip(starts[begin:stop], ends[begin:stop],
+                                                          strict=True)], out)
+                    continue
+            for i in range(begin, stop):
+                connection = connections[i]
                 if connection >= 0:
-                    src, sport, dst, dport = addresses[connection]
-                    for key in (addresses[connection], (dst, dport, src, sport)):
-                        if key in index:
-                            halves[index[key]] = tcp.half(key)
-                else:
-                    halves = [tcp.half(key) for key in addresses]
+                    half = halves[connection]
+                    if half is not None:
+                        start, end = starts[i], ends[i]
+                        time = stamps[i] / _NS_PER_S
+                        if start == end:  # a bare ACK
+                            if advance(half, seqs[i], acks[i], flags[i], 0, first + i, time):
+                                continue
+                        else:
+                            direction = directions.get(half)
+                            if (direction is not None and direction.sender is server
+                                    and direction.resync is None
+                                    and advance(half, seqs[i], acks[i], flags[i], end - start,
+                                                first + i, time)):
+                                self._hold(direction, (first + i,), (time,),
+                                           (view[start:end],), out)
+                                continue
+                packet = decode(block.frame(i))
+                if packet is None:
+                    continue
+                self._packet(packet, out)
+                if packet.transport == TCP:  # it may have opened, closed or replaced one
+                    if connection >= 0:
+                        src, sport, dst, dport = addresses[connection]
+                        for key in (addresses[connection], (dst, dport, src, sport)):
+                            if key in index:
+                                halves[index[key]] = tcp.half(key)
+                    else:
+                        halves = [tcp.half(key) for key in addresses]
 
     # -- bulk ------------------------------------------------------------------------
 
-    def _hold(self, direction: _Direction, frame: int, time: float, data: memoryview,
-              out: list) -> None:
-        """Hold a server's packet back, to be framed with the next ones: in the batch
+    def _hold(self, direction: _Direction, frames: Sequence[int], times: Sequence[float],
+              datas: Sequence[bytes | memoryview], out: list) -> None:
+        """Hold a server's packets back, to be framed with the next ones: in the batch
         that ends ``out`` if it is this direction's, else in a new one."""
         batch = direction.batch
         if batch is None or not out or out[-1] is not batch:
             if not direction.frames:
                 self._holding[direction.circuit] = direction
-            batch = direction.batch = UpdateBatch(frame, time, direction.src, direction.dst,
-                                                  direction.circuit, len(direction.frames))
+            batch = direction.batch = UpdateBatch(frames[0], times[0], direction.src,
+                                                  direction.dst, direction.circuit,
+                                                  len(direction.frames))
             direction.batches.append(batch)
             out.append(batch)
-        batch.stop_packet += 1
-        batch.size += len(data)
-        direction.frames.append(frame)
-        direction.times.append(time)
-        direction.datas.append(data)
-        direction.held_bytes += len(data)
+        size = sum(map(len, datas))
+        batch.stop_packet += len(frames)
+        batch.size += size
+        direction.frames += frames
+        direction.times += times
+        direction.datas += datas
+        direction.held_bytes += size
         if direction.held_bytes >= HOLD_BYTES:
             self._release(direction)
 
