@@ -136,14 +136,16 @@ class Segment:
     """Consecutive packets of a run that hold updates only: the session decides which
     of their updates it can take in bulk, all at once when it meets the first."""
 
-    __slots__ = ("run", "first", "stop", "circuit", "resolved", "updates")
+    __slots__ = ("run", "first", "stop", "circuit", "unusable", "updates")
 
     def __init__(self, run: Run, first: int, circuit: int) -> None:
         self.run = run
         #: Its packets are the run's ``first`` to ``stop``.
         self.first = self.stop = first
         self.circuit = circuit
-        self.resolved = False
+        #: Once resolved: the messages (indexes into the run, in order) that are not
+        #: taken in bulk.
+        self.unusable: list[int] | None = None
         #: The subscriptions met, and how many of their updates came in bulk.
         self.updates: tuple[list[Any], np.ndarray] = ([], np.zeros(0, dtype=np.int64))
 

@@ -22,6 +22,7 @@ unnamed rather than named after another client's channel.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -111,9 +112,11 @@ class Session:
         """Attribute an update batch: in bulk as far as its segment allows, the rest as
         its records."""
         segment = batch.segment
-        if not segment.resolved:
+        if segment.unusable is None:
             self._resolve(segment)
-        if (batch.run.subscription[batch.start : batch.stop] >= 0).all():
+        unusable = segment.unusable
+        at = bisect_left(unusable, batch.start)
+        if at == len(unusable) or unusable[at] >= batch.stop:
             batch.bulk = True
         else:
             batch.expanded = batch.split()
@@ -127,14 +130,14 @@ class Session:
         """Decide which updates of a segment are attributed in bulk: those of known
         subscriptions of named channels, but for each subscription's first (it answers
         the EVENT_ADD request: see :mod:`shark.bulk`)."""
-        segment.resolved = True
         run = segment.run
-        first, stop = run.bounds[segment.first], run.bounds[segment.stop]
+        first, stop = int(run.bounds[segment.first]), int(run.bounds[segment.stop])
         circuit = self.circuits.get(segment.circuit)
         if circuit is None:
-            return  # (``run.subscription`` is -1: none)
-        distinct, first_seen, inverse = np.unique(
-            run.parameter2[first:stop], return_index=True, return_inverse=True)
+            segment.unusable = list(range(first, stop))  # (``run.subscription`` stays -1)
+            return
+        ids = run.parameter2[first:stop]
+        distinct, inverse = _distinct(ids)
         known = circuit.subscriptions.get
         subscriptions = [known(i) for i in distinct.tolist()]
         named = np.fromiter(
@@ -143,11 +146,13 @@ class Session:
         fresh = named & np.fromiter([s is not None and not s.updates for s in subscriptions],
                                     bool, len(distinct))
         unusable = ~named[inverse]
-        unusable[first_seen[fresh]] = True
+        if fresh.any():  # (rare: the first updates after subscribing)
+            unusable[np.unique(inverse, return_index=True)[1][fresh]] = True
         segment.updates = (subscriptions,
                            np.bincount(inverse[~unusable], minlength=len(distinct)))
         run.subscription[first:stop] = np.where(unusable, -1, inverse + len(run.subscriptions))
         run.subscriptions += subscriptions
+        segment.unusable = (np.flatnonzero(unusable) + first).tolist()
 
     def attribute(self, record: Record) -> None:
         """Fill ``record``'s pv, channel, subscription, request, latency and anomaly."""
@@ -236,6 +241,21 @@ class Session:
         circuit = self.circuits.pop(number, None)
         if circuit is not None:
             circuit.close(record)
+
+
+def _distinct(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of non-negative ``ids``, sorted, and the index of each id's
+    among them. Subscription ids are small numbers handed out in order: a table as long
+    as the largest does it without the sort of ``np.unique``."""
+    top = int(ids.max()) if len(ids) else 0
+    if top > 4 * len(ids) + 4096:  # sparse: sort them
+        return np.unique(ids, return_inverse=True)
+    seen = np.zeros(top + 1, dtype=bool)
+    seen[ids] = True
+    distinct = np.flatnonzero(seen)
+    index = np.zeros(top + 1, dtype=np.int64)
+    index[distinct] = np.arange(len(distinct))
+    return distinct, index[ids]
 
 
 def _host_of(endpoint: str) -> str:
