@@ -29,9 +29,8 @@ from shark_helpers import capture, chunked, corpus_params, pcap_bytes, tcp_frame
 from test_midstream import Frames, connection, real_frames, split_points, tcp_payload_size, write
 
 import shark
-import shark.commands.export
 import shark.stream
-import shark.tables.capture
+import shark.tables.builder
 from decoder import Role
 from decoder import messages as m
 from shark.bulk import UPDATES, UpdateBatch
@@ -249,8 +248,7 @@ def test_open_and_export_take_updates_in_bulk(monkeypatch: pytest.MonkeyPatch, n
         asked.append(kw.get("bulk", False))
         return read(*args, **kw)
 
-    for module in (shark.tables.capture, shark.commands.export):
-        monkeypatch.setattr(module, "read", spy)
+    monkeypatch.setattr(shark.tables.builder, "read", spy)  # (TableBuilder.read's)
     path = source(name)
     plain = tables(path, bulk=False).tables
     cap = shark.open(path)

@@ -482,3 +482,31 @@ def test_columns_handed_out_are_never_moved() -> None:
     column.extend(np.arange(len(grown)))
     assert column.data is not grown and view.base is grown
     assert (view == np.concatenate((np.arange(100), np.arange(capacity)))).all()
+
+
+def test_full_collections_are_deferred_while_a_capture_is_read() -> None:
+    """Python's full garbage collections come ten times less often while tables read a
+    capture (see ``shark.tables.builder``), and as they did once it is read, also when
+    reading fails."""
+    import gc
+    import io
+
+    seen = []
+
+    class Watched(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            seen.append(gc.get_threshold())
+            return super().read(size)
+
+    before = gc.get_threshold()
+    whole = (ROOT / "captures" / "softioc_pyepics_basic.pcap").read_bytes()
+    for data in (whole, whole[: len(whole) // 2 + 7]):
+        builder = TableBuilder(["messages"])
+        try:
+            builder.read(Watched(data))
+        except shark.CaptureError:
+            assert data is not whole
+        assert gc.get_threshold() == before
+        builder.finish()
+        assert len(builder.table("messages"))
+    assert seen and all(t[2] == max(before[2], 100) and t[:2] == before[:2] for t in seen)

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from ..capture import CaptureError
-from ..session import read
 from ..tables import PER_MESSAGE, TABLES
 from .read import add_port_option
 
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     try:
         try:
-            builder.extend(read(args.capture, args.port, lifecycle=True, bulk=True))
+            builder.read(args.capture, args.port)
         except (CaptureError, OSError) as exc:  # write what was read, then say why not more
             print(f"shark: error: {args.capture}: {exc}", file=sys.stderr)
             status = 1

@@ -7,7 +7,6 @@ import json
 import sys
 
 from ..capture import CaptureError
-from ..session import read
 from .read import add_port_option
 
 NAME = "stats"
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     builder = TableBuilder(REPORT_TABLES)
     status = 0
     try:
-        builder.extend(read(args.capture, args.port, lifecycle=True, bulk=True))
+        builder.read(args.capture, args.port)
     except (CaptureError, OSError) as exc:  # report what was read, then the error
         print(f"shark: error: {args.capture}: {exc}", file=sys.stderr)
         status = 1

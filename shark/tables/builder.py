@@ -17,13 +17,18 @@ takes as columns.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
 
 from ..bulk import UPDATES, UpdateBatch
 from ..record import Record
+from ..session import read
 from .aggregate import MAX_ROWS, Aggregate
 from .chunk import Chunk, Vocabularies
 from .circuits import Circuits
@@ -100,6 +105,13 @@ class TableBuilder:
         self.first_time: float | None = None
         self.last_time: float | None = None
 
+    def read(self, source: str | Path | BinaryIO, ports: Iterable[int] = ()) -> None:
+        """Take every record of a capture (a path, ``"-"`` for stdin, or a stream), as
+        :func:`shark.session.read` gives them in bulk. Should reading fail
+        (:class:`shark.capture.CaptureError`, ``OSError``), those before are kept."""
+        with _fewer_full_collections():
+            self.extend(read(source, ports, lifecycle=True, bulk=True))
+
     def add(self, record: Record | UpdateBatch) -> None:
         """Take one record (or batch of updates)."""
         self.extend((record,))
@@ -172,3 +184,23 @@ class TableBuilder:
         """Response time statistics per distinct value of the columns ``by`` (some of
         server, pv, command): the ``latency`` table, regrouped."""
         return self._producer("latency").summary(tuple(by)).to_pandas()
+
+
+#: While a capture is read, Python's garbage collector looks at every object only once
+#: this many collections of the younger objects have gone by (ten, by default)...
+_FULL_COLLECTION_EVERY = 100
+
+
+@contextmanager
+def _fewer_full_collections() -> Iterator[None]:
+    """... and not every time their number has grown by a quarter, as it would: reading
+    a capture keeps some hundred thousand objects alive (channels, subscriptions, the
+    requests they answer), made as the capture goes, and the collector went through
+    all of them again and again, up to a tenth of the time of the whole. Garbage
+    that is not in cycles goes at once as ever; cycles are still found, later."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*thresholds[:2], max(thresholds[2], _FULL_COLLECTION_EVERY))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)

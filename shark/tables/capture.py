@@ -12,7 +12,6 @@ import pyarrow as pa
 
 from ..capture import CaptureError
 from ..report import build_report
-from ..session import read
 from .builder import TableBuilder
 from .names import TABLES
 
@@ -45,7 +44,7 @@ class Capture:
         if self._builder is None:
             builder = TableBuilder(self.tables)
             try:
-                builder.extend(read(self.source, self.ports, lifecycle=True, bulk=True))
+                builder.read(self.source, self.ports)
             except CaptureError as exc:
                 self.error = exc
                 warnings.warn(f"{self.source}: {exc}; the tables hold what was read before",
