@@ -153,7 +153,7 @@ class _Buffer:
     def frame(self, first: int = 0) -> pd.DataFrame:
         """The rows from ``first`` on as a pandas DataFrame, with the dtypes of the
         schema: its number columns are views of these (memory holds the rows once)."""
-        dtypes = self.schema.frame(self.schema.empty()).dtypes
+        dtypes = self.schema.dtypes
         rows = self.rows - first
         return pd.DataFrame({c.name: _series(self.view(c.name, first), c.kind,
                                              dtypes[c.name], rows, self.vocabularies.get(c.name))

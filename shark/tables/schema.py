@@ -28,6 +28,7 @@ Parquet has no duration type that all three readers share.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -66,15 +67,23 @@ class TableSchema:
         self.doc = doc
         self.columns = tuple(columns)
         self.names = tuple(c.name for c in self.columns)
+
+    @cached_property
+    def arrow(self) -> pa.Schema:
+        """The Arrow schema, with the pandas metadata that gives back the pandas dtypes
+        (made when first asked for: pyarrow takes milliseconds a table to say it)."""
         template = pd.DataFrame({
             c.name: pd.Series([], dtype=_PANDAS.get(c.kind, c.kind)) for c in self.columns
         })
-        metadata = pa.Schema.from_pandas(template, preserve_index=False).metadata
-        #: The Arrow schema, with the pandas metadata that gives back the pandas dtypes.
-        self.arrow = pa.schema(
+        return pa.schema(
             [pa.field(c.name, _ARROW[c.kind], c.kind not in _NEVER_NULL) for c in self.columns],
-            metadata=metadata,
+            metadata=pa.Schema.from_pandas(template, preserve_index=False).metadata,
         )
+
+    @cached_property
+    def dtypes(self) -> pd.Series:
+        """The pandas dtype of each column, as :meth:`frame` gives them."""
+        return self.frame(self.empty()).dtypes
 
     def frame(self, table: pa.Table) -> pd.DataFrame:
         """The pandas DataFrame of an Arrow table of this schema."""
