@@ -16,7 +16,7 @@ the others: that costs more than everything else).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -82,6 +82,31 @@ class _Growing:
         return self.data[first : self.size]
 
 
+class _Codes(_Growing):
+    """A category column: vocabulary codes, -1 for null, in the narrowest integer type
+    that holds them so far, and ``used``, which codes it holds (so that a table of all
+    its rows need not count them)."""
+
+    __slots__ = ("used",)
+
+    def __init__(self) -> None:
+        super().__init__(np.int8)
+        self.used = np.zeros(0, dtype=bool)
+
+    def extend(self, values: np.ndarray) -> None:
+        if len(values):
+            if values.max() > np.iinfo(self.data.dtype).max:
+                self.widen(_narrow(values).dtype)
+            present = np.bincount(values.astype(np.int64) + 1)[1:] > 0  # (null counts first)
+            if len(present) > len(self.used):
+                self.used = np.concatenate((self.used, np.zeros(len(present) - len(self.used),
+                                                                dtype=bool)))
+            self.used[: len(present)] |= present
+        super().extend(values)
+
+
+#: pandas' NaT as int64 nanoseconds.
+_NAT = np.iinfo(np.int64).min
 #: Rows a column has room for at first (it grows as needed).
 _FIRST_CAPACITY = 1 << 12
 
@@ -105,7 +130,7 @@ class _Buffer:
             if kind == TEXT:
                 self.columns[column.name] = {}
             elif kind == CATEGORY:
-                self.columns[column.name] = _Growing(np.int8)
+                self.columns[column.name] = _Codes()
             elif kind in _NULLABLE or kind == TIME:
                 self.columns[column.name] = (_Growing(_STORAGE[kind]), _Growing(np.bool_))
             else:
@@ -121,10 +146,6 @@ class _Buffer:
             mine = self.columns[column.name]
             if column.kind == TEXT:
                 mine.update({self.rows + row: text for row, text in part.items()})
-            elif column.kind == CATEGORY:
-                if len(part) and part.max() > np.iinfo(mine.data.dtype).max:
-                    mine.widen(_narrow(part).dtype)
-                mine.extend(part)
             elif isinstance(mine, tuple):
                 values, nulls = part if isinstance(part, tuple) else (part, None)
                 mine[0].extend(values)
@@ -147,7 +168,7 @@ class _Buffer:
         """The rows from ``first`` on as an Arrow record batch."""
         rows = self.rows - first
         arrays = [_array(self.view(c.name, first), c.kind, self.schema.arrow.field(c.name),
-                         rows, self.vocabularies.get(c.name)) for c in self.schema.columns]
+                         rows, self._strings(c.name, first)) for c in self.schema.columns]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema.arrow)
 
     def frame(self, first: int = 0) -> pd.DataFrame:
@@ -156,8 +177,15 @@ class _Buffer:
         dtypes = self.schema.dtypes
         rows = self.rows - first
         return pd.DataFrame({c.name: _series(self.view(c.name, first), c.kind,
-                                             dtypes[c.name], rows, self.vocabularies.get(c.name))
+                                             dtypes[c.name], rows, self._strings(c.name, first))
                              for c in self.schema.columns}, copy=False)
+
+    def _strings(self, name: str, first: int) -> _Strings | None:
+        """What names the codes of category column ``name`` from row ``first`` on."""
+        vocabulary = self.vocabularies.get(name)
+        if vocabulary is None:
+            return None
+        return _Strings(vocabulary, self.columns[name].used if first == 0 else None)
 
     def tail(self, first: int) -> _Buffer:
         """A buffer of copies of the rows from ``first`` on."""
@@ -166,36 +194,43 @@ class _Buffer:
         return other
 
 
-def _series(column: Any, kind: str, dtype: Any, rows: int, vocabulary: Vocabulary | None
-            ) -> Any:
+class _Strings(NamedTuple):
+    """The vocabulary of a category column's codes, and which of them it holds (None:
+    to be counted)."""
+
+    vocabulary: Vocabulary
+    used: np.ndarray | None
+
+
+def _series(column: Any, kind: str, dtype: Any, rows: int, strings: _Strings | None) -> Any:
     """A pandas array of a column's view (see :meth:`_Buffer.view`)."""
     if kind == TEXT:  # mostly null: Arrow makes it, pandas keeps it
         return pd.array(_text(column, rows), dtype=dtype)
     if kind == CATEGORY:
-        indexes, words = _used(column, vocabulary)
+        indexes, words = _used(column, strings)
         # (Arrow gives an empty dictionary object categories: the same here)
         return pd.Categorical.from_codes(indexes, pd.Index(words, dtype="str" if words
                                                            else object), validate=False)
     if kind == TIME:
+        # A view of the nanoseconds, NaT for null (the hook through which pyarrow gives
+        # pandas its times: anything else copies, and converts).
         values, nulls = column
-        # (a copy; ``pd.array(..., dtype)`` would convert, ten times slower)
-        times = pd.Series(values.view("datetime64[ns]"), copy=False).dt.tz_localize(
-            dtype.tz).array
         if nulls.any():
-            times[nulls] = pd.NaT
-        return times
+            values[nulls] = _NAT
+        return dtype.__from_arrow__(pa.Array.from_buffers(
+            pa.timestamp("ns", dtype.tz), len(values), [None, pa.py_buffer(values)]))
     if kind in _NULLABLE:
         return _NULLABLE[kind](*column)
     return column.astype(dtype, copy=False)
 
 
-def _array(column: Any, kind: str, field: pa.Field, rows: int,
-           vocabulary: Vocabulary | None) -> pa.Array:
+def _array(column: Any, kind: str, field: pa.Field, rows: int, strings: _Strings | None
+           ) -> pa.Array:
     """An Arrow array of a column's view (see :meth:`_Buffer.view`)."""
     if kind == TEXT:
         return _text(column, rows)
     if kind == CATEGORY:
-        return _dictionary(column, vocabulary)
+        return _dictionary(column, strings)
     if isinstance(column, tuple):
         values, nulls = column
         return pa.array(values, field.type, mask=nulls)
@@ -249,11 +284,14 @@ def _utf8(text: str) -> bytes:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").encode()
 
 
-def _used(codes: np.ndarray, vocabulary: Vocabulary) -> tuple[np.ndarray, list[str]]:
+def _used(codes: np.ndarray, strings: _Strings) -> tuple[np.ndarray, list[str]]:
     """Vocabulary codes as indexes into the strings used, sorted (so that a capture
     gives the same files however its records were chunked), and those strings."""
+    vocabulary = strings.vocabulary
     size = len(vocabulary.values)
-    if codes.dtype.itemsize < 4:  # counted as unsigned: null (-1) counts past the codes
+    if strings.used is not None:
+        used = np.flatnonzero(strings.used)
+    elif codes.dtype.itemsize < 4:  # counted as unsigned: null (-1) counts past the codes
         unsigned = codes.view(f"u{codes.dtype.itemsize}")
         width = np.iinfo(unsigned.dtype).max + 1
         counts = np.zeros(width, dtype=np.int64)
@@ -268,6 +306,13 @@ def _used(codes: np.ndarray, vocabulary: Vocabulary) -> tuple[np.ndarray, list[s
     narrowest = next(t for t in (np.int8, np.int16, np.int32) if len(order) < np.iinfo(t).max)
     renumber = np.full(len(vocabulary.values) + 1, -1, dtype=narrowest)  # [-1] stays -1
     renumber[order] = np.arange(len(order), dtype=np.int32)
+    if codes.dtype.itemsize == 1 and narrowest is np.int8:
+        # Bytes to bytes: a translation table, some times faster than indexing.
+        table = np.zeros(256, dtype=np.int8)
+        table[: min(size, 128)] = renumber[: min(size, 128)]
+        table[255] = -1
+        translated = bytearray(codes.view(np.uint8).data).translate(table.tobytes())
+        return np.frombuffer(translated, np.int8), [vocabulary.values[i] for i in order]
     return renumber[codes], [vocabulary.values[i] for i in order]
 
 
@@ -275,9 +320,9 @@ def _used(codes: np.ndarray, vocabulary: Vocabulary) -> tuple[np.ndarray, list[s
 _COUNTED = 1 << 16
 
 
-def _dictionary(codes: np.ndarray, vocabulary: Vocabulary) -> pa.DictionaryArray:
+def _dictionary(codes: np.ndarray, strings: _Strings) -> pa.DictionaryArray:
     """Vocabulary codes as a dictionary array of the strings used, sorted."""
-    indexes, words = _used(codes, vocabulary)
+    indexes, words = _used(codes, strings)
     return pa.DictionaryArray.from_arrays(pa.array(indexes, pa.int32(), mask=indexes < 0),
                                           pa.array(words, pa.string()))
 
