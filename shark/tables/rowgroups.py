@@ -45,7 +45,7 @@ Sink = Callable[[str, pa.RecordBatch], None]
 
 def masked(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A column part with nulls where ``valid`` is False."""
-    return values, ~valid
+    return values, valid
 
 
 class _Growing:
@@ -60,7 +60,11 @@ class _Growing:
         self.size = 0
 
     def extend(self, values: np.ndarray) -> None:
-        end = self.size + len(values)
+        self.reserve(len(values))[:] = values
+
+    def reserve(self, rows: int) -> np.ndarray:
+        """Room for ``rows`` more at the end: the slots to fill."""
+        end = self.size + rows
         if end > len(self.data):
             # By a quarter: what grows in place is zeroed up to the capacity, pages the
             # system must hand out (and a copy has room to spare too).
@@ -71,8 +75,9 @@ class _Growing:
                 data = np.empty(capacity, dtype=self.data.dtype)
                 data[: self.size] = self.data[: self.size]
                 self.data = data
-        self.data[self.size : end] = values
+        slots = self.data[self.size : end]
         self.size = end
+        return slots
 
     def widen(self, dtype: Any) -> None:
         """Hold values of ``dtype`` from now on (category codes past a type's range)."""
@@ -97,7 +102,7 @@ class _Codes(_Growing):
         if len(values):
             if values.max() > np.iinfo(self.data.dtype).max:
                 self.widen(_narrow(values).dtype)
-            present = np.bincount(values.astype(np.int64) + 1)[1:] > 0  # (null counts first)
+            present = np.bincount(values + np.intp(1))[1:] > 0  # (null counts first)
             if len(present) > len(self.used):
                 self.used = np.concatenate((self.used, np.zeros(len(present) - len(self.used),
                                                                 dtype=bool)))
@@ -147,9 +152,13 @@ class _Buffer:
             if column.kind == TEXT:
                 mine.update({self.rows + row: text for row, text in part.items()})
             elif isinstance(mine, tuple):
-                values, nulls = part if isinstance(part, tuple) else (part, None)
+                values, valid = part if isinstance(part, tuple) else (part, None)
                 mine[0].extend(values)
-                mine[1].extend(np.zeros(rows, dtype=bool) if nulls is None else nulls)
+                nulls = mine[1].reserve(rows)
+                if valid is None:
+                    nulls[:] = False
+                else:
+                    np.logical_not(valid, out=nulls)
             else:
                 mine.extend(part)
         self.rows += rows
@@ -190,7 +199,11 @@ class _Buffer:
     def tail(self, first: int) -> _Buffer:
         """A buffer of copies of the rows from ``first`` on."""
         other = _Buffer(self.schema, self.vocabularies)
-        other.append(self.rows - first, {name: self.view(name, first) for name in self.columns})
+        parts = {name: self.view(name, first) for name in self.columns}
+        for name, part in parts.items():
+            if isinstance(part, tuple):  # (values, nulls) to (values, valid)
+                parts[name] = part[0], ~part[1]
+        other.append(self.rows - first, parts)
         return other
 
 
