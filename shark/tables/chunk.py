@@ -45,7 +45,6 @@ __all__ = ["FORMS", "NOT_MESSAGE", "Chunk", "Vocabularies", "Vocabulary", "form_
 _KINDS = {GAP: "GAP", ERROR: "UNDECODED", OPEN: "OPEN", CLOSE: "CLOSE"}
 #: Every form: the message classes, UnknownCommand, then one per record kind above.
 FORMS: tuple[Any, ...] = (*m.ALL_MESSAGE_CLASSES, m.UnknownCommand, *_KINDS)
-_UNKNOWN = FORMS.index(m.UnknownCommand)
 _UPDATE_FORM = FORMS.index(m.EventAddResponse)
 
 
@@ -82,6 +81,7 @@ def _is_class(form: Any, *classes: type) -> bool:
     return isinstance(form, type) and issubclass(form, classes)
 
 
+_IS_UNKNOWN = form_mask(lambda f: f is m.UnknownCommand)
 #: Forms whose message has data_type and data_count fields (as ``shark read`` shows them).
 HAS_DATA_TYPE = form_mask(lambda f: _is_class(f, m.Message) and "data_type" in f.FIELDS
                           and not issubclass(f, m._Obsolete))
@@ -257,19 +257,30 @@ class Chunk:
         inverse, _, first = group(np.fromiter([id(b.run) for b in self._batches], np.int64,
                                               len(self._batches)))
         starts = np.fromiter([b.start for b in self._batches], np.int64, len(self._batches))
+        #: Per run: the messages of it that rows here are, from first to last.
+        self._spans: list[tuple[Any, slice]] = []
+        #: Where each row's value is in the records' values followed by those spans
+        #: (:meth:`_column`).
+        self._source = np.empty(self.size, dtype=np.int64)
+        self._source[self._record_rows] = np.arange(len(self._records))
+        offset = len(self._records)
         for index, row in enumerate(first.tolist()):
             which = np.flatnonzero(inverse == index) if len(first) > 1 else slice(None)
-            self._gathers.append((
-                self._batches[row].run,
-                _ranges(batch_rows[which], batch_lengths[which]),
-                _ranges(starts[which], batch_lengths[which])))
+            run = self._batches[row].run
+            rows = _ranges(batch_rows[which], batch_lengths[which])
+            indexes = _ranges(starts[which], batch_lengths[which])
+            self._gathers.append((run, rows, indexes))
+            low, high = int(indexes.min()), int(indexes.max()) + 1
+            self._spans.append((run, slice(low, high)))
+            self._source[rows] = indexes + (offset - low)
+            offset += high - low
 
     def _column(self, records: np.ndarray, per_batch: list | np.ndarray | None = None,
-                run_field: Callable[[Any, np.ndarray], np.ndarray] | None = None,
+                run_field: Callable[[Any, slice], np.ndarray] | None = None,
                 fill: Any = None) -> np.ndarray:
         """A column from its values for the records, and for the update rows: a value
-        per batch, ``run_field(run, indexes)`` (the values of messages ``indexes`` of a
-        run), or one value for all."""
+        per batch, ``run_field(run, span)`` (the values of a run's messages ``span``),
+        or one value for all."""
         if self._record_rows is None:
             return records
         if per_batch is not None:  # a value per item, repeated over its rows
@@ -279,12 +290,11 @@ class Chunk:
             return per_item.repeat(self._item_lengths)
         if run_field is None:
             out = np.full(self.size, fill, dtype=records.dtype)
-        else:
-            out = np.empty(self.size, dtype=records.dtype)
-            for run, rows, indexes in self._gathers:
-                out[rows] = run_field(run, indexes)
-        out[self._record_rows] = records
-        return out
+            out[self._record_rows] = records
+            return out
+        # One gather from the values joined, not a gather and a scatter per run.
+        return np.concatenate([records, *(run_field(run, span) for run, span in self._spans)],
+                              dtype=records.dtype, casting="same_kind")[self._source]
 
     def _record_index(self, rows: np.ndarray) -> list[int]:
         """Which of the records (``_records``) rows that are records are."""
@@ -299,31 +309,44 @@ class Chunk:
         return [r.message or _BLANK for r in self._records]
 
     @cached_property
-    def form(self) -> np.ndarray:
-        """Index into :data:`FORMS` (int16)."""
+    def _record_forms(self) -> np.ndarray:
+        """The records' forms (pointer-sized: per-form facts are looked up with them,
+        and numpy indexes fastest with such an index)."""
         form = _FORM
-        forms = np.fromiter([form[type(x)] for x in self.messages], np.int16,
+        forms = np.fromiter([form[type(x)] for x in self.messages], np.intp,
                             len(self.messages))
         for row in np.flatnonzero(forms == _NO_MESSAGE):
             forms[row] = form[self._records[row].kind]
-        return self._column(forms, fill=_UPDATE_FORM)
+        return forms
+
+    @cached_property
+    def form(self) -> np.ndarray:
+        """Index into :data:`FORMS`."""
+        return self._column(self._record_forms, fill=_UPDATE_FORM)
+
+    def of_form(self, facts: np.ndarray) -> np.ndarray:
+        """A per-form fact (an array indexed by form: :func:`form_mask` ...) for every
+        row: looked up for the records only, the update rows' is one value."""
+        return self._column(facts[self._record_forms], fill=facts[_UPDATE_FORM])
 
     def rows(self, mask: np.ndarray) -> np.ndarray:
         """Rows whose form is set in a :func:`form_mask`."""
-        return np.flatnonzero(mask[self.form])
+        if self._record_rows is not None and not mask[_UPDATE_FORM]:
+            return self._record_rows[mask[self._record_forms]]
+        return np.flatnonzero(self.of_form(mask))
 
     @cached_property
     def frame(self) -> np.ndarray:
         records = self._records
         return self._column(np.fromiter([r.frame for r in records], np.int64, len(records)),
-                            run_field=lambda run, at: run.per_message("frame", _frames)[at])
+                            run_field=lambda run, span: run.per_message("frame", _frames)[span])
 
     @cached_property
     def time(self) -> np.ndarray:
         """Unix seconds (float64)."""
         records = self._records
         return self._column(np.fromiter([r.time for r in records], np.float64, len(records)),
-                            run_field=lambda run, at: run.per_message("time", _times)[at])
+                            run_field=lambda run, span: run.per_message("time", _times)[span])
 
     @cached_property
     def time_ns(self) -> np.ndarray:
@@ -331,7 +354,7 @@ class Chunk:
         records = self._records
         return self._column(
             seconds_to_ns(np.fromiter([r.time for r in records], np.float64, len(records))),
-            run_field=lambda run, at: run.per_message("time_ns", _times_ns)[at])
+            run_field=lambda run, span: run.per_message("time_ns", _times_ns)[span])
 
     def time_of(self, row: int) -> float:
         """The capture time of one row, without the whole column."""
@@ -365,7 +388,7 @@ class Chunk:
         """PV name codes (``vocabularies.pvs``), -1 where unknown."""
         return self._column(
             self.vocabularies.pvs.encode([r.pv for r in self._records]),
-            run_field=lambda run, at: self.vocabularies.run_pvs(run)[run.subscription[at]])
+            run_field=lambda run, span: self.vocabularies.run_pvs(run)[run.subscription[span]])
 
     @cached_property
     def subscription_ids(self) -> np.ndarray:
@@ -373,8 +396,8 @@ class Chunk:
         records = self._records
         return self._column(
             np.fromiter([id(r.subscription) for r in records], np.int64, len(records)),
-            run_field=lambda run, at: np.fromiter(map(id, run.subscriptions), np.int64,
-                                                  len(run.subscriptions))[run.subscription[at]])
+            run_field=lambda run, span: np.fromiter(map(id, run.subscriptions), np.int64,
+                                                    len(run.subscriptions))[run.subscription[span]])
 
     @cached_property
     def circuit(self) -> np.ndarray:
@@ -403,8 +426,8 @@ class Chunk:
     @cached_property
     def command(self) -> np.ndarray:
         """Command name codes (``vocabularies.commands``)."""
-        commands = self.vocabularies.form_command[self.form]
-        rows = np.flatnonzero(self.form == _UNKNOWN)
+        commands = self.of_form(self.vocabularies.form_command)
+        rows = self.rows(_IS_UNKNOWN)
         for row, i in zip(rows.tolist(), self._record_index(rows), strict=True):
             commands[row] = self.vocabularies.commands.code(self.messages[i].command_name)
         return commands
@@ -412,8 +435,8 @@ class Chunk:
     @cached_property
     def command_id(self) -> np.ndarray:
         """The CA command id, -1 for records that are not messages."""
-        ids = _COMMAND_ID[self.form]
-        rows = np.flatnonzero(self.form == _UNKNOWN)
+        ids = self.of_form(_COMMAND_ID)
+        rows = self.rows(_IS_UNKNOWN)
         for row, i in zip(rows.tolist(), self._record_index(rows), strict=True):
             ids[row] = self.messages[i].command
         return ids
@@ -425,8 +448,8 @@ class Chunk:
         sizes = self._column(
             np.fromiter([len(x.payload) + (24 if x.extended else 16) for x in messages],
                         np.int64, len(messages)),
-            run_field=lambda run, at: run.bodies[at] - run.starts[at] + run.sizes[at])
-        rows = np.flatnonzero(NOT_MESSAGE[self.form])
+            run_field=lambda run, span: run.bodies[span] - run.starts[span] + run.sizes[span])
+        rows = self.rows(NOT_MESSAGE)
         for row, i in zip(rows.tolist(), self._record_index(rows), strict=True):
             sizes[row] = self._records[i].size
         return sizes
@@ -477,19 +500,19 @@ class Chunk:
         """A header field of every message (0 for records that are not messages)."""
         get = operator.attrgetter(field)
         return self._column(np.fromiter(map(get, self.messages), np.int64, len(self.messages)),
-                            run_field=lambda run, at: get(run)[at])
+                            run_field=lambda run, span: get(run)[span])
 
     @cached_property
     def data_type(self) -> np.ndarray:
         """DBR type name codes (``vocabularies.data_types``), -1 where the message has
         no data_type field."""
-        return self._named(self.data_type_number, HAS_DATA_TYPE[self.form],
+        return self._named(self.data_type_number, self.of_form(HAS_DATA_TYPE),
                            self.vocabularies.data_types, dbr_name)
 
     @cached_property
     def eca(self) -> np.ndarray:
         """The ECA status of the messages that carry one (0 elsewhere)."""
-        slot = STATUS_SLOT[self.form]
+        slot = self.of_form(STATUS_SLOT)
         status = np.where(slot == 1, self.parameter1, 0)
         second = np.flatnonzero(slot == 2)  # ERROR only: rare, not worth a pass
         messages = self.messages
@@ -499,7 +522,7 @@ class Chunk:
     @cached_property
     def status(self) -> np.ndarray:
         """ECA status name codes (``vocabularies.statuses``), -1 where none."""
-        return self._named(self.eca, STATUS_SLOT[self.form] > 0, self.vocabularies.statuses,
+        return self._named(self.eca, self.of_form(STATUS_SLOT) > 0, self.vocabularies.statuses,
                            eca_name)
 
     @staticmethod
@@ -513,7 +536,7 @@ class Chunk:
     def values(self) -> Values:
         """The DBR payloads (value, alarm, EPICS time) of the rows that carry one."""
         values = Values(self.size)
-        has_data = HAS_DATA[self.form]
+        has_data = self.of_form(HAS_DATA)
         types, counts = self.data_type_number, self.data_count
         messages = self.messages
         mine = (np.flatnonzero(has_data) if self._record_rows is None

@@ -59,8 +59,8 @@ class Errors(Aggregate):
         self._reset: tuple[int, int] | None = None
 
     def update(self, chunk: Chunk) -> None:
-        failed = _REPLIES[chunk.form] & (chunk.eca != ECA.ECA_NORMAL)
-        rows = np.flatnonzero(_ALWAYS[chunk.form] | failed | _RESETS[chunk.form])
+        failed = chunk.of_form(_REPLIES) & (chunk.eca != ECA.ECA_NORMAL)
+        rows = np.flatnonzero(chunk.of_form(_ALWAYS) | failed | chunk.of_form(_RESETS))
         found = [(row, False) for row in rows.tolist()]
         found += [(row, True) for row in chunk.anomalies]
         records = chunk.records

@@ -144,7 +144,7 @@ class MessagesTable(ChunkedTable):
     categories = _categories(MESSAGES)
 
     def columns(self, chunk: Chunk) -> tuple[int, dict[str, Any]]:
-        keep = np.flatnonzero(~_LIFECYCLE[chunk.form])
+        keep = np.flatnonzero(~chunk.of_form(_LIFECYCLE))
         n = len(keep)
         every = None if n == chunk.size else keep  # most chunks have no OPEN or CLOSE
         kept = _taker(every)
@@ -158,7 +158,7 @@ class MessagesTable(ChunkedTable):
         latency = kept(chunk.latency)
         answered = ~np.isnan(latency)
         data_type = kept(chunk.data_type)
-        not_message = NOT_MESSAGE[kept(chunk.form)]
+        not_message = kept(chunk.of_form(NOT_MESSAGE))
         pv = kept(chunk.pv)
         columns.update({
             "frame": kept(chunk.frame),

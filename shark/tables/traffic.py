@@ -81,7 +81,7 @@ class Commands(Aggregate):
         self._totals: dict[tuple[int, int, int], list[int]] = {}
 
     def update(self, chunk: Chunk) -> None:
-        rows = np.flatnonzero(~_LIFECYCLE[chunk.form])
+        rows = np.flatnonzero(~chunk.of_form(_LIFECYCLE))
         keys = (chunk.command[rows].astype(np.int64) * 8 + chunk.transport[rows] * 4
                 + chunk.sender[rows] + 1)
         for key, count, size in _sums(keys, chunk.size_bytes[rows]):
@@ -105,7 +105,7 @@ class Talkers(Aggregate):
         self._totals: dict[int, list[int]] = {}
 
     def update(self, chunk: Chunk) -> None:
-        rows = np.flatnonzero(~NOT_MESSAGE[chunk.form])
+        rows = np.flatnonzero(~chunk.of_form(NOT_MESSAGE))
         sizes = chunk.size_bytes[rows]
         for column, first in ((chunk.src, 0), (chunk.dst, 2)):
             for code, count, size in _sums(column[rows], sizes):
