@@ -469,19 +469,24 @@ def test_damaged_capture_gives_what_was_read(tmp_path: Path) -> None:
 
 
 def test_columns_handed_out_are_never_moved() -> None:
-    """A per-message column grows in place (realloc) only while nothing else refers to
-    it: once a DataFrame views it, it grows into a new array and the view stays valid."""
+    """A per-message column grows in place (its memory map resized) only while nothing
+    else refers to it: once a DataFrame views it, it grows into a new map and the view
+    stays valid."""
     from shark.tables.rowgroups import _Growing
 
     column = _Growing(np.int64)
     column.extend(np.arange(100))
-    alone, capacity = id(column.data), len(column.data)
-    column.extend(np.arange(capacity))  # past its capacity, nothing refers to it
-    assert id(column.data) == alone and len(column.data) > capacity
-    view, grown = column.view(), column.data
-    column.extend(np.arange(len(grown)))
-    assert column.data is not grown and view.base is grown
-    assert (view == np.concatenate((np.arange(100), np.arange(capacity)))).all()
+    column.extend(np.arange(10_000))  # past the first rows: into a map
+    alone = column._map
+    column.extend(np.arange(len(column.data)))  # past its capacity, nothing refers to it
+    assert column._map is alone
+    rows = np.concatenate((np.arange(100), np.arange(10_000), np.arange(len(column.data) // 2)))
+    view = column.view()
+    assert (view[: len(rows)] == rows[: len(view)]).all()
+    before = view.copy()
+    column.extend(np.full(len(column.data), -1))
+    assert column._map is not alone and (view == before).all()
+    assert (column.view()[: len(before)] == before).all() and column.view()[-1] == -1
 
 
 def test_full_collections_are_deferred_while_a_capture_is_read() -> None:
