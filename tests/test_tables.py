@@ -515,3 +515,15 @@ def test_full_collections_are_deferred_while_a_capture_is_read() -> None:
         builder.finish()
         assert len(builder.table("messages"))
     assert seen and all(t[2] == max(before[2], 100) and t[:2] == before[:2] for t in seen)
+
+
+def test_schema_dtypes_are_those_of_its_frames() -> None:
+    """The dtypes a schema says its DataFrames have (without making one through Arrow)
+    are those Arrow gives back (a category's: with the categories of each frame)."""
+    for schema in SCHEMAS.values():
+        through_arrow = schema.frame(schema.empty()).dtypes
+        for name, dtype in schema.dtypes.items():
+            if dtype == "category":
+                assert isinstance(through_arrow[name], pd.CategoricalDtype)
+            else:
+                assert dtype == through_arrow[name], (schema.name, name)

@@ -81,9 +81,11 @@ class TableSchema:
         )
 
     @cached_property
-    def dtypes(self) -> pd.Series:
-        """The pandas dtype of each column, as :meth:`frame` gives them."""
-        return self.frame(self.empty()).dtypes
+    def dtypes(self) -> dict[str, Any]:
+        """The pandas dtype of each column, as :meth:`frame` gives them (``category``
+        for a category column: its categories are those of each frame)."""
+        return {c.name: pd.api.types.pandas_dtype(_PANDAS.get(c.kind, c.kind))
+                for c in self.columns}
 
     def frame(self, table: pa.Table) -> pd.DataFrame:
         """The pandas DataFrame of an Arrow table of this schema."""
