@@ -47,7 +47,8 @@ __all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_run", "place", "pl
 #: The ``kind`` of an :class:`UpdateBatch` (records have theirs in :mod:`shark.record`).
 UPDATES = "updates"
 _EVENT_ADD = int(Command.EVENT_ADD)
-_SERVER_COMMANDS = np.array(sorted(_SERVER_FORMS), dtype=np.int64)
+#: Per command id: whether a server sends it.
+_SERVER_COMMAND = np.isin(np.arange(1 << 16), sorted(_SERVER_FORMS))
 #: Messages of one size checked at once when following the chain of messages.
 _STRIDE_RUN = 4096
 _HEADER = np.dtype([("command", ">u2"), ("size", ">u2"), ("data_type", ">u2"),
@@ -353,7 +354,7 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
         position = follow
     pieces.append(np.array(starts, dtype=np.int64))
     at = np.concatenate(pieces)
-    if not np.isin(data[at].astype(np.int64) << 8 | data[at + 1], _SERVER_COMMANDS).all():
+    if not _SERVER_COMMAND[data[at].astype(np.intp) << 8 | data[at + 1]].all():
         return None
     if end - position >= 2 and (buffer[position] << 8 | buffer[position + 1]) > max(Command):
         return None
