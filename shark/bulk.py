@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from decoder import Command, Role
 from decoder.messages import _SERVER_FORMS, make_message
@@ -77,7 +78,7 @@ class Run:
         self.frames = frames
         self.times = times
         self._per_message: dict[str, np.ndarray] = {}
-        if len(starts) and not (starts % 4).any():  # the rule: payloads padded to 8
+        if not (starts % 4).any():  # the rule: payloads padded to 8 (or no message)
             shorts = np.frombuffer(buffer, ">u2", len(buffer) // 2)
             words = np.frombuffer(buffer, ">u4", len(buffer) // 4)
             half, quarter = starts // 2, starts // 4
@@ -85,7 +86,7 @@ class Run:
                       words[quarter + 2], words[quarter + 3])
         else:
             data = np.frombuffer(buffer, np.uint8)
-            header = data[starts[:, None] + np.arange(HEADER_SIZE)].view(_HEADER).ravel()
+            header = sliding_window_view(data, HEADER_SIZE)[starts].view(_HEADER).ravel()
             fields = [header[name] for name in _HEADER.names]
         (self.command, self.sizes, self.data_type, self.data_count, self.parameter1,
          self.parameter2) = (field.astype(np.int64) for field in fields)

@@ -15,6 +15,7 @@ decoder to read, whatever it is.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .capture import FrameBlock, LinkType
 from .packets import TcpFlags
@@ -82,7 +83,7 @@ def tcp_segments(block: FrameBlock) -> Segments | None:
     base = np.where(whole, starts, 0)
     if len(data) < tcp + 20:
         return None
-    head = data[base[:, None] + np.arange(tcp + 20)]
+    head = sliding_window_view(data, tcp + 20)[base]  # (rows copied, no index per byte)
     keep = whole & (head[:, ip] == 0x45) & (head[:, ip + 9] == _IPV4_TCP)
     keep &= ((head[:, ip + 6] & 0x3F) == 0) & (head[:, ip + 7] == 0)  # no fragment
     if markers:

@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from decoder import DecodeError, dbr
 from decoder.dbr import EPICS_EPOCH_OFFSET, LAYOUTS, MAX_STRING_SIZE, DBRType
@@ -104,7 +105,7 @@ class InBuffer(Payloads):
             return np.ndarray((len(starts),), dtype, self.buffer, int(starts[0]),
                               (int(steps[0]),))
         data = np.frombuffer(self.buffer, np.uint8)
-        return data[starts[:, None] + np.arange(dtype.itemsize)].view(dtype).ravel()
+        return sliding_window_view(data, dtype.itemsize)[starts].view(dtype).ravel()
 
 
 def extract_values(out: Values, at: np.ndarray, data_types: np.ndarray, counts: np.ndarray,
