@@ -290,39 +290,30 @@ class CaReader:
         server = Role.SERVER
         stretches = segments.stretches
         for begin, stop in zip(stretches, stretches[1:], strict=False):
-            if stop - begin > 1:  # the next bytes of one direction, frame after frame
-                half = halves[connections[begin]]
-                direction = None if half is None else directions.get(half)
+            connection = connections[begin]
+            half = halves[connection] if connection >= 0 else None
+            if half is not None:  # the next bytes of one direction, frame after frame?
                 last = stop - 1
-                if (direction is not None and direction.sender is server
-                        and direction.resync is None
-                        and advance(half, seqs[begin], acks[begin], flags[begin],
-                                    sum(ends[begin:stop]) - sum(starts[begin:stop]),
-                                    first + last, stamps[last] / _NS_PER_S)):
-                    self._hold(direction, range(first + begin, first + stop),
-                               [ns / _NS_PER_S for ns in stamps[begin:stop]],
-                               [view[a:b] for a, b in zip(starts[begin:stop], ends[begin:stop],
-                                                          strict=True)], out)
-                    continue
-            for i in range(begin, stop):
+                size = sum(ends[begin:stop]) - sum(starts[begin:stop])
+                time = stamps[last] / _NS_PER_S
+                if not size:  # a bare ACK (a stretch of its own)
+                    if advance(half, seqs[begin], acks[begin], flags[begin], 0, first + begin,
+                               time):
+                        continue
+                else:
+                    direction = directions.get(half)
+                    if (direction is not None and direction.sender is server
+                            and direction.resync is None
+                            and advance(half, seqs[begin], acks[begin], flags[begin], size,
+                                        first + last, time)):
+                        self._hold(direction, range(first + begin, first + stop),
+                                   [ns / _NS_PER_S for ns in stamps[begin:stop]],
+                                   [view[a:b] for a, b in zip(starts[begin:stop],
+                                                              ends[begin:stop], strict=True)],
+                                   out)
+                        continue
+            for i in range(begin, stop):  # the general way
                 connection = connections[i]
-                if connection >= 0:
-                    half = halves[connection]
-                    if half is not None:
-                        start, end = starts[i], ends[i]
-                        time = stamps[i] / _NS_PER_S
-                        if start == end:  # a bare ACK
-                            if advance(half, seqs[i], acks[i], flags[i], 0, first + i, time):
-                                continue
-                        else:
-                            direction = directions.get(half)
-                            if (direction is not None and direction.sender is server
-                                    and direction.resync is None
-                                    and advance(half, seqs[i], acks[i], flags[i], end - start,
-                                                first + i, time)):
-                                self._hold(direction, (first + i,), (time,),
-                                           (view[start:end],), out)
-                                continue
                 packet = decode(block.frame(i))
                 if packet is None:
                     continue
