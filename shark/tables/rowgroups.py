@@ -6,11 +6,12 @@ of a growing array. With a sink (a Parquet writer: memory stays bounded however 
 the capture) the columns are cut every ``row_group_rows`` rows into an Arrow record
 batch, with dictionaries holding only the strings the batch uses. Without, they keep
 growing (at most ``keep_rows`` rows and as many more when a bound is asked for: the
-newest are kept), and the DataFrame is made from them directly: its number columns are
-views of them (memory holds the rows once; a large array grows in place, its pages
-moved, not copied), and each categorical column gets one dictionary, of the strings it
-uses, sorted (through Arrow, every row group's dictionary would have to be unified with
-the others: that costs more than everything else).
+newest are kept), and the DataFrame is made from them directly: its number and time
+columns are views of them (memory holds the rows once; a column grows in place, its
+pages moved by the kernel, not copied: :class:`_Growing`), and each categorical column
+gets one dictionary, of the strings it uses, sorted (through Arrow, every row group's
+dictionary would have to be unified with the others: that costs more than everything
+else).
 """
 
 from __future__ import annotations
