@@ -81,6 +81,7 @@ def _is_class(form: Any, *classes: type) -> bool:
     return isinstance(form, type) and issubclass(form, classes)
 
 
+#: The form of messages of commands CA does not define.
 _IS_UNKNOWN = form_mask(lambda f: f is m.UnknownCommand)
 #: Forms whose message has data_type and data_count fields (as ``shark read`` shows them).
 HAS_DATA_TYPE = form_mask(lambda f: _is_class(f, m.Message) and "data_type" in f.FIELDS
