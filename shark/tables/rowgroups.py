@@ -88,7 +88,8 @@ class _Growing:
             self.data = None  # (an array of the map would stop it from growing)
             try:
                 self._map.resize(size)
-            except BufferError:  # a view of it is out there: a new map
+            except (BufferError, OSError, SystemError):  # a view of it is out there (or
+                # no mremap on this system): a new map
                 self._move(np.frombuffer(self._map, self.dtype)[: self.size], size)
             else:
                 self.data = np.frombuffer(self._map, self.dtype)
@@ -97,7 +98,8 @@ class _Growing:
 
     def _move(self, rows: np.ndarray, size: int) -> None:
         """Into a new map of ``size`` bytes, ``rows`` first."""
-        self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+        self._map = (mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE) if hasattr(mmap, "MAP_PRIVATE")
+                     else mmap.mmap(-1, size))  # (Windows: no flags, private anyway)
         self.data = np.frombuffer(self._map, self.dtype)
         self.data[: len(rows)] = rows
 
