@@ -123,14 +123,10 @@ def extract_values(out: Values, at: np.ndarray, data_types: np.ndarray, counts: 
     else:
         known = (data_types >= 0) & (data_types < len(LAYOUTS))
         types = np.where(known, data_types, 0)
-        needed = _OFFSET[types] + _ELEMENT[types] * counts - np.where(
-            counts > 0, _STRING_SLACK[types], 0)
-        fits = known & (lengths >= needed)
+        fits = known & (lengths >= _needed(types, counts))
         _decode_each(out, at, np.flatnonzero(~fits), data_types, counts, payloads)
-        # Of several elements only the metadata before them is read.
-        scalar = counts == 1
-        size = np.minimum(lengths, np.where(scalar, _SCALAR_END[types], _OFFSET[types]))
-        layouts, distinct, _ = group(np.where(fits, _layout(types, scalar, size), -1))
+        size = np.minimum(lengths, _read_size(types, counts))
+        layouts, distinct, _ = group(np.where(fits, _layout(types, counts == 1, size), -1))
         keys = distinct.tolist()
     for index, key in enumerate(keys):
         if key >= 0 and key & ((1 << _SIZE_BITS) - 1):  # fits, has something to read
@@ -144,6 +140,18 @@ def _layout(data_type: Any, scalar: Any, size: Any) -> Any:
     return ((data_type * 2 + scalar) << _SIZE_BITS) + size
 
 
+def _needed(data_type: Any, count: Any) -> Any:
+    """Bytes a payload of ``count`` elements of ``data_type`` needs (arrays, or one)."""
+    return _OFFSET[data_type] + _ELEMENT[data_type] * count - np.where(
+        count > 0, _STRING_SLACK[data_type], 0)
+
+
+def _read_size(data_type: Any, count: Any) -> Any:
+    """Bytes read of such a payload: up to the end of a single value (a string may end
+    sooner); of several elements, only the metadata before them."""
+    return np.where(count == 1, _SCALAR_END[data_type], _OFFSET[data_type])
+
+
 def _one_layout(data_types: np.ndarray, counts: np.ndarray, lengths: np.ndarray
                 ) -> int | None:
     """The layout of every payload when they all have the same and fit it (a
@@ -153,12 +161,9 @@ def _one_layout(data_types: np.ndarray, counts: np.ndarray, lengths: np.ndarray
     if (not 0 <= data_type < len(LAYOUTS) or (data_types != data_type).any()
             or (counts != count).any()):
         return None
-    shortest = int(lengths.min())
-    needed = int(_OFFSET[data_type] + _ELEMENT[data_type] * count
-                 - (_STRING_SLACK[data_type] if count > 0 else 0))
-    size = int(_SCALAR_END[data_type] if count == 1 else _OFFSET[data_type])
-    if shortest < max(needed, size):  # too short, or a string cut short: the general way
-        return None
+    size = int(_read_size(data_type, count))
+    if int(lengths.min()) < max(int(_needed(data_type, count)), size):
+        return None  # too short, or a string cut short: the general way
     return _layout(data_type, int(count == 1), size)
 
 
