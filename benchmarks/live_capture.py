@@ -1,4 +1,4 @@
-"""Live capture throughput: can :class:`shark.live.LiveCapture` keep up with CA traffic?
+"""Live capture throughput: can :class:`shark.capture.live.LiveCapture` keep up with CA traffic?
 
 In a private network namespace (root needed), sender processes blast CA-shaped UDP
 datagrams (a version and a search message, 48 bytes of CA) at 127.0.0.1:5064 for a
@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from decoder import messages  # noqa: E402
-from shark.capture import Frame, LinkType  # noqa: E402
-from shark.live import LiveCapture, _ca_program, _loopback_guard  # noqa: E402
+from shark.capture.files import Frame, LinkType  # noqa: E402
+from shark.capture.live import LiveCapture, _ca_program, _loopback_guard  # noqa: E402
 
 PORT = 5064
 SO_RCVBUFFORCE, SO_TIMESTAMPNS, SO_ATTACH_FILTER = 33, 35, 26

@@ -11,7 +11,7 @@ For the capture (by default ``benchmarks/data/big_monitors.pcap``, made by
 * shark's tables, ``shark.open(FILE, tables=["messages"]).table("messages")`` end to end
   (capture file to DataFrame): rows, messages/s and peak RSS, whole file and first 10 %;
 * the baseline ``pandas.DataFrame.from_records`` of the dicts of ``shark read --format
-  jsonl`` (:func:`shark.jsonl.record_dict`) over ``shark.read``, the same, and the ratio
+  jsonl`` (:func:`shark.output.jsonl.record_dict`) over ``shark.read``, the same, and the ratio
   of the two rates (slow, and some 3 GB on the default capture: ``--no-baseline``
   skips it);
 * caproto's ``caproto-shark`` (it reads pcap on stdin and prints a line per message it
@@ -92,7 +92,7 @@ BASELINE = _REPORT + """
 import sys, time
 import pandas
 import shark
-from shark.jsonl import record_dict
+from shark.output.jsonl import record_dict
 start = _clock()
 print(len(pandas.DataFrame.from_records([record_dict(r) for r in shark.read(sys.argv[1])])))
 _report(start)

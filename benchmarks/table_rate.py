@@ -11,10 +11,10 @@ baseline alike:
 
 * ``shark.tables``: ``TableBuilder(["messages"])``, ``extend(records)``,
   ``table("messages")``, the records read with ``bulk=True`` as ``shark.open`` reads
-  them (monitor updates in batches: :mod:`shark.bulk`);
+  them (monitor updates in batches: :mod:`shark.extract.bulk`);
 * the same building all twelve tables (what ``shark.open`` does);
 * the baseline: ``pandas.DataFrame.from_records`` of the dicts of
-  ``shark read --format jsonl`` (:func:`shark.jsonl.record_dict`), a row at a time;
+  ``shark read --format jsonl`` (:func:`shark.output.jsonl.record_dict`), a row at a time;
 * decoding alone, for the memory the decoded records take.
 
 Each runs in its own process, so that its peak RSS is its own (the decoded records are
@@ -47,10 +47,10 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from shark.bulk import UPDATES, UpdateBatch  # noqa: E402
-from shark.jsonl import record_dict  # noqa: E402
-from shark.record import CLOSE, OPEN, Record  # noqa: E402
-from shark.session import read  # noqa: E402
+from shark.analysis.attribution import read  # noqa: E402
+from shark.extract.bulk import UPDATES, UpdateBatch  # noqa: E402
+from shark.extract.record import CLOSE, OPEN, Record  # noqa: E402
+from shark.output.jsonl import record_dict  # noqa: E402
 from shark.tables import TableBuilder  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "captures"

@@ -1,6 +1,6 @@
 """shark: packet analysis for EPICS Channel Access.
 
-``shark.read(path)`` yields one :class:`~shark.record.Record` per CA message (or gap,
+``shark.read(path)`` yields one :class:`~shark.extract.record.Record` per CA message (or gap,
 or undecodable bytes) in a pcap or pcapng capture, each with the PV it concerns and,
 for a response, the request it answers and the latency::
 
@@ -13,10 +13,19 @@ for a response, the request it answers and the latency::
     cap = shark.open("capture.pcapng")
     cap.searches[~cap.searches.answered]    # names nobody serves, who asked, how often
 
-The layers, each usable on its own: :mod:`shark.capture` (files to frames),
-:mod:`shark.packets` (frames to UDP/TCP packets), :mod:`shark.tcp` (reassembly),
-:mod:`shark.stream` (packets to CA records, using the sans-I/O :mod:`decoder`),
-:mod:`shark.session` (which PV, which request: the decoder's circuit and UDP state).
+The pipeline, a folder per stage, each usable on its own (``docs/architecture.md``):
+
+=====================  =============================================================
+:mod:`shark.capture`    capture files and live capture to frames; the pcapng writer
+:mod:`shark.network`    frames to UDP datagrams and TCP segments; TCP reassembly
+:mod:`shark.extract`    which traffic is CA, framing, resynchronisation: CA records
+:mod:`shark.analysis`   attribution (PV, request, latency), beacons, problems
+:mod:`shark.tables`     records to typed tables, Parquet files, the stats report
+:mod:`shark.output`     records to text lines and JSON, filters for people
+:mod:`shark.peers`      an asyncio CA client and server on the decoder
+:mod:`shark.replay`     a capture acted out again, as a server or as clients
+:mod:`shark.cli`        the ``shark`` command line, a module per subcommand
+=====================  =============================================================
 """
 
 from __future__ import annotations
@@ -26,15 +35,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from . import tables as _tables
-from .capture import CaptureError
-from .record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
-from .session import Session
-from .session import read as _read
-from .stream import CaReader
+from shark import tables as _tables
+from shark.analysis.attribution import Session
+from shark.analysis.attribution import read as _read
+from shark.capture.files import CaptureError
+from shark.extract.reader import CaReader
+from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 
 if TYPE_CHECKING:
-    from .tables.capture import Capture
+    from shark.tables.capture import Capture
 
 try:
     __version__ = metadata.version("epics-shark")

@@ -1,5 +1,5 @@
 """``python -m shark``: the command line."""
 
-from .cli import main
+from shark.cli import main
 
 raise SystemExit(main())

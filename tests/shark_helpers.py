@@ -13,7 +13,7 @@ import pytest
 
 import shark
 from decoder import Role
-from shark.capture import Frame, LinkType
+from shark.capture.files import Frame, LinkType
 
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
 

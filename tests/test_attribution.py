@@ -37,7 +37,7 @@ from shark_helpers import corpus_params
 import shark
 from decoder import ECA, Role, dbr
 from decoder import messages as m
-from shark.jsonl import record_dict, record_json
+from shark.output.jsonl import record_dict, record_json
 
 OWN_CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 
@@ -513,7 +513,7 @@ def test_searches_and_replies_name_their_pv(path: Path) -> None:
 @pytest.mark.parametrize("path", all_captures())
 def test_json_lines_carry_the_records(path: Path) -> None:
     """``shark read --format jsonl`` writes messages by a fast path of its own: the
-    text must be exactly the encoding of :func:`shark.jsonl.record_dict`."""
+    text must be exactly the encoding of :func:`shark.output.jsonl.record_dict`."""
     for record in records_of(path):
         expected = json.dumps(record_dict(record), separators=(",", ":"), ensure_ascii=False)
         assert record_json(record) == expected

@@ -1,4 +1,4 @@
-"""Monitor updates in bulk (``shark.read(..., bulk=True)``, :mod:`shark.bulk`) change how
+"""Monitor updates in bulk (``shark.read(..., bulk=True)``, :mod:`shark.extract.bulk`) change how
 the tables are computed, never what they hold.
 
 Every capture is read both ways and every table compared exactly (values, dtypes,
@@ -7,7 +7,7 @@ the shared corpus and of ``captures/``, and damaged ones made from them (cut, pa
 lost, swapped, repeated, garbage in a server's stream among the updates, streams cut
 into other segments, files truncated inside a packet, whose CaptureError must come
 after the same tables). The records a bulk read gives, each
-:class:`shark.bulk.UpdateBatch` expanded with ``records()``, must be those of a plain
+:class:`shark.extract.bulk.UpdateBatch` expanded with ``records()``, must be those of a plain
 read, field by field; and the captures full of monitor updates must give batches, so
 that none of this passes vacuously.
 """
@@ -29,17 +29,17 @@ from shark_helpers import capture, chunked, corpus_params, pcap_bytes, tcp_frame
 from test_midstream import Frames, connection, real_frames, split_points, tcp_payload_size, write
 
 import shark
-import shark.stream
+import shark.extract.reader
 import shark.tables.builder
 from decoder import Role
 from decoder import messages as m
-from shark.bulk import UPDATES, UpdateBatch
-from shark.capture import CaptureError, LinkType
+from shark.analysis.attribution import read
+from shark.capture.files import CaptureError, LinkType
 from shark.cli import main
-from shark.record import MESSAGE, Record
-from shark.report import build_report
-from shark.session import read
+from shark.extract.bulk import UPDATES, UpdateBatch
+from shark.extract.record import MESSAGE, Record
 from shark.tables import TABLES, TableBuilder
+from shark.tables.report import build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN = sorted((ROOT / "captures").glob("*.pcap"))
@@ -227,8 +227,8 @@ def test_builder_options(name: str, options: dict[str, Any]) -> None:
 def test_small_blocks(monkeypatch: pytest.MonkeyPatch, name: str, packets: int,
                       held: int) -> None:
     """The reader releases what it holds every few packets, or every few bytes."""
-    monkeypatch.setattr(shark.stream, "BLOCK_PACKETS", packets, raising=False)
-    monkeypatch.setattr(shark.stream, "HOLD_BYTES", held, raising=False)
+    monkeypatch.setattr(shark.extract.reader, "BLOCK_PACKETS", packets, raising=False)
+    monkeypatch.setattr(shark.extract.reader, "HOLD_BYTES", held, raising=False)
     assert_equivalent(source(name))
 
 
@@ -400,7 +400,7 @@ def test_damaged_captures(monkeypatch: pytest.MonkeyPatch, name: str, damage: st
     """Read as they are, and with the held packets released every 16 packets."""
     case = DAMAGES[damage](source(name), tmp_path)
     if blocks:
-        monkeypatch.setattr(shark.stream, "BLOCK_PACKETS", blocks, raising=False)
+        monkeypatch.setattr(shark.extract.reader, "BLOCK_PACKETS", blocks, raising=False)
     built, seen = assert_equivalent(case.source, **case.kw)
     assert built.error is None
     if blocks and case.batches:

@@ -25,8 +25,8 @@ from shark_helpers import (
 )
 
 import shark
-import shark.capture
-from shark.capture import (
+import shark.capture.files
+from shark.capture.files import (
     MAX_RECORD,
     CaptureError,
     Frame,
@@ -363,7 +363,7 @@ def test_blocks_hold_the_frames(name: str, size: int, tmp_path: Path) -> None:
 def test_pcapng_blocks_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     """A pcapng block copies its frames together: it ends once it holds
     RELEASE_EVERY bytes, however many frames it may take."""
-    monkeypatch.setattr(shark.capture, "RELEASE_EVERY", 2000)
+    monkeypatch.setattr(shark.capture.files, "RELEASE_EVERY", 2000)
     path = capture("ca_two_clients_two_iocs.pcapng")
     blocks = list(read_blocks(path, 4096))
     assert len(blocks) > 1

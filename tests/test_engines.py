@@ -1,4 +1,4 @@
-"""The asyncio engines, shark.server and shark.client, against each other and real peers.
+"""The asyncio engines (shark.peers.server, shark.peers.client) against each other and real peers.
 
 * In process, on free loopback ports: our client against our server (reads in every
   DBR type, writes, subscriptions, errors, reconnection), and clients sending garbage.
@@ -32,8 +32,8 @@ from decoder import messages as m
 from decoder.dbr import DBRType, DBRValue, decode, encode
 from decoder.framing import split_datagram
 from decoder.protocol import SearchReply
-from shark.client import CAError, Client
-from shark.server import PV, Server
+from shark.peers.client import CAError, Client
+from shark.peers.server import PV, Server
 
 HERE = Path(__file__).resolve()
 LOOPBACK = peers.LOOPBACK

@@ -1,4 +1,4 @@
-"""Live capture (shark.live) and the pcapng writer (shark.pcapng).
+"""Live capture (shark.capture.live) and the pcapng writer (shark.capture.writer).
 
 The writer tests run anywhere. The capture tests need root and ``unshare``: this file,
 run as a script, is a scenario executed in a private network namespace whose only
@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the scenario runs as a script, outside pytest
 
 from decoder import Role, messages, split_datagram  # noqa: E402
-from shark.capture import Frame, LinkType, read_frames  # noqa: E402
-from shark.live import (  # noqa: E402
+from shark.capture.files import Frame, LinkType, read_frames  # noqa: E402
+from shark.capture.live import (  # noqa: E402
     CapturePermissionError,
     LiveCapture,
     LiveCaptureError,
@@ -42,8 +42,8 @@ from shark.live import (  # noqa: E402
     filter_expression,
     list_interfaces,
 )
-from shark.packets import TCP, UDP, PacketDecoder  # noqa: E402
-from shark.pcapng import PcapngWriter  # noqa: E402
+from shark.capture.writer import PcapngWriter  # noqa: E402
+from shark.network.packets import TCP, UDP, PacketDecoder  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
 #: Capture configurations of the scenario: name -> LiveCapture keyword arguments.
@@ -157,7 +157,7 @@ def test_no_privilege_gives_a_clear_error() -> None:
     setpriv = shutil.which("setpriv")
     if setpriv is None or not peers.namespace_command():
         pytest.skip("needs root and setpriv (util-linux) to drop CAP_NET_RAW")
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from shark import live\n"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from shark.capture import live\n"
             "print(live.capture_permitted(), live.default_interface())\n"
             "live.LiveCapture('lo')")
     done = subprocess.run([setpriv, "--bounding-set", "-net_raw", sys.executable, "-c", code,

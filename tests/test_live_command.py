@@ -206,7 +206,7 @@ def test_bad_options() -> None:
 
 
 def test_kernel_drops_are_marked_where_they_happened() -> None:
-    from shark.commands.live import _Printer
+    from shark.cli.live import _Printer
 
     out = io.StringIO()
     _Printer(out, "jsonl", None, None).drops(3, 5)

@@ -33,9 +33,9 @@ from shark_helpers import (
 import shark
 from decoder import DBRType, ReadNotifyRequest, ReadNotifyResponse, Role
 from decoder import messages as m
-from shark.capture import LinkType, read_frames
-from shark.jsonl import record_dict, record_json
-from shark.packets import TCP, PacketDecoder
+from shark.capture.files import LinkType, read_frames
+from shark.network.packets import TCP, PacketDecoder
+from shark.output.jsonl import record_dict, record_json
 
 #: Messages whose SID is known to the circuit state even when their PV is not.
 WITH_SID = (m.CreateChanResponse, m.ReadNotifyRequest, m.ReadNotifyResponse,
@@ -60,7 +60,7 @@ def write(tmp_path: Path, frames: Frames, linktype: int, name: str = "damaged.pc
 
 def tcp_payload_size(data: bytes, linktype: int) -> int:
     """The TCP payload length of a frame (0 if it is not TCP)."""
-    from shark.capture import Frame
+    from shark.capture.files import Frame
 
     packet = PacketDecoder().decode(Frame(1, 0.0, 0, linktype, memoryview(data)))
     return len(packet.payload) if packet is not None and packet.transport == TCP else 0
@@ -429,7 +429,7 @@ def test_clear_channel_joins_a_channel_known_by_cid_to_its_sid() -> None:
 def test_resync_is_not_held_by_an_implausible_header() -> None:
     """A header that is not plausible is passed over at once, even when the payload it
     claims is not all buffered yet (it used to hold the search until the stream ended)."""
-    from shark.resync import find_message_start
+    from shark.extract.resync import find_message_start
 
     implausible = m.EventAddResponse(data_type=0, data_count=768, status=1,
                                      subscriptionid=1).header_bytes(256)

@@ -8,8 +8,8 @@ import struct
 import pytest
 from shark_helpers import LOCALHOST, capture, ethernet, ipv4, tcp, udp
 
-from shark.capture import Frame, FrameBlock, LinkType, read_blocks, read_frames
-from shark.packets import (
+from shark.capture.files import Frame, FrameBlock, LinkType, read_blocks, read_frames
+from shark.network.packets import (
     MAX_PENDING_DATAGRAMS,
     TCP,
     UDP,
@@ -18,7 +18,7 @@ from shark.packets import (
     TcpFlags,
     format_address,
 )
-from shark.segments import tcp_segments
+from shark.network.segments import tcp_segments
 
 # A search datagram: VERSION, then SEARCH for "DEMO:V".
 SEARCH = (struct.pack("!HHHHII", 0, 0, 1, 13, 1, 1)
@@ -232,7 +232,7 @@ def _odd_segments(link) -> list[bytes]:  # noqa: ANN001
 
 @pytest.mark.parametrize("linktype", list(LINK_HEADERS), ids=str)
 def test_block_segments_are_the_decoders(linktype: int) -> None:
-    """What :func:`shark.segments.tcp_segments` reads of a frame is what the decoder
+    """What :func:`shark.network.segments.tcp_segments` reads of a frame is what the decoder
     reads of it; it leaves the other shapes to the decoder."""
     frames = _odd_segments(LINK_HEADERS[linktype])
     block = FrameBlock.of([Frame(n, n / 10, n * 100_000_000, linktype, memoryview(data))

@@ -35,7 +35,7 @@ from shark_helpers import capture
 from decoder import ECA, AccessRights, EventMask
 from decoder.dbr import DBRType, DBRValue
 from shark.cli import main as shark_main
-from shark.client import Client
+from shark.peers.client import Client
 from shark.replay import Answer, RecordedServer, load, replay_clients, serve
 from shark.replay.compare import differences
 

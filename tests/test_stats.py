@@ -1,4 +1,4 @@
-"""``shark stats`` and :mod:`shark.report`: the answers against the captures' ground truth."""
+"""`shark stats` and :mod:`shark.tables.report`: the answers against the ground truth."""
 
 from __future__ import annotations
 

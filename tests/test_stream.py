@@ -11,10 +11,10 @@ from shark_helpers import capture, ipv4, manifest, udp
 import shark
 from decoder import Role
 from decoder.messages import decode_header
-from shark.capture import Frame, LinkType, read_frames
-from shark.packets import UDP, PacketDecoder
-from shark.resync import find_message_start, plausible_header
-from shark.stream import CaReader
+from shark.capture.files import Frame, LinkType, read_frames
+from shark.extract.reader import CaReader
+from shark.extract.resync import find_message_start, plausible_header
+from shark.network.packets import UDP, PacketDecoder
 
 BEACON = struct.pack("!HHHHII", 13, 0, 13, 5099, 1, 0)
 

@@ -24,9 +24,9 @@ from shark_helpers import capture, corpus_params, manifest
 import shark
 from decoder import ECA, AlarmSeverity, AlarmStatus, Beacon, Command, DBRType, Role
 from decoder.dbr import EPICS_EPOCH_OFFSET
-from shark.beacons import BeaconWatch
-from shark.jsonl import record_dict
-from shark.record import MESSAGE, Record
+from shark.analysis.beacons import BeaconWatch
+from shark.extract.record import MESSAGE, Record
+from shark.output.jsonl import record_dict
 from shark.tables import SCHEMAS, TABLES, TableBuilder
 from shark.tables.builder import CHUNK_BYTES
 

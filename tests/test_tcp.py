@@ -19,9 +19,9 @@ from shark_helpers import (
 
 import shark
 from decoder import Role
-from shark.packets import TCP, Packet
-from shark.stream import CaReader
-from shark.tcp import CLOSE, DATA, GAP, OPEN, TcpEvent, TcpReassembler
+from shark.extract.reader import CaReader
+from shark.network.packets import TCP, Packet
+from shark.network.reassembly import CLOSE, DATA, GAP, OPEN, TcpEvent, TcpReassembler
 
 CLIENT = (LOCALHOST, 40000)
 SERVER = (bytes((127, 0, 0, 2)), 5064)

@@ -20,7 +20,7 @@ import pytest
 from shark_helpers import capture, pcap_bytes
 
 import shark
-from shark.capture import read_frames
+from shark.capture.files import read_frames
 from shark.cli import main as shark_main
 
 pytest.importorskip("textual")

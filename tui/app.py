@@ -31,8 +31,8 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, TabbedContent, TabPane
 
 from decoder import Search
-from shark.filters import FilterError, parse_filter
-from shark.record import Record
+from shark.extract.record import Record
+from shark.output.filters import FilterError, parse_filter
 
 from . import rows as r
 from .details import details

@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from shark.commands.read import add_port_option
-from shark.filters import FilterError, parse_filter
-from shark.live import default_interface
+from shark.capture.live import default_interface
+from shark.cli.read import add_port_option
+from shark.output.filters import FilterError, parse_filter
 
 NAME = "tui"
 HELP = "watch CA traffic in a terminal interface (a capture file, or live)"

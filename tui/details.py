@@ -18,7 +18,7 @@ from rich.text import Text
 
 from decoder import AccessRights, DBRValue, DecodeError, EventMask, Message, dbr
 from decoder.status import alarm_severity_name, alarm_status_name
-from shark.record import Record
+from shark.extract.record import Record
 
 from .model import problem
 from .rows import Clock, access_text

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from shark.record import Record
+from shark.extract.record import Record
 
 __all__ = ["export_parquet"]
 

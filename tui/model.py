@@ -29,8 +29,8 @@ from typing import Any
 
 from decoder import Channel, Role, Search, Subscription
 from decoder import messages as m
-from shark.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
-from shark.session import Session
+from shark.analysis.attribution import Session
+from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 
 from .ring import Ring
 
@@ -65,7 +65,7 @@ Predicate = Callable[[Record], bool]
 MIDSTREAM_ANOMALIES = frozenset({
     "unknown SID", "unknown CID", "unknown subscription", "response without request",
 })
-#: How :mod:`shark.stream` names the bytes skipped at the start of a joined connection.
+#: How :mod:`shark.extract.reader` names the bytes skipped at the start of a joined connection.
 _JOINED = "capture starts inside the connection"
 
 
@@ -449,7 +449,7 @@ def search_rows(searches: list[Search]) -> list[Search]:
 def _own_payload(message: m.Message) -> None:
     """Give a message kept for long (a channel's last value, an error) a copy of its
     payload: from a live capture, a payload is a view of the whole ring block its packet
-    came in (see :mod:`shark.live`), and one kept view would keep the block's memory."""
+    came in (see :mod:`shark.capture.live`), and one kept view would keep the block's memory."""
     payload = message.payload
     if type(payload) is memoryview:
         message.payload = payload.tobytes()

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from decoder import Search
-from shark.record import Record
+from shark.extract.record import Record
 
 from . import rows as r
 from .model import ChannelRow, ErrorRow, Model

@@ -16,8 +16,8 @@ from rich.text import Text
 
 from decoder import AccessRights, DecodeError, Role, Search, dbr
 from decoder import messages as m
-from shark.record import CLOSE, MESSAGE, OPEN, Record
-from shark.text import describe, format_value, subject
+from shark.extract.record import CLOSE, MESSAGE, OPEN, Record
+from shark.output.text import describe, format_value, subject
 
 from .model import ChannelRow, CircuitRow, ErrorRow, ServerRow, problem
 from .table import Cell, Column

@@ -13,7 +13,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from shark.record import Record
+from shark.extract.record import Record
 
 from .app import SharkApp
 from .model import Model

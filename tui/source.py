@@ -2,8 +2,8 @@
 thread of its own.
 
 The screen must stay responsive whatever the traffic, so the capture is read,
-reassembled, decoded and attributed (:class:`shark.stream.CaReader`,
-:class:`shark.session.Session`) on a worker thread, which hands the records to the
+reassembled, decoded and attributed (:class:`shark.extract.reader.CaReader`,
+:class:`shark.analysis.attribution.Session`) on a worker thread, which hands the records to the
 :class:`~tui.model.Model` in batches: at least every :data:`COMMIT_INTERVAL`
 seconds, or every :data:`BATCH` records, and always before it waits (for packets,
 or for a file's original pace). The screen then draws whatever the model holds,
@@ -18,13 +18,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from shark.capture import CaptureError, Frame, read_frames
-from shark.commands.live import FramePump
-from shark.live import LiveCapture, LiveCaptureError
-from shark.pcapng import PcapngWriter
-from shark.record import Record
-from shark.session import Session
-from shark.stream import CaReader
+from shark.analysis.attribution import Session
+from shark.capture.files import CaptureError, Frame, read_frames
+from shark.capture.live import LiveCapture, LiveCaptureError
+from shark.capture.writer import PcapngWriter
+from shark.cli.live import FramePump
+from shark.extract.reader import CaReader
+from shark.extract.record import Record
 
 from .model import Model
 
@@ -165,7 +165,7 @@ class FileSource(Source):
 
 
 class LiveSource(Source):
-    """A live capture on ``interface`` (see :class:`shark.live.LiveCapture`), saved to
+    """A live capture on ``interface`` (see :class:`shark.capture.live.LiveCapture`), saved to
     ``write`` (pcapng) as it arrives if given.
 
     The capture is opened here, on the caller's thread, so that a missing privilege or

@@ -9,8 +9,8 @@ requests to a live server and says, per operation, what differs from the capture
 answer (:class:`Outcome`, :class:`Difference`). ``shark replay`` is the command.
 """
 
-from .compare import Difference
-from .recording import (
+from shark.replay.compare import Difference
+from shark.replay.recording import (
     Answer,
     Operation,
     RecordedClient,
@@ -19,8 +19,8 @@ from .recording import (
     Recording,
     load,
 )
-from .reissue import Outcome, replay_clients
-from .serve import ReplayServer, serve
+from shark.replay.reissue import Outcome, replay_clients
+from shark.replay.serve import ReplayServer, serve
 
 __all__ = [
     "Answer", "Difference", "Operation", "Outcome", "RecordedClient", "RecordedPV",

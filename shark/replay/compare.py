@@ -18,8 +18,7 @@ from typing import Any
 from decoder import AccessRights
 from decoder.dbr import DBRValue, dbr_name
 from decoder.status import eca_name
-
-from .recording import CREATE, SUBSCRIBE, Answer, Operation, flag_names, short
+from shark.replay.recording import CREATE, SUBSCRIBE, Answer, Operation, flag_names, short
 
 __all__ = ["Difference", "differences"]
 

@@ -25,12 +25,11 @@ from typing import Any, BinaryIO
 from decoder import ECA, AccessRights, DecodeError, EventMask, Role
 from decoder import messages as m
 from decoder.dbr import DBRType, DBRValue, Family, dbr_name, layout
-
-from ..capture import CaptureError
-from ..convert import LIMITS, ConversionError, convert
-from ..record import MESSAGE, Record
-from ..server import epics_stamp
-from ..session import read
+from shark.analysis.attribution import read
+from shark.capture.files import CaptureError
+from shark.extract.record import MESSAGE, Record
+from shark.peers.convert import LIMITS, ConversionError, convert
+from shark.peers.server import epics_stamp
 
 __all__ = [
     "Answer",
@@ -215,7 +214,7 @@ class Operation:
 
 @dataclass
 class RecordedClient:
-    """One client circuit (``circuit`` numbered as :class:`shark.record.Record` does)
+    """One client circuit (``circuit`` numbered as :class:`shark.extract.record.Record` does)
     from ``address`` to ``server``: its operations in the order they were sent, and
     the time of its last message."""
 

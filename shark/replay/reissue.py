@@ -1,6 +1,6 @@
 """Replaying the client side: the captured clients' requests, sent again to a live server.
 
-Each captured client circuit gets a :class:`shark.client.Client` of its own, which
+Each captured client circuit gets a :class:`shark.peers.client.Client` of its own, which
 searches for its channels at the addresses given and so maps the captured ids (CID,
 SID, IOID, subscription id) onto fresh ones. Its operations are issued in the
 captured order at the captured pace (``speed`` times faster; 0: each as soon as the
@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from decoder import ECA, EventMask
-
-from ..client import CAError, Client, ClientSubscription
-from .compare import Difference, differences
-from .recording import (
+from shark.peers.client import CAError, Client, ClientSubscription
+from shark.replay.compare import Difference, differences
+from shark.replay.recording import (
     CANCEL,
     CLEAR,
     CREATE,

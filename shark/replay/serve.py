@@ -1,6 +1,6 @@
 """Replaying the server side: a stand-in IOC that acts out what a capture showed.
 
-Each captured server becomes a :class:`shark.server.Server` on a port of its own,
+Each captured server becomes a :class:`shark.peers.server.Server` on a port of its own,
 serving every PV the capture shows it served, with the native type and count its
 clients were told, the metadata its GR/CTRL replies carried (defaults otherwise:
 :attr:`Recording.notes` says which), and the values of its timeline. The timeline is
@@ -19,8 +19,8 @@ import contextlib
 from collections.abc import Sequence
 from itertools import pairwise
 
-from ..server import DEFAULT_BEACON_ADDRESS, PV, Server
-from .recording import UPDATE, RecordedPV, RecordedServer, Recording, State
+from shark.peers.server import DEFAULT_BEACON_ADDRESS, PV, Server
+from shark.replay.recording import UPDATE, RecordedPV, RecordedServer, Recording, State
 
 __all__ = ["ReplayServer", "serve"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .names import PER_MESSAGE, TABLES
+from shark.tables.names import PER_MESSAGE, TABLES
 
 __all__ = ["PER_MESSAGE", "SCHEMAS", "TABLES", "Capture", "TableBuilder"]
 

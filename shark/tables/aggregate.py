@@ -14,10 +14,9 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from decoder import Role
-
-from ..record import Record
-from .chunk import Chunk, Vocabularies
-from .schema import TableSchema
+from shark.extract.record import Record
+from shark.tables.chunk import Chunk, Vocabularies
+from shark.tables.schema import TableSchema
 
 __all__ = ["MAX_ROWS", "Aggregate", "Finished", "client_server"]
 

@@ -10,8 +10,8 @@ a sink as they fill (:mod:`shark.tables.rowgroups`); the others hold a row per t
 (:mod:`shark.tables.aggregate`).
 
 Feed it the records of :func:`shark.read` with ``lifecycle=True`` (OPEN and CLOSE mark
-where circuits start and end), in capture order; :func:`shark.session.read` with
-``bulk=True`` gives them with monitor updates in batches (:mod:`shark.bulk`), which it
+where circuits start and end), in capture order; :func:`shark.analysis.attribution.read` with
+``bulk=True`` gives them with monitor updates in batches (:mod:`shark.extract.bulk`), which it
 takes as columns.
 """
 
@@ -26,20 +26,20 @@ from typing import BinaryIO
 import pandas as pd
 import pyarrow as pa
 
-from ..bulk import UPDATES, UpdateBatch
-from ..record import Record
-from ..session import read
-from .aggregate import MAX_ROWS, Aggregate
-from .chunk import Chunk, Vocabularies
-from .circuits import Circuits
-from .discovery import Beacons, Searches
-from .errors import Errors
-from .lifetimes import Lifetimes
-from .messages import MessagesTable, UpdatesTable
-from .names import PER_MESSAGE, TABLES
-from .rowgroups import ChunkedTable, Sink
-from .schema import TableSchema
-from .traffic import Commands, Latency, Talkers
+from shark.analysis.attribution import read
+from shark.extract.bulk import UPDATES, UpdateBatch
+from shark.extract.record import Record
+from shark.tables.aggregate import MAX_ROWS, Aggregate
+from shark.tables.chunk import Chunk, Vocabularies
+from shark.tables.circuits import Circuits
+from shark.tables.discovery import Beacons, Searches
+from shark.tables.errors import Errors
+from shark.tables.lifetimes import Lifetimes
+from shark.tables.messages import MessagesTable, UpdatesTable
+from shark.tables.names import PER_MESSAGE, TABLES
+from shark.tables.rowgroups import ChunkedTable, Sink
+from shark.tables.schema import TableSchema
+from shark.tables.traffic import Commands, Latency, Talkers
 
 __all__ = ["SCHEMAS", "TableBuilder"]
 
@@ -107,8 +107,8 @@ class TableBuilder:
 
     def read(self, source: str | Path | BinaryIO, ports: Iterable[int] = ()) -> None:
         """Take every record of a capture (a path, ``"-"`` for stdin, or a stream), as
-        :func:`shark.session.read` gives them in bulk. Should reading fail
-        (:class:`shark.capture.CaptureError`, ``OSError``), those before are kept."""
+        :func:`shark.analysis.attribution.read` gives them in bulk. Should reading fail
+        (:class:`shark.capture.files.CaptureError`, ``OSError``), those before are kept."""
         with _fewer_full_collections():
             self.extend(read(source, ports, lifecycle=True, bulk=True))
 
@@ -118,7 +118,7 @@ class TableBuilder:
 
     def extend(self, records: Iterable[Record | UpdateBatch]) -> None:
         """Take every record of ``records`` (should they raise, those before are kept);
-        :class:`shark.bulk.UpdateBatch` items too (``shark.read(..., bulk=True)``), cut
+        :class:`shark.extract.bulk.UpdateBatch` items too (``shark.read(..., bulk=True)``), cut
         where a chunk ends."""
         chunk_rows = self.chunk_rows
         for item in records:

@@ -10,10 +10,10 @@ from typing import Any, BinaryIO
 import pandas as pd
 import pyarrow as pa
 
-from ..capture import CaptureError
-from ..report import build_report
-from .builder import TableBuilder
-from .names import TABLES
+from shark.capture.files import CaptureError
+from shark.tables.builder import TableBuilder
+from shark.tables.names import TABLES
+from shark.tables.report import build_report
 
 __all__ = ["Capture"]
 
@@ -65,7 +65,7 @@ class Capture:
         return self.builder.arrow(name)
 
     def report(self, top: int = 10) -> dict[str, Any]:
-        """The analysis report of ``shark stats`` (:mod:`shark.report`), as a dict."""
+        """The analysis report of ``shark stats`` (:mod:`shark.tables.report`), as a dict."""
         return build_report(self.builder, top)
 
     def __getattr__(self, name: str) -> pd.DataFrame:

@@ -11,7 +11,7 @@ A record's *form* is its message class, or GAP, UNDECODED, OPEN or CLOSE for the
 that carry no message; per-form facts (command name, which header field holds the
 status, whether the payload is a DBR value) are numpy arrays indexed by form.
 
-A chunk may also hold :class:`shark.bulk.UpdateBatch` items, a row per update each:
+A chunk may also hold :class:`shark.extract.bulk.UpdateBatch` items, a row per update each:
 their columns come from the arrays of their runs, without a Python object per row
 (``records[row]`` still gives a record for any row, made when asked).
 """
@@ -31,12 +31,11 @@ from decoder import Command, Role
 from decoder import messages as m
 from decoder.dbr import dbr_name
 from decoder.status import alarm_severity_name, alarm_status_name, eca_name
-
-from ..bulk import UPDATES, UpdateBatch
-from ..record import CLOSE, ERROR, GAP, OPEN, Record
-from .grouping import group
-from .schema import seconds_to_ns
-from .values import InBuffer, Values, extract_values
+from shark.extract.bulk import UPDATES, UpdateBatch
+from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record
+from shark.tables.grouping import group
+from shark.tables.schema import seconds_to_ns
+from shark.tables.values import InBuffer, Values, extract_values
 
 __all__ = ["FORMS", "NOT_MESSAGE", "Chunk", "Vocabularies", "Vocabulary", "form_mask"]
 
@@ -165,7 +164,7 @@ class Vocabularies:
         self._run_pvs: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
 
     def run_pvs(self, run: Any) -> np.ndarray:
-        """The PV name code of each subscription of a :class:`shark.bulk.Run` (by its
+        """The PV name code of each subscription of a :class:`shark.extract.bulk.Run` (by its
         channel), then -1 (for ``run.subscription``'s -1): worked out once per
         subscription the run met, as the session adds them."""
         codes = self._run_pvs.get(run)

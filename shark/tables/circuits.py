@@ -8,12 +8,11 @@ import numpy as np
 
 from decoder import Role
 from decoder import messages as m
-
-from ..record import CLOSE, OPEN, Record
-from .aggregate import Aggregate, Finished, client_server
-from .chunk import NOT_MESSAGE, Chunk, Vocabularies, form_mask
-from .grouping import group
-from .schema import CATEGORY, INT64, NUINT16, TIME, UINT32, Column, TableSchema
+from shark.extract.record import CLOSE, OPEN, Record
+from shark.tables.aggregate import Aggregate, Finished, client_server
+from shark.tables.chunk import NOT_MESSAGE, Chunk, Vocabularies, form_mask
+from shark.tables.grouping import group
+from shark.tables.schema import CATEGORY, INT64, NUINT16, TIME, UINT32, Column, TableSchema
 
 __all__ = ["CIRCUITS", "Circuits"]
 

@@ -9,13 +9,12 @@ from collections.abc import Iterable
 from decoder import Role
 from decoder import messages as m
 from decoder.protocol import ADDRESS_OF_SENDER, SERVER_PORT
-
-from ..beacons import BeaconWatch
-from ..packets import format_address
-from ..record import Record
-from .aggregate import Aggregate, Finished
-from .chunk import Chunk, Vocabularies, form_mask
-from .schema import BOOL, CATEGORY, FLOAT, INT64, TIME, Column, TableSchema
+from shark.analysis.beacons import BeaconWatch
+from shark.extract.record import Record
+from shark.network.packets import format_address
+from shark.tables.aggregate import Aggregate, Finished
+from shark.tables.chunk import Chunk, Vocabularies, form_mask
+from shark.tables.schema import BOOL, CATEGORY, FLOAT, INT64, TIME, Column, TableSchema
 
 __all__ = ["BEACONS", "BEACON_ANOMALIES", "SEARCHES", "Beacons", "Searches"]
 
@@ -50,7 +49,7 @@ BEACONS = TableSchema("beacons", "one row per server that sent beacons (RSRV_IS_
     Column("late", INT64, "periods 1.25 to 3.25 times the estimate (one beacon missed)"),
     Column("last_period", FLOAT, "seconds between the last two beacons that counted"),
     Column("estimate", FLOAT, "libca's running estimate of the period, in seconds"),
-    Column("anomalies", INT64, "beacon anomalies (see shark.beacons)"),
+    Column("anomalies", INT64, "beacon anomalies (see shark.analysis.beacons)"),
     Column("restarts", INT64, "times the beacon id went back: server restarts"),
 ])
 
@@ -154,7 +153,7 @@ class _Server:
 
 
 class Beacons(Aggregate):
-    """Beacons per server, judged by :class:`shark.beacons.BeaconWatch`.
+    """Beacons per server, judged by :class:`shark.analysis.beacons.BeaconWatch`.
 
     A server is its address and TCP port as the beacon announces them (the address
     field, else the sender's). A beacon a CA repeater forwards is a copy of one the

@@ -10,11 +10,20 @@ import numpy as np
 from decoder import ECA, DecodeError
 from decoder import messages as m
 from decoder.status import eca_name
-
-from ..record import CLOSE, ERROR, GAP, Record
-from .aggregate import Aggregate, Finished
-from .chunk import Chunk, Vocabularies, form_mask
-from .schema import CATEGORY, FLOAT, INT64, NINT64, NUINT32, TEXT, TIME, Column, TableSchema
+from shark.extract.record import CLOSE, ERROR, GAP, Record
+from shark.tables.aggregate import Aggregate, Finished
+from shark.tables.chunk import Chunk, Vocabularies, form_mask
+from shark.tables.schema import (
+    CATEGORY,
+    FLOAT,
+    INT64,
+    NINT64,
+    NUINT32,
+    TEXT,
+    TIME,
+    Column,
+    TableSchema,
+)
 
 __all__ = ["ERRORS", "Errors"]
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from .builder import SCHEMAS
+from shark.tables.builder import SCHEMAS
 
 __all__ = ["EXTENSIONS", "TableFiles", "file_format"]
 

@@ -18,12 +18,21 @@ import numpy as np
 from decoder import AccessRights, ChannelState, EventMask
 from decoder import messages as m
 from decoder.dbr import dbr_name
-
-from ..record import CLOSE, Record
-from .aggregate import Aggregate, Finished, client_server
-from .chunk import Chunk, Vocabularies, form_mask
-from .grouping import group
-from .schema import CATEGORY, FLOAT, INT64, NUINT16, NUINT32, TIME, UINT32, Column, TableSchema
+from shark.extract.record import CLOSE, Record
+from shark.tables.aggregate import Aggregate, Finished, client_server
+from shark.tables.chunk import Chunk, Vocabularies, form_mask
+from shark.tables.grouping import group
+from shark.tables.schema import (
+    CATEGORY,
+    FLOAT,
+    INT64,
+    NUINT16,
+    NUINT32,
+    TIME,
+    UINT32,
+    Column,
+    TableSchema,
+)
 
 __all__ = ["CHANNELS", "SUBSCRIPTIONS", "Lifetimes"]
 

@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 
 from decoder import messages as m
-
-from .chunk import NOT_MESSAGE, Chunk, form_mask
-from .rowgroups import ChunkedTable, masked
-from .schema import (
+from shark.tables.chunk import NOT_MESSAGE, Chunk, form_mask
+from shark.tables.rowgroups import ChunkedTable, masked
+from shark.tables.schema import (
     CATEGORY,
     FLOAT,
     INT64,

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .chunk import Chunk, Vocabularies, Vocabulary
-from .schema import (
+from shark.tables.chunk import Chunk, Vocabularies, Vocabulary
+from shark.tables.schema import (
     BOOL,
     CATEGORY,
     FLOAT,

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 import numpy as np
 import pyarrow as pa
 
-from .aggregate import Aggregate
-from .chunk import NOT_MESSAGE, Chunk, Vocabularies, form_mask
-from .grouping import group
-from .schema import CATEGORY, FLOAT, INT64, Column, TableSchema
+from shark.tables.aggregate import Aggregate
+from shark.tables.chunk import NOT_MESSAGE, Chunk, Vocabularies, form_mask
+from shark.tables.grouping import group
+from shark.tables.schema import CATEGORY, FLOAT, INT64, Column, TableSchema
 
 __all__ = ["COMMANDS", "LATENCY", "TALKERS", "Commands", "Latency", "Talkers"]
 

@@ -22,8 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from decoder import DecodeError, dbr
 from decoder.dbr import EPICS_EPOCH_OFFSET, LAYOUTS, MAX_STRING_SIZE, DBRType
-
-from .grouping import group
+from shark.tables.grouping import group
 
 __all__ = ["InBuffer", "Payloads", "Values", "extract_values"]
 
@@ -85,7 +84,7 @@ class Payloads:
 
 
 class InBuffer(Payloads):
-    """Payloads given as where they are in one buffer (:class:`shark.bulk.Run`): read
+    """Payloads given as where they are in one buffer (:class:`shark.extract.bulk.Run`): read
     in place, without a slice each."""
 
     def __init__(self, buffer: bytes, starts: np.ndarray, lengths: np.ndarray) -> None:

@@ -17,7 +17,7 @@ import socket
 import struct
 from typing import NamedTuple
 
-from .capture import Frame, LinkType
+from shark.capture.files import Frame, LinkType
 
 __all__ = [
     "MAX_PENDING_DATAGRAMS",

@@ -40,8 +40,7 @@ from decoder.dbr import DBRType, DBRValue
 from decoder.framing import split_datagram
 from decoder.protocol import ADDRESS_OF_SENDER, MINOR_VERSION, SERVER_PORT
 from decoder.status import eca_name
-
-from .convert import from_python
+from shark.peers.convert import from_python
 
 __all__ = ["CAError", "Client", "ClientChannel", "ClientSubscription"]
 

@@ -1,10 +1,10 @@
 """The TCP segments of a block of frames, their headers read all at once.
 
-:class:`shark.packets.PacketDecoder` reads a frame's headers with one
-``struct.unpack_from``, and makes a :class:`shark.packets.Packet` of it: a few
+:class:`shark.network.packets.PacketDecoder` reads a frame's headers with one
+``struct.unpack_from``, and makes a :class:`shark.network.packets.Packet` of it: a few
 microseconds a frame, more than all the rest for a capture of monitor updates, where
 nearly every frame is the next TCP segment of a server. :func:`tcp_segments` reads
-the headers of a whole :class:`shark.capture.FrameBlock` with numpy instead, for the
+the headers of a whole :class:`shark.capture.files.FrameBlock` with numpy instead, for the
 frames whose shape is the common one: IPv4 without options or fragments, carrying
 TCP, on a link layer that has no variable part (Ethernet without VLAN tags, Linux
 cooked v1 and v2, BSD loopback, raw IPv4). Fields, payload bounds and the frames left
@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .capture import FrameBlock, LinkType
-from .packets import TcpFlags
+from shark.capture.files import FrameBlock, LinkType
+from shark.network.packets import TcpFlags
 
 __all__ = ["Segments", "tcp_segments"]
 
@@ -41,7 +41,7 @@ class Segments:
     """The TCP segments of a block, a list entry per frame: ``connection`` (an index
     into ``addresses``, -1 for frames left to the decoder), sequence and
     acknowledgement numbers, flags, and where the payload is in the block's view.
-    ``addresses`` are (src, sport, dst, dport) as :class:`shark.tcp.TcpReassembler`
+    ``addresses`` are (src, sport, dst, dport) as :class:`shark.network.reassembly.TcpReassembler`
     keys them.
 
     ``stretches`` cut the frames into stretches (the first frame of each, then the

@@ -49,8 +49,7 @@ from decoder.protocol import (
     SERVER_PORT,
     SearchReply,
 )
-
-from .convert import LIMITS, ConversionError, convert, from_python, to_dbr
+from shark.peers.convert import LIMITS, ConversionError, convert, from_python, to_dbr
 
 __all__ = ["DEFAULT_BEACON_ADDRESS", "PV", "Server", "epics_stamp"]
 

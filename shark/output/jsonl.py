@@ -24,8 +24,7 @@ from typing import Any
 from decoder import Command, DecodeError, Role, dbr
 from decoder import messages as m
 from decoder.status import alarm_severity_name, alarm_status_name
-
-from .record import MESSAGE, Record
+from shark.extract.record import MESSAGE, Record
 
 __all__ = ["record_dict", "record_json"]
 

@@ -1,10 +1,10 @@
 """Monitor updates in bulk: a server's TCP bytes framed as arrays, for the tables.
 
 A capture of monitored PVs is mostly EVENT_ADD responses, millions of them, and one
-:class:`shark.record.Record` and one :class:`decoder.Message` per update cost more
+:class:`shark.extract.record.Record` and one :class:`decoder.Message` per update cost more
 than everything else the tables do. So for the tables (``shark.open``, ``shark
 export``, ``shark stats``) the reader can hold back what a server sends on a circuit
-(:class:`shark.stream.CaReader` with ``bulk=True``) and frame it later, many packets
+(:class:`shark.extract.reader.CaReader` with ``bulk=True``) and frame it later, many packets
 at once, into the arrays of a :class:`Run`. Where the held packets are in capture
 order stands an :class:`UpdateBatch` for each stretch of them that nothing else came
 between, so that the order of everything stays the capture's.
@@ -18,7 +18,7 @@ Nothing about the result changes, only how it is computed:
   bytes as :class:`decoder.StreamFramer` would make them; bytes that do not frame as
   CA send the whole held stretch down the ordinary path, resynchronisation included;
   the reader hands on the rest as batches of packets that hold updates only;
-* the session (:class:`shark.session.Session`) lets updates stay a batch only when
+* the session (:class:`shark.analysis.attribution.Session`) lets updates stay a batch only when
   each belongs to a subscription already known, already updated once (the first
   update answers the EVENT_ADD request) and of a channel with a name: then
   attributing it changes nothing but an update count. The other updates become
@@ -40,12 +40,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from decoder import Command, Role
 from decoder.messages import _SERVER_FORMS, make_message
 from decoder.protocol import EXTENDED_HEADER_SIZE, EXTENDED_MARKER, HEADER_SIZE
-
-from .record import MESSAGE, Record
+from shark.extract.record import MESSAGE, Record
 
 __all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_run", "place", "placed"]
 
-#: The ``kind`` of an :class:`UpdateBatch` (records have theirs in :mod:`shark.record`).
+#: The ``kind`` of an :class:`UpdateBatch` (records have theirs in :mod:`shark.extract.record`).
 UPDATES = "updates"
 _EVENT_ADD = int(Command.EVENT_ADD)
 #: Per command id: whether a server sends it.

@@ -2,8 +2,8 @@
 
 One readable line per message (``-`` reads standard input), with the PV it concerns
 and, for a response, the latency since its request; ``--format jsonl`` prints one
-JSON object per message instead (see :mod:`shark.jsonl`), ``--filter`` selects
-messages (see :mod:`shark.filters`), and ``--summary`` prints message counts per
+JSON object per message instead (see :mod:`shark.output.jsonl`), ``--filter`` selects
+messages (see :mod:`shark.output.filters`), and ``--summary`` prints message counts per
 command and direction. A damaged or truncated capture is read as far as it goes,
 then reported on stderr with exit status 1.
 """
@@ -16,13 +16,12 @@ from collections import Counter
 from collections.abc import Iterable
 
 from decoder import Command, Role
-
-from ..capture import CaptureError
-from ..filters import FilterError, combine, parse_filter
-from ..jsonl import record_json
-from ..record import Record
-from ..session import read
-from ..text import format_record
+from shark.analysis.attribution import read
+from shark.capture.files import CaptureError
+from shark.extract.record import Record
+from shark.output.filters import FilterError, combine, parse_filter
+from shark.output.jsonl import record_json
+from shark.output.text import format_record
 
 NAME = "read"
 HELP = "decode the CA messages of a capture"

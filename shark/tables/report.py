@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from .tables import TableBuilder
+    from shark.tables import TableBuilder
 
 __all__ = ["REPORT_TABLES", "build_report", "format_report"]
 

@@ -87,7 +87,7 @@ class FrameBlock:
 
     What the tables read is mostly frames of one kind (a server's monitor updates), and
     a :class:`Frame` object each costs more than the rest of their way: a block lets a
-    reader look at the headers of all its frames at once (:mod:`shark.packets`) and
+    reader look at the headers of all its frames at once (:mod:`shark.network.packets`) and
     make frames only of those that need the general way (:meth:`frame`).
     """
 

@@ -1,4 +1,4 @@
-"""Writing pcapng captures, incrementally, from :class:`~shark.capture.Frame` objects.
+"""Writing pcapng captures, incrementally, from :class:`~shark.capture.files.Frame` objects.
 
 A live capture has to be saved as it happens: frames are appended one at a time, the
 file is valid after every :meth:`PcapngWriter.flush`, and a crash loses at most the
@@ -11,7 +11,7 @@ application, one Interface Description Block per (interface name, link type) wit
 frame. Blocks are built in a memory buffer and written in large pieces, so a frame costs
 one header pack and two buffer appends.
 
-:class:`~shark.capture.Frame` carries no original (wire) length, so each packet block
+:class:`~shark.capture.files.Frame` carries no original (wire) length, so each packet block
 records the captured length as the original length.
 """
 
@@ -21,7 +21,7 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
-from .capture import Frame
+from shark.capture.files import Frame
 
 __all__ = ["PcapngWriter"]
 

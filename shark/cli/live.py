@@ -1,7 +1,7 @@
 """``shark live``: the messages of ``shark read``, as they cross a network interface.
 
 The same lines (or JSON objects) and the same attribution as ``shark read``, from a
-:class:`shark.live.LiveCapture` instead of a file, optionally saved as they arrive to
+:class:`shark.capture.live.LiveCapture` instead of a file, optionally saved as they arrive to
 a pcapng file (``-w``; every captured frame, whatever ``--filter`` shows). Output is
 flushed after every batch the kernel hands over, so a pipe sees messages within the
 ring's block timeout (50 ms).
@@ -29,16 +29,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
-from ..capture import Frame
-from ..filters import FilterError, combine, parse_filter
-from ..jsonl import record_json
-from ..live import LiveCapture, LiveCaptureError, default_interface
-from ..pcapng import PcapngWriter
-from ..record import Record
-from ..session import Session
-from ..stream import CaReader
-from ..text import format_record
-from .read import add_port_option
+from shark.analysis.attribution import Session
+from shark.capture.files import Frame
+from shark.capture.live import LiveCapture, LiveCaptureError, default_interface
+from shark.capture.writer import PcapngWriter
+from shark.cli.read import add_port_option
+from shark.extract.reader import CaReader
+from shark.extract.record import Record
+from shark.output.filters import FilterError, combine, parse_filter
+from shark.output.jsonl import record_json
+from shark.output.text import format_record
 
 NAME = "live"
 HELP = "decode CA traffic live from a network interface"
@@ -143,7 +143,7 @@ def _stop_on_signals(stop_capture: Callable[[], None]) -> dict[int, Any]:
 
 
 class FramePump:
-    """The frames of a live capture as one iterable, for :class:`shark.stream.CaReader`.
+    """The frames of a live capture as one iterable, for :class:`shark.extract.reader.CaReader`.
 
     Because the reader pulls frames lazily, every record of the frames handed out so far
     has been consumed when the pump is asked for more: that is when ``on_idle`` runs
@@ -255,6 +255,6 @@ class _Printer:
             pass
 
 
-#: The keys every jsonl object has (see :mod:`shark.jsonl`).
+#: The keys every jsonl object has (see :mod:`shark.output.jsonl`).
 _JSONL_KEYS = ("frame", "time", "src", "dst", "transport", "circuit", "sender", "command",
                "command_id", "pv", "data_type", "data_count", "status", "value", "latency")

@@ -21,9 +21,8 @@ import sys
 from collections.abc import Sequence
 
 from decoder.protocol import SERVER_PORT
-
-from ..capture import CaptureError
-from ..replay import Outcome, Recording, load, replay_clients, serve
+from shark.capture.files import CaptureError
+from shark.replay import Outcome, Recording, load, replay_clients, serve
 
 NAME = "replay"
 HELP = "replay a capture as a server (a stand-in IOC) or as a client (a regression check)"

@@ -1,8 +1,8 @@
 """From a capture to CA messages: which traffic is CA, who sent it, and framing.
 
-:class:`CaReader` turns frames into :class:`shark.record.Record` objects: UDP datagrams
+:class:`CaReader` turns frames into :class:`shark.extract.record.Record` objects: UDP datagrams
 are split with :func:`decoder.split_datagram`, each direction of a TCP circuit is
-reassembled (:mod:`shark.tcp`) and framed by its own :class:`decoder.StreamFramer`.
+reassembled (:mod:`shark.network.reassembly`) and framed by its own :class:`decoder.StreamFramer`.
 
 Which traffic is CA
 -------------------
@@ -42,7 +42,7 @@ A TCP direction that starts mid-connection, follows a gap, or hits bytes that do
 frame as CA (a header claiming more than ``max_payload``, or a command id the protocol
 does not define, checked as soon as a header is complete so that a garbage header
 cannot swallow what follows as its payload) is resynchronised by
-:func:`shark.resync.find_message_start`; the bytes skipped to get there are reported as
+:func:`shark.extract.resync.find_message_start`; the bytes skipped to get there are reported as
 one ERROR record, missing bytes as a GAP record. A direction that ends inside a message
 gives an ERROR record for the bytes left.
 
@@ -72,16 +72,15 @@ from decoder import (
 )
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.protocol import REPEATER_PORT, SERVER_PORT
-
-from .bulk import Run, UpdateBatch, frame_run, place, placed
-from .capture import CaptureError, Frame, FrameBlock, read_frames
-from .packets import TCP, Packet, PacketDecoder, format_address
-from .record import CLOSE as CLOSED
-from .record import ERROR, GAP, MESSAGE, Record
-from .record import OPEN as OPENED
-from .resync import find_message_start, whole_messages
-from .segments import tcp_segments
-from .tcp import CLOSE, DATA, OPEN, Half, TcpEvent, TcpReassembler
+from shark.capture.files import CaptureError, Frame, FrameBlock, read_frames
+from shark.extract.bulk import Run, UpdateBatch, frame_run, place, placed
+from shark.extract.record import CLOSE as CLOSED
+from shark.extract.record import ERROR, GAP, MESSAGE, Record
+from shark.extract.record import OPEN as OPENED
+from shark.extract.resync import find_message_start, whole_messages
+from shark.network.packets import TCP, Packet, PacketDecoder, format_address
+from shark.network.reassembly import CLOSE, DATA, OPEN, Half, TcpEvent, TcpReassembler
+from shark.network.segments import tcp_segments
 
 __all__ = ["CaReader", "read_records"]
 
@@ -101,7 +100,7 @@ def read_records(
 ) -> Iterator[Record]:
     """The CA records of a capture file (path, ``"-"`` for stdin, or binary stream).
 
-    Raises :class:`shark.capture.CaptureError` after the records that could be read
+    Raises :class:`shark.capture.files.CaptureError` after the records that could be read
     when the capture is damaged or truncated.
     """
     return CaReader(ports, max_payload).records(read_frames(source))
@@ -129,7 +128,7 @@ class _Direction:
         self.cause = ""
         #: The first two bytes (the command) of the message the framer is completing.
         self.head = b""
-        #: Packets held back to be framed in bulk (:mod:`shark.bulk`): their frames,
+        #: Packets held back to be framed in bulk (:mod:`shark.extract.bulk`): their frames,
         #: times and bytes, the batches that stand for them where they were captured
         #: (the latest, that may take more, apart), and how many bytes they hold.
         self.frames: list[int] = []
@@ -158,8 +157,8 @@ class CaReader:
     ``ports`` are extra CA server ports; ``max_payload`` bounds the payload a TCP
     message may claim (larger claims are framing errors). With ``lifecycle``, OPEN and
     CLOSE records mark where each TCP circuit starts and each direction ends. With
-    ``bulk``, what servers send comes as :class:`shark.bulk.UpdateBatch` items, framed
-    a few thousand packets at a time, for a :class:`shark.session.Session` to resolve.
+    ``bulk``, what servers send comes as :class:`shark.extract.bulk.UpdateBatch` items, framed
+    a few thousand packets at a time, for a :class:`shark.analysis.attribution.Session` to resolve.
     """
 
     def __init__(self, ports: Iterable[int] = (), max_payload: int = DEFAULT_MAX_PAYLOAD,
@@ -191,7 +190,7 @@ class CaReader:
     def batches(self, frames: Iterable[Frame | FrameBlock]) -> Iterator[list[Record]]:
         """The records of :meth:`records`, in lists: those each packet gave (if any),
         which are cheaper to hand over a list at a time than one by one; those of a
-        whole block for a :class:`shark.capture.FrameBlock`. With ``bulk``, a list
+        whole block for a :class:`shark.capture.files.FrameBlock`. With ``bulk``, a list
         holds those of up to :data:`BLOCK_PACKETS` packets (or of a block), update
         batches too."""
         decode = self._packets.decode
@@ -236,7 +235,7 @@ class CaReader:
 
     def _released(self, out: list[Record]) -> list[Record]:
         """``out`` with every packet held framed, and in the place of each batch what
-        stands for it (:func:`shark.bulk.place`)."""
+        stands for it (:func:`shark.extract.bulk.place`)."""
         self._release_all()
         return placed(out) if self.bulk else out
 
@@ -267,7 +266,7 @@ class CaReader:
     def _block(self, block: FrameBlock, out: list[Record]) -> None:
         """Add the records of a block of frames to ``out``. With ``bulk``, a server's
         next segments in order (most frames of a capture of monitor updates) are held
-        from the fields :func:`shark.segments.tcp_segments` read, with no packet
+        from the fields :func:`shark.network.segments.tcp_segments` read, with no packet
         object, a stretch of them at once; every other frame goes the general way."""
         decode = self._packets.decode
         segments = tcp_segments(block) if self.bulk else None
@@ -357,7 +356,7 @@ class CaReader:
             self._release(direction)
 
     def _release(self, direction: _Direction) -> None:
-        """Frame the packets held back, all at once (:mod:`shark.bulk`)."""
+        """Frame the packets held back, all at once (:mod:`shark.extract.bulk`)."""
         batches, frames, times, datas = (direction.batches, direction.frames, direction.times,
                                          direction.datas)
         direction.batches, direction.frames, direction.times, direction.datas = [], [], [], []
@@ -615,7 +614,7 @@ class CaReader:
         """Add bytes to the resynchronisation buffer; once a message boundary is found,
         report what was skipped and return the bytes from the boundary on. ``segment``:
         ``data`` is what a TCP segment carried, from its start (which is a boundary if
-        it holds whole messages: :func:`shark.resync.whole_messages`)."""
+        it holds whole messages: :func:`shark.extract.resync.whole_messages`)."""
         buffer = direction.resync
         if segment and whole_messages(data, self.max_payload):
             offset, found = len(buffer), True

@@ -23,7 +23,7 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable
 
-from .record import Record
+from shark.extract.record import Record
 
 __all__ = ["FilterError", "parse_filter"]
 

@@ -1,6 +1,6 @@
 """The ``shark`` command line: a dispatcher over the subcommands.
 
-Each subcommand is a module of :mod:`shark.commands` with ``NAME``, ``HELP``,
+Each subcommand is a module of this package with ``NAME``, ``HELP``,
 ``configure(parser)`` and ``run(args) -> int``. Packages built on shark (the TUI)
 add theirs through the ``shark.commands`` entry point group, so that shark never
 imports them.
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from types import ModuleType
 
-from . import __version__, commands
+import shark
 
 __all__ = ["main"]
 
@@ -41,8 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command_modules() -> list[ModuleType]:
     found = [
-        importlib.import_module(f"{commands.__name__}.{info.name}")
-        for info in pkgutil.iter_modules(commands.__path__)
+        importlib.import_module(f"{__name__}.{info.name}")
+        for info in pkgutil.iter_modules(__path__)
     ]
     for entry in metadata.entry_points(group="shark.commands"):
         try:
@@ -56,7 +56,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     parser = argparse.ArgumentParser(
         prog="shark", description="Packet analysis and debugging for EPICS Channel Access."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {shark.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for module in _command_modules():

@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..capture import CaptureError
-from ..tables import PER_MESSAGE, TABLES
-from .read import add_port_option
+from shark.capture.files import CaptureError
+from shark.cli.read import add_port_option
+from shark.tables import PER_MESSAGE, TABLES
 
 NAME = "export"
 HELP = "write the tables of a capture as Parquet, CSV or Feather"
@@ -43,8 +43,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # pandas and pyarrow load when the command runs, not with every shark command.
-    from ..tables import TableBuilder
-    from ..tables.files import EXTENSIONS, TableFiles, file_format
+    from shark.tables import TableBuilder
+    from shark.tables.files import EXTENSIONS, TableFiles, file_format
 
     names = tuple(dict.fromkeys(args.table or TABLES))
     out = Path(args.output)

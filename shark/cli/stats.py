@@ -1,4 +1,4 @@
-"""``shark stats``: the analysis report of a capture (see :mod:`shark.report`)."""
+"""``shark stats``: the analysis report of a capture (see :mod:`shark.tables.report`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from ..capture import CaptureError
-from .read import add_port_option
+from shark.capture.files import CaptureError
+from shark.cli.read import add_port_option
 
 NAME = "stats"
 HELP = "report on a capture: talkers, searches, latency, subscriptions, beacons, errors"
@@ -28,8 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # pandas and pyarrow load when the command runs, not with every shark command.
-    from ..report import REPORT_TABLES, build_report, format_report
-    from ..tables import TableBuilder
+    from shark.tables import TableBuilder
+    from shark.tables.report import REPORT_TABLES, build_report, format_report
 
     builder = TableBuilder(REPORT_TABLES)
     status = 0

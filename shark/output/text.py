@@ -7,8 +7,7 @@ import struct
 from typing import Any
 
 from decoder import AccessRights, DBRValue, DecodeError, EventMask, Message, dbr
-
-from .record import CLOSE, OPEN, Record
+from shark.extract.record import CLOSE, OPEN, Record
 
 __all__ = ["describe", "format_record", "format_value", "subject"]
 

@@ -1,6 +1,6 @@
 """TCP reassembly: the bytes each side of a connection sent, in order, once each.
 
-:class:`TcpReassembler` takes TCP segments (:class:`shark.packets.Packet`) in capture
+:class:`TcpReassembler` takes TCP segments (:class:`shark.network.packets.Packet`) in capture
 order and returns :class:`TcpEvent` records per connection direction (a
 :class:`Half`):
 
@@ -33,7 +33,7 @@ import heapq
 from collections import OrderedDict
 from typing import NamedTuple
 
-from .packets import Packet, TcpFlags, format_address
+from shark.network.packets import Packet, TcpFlags, format_address
 
 __all__ = [
     "CLOSE",

@@ -27,7 +27,7 @@ class Record:
     on CA ports from 1 in order of first appearance (None for UDP). ``sender`` is who
     sent it (:class:`decoder.Role`), None if unknown.
 
-    The attribution fields are filled by :class:`shark.session.Session`: ``pv`` (None
+    The attribution fields are filled by :class:`shark.analysis.attribution.Session`: ``pv`` (None
     where the capture does not tell), the ``channel`` and ``subscription``
     (:mod:`decoder.circuit` objects), the ``request`` record a response answers and
     its ``latency`` in seconds, and an ``anomaly`` the circuit state saw.

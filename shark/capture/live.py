@@ -1,4 +1,4 @@
-"""Live capture of Channel Access traffic on Linux, as :class:`~shark.capture.Frame` objects.
+"""Live capture of Channel Access traffic on Linux, as :class:`~shark.capture.files.Frame` objects.
 
 Why it is built this way:
 
@@ -47,7 +47,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from .capture import Frame, LinkType
+from shark.capture.files import Frame, LinkType
 
 __all__ = [
     "CA_PORTS",
@@ -150,7 +150,7 @@ def filter_expression(ports: Iterable[int] = ()) -> str:
 
 
 class LiveCapture:
-    """Captures packets from a network interface, as :class:`~shark.capture.Frame`
+    """Captures packets from a network interface, as :class:`~shark.capture.files.Frame`
     objects numbered from 1: iterate over it, or call :meth:`read_batch` to wait with a
     timeout.
 

@@ -1,7 +1,7 @@
 """Following a capture's state: which PV each message concerns, which request it answers.
 
-A :class:`Session` takes the records of :class:`shark.stream.CaReader` in order and
-fills their attribution fields (:class:`shark.record.Record`): it keeps one
+A :class:`Session` takes the records of :class:`shark.extract.reader.CaReader` in order and
+fills their attribution fields (:class:`shark.extract.record.Record`): it keeps one
 :class:`decoder.Circuit` per TCP circuit and one :class:`decoder.Discovery` for UDP,
 and hands each of them the record itself as the message's context, so that a
 response finds its request record and the latency between the two.
@@ -32,12 +32,11 @@ import numpy as np
 from decoder import Circuit, Discovery, Role
 from decoder import messages as m
 from decoder.framing import DEFAULT_MAX_PAYLOAD
-
-from . import stream
-from .bulk import UPDATES, Segment, UpdateBatch
-from .capture import read_blocks, read_frames
-from .record import CLOSE, MESSAGE, OPEN, Record
-from .stream import CaReader
+from shark.capture.files import read_blocks, read_frames
+from shark.extract import reader as _reader
+from shark.extract.bulk import UPDATES, Segment, UpdateBatch
+from shark.extract.reader import CaReader
+from shark.extract.record import CLOSE, MESSAGE, OPEN, Record
 
 __all__ = ["Session", "read"]
 
@@ -80,9 +79,9 @@ class Session:
 
     def batches(self, batches: Iterable[list[Record]], lifecycle: bool = False
                 ) -> Iterator[Record]:
-        """:meth:`records` for the lists of :meth:`shark.stream.CaReader.batches`: each
+        """:meth:`records` for the lists of :meth:`shark.extract.reader.CaReader.batches`: each
         list is attributed, then its records passed on. Update batches of a bulk reader
-        (:mod:`shark.bulk`) are passed on as they are when the session could attribute
+        (:mod:`shark.extract.bulk`) are passed on as they are when the session could attribute
         them in bulk, as their records otherwise."""
         tcp, udp = self._tcp, self._udp
         for batch in batches:
@@ -129,7 +128,7 @@ class Session:
     def _resolve(self, segment: Segment) -> None:
         """Decide which updates of a segment are attributed in bulk: those of known
         subscriptions of named channels, but for each subscription's first (it answers
-        the EVENT_ADD request: see :mod:`shark.bulk`)."""
+        the EVENT_ADD request: see :mod:`shark.extract.bulk`)."""
         run = segment.run
         first, stop = int(run.bounds[segment.first]), int(run.bounds[segment.stop])
         circuit = self.circuits.get(segment.circuit)
@@ -272,8 +271,8 @@ def read(
     max_payload: int = DEFAULT_MAX_PAYLOAD, bulk: bool = False,
 ) -> Iterator[Record | UpdateBatch]:
     """The attributed records of a capture (a path, ``"-"`` for stdin, or a stream);
-    with ``bulk``, monitor updates come in :class:`shark.bulk.UpdateBatch` items where
+    with ``bulk``, monitor updates come in :class:`shark.extract.bulk.UpdateBatch` items where
     they can (for the tables, which take them as columns)."""
     reader = CaReader(ports, max_payload, lifecycle=True, bulk=bulk)
-    frames = read_blocks(source, stream.BLOCK_PACKETS) if bulk else read_frames(source)
+    frames = read_blocks(source, _reader.BLOCK_PACKETS) if bulk else read_frames(source)
     return Session().batches(reader.batches(frames), lifecycle)

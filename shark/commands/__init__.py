@@ -1,1 +1,0 @@
-"""The subcommands of ``shark``, one module each (see :mod:`shark.cli`)."""
