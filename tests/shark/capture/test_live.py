@@ -26,8 +26,8 @@ from typing import Any
 
 import peers
 import pytest
+from builders import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the scenario runs as a script, outside pytest
 
 from decoder import Role, messages, split_datagram  # noqa: E402

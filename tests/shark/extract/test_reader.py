@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 
-from shark_helpers import capture, ipv4, manifest, udp
+from builders import capture, ipv4, manifest, udp
 
 import shark
 from decoder import Role

@@ -3,6 +3,7 @@ writers for small synthetic pcap/pcapng files and IP packets built from real one
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import struct
@@ -13,9 +14,13 @@ import pytest
 
 import shark
 from decoder import Role
-from shark.capture.files import Frame, LinkType
+from shark.capture.files import Frame, LinkType, read_frames
+from shark.network import packets
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+#: The checkout, its own small captures, and the shared corpus beside it.
+ROOT = Path(__file__).resolve().parents[2]
+OWN_CAPTURES = ROOT / "captures"
+CAPTURES = ROOT.parent / "shared" / "captures"
 
 
 def capture_paths() -> list[Path]:
@@ -185,6 +190,82 @@ def synthetic(client: bytes, server: bytes, client_sizes: Iterable[int],
             sent[from_client] += len(payload)
             if (from_client, index) not in dropped:
                 segments.append(segment)
+    segments.append((True, sent[True], b"", TCP_FIN | TCP_ACK, sent[False]))
+    segments.append((False, sent[False], b"", TCP_FIN | TCP_ACK, sent[True] + 1))
+    return segments
+
+
+# Real captures damaged on purpose: frames to cut, drop, reorder and write back.
+
+Frames = list[tuple[int, bytes]]  # (time in ns, frame bytes)
+
+
+def real_frames(path: Path) -> tuple[Frames, int]:
+    """The frames of a real capture, as bytes, and its link type."""
+    frames = [(f.time_ns, bytes(f.data), f.linktype) for f in read_frames(path)]
+    assert len({f[2] for f in frames}) == 1
+    return [(t, d) for t, d, _ in frames], frames[0][2]
+
+
+def write(tmp_path: Path, frames: Frames, linktype: int, name: str = "damaged.pcap") -> Path:
+    path = tmp_path / name
+    path.write_bytes(pcap_bytes(frames, linktype, nanoseconds=True))
+    return path
+
+
+def tcp_payload_size(data: bytes, linktype: int) -> int:
+    """The TCP payload length of a frame (0 if it is not TCP)."""
+    packet = packets.PacketDecoder().decode(Frame(1, 0.0, 0, linktype, memoryview(data)))
+    return len(packet.payload) if packet is not None and packet.transport == packets.TCP else 0
+
+
+def split_points(stream: list[bytes], inside_extended: tuple[int, ...]) -> list[int]:
+    """Segment sizes cutting a stream at every message boundary, inside every extended
+    header at the given offsets, and anywhere needed to keep segments under 60000 bytes."""
+    cuts, offset = set(), 0
+    for message in stream:
+        cuts.add(offset)
+        if message[2:4] == b"\xff\xff" and message[6:8] == b"\0\0":  # extended header
+            cuts.update(offset + k for k in inside_extended)
+        offset += len(message)
+    points = sorted(cuts | {offset})
+    sizes = []
+    for start, end in zip(points, points[1:], strict=False):
+        while end - start > 60000:
+            sizes.append(60000)
+            start += 60000
+        if end > start:
+            sizes.append(end - start)
+    return sizes
+
+
+def connection(records: list[shark.Record], client_sizes: list[int],
+               server_sizes: list[int]) -> list[tuple[bool, int, bytes, int, int]]:
+    """A TCP connection carrying the messages of ``records`` (one circuit, in capture
+    order) in segments of the given sizes, which cut each side's stream at message
+    boundaries and inside messages. Segments go out in the order of the messages they
+    carry, so that no reply precedes its request; each acknowledges all the other side
+    sent before it."""
+    streams = {side: [r.message.to_bytes() for r in records
+                      if (r.sender == Role.CLIENT) == side] for side in (True, False)}
+    ranks = {side: [i for i, r in enumerate(records) if (r.sender == Role.CLIENT) == side]
+             for side in (True, False)}
+    pieces = []  # (rank of the message holding the first byte, offset in it, side, bytes)
+    for side, sizes in ((True, client_sizes), (False, server_sizes)):
+        data = b"".join(streams[side])
+        ends = list(itertools.accumulate(map(len, streams[side])))
+        offset = 0
+        for size in sizes:
+            index = bisect.bisect_right(ends, offset)
+            within = offset - (ends[index] - len(streams[side][index]))
+            pieces.append((ranks[side][index], within, side, data[offset : offset + size]))
+            offset += size
+        assert offset == len(data)
+    segments = [(True, 100, b"", TCP_SYN, 0), (False, 500, b"", TCP_SYN | TCP_ACK, 101)]
+    sent = {True: 101, False: 501}
+    for _rank, _within, side, payload in sorted(pieces, key=lambda p: p[:2]):
+        segments.append((side, sent[side], payload, TCP_ACK | TCP_PSH, sent[not side]))
+        sent[side] += len(payload)
     segments.append((True, sent[True], b"", TCP_FIN | TCP_ACK, sent[False]))
     segments.append((False, sent[False], b"", TCP_FIN | TCP_ACK, sent[True] + 1))
     return segments

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pytest
-from shark_helpers import (
+from builders import (
     LOCALHOST,
     TCP_ACK,
     TCP_FIN,

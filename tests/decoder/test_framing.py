@@ -12,10 +12,10 @@ import json
 import math
 import random
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import CAPTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +23,6 @@ from decoder import DecodeError, Role, StreamFramer, split_datagram
 from decoder import messages as m
 from decoder.dbr import DBRType
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
 needs_captures = pytest.mark.skipif(
     not CAPTURES.is_dir(), reason=f"shared capture corpus not found at {CAPTURES}"
 )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from shark_helpers import capture, capture_streams, manifest, pcap_bytes, synthetic, tcp_frames
+from builders import capture, capture_streams, manifest, pcap_bytes, synthetic, tcp_frames
 
 import shark
 from shark.cli import main

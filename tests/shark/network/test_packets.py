@@ -6,7 +6,7 @@ import ipaddress
 import struct
 
 import pytest
-from shark_helpers import LOCALHOST, capture, ethernet, ipv4, tcp, udp
+from builders import LOCALHOST, capture, ethernet, ipv4, tcp, udp
 
 from shark.capture.files import Frame, FrameBlock, LinkType, read_blocks, read_frames
 from shark.network.packets import (

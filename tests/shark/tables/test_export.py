@@ -10,7 +10,7 @@ import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from shark_helpers import capture, manifest
+from builders import capture, manifest
 
 import shark
 from shark.cli import main

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shark_helpers import capture, manifest
+from builders import capture, manifest
 
 import shark
 from shark.cli import main

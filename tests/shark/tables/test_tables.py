@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from shark_helpers import capture, corpus_params, manifest
+from builders import ROOT, capture, corpus_params, manifest
 
 import shark
 from decoder import ECA, AlarmSeverity, AlarmStatus, Beacon, Command, DBRType, Role
@@ -30,7 +30,6 @@ from shark.output.jsonl import record_dict
 from shark.tables import SCHEMAS, TABLES, TableBuilder
 from shark.tables.builder import CHUNK_BYTES
 
-ROOT = Path(__file__).resolve().parents[1]
 OWN = sorted((ROOT / "captures").glob("*.pcap"))
 ALL = [*corpus_params(), *(pytest.param(p, id=p.stem) for p in OWN)]
 

@@ -1,70 +1,44 @@
 """Damaged captures, end to end: cut mid-circuit, segments lost, reordered, duplicated,
 streams re-segmented inside extended headers.
 
-``tests/test_tcp.py`` checks reassembly and framing on synthetic streams. Here capture
-files are written to ``tmp_path`` from real ones and read with :func:`shark.read`, so
-that the session's attribution is checked too: everything after the first point where
-the stream can be resynchronised decodes, each loss is a GAP record, every PV named is
+``tests/shark/network/test_reassembly.py`` checks reassembly and framing on synthetic
+streams. Here capture files are written to ``tmp_path`` from real ones and read with
+:func:`shark.read`, so that the session's attribution is checked too: everything after
+the first point where the stream can be resynchronised decodes, each loss is a GAP record, every PV named is
 the right one, and what the capture does not tell stays unnamed (``pv`` None, with the
 SID where the message gives one) rather than guessed.
 """
 
 from __future__ import annotations
 
-import bisect
 import io
-import itertools
 import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from shark_helpers import (
-    TCP_ACK,
-    TCP_FIN,
-    TCP_PSH,
-    TCP_SYN,
+from builders import (
     capture,
     capture_streams,
+    connection,
     pcap_bytes,
+    real_frames,
+    split_points,
     synthetic,
     tcp_frames,
+    tcp_payload_size,
+    write,
 )
 
 import shark
 from decoder import DBRType, ReadNotifyRequest, ReadNotifyResponse, Role
 from decoder import messages as m
-from shark.capture.files import LinkType, read_frames
-from shark.network.packets import TCP, PacketDecoder
+from shark.capture.files import LinkType
 from shark.output.jsonl import record_dict, record_json
 
 #: Messages whose SID is known to the circuit state even when their PV is not.
 WITH_SID = (m.CreateChanResponse, m.ReadNotifyRequest, m.ReadNotifyResponse,
             m.WriteNotifyRequest, m.WriteRequest, m.EventAddRequest, m.EventAddResponse,
             m.EventCancelRequest, m.ClearChannelRequest, m.ClearChannelResponse)
-
-Frames = list[tuple[int, bytes]]  # (time in ns, frame bytes)
-
-
-def real_frames(path: Path) -> tuple[Frames, int]:
-    """The frames of a real capture, as bytes, and its link type."""
-    frames = [(f.time_ns, bytes(f.data), f.linktype) for f in read_frames(path)]
-    assert len({f[2] for f in frames}) == 1
-    return [(t, d) for t, d, _ in frames], frames[0][2]
-
-
-def write(tmp_path: Path, frames: Frames, linktype: int, name: str = "damaged.pcap") -> Path:
-    path = tmp_path / name
-    path.write_bytes(pcap_bytes(frames, linktype, nanoseconds=True))
-    return path
-
-
-def tcp_payload_size(data: bytes, linktype: int) -> int:
-    """The TCP payload length of a frame (0 if it is not TCP)."""
-    from shark.capture.files import Frame
-
-    packet = PacketDecoder().decode(Frame(1, 0.0, 0, linktype, memoryview(data)))
-    return len(packet.payload) if packet is not None and packet.transport == TCP else 0
-
 
 def by_direction(records: Iterable[shark.Record]) -> dict[tuple[str, str], list[shark.Record]]:
     out: dict[tuple[str, str], list[shark.Record]] = {}
@@ -308,58 +282,6 @@ def test_lost_reordered_and_duplicated_segments(tmp_path: Path) -> None:
             if r.kind == shark.ERROR:
                 assert records[index - 1].kind == shark.GAP and "after a gap" in r.reason
     assert sum(r.kind == shark.MESSAGE for r in damaged) > len(full) - 20
-
-
-def split_points(stream: list[bytes], inside_extended: tuple[int, ...]) -> list[int]:
-    """Segment sizes cutting a stream at every message boundary, inside every extended
-    header at the given offsets, and anywhere needed to keep segments under 60000 bytes."""
-    cuts, offset = set(), 0
-    for message in stream:
-        cuts.add(offset)
-        if message[2:4] == b"\xff\xff" and message[6:8] == b"\0\0":  # extended header
-            cuts.update(offset + k for k in inside_extended)
-        offset += len(message)
-    points = sorted(cuts | {offset})
-    sizes = []
-    for start, end in zip(points, points[1:], strict=False):
-        while end - start > 60000:
-            sizes.append(60000)
-            start += 60000
-        if end > start:
-            sizes.append(end - start)
-    return sizes
-
-
-def connection(records: list[shark.Record], client_sizes: list[int],
-               server_sizes: list[int]) -> list[tuple[bool, int, bytes, int, int]]:
-    """A TCP connection carrying the messages of ``records`` (one circuit, in capture
-    order) in segments of the given sizes, which cut each side's stream at message
-    boundaries and inside messages. Segments go out in the order of the messages they
-    carry, so that no reply precedes its request; each acknowledges all the other side
-    sent before it."""
-    streams = {side: [r.message.to_bytes() for r in records
-                      if (r.sender == Role.CLIENT) == side] for side in (True, False)}
-    ranks = {side: [i for i, r in enumerate(records) if (r.sender == Role.CLIENT) == side]
-             for side in (True, False)}
-    pieces = []  # (rank of the message holding the first byte, offset in it, side, bytes)
-    for side, sizes in ((True, client_sizes), (False, server_sizes)):
-        data = b"".join(streams[side])
-        ends = list(itertools.accumulate(map(len, streams[side])))
-        offset = 0
-        for size in sizes:
-            index = bisect.bisect_right(ends, offset)
-            within = offset - (ends[index] - len(streams[side][index]))
-            pieces.append((ranks[side][index], within, side, data[offset : offset + size]))
-            offset += size
-        assert offset == len(data)
-    segments = [(True, 100, b"", TCP_SYN, 0), (False, 500, b"", TCP_SYN | TCP_ACK, 101)]
-    sent = {True: 101, False: 501}
-    for _rank, _within, side, payload in sorted(pieces, key=lambda p: p[:2]):
-        segments.append((side, sent[side], payload, TCP_ACK | TCP_PSH, sent[not side]))
-        sent[side] += len(payload)
-    segments.append((True, sent[True], b"", TCP_FIN | TCP_ACK, sent[False]))
-    segments.append((False, sent[False], b"", TCP_FIN | TCP_ACK, sent[True] + 1))
-    return segments
 
 
 def test_resegmented_inside_extended_headers(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shark_helpers import corpus_params, manifest
+from builders import corpus_params, manifest
 
 import shark
 from decoder import DBRValue, Message, Role

@@ -25,8 +25,20 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 import pytest
-from shark_helpers import capture, chunked, corpus_params, pcap_bytes, tcp_frames
-from test_midstream import Frames, connection, real_frames, split_points, tcp_payload_size, write
+from builders import (
+    ROOT,
+    Frames,
+    capture,
+    chunked,
+    connection,
+    corpus_params,
+    pcap_bytes,
+    real_frames,
+    split_points,
+    tcp_frames,
+    tcp_payload_size,
+    write,
+)
 
 import shark
 import shark.extract.reader
@@ -41,7 +53,6 @@ from shark.extract.record import MESSAGE, Record
 from shark.tables import TABLES, TableBuilder
 from shark.tables.report import build_report
 
-ROOT = Path(__file__).resolve().parents[1]
 OWN = sorted((ROOT / "captures").glob("*.pcap"))
 ALL = [*corpus_params(), *(pytest.param(p, id=p.stem) for p in OWN)]
 #: Captures full of monitor updates (the last one is bundled: always there).
@@ -328,7 +339,7 @@ def overwritten(path: Path, tmp_path: Path, garbage: bytes) -> Case:
 
 
 class Raw:
-    """Bytes a side sent, standing for a record in :func:`test_midstream.connection`."""
+    """Bytes a side sent, standing for a record in :func:`builders.connection`."""
 
     def __init__(self, sender: Role, data: bytes) -> None:
         self.sender = sender
@@ -409,7 +420,7 @@ def test_damaged_captures(monkeypatch: pytest.MonkeyPatch, name: str, damage: st
 
 def test_cut_mid_circuit_with_a_port(tmp_path: Path) -> None:
     """ca_many_channels_500 cut after most CREATE_CHAN requests, read with the server's
-    port given (as in test_midstream)."""
+    port given (as in test_midstream.py)."""
     path = capture("ca_many_channels_500.pcap")
     full = list(shark.read(path))
     cut = sorted({r.frame for r in full if type(r.message) is m.CreateChanRequest})[-2] + 1

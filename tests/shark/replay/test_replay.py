@@ -30,7 +30,7 @@ from typing import Any
 
 import peers
 import pytest
-from shark_helpers import capture
+from builders import OWN_CAPTURES, capture
 
 from decoder import ECA, AccessRights, EventMask
 from decoder.dbr import DBRType, DBRValue
@@ -40,9 +40,8 @@ from shark.replay import Answer, RecordedServer, load, replay_clients, serve
 from shark.replay.compare import differences
 
 HERE = Path(__file__).resolve()
-CAPTURES = HERE.parent.parent / "captures"
-BASIC = CAPTURES / "softioc_pyepics_basic.pcap"
-MONITORS = CAPTURES / "softioc_pyepics_monitors.pcap"
+BASIC = OWN_CAPTURES / "softioc_pyepics_basic.pcap"
+MONITORS = OWN_CAPTURES / "softioc_pyepics_monitors.pcap"
 LOOPBACK = peers.LOOPBACK
 
 #: softioc records whose values change only when a client writes: a capture of them

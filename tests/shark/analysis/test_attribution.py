@@ -32,14 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from shark_helpers import corpus_params
+from builders import OWN_CAPTURES, corpus_params
 
 import shark
 from decoder import ECA, Role, dbr
 from decoder import messages as m
 from shark.output.jsonl import record_dict, record_json
-
-OWN_CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 
 #: Messages that name their channel by CID, by SID, by IOID, by subscription id.
 BY_CID = (m.AccessRightsResponse, m.CreateChFailResponse, m.ServerDisconnResponse,

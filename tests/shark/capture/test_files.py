@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shark_helpers import (
+from builders import (
     block,
     capture,
     corpus_params,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shark_helpers import capture, pcap_bytes
+from builders import ROOT, capture, pcap_bytes
 
 import shark
 from shark.capture.files import read_frames
@@ -35,7 +35,6 @@ from tui.source import FileSource  # noqa: E402
 from tui.table import VirtualTable, fit  # noqa: E402
 from tui.textview import TextView  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 BASIC = ROOT / "captures" / "softioc_pyepics_basic.pcap"
 Script = Callable[[SharkApp, Any], Awaitable[None]]
 

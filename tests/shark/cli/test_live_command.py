@@ -21,10 +21,9 @@ from typing import Any
 
 import peers
 import pytest
+from builders import ROOT
 
 from shark.cli import main as shark_main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 RECORDS = [
     {"name": "LIVE:TEMP", "type": "ai", "value": 21.5, "fields": {"EGU": "degC", "PREC": 1}},
