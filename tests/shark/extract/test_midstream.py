@@ -4,9 +4,9 @@ streams re-segmented inside extended headers.
 ``tests/shark/network/test_reassembly.py`` checks reassembly and framing on synthetic
 streams. Here capture files are written to ``tmp_path`` from real ones and read with
 :func:`shark.read`, so that the session's attribution is checked too: everything after
-the first point where the stream can be resynchronised decodes, each loss is a GAP record, every PV named is
-the right one, and what the capture does not tell stays unnamed (``pv`` None, with the
-SID where the message gives one) rather than guessed.
+the first point where the stream can be resynchronised decodes, each loss is a GAP
+record, every PV named is the right one, and what the capture does not tell stays
+unnamed (``pv`` None, with the SID where the message gives one) rather than guessed.
 """
 
 from __future__ import annotations
