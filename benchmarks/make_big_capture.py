@@ -6,7 +6,7 @@ and several monitoring clients, each its own process with its own libca context 
 its own TCP circuit, subscribe to every record for a while: one with DBR_TIME_DOUBLE,
 one with DBR_CTRL_DOUBLE, one with plain DBR_DOUBLE, and so on in turn. tcpdump
 captures ``lo`` (started by the client, with a kernel ring large enough for these rates).
-Everything runs through ``tests/peers.py`` (``run_scenario``) in a private network
+Everything runs through ``tests/helpers/peers.py`` (``run_scenario``) in a private network
 namespace (so as root), every EPICS address pinned to 127.0.0.1: no packet leaves
 loopback.
 
@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent / "tests" / "helpers"))
 
-import peers  # noqa: E402  (tests/peers.py: the real-peer machinery)
+import peers  # noqa: E402  (tests/helpers/peers.py: the real-peer machinery)
 
 DATA = HERE / "data"
 DEFAULT_OUTPUT = DATA / "big_monitors.pcap"

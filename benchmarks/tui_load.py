@@ -50,9 +50,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))
 
-import peers  # noqa: E402  (tests/peers.py: the IOC runner and the EPICS environment)
+import peers  # noqa: E402  (tests/helpers/peers.py: the IOC runner and the EPICS environment)
 
 from decoder import Role, StreamFramer  # noqa: E402
 from decoder import messages as m  # noqa: E402
@@ -132,7 +132,7 @@ def run_load(kind: str, records: list[str], clients: int, seconds: float,
                      "fields": {"SCAN": ".1 second", "CALC": "VAL+1"}} for name in records],
         "log_path": str(work / f"ioc-{kind}-log.json"),
     }))
-    ioc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "peers.py"), "ioc", str(config)],
+    ioc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "helpers" / "peers.py"), "ioc", str(config)],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         for line in ioc.stdout:  # type: ignore[union-attr]
