@@ -132,7 +132,8 @@ def run_load(kind: str, records: list[str], clients: int, seconds: float,
                      "fields": {"SCAN": ".1 second", "CALC": "VAL+1"}} for name in records],
         "log_path": str(work / f"ioc-{kind}-log.json"),
     }))
-    ioc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "helpers" / "peers.py"), "ioc", str(config)],
+    ioc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "helpers" / "peers.py"), "ioc",
+                            str(config)],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         for line in ioc.stdout:  # type: ignore[union-attr]

@@ -1,7 +1,7 @@
 """Regenerate the project's own Channel Access captures from real peers, with manifests.
 
 Each scenario runs a pythonSoftIOC server and a pyepics client (``epics.ca``, libca) in a
-private network namespace and captures ``lo`` with tcpdump (machinery: tests/peers.py).
+private network namespace and captures ``lo`` with tcpdump (machinery: tests/helpers/peers.py).
 Next to every capture NAME.pcap a manifest NAME.json records the ground truth: what the
 server served, what the client did and saw in order, and per-command CA message counts
 obtained from the capture with dpkt and our own TCP reassembly (dpkt is a dev-time tool
@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent / "tests" / "helpers"))
 
-import peers  # noqa: E402  (tests/peers.py: the real-peer machinery)
+import peers  # noqa: E402  (tests/helpers/peers.py: the real-peer machinery)
 
 COMMAND_NAMES = [
     "VERSION", "EVENT_ADD", "EVENT_CANCEL", "READ", "WRITE", "SNAPSHOT", "SEARCH", "BUILD",
