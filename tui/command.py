@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from shark.capture.live import default_interface
-from shark.cli.read import add_port_option
+from shark.cli.options import add_port_option
+from shark.cli.options import speed as positive_speed
 from shark.output.filters import FilterError, parse_filter
 
 NAME = "tui"
@@ -30,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--pace", action="store_true",
                       help="play the file at the pace it was recorded (default: full speed)")
-    pace.add_argument("--speed", type=_speed, metavar="X",
+    pace.add_argument("--speed", type=positive_speed, metavar="X",
                       help="play the file X times faster than it was recorded")
     parser.add_argument("--filter", default="", metavar="EXPR",
                         help="start with this log filter (the syntax of shark read --filter)")
@@ -42,16 +43,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export-dir", default=".", metavar="DIR",
                         help="where x (export) writes Parquet files (default: here)")
     add_port_option(parser)
-
-
-def _speed(text: str) -> float:
-    try:
-        speed = float(text)
-    except ValueError:
-        speed = 0.0
-    if not speed > 0:
-        raise argparse.ArgumentTypeError(f"not a positive speed: {text!r}")
-    return speed
 
 
 def run(args: argparse.Namespace) -> int:

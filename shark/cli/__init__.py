@@ -41,8 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command_modules() -> list[ModuleType]:
     found = [
-        importlib.import_module(f"{__name__}.{info.name}")
-        for info in pkgutil.iter_modules(__path__)
+        module for info in pkgutil.iter_modules(__path__)
+        if hasattr(module := importlib.import_module(f"{__name__}.{info.name}"), "NAME")
     ]
     for entry in metadata.entry_points(group="shark.commands"):
         try:

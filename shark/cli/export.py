@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from shark.capture.files import CaptureError
-from shark.cli.read import add_port_option
+from shark.cli.options import add_capture_argument, add_port_option
 from shark.tables import PER_MESSAGE, TABLES
 
 NAME = "export"
@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Write the tables of a capture (" + ", ".join(TABLES) + ") as Parquet, CSV or "
         "Feather files: one table to the file OUT, several to the directory OUT.")
-    parser.add_argument("capture", metavar="CAPTURE", help="capture file, or - for stdin")
+    add_capture_argument(parser)
     parser.add_argument("--output", "-o", required=True, metavar="OUT",
                         help="file (one table) or directory (several tables)")
     parser.add_argument("--table", "-t", action="append", choices=TABLES, metavar="NAME",

@@ -33,10 +33,9 @@ from shark.analysis.attribution import Session
 from shark.capture.files import Frame
 from shark.capture.live import LiveCapture, LiveCaptureError, default_interface
 from shark.capture.writer import PcapngWriter
-from shark.cli.read import add_port_option
+from shark.cli.options import add_filter_option, add_port_option, record_filter
 from shark.extract.reader import CaReader
 from shark.extract.record import Record
-from shark.output.filters import FilterError, combine, parse_filter
 from shark.output.jsonl import record_json
 from shark.output.text import format_record
 
@@ -62,9 +61,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "JSON object per message (jsonl)")
     parser.add_argument("--write", "-w", metavar="FILE.pcapng",
                         help="also save every captured frame to this pcapng file")
-    parser.add_argument("--filter", action="append", default=[], metavar="EXPR",
-                        help="only show messages matching EXPR (same syntax as shark read; "
-                             "the capture file gets everything)")
+    add_filter_option(parser, "only show messages matching EXPR (same syntax as shark read; "
+                              "the capture file gets everything)")
     parser.add_argument("--count", "-c", type=int, metavar="N",
                         help="stop after N messages have been shown")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
@@ -73,11 +71,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        wanted = combine(parse_filter(f) for f in args.filter)
-    except FilterError as exc:
-        print(f"shark: error: --filter: {exc}", file=sys.stderr)
-        return 2
+    wanted = record_filter(args.filter)
     interface = args.interface or default_interface()
     try:
         capture = LiveCapture(interface, args.port)
@@ -94,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"shark: error: {args.write}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"shark: capturing on {interface} ({capture.filter})", file=sys.stderr, flush=True)
-    printer = _Printer(sys.stdout, args.format, wanted if args.filter else None, args.count)
+    printer = _Printer(sys.stdout, args.format, wanted, args.count)
     pump = FramePump(capture, writer, on_idle=printer.flush, on_drops=printer.drops)
     printer.on_done = pump.stop
     previous = _stop_on_signals(pump.stop)

@@ -18,8 +18,13 @@ from collections.abc import Iterable
 from decoder import Command, Role
 from shark.analysis.attribution import read
 from shark.capture.files import CaptureError
+from shark.cli.options import (
+    add_capture_argument,
+    add_filter_option,
+    add_port_option,
+    record_filter,
+)
 from shark.extract.record import Record
-from shark.output.filters import FilterError, combine, parse_filter
 from shark.output.jsonl import record_json
 from shark.output.text import format_record
 
@@ -38,45 +43,23 @@ _COLUMNS = (
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = "Decode the CA messages of a pcap or pcapng capture (gzip allowed)."
-    parser.add_argument("capture", metavar="CAPTURE", help="capture file, or - for stdin")
+    add_capture_argument(parser)
     parser.add_argument("--format", "-f", choices=("text", "jsonl"), default="text",
                         help="one readable line per message (text, the default) or one "
                              "JSON object per message (jsonl)")
-    parser.add_argument("--filter", action="append", default=[], metavar="EXPR",
-                        help="only messages matching EXPR: terms like pv=GLOB, "
-                             "command=NAME[,NAME], host=IP[:PORT], port=P, circuit=N, "
-                             "transport=udp, sender=client (all must match; repeatable)")
+    add_filter_option(parser, "only messages matching EXPR: terms like pv=GLOB, "
+                              "command=NAME[,NAME], host=IP[:PORT], port=P, circuit=N, "
+                              "transport=udp, sender=client (all must match; repeatable)")
     parser.add_argument("--summary", action="store_true",
                         help="print message counts per command and direction")
     add_port_option(parser)
 
 
-def add_port_option(parser: argparse.ArgumentParser) -> None:
-    """``--port P``: CA server ports besides 5064 and those a capture announces."""
-    parser.add_argument("--port", "-p", type=_port, action="append", default=[], metavar="P",
-                        help="also decode CA servers on port P (repeatable); 5064 and "
-                             "ports announced in the capture are always decoded")
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = 0
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
-    return port
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        wanted = combine(parse_filter(f) for f in args.filter)
-    except FilterError as exc:
-        print(f"shark: error: --filter: {exc}", file=sys.stderr)
-        return 2
+    wanted = record_filter(args.filter)
     records: Iterable[Record] = read(args.capture, args.port,
                                      lifecycle=not args.summary and args.format == "text")
-    if args.filter:
+    if wanted is not None:
         records = filter(wanted, records)
     try:
         if args.summary:

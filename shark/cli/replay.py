@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from decoder.protocol import SERVER_PORT
 from shark.capture.files import CaptureError
+from shark.cli import options
 from shark.replay import Outcome, Recording, load, replay_clients, serve
 
 NAME = "replay"
@@ -33,15 +34,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Replay the server side of a capture (--as-server: serve its PVs with the captured "
         "types, metadata and values, at the captured pace) or its client side (--as-client: "
         "send the captured requests to a live server and report what differs).")
-    parser.add_argument("capture", metavar="CAPTURE", help="capture file, or - for stdin")
+    options.add_capture_argument(parser)
     side = parser.add_mutually_exclusive_group(required=True)
     side.add_argument("--as-server", action="store_true", help="act as the captured servers")
     side.add_argument("--as-client", action="store_true", help="act as the captured clients")
-    parser.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+    parser.add_argument("--speed", type=_speed_or_zero, default=1.0, metavar="X",
                         help="play X times as fast as captured (default 1; for --as-client, "
                              "0 sends each request as soon as the previous one is answered)")
     server = parser.add_argument_group("--as-server")
-    server.add_argument("--port", type=_port, action="append", default=[], metavar="P",
+    server.add_argument("--port", type=_bindable_port, action="append", default=[], metavar="P",
                         help="UDP and TCP port of the first captured server (default 5064); "
                              "repeat for the next ones, the rest get free ports")
     server.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
@@ -61,31 +62,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "more than S seconds (default 0.1)")
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port < 65536:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
-    return port
+def _bindable_port(text: str) -> int:
+    return options.port(text, lowest=0)
+
+
+def _speed_or_zero(text: str) -> float:
+    return options.speed(text, zero=True)
 
 
 def _address(text: str) -> tuple[str, int]:
     host, colon, port = text.rpartition(":")
     if not colon:
         return text, SERVER_PORT
-    return host, _port(port)
-
-
-def _speed(text: str) -> float:
-    try:
-        speed = float(text)
-    except ValueError:
-        speed = -1.0
-    if not speed >= 0:
-        raise argparse.ArgumentTypeError(f"not a speed: {text!r}")
-    return speed
+    return host, options.port(port, lowest=0)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import json
 import sys
 
 from shark.capture.files import CaptureError
-from shark.cli.read import add_port_option
+from shark.cli.options import add_capture_argument, add_port_option
 
 NAME = "stats"
 HELP = "report on a capture: talkers, searches, latency, subscriptions, beacons, errors"
@@ -18,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Report on a capture: top talkers, messages per command, unanswered searches, "
         "slowest servers and PVs, busiest subscriptions, beacon anomalies and restarts, "
         "errors.")
-    parser.add_argument("capture", metavar="CAPTURE", help="capture file, or - for stdin")
+    add_capture_argument(parser)
     parser.add_argument("--format", "-f", choices=("text", "json"), default="text",
                         help="readable text (the default) or JSON")
     parser.add_argument("--top", type=int, default=10, metavar="N",

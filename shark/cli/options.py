@@ -1,0 +1,77 @@
+"""The options several subcommands share, declared once so that they read and fail alike.
+
+Not a subcommand itself (it has no ``NAME``): :func:`shark.cli.main` skips it. The TUI's
+``shark tui`` uses it too, which is why it is public.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from shark.extract.record import Record
+from shark.output.filters import FilterError, combine, parse_filter
+
+__all__ = [
+    "add_capture_argument",
+    "add_filter_option",
+    "add_port_option",
+    "port",
+    "record_filter",
+    "speed",
+]
+
+
+def add_capture_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional ``CAPTURE``: a pcap or pcapng file, or ``-`` for stdin."""
+    parser.add_argument("capture", metavar="CAPTURE", help="capture file, or - for stdin")
+
+
+def add_port_option(parser: argparse.ArgumentParser) -> None:
+    """``--port P``: CA server ports besides 5064 and those a capture announces."""
+    parser.add_argument("--port", "-p", type=port, action="append", default=[], metavar="P",
+                        help="also decode CA servers on port P (repeatable); 5064 and "
+                             "ports announced in the capture are always decoded")
+
+
+def add_filter_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--filter EXPR`` (repeatable; :mod:`shark.output.filters`), read by
+    :func:`record_filter`."""
+    parser.add_argument("--filter", action="append", default=[], metavar="EXPR", help=help)
+
+
+def record_filter(expressions: Sequence[str]) -> Callable[[Record], bool] | None:
+    """The predicate the ``--filter`` expressions give, or None when there are none.
+
+    Raises SystemExit(2) with the error on stderr when an expression does not parse, as
+    argparse does for other bad arguments."""
+    try:
+        wanted = combine(parse_filter(f) for f in expressions)
+    except FilterError as exc:
+        print(f"shark: error: --filter: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return wanted if expressions else None
+
+
+def port(text: str, lowest: int = 1) -> int:
+    """A port number from 1 (or ``lowest``) to 65535, for argparse's ``type``."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if not lowest <= number < 65536:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return number
+
+
+def speed(text: str, zero: bool = False) -> float:
+    """A playing speed: a positive factor (or 0 too, with ``zero``), for argparse."""
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = -1.0
+    if not (factor >= 0 if zero else factor > 0):
+        kind = "speed" if zero else "positive speed"
+        raise argparse.ArgumentTypeError(f"not a {kind}: {text!r}")
+    return factor
