@@ -78,9 +78,9 @@ def problem(record: Record, midstream: Container[int] = ()) -> str | None:
     the capture began is unknown, so the anomalies that follow from that alone are not
     problems; nor are the bytes skipped to find the first message boundary."""
     kind = record.kind
-    if kind == GAP:
+    if kind is GAP:
         return record.reason
-    if kind == ERROR:
+    if kind is ERROR:
         if record.circuit in midstream and record.reason.startswith(_JOINED):
             return None
         return record.reason
@@ -275,7 +275,7 @@ class Model:
             messages = 0
             server = Role.SERVER
             for record in records:
-                if record.kind != MESSAGE:
+                if record.kind is not MESSAGE:
                     self._other(record)
                     continue
                 messages += 1
@@ -326,7 +326,7 @@ class Model:
         """Account for a record that is not a message: circuit open and close, gaps,
         undecodable bytes."""
         kind = record.kind
-        if kind == OPEN:
+        if kind is OPEN:
             if record.reason == "syn":  # src is the client
                 if record.circuit not in self.circuits:
                     self._new_circuit(record)
@@ -334,13 +334,13 @@ class Model:
                 self.midstream.add(record.circuit)
                 if len(self.midstream) > MAX_ROWS:
                     self.midstream.clear()
-        elif kind == CLOSE:
+        elif kind is CLOSE:
             circuit = self.circuits.get(record.circuit)
             if circuit is not None and circuit.closed is None:
                 circuit.closed = record.reason or "closed"
                 circuit.last_time = record.time
         else:  # GAP, ERROR (undecodable bytes)
-            if kind == GAP:
+            if kind is GAP:
                 self.gaps += 1
                 self.gap_bytes += record.size
             text = problem(record, self.midstream)
@@ -359,7 +359,7 @@ class Model:
 
     def _new_circuit(self, record: Record) -> CircuitRow:
         client, server = record.src, record.dst
-        if record.kind == MESSAGE and record.sender is Role.SERVER:
+        if record.kind is MESSAGE and record.sender is Role.SERVER:
             client, server = server, client
         circuit = self.circuits[record.circuit] = CircuitRow(
             record.circuit, client, server, record.time)

@@ -59,7 +59,7 @@ def log_cells(record: Record, clock: Clock) -> list[Cell]:
         info = _info(message)
         if record.latency is not None:
             info += f" [{record.latency * 1e3:.3f} ms]"
-    elif record.kind in (OPEN, CLOSE):
+    elif record.kind is OPEN or record.kind is CLOSE:
         info = f"({record.reason})"
     else:
         info = f"{record.size} bytes: {record.reason}"
@@ -83,7 +83,7 @@ def log_style(record: Record, midstream: Container[int] = ()) -> str | None:
     """Problems in red; server messages in the accent colour; circuit open/close dim."""
     if problem(record, midstream) is not None:
         return "bold red"
-    if record.kind != MESSAGE:
+    if record.kind is not MESSAGE:
         return "dim"
     if record.sender is Role.SERVER:
         return "cyan"

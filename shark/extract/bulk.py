@@ -40,12 +40,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from decoder import Command, Role
 from decoder.messages import _SERVER_FORMS, make_message
 from decoder.protocol import EXTENDED_HEADER_SIZE, EXTENDED_MARKER, HEADER_SIZE
-from shark.extract.record import MESSAGE, Record
+from shark.extract.record import MESSAGE, UPDATES, Record
 
 __all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_run", "place", "placed"]
 
-#: The ``kind`` of an :class:`UpdateBatch` (records have theirs in :mod:`shark.extract.record`).
-UPDATES = "updates"
 _EVENT_ADD = int(Command.EVENT_ADD)
 #: Per command id: whether a server sends it.
 _SERVER_COMMAND = np.isin(np.arange(1 << 16), sorted(_SERVER_FORMS))

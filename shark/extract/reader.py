@@ -74,17 +74,18 @@ from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.protocol import REPEATER_PORT, SERVER_PORT
 from shark.capture.files import CaptureError, Frame, FrameBlock, read_frames
 from shark.extract.bulk import Run, UpdateBatch, frame_run, place, placed
-from shark.extract.record import CLOSE as CLOSED
-from shark.extract.record import ERROR, GAP, MESSAGE, Record
-from shark.extract.record import OPEN as OPENED
+from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 from shark.extract.resync import find_message_start, whole_messages
 from shark.network.packets import TCP, Packet, PacketDecoder, format_address
-from shark.network.reassembly import CLOSE, DATA, OPEN, Half, TcpEvent, TcpReassembler
+from shark.network.reassembly import Direction, TcpEvent, TcpEventKind, TcpReassembler
 from shark.network.segments import tcp_segments
 
 __all__ = ["CaReader", "read_records"]
 
 _MAX_COMMAND = max(Command)
+#: The kinds of TCP events, named apart from the record kinds they become.
+_TCP_OPEN, _TCP_DATA, _TCP_GAP, _TCP_CLOSE = (
+    TcpEventKind.OPEN, TcpEventKind.DATA, TcpEventKind.GAP, TcpEventKind.CLOSE)
 _NS_PER_S = 1_000_000_000
 #: With ``bulk``: packets per list of records, and bytes held back per direction at most.
 BLOCK_PACKETS = 16384
@@ -106,7 +107,7 @@ def read_records(
     return CaReader(ports, max_payload).records(read_frames(source))
 
 
-class _Direction:
+class _DirectionState:
     """The CA side of one TCP direction: framer, identity, resynchronisation state."""
 
     __slots__ = (
@@ -167,12 +168,12 @@ class CaReader:
         self.lifecycle = lifecycle
         self.bulk = bulk
         #: Circuit number -> its server direction while that holds packets back.
-        self._holding: dict[int, _Direction] = {}
+        self._holding: dict[int, _DirectionState] = {}
         #: Ports CA servers listen on (TCP and UDP): 5064, the user's, learned ones.
         self.server_ports: set[int] = {SERVER_PORT, *ports}
         self._packets = PacketDecoder()
         self._tcp = TcpReassembler()
-        self._directions: dict[Half, _Direction] = {}
+        self._states: dict[Direction, _DirectionState] = {}
         #: (ip, port) that sent UDP to a server port or the repeater port.
         self._client_sockets: set[tuple[bytes, int]] = set()
         #: Those of them that sent to the repeater port.
@@ -247,19 +248,19 @@ class CaReader:
         server_ports = self.server_ports
         if packet.sport not in server_ports and packet.dport not in server_ports:
             return
-        directions = self._directions
+        states = self._states
         for event in self._tcp.feed(packet):  # (most bare ACKs: no event)
-            if event.kind is DATA:  # most events
-                direction = directions.get(event.half)
-                if direction is not None:
+            if event.kind is _TCP_DATA:  # most events
+                state = states.get(event.direction)
+                if state is not None:
                     if self.bulk:
-                        if direction.sender is Role.SERVER and direction.resync is None:
-                            self._hold(direction, (event.frame,), (event.time,),
+                        if state.sender is Role.SERVER and state.resync is None:
+                            self._hold(state, (event.frame,), (event.time,),
                                        (event.data,), out)
                             continue
-                        if direction.circuit in self._holding:
-                            self._release(self._holding[direction.circuit])
-                    self._feed(direction, event.data, event.frame, event.time, out)
+                        if state.circuit in self._holding:
+                            self._release(self._holding[state.circuit])
+                    self._feed(state, event.data, event.frame, event.time, out)
                     continue
             out += self._tcp_event(event)
 
@@ -279,9 +280,9 @@ class CaReader:
         tcp = self._tcp
         advance = tcp.advance
         addresses = segments.addresses
-        halves = [tcp.half(key) for key in addresses]
+        directions = [tcp.direction(key) for key in addresses]
         index = {key: i for i, key in enumerate(addresses)}
-        directions = self._directions
+        states = self._states
         view, first, stamps = block.view, block.first, block.time_ns
         connections, seqs, acks, flags = (segments.connection, segments.seq, segments.ack,
                                           segments.flags)
@@ -290,22 +291,22 @@ class CaReader:
         stretches = segments.stretches
         for begin, stop in zip(stretches, stretches[1:], strict=False):
             connection = connections[begin]
-            half = halves[connection] if connection >= 0 else None
-            if half is not None:  # the next bytes of one direction, frame after frame?
+            direction = directions[connection] if connection >= 0 else None
+            if direction is not None:  # the next bytes of one direction, frame after frame?
                 last = stop - 1
                 size = sum(ends[begin:stop]) - sum(starts[begin:stop])
                 time = stamps[last] / _NS_PER_S
                 if not size:  # a bare ACK (a stretch of its own)
-                    if advance(half, seqs[begin], acks[begin], flags[begin], 0, first + begin,
+                    if advance(direction, seqs[begin], acks[begin], flags[begin], 0, first + begin,
                                time):
                         continue
                 else:
-                    direction = directions.get(half)
-                    if (direction is not None and direction.sender is server
-                            and direction.resync is None
-                            and advance(half, seqs[begin], acks[begin], flags[begin], size,
+                    state = states.get(direction)
+                    if (state is not None and state.sender is server
+                            and state.resync is None
+                            and advance(direction, seqs[begin], acks[begin], flags[begin], size,
                                         first + last, time)):
-                        self._hold(direction, range(first + begin, first + stop),
+                        self._hold(state, range(first + begin, first + stop),
                                    [ns / _NS_PER_S for ns in stamps[begin:stop]],
                                    [view[a:b] for a, b in zip(starts[begin:stop],
                                                               ends[begin:stop], strict=True)],
@@ -322,48 +323,48 @@ class CaReader:
                         src, sport, dst, dport = addresses[connection]
                         for key in (addresses[connection], (dst, dport, src, sport)):
                             if key in index:
-                                halves[index[key]] = tcp.half(key)
+                                directions[index[key]] = tcp.direction(key)
                     else:
-                        halves = [tcp.half(key) for key in addresses]
+                        directions = [tcp.direction(key) for key in addresses]
 
     # -- bulk ------------------------------------------------------------------------
 
-    def _hold(self, direction: _Direction, frames: Sequence[int], times: Sequence[float],
+    def _hold(self, state: _DirectionState, frames: Sequence[int], times: Sequence[float],
               datas: Sequence[bytes | memoryview], out: list) -> None:
         """Hold a server's packets back, to be framed with the next ones: in the batch
         that ends ``out`` if it is this direction's, else in a new one."""
-        batch = direction.batch
+        batch = state.batch
         if batch is None or not out or out[-1] is not batch:
-            if not direction.frames:
-                self._holding[direction.circuit] = direction
-            batch = direction.batch = UpdateBatch(frames[0], times[0], direction.src,
-                                                  direction.dst, direction.circuit,
-                                                  len(direction.frames))
-            direction.batches.append(batch)
+            if not state.frames:
+                self._holding[state.circuit] = state
+            batch = state.batch = UpdateBatch(frames[0], times[0], state.src,
+                                                  state.dst, state.circuit,
+                                                  len(state.frames))
+            state.batches.append(batch)
             out.append(batch)
         size = sum(map(len, datas))
         batch.stop_packet += len(frames)
         batch.size += size
-        direction.frames += frames
-        direction.times += times
-        direction.datas += datas
-        direction.held_bytes += size
-        if direction.held_bytes >= HOLD_BYTES:
-            self._release(direction)
+        state.frames += frames
+        state.times += times
+        state.datas += datas
+        state.held_bytes += size
+        if state.held_bytes >= HOLD_BYTES:
+            self._release(state)
 
     def _release_all(self) -> None:
-        for direction in list(self._holding.values()):
-            self._release(direction)
+        for state in list(self._holding.values()):
+            self._release(state)
 
-    def _release(self, direction: _Direction) -> None:
+    def _release(self, state: _DirectionState) -> None:
         """Frame the packets held back, all at once (:mod:`shark.extract.bulk`)."""
-        batches, frames, times, datas = (direction.batches, direction.frames, direction.times,
-                                         direction.datas)
-        direction.batches, direction.frames, direction.times, direction.datas = [], [], [], []
-        direction.batch = None
-        direction.held_bytes = 0
-        del self._holding[direction.circuit]
-        framer = direction.framer
+        batches, frames, times, datas = (state.batches, state.frames, state.times,
+                                         state.datas)
+        state.batches, state.frames, state.times, state.datas = [], [], [], []
+        state.batch = None
+        state.held_bytes = 0
+        del self._holding[state.circuit]
+        framer = state.framer
         prefix = framer.detach()
         buffer = b"".join([prefix, *datas])
         framed = frame_run(buffer, self.max_payload)
@@ -372,17 +373,17 @@ class CaReader:
             for batch in batches:
                 records: list[Record] = []
                 for k in range(batch.first_packet, batch.stop_packet):
-                    self._feed(direction, datas[k], frames[k], times[k], records)
+                    self._feed(state, datas[k], frames[k], times[k], records)
                 batch.expanded = records
             return
         starts, end = framed
         framer.resume(end, buffer[end:])
-        direction.head = buffer[end : end + 2]
+        state.head = buffer[end : end + 2]
         packet_ends = np.cumsum([len(prefix), *map(len, datas)])[1:]
         message_ends = np.append(starts[1:], end) if len(starts) else starts
         bounds = np.concatenate(([0], np.searchsorted(message_ends, packet_ends, "right")))
         run = Run(buffer, starts, bounds, frames, times)
-        place(batches, run, direction.circuit)
+        place(batches, run, state.circuit)
 
     # -- UDP ---------------------------------------------------------------------------
 
@@ -462,77 +463,78 @@ class CaReader:
     def _tcp_event(self, event: TcpEvent) -> list[Record]:
         """Records for an event (DATA for an established direction is handled inline)."""
         kind = event.kind
-        half = event.half
+        direction = event.direction
         if self._holding:
-            held = self._holding.get(half.connection.number)
+            held = self._holding.get(direction.connection.number)
             if held is not None:
                 self._release(held)
-        direction = self._directions.get(half)
+        state = self._states.get(direction)
         out: list[Record] = []
-        if kind == OPEN:
+        if kind is _TCP_OPEN:
             if not self.lifecycle:
                 return out
-            client = half.connection.client or half
-            out.append(Record(OPENED, event.frame, event.time,
+            client = direction.connection.client or direction
+            out.append(Record(OPEN, event.frame, event.time,
                               self._endpoint(client.src, client.sport),
                               self._endpoint(client.dst, client.dport), "tcp",
-                              half.connection.number, None, None,
-                              reason="syn" if half.connection.client else "mid-stream"))
+                              direction.connection.number, None, None,
+                              reason="syn" if direction.connection.client else "mid-stream"))
             return out
-        if direction is None:
-            if kind == CLOSE:
+        if state is None:
+            if kind is _TCP_CLOSE:
                 if self.lifecycle:
-                    out.append(Record(CLOSED, event.frame, event.time,
-                                      self._endpoint(half.src, half.sport),
-                                      self._endpoint(half.dst, half.dport), "tcp",
-                                      half.connection.number, None, None,
+                    out.append(Record(CLOSE, event.frame, event.time,
+                                      self._endpoint(direction.src, direction.sport),
+                                      self._endpoint(direction.dst, direction.dport), "tcp",
+                                      direction.connection.number, None, None,
                                       reason=event.reason))
                 return out
-            direction = self._direction(half)
-        if kind == DATA:
-            self._feed(direction, event.data, event.frame, event.time, out)
-        elif kind == GAP:
-            out.append(Record(GAP, event.frame, event.time, direction.src, direction.dst, "tcp",
-                              direction.circuit, direction.sender, None, event.size,
+            state = self._state(direction)
+        if kind is _TCP_DATA:
+            self._feed(state, event.data, event.frame, event.time, out)
+        elif kind is _TCP_GAP:
+            out.append(Record(GAP, event.frame, event.time, state.src, state.dst, "tcp",
+                              state.circuit, state.sender, None, event.size,
                               f"{event.size} bytes missing from the capture ({event.reason})"))
-            direction.lose_sync("after a gap")
-        else:  # CLOSE
-            self._close(direction, event, out)
+            state.lose_sync("after a gap")
+        else:  # _TCP_CLOSE
+            self._close(state, event, out)
             if self.lifecycle:
-                out.append(Record(CLOSED, event.frame, event.time, direction.src,
-                                  direction.dst, "tcp", direction.circuit, direction.sender,
+                out.append(Record(CLOSE, event.frame, event.time, state.src,
+                                  state.dst, "tcp", state.circuit, state.sender,
                                   None, reason=event.reason))
-            del self._directions[half]
+            del self._states[direction]
         return out
 
-    def _direction(self, half: Half) -> _Direction:
-        from_client = half.from_client
+    def _state(self, direction: Direction) -> _DirectionState:
+        from_client = direction.from_client
         if from_client is None:  # no handshake seen: go by the ports
             server_ports = self.server_ports
-            if half.dport in server_ports and half.sport not in server_ports:
+            if direction.dport in server_ports and direction.sport not in server_ports:
                 from_client = True
-            elif half.sport in server_ports and half.dport not in server_ports:
+            elif direction.sport in server_ports and direction.dport not in server_ports:
                 from_client = False
         sender = None if from_client is None else Role.CLIENT if from_client else Role.SERVER
-        direction = _Direction(
-            self._endpoint(half.src, half.sport), self._endpoint(half.dst, half.dport),
-            half.connection.number, sender, self.max_payload,
+        state = _DirectionState(
+            self._endpoint(direction.src, direction.sport),
+            self._endpoint(direction.dst, direction.dport),
+            direction.connection.number, sender, self.max_payload,
         )
-        if half.connection.client is None:  # no SYN seen: the first byte may be anywhere
-            direction.lose_sync("capture starts inside the connection")
-        self._directions[half] = direction
-        return direction
+        if direction.connection.client is None:  # no SYN seen: the first byte may be anywhere
+            state.lose_sync("capture starts inside the connection")
+        self._states[direction] = state
+        return state
 
-    def _feed(self, direction: _Direction, data: bytes | memoryview, frame: int, time: float,
+    def _feed(self, state: _DirectionState, data: bytes | memoryview, frame: int, time: float,
               out: list[Record]) -> None:
         """Frame ``data``; resynchronise first if needed, and again on framing errors."""
-        sender = direction.sender
-        segment = direction.resync is not None  # out of sync: ``data`` starts a segment
-        if direction.resync is None and sender is not None:
+        sender = state.sender
+        segment = state.resync is not None  # out of sync: ``data`` starts a segment
+        if state.resync is None and sender is not None:
             # The common case first: in sync, known sender, whole messages of known
             # commands, one record each. Anything else takes the bytes back (messages
             # encode to their exact bytes) and goes the general way below.
-            framer = direction.framer
+            framer = state.framer
             try:
                 messages = framer.feed(data)
             except DecodeError as exc:
@@ -541,19 +543,19 @@ class CaReader:
                 if UnknownCommand in map(type, messages):
                     data = b"".join([m.to_bytes() for m in messages]) + framer.clear()
                 else:
-                    src, dst, circuit = direction.src, direction.dst, direction.circuit
+                    src, dst, circuit = state.src, state.dst, state.circuit
                     out += [Record(MESSAGE, frame, time, src, dst, "tcp", circuit, sender,
                                    message) for message in messages]
                     if not framer.pending:
                         return
-                    data = self._check_incomplete(direction, data)
+                    data = self._check_incomplete(state, data)
         while data:
-            if direction.resync is not None:
-                data = self._resync(direction, data, frame, time, out, False, segment)
+            if state.resync is not None:
+                data = self._resync(state, data, frame, time, out, False, segment)
                 if not data:
                     return
             segment = False
-            framer = direction.framer
+            framer = state.framer
             chunk, data = data, b""
             error = None
             try:
@@ -562,7 +564,7 @@ class CaReader:
                 # The messages completed before the bad header are good.
                 messages, error = exc.messages, exc
             sender, src, dst, circuit = (
-                direction.sender, direction.src, direction.dst, direction.circuit
+                state.sender, state.src, state.dst, state.circuit
             )
             if sender is not None and UnknownCommand not in map(type, messages):
                 # The common case, one record per message, in one go.
@@ -574,7 +576,7 @@ class CaReader:
                     # Out of sync: what was framed from here on is not to be trusted.
                     data = b"".join(m.to_bytes() for m in messages[index:]) + framer.clear()
                     data = data[1:]
-                    direction.lose_sync(f"unknown command {message.command}", 1)
+                    state.lose_sync(f"unknown command {message.command}", 1)
                     break
                 out.append(Record(
                     MESSAGE, frame, time, src, dst, "tcp", circuit,
@@ -584,73 +586,73 @@ class CaReader:
                 if error is not None:
                     # Give up the first byte of the bad header and look again from the next.
                     data = framer.clear()[1:]
-                    direction.lose_sync(f"bad header ({error})", 1)
+                    state.lose_sync(f"bad header ({error})", 1)
                 elif framer.pending:
-                    data = self._check_incomplete(direction, chunk)
+                    data = self._check_incomplete(state, chunk)
 
     @staticmethod
-    def _check_incomplete(direction: _Direction, data: bytes | memoryview) -> bytes:
+    def _check_incomplete(state: _DirectionState, data: bytes | memoryview) -> bytes:
         """Check the command of the message the framer is waiting to complete, so that a
         garbage header cannot swallow the bytes that follow as the payload it claims.
         Returns the bytes to look for a message boundary in if it is not a CA command."""
-        framer = direction.framer
+        framer = state.framer
         pending = framer.pending
         if pending <= len(data):  # the incomplete message starts in ``data``
             start = len(data) - pending
-            direction.head = bytes(data[start : start + 2])
-        elif len(direction.head) < 2:  # its first byte came with the previous bytes
-            direction.head += bytes(data[: 2 - len(direction.head)])
+            state.head = bytes(data[start : start + 2])
+        elif len(state.head) < 2:  # its first byte came with the previous bytes
+            state.head += bytes(data[: 2 - len(state.head)])
         else:
             return b""  # checked already
-        command = int.from_bytes(direction.head, "big")
-        if len(direction.head) < 2 or command <= _MAX_COMMAND:
+        command = int.from_bytes(state.head, "big")
+        if len(state.head) < 2 or command <= _MAX_COMMAND:
             return b""
         rest = framer.clear()
-        direction.lose_sync(f"unknown command {command}", 1)
+        state.lose_sync(f"unknown command {command}", 1)
         return rest[1:]
 
-    def _resync(self, direction: _Direction, data: bytes | memoryview, frame: int, time: float,
+    def _resync(self, state: _DirectionState, data: bytes | memoryview, frame: int, time: float,
                 out: list[Record], final: bool, segment: bool = False) -> bytes:
         """Add bytes to the resynchronisation buffer; once a message boundary is found,
         report what was skipped and return the bytes from the boundary on. ``segment``:
         ``data`` is what a TCP segment carried, from its start (which is a boundary if
         it holds whole messages: :func:`shark.extract.resync.whole_messages`)."""
-        buffer = direction.resync
+        buffer = state.resync
         if segment and whole_messages(data, self.max_payload):
             offset, found = len(buffer), True
             buffer += data
         else:
             buffer += data
             offset, found = find_message_start(buffer, final, self.max_payload)
-        direction.skipped += offset
+        state.skipped += offset
         if not found:
             del buffer[:offset]
             return b""
         rest = bytes(buffer[offset:])
-        direction.resync = None
-        if direction.skipped:
+        state.resync = None
+        if state.skipped:
             out.append(Record(
-                ERROR, frame, time, direction.src, direction.dst, "tcp", direction.circuit,
-                direction.sender, None, direction.skipped,
-                f"{direction.cause}: skipped {direction.skipped} bytes to the next message",
+                ERROR, frame, time, state.src, state.dst, "tcp", state.circuit,
+                state.sender, None, state.skipped,
+                f"{state.cause}: skipped {state.skipped} bytes to the next message",
             ))
-        direction.skipped = 0
+        state.skipped = 0
         return rest
 
-    def _close(self, direction: _Direction, event: TcpEvent, out: list[Record]) -> None:
+    def _close(self, state: _DirectionState, event: TcpEvent, out: list[Record]) -> None:
         """The direction ended: decode what a final resynchronisation finds, report the
         bytes left over."""
-        while direction.resync is not None:
-            rest = self._resync(direction, b"", event.frame, event.time, out, final=True)
-            if direction.resync is not None:
+        while state.resync is not None:
+            rest = self._resync(state, b"", event.frame, event.time, out, final=True)
+            if state.resync is not None:
                 break  # no message boundary in what was left
-            self._feed(direction, rest, event.frame, event.time, out)
-        left = direction.framer.pending + direction.skipped
+            self._feed(state, rest, event.frame, event.time, out)
+        left = state.framer.pending + state.skipped
         if left:
-            cause = direction.cause if direction.resync is not None else "stream ends"
+            cause = state.cause if state.resync is not None else "stream ends"
             out.append(Record(
-                ERROR, event.frame, event.time, direction.src, direction.dst, "tcp",
-                direction.circuit, direction.sender, None, left,
+                ERROR, event.frame, event.time, state.src, state.dst, "tcp",
+                state.circuit, state.sender, None, left,
                 f"{cause}: {left} bytes left at the end ({event.reason}) that make no "
                 "complete message",
             ))

@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 from decoder import Message, Role
 
-__all__ = ["CLOSE", "ERROR", "GAP", "MESSAGE", "OPEN", "Record"]
+__all__ = ["CLOSE", "ERROR", "GAP", "MESSAGE", "OPEN", "UPDATES", "Record", "RecordKind"]
 
-#: A decoded CA message (``record.message``).
-MESSAGE = "message"
-#: Bytes of a TCP direction missing from the capture (``record.size`` of them).
-GAP = "gap"
-#: Bytes that could not be decoded as CA (``record.size`` of them, ``record.reason``).
-ERROR = "error"
-#: A TCP circuit was first seen (``src`` is the client when the handshake was seen).
-OPEN = "open"
-#: One direction of a TCP circuit ended (``reason``: fin, rst, reused, end of capture).
-CLOSE = "close"
+
+class RecordKind(str, Enum):
+    """What a :class:`Record` (or an item standing for records) is.
+
+    The values are the strings the kinds were before they were an Enum, and the
+    members are those strings (``RecordKind.GAP == "gap"``), so that code comparing
+    with the strings keeps working; compare with the members, by identity
+    (``record.kind is GAP``). TCP reassembly has kinds of its own
+    (:class:`shark.network.reassembly.TcpEventKind`), which equal none of these.
+    """
+
+    #: A decoded CA message (``record.message``).
+    MESSAGE = "message"
+    #: Bytes of a TCP direction missing from the capture (``record.size`` of them).
+    GAP = "gap"
+    #: Bytes that could not be decoded as CA (``record.size`` of them, ``record.reason``).
+    ERROR = "error"
+    #: A TCP circuit was first seen (``src`` is the client when the handshake was seen).
+    OPEN = "open"
+    #: One direction of a TCP circuit ended (``reason``: fin, rst, reused, end of capture).
+    CLOSE = "close"
+    #: Not a record: a :class:`shark.extract.bulk.UpdateBatch`, which stands for the
+    #: records of many updates.
+    UPDATES = "updates"
+
+    # Printed as the value, as the strings were (and as ``StrEnum`` does, on 3.11).
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+#: The kinds by their old module-level names (``shark.GAP`` ...), for comparisons.
+MESSAGE = RecordKind.MESSAGE
+GAP = RecordKind.GAP
+ERROR = RecordKind.ERROR
+OPEN = RecordKind.OPEN
+CLOSE = RecordKind.CLOSE
+UPDATES = RecordKind.UPDATES
 
 
 class Record:
@@ -40,7 +69,7 @@ class Record:
 
     def __init__(
         self,
-        kind: str,
+        kind: RecordKind,
         frame: int,
         time: float,
         src: str,
@@ -88,7 +117,7 @@ class Record:
         undecodable bytes (not ``ERROR``, which is a CA command of its own)."""
         if self.message is not None:
             return self.message.command_name
-        return "UNDECODED" if self.kind == ERROR else self.kind.upper()
+        return "UNDECODED" if self.kind is ERROR else self.kind.name
 
     def __repr__(self) -> str:
         where = f"{self.transport}"

@@ -1,8 +1,8 @@
 """TCP reassembly: the bytes each side of a connection sent, in order, once each.
 
 :class:`TcpReassembler` takes TCP segments (:class:`shark.network.packets.Packet`) in capture
-order and returns :class:`TcpEvent` records per connection direction (a
-:class:`Half`):
+order and returns :class:`TcpEvent` records per :class:`Direction` of a connection,
+of the kinds of :class:`TcpEventKind`:
 
 * ``OPEN``: a connection was seen for the first time (with its SYN or mid-stream);
 * ``DATA``: the next bytes of a direction, in sequence order, each byte once;
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
+from enum import Enum
 from typing import NamedTuple
 
 from shark.network.packets import Packet, TcpFlags, format_address
@@ -43,12 +44,28 @@ __all__ = [
     "MAX_HELD_TOTAL",
     "OPEN",
     "Connection",
+    "Direction",
     "Half",
     "TcpEvent",
+    "TcpEventKind",
     "TcpReassembler",
 ]
 
-OPEN, DATA, GAP, CLOSE = "open", "data", "gap", "close"
+
+
+class TcpEventKind(Enum):
+    """What a :class:`TcpEvent` tells (see the module documentation). Not strings, and
+    not CA record kinds (:class:`shark.extract.record.RecordKind`): a TCP ``GAP`` is
+    missing bytes, which the reader may report as a record ``GAP``, never the same thing.
+    """
+
+    OPEN = "open"
+    DATA = "data"
+    GAP = "gap"
+    CLOSE = "close"
+
+
+OPEN, DATA, GAP, CLOSE = TcpEventKind.OPEN, TcpEventKind.DATA, TcpEventKind.GAP, TcpEventKind.CLOSE
 
 #: Out-of-order bytes held for one direction before the hole before them is given up.
 MAX_HELD_PER_DIRECTION = 4 * 1024 * 1024
@@ -67,8 +84,8 @@ _new = tuple.__new__
 
 
 class TcpEvent(NamedTuple):
-    kind: str
-    half: Half
+    kind: TcpEventKind
+    direction: Direction
     #: Frame number and time of the segment that caused the event.
     frame: int
     time: float
@@ -79,9 +96,15 @@ class TcpEvent(NamedTuple):
     #: GAP and CLOSE: why ("hold limit", "fin", "rst", "reused", "end of capture").
     reason: str = ""
 
+    @property
+    def half(self) -> Direction:
+        """The old name of ``direction``."""
+        return self.direction
 
-class Half:
-    """One direction of a connection: from (src, sport) to (dst, dport)."""
+
+class Direction:
+    """One direction of a connection: the bytes one side sends, from (src, sport) to
+    (dst, dport)."""
 
     __slots__ = (
         "connection", "peer", "src", "sport", "dst", "dport", "isn", "next_seq", "offset",
@@ -92,7 +115,7 @@ class Half:
                  dport: int) -> None:
         self.connection = connection
         #: The other direction (set by the connection).
-        self.peer: Half = self
+        self.peer: Direction = self
         self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
         #: The ISN from this direction's SYN, if seen.
         self.isn: int | None = None
@@ -115,29 +138,33 @@ class Half:
         return None if client is None else client is self
 
     def __repr__(self) -> str:
-        return (f"Half({format_address(self.src)}:{self.sport} -> "
+        return (f"Direction({format_address(self.src)}:{self.sport} -> "
                 f"{format_address(self.dst)}:{self.dport})")
 
 
 class Connection:
-    """A TCP connection: two halves, and which one is the client's once known."""
+    """A TCP connection: its two directions, and which one is the client's once known."""
 
-    __slots__ = ("number", "halves", "client")
+    __slots__ = ("number", "directions", "client")
 
     def __init__(self, number: int, packet: Packet) -> None:
         #: 1-based, in order of first appearance.
         self.number = number
-        self.halves = (
-            Half(self, packet.src, packet.sport, packet.dst, packet.dport),
-            Half(self, packet.dst, packet.dport, packet.src, packet.sport),
+        self.directions = (
+            Direction(self, packet.src, packet.sport, packet.dst, packet.dport),
+            Direction(self, packet.dst, packet.dport, packet.src, packet.sport),
         )
-        self.halves[0].peer, self.halves[1].peer = self.halves[1], self.halves[0]
-        #: The half the SYN came on (client to server), None until known.
-        self.client: Half | None = None
+        self.directions[0].peer, self.directions[1].peer = self.directions[1], self.directions[0]
+        #: The direction the SYN came on (client to server), None until known.
+        self.client: Direction | None = None
 
     @property
     def closed(self) -> bool:
-        return self.halves[0].closed and self.halves[1].closed
+        return self.directions[0].closed and self.directions[1].closed
+
+
+#: The old name of :class:`Direction`.
+Half = Direction
 
 
 class TcpReassembler:
@@ -147,30 +174,30 @@ class TcpReassembler:
                  max_held_total: int = MAX_HELD_TOTAL) -> None:
         self.max_held = max_held
         self.max_held_total = max_held_total
-        self._halves: dict[tuple[bytes, int, bytes, int], Half] = {}
-        self._closed: OrderedDict[tuple[bytes, int, bytes, int], Half] = OrderedDict()
+        self._directions: dict[tuple[bytes, int, bytes, int], Direction] = {}
+        self._closed: OrderedDict[tuple[bytes, int, bytes, int], Direction] = OrderedDict()
         self._held_total = 0
         self._connections = 0
         #: The frame and time of the latest segment, which end-of-capture events carry.
         self._last = (0, 0.0)
 
-    def half(self, key: tuple[bytes, int, bytes, int]) -> Half | None:
+    def direction(self, key: tuple[bytes, int, bytes, int]) -> Direction | None:
         """The open direction from (src, sport) to (dst, dport), if there is one."""
-        return self._halves.get(key)
+        return self._directions.get(key)
 
-    def advance(self, half: Half, seq: int, ack: int, flags: int, size: int, frame: int,
+    def advance(self, direction: Direction, seq: int, ack: int, flags: int, size: int, frame: int,
                 time: float) -> bool:
         """The common case of :meth:`feed`, for a reader that has a segment's fields
         but no :class:`Packet`: if the segment is the next of an established direction,
         in order, from a side that has seen all the other sent, take it and return True
         (its ``size`` payload bytes, if any, are the direction's next DATA). False: the
         segment is to be fed."""
-        if (half.next_seq == seq and not half.held and not flags & _SYN_FIN_RST
-                and not half.closed and half.peer.next_seq == ack):
+        if (direction.next_seq == seq and not direction.held and not flags & _SYN_FIN_RST
+                and not direction.closed and direction.peer.next_seq == ack):
             self._last = (frame, time)
             if size:
-                half.offset += size
-                half.next_seq = (seq + size) & _MASK
+                direction.offset += size
+                direction.next_seq = (seq + size) & _MASK
             return True
         return False
 
@@ -178,195 +205,199 @@ class TcpReassembler:
         """Process one segment; return the events it caused, in order."""
         frame, time, src, sport, dst, dport, _transport, seq, ack, flags, payload = packet
         key = (src, sport, dst, dport)
-        half = self._halves.get(key)
-        if half is not None and self.advance(half, seq, ack, flags, len(payload), frame, time):
+        direction = self._directions.get(key)
+        if direction is not None and self.advance(direction, seq, ack, flags, len(payload), frame,
+                                                  time):
             # (a bare ACK: nothing at all)
-            return [_new(TcpEvent, (DATA, half, frame, time, payload, len(payload), ""))
+            return [_new(TcpEvent, (DATA, direction, frame, time, payload, len(payload), ""))
                     ] if payload else []
         self._last = (frame, time)
         events: list[TcpEvent] = []
-        if half is None:
-            half = self._closed.get(key)
-            if half is not None and flags & _SYN and not _is_repeat_syn(half, packet.seq):
-                self._forget(half.connection)
-                half = None
-            if half is None:
+        if direction is None:
+            direction = self._closed.get(key)
+            if direction is not None and flags & _SYN and not _is_repeat_syn(direction, packet.seq):
+                self._forget(direction.connection)
+                direction = None
+            if direction is None:
                 if not (flags & _SYN or packet.payload):
                     return events  # a lone ACK/FIN/RST of a connection we never saw
-                half = self._open(packet, events)
-        elif flags & _SYN and half.next_seq is not None and not _is_repeat_syn(half, packet.seq):
+                direction = self._open(packet, events)
+        elif (flags & _SYN and direction.next_seq is not None
+              and not _is_repeat_syn(direction, packet.seq)):
             # The addresses and ports are reused by a new connection.
-            self._finish(half.connection, packet.frame, packet.time, "reused", events)
-            self._forget(half.connection)
-            half = self._open(packet, events)
+            self._finish(direction.connection, packet.frame, packet.time, "reused", events)
+            self._forget(direction.connection)
+            direction = self._open(packet, events)
         if flags & _RST:
-            if not half.connection.closed:
-                self._finish(half.connection, packet.frame, packet.time, "rst", events)
+            if not direction.connection.closed:
+                self._finish(direction.connection, packet.frame, packet.time, "rst", events)
             return events
-        peer = half.peer
+        peer = direction.peer
         if flags & _ACK and peer.next_seq is not None and not peer.closed:
             self._acknowledged(peer, packet, events)
-        if half.closed:
+        if direction.closed:
             return events  # a retransmission after the FIN
         seq = packet.seq
         if flags & _SYN:
-            if half.next_seq is None:
-                half.isn = seq
-                half.next_seq = (seq + 1) & _MASK
-                connection = half.connection
+            if direction.next_seq is None:
+                direction.isn = seq
+                direction.next_seq = (seq + 1) & _MASK
+                connection = direction.connection
                 if connection.client is None:
-                    connection.client = half.peer if flags & _ACK else half
+                    connection.client = direction.peer if flags & _ACK else direction
             seq = (seq + 1) & _MASK
-        elif half.next_seq is None:
-            half.next_seq = seq  # seen mid-stream: start at the first byte seen
+        elif direction.next_seq is None:
+            direction.next_seq = seq  # seen mid-stream: start at the first byte seen
         payload = packet.payload
         if payload:
-            self._segment(half, seq, payload, packet, events)
-        if flags & _FIN and half.fin_offset is None:
-            half.fin_offset = half.offset + _signed(seq - half.next_seq) + len(payload)
-            self._close_if_done(half, packet.frame, packet.time, events)
+            self._segment(direction, seq, payload, packet, events)
+        if flags & _FIN and direction.fin_offset is None:
+            direction.fin_offset = (direction.offset + _signed(seq - direction.next_seq)
+                                    + len(payload))
+            self._close_if_done(direction, packet.frame, packet.time, events)
         return events
 
     def flush(self) -> list[TcpEvent]:
         """End of capture: declare every remaining hole and close every direction."""
         events: list[TcpEvent] = []
         frame, time = self._last
-        for half in list(self._halves.values()):
-            if not half.connection.closed:
-                self._finish(half.connection, frame, time, "end of capture", events)
-        self._halves.clear()
+        for direction in list(self._directions.values()):
+            if not direction.connection.closed:
+                self._finish(direction.connection, frame, time, "end of capture", events)
+        self._directions.clear()
         self._closed.clear()
         return events
 
     # -- internals ---------------------------------------------------------------------
 
-    def _open(self, packet: Packet, events: list[TcpEvent]) -> Half:
+    def _open(self, packet: Packet, events: list[TcpEvent]) -> Direction:
         self._connections += 1
         connection = Connection(self._connections, packet)
-        for half in connection.halves:
-            self._halves[(half.src, half.sport, half.dst, half.dport)] = half
-        half = connection.halves[0]
-        events.append(TcpEvent(OPEN, half, packet.frame, packet.time, b"", 0))
-        return half
+        for direction in connection.directions:
+            key = (direction.src, direction.sport, direction.dst, direction.dport)
+            self._directions[key] = direction
+        direction = connection.directions[0]
+        events.append(TcpEvent(OPEN, direction, packet.frame, packet.time, b"", 0))
+        return direction
 
-    def _segment(self, half: Half, seq: int, payload: memoryview, packet: Packet,
+    def _segment(self, direction: Direction, seq: int, payload: memoryview, packet: Packet,
                  events: list[TcpEvent]) -> None:
-        ahead = _signed(seq - half.next_seq)
+        ahead = _signed(seq - direction.next_seq)
         if ahead > 0:
-            self._hold(half, half.offset + ahead, payload, packet, events)
+            self._hold(direction, direction.offset + ahead, payload, packet, events)
             return
         if ahead < 0:
             if len(payload) <= -ahead:
                 return  # a retransmission of bytes already delivered
             payload = payload[-ahead:]
-        self._deliver(half, payload, packet.frame, packet.time, events)
-        if half.held:
-            self._drain(half, events)
-        if half.fin_offset is not None:
-            self._close_if_done(half, packet.frame, packet.time, events)
+        self._deliver(direction, payload, packet.frame, packet.time, events)
+        if direction.held:
+            self._drain(direction, events)
+        if direction.fin_offset is not None:
+            self._close_if_done(direction, packet.frame, packet.time, events)
 
-    def _deliver(self, half: Half, data: bytes | memoryview, frame: int, time: float,
+    def _deliver(self, direction: Direction, data: bytes | memoryview, frame: int, time: float,
                  events: list[TcpEvent]) -> None:
         size = len(data)
-        half.offset += size
-        half.next_seq = (half.next_seq + size) & _MASK
-        events.append(_new(TcpEvent, (DATA, half, frame, time, data, size, "")))
+        direction.offset += size
+        direction.next_seq = (direction.next_seq + size) & _MASK
+        events.append(_new(TcpEvent, (DATA, direction, frame, time, data, size, "")))
 
-    def _drain(self, half: Half, events: list[TcpEvent]) -> None:
+    def _drain(self, direction: Direction, events: list[TcpEvent]) -> None:
         """Deliver held segments that the stream has reached."""
-        held = half.held
-        while held and held[0][0] <= half.offset:
+        held = direction.held
+        while held and held[0][0] <= direction.offset:
             offset, frame, data, time = heapq.heappop(held)
-            half.held_bytes -= len(data)
+            direction.held_bytes -= len(data)
             self._held_total -= len(data)
-            skip = half.offset - offset
+            skip = direction.offset - offset
             if skip < len(data):
-                self._deliver(half, memoryview(data)[skip:], frame, time, events)
+                self._deliver(direction, memoryview(data)[skip:], frame, time, events)
 
-    def _hold(self, half: Half, offset: int, payload: memoryview, packet: Packet,
+    def _hold(self, direction: Direction, offset: int, payload: memoryview, packet: Packet,
               events: list[TcpEvent]) -> None:
         data = bytes(payload)  # a copy: the frame's buffer is not ours to keep
-        heapq.heappush(half.held, (offset, packet.frame, data, packet.time))
-        half.held_bytes += len(data)
+        heapq.heappush(direction.held, (offset, packet.frame, data, packet.time))
+        direction.held_bytes += len(data)
         self._held_total += len(data)
-        if half.held_bytes > self.max_held:
-            self._skip_hole(half, packet.frame, packet.time, "hold limit", events)
+        if direction.held_bytes > self.max_held:
+            self._skip_hole(direction, packet.frame, packet.time, "hold limit", events)
         while self._held_total > self.max_held_total:
-            fullest = max(self._halves.values(), key=lambda h: h.held_bytes)
+            fullest = max(self._directions.values(), key=lambda h: h.held_bytes)
             self._skip_hole(fullest, packet.frame, packet.time, "hold limit", events)
 
-    def _acknowledged(self, half: Half, packet: Packet, events: list[TcpEvent]) -> None:
-        """The peer of ``half`` acknowledges ``packet.ack``: bytes of ``half`` up to there
+    def _acknowledged(self, direction: Direction, packet: Packet, events: list[TcpEvent]) -> None:
+        """The peer of ``direction`` acknowledges ``packet.ack``: bytes of ``direction`` up to there
         that were not captured never will be."""
-        ahead = _signed(packet.ack - half.next_seq)
+        ahead = _signed(packet.ack - direction.next_seq)
         if ahead <= 0:
             return
-        end = half.offset + ahead
-        if half.fin_offset is not None:
-            end = min(end, half.fin_offset)  # the FIN takes a sequence number too
-        if half.held:
-            end = min(end, half.held[0][0])
-        self._skip(half, end - half.offset, packet.frame, packet.time,
+        end = direction.offset + ahead
+        if direction.fin_offset is not None:
+            end = min(end, direction.fin_offset)  # the FIN takes a sequence number too
+        if direction.held:
+            end = min(end, direction.held[0][0])
+        self._skip(direction, end - direction.offset, packet.frame, packet.time,
                    "acknowledged by the receiver", events)
 
-    def _skip_hole(self, half: Half, frame: int, time: float, reason: str,
+    def _skip_hole(self, direction: Direction, frame: int, time: float, reason: str,
                    events: list[TcpEvent]) -> None:
         """Give up the bytes missing before the first held segment, then deliver on."""
-        self._skip(half, half.held[0][0] - half.offset, frame, time, reason, events)
+        self._skip(direction, direction.held[0][0] - direction.offset, frame, time, reason, events)
 
-    def _skip(self, half: Half, missing: int, frame: int, time: float, reason: str,
+    def _skip(self, direction: Direction, missing: int, frame: int, time: float, reason: str,
               events: list[TcpEvent]) -> None:
-        """Declare the next ``missing`` bytes of ``half`` lost and deliver what follows."""
+        """Declare the next ``missing`` bytes of ``direction`` lost and deliver what follows."""
         if missing > 0:
-            half.offset += missing
-            half.next_seq = (half.next_seq + missing) & _MASK
-            events.append(TcpEvent(GAP, half, frame, time, b"", missing, reason))
-            self._drain(half, events)
-        if half.fin_offset is not None:
-            self._close_if_done(half, frame, time, events)
+            direction.offset += missing
+            direction.next_seq = (direction.next_seq + missing) & _MASK
+            events.append(TcpEvent(GAP, direction, frame, time, b"", missing, reason))
+            self._drain(direction, events)
+        if direction.fin_offset is not None:
+            self._close_if_done(direction, frame, time, events)
 
-    def _close_if_done(self, half: Half, frame: int, time: float,
+    def _close_if_done(self, direction: Direction, frame: int, time: float,
                        events: list[TcpEvent]) -> None:
         """Close a direction whose FIN was seen once every byte before it is in."""
-        if not half.closed and half.offset >= half.fin_offset:
-            self._close(half, frame, time, "fin", events)
+        if not direction.closed and direction.offset >= direction.fin_offset:
+            self._close(direction, frame, time, "fin", events)
 
-    def _close(self, half: Half, frame: int, time: float, reason: str,
+    def _close(self, direction: Direction, frame: int, time: float, reason: str,
                events: list[TcpEvent]) -> None:
-        half.closed = True
-        if half.held:  # bytes claimed to follow the FIN: nothing will deliver them
-            self._held_total -= half.held_bytes
-            half.held, half.held_bytes = [], 0
-        events.append(TcpEvent(CLOSE, half, frame, time, b"", 0, reason))
-        if half.connection.closed:
-            self._retire(half.connection)
+        direction.closed = True
+        if direction.held:  # bytes claimed to follow the FIN: nothing will deliver them
+            self._held_total -= direction.held_bytes
+            direction.held, direction.held_bytes = [], 0
+        events.append(TcpEvent(CLOSE, direction, frame, time, b"", 0, reason))
+        if direction.connection.closed:
+            self._retire(direction.connection)
 
     def _finish(self, connection: Connection, frame: int, time: float, reason: str,
                 events: list[TcpEvent]) -> None:
         """Close both directions now, declaring any hole still open."""
-        for half in connection.halves:
-            while half.held and not half.closed:
-                self._skip_hole(half, frame, time, reason, events)
-            if not half.closed:
-                self._close(half, frame, time, reason, events)
+        for direction in connection.directions:
+            while direction.held and not direction.closed:
+                self._skip_hole(direction, frame, time, reason, events)
+            if not direction.closed:
+                self._close(direction, frame, time, reason, events)
 
     def _retire(self, connection: Connection) -> None:
         """Move a closed connection to the bounded memory of closed ones."""
-        for half in connection.halves:
-            key = (half.src, half.sport, half.dst, half.dport)
-            if self._halves.get(key) is half:
-                del self._halves[key]
-            half.closed = True
-            self._closed[key] = half
+        for direction in connection.directions:
+            key = (direction.src, direction.sport, direction.dst, direction.dport)
+            if self._directions.get(key) is direction:
+                del self._directions[key]
+            direction.closed = True
+            self._closed[key] = direction
         while len(self._closed) > MAX_CLOSED_REMEMBERED:
             self._closed.popitem(last=False)
 
     def _forget(self, connection: Connection) -> None:
-        for half in connection.halves:
-            key = (half.src, half.sport, half.dst, half.dport)
+        for direction in connection.directions:
+            key = (direction.src, direction.sport, direction.dst, direction.dport)
             self._closed.pop(key, None)
-            if self._halves.get(key) is half:
-                del self._halves[key]
+            if self._directions.get(key) is direction:
+                del self._directions[key]
 
 
 def _signed(difference: int) -> int:
@@ -374,6 +405,6 @@ def _signed(difference: int) -> int:
     return ((difference + _HALF_RANGE) & _MASK) - _HALF_RANGE
 
 
-def _is_repeat_syn(half: Half, seq: int) -> bool:
-    """True for a retransmitted SYN of the connection ``half`` belongs to."""
-    return half.isn == seq
+def _is_repeat_syn(direction: Direction, seq: int) -> bool:
+    """True for a retransmitted SYN of the connection ``direction`` belongs to."""
+    return direction.isn == seq

@@ -51,7 +51,7 @@ def record_dict(record: Record) -> dict[str, Any]:
         "value": None,
         "latency": record.latency,
     }
-    if record.kind != MESSAGE:
+    if record.kind is not MESSAGE:
         out["size"] = record.size
         out["reason"] = record.reason
         return out

@@ -31,7 +31,7 @@ def format_record(record: Record, start: float = 0.0) -> str:
                                       describe(record.message))))
         if record.latency is not None:
             what += f" [{record.latency * 1e3:.3f} ms]"
-    elif record.kind in (OPEN, CLOSE):
+    elif record.kind is OPEN or record.kind is CLOSE:
         what = f"{record.command_name} ({record.reason})"
     else:
         what = f"{record.command_name} {record.size} bytes: {record.reason}"

@@ -272,7 +272,7 @@ class _Builder:
         if self.start is None:
             self.start = record.time
         self.recording.duration = record.time - self.start
-        if record.kind != MESSAGE or record.circuit is None:
+        if record.kind is not MESSAGE or record.circuit is None:
             return
         if record.pv is None:
             self.unnamed += record.channel is not None

@@ -32,7 +32,7 @@ from decoder import messages as m
 from decoder.dbr import dbr_name
 from decoder.status import alarm_severity_name, alarm_status_name, eca_name
 from shark.extract.bulk import UPDATES, UpdateBatch
-from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record
+from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record, RecordKind
 from shark.tables.grouping import group
 from shark.tables.schema import seconds_to_ns
 from shark.tables.values import InBuffer, Values, extract_values
@@ -65,7 +65,8 @@ _SENDER = {None: -1, **{role: role.value for role in Role}}
 
 #: Command names in form order (UnknownCommand's depends on the message).
 _FORM_COMMAND = [
-    _KINDS[f] if isinstance(f, str) else "" if f is m.UnknownCommand else Command(f.command).name
+    _KINDS[f] if isinstance(f, RecordKind)
+    else "" if f is m.UnknownCommand else Command(f.command).name
     for f in FORMS
 ]
 _STATUS_SLOT = {"parameter1": 1, "parameter2": 2}
@@ -91,7 +92,7 @@ STATUS_SLOT = np.array([_STATUS_SLOT.get(getattr(f, "FIELDS", {}).get("status"),
 #: Forms whose payload is a DBR value.
 HAS_DATA = form_mask(lambda f: _is_class(f, m._DataPayload))
 #: Forms that are not messages (GAP, UNDECODED, OPEN, CLOSE).
-NOT_MESSAGE = form_mask(lambda f: isinstance(f, str))
+NOT_MESSAGE = form_mask(lambda f: isinstance(f, RecordKind))
 _COMMAND_ID = np.array([getattr(f, "command", -1) if f is not m.UnknownCommand else -1
                         for f in FORMS] + [-1], dtype=np.int32)
 

@@ -55,8 +55,8 @@ class _Circuit:
     def __init__(self, number: int, record: Record) -> None:
         self.number = number
         #: Whether client and server are known (the handshake or a message's sender said).
-        self.sure = record.kind == OPEN and record.reason == "syn" or record.sender is not None
-        if record.kind == OPEN:
+        self.sure = record.kind is OPEN and record.reason == "syn" or record.sender is not None
+        if record.kind is OPEN:
             self.client, self.server = record.src, record.dst
         else:
             self.client, self.server = client_server(record)
@@ -131,7 +131,7 @@ class Circuits(Aggregate):
             circuit.channels += 1
         elif kind is m.ServerDisconnResponse:
             circuit.server_disconns += 1
-        elif record.kind == CLOSE:
+        elif record.kind is CLOSE:
             self._close(circuit, record)
 
     def _close(self, circuit: _Circuit, record: Record) -> None:

@@ -52,7 +52,7 @@ _ALWAYS = form_mask(lambda f: f in (m.ErrorResponse, m.CreateChFailResponse,
 #: Replies that are errors when their status is not ECA_NORMAL.
 _REPLIES = form_mask(lambda f: f in (m.ReadNotifyResponse, m.WriteNotifyResponse,
                                      m.EventAddResponse))
-_RESETS = form_mask(lambda f: f == CLOSE)
+_RESETS = form_mask(lambda f: f is CLOSE)
 _KIND = {GAP: "GAP", ERROR: "UNDECODED", CLOSE: "RST"}
 
 
@@ -78,7 +78,7 @@ class Errors(Aggregate):
             if anomaly:
                 self._add(record, "ANOMALY",
                           f"{record.anomaly.kind}: {record.anomaly.detail}")
-            elif record.kind == CLOSE:
+            elif record.kind is CLOSE:
                 if record.reason == "rst" and self._reset != (record.circuit, record.frame):
                     self._reset = (record.circuit, record.frame)
                     self._add(record, "RST", "TCP reset")

@@ -86,7 +86,7 @@ _UPDATE = form_mask(lambda f: f is m.EventAddResponse)
 _CANCELLED = form_mask(lambda f: f is m.EventCancelResponse)
 _CHANNEL_ENDS = form_mask(lambda f: f in (m.ClearChannelResponse, m.CreateChFailResponse,
                                           m.ServerDisconnResponse))
-_CIRCUIT_ENDS = form_mask(lambda f: f == CLOSE)
+_CIRCUIT_ENDS = form_mask(lambda f: f is CLOSE)
 #: Anomalies whose record carries a channel or subscription the capture had not shown.
 _MET_CHANNEL = ("unknown SID", "unknown CID")
 _MET_SUBSCRIPTION = ("unknown subscription",)
@@ -106,7 +106,7 @@ def _ended(state: ChannelState, closed: object) -> str | None:
         return "failed"
     if state is not ChannelState.DISCONNECTED or not isinstance(closed, Record):
         return None
-    if closed.kind == CLOSE:
+    if closed.kind is CLOSE:
         return "capture end" if closed.reason == "end of capture" else "circuit closed"
     return "server disconnected"
 

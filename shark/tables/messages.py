@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from decoder import messages as m
+from shark.extract.record import CLOSE, OPEN
 from shark.tables.chunk import NOT_MESSAGE, Chunk, form_mask
 from shark.tables.rowgroups import ChunkedTable, masked
 from shark.tables.schema import (
@@ -26,7 +27,7 @@ from shark.tables.schema import (
 
 __all__ = ["MessagesTable", "UpdatesTable"]
 
-_LIFECYCLE = form_mask(lambda f: f in ("open", "close"))
+_LIFECYCLE = form_mask(lambda f: f is OPEN or f is CLOSE)
 _UPDATES = form_mask(lambda f: f in (m.EventAddResponse, m.ReadNotifyResponse, m.ReadResponse))
 _SUBSCRIPTION_UPDATE = form_mask(lambda f: f is m.EventAddResponse)
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 import pyarrow as pa
 
+from shark.extract.record import CLOSE, OPEN
 from shark.tables.aggregate import Aggregate
 from shark.tables.chunk import NOT_MESSAGE, Chunk, Vocabularies, form_mask
 from shark.tables.grouping import group
@@ -56,7 +57,7 @@ _LATENCY_STATISTICS = (
 LATENCY = TableSchema("latency", "response times per server, PV and command",
                       [*_LATENCY_KEYS, *_LATENCY_STATISTICS])
 
-_LIFECYCLE = form_mask(lambda f: f in ("open", "close"))
+_LIFECYCLE = form_mask(lambda f: f is OPEN or f is CLOSE)
 _PER_DECADE = 20
 _LOWEST = -6  # 1 us
 _BINS = _PER_DECADE * 10 + 2  # 1 us .. 10 000 s, and one bin below and one above
