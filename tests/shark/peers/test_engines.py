@@ -3,144 +3,53 @@
 * In process, on free loopback ports: our client against our server (reads in every
   DBR type, writes, subscriptions, errors, reconnection), and clients sending garbage.
 * Our client against softioc (EPICS base's rsrv), run by ``peers.run_scenario``: the
-  same exercise (:func:`exercise`) run against softioc and against our server serving
-  the same PVs must see the same values, metadata and statuses. That is what checks
-  that the server converts between DBR types as an IOC does.
-* pyepics (libca) against our server: this module is also the script run inside the
-  private network namespace (``python test_engines.py serve SPEC``), since
-  ``run_scenario`` can only start softioc. Everything is pinned to 127.0.0.1.
+  same exercise (``engine_peers.exercise``) run against softioc and against our server
+  serving the same PVs must see the same values, metadata and statuses. That is what
+  checks that the server converts between DBR types as an IOC does.
+* pyepics (libca) against our server, in the private network namespace: the scripts run
+  there are ``tests/helpers/engine_peers.py``'s modes (``run_scenario`` can only start
+  softioc). Everything is pinned to 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import socket
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+import engine_peers
 import peers
+import pyepics_sessions
 import pytest
+from engine_peers import (
+    LOOPBACK,
+    NAMES,
+    READABLE_TYPES,
+    RECORDS,
+    STATES,
+    comparable,
+    engine_pvs,
+    exercise,
+    run,
+)
 
 from decoder import ECA, EventMask, Role, StreamFramer
 from decoder import messages as m
-from decoder.dbr import DBRType, DBRValue, decode, encode
+from decoder.dbr import DBRType, decode, encode
 from decoder.framing import split_datagram
 from decoder.protocol import SearchReply
 from shark.peers.client import CAError, Client
 from shark.peers.server import PV, Server
 
-HERE = Path(__file__).resolve()
-LOOPBACK = peers.LOOPBACK
-READABLE_TYPES = range(DBRType.CTRL_DOUBLE + 1)
-STATES = ["Zero", "One", "Two"]
-
-#: softioc records and, in :func:`engine_pvs`, the PVs our server serves in their place.
-RECORDS: list[dict[str, Any]] = [
-    {"name": "ENG:AO", "type": "ao", "value": 3.14159,
-     "fields": {"EGU": "mm", "PREC": 3, "HOPR": 10, "LOPR": -10, "HIHI": 9, "HIGH": 8,
-                "LOW": -8, "LOLO": -9, "HHSV": "MAJOR", "HSV": "MINOR", "LSV": "MINOR",
-                "LLSV": "MAJOR", "DRVH": 9.5, "DRVL": -9.5}},
-    {"name": "ENG:HALF", "type": "ao", "value": 0.125, "fields": {"PREC": 2}},
-    {"name": "ENG:BIG", "type": "ao", "value": 123456789.5, "fields": {"PREC": 2}},
-    {"name": "ENG:MBBO", "type": "mbbo", "value": 1, "options": STATES},
-    {"name": "ENG:LO", "type": "longout", "value": 70000,
-     "fields": {"EGU": "cts", "HOPR": 100, "LOPR": 1, "DRVH": 80000, "DRVL": -5}},
-    {"name": "ENG:SO", "type": "stringout", "value": "12.5"},
-    {"name": "ENG:WF", "type": "waveform_out", "value": [1.5, 2.5, -3.5], "nelm": 5,
-     "ftvl": "DOUBLE"},
-    {"name": "ENG:WFC", "type": "waveform", "value": [65, 66, 120], "nelm": 4, "ftvl": "CHAR"},
-    {"name": "ENG:WFF", "type": "waveform", "value": [0.125, 2.5, 1e9], "nelm": 3,
-     "ftvl": "FLOAT"},
-]
-NAMES = [r["name"] for r in RECORDS]
-
-
-def engine_pvs() -> list[PV]:
-    """Our server's stand-ins for :data:`RECORDS`, plus a read-only PV and a counter."""
-    return [
-        PV("ENG:AO", DBRType.DOUBLE, 3.14159, units="mm", precision=3, upper_disp_limit=10,
-           lower_disp_limit=-10, upper_alarm_limit=9, upper_warning_limit=8,
-           lower_warning_limit=-8, lower_alarm_limit=-9, upper_ctrl_limit=9.5,
-           lower_ctrl_limit=-9.5),
-        PV("ENG:HALF", DBRType.DOUBLE, 0.125, precision=2),
-        PV("ENG:BIG", DBRType.DOUBLE, 123456789.5, precision=2),
-        PV("ENG:MBBO", DBRType.ENUM, 1, enum_strings=STATES),
-        PV("ENG:LO", DBRType.LONG, 70000, units="cts", upper_disp_limit=100,
-           lower_disp_limit=1, upper_ctrl_limit=80000, lower_ctrl_limit=-5),
-        PV("ENG:SO", DBRType.STRING, "12.5"),
-        PV("ENG:WF", DBRType.DOUBLE, [1.5, 2.5, -3.5], count=5),
-        PV("ENG:WFC", DBRType.CHAR, [65, 66, 120], count=4),
-        PV("ENG:WFF", DBRType.FLOAT, [0.125, 2.5, 1e9], count=3),
-        PV("ENG:RO", DBRType.LONG, 5, writable=False),
-        PV("ENG:COUNTER", DBRType.LONG, 0),
-    ]
-
-
-def run(coro: Any, timeout: float = 20.0) -> Any:
-    """Run a coroutine on a fresh event loop, bounded."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def comparable(value: DBRValue) -> dict[str, Any]:
-    """A DBR value as JSON, without what differs between two servers by nature
-    (the timestamp, the struct padding rsrv leaves uninitialised)."""
-    meta = {k: v for k, v in value.metadata().items()
-            if k not in ("seconds", "nanoseconds", "RISC_pad")}
-    return peers.jsonable({"type": int(value.dbr_type), "values": list(value.values), **meta})
-
-
-async def _outcome(action: Any) -> Any:
-    try:
-        result = await action
-    except CAError as error:
-        return f"error {ECA(error.status).name}"
-    return comparable(result) if isinstance(result, DBRValue) else "ok"
-
-
-async def exercise(client: Client) -> dict[str, Any]:
-    """Everything our client does against a server with :data:`RECORDS`; the result
-    must not depend on which server it is."""
-    out: dict[str, Any] = {"reads": {}}
-    for name in NAMES:
-        out["reads"][name] = {t: await _outcome(client.read(name, t)) for t in READABLE_TYPES}
-    out["padded"] = await _outcome(client.read("ENG:WF", DBRType.DOUBLE, count=5))
-    writes = {
-        "ao": ("ENG:AO", 1.25), "ao text": ("ENG:AO", "2.5"), "ao garbage": ("ENG:AO", "abc"),
-        "mbbo state": ("ENG:MBBO", "Two"), "mbbo bad state": ("ENG:MBBO", "Nine"),
-        "lo text": ("ENG:LO", "12.7"), "so number": ("ENG:SO", 7),
-        "wf": ("ENG:WF", [4.0, 5.0, 6.0, 7.0]),
-    }
-    out["writes"] = {label: await _outcome(client.write(name, value))
-                     for label, (name, value) in writes.items()}
-    await client.write("ENG:LO", 42, notify=False)
-    out["after"] = {name: [await _outcome(client.read(name, t)) for t in (0, 6)]
-                    for name in ("ENG:AO", "ENG:MBBO", "ENG:LO", "ENG:SO", "ENG:WF")}
-    sub = client.subscribe("ENG:AO", DBRType.TIME_DOUBLE)
-    updates = [(await asyncio.wait_for(anext(sub), 5)).value]
-    await client.write("ENG:AO", 3.0)
-    updates.append((await asyncio.wait_for(anext(sub), 5)).value)
-    await sub.cancel()
-    out["updates"] = updates
-    out["after cancel"] = [v.value async for v in sub]
-    try:
-        await client.read("ENG:NO-SUCH-PV", timeout=0.5)
-        out["bad name"] = "found"
-    except TimeoutError:
-        out["bad name"] = "timeout"
-    return out
-
-
 # ---------------------------------------------------------------- in process
 
 
 async def _with_engines(body: Callable[[Server, Client], Any]) -> Any:
-    """Run ``body`` with our server serving :func:`engine_pvs` and our client."""
+    """Run ``body`` with our server serving ``engine_pvs()`` and our client."""
     async with Server(engine_pvs(), port=0, beacon_address=None) as server:
         async with Client([(LOOPBACK, server.udp_port)], timeout=3) as client:
             return await body(server, client)
@@ -521,7 +430,7 @@ def softioc_exercise(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
     if reason:
         pytest.skip(reason)
     result = peers.run_scenario(
-        RECORDS, [sys.executable, str(HERE), "softioc-client"],
+        RECORDS, [sys.executable, str(engine_peers.SCRIPT), "softioc-client"],
         tmp_path_factory.mktemp("softioc"), client_timeout=40, timeout=60)
     assert result["ok"], result["errors"]
     return result
@@ -564,17 +473,9 @@ def pyepics_session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     reason = peers.peers_missing()
     if reason:
         pytest.skip(reason)
-    work = tmp_path_factory.mktemp("pyepics")
-    spec_path = work / "spec.json"
-    spec_path.write_text(json.dumps({"workdir": str(work), "client_timeout": 30}))
-    argv = [sys.executable, str(HERE), "serve", str(spec_path)]
-    prefix = peers.namespace_command()
-    if prefix:
-        argv = [*prefix, *argv, "--netns"]
-    done = peers.run_bounded(argv, timeout=45)
-    result_path = work / "result.json"
-    assert result_path.exists(), done
-    result = json.loads(result_path.read_text())
+    result, done = pyepics_sessions.run_session(
+        engine_peers.SCRIPT, tmp_path_factory.mktemp("pyepics"), client_timeout=30, timeout=45)
+    assert result is not None, done
     assert not result["errors"], (result, done["stderr"])
     return result
 
@@ -603,125 +504,3 @@ def test_pyepics_put_with_wait_and_monitors(pyepics_session: dict[str, Any]) -> 
     assert seen["ao_updates"][:2] == [3.14159, 1.25]
     counter = seen["counter"]
     assert len(counter) >= 3 and counter == sorted(counter)
-
-
-# ------------------------------------------------------- scripts run inside the namespace
-
-
-def _softioc_client_main(params_path: str) -> int:
-    params = peers.load_client_params([params_path])
-    port = params["port"]
-
-    async def main() -> dict[str, Any]:
-        async with Client([(LOOPBACK, port)], timeout=5) as client:
-            return await exercise(client)
-
-    peers.save_client_result(params, run(main(), timeout=35))
-    return 0
-
-
-async def _tick(server: Server) -> None:
-    for n in range(1, 10_000):
-        await asyncio.sleep(0.1)
-        server.set("ENG:COUNTER", n)
-
-
-async def _serve_pyepics(spec: dict[str, Any]) -> dict[str, Any]:
-    """Serve :func:`engine_pvs` while the pyepics client script runs against them."""
-    work = Path(spec["workdir"])
-    port = peers.free_port()
-    repeater = peers.free_port(avoid=[port])
-    env = {**os.environ, **peers.epics_env(port, repeater),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent),
-                                                       os.environ.get("PYTHONPATH")]))}
-    params_path = work / "client_params.json"
-    result_path = work / "client_result.json"
-    params_path.write_text(json.dumps({"result_path": str(result_path)}))
-    out: dict[str, Any] = {"errors": [], "started": time.time()}
-    async with Server(engine_pvs(), port=port, beacon_address=(LOOPBACK, repeater)) as server:
-        ticker = asyncio.create_task(_tick(server))
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(HERE), "pyepics-client", str(params_path), env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), spec["client_timeout"])
-        except asyncio.TimeoutError:
-            proc.kill()
-            _, err = await proc.communicate()
-            out["errors"].append("pyepics client timed out")
-        ticker.cancel()
-        out["server_values"] = {name: pv.value for name, pv in server.pvs.items()}
-    if proc.returncode:
-        out["errors"].append(f"pyepics client exit {proc.returncode}: {err.decode()[-3000:]}")
-    if result_path.exists():
-        out["client_result"] = json.loads(result_path.read_text())
-    else:
-        out["errors"].append("pyepics client wrote no result")
-    return out
-
-
-def _serve_main(spec_path: str, netns: bool) -> int:
-    spec = json.loads(Path(spec_path).read_text())
-    if netns:
-        peers.bring_up_loopback()
-    peers.become_subreaper()  # caRepeater, spawned by libca, must not outlive us
-    try:
-        result = run(_serve_pyepics(spec), timeout=spec["client_timeout"] + 10)
-    except Exception as exc:  # reported in the result
-        result = {"errors": [f"{type(exc).__name__}: {exc}"]}
-    finally:
-        strays = peers.stop_strays()
-    result["strays_stopped"] = strays
-    (Path(spec["workdir"]) / "result.json").write_text(json.dumps(peers.jsonable(result)))
-    return 0
-
-
-def _pyepics_client_main(params_path: str) -> int:
-    """pyepics against our server: caget in three forms, caput with wait, camonitor."""
-    from epics import ca, dbr
-
-    params = peers.load_client_params([params_path])
-    names = [*NAMES, "ENG:RO", "ENG:COUNTER"]
-    chids = {n: ca.create_channel(n, connect=False, auto_cb=False) for n in names}
-    seen: dict[str, Any] = {
-        "connected": {n: ca.connect_channel(c, timeout=5) for n, c in chids.items()}}
-    seen["plain"] = {n: ca.get(c, timeout=5) for n, c in chids.items()}
-    # DBR_STRING asked of the server, not pyepics' own formatting (as_string=True).
-    seen["string"] = {n: ca.get(c, ftype=dbr.STRING, timeout=5) for n, c in chids.items()}
-    for form, promote in (("time", {"use_time": True}), ("ctrl", {"use_ctrl": True})):
-        seen[form] = {n: ca.get_with_metadata(c, ftype=ca.promote_type(c, **promote),
-                                              timeout=5) for n, c in chids.items()}
-    seen["write_access"] = {n: bool(ca.write_access(c)) for n, c in chids.items()}
-    seen["counter"], seen["ao_updates"] = [], []
-    monitors = [  # keep the references: pyepics drops callbacks it no longer holds
-        ca.create_subscription(chids["ENG:COUNTER"], use_time=True,
-                               callback=lambda value=None, **_: seen["counter"].append(value)),
-        ca.create_subscription(chids["ENG:AO"],
-                               callback=lambda value=None, **_: seen["ao_updates"].append(value)),
-    ]
-    time.sleep(0.2)
-    seen["put"] = ca.put(chids["ENG:AO"], 1.25, wait=True, timeout=5)
-    seen["put_enum"] = ca.put(chids["ENG:MBBO"], 2, wait=True, timeout=5)
-    seen["put_string"] = ca.put(chids["ENG:SO"], "hello", wait=True, timeout=5)
-    seen["after_put"] = {n: ca.get(chids[n], ftype=dbr.STRING, timeout=5)
-                         for n in ("ENG:AO", "ENG:MBBO", "ENG:SO")}
-    time.sleep(0.8)
-    del monitors
-    ca.finalize_libca()
-    peers.save_client_result(params, seen)
-    return 0
-
-
-def main(argv: list[str]) -> int:
-    mode, path = argv[0], argv[1]
-    if mode == "softioc-client":
-        return _softioc_client_main(path)
-    if mode == "serve":
-        return _serve_main(path, "--netns" in argv)
-    if mode == "pyepics-client":
-        return _pyepics_client_main(path)
-    raise SystemExit(f"unknown mode {mode!r}")
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
