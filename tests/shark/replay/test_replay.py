@@ -5,79 +5,42 @@
   timestamps, loop, several servers); the client replay against the replay server.
 * Real peers, in the private network namespace (``peers.run_scenario``):
   - a capture of pyepics against softioc with records that do not change by
-    themselves, made once for the module (:data:`RECORDS`, :func:`_capture_client_main`);
+    themselves, made once for the module (``replay_peers.RECORDS``);
   - that capture replayed ``--as-client`` against a fresh softioc with the same records
     (no difference) and with one record changed (reported, exit status 1);
   - ``captures/softioc_pyepics_basic.pcap`` replayed ``--as-server`` by the command line
     while pyepics (libca) reads, subscribes and writes, and while another client sends
-    random bytes. This module is also the script run inside the namespace.
+    random bytes.
+  The scripts run inside the namespace are ``tests/helpers/replay_peers.py``'s modes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
-import os
-import random
-import signal
-import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import peers
+import pyepics_sessions
 import pytest
-from builders import OWN_CAPTURES, capture
+import replay_peers
+from builders import OWN_CAPTURES, capture, manifest
+from replay_peers import BASIC, CHANGED, RECORDS, cli
 
 from decoder import ECA, AccessRights, EventMask
 from decoder.dbr import DBRType, DBRValue
-from shark.cli import main as shark_main
 from shark.peers.client import Client
 from shark.replay import Answer, RecordedServer, load, replay_clients, serve
 from shark.replay.compare import differences
 
-HERE = Path(__file__).resolve()
-BASIC = OWN_CAPTURES / "softioc_pyepics_basic.pcap"
 MONITORS = OWN_CAPTURES / "softioc_pyepics_monitors.pcap"
 LOOPBACK = peers.LOOPBACK
-
-#: softioc records whose values change only when a client writes: a capture of them
-#: replayed against a fresh IOC must give the same answers.
-RECORDS: list[dict[str, Any]] = [
-    {"name": "RPL:TEMP", "type": "ai", "value": 21.5,
-     "fields": {"EGU": "degC", "PREC": 1, "HOPR": 50, "LOPR": -10, "HIGH": 20, "HSV": "MINOR",
-                "HIHI": 40, "HHSV": "MAJOR"}},
-    {"name": "RPL:MODE", "type": "longout", "value": 3,
-     "fields": {"EGU": "step", "DRVL": 0, "DRVH": 100}},
-    {"name": "RPL:STATE", "type": "mbbo", "value": 1, "options": ["Idle", "Running", "Fault"]},
-    {"name": "RPL:LABEL", "type": "stringout", "value": "hello replay"},
-    {"name": "RPL:SETPOINT", "type": "ao", "value": 0.5, "fields": {"EGU": "mm", "PREC": 2}},
-    {"name": "RPL:WAVE", "type": "waveform_out", "ftvl": "DOUBLE", "nelm": 5,
-     "value": [1.0, 2.0, 3.0]},
-]
-NAMES = [record["name"] for record in RECORDS]
-#: The deliberate change: another value and other units.
-CHANGED = [{**RECORDS[0], "value": 22.5, "fields": {**RECORDS[0]["fields"], "EGU": "K"}},
-           *RECORDS[1:]]
-
-
-def manifest(path: Path) -> dict[str, Any]:
-    return json.loads(path.with_suffix(".json").read_text())
 
 
 def run(coro: Any, timeout: float = 20.0) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    """``shark ARGV`` in process: exit status, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = shark_main(list(argv))
-    return status, out.getvalue(), err.getvalue()
 
 
 # ------------------------------------------------------------------ the recording
@@ -278,7 +241,7 @@ def test_cli_usage_and_dry_run(tmp_path: Path) -> None:
     assert cli("replay", str(BASIC), "--as-client")[0] == 2
     assert cli("replay", str(BASIC), "--as-server", "--to", "127.0.0.1:5064")[0] == 2
     assert cli("replay", str(BASIC), "--as-server", "--speed", "0")[0] == 2
-    status, _, err = cli("replay", str(HERE), "--as-client", "--dry-run")
+    status, _, err = cli("replay", __file__, "--as-client", "--dry-run")
     assert status == 2 and "error" in err
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(BASIC.read_bytes()[:6000])
@@ -312,17 +275,18 @@ def real_capture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("capture")
     pcap = work / "replay.pcap"
-    result = peers.run_scenario(RECORDS, [sys.executable, str(HERE), "capture-client"],
-                                work, pcap=pcap, client_timeout=30, timeout=50)
+    result = peers.run_scenario(
+        RECORDS, [sys.executable, str(replay_peers.SCRIPT), "capture-client"], work,
+        pcap=pcap, client_timeout=30, timeout=50)
     assert result["ok"], result["errors"]
     return {"pcap": pcap, "seen": result["client_result"]}
 
 
 def _replay_against_softioc(records: list[dict[str, Any]], pcap: Path, work: Path
                             ) -> dict[str, Any]:
-    result = peers.run_scenario(records, [sys.executable, str(HERE), "replay-client"], work,
-                                client_params={"capture": str(pcap)}, client_timeout=30,
-                                timeout=50)
+    result = peers.run_scenario(
+        records, [sys.executable, str(replay_peers.SCRIPT), "replay-client"], work,
+        client_params={"capture": str(pcap)}, client_timeout=30, timeout=50)
     assert result["ok"], result["errors"]
     return result["client_result"]
 
@@ -375,17 +339,10 @@ def pyepics_session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     reason = peers.peers_missing()
     if reason:
         pytest.skip(reason)
-    work = tmp_path_factory.mktemp("replay-server")
-    spec = work / "spec.json"
-    spec.write_text(json.dumps({"workdir": str(work), "client_timeout": 30}))
-    argv = [sys.executable, str(HERE), "serve", str(spec)]
-    prefix = peers.namespace_command()
-    if prefix:
-        argv = [*prefix, *argv, "--netns"]
-    done = peers.run_bounded(argv, timeout=50)
-    result_path = work / "result.json"
-    assert result_path.exists(), done
-    result = json.loads(result_path.read_text())
+    result, done = pyepics_sessions.run_session(
+        replay_peers.SCRIPT, tmp_path_factory.mktemp("replay-server"), client_timeout=30,
+        timeout=50)
+    assert result is not None, done
     assert not result["errors"], (result, done["stderr"])
     return result
 
@@ -450,199 +407,3 @@ def test_garbage_does_not_disturb_pyepics(pyepics_session: dict[str, Any]) -> No
     assert garbage["circuits"] >= 5 and garbage["closed"] == garbage["circuits"]
     assert garbage["datagrams"] >= 20
     assert pyepics_session["client_result"]["put"] == 1  # served all along
-
-
-# ------------------------------------------------------- scripts run inside the namespace
-
-
-def _capture_client_main(params_path: str) -> int:
-    """pyepics against softioc serving :data:`RECORDS`: what the replay must redo."""
-    from epics import ca
-
-    params = peers.load_client_params([params_path])
-    chids = {name: ca.create_channel(name, connect=False, auto_cb=False) for name in NAMES}
-    seen: dict[str, Any] = {"connected": {n: ca.connect_channel(c, timeout=5)
-                                          for n, c in chids.items()}}
-    for form, promote in (("plain", {}), ("time", {"use_time": True}),
-                          ("ctrl", {"use_ctrl": True})):
-        seen[form] = {n: ca.get_with_metadata(c, ftype=ca.promote_type(c, **promote),
-                                              timeout=5) for n, c in chids.items()}
-    ca.put(chids["RPL:MODE"], 7, wait=False)
-    seen["put_state"] = ca.put(chids["RPL:STATE"], 2, wait=True, timeout=5)
-    seen["mode_after"] = ca.get(chids["RPL:MODE"], timeout=5)
-    updates: list[Any] = []
-    sub = ca.create_subscription(chids["RPL:SETPOINT"], use_time=True,
-                                 callback=lambda value=None, **_: updates.append(value))
-    time.sleep(0.2)
-    for value in (1.25, 2.5):
-        ca.put(chids["RPL:SETPOINT"], value, wait=True, timeout=5)
-        time.sleep(0.2)
-    ca.clear_subscription(sub[2])
-    ca.put(chids["RPL:WAVE"], [4.0, 5.0], wait=True, timeout=5)
-    seen["wave_after"] = ca.get(chids["RPL:WAVE"], timeout=5)
-    seen["updates"] = updates
-    for chid in chids.values():
-        ca.clear_channel(chid)
-    ca.finalize_libca()
-    peers.save_client_result(params, seen)
-    return 0
-
-
-def _replay_client_main(params_path: str) -> int:
-    """``shark replay CAPTURE --as-client`` against the scenario's softioc."""
-    params = peers.load_client_params([params_path])
-    status, out, err = cli("replay", params["capture"], "--as-client", "--to",
-                           f"{LOOPBACK}:{params['port']}", "--latency-slack", "2")
-    peers.save_client_result(params, {"status": status, "stdout": out, "stderr": err})
-    return 0
-
-
-async def _garbage(port: int, stop: asyncio.Event) -> dict[str, int]:
-    """Random bytes on fresh circuits and to the search port until ``stop``."""
-    rng = random.Random(4321)
-    out = {"circuits": 0, "closed": 0, "datagrams": 0}
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        while not stop.is_set():
-            reader, writer = await asyncio.open_connection(LOOPBACK, port)
-            writer.write(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))))
-            writer.write_eof()
-            out["circuits"] += 1
-            with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
-                while await asyncio.wait_for(reader.read(65536), 3):
-                    pass
-                out["closed"] += 1
-            writer.close()
-            for _ in range(4):
-                udp.sendto(bytes(rng.randrange(256) for _ in range(rng.randrange(0, 100))),
-                           (LOOPBACK, port))
-                out["datagrams"] += 1
-            await asyncio.sleep(0.05)
-    return out
-
-
-async def _serve_pyepics(spec: dict[str, Any], netns: bool) -> dict[str, Any]:
-    """The replay server (the command line), pyepics and the garbage sender."""
-    work = Path(spec["workdir"])
-    port = peers.SERVER_PORT if netns else peers.free_port()
-    repeater = peers.REPEATER_PORT if netns else peers.free_port(avoid=[port])
-    env = {**os.environ, **peers.epics_env(port, repeater),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent),
-                                                       os.environ.get("PYTHONPATH")]))}
-    out: dict[str, Any] = {"errors": []}
-    # pyepics starts first and waits for the word: the replay's clock starts with the
-    # server, and the reads must come before the captured writes however slow the
-    # machine is to start Python.
-    go_path, result_path = work / "go.json", work / "client_result.json"
-    params_path = work / "client_params.json"
-    params_path.write_text(json.dumps({"result_path": str(result_path), "go": str(go_path)}))
-    client = await asyncio.create_subprocess_exec(
-        sys.executable, str(HERE), "pyepics-client", str(params_path), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shark", "replay", str(BASIC), "--as-server", "--port", str(port),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    ready = b""
-    try:
-        assert server.stdout is not None
-        ready = await asyncio.wait_for(server.stdout.readline(), 20)
-        go_path.write_text(json.dumps({"started": time.time()}))
-        stop = asyncio.Event()
-        garbage = asyncio.create_task(_garbage(port, stop))
-        try:
-            _, err = await asyncio.wait_for(client.communicate(), spec["client_timeout"])
-        except asyncio.TimeoutError:
-            client.kill()
-            _, err = await client.communicate()
-            out["errors"].append("pyepics client timed out")
-        stop.set()
-        out["garbage"] = await garbage
-        if client.returncode:
-            out["errors"].append(f"pyepics exit {client.returncode}: {err.decode()[-3000:]}")
-        if result_path.exists():
-            out["client_result"] = json.loads(result_path.read_text())
-        else:
-            out["errors"].append("pyepics client wrote no result")
-    finally:
-        for proc in (client, server):
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(client.wait(), 10)
-        rest, err = await asyncio.wait_for(server.communicate(), 10)
-        out["server"] = {"returncode": server.returncode, "stderr": err.decode(),
-                         "stdout": (ready + rest).decode()}
-    return out
-
-
-def _serve_main(spec_path: str, netns: bool) -> int:
-    spec = json.loads(Path(spec_path).read_text())
-    if netns:
-        peers.bring_up_loopback()
-    peers.become_subreaper()  # caRepeater, spawned by libca, must not outlive us
-    try:
-        result = run(_serve_pyepics(spec, netns), timeout=spec["client_timeout"] + 15)
-    except Exception as exc:  # reported in the result
-        result = {"errors": [f"{type(exc).__name__}: {exc}"]}
-    finally:
-        strays = peers.stop_strays()
-    result["strays_stopped"] = strays
-    (Path(spec["workdir"]) / "result.json").write_text(json.dumps(peers.jsonable(result)))
-    return 0
-
-
-def _pyepics_client_main(params_path: str) -> int:
-    """pyepics against the replay of BASIC: caget in three forms, camonitor, caput."""
-    from epics import ca
-
-    params = peers.load_client_params([params_path])
-    ca.initialize_libca()
-    go = Path(params["go"])
-    deadline = time.time() + 25
-    while not go.exists() and time.time() < deadline:
-        time.sleep(0.01)
-    started = json.loads(go.read_text())["started"]
-    names = [pv["pv"] for pv in manifest(BASIC)["pvs"]]
-    chids = {n: ca.create_channel(n, connect=False, auto_cb=False) for n in names}
-    for chid in chids.values():
-        ca.connect_channel(chid, timeout=5)
-    seen: dict[str, Any] = {"native": {
-        n: [ca.field_type(c), ca.element_count(c), bool(ca.write_access(c))]
-        for n, c in chids.items()}}
-    seen["counter"] = []
-    monitor = ca.create_subscription(  # keep the reference: pyepics drops what it does not hold
-        chids["DEMO:BASIC:COUNTER"], use_time=True,
-        callback=lambda value=None, timestamp=None, **_: seen["counter"].append(
-            (time.time() - started, value, timestamp)))
-    seen["plain"] = {n: ca.get(c, timeout=5) for n, c in chids.items()}
-    for form, promote in (("time", {"use_time": True}), ("ctrl", {"use_ctrl": True})):
-        seen[form] = {n: ca.get_with_metadata(c, ftype=ca.promote_type(c, **promote),
-                                              timeout=5) for n, c in chids.items()}
-    seen["read_before_s"] = time.time() - started
-    seen["put"] = ca.put(chids["DEMO:BASIC:LABEL"], "replayed", wait=True, timeout=5)
-    seen["label_after"] = ca.get(chids["DEMO:BASIC:LABEL"], timeout=5)
-    deadline = time.time() + 8
-    while time.time() < deadline and (not seen["counter"] or seen["counter"][-1][1] < 31):
-        time.sleep(0.05)
-    time.sleep(0.2)
-    seen["end"] = {n: ca.get(chids[n], timeout=5)
-                   for n in ("DEMO:BASIC:MODE", "DEMO:BASIC:ENABLE", "DEMO:BASIC:LABEL")}
-    del monitor
-    ca.finalize_libca()
-    peers.save_client_result(params, seen)
-    return 0
-
-
-def main(argv: list[str]) -> int:
-    mode, path = argv[0], argv[1]
-    if mode == "capture-client":
-        return _capture_client_main(path)
-    if mode == "replay-client":
-        return _replay_client_main(path)
-    if mode == "serve":
-        return _serve_main(path, "--netns" in argv)
-    if mode == "pyepics-client":
-        return _pyepics_client_main(path)
-    raise SystemExit(f"unknown mode {mode!r}")
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
