@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,3 @@ def scenario(require_peers: None, tmp_path: Path) -> Callable[..., dict[str, Any
     """peers.run_scenario with workdir bound to this test's tmp_path."""
     return functools.partial(peers.run_scenario, workdir=tmp_path / "scenario")
 
-
-# Test modules that run themselves as subprocess scripts import the helpers too.
-# (Transitional: those scripts move to tests/helpers, where their own folder is on the path.)
-_HELPERS = str(Path(__file__).resolve().parent / "helpers")
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_HELPERS, os.environ.get("PYTHONPATH")]))
