@@ -6,9 +6,10 @@ them; it frames, decodes lazily, encodes, and tracks circuit and UDP state.
 """
 
 from . import dbr, messages
+from .beacons import BeaconAnomaly, BeaconAnomalyKind, BeaconJudge, BeaconServer
 from .circuit import Anomaly, Attribution, Channel, ChannelState, Circuit, Subscription
 from .dbr import DBRType, DBRValue
-from .discovery import BeaconTrack, Discovery, Search
+from .discovery import Discovery, Search
 from .errors import DecodeError, ProtocolError
 from .framing import StreamFramer, split_datagram
 from .messages import *  # noqa: F403 - the message classes are the public API
@@ -20,7 +21,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALL_MESSAGE_CLASSES", "ECA", "AccessRights", "AlarmSeverity", "AlarmStatus", "Anomaly",
-    "Attribution", "BeaconTrack", "Channel", "ChannelState", "Circuit", "Command",
+    "Attribution", "BeaconAnomaly", "BeaconAnomalyKind", "BeaconJudge", "BeaconServer",
+    "Channel", "ChannelState", "Circuit", "Command",
     "DBRType", "DBRValue", "DecodeError", "Discovery", "EventMask", "Message", "ProtocolError",
     "Role", "Search", "SearchReply", "StreamFramer", "Subscription", "dbr", "make_message",
     "message_class", "messages", "split_datagram",

@@ -5,18 +5,23 @@ Addresses are whatever hashable the caller uses for an endpoint (an
 
 A client retries a search with the same search id (its CID for the channel),
 so (client address, search id) identifies one name being looked up; the
-replies to it name the server and TCP port to connect to. Beacons are kept per
-server with their id sequence: a beacon id that goes back or skips ahead is
-the sign of a restarted server or lost beacons.
+replies to it name the server and TCP port to connect to. Beacons are judged by
+:class:`decoder.beacons.BeaconJudge` (libca's rules, one name per server): a
+restarted server, lost beacons, a new server are its *beacon anomalies*.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable
 from typing import Any
 
 from . import messages as m
-from .protocol import ADDRESS_OF_SENDER
+from .beacons import BeaconAnomaly, BeaconJudge, BeaconServer
+from .protocol import ADDRESS_OF_SENDER, Role
+
+#: Beacon anomalies :class:`Discovery` keeps (the newest), for screens to list.
+MAX_BEACON_ANOMALIES = 10_000
 
 
 class Search:
@@ -42,33 +47,20 @@ class Search:
         return f"Search({self.name!r}, tries={self.tries}, replies={len(self.replies)})"
 
 
-class BeaconTrack:
-    """The beacons of one server (address and TCP port)."""
-
-    __slots__ = ("server", "last_id", "count", "last", "resets", "skips")
-
-    def __init__(self, server: Hashable) -> None:
-        self.server = server
-        self.last_id: int | None = None
-        self.count = 0
-        self.last: Any = None
-        #: Beacon ids that went back (the server restarted), and that jumped.
-        self.resets = 0
-        self.skips = 0
-
-
 class UdpEvent:
     """What a UDP message meant: the search it belongs to, a beacon irregularity."""
 
-    __slots__ = ("search", "reply_to", "beacon", "beacon_anomaly")
+    __slots__ = ("search", "reply_to", "beacon", "beacon_anomalies")
 
     def __init__(self, search: Search | None = None, reply_to: Any = None,
-                 beacon: BeaconTrack | None = None, beacon_anomaly: str | None = None) -> None:
+                 beacon: BeaconServer | None = None,
+                 beacon_anomalies: list[BeaconAnomaly] | tuple = ()) -> None:
         self.search = search
         #: For a search reply: the context of the latest request it can answer.
         self.reply_to = reply_to
+        #: For a beacon: its server, and the anomalies it showed (usually none).
         self.beacon = beacon
-        self.beacon_anomaly = beacon_anomaly
+        self.beacon_anomalies = beacon_anomalies
 
     @property
     def name(self) -> str | None:
@@ -82,17 +74,36 @@ class Discovery:
     """State of the UDP side of CA in one capture or one network.
 
     ``max_searches`` bounds memory: beyond it, the oldest searches are forgotten.
+    Beacons are judged by :attr:`beacon_judge`, whose ``begin`` the caller sets to the
+    start of the capture (else the first beacon's time is taken); the judge needs the
+    sender's ip, taken from ``src``: an ``(ip, port)`` tuple or an ``"ip:port"`` string.
     """
 
     def __init__(self, max_searches: int = 1_000_000) -> None:
         self.searches: dict[tuple[Hashable, int], Search] = {}
-        self.beacons: dict[Hashable, BeaconTrack] = {}
+        self.beacon_judge = BeaconJudge()
+        #: The newest beacon anomalies, oldest first.
+        self.beacon_anomalies: deque[BeaconAnomaly] = deque(maxlen=MAX_BEACON_ANOMALIES)
         self.registered_clients: set[Any] = set()
         self.max_searches = max_searches
 
+    def start(self, time: float) -> None:
+        """Say when watching began (a capture's first record), unless said already: libca's
+        program start, for the ``new server`` beacon rule."""
+        if self.beacon_judge.begin is None:
+            self.beacon_judge.begin = time
+
+    @property
+    def beacons(self) -> dict[str, BeaconServer]:
+        """The servers that beaconed, by name (:func:`decoder.beacons.server_name`)."""
+        return self.beacon_judge.servers
+
     def handle(self, message: m.Message, src: Hashable, dst: Hashable,
-               context: Any = None) -> UdpEvent:
-        """Account for one UDP message from ``src`` to ``dst``."""
+               context: Any = None, time: float | None = None,
+               sender: Role | None = None) -> UdpEvent:
+        """Account for one UDP message from ``src`` to ``dst``, seen at ``time`` (seconds;
+        beacon periods are judged only with times) from ``sender`` (a beacon from
+        :attr:`Role.REPEATER` is a forwarded copy)."""
         kind = type(message)
         if kind is m.SearchRequest:
             return self._search(message, src, context)
@@ -102,7 +113,7 @@ class Discovery:
             search = self.searches.get((dst, message.cid))
             return UdpEvent(search, search.last if search else None)
         if kind is m.Beacon:
-            return self._beacon(message, src, context)
+            return self._beacon(message, src, time, sender)
         if kind is m.RepeaterRegisterRequest:
             self.registered_clients.add(src)
         return NOTHING
@@ -134,21 +145,18 @@ class Discovery:
         search.replies.append((server, message.port, context))
         return UdpEvent(search, search.last)
 
-    def _beacon(self, message: m.Beacon, src: Hashable, context: Any) -> UdpEvent:
-        server = (message.address or src, message.server_port)
-        track = self.beacons.get(server)
-        if track is None:
-            track = self.beacons[server] = BeaconTrack(server)
-        anomaly = None
-        beaconid = message.beaconid
-        if track.last_id is not None:
-            if beaconid < track.last_id:
-                track.resets += 1
-                anomaly = f"beacon id went back from {track.last_id} to {beaconid}"
-            elif beaconid > track.last_id + 1:
-                track.skips += 1
-                anomaly = f"beacon id jumped from {track.last_id} to {beaconid}"
-        track.last_id = beaconid
-        track.count += 1
-        track.last = context
-        return UdpEvent(beacon=track, beacon_anomaly=anomaly)
+    def _beacon(self, message: m.Beacon, src: Hashable, time: float | None,
+                sender: Role | None) -> UdpEvent:
+        server, anomalies = self.beacon_judge.see(
+            message.address, message.server_port, message.beaconid, message.version,
+            _host(src), time, sender is Role.REPEATER)
+        if anomalies:
+            self.beacon_anomalies.extend(anomalies)
+        return UdpEvent(beacon=server, beacon_anomalies=anomalies)
+
+
+def _host(address: Hashable) -> str:
+    """The ip of an ``(ip, port)`` tuple or of an ``"ip:port"`` string."""
+    if isinstance(address, tuple):
+        return str(address[0])
+    return str(address).rpartition(":")[0]

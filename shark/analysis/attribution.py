@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
@@ -65,6 +66,7 @@ class Session:
         """Attribute each record and pass it on; OPEN and CLOSE records (which the
         session needs from the reader) only with ``lifecycle``."""
         tcp, udp = self._tcp, self._udp
+        records = self._starting(records)
         for record in records:
             if record.kind is MESSAGE:  # attribute(), inlined for the commonest records
                 if record.circuit is None:
@@ -84,6 +86,7 @@ class Session:
         (:mod:`shark.extract.bulk`) are passed on as they are when the session could attribute
         them in bulk, as their records otherwise."""
         tcp, udp = self._tcp, self._udp
+        batches = self._starting(batches, batched=True)
         for batch in batches:
             marks = bulk = False
             for record in batch:
@@ -106,6 +109,17 @@ class Session:
             elif marks and not lifecycle:
                 batch = [r for r in batch if r.kind not in _LIFECYCLE]
             yield from batch
+
+    def _starting(self, items: Iterable, batched: bool = False) -> Iterator:
+        """``items`` as they are, having told the discovery state when the capture begins
+        (its first record: libca's program start, for the beacon rules)."""
+        items = iter(items)
+        for first in items:
+            if batched and not first:
+                continue  # (an empty batch stands for no record)
+            self.discovery.start((first[0] if batched else first).time)
+            return chain((first,), items)
+        return items
 
     def _updates(self, batch: UpdateBatch) -> None:
         """Attribute an update batch: in bulk as far as its segment allows, the rest as
@@ -199,7 +213,8 @@ class Session:
 
     def _udp(self, record: Record) -> None:
         message = record.message
-        event = self.discovery.handle(message, record.src, record.dst, record)
+        event = self.discovery.handle(message, record.src, record.dst, record, record.time,
+                                      record.sender)
         search = event.search
         if search is None:
             return

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 from decoder import Role
 from decoder import messages as m
-from decoder.protocol import ADDRESS_OF_SENDER, SERVER_PORT
-from shark.analysis.beacons import BeaconWatch
+from decoder.beacons import BeaconJudge, BeaconServer
+from decoder.protocol import ADDRESS_OF_SENDER
 from shark.extract.record import Record
 from shark.network.packets import format_address
 from shark.tables.aggregate import Aggregate, Finished
@@ -35,7 +35,8 @@ SEARCHES = TableSchema("searches", "one row per PV name a client searched for ov
 ])
 
 BEACONS = TableSchema("beacons", "one row per server that sent beacons (RSRV_IS_UP)", [
-    Column("server", CATEGORY, "server's ip:port (TCP), as the beacons announce it"),
+    Column("server", CATEGORY, "server's ip:port (TCP), as the beacons announce it and "
+                               "libca names it (see decoder.beacons.server_name)"),
     Column("first", TIME, "first beacon"),
     Column("last", TIME, "last beacon"),
     Column("beacons", INT64, "beacons from the server (copies forwarded by a repeater "
@@ -49,13 +50,13 @@ BEACONS = TableSchema("beacons", "one row per server that sent beacons (RSRV_IS_
     Column("late", INT64, "periods 1.25 to 3.25 times the estimate (one beacon missed)"),
     Column("last_period", FLOAT, "seconds between the last two beacons that counted"),
     Column("estimate", FLOAT, "libca's running estimate of the period, in seconds"),
-    Column("anomalies", INT64, "beacon anomalies (see shark.analysis.beacons)"),
+    Column("anomalies", INT64, "beacon anomalies (see decoder.beacons)"),
     Column("restarts", INT64, "times the beacon id went back: server restarts"),
 ])
 
 BEACON_ANOMALIES = TableSchema("beacon_anomalies", "one row per beacon anomaly", [
     Column("time", TIME, "the beacon that showed it"),
-    Column("server", CATEGORY, "server's ip:port"),
+    Column("server", CATEGORY, "server's ip:port, as in beacons"),
     Column("kind", CATEGORY, "restart, ids jumped, new server, period long, period short"),
     Column("beacon_id", INT64, "id of that beacon"),
     Column("period", FLOAT, "seconds since the last beacon that counted"),
@@ -136,67 +137,42 @@ class Searches(Aggregate):
         return (search.row() for search in self._searches.values())
 
 
-class _Server:
-    __slots__ = ("name", "watch", "direct", "copies")
-
-    def __init__(self, name: str, watch: BeaconWatch, direct: bool) -> None:
-        self.name = name
-        self.watch = watch
-        self.direct = direct
-        self.copies = 0
-
-    def row(self) -> tuple:
-        w = self.watch
-        return (self.name, w.first, w.last, w.beacons, w.first_id, w.last_id, w.lost,
-                w.ignored, self.copies, w.late, w.last_period, w.estimate, w.anomalies,
-                w.restarts)
+def _beacon_row(server: BeaconServer) -> tuple:
+    w = server.watch
+    return (server.name, w.first, w.last, w.beacons, w.first_id, w.last_id, w.lost,
+            w.ignored, server.copies, w.late, w.last_period, w.estimate, w.anomalies,
+            w.restarts)
 
 
 class Beacons(Aggregate):
-    """Beacons per server, judged by :class:`shark.analysis.beacons.BeaconWatch`.
-
-    A server is its address and TCP port as the beacon announces them (the address
-    field, else the sender's). A beacon a CA repeater forwards is a copy of one the
-    server sent: copies count only for servers whose own beacons the capture does not
-    show.
-    """
+    """Beacons per server, judged by :class:`decoder.beacons.BeaconJudge` (libca's rules
+    and names, copies forwarded by a repeater told apart), as :class:`decoder.Discovery`
+    judges them for the other views."""
 
     schemas = (BEACONS, BEACON_ANOMALIES)
 
     def __init__(self, vocabularies: Vocabularies, max_rows: int) -> None:
         super().__init__(vocabularies, max_rows)
-        self._servers: dict[str, _Server] = {}
+        self._judge = BeaconJudge()
         self._anomalies = Finished(max_rows)
-        #: The capture's first record: libca's "program start".
-        self._begin: float | None = None
 
     def update(self, chunk: Chunk) -> None:
-        if self._begin is None and chunk.size:
-            self._begin = float(chunk.time[0])
+        if self._judge.begin is None and chunk.size:
+            self._judge.begin = float(chunk.time[0])  # the capture's first record
         records = chunk.records
         for row in chunk.rows(_BEACON):
             self._see(records[row])
 
     def _see(self, record: Record) -> None:
         beacon = record.message
-        host = format_address(beacon.address.to_bytes(4, "big")) if beacon.address \
-            else _host(record.src)
-        name = f"{host}:{beacon.server_port or SERVER_PORT}"
-        copy = record.sender is Role.REPEATER
-        server = self._servers.get(name)
-        if server is None:
-            watch = BeaconWatch(record.time, beacon.beaconid, self._begin)
-            self._servers[name] = _Server(name, watch, not copy)
-            return
-        if copy and server.direct:
-            server.copies += 1
-            return
-        server.direct = server.direct or not copy
-        for anomaly in server.watch.see(record.time, beacon.beaconid, beacon.version):
-            self._anomalies.add((anomaly.time, name, anomaly.kind, anomaly.beacon_id,
-                                 anomaly.period, anomaly.estimate))
+        _server, anomalies = self._judge.see(
+            beacon.address, beacon.server_port, beacon.beaconid, beacon.version,
+            _host(record.src), record.time, record.sender is Role.REPEATER)
+        for anomaly in anomalies:
+            self._anomalies.add((anomaly.time, anomaly.server, anomaly.kind.value,
+                                 anomaly.beacon_id, anomaly.period, anomaly.estimate))
 
     def rows(self, name: str) -> Iterable[tuple]:
         if name == BEACONS.name:
-            return (server.row() for server in self._servers.values())
+            return (_beacon_row(server) for server in self._judge.servers.values())
         return self._anomalies.rows

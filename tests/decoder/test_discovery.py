@@ -1,6 +1,6 @@
 """UDP state: searches and their replies, beacons, repeater registrations."""
 
-from decoder import Discovery
+from decoder import Discovery, Role
 from decoder import messages as m
 
 CLIENT = ("127.0.0.1", 40000)
@@ -29,16 +29,37 @@ def test_unanswered_search_and_unknown_reply():
 
 
 def test_beacon_ids_reset_and_skip():
+    """Beacons are judged by libca's rules (decoder.beacons): a duplicate id is ignored,
+    ids 4 ahead were lost, an id that goes back is a restart."""
     discovery = Discovery()
+    discovery.start(0.0)
     anomalies = [
-        discovery.handle(m.Beacon(server_port=5064, beaconid=i, address=0x7F000001),
-                         SERVER, ("127.0.0.1", 5065)).beacon_anomaly
-        for i in (0, 1, 2, 2, 5, 0)
+        [a.kind for a in discovery.handle(
+            m.Beacon(server_port=5064, beaconid=i, address=0x7F000001), SERVER,
+            ("127.0.0.1", 5065), time=15.0 * n).beacon_anomalies]
+        for n, i in enumerate((0, 1, 2, 2, 6, 0))
     ]
-    assert anomalies[:4] == [None, None, None, None]
-    assert "jumped" in anomalies[4] and "went back" in anomalies[5]
-    track = next(iter(discovery.beacons.values()))
-    assert (track.count, track.resets, track.skips) == (6, 1, 1)
+    assert anomalies == [[], [], [], [], ["ids jumped"], ["restart"]]
+    [server] = discovery.beacons.values()
+    assert server.name == "127.0.0.1:5064"
+    watch = server.watch
+    assert (watch.beacons, watch.restarts, watch.lost, watch.ignored) == (6, 1, 3, 2)
+    assert [(a.server, a.kind) for a in discovery.beacon_anomalies] == [
+        ("127.0.0.1:5064", "ids jumped"), ("127.0.0.1:5064", "restart")]
+
+
+def test_beacon_server_names_and_copies():
+    """A server is named as libca names it: the beacon's address, else the sender's; its
+    port, else 5064. A repeater's copy of a beacon the capture shows is only counted."""
+    discovery = Discovery()
+    discovery.handle(m.Beacon(server_port=0, beaconid=0, address=0), ("10.0.0.9", 5065),
+                     CLIENT, time=1.0)
+    discovery.handle(m.Beacon(server_port=5070, beaconid=0, address=0), "10.0.0.8:5065",
+                     CLIENT, time=1.0)
+    assert set(discovery.beacons) == {"10.0.0.9:5064", "10.0.0.8:5070"}
+    copy = discovery.handle(m.Beacon(server_port=5070, beaconid=1, address=0x0A000008),
+                            ("127.0.0.1", 5065), CLIENT, time=2.0, sender=Role.REPEATER)
+    assert copy.beacon.name == "10.0.0.8:5070" and copy.beacon.copies == 1
 
 
 def test_searches_are_bounded():

@@ -23,8 +23,8 @@ from builders import ROOT, capture, corpus_params, manifest
 
 import shark
 from decoder import ECA, AlarmSeverity, AlarmStatus, Beacon, Command, DBRType, Role
+from decoder.beacons import BeaconWatch
 from decoder.dbr import EPICS_EPOCH_OFFSET
-from shark.analysis.beacons import BeaconWatch
 from shark.extract.record import MESSAGE, Record
 from shark.output.jsonl import record_dict
 from shark.tables import SCHEMAS, TABLES, TableBuilder
