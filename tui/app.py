@@ -441,7 +441,7 @@ class SharkApp(App[None]):
         index = log.cursor + direction * start
         while 0 <= index < len(rows):
             record = rows[index]
-            if record is not None and self.model.problem(record) is not None:
+            if record is not None and self.model.is_problem(record):
                 log.move_cursor(index, notify=False, center=True)
                 self._show(record)
                 log.focus()

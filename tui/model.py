@@ -11,7 +11,11 @@ Memory is bounded whatever the capture's length: the records are a ring of the l
 more than :data:`MAX_ROWS` of a kind the least recently active are forgotten; the
 errors list keeps the last :data:`MAX_ERRORS`. Messages kept beyond the ring (a
 channel's last value, errors) get their own copy of their payload, so that they do not
-keep a live capture's ring block alive. Searches and beacons are the session's own
+keep a live capture's ring block alive.
+
+What is an error is :mod:`shark.analysis.problems`' to say, and what is a beacon anomaly
+:mod:`decoder.beacons`' (through the session's :class:`decoder.Discovery`), as for every
+other view. Searches and beacons are the session's own
 (:class:`decoder.Discovery`, itself bounded).
 
 Rows are plain objects the screen reads while the decoder updates them: a row drawn
@@ -20,22 +24,31 @@ mid-update shows one field a message newer than another, which is harmless.
 
 from __future__ import annotations
 
-import socket
-import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Container
 from typing import Any
 
-from decoder import Channel, Role, Search, Subscription
+from decoder import BeaconServer, Channel, Role, Search, Subscription
 from decoder import messages as m
+from decoder.beacons import server_name
 from shark.analysis.attribution import Session
-from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
+from shark.analysis.problems import (
+    ALWAYS,
+    STATUS_REPLIES,
+    Problem,
+    ProblemJudge,
+    ProblemKind,
+    is_problem,
+    problems,
+)
+from shark.extract.record import CLOSE, GAP, MESSAGE, OPEN, Record
 
 from .ring import Ring
 
 __all__ = [
-    "ChannelRow", "CircuitRow", "ErrorRow", "Model", "ServerRow", "problem", "search_rows",
+    "ChannelRow", "CircuitRow", "ErrorRow", "Model", "ServerRow", "is_problem", "problem",
+    "search_rows",
 ]
 
 #: Rows kept per kind (channels, circuits, servers) before the least active go.
@@ -51,55 +64,18 @@ RATE_SAMPLES = 64
 VALUE_RESPONSES = frozenset({m.EventAddResponse, m.ReadNotifyResponse, m.ReadResponse})
 #: Requests that carry a value to the server.
 WRITES = frozenset({m.WriteRequest, m.WriteNotifyRequest})
-#: Responses whose ``status`` is an ECA code (ECA_NORMAL = 1 is success).
-STATUS_RESPONSES = frozenset({m.EventAddResponse, m.ReadNotifyResponse, m.WriteNotifyResponse})
 _ECA_NORMAL = 1
-#: Messages that are problems in themselves, and what they mean.
-_BAD_NEWS = {
-    m.CreateChFailResponse: "the server refused to create the channel",
-    m.ServerDisconnResponse: "the server disconnected the channel",
-}
 
 Predicate = Callable[[Record], bool]
-#: Anomalies that only mean the capture began after the circuit did.
-MIDSTREAM_ANOMALIES = frozenset({
-    "unknown SID", "unknown CID", "unknown subscription", "response without request",
-})
-#: How :mod:`shark.extract.reader` names the bytes skipped at the start of a joined connection.
-_JOINED = "capture starts inside the connection"
 
 
 def problem(record: Record, midstream: Container[int] = ()) -> str | None:
-    """What is wrong with ``record``, or None: the records ``e`` jumps to and the
-    Errors pane lists (gaps, undecodable bytes, ERROR messages, failed statuses,
-    refused or disconnected channels, and whatever the circuit state found odd).
-
-    On a circuit joined mid-stream (its number in ``midstream``), what was set up before
-    the capture began is unknown, so the anomalies that follow from that alone are not
-    problems; nor are the bytes skipped to find the first message boundary."""
-    kind = record.kind
-    if kind is GAP:
-        return record.reason
-    if kind is ERROR:
-        if record.circuit in midstream and record.reason.startswith(_JOINED):
-            return None
-        return record.reason
-    message = record.message
-    if message is None:
+    """What is wrong with ``record`` (:func:`shark.analysis.problems.problems`), as one
+    line, or None: the records ``e`` jumps to, the log shows in red and the Errors pane
+    lists. ``midstream``: the circuits the capture joined after they were set up."""
+    if not is_problem(record, midstream):
         return None
-    anomaly = record.anomaly
-    if anomaly is not None and not (
-            anomaly.kind in MIDSTREAM_ANOMALIES and record.circuit in midstream):
-        return f"{anomaly.kind}: {anomaly.detail}"
-    cls = type(message)
-    if cls is m.ErrorResponse:
-        try:
-            return f"{message.status_name}: {message.error_message}"
-        except Exception:  # an undecodable payload is still an error
-            return message.status_name
-    if cls in STATUS_RESPONSES and message.status != _ECA_NORMAL:
-        return message.status_name
-    return _BAD_NEWS.get(cls)
+    return "; ".join(p.text for p in problems(record, midstream))
 
 
 class ChannelRow:
@@ -186,38 +162,51 @@ class CircuitRow:
 
 
 class ServerRow:
-    """One CA server (TCP address): its beacons and the circuits to it."""
+    """One CA server (TCP address, named as :func:`decoder.beacons.server_name` names
+    it): the circuits to it, and its beacons as the session's judge saw them."""
 
-    __slots__ = ("address", "beacons", "beacon_id", "first_beacon", "last_beacon", "resets",
-                 "skips", "circuits", "last_time")
+    __slots__ = ("address", "beacon", "circuits", "last_time")
 
     def __init__(self, address: str, time: float) -> None:
         self.address = address
-        self.beacons = 0
-        self.beacon_id: int | None = None
-        self.first_beacon: float | None = None
-        self.last_beacon: float | None = None
-        #: Beacon ids that went back (a restart) or jumped (beacons lost).
-        self.resets = 0
-        self.skips = 0
+        #: The server's beacons (:class:`decoder.BeaconServer`), if it sent any.
+        self.beacon: BeaconServer | None = None
         self.circuits = 0
         self.last_time = time
 
     @property
+    def beacons(self) -> int:
+        return 0 if self.beacon is None else self.beacon.watch.beacons
+
+    @property
+    def beacon_id(self) -> int | None:
+        return None if self.beacon is None else self.beacon.watch.last_id
+
+    @property
+    def restarts(self) -> int:
+        """Times the beacon id went back: the server restarted."""
+        return 0 if self.beacon is None else self.beacon.watch.restarts
+
+    @property
+    def anomalies(self) -> int:
+        """Beacon anomalies (:mod:`decoder.beacons`)."""
+        return 0 if self.beacon is None else self.beacon.watch.anomalies
+
+    @property
     def beacon_interval(self) -> float | None:
-        if self.beacons < 2 or self.first_beacon is None or self.last_beacon is None:
-            return None
-        return (self.last_beacon - self.first_beacon) / (self.beacons - 1)
+        """libca's running estimate of the beacon period."""
+        return None if self.beacon is None else self.beacon.watch.estimate
 
 
 class ErrorRow:
     """A problem, the record that shows it, and when."""
 
-    __slots__ = ("record", "text")
+    __slots__ = ("record", "text", "kind")
 
-    def __init__(self, record: Record, text: str) -> None:
+    def __init__(self, record: Record, text: str, kind: ProblemKind | None = None) -> None:
         self.record = record
         self.text = text
+        self.kind = kind
 
 
 class Model:
@@ -235,8 +224,8 @@ class Model:
         self.circuits: dict[int, CircuitRow] = {}
         self.servers: dict[str, ServerRow] = {}
         self.errors: deque[ErrorRow] = deque(maxlen=MAX_ERRORS)
-        #: Circuits the capture joined after they were set up.
-        self.midstream: set[int] = set()
+        #: Decides which records show problems (and learns the circuits joined mid-stream).
+        self.judge = ProblemJudge(MAX_ROWS)
         #: The decoding session (set by the source): searches and beacons live there.
         self.session: Session | None = None
         #: Counters since the start.
@@ -314,11 +303,10 @@ class Model:
                 elif cls is m.Beacon:
                     self._beacon(record, message)
                 if record.anomaly is not None or (
-                        message.parameter1 != _ECA_NORMAL if cls in STATUS_RESPONSES
-                        else cls in _SUSPECT):
-                    text = problem(record, self.midstream)
-                    if text is not None:
-                        self._error(record, text)
+                        message.parameter1 != _ECA_NORMAL if cls in STATUS_REPLIES
+                        else cls in ALWAYS):
+                    for found in self.judge.see(record):
+                        self._error(record, found)
             self.messages += messages
             self.version += 1
 
@@ -330,32 +318,37 @@ class Model:
             if record.reason == "syn":  # src is the client
                 if record.circuit not in self.circuits:
                     self._new_circuit(record)
-            else:  # which end is the server: the first message will tell
-                self.midstream.add(record.circuit)
-                if len(self.midstream) > MAX_ROWS:
-                    self.midstream.clear()
+            # else which end is the server: the first message will tell
         elif kind is CLOSE:
             circuit = self.circuits.get(record.circuit)
             if circuit is not None and circuit.closed is None:
                 circuit.closed = record.reason or "closed"
                 circuit.last_time = record.time
-        else:  # GAP, ERROR (undecodable bytes)
-            if kind is GAP:
-                self.gaps += 1
-                self.gap_bytes += record.size
-            text = problem(record, self.midstream)
-            if text is not None:
-                self._error(record, text)
+        elif kind is GAP:
+            self.gaps += 1
+            self.gap_bytes += record.size
+        for found in self.judge.see(record):  # (OPEN: a circuit joined mid-stream?)
+            self._error(record, found)
+
+    @property
+    def midstream(self) -> set[int]:
+        """Circuits the capture joined after they were set up."""
+        return self.judge.midstream
 
     def problem(self, record: Record) -> str | None:
         """:func:`problem`, knowing which circuits were joined mid-stream."""
         return problem(record, self.midstream)
 
-    def _error(self, record: Record, text: str) -> None:
+    def is_problem(self, record: Record) -> bool:
+        """Whether ``record`` shows a problem, knowing which circuits were joined
+        mid-stream."""
+        return is_problem(record, self.midstream)
+
+    def _error(self, record: Record, found: Problem) -> None:
         self.error_count += 1
         if record.message is not None:
             _own_payload(record.message)
-        self.errors.append(ErrorRow(record, text))
+        self.errors.append(ErrorRow(record, found.text, found.kind))
 
     def _new_circuit(self, record: Record) -> CircuitRow:
         client, server = record.src, record.dst
@@ -392,24 +385,12 @@ class Model:
         return row
 
     def _beacon(self, record: Record, beacon: m.Beacon) -> None:
-        host = record.src.rpartition(":")[0]
-        if beacon.address and beacon.address != 0xFFFFFFFF:
-            host = socket.inet_ntoa(struct.pack(">I", beacon.address))
-        row = self._server(f"{host}:{beacon.server_port}", record.time)
-        time = record.time
-        beaconid = beacon.beaconid
-        if row.beacon_id is not None:
-            if beaconid < row.beacon_id:
-                row.resets += 1
-                self._error(record, f"beacon id went back from {row.beacon_id} to {beaconid}: "
-                                    "the server restarted")
-            elif beaconid > row.beacon_id + 1:
-                row.skips += 1
-        row.beacon_id = beaconid
-        row.beacons += 1
-        if row.first_beacon is None:
-            row.first_beacon = time
-        row.last_beacon = row.last_time = time
+        """A beacon: its server's row, which shows what the session's judge made of it."""
+        name = server_name(beacon.address, beacon.server_port, record.src.rpartition(":")[0])
+        row = self._server(name, record.time)
+        if row.beacon is None and self.session is not None:
+            row.beacon = self.session.discovery.beacons.get(name)
+        row.last_time = record.time
 
     # -- the reader's side (screen) -----------------------------------------------------
 
@@ -473,10 +454,6 @@ _CIRCUIT_FACTS: dict[type, Callable[[CircuitRow, Any], None]] = {
     m.HostNameRequest: _set_host,
     m.VersionRequest: _set_version,
 }
-#: Message classes :func:`problem` finds fault with whatever their status.
-_SUSPECT = frozenset({m.ErrorResponse, *_BAD_NEWS})
-
-
 def _bound(rows: dict, activity: Callable[[Any], Any]) -> None:
     """Forget the least active tenth of ``rows`` once there are more than MAX_ROWS."""
     if len(rows) <= MAX_ROWS:

@@ -202,7 +202,7 @@ def _time(context: Any) -> float | None:
 SERVER_COLUMNS = [
     Column("Server", 21), Column("Beacons", 8, right=True), Column("Beacon id", 10, right=True),
     Column("Interval", 9, right=True), Column("Restarts", 9, right=True),
-    Column("Skips", 6, right=True), Column("Circuits", 9, right=True),
+    Column("Anomalies", 10, right=True), Column("Circuits", 9, right=True),
     Column("Last seen", 10, right=True), Column(""),
 ]
 
@@ -210,7 +210,7 @@ SERVER_COLUMNS = [
 def server_cells(row: ServerRow, clock: Clock) -> list[Cell]:
     interval = row.beacon_interval
     return [row.address, str(row.beacons), "" if row.beacon_id is None else str(row.beacon_id),
-            "" if interval is None else f"{interval:.2f} s", str(row.resets), str(row.skips),
+            "" if interval is None else f"{interval:.2f} s", str(row.restarts), str(row.anomalies),
             str(row.circuits), clock(row.last_time), ""]
 
 

@@ -1,5 +1,5 @@
 """The ``errors`` table: everything that went wrong, one row each, with the PV and the
-request it answers."""
+request it answers. What went wrong is :mod:`shark.analysis.problems`' to say."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import numpy as np
 from decoder import ECA, DecodeError
 from decoder import messages as m
 from decoder.status import eca_name
-from shark.extract.record import CLOSE, ERROR, GAP, Record
+from shark.analysis.problems import (
+    ALWAYS,
+    NOT_MESSAGES,
+    STATUS_REPLIES,
+    Problem,
+    ProblemJudge,
+)
+from shark.extract.record import OPEN, Record
 from shark.tables.aggregate import Aggregate, Finished
 from shark.tables.chunk import Chunk, Vocabularies, form_mask
 from shark.tables.schema import (
@@ -29,7 +36,8 @@ __all__ = ["ERRORS", "Errors"]
 
 ERRORS = TableSchema("errors", "one row per error: ERROR, CREATE_CH_FAIL, NOT_FOUND, "
                                "replies with a failure status, SERVER_DISCONN, TCP resets, "
-                               "gaps, undecodable bytes and protocol anomalies", [
+                               "gaps, undecodable bytes and protocol anomalies (see "
+                               "shark.analysis.problems)", [
     Column("frame", INT64, "capture frame"),
     Column("time", TIME, "capture time"),
     Column("kind", CATEGORY, "ERROR, CREATE_CH_FAIL, NOT_FOUND, READ_NOTIFY, WRITE_NOTIFY, "
@@ -46,48 +54,35 @@ ERRORS = TableSchema("errors", "one row per error: ERROR, CREATE_CH_FAIL, NOT_FO
     Column("detail", TEXT, "the server's message, or what happened"),
 ])
 
-#: Forms that are errors whatever they carry.
-_ALWAYS = form_mask(lambda f: f in (m.ErrorResponse, m.CreateChFailResponse,
-                                    m.NotFoundResponse, m.ServerDisconnResponse, GAP, ERROR))
-#: Replies that are errors when their status is not ECA_NORMAL.
-_REPLIES = form_mask(lambda f: f in (m.ReadNotifyResponse, m.WriteNotifyResponse,
-                                     m.EventAddResponse))
-_RESETS = form_mask(lambda f: f is CLOSE)
-_KIND = {GAP: "GAP", ERROR: "UNDECODED", CLOSE: "RST"}
+#: Records that may show a problem whatever their status (and OPEN, which tells the judge
+#: of circuits joined mid-stream): the candidates, before the judge has its say.
+_CANDIDATES = form_mask(lambda f: f in ALWAYS or f in NOT_MESSAGES or f is OPEN)
+#: Replies that show a problem when their status is not ECA_NORMAL.
+_REPLIES = form_mask(lambda f: f in STATUS_REPLIES)
 
 
 class Errors(Aggregate):
-    """The newest ``max_rows`` errors."""
+    """The newest ``max_rows`` errors: the problems :class:`ProblemJudge` finds."""
 
     schemas = (ERRORS,)
 
     def __init__(self, vocabularies: Vocabularies, max_rows: int) -> None:
         super().__init__(vocabularies, max_rows)
         self._errors = Finished(max_rows)
-        #: (circuit, frame) of the last reset: it closes both directions, one row says so.
-        self._reset: tuple[int, int] | None = None
+        self._judge = ProblemJudge()
 
     def update(self, chunk: Chunk) -> None:
         failed = chunk.of_form(_REPLIES) & (chunk.eca != ECA.ECA_NORMAL)
-        rows = np.flatnonzero(chunk.of_form(_ALWAYS) | failed | chunk.of_form(_RESETS))
-        found = [(row, False) for row in rows.tolist()]
-        found += [(row, True) for row in chunk.anomalies]
+        rows = set(np.flatnonzero(chunk.of_form(_CANDIDATES) | failed).tolist())
+        rows.update(chunk.anomalies)
         records = chunk.records
-        for row, anomaly in sorted(found):
+        see = self._judge.see
+        for row in sorted(rows):
             record = records[row]
-            if anomaly:
-                self._add(record, "ANOMALY",
-                          f"{record.anomaly.kind}: {record.anomaly.detail}")
-            elif record.kind is CLOSE:
-                if record.reason == "rst" and self._reset != (record.circuit, record.frame):
-                    self._reset = (record.circuit, record.frame)
-                    self._add(record, "RST", "TCP reset")
-            elif record.message is None:
-                self._add(record, _KIND[record.kind], record.reason)
-            else:
-                self._add(record, record.message.command_name, _detail(record.message))
+            for problem in see(record):
+                self._add(record, problem)
 
-    def _add(self, record: Record, kind: str, detail: str | None) -> None:
+    def _add(self, record: Record, problem: Problem) -> None:
         message = record.message
         status = eca_name(message.status) if hasattr(type(message), "status_name") else None
         request = record.request
@@ -95,21 +90,12 @@ class Errors(Aggregate):
             command, frame = request.command_name, request.frame
         else:
             command, frame = _quoted(message), None
-        self._errors.add((record.frame, record.time, kind, record.circuit, record.src,
+        self._errors.add((record.frame, record.time, problem.label, record.circuit, record.src,
                           record.dst, record.pv, status, command, frame, record.latency,
-                          detail))
+                          problem.detail))
 
     def rows(self, name: str) -> Iterable[tuple]:
         return self._errors.rows
-
-
-def _detail(message: m.Message) -> str | None:
-    if type(message) is m.ErrorResponse:
-        try:
-            return message.error_message
-        except DecodeError as exc:
-            return str(exc)
-    return None
 
 
 def _quoted(message: m.Message | None) -> str | None:
