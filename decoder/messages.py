@@ -22,6 +22,8 @@ from .errors import DecodeError
 from .protocol import (
     EXTENDED_HEADER_SIZE,
     EXTENDED_MARKER,
+    EXTENSION_LAYOUT,
+    HEADER_LAYOUT,
     HEADER_SIZE,
     MINOR_VERSION,
     Command,
@@ -30,8 +32,9 @@ from .protocol import (
 )
 from .status import eca_name
 
-HEADER = struct.Struct(">HHHHII")
-EXTENSION = struct.Struct(">II")
+#: The header and its extension (:data:`decoder.protocol.HEADER_LAYOUT`), one unpack each.
+HEADER = HEADER_LAYOUT.struct
+EXTENSION = EXTENSION_LAYOUT.struct
 _EVENT_ADD_PAYLOAD = struct.Struct(">fffH2x")
 _SEARCH_REPLY_PAYLOAD = struct.Struct(">H6x")
 

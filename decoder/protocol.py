@@ -5,13 +5,25 @@ The values come from EPICS base's ``caProto.h`` and ``caeventmask.h``.
 
 from enum import IntEnum, IntFlag
 
+from .layout import Layout
+
 #: The protocol minor version this decoder speaks (CA v4.13).
 MINOR_VERSION = 13
 SERVER_PORT = 5064
 REPEATER_PORT = 5065
 
-HEADER_SIZE = 16
-EXTENDED_HEADER_SIZE = 24
+#: The message header, big-endian. The generic names of the fields; each message
+#: form names them as the specification does for its command (:mod:`decoder.messages`).
+HEADER_LAYOUT = Layout(">", (
+    ("command", "H"), ("payload_size", "H"), ("data_type", "H"), ("data_count", "H"),
+    ("parameter1", "I"), ("parameter2", "I"),
+))
+#: What follows the header when its payload_size is :data:`EXTENDED_MARKER` and its
+#: data_count 0: the real payload size and data count, 32 bits each.
+EXTENSION_LAYOUT = Layout(">", (("payload_size", "I"), ("data_count", "I")))
+
+HEADER_SIZE = HEADER_LAYOUT.size  # 16
+EXTENDED_HEADER_SIZE = HEADER_SIZE + EXTENSION_LAYOUT.size  # 24
 #: payload_size value that, with data_count 0, announces the extended header.
 EXTENDED_MARKER = 0xFFFF
 #: The largest payload a 16-byte header can announce; larger ones are extended.

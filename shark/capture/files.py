@@ -24,6 +24,8 @@ from itertools import accumulate, count
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from decoder.layout import Layout
+
 __all__ = ["MAX_RECORD", "CaptureError", "Frame", "FrameBlock", "LinkType", "read_blocks",
            "read_frames"]
 
@@ -140,6 +142,16 @@ _PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
 _GZIP_MAGIC = b"\x1f\x8b"
 
 _IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
+#: A pcapng Enhanced Packet Block up to its packet data, in a little-endian section
+#: (the writer's); the data follows, padded to 32 bits, then ``block_length`` again.
+EPB_LAYOUT = Layout("<", (
+    ("block_type", "I"), ("block_length", "I"), ("interface_id", "I"),
+    ("timestamp_high", "I"), ("timestamp_low", "I"), ("captured_length", "I"),
+    ("original_length", "I"),
+))
+#: Where the packet data starts, and the smallest block (no data, trailing length).
+_EPB_DATA = EPB_LAYOUT.size
+_EPB_MIN = EPB_LAYOUT.size + 4
 _OPT_END, _OPT_TSRESOL, _OPT_TSOFFSET = 0, 9, 14
 _NS_PER_S = 1_000_000_000
 #: Builds a named tuple from a tuple without the Python-level ``__new__`` the class
@@ -452,12 +464,13 @@ def _read_pcapng(source: _Source) -> Iterator[Frame]:
         # known interface, well formed. Anything else goes the general way below, which
         # checks the same things one by one and says what is wrong.
         pos, buf = source.pos, source.buf
-        if len(buf) - pos >= 32:
+        if len(buf) - pos >= _EPB_MIN:
             block_type, length, if_id, high, low, caplen, _wirelen = packet_block.unpack_from(
                 buf, pos)
             end = pos + length
-            if (block_type == _EPB and 32 <= length <= MAX_RECORD and not length % 4
-                    and end <= len(buf) and if_id < len(interfaces) and caplen <= length - 32
+            if (block_type == _EPB and _EPB_MIN <= length <= MAX_RECORD and not length % 4
+                    and end <= len(buf) and if_id < len(interfaces)
+                    and caplen <= length - _EPB_MIN
                     and trailer.unpack_from(buf, end - 4)[0] == length):
                 source.pos = end
                 interface = interfaces[if_id]
@@ -465,7 +478,7 @@ def _read_pcapng(source: _Source) -> Iterator[Frame]:
                 time_ns += interface.offset_ns
                 number += 1
                 yield _new(Frame, (number, time_ns / _NS_PER_S, time_ns, interface.linktype,
-                                   source.view[pos + 28 : pos + 28 + caplen]))
+                                   source.view[pos + _EPB_DATA : pos + _EPB_DATA + caplen]))
                 if end > source.release_at:
                     source.release()
                 continue
@@ -495,7 +508,7 @@ def _read_pcapng(source: _Source) -> Iterator[Frame]:
         source.pos = end
         body = pos + 8
         if block_type == _EPB or block_type == _OPB:
-            if length < 32:
+            if length < _EPB_MIN:
                 raise CaptureError("pcapng packet block too short", pos + source.base)
             if block_type == _EPB:
                 if_id, high, low, caplen, _wirelen = _EPB_FIELDS[order].unpack_from(buf, body)
@@ -503,7 +516,7 @@ def _read_pcapng(source: _Source) -> Iterator[Frame]:
                 if_id, _drops, high, low, caplen, _wirelen = _OPB_FIELDS[order].unpack_from(
                     buf, body
                 )
-            data = body + 20
+            data = body + _EPB_FIELDS[order].size  # (the same size for OPB's fields)
             interface = _interface(interfaces, if_id, pos + source.base)
             time_ns = ((high << 32) | low) * interface.multiplier // interface.divisor
             time_ns += interface.offset_ns
@@ -531,9 +544,11 @@ def _read_pcapng(source: _Source) -> Iterator[Frame]:
 
 
 _BLOCK_HEADER = {"<": struct.Struct("<II"), ">": struct.Struct(">II")}
-_EPB_FIELDS = {"<": struct.Struct("<IIIII"), ">": struct.Struct(">IIIII")}
-#: An enhanced packet block's header and fields in one, and a block's trailing length.
-_EPB_BLOCK = {"<": struct.Struct("<IIIIIII"), ">": struct.Struct(">IIIIIII")}
+#: An enhanced packet block's fields after the block header; the header and fields in
+#: one (:data:`EPB_LAYOUT`, in either byte order); and a block's trailing length.
+_EPB_FIELDS = {order: EPB_LAYOUT.with_order(order).part("interface_id").struct
+               for order in "<>"}
+_EPB_BLOCK = {order: EPB_LAYOUT.with_order(order).struct for order in "<>"}
 _TRAILER = {"<": struct.Struct("<I"), ">": struct.Struct(">I")}
 _OPB_FIELDS = {"<": struct.Struct("<HHIIII"), ">": struct.Struct(">HHIIII")}
 

@@ -21,7 +21,7 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
-from shark.capture.files import Frame
+from shark.capture.files import EPB_LAYOUT, Frame
 
 __all__ = ["PcapngWriter"]
 
@@ -32,7 +32,8 @@ BUFFER = 1 << 20
 _SHB, _IDB, _EPB = 0x0A0D0D0A, 1, 6
 _OPT_END, _SHB_USERAPPL, _IF_NAME, _IF_TSRESOL = 0, 4, 2, 9
 _NS_RESOLUTION = 9
-_EPB_HEAD = struct.Struct("<IIIIIII")  # type, length, interface, ts high, ts low, caplen, len
+_EPB_HEAD = EPB_LAYOUT.struct  # type, length, interface, ts high, ts low, caplen, len
+_EPB_FIXED = EPB_LAYOUT.size + 4  # the fields, and the trailing length
 _LENGTH = struct.Struct("<I")
 _PADDING = tuple(b"\0" * (-n % 4) for n in range(4))
 
@@ -91,7 +92,7 @@ class PcapngWriter:
         data = frame.data
         caplen = len(data)
         pad = _PADDING[caplen % 4]
-        length = 32 + caplen + len(pad)
+        length = _EPB_FIXED + caplen + len(pad)
         time_ns = frame.time_ns
         buffer = self._buffer
         buffer += _EPB_HEAD.pack(_EPB, length, interface, time_ns >> 32, time_ns & 0xFFFFFFFF,

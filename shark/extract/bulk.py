@@ -39,7 +39,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from decoder import Command, Role
 from decoder.messages import _SERVER_FORMS, make_message
-from decoder.protocol import EXTENDED_HEADER_SIZE, EXTENDED_MARKER, HEADER_SIZE
+from decoder.protocol import (
+    EXTENDED_HEADER_SIZE,
+    EXTENDED_MARKER,
+    EXTENSION_LAYOUT,
+    HEADER_LAYOUT,
+    HEADER_SIZE,
+)
 from shark.extract.record import MESSAGE, UPDATES, Record
 
 __all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_run", "place", "placed"]
@@ -49,8 +55,16 @@ _EVENT_ADD = int(Command.EVENT_ADD)
 _SERVER_COMMAND = np.isin(np.arange(1 << 16), sorted(_SERVER_FORMS))
 #: Messages of one size checked at once when following the chain of messages.
 _STRIDE_RUN = 4096
-_HEADER = np.dtype([("command", ">u2"), ("size", ">u2"), ("data_type", ">u2"),
-                    ("data_count", ">u2"), ("parameter1", ">u4"), ("parameter2", ">u4")])
+#: The CA header (:data:`decoder.protocol.HEADER_LAYOUT`) as a numpy record, and per
+#: field its width and offset, to read it from a run's buffer as 16 and 32-bit words.
+_HEADER = HEADER_LAYOUT.numpy_dtype()
+_HEADER_WORDS = [(_HEADER[name].itemsize, HEADER_LAYOUT.offsets[name])
+                 for name in HEADER_LAYOUT.names]
+#: Where the header's payload_size and data_count are, and the extension's payload size.
+_SIZE_AT = HEADER_LAYOUT.offsets["payload_size"]
+_COUNT_AT = HEADER_LAYOUT.offsets["data_count"]
+_EXTENDED_SIZE_AT = HEADER_SIZE + EXTENSION_LAYOUT.offsets["payload_size"]
+_EXTENSION = EXTENSION_LAYOUT.struct
 
 
 class Run:
@@ -79,8 +93,8 @@ class Run:
             shorts = np.frombuffer(buffer, ">u2", len(buffer) // 2)
             words = np.frombuffer(buffer, ">u4", len(buffer) // 4)
             half, quarter = starts // 2, starts // 4
-            fields = (shorts[half], shorts[half + 1], shorts[half + 2], shorts[half + 3],
-                      words[quarter + 2], words[quarter + 3])
+            fields = [shorts[half + at // 2] if width == 2 else words[quarter + at // 4]
+                      for width, at in _HEADER_WORDS]
         else:
             data = np.frombuffer(buffer, np.uint8)
             header = sliding_window_view(data, HEADER_SIZE)[starts].view(_HEADER).ravel()
@@ -91,9 +105,8 @@ class Run:
         self.bodies = starts + HEADER_SIZE
         for i in np.flatnonzero(self.extended).tolist():  # large arrays: rare
             at = int(starts[i]) + HEADER_SIZE
-            self.sizes[i] = int.from_bytes(buffer[at : at + 4], "big")
-            self.data_count[i] = int.from_bytes(buffer[at + 4 : at + 8], "big")
-            self.bodies[i] = at + 8
+            self.sizes[i], self.data_count[i] = _EXTENSION.unpack_from(buffer, at)
+            self.bodies[i] = int(starts[i]) + EXTENDED_HEADER_SIZE
         self.subscriptions: list[Any] = []
         self.subscription = np.full(len(starts), -1, dtype=np.int64)
 
@@ -319,24 +332,27 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
     append = starts.append
     position = 0
     end = len(buffer)
+    size_at, count_at, extended_size_at = _SIZE_AT, _COUNT_AT, _EXTENDED_SIZE_AT
     while end - position >= HEADER_SIZE:
-        high, low = buffer[position + 2], buffer[position + 3]
+        high, low = buffer[position + size_at], buffer[position + size_at + 1]
         size = high << 8 | low
         body = HEADER_SIZE
-        if size == EXTENDED_MARKER and not (buffer[position + 6] or buffer[position + 7]):
+        if size == EXTENDED_MARKER and not (buffer[position + count_at]
+                                            or buffer[position + count_at + 1]):
             if end - position < EXTENDED_HEADER_SIZE:
                 break
-            size = int.from_bytes(buffer[position + 16 : position + 20], "big")
+            size = int.from_bytes(
+                buffer[position + extended_size_at : position + extended_size_at + 4], "big")
             body = EXTENDED_HEADER_SIZE
         elif size > max_payload:
             return None
         stride = body + size
         follow = position + stride
         if (body == HEADER_SIZE and end - follow >= stride
-                and buffer[follow + 2] == high and buffer[follow + 3] == low):
+                and buffer[follow + size_at] == high and buffer[follow + size_at + 1] == low):
             count = min((end - position) // stride, _STRIDE_RUN)
             at = position + stride * np.arange(count)
-            same = (data[at + 2] == high) & (data[at + 3] == low)
+            same = (data[at + size_at] == high) & (data[at + size_at + 1] == low)
             count = count if same.all() else int(same.argmin())
             if starts:
                 pieces.append(np.array(starts, dtype=np.int64))

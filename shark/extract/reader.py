@@ -71,7 +71,7 @@ from decoder import (
     split_datagram,
 )
 from decoder.framing import DEFAULT_MAX_PAYLOAD
-from decoder.protocol import REPEATER_PORT, SERVER_PORT
+from decoder.protocol import HEADER_LAYOUT, HEADER_SIZE, REPEATER_PORT, SERVER_PORT
 from shark.capture.files import CaptureError, Frame, FrameBlock, read_frames
 from shark.extract.bulk import Run, UpdateBatch, frame_run, place, placed
 from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
@@ -669,7 +669,9 @@ class CaReader:
         return text
 
 
-_VERSION_THEN_SEARCH = struct.Struct(">HHHHII HHHHII")
+#: Two headers (:data:`decoder.protocol.HEADER_LAYOUT`) in one unpack.
+_VERSION_THEN_SEARCH = struct.Struct(HEADER_LAYOUT.format + HEADER_LAYOUT.format[1:])
+_TWO_HEADERS = 2 * HEADER_SIZE
 
 
 def is_search_datagram(payload: bytes | memoryview) -> bool:
@@ -677,14 +679,14 @@ def is_search_datagram(payload: bytes | memoryview) -> bool:
     no payload, then a SEARCH request with a NUL-terminated name in a padded payload,
     its reply flag, and its search id in both parameters. Specific enough to tell CA
     searches to servers on ports that no beacon or reply in the capture announced."""
-    if len(payload) < 32:
+    if len(payload) < _TWO_HEADERS:
         return False
     (version, version_size, _, _, _, _,
      search, size, reply, _, cid, cid_again) = _VERSION_THEN_SEARCH.unpack_from(payload)
     return (
         version == Command.VERSION and version_size == 0 and search == Command.SEARCH
-        and 0 < size <= len(payload) - 32 and size % 8 == 0 and reply in (5, 10)
-        and cid == cid_again and payload[32 + size - 1] == 0
+        and 0 < size <= len(payload) - _TWO_HEADERS and size % 8 == 0 and reply in (5, 10)
+        and cid == cid_again and payload[_TWO_HEADERS + size - 1] == 0
     )
 
 

@@ -18,6 +18,7 @@ import struct
 from typing import NamedTuple
 
 from shark.capture.files import Frame, LinkType
+from shark.network.headers import IPV4_HEADER, TCP_HEADER, UDP_HEADER
 
 __all__ = [
     "MAX_PENDING_DATAGRAMS",
@@ -86,15 +87,25 @@ _VLAN_TAGS = frozenset((0x8100, 0x88A8, 0x9100))
 _AF_INET = 2
 _AF_INET6 = frozenset((10, 24, 28, 30))
 
-_IPV4 = struct.Struct("!HHHBBH4s4s")  # from the total length on
+#: The headers (:mod:`shark.network.headers`), read from the fields they are read for.
+_IPV4_AT = IPV4_HEADER.offsets["total_length"]
+_IPV4 = IPV4_HEADER.part("total_length").struct
+_IPV4_SIZE = IPV4_HEADER.size  # without options
 _IPV6 = struct.Struct("!HBB16s16s")  # from the payload length on
-_UDP = struct.Struct("!HHH")
+_UDP = UDP_HEADER.part("sport", "length").struct
+_UDP_SIZE = UDP_HEADER.size
+_TCP = TCP_HEADER.part("sport", "offset_flags").struct
+_TCP_SIZE = TCP_HEADER.size  # without options
+_ETHERNET_SIZE = 14
 #: From the ethertype to the TCP flags, in as few fields as will do (each costs an
 #: object): ethertype, IP version, header length and TOS; total length; fragment field,
 #: TTL and protocol; addresses; ports; sequence and acknowledgement numbers; TCP data
 #: offset and flags.
 _ETHERNET_IPV4_TCP = struct.Struct("!IH2xI2x4s4sHHIIH")
-_TCP = struct.Struct("!HHIIH")
+# (the same IPv4 and TCP fields, merged: from the ethertype's 2 bytes on)
+assert _ETHERNET_IPV4_TCP.size == 2 + _IPV4_SIZE + _TCP.size
+_TCP_AT = _ETHERNET_SIZE + _IPV4_SIZE  # in an Ethernet frame, after an IPv4 header
+_PAYLOAD_AT = _TCP_AT + _TCP_SIZE  # after TCP without options
 
 #: IPv6 extension headers skipped on the way to the transport header, with how their
 #: length field counts: (hdr_ext_len + 1) * 8 bytes, AH's (payload_len + 2) * 4.
@@ -124,11 +135,11 @@ class PacketDecoder:
                      offset_flags) = _ETHERNET_IPV4_TCP.unpack_from(data, 12)
                     if (link_ip >> 8 == 0x080045 and fragment_proto & 0xFF == TCP
                             and not fragment_proto & 0x3FFF0000):
-                        end = 14 + total
-                        if total < 20 or end > len(data):
+                        end = _ETHERNET_SIZE + total
+                        if total < _IPV4_SIZE or end > len(data):
                             end = len(data)
-                        start = 34 + (offset_flags >> 12) * 4
-                        if start < 54 or start > end:
+                        start = _TCP_AT + (offset_flags >> 12) * 4
+                        if start < _PAYLOAD_AT or start > end:
                             return None
                         return _new(Packet, (number, time, src, sport, dst, dport, TCP, seq,
                                              ack, offset_flags & 0x1FF, data[start:end]))
@@ -148,9 +159,10 @@ class PacketDecoder:
 
     def _ipv4(self, frame: Frame, data: memoryview, offset: int) -> Packet | None:
         header_len = (data[offset] & 0x0F) * 4
-        if header_len < 20:
+        if header_len < _IPV4_SIZE:
             return None
-        total, ident, fragment, _ttl, proto, _sum, src, dst = _IPV4.unpack_from(data, offset + 2)
+        total, ident, fragment, _ttl, proto, _sum, src, dst = _IPV4.unpack_from(
+            data, offset + _IPV4_AT)
         end = offset + total
         if total < header_len or end > len(data):
             # 0 with TCP segmentation offload, or more than captured: use what is there
@@ -285,14 +297,14 @@ def _transport(
     if proto == TCP:
         sport, dport, seq, ack, offset_flags = _TCP.unpack_from(data, start)
         header_len = (offset_flags >> 12) * 4
-        if header_len < 20 or start + header_len > end:
+        if header_len < _TCP_SIZE or start + header_len > end:
             return None
         return _new(Packet, (frame.number, frame.time, src, sport, dst, dport, TCP, seq, ack,
                              offset_flags & 0x1FF, data[start + header_len : end]))
     if proto == UDP:
         sport, dport, length = _UDP.unpack_from(data, start)
-        if 8 <= length <= end - start:
+        if _UDP_SIZE <= length <= end - start:
             end = start + length  # drop link-layer padding after the datagram
         return _new(Packet, (frame.number, frame.time, src, sport, dst, dport, UDP, 0, 0, 0,
-                             data[start + 8 : end]))
+                             data[start + _UDP_SIZE : end]))
     return None

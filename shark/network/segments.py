@@ -18,6 +18,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from shark.capture.files import FrameBlock, LinkType
+from shark.network.headers import IPV4_HEADER, TCP_HEADER
 from shark.network.packets import TcpFlags
 
 __all__ = ["Segments", "tcp_segments"]
@@ -34,6 +35,14 @@ _LINKS: dict[int, tuple[int, tuple[tuple[tuple[int, int], ...], ...]]] = {
     LinkType.IPV4: (0, ()),
 }
 _IPV4_TCP = 6
+#: Header fields read here, by offset (:mod:`shark.network.headers`).
+_IP = IPV4_HEADER.offsets
+_VERSION_IHL, _TOTAL, _FRAGMENT, _PROTOCOL, _ADDRESSES = (
+    _IP["version_ihl"], _IP["total_length"], _IP["fragment"], _IP["protocol"], _IP["src"])
+_IPV4_SIZE = IPV4_HEADER.size
+_TCP = TCP_HEADER.offsets
+_PORTS, _SEQ, _ACK, _OFFSET_FLAGS = _TCP["sport"], _TCP["seq"], _TCP["ack"], _TCP["offset_flags"]
+_TCP_SIZE = TCP_HEADER.size
 _SYN_FIN_RST = TcpFlags.SYN | TcpFlags.FIN | TcpFlags.RST
 
 
@@ -74,33 +83,34 @@ def tcp_segments(block: FrameBlock) -> Segments | None:
     if link is None or not len(block):
         return None
     ip, markers = link
-    tcp = ip + 20
+    tcp = ip + _IPV4_SIZE
     data = np.frombuffer(block.view, np.uint8)
     starts = np.array(block.starts, dtype=np.int64)
     caplen = np.array(block.ends, dtype=np.int64) - starts
-    whole = caplen >= tcp + 20
+    whole = caplen >= tcp + _TCP_SIZE
     # Frames too short are read at the buffer's start instead (and left out).
     base = np.where(whole, starts, 0)
-    if len(data) < tcp + 20:
+    if len(data) < tcp + _TCP_SIZE:
         return None
-    head = sliding_window_view(data, tcp + 20)[base]  # (rows copied, no index per byte)
-    keep = whole & (head[:, ip] == 0x45) & (head[:, ip + 9] == _IPV4_TCP)
-    keep &= ((head[:, ip + 6] & 0x3F) == 0) & (head[:, ip + 7] == 0)  # no fragment
+    head = sliding_window_view(data, tcp + _TCP_SIZE)[base]  # (rows copied, no index per byte)
+    keep = whole & (head[:, ip + _VERSION_IHL] == 0x45) & (head[:, ip + _PROTOCOL] == _IPV4_TCP)
+    keep &= ((head[:, ip + _FRAGMENT] & 0x3F) == 0) & (head[:, ip + _FRAGMENT + 1] == 0)
     if markers:
         keep &= np.logical_or.reduce([np.logical_and.reduce([head[:, at] == value
                                                              for at, value in marker])
                                       for marker in markers])
     words = head.astype(np.int64)
-    total = words[:, ip + 2] << 8 | words[:, ip + 3]
-    end = np.where((total < 20) | (ip + total > caplen), caplen, ip + total)
-    header = (words[:, tcp + 12] >> 4) * 4
-    keep &= (header >= 20) & (tcp + header <= end)
-    seq = _u32(words, tcp + 4)
-    ack = _u32(words, tcp + 8)
-    flags = (words[:, tcp + 12] & 1) << 8 | words[:, tcp + 13]
-    # A connection's direction: addresses and ports as 12 bytes.
+    total = words[:, ip + _TOTAL] << 8 | words[:, ip + _TOTAL + 1]
+    end = np.where((total < _IPV4_SIZE) | (ip + total > caplen), caplen, ip + total)
+    header = (words[:, tcp + _OFFSET_FLAGS] >> 4) * 4
+    keep &= (header >= _TCP_SIZE) & (tcp + header <= end)
+    seq = _u32(words, tcp + _SEQ)
+    ack = _u32(words, tcp + _ACK)
+    flags = (words[:, tcp + _OFFSET_FLAGS] & 1) << 8 | words[:, tcp + _OFFSET_FLAGS + 1]
+    # A connection's direction: addresses (src, dst) and ports (sport, dport) as 12 bytes.
     keys = np.ascontiguousarray(np.concatenate(
-        (head[:, ip + 12 : ip + 20], head[:, tcp : tcp + 4]), axis=1)).view("V12").ravel()
+        (head[:, ip + _ADDRESSES : ip + _ADDRESSES + 8], head[:, tcp + _PORTS : tcp + _PORTS + 4]),
+        axis=1)).view("V12").ravel()
     distinct, connection = np.unique(keys[keep], return_inverse=True)
     index = np.full(len(keys), -1, dtype=np.int64)
     index[keep] = connection.ravel()
