@@ -11,8 +11,13 @@ subscription it concerns and, for a response, the request it answers.
 Two modes. An observer (``strict=False``, for captures) never raises: what the
 rules forbid is recorded as an :class:`Anomaly` and the state makes the best of
 it (a circuit seen mid-stream has channels whose names are unknown). A strict
-circuit (for the client and server built on this) raises :class:`ProtocolError`
-on the same conditions.
+circuit (for the client and server built on this) raises on the same
+conditions: :class:`LocalProtocolError` when the breach is by the side it was
+told is ``local`` (its own), :class:`RemoteProtocolError` when by the peer.
+
+What a channel or subscription may receive in each state, and where that takes
+it, is in the transition tables of :mod:`decoder.lifecycle`; the handlers here
+consult them.
 
 Time is not the decoder's business: a caller may pass any ``context`` object
 with a message (a frame number, a timestamp) and gets the request's context
@@ -23,11 +28,22 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict, deque
-from enum import Enum
 from typing import Any
 
 from . import messages as m
-from .errors import ProtocolError
+from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .lifecycle import (
+    CHANNEL,
+    CHANNEL_BREACH,
+    CHANNEL_RECOVERY,
+    LIVE_SUBSCRIPTION,
+    SUBSCRIPTION,
+    SUBSCRIPTION_BREACH,
+    SUBSCRIPTION_RECOVERY,
+    ChannelState,
+    Event,
+    SubscriptionState,
+)
 from .protocol import AccessRights, Role
 
 #: Outstanding requests kept per circuit before the oldest are dropped (and
@@ -35,15 +51,6 @@ from .protocol import AccessRights, Role
 MAX_PENDING = 65536
 #: Anomalies kept per circuit (the count goes on).
 MAX_ANOMALIES = 1000
-
-
-class ChannelState(Enum):
-    CREATING = "creating"
-    CONNECTED = "connected"
-    FAILED = "failed"  # CREATE_CH_FAIL
-    CLEARING = "clearing"
-    CLEARED = "cleared"
-    DISCONNECTED = "disconnected"  # SERVER_DISCONN or the circuit closed
 
 
 class Channel:
@@ -87,7 +94,7 @@ class Channel:
 class Subscription:
     __slots__ = (
         "subscriptionid", "channel", "data_type", "data_count", "mask", "updates",
-        "active", "request", "cancel", "attribution",
+        "state", "request", "cancel", "attribution",
     )
 
     def __init__(self, subscriptionid: int, channel: Channel | None, data_type: int,
@@ -98,13 +105,18 @@ class Subscription:
         self.data_count = data_count
         self.mask = mask
         self.updates = 0
-        self.active = True
+        self.state = SubscriptionState.REQUESTED
         #: The EVENT_ADD request (a :class:`Pending`), None if not seen.
         self.request: Pending | None = None
         #: The EVENT_CANCEL request once sent.
         self.cancel: Pending | None = None
         #: What each update concerns, made once: an update is the commonest message.
         self.attribution = Attribution(channel, self)
+
+    @property
+    def active(self) -> bool:
+        """Whether updates may still come (not cancelled, its channel not gone)."""
+        return self.state in LIVE_SUBSCRIPTION
 
     def __repr__(self) -> str:
         name = self.channel.name if self.channel else None
@@ -188,8 +200,11 @@ def _handlers(circuit_class: type) -> tuple[tuple[type, Any], ...]:
 class Circuit:
     """State of one circuit. See the module docstring."""
 
-    def __init__(self, strict: bool = False) -> None:
+    def __init__(self, strict: bool = False, local: Role | None = None) -> None:
         self.strict = strict
+        #: Which side of the circuit is "us" (a strict circuit blames breaches by it
+        #: on us: :class:`LocalProtocolError`); None for an observer of both.
+        self.local = local
         self.channels_by_cid: dict[int, Channel] = {}
         self.channels_by_sid: dict[int, Channel] = {}
         self.subscriptions: dict[int, Subscription] = {}
@@ -218,7 +233,7 @@ class Circuit:
             return self._anomaly(
                 "wrong direction",
                 f"{type(message).__name__} sent by the {sender.name.lower()}",
-                message, context,
+                message, context, sender=sender,
             )
         handler = self._handlers.get(type(message))
         if handler is None:
@@ -230,13 +245,13 @@ class Circuit:
         self.closed = True
         open_channels = [
             ch for ch in self.channels_by_cid.values()
-            if ch.state not in (ChannelState.CLEARED, ChannelState.FAILED)
+            if (ch.state, Event.CIRCUIT_CLOSED) in CHANNEL
         ]
         for channel in open_channels:
-            channel.state = ChannelState.DISCONNECTED
+            channel.state = CHANNEL[channel.state, Event.CIRCUIT_CLOSED]
             channel.closed = context
         for sub in self.subscriptions.values():
-            sub.active = False
+            sub.state = SUBSCRIPTION.get((sub.state, Event.CIRCUIT_CLOSED), sub.state)
         return open_channels
 
     def channel_for_sid(self, sid: int) -> Channel | None:
@@ -250,14 +265,38 @@ class Circuit:
     def _anomaly(
         self, kind: str, detail: str, message: m.Message, context: Any,
         channel: Channel | None = None, subscription: Subscription | None = None,
-        request: Pending | None = None,
+        request: Pending | None = None, sender: Role | None = None,
     ) -> Attribution:
         if self.strict:
-            raise ProtocolError(f"{kind}: {detail}")
+            raise self._breach(f"{kind}: {detail}", sender or message.sender)
         anomaly = Anomaly(kind, detail, message, context)
         self.anomalies.append(anomaly)
         self.anomaly_count += 1
         return Attribution(channel, subscription, request, anomaly)
+
+    def _breach(self, text: str, sender: Role | None) -> ProtocolError:
+        """The error of a strict circuit for a breach by ``sender``: ours or the peer's."""
+        if self.local is None or sender is None:
+            return ProtocolError(text)
+        if sender is self.local:
+            return LocalProtocolError(text)
+        return RemoteProtocolError(text)
+
+    def _move(self, channel: Channel, message: m.Message, context: Any,
+              state: ChannelState | None = None) -> Attribution | None:
+        """Move ``channel`` by the table for ``message``, from ``state`` (default: its
+        own); a move the table does not allow is an anomaly (its attribution)."""
+        kind = type(message)
+        before = channel.state if state is None else state
+        after = CHANNEL.get((before, kind))
+        if after is not None:
+            channel.state = after
+            return None
+        channel.state = CHANNEL_RECOVERY.get(kind, channel.state)
+        return self._anomaly(
+            CHANNEL_BREACH.get(kind, "unexpected"),
+            f"{message.command_name} on a {before.value} channel", message, context, channel,
+        )
 
     def _by_sid(self, message: m.Message, context: Any) -> tuple[Channel, Attribution | None]:
         """The channel a request names by SID; an unknown SID makes a nameless one."""
@@ -335,7 +374,7 @@ class Circuit:
         if self.channels_by_sid.get(channel.sid) is channel:
             del self.channels_by_sid[channel.sid]
         for subid, sub in channel.subscriptions.items():
-            sub.active = False
+            sub.state = SUBSCRIPTION.get((sub.state, Event.CHANNEL_GONE), sub.state)
             if self.subscriptions.get(subid) is sub:
                 del self.subscriptions[subid]
         channel.subscriptions = {}
@@ -388,7 +427,7 @@ class Circuit:
         channel.request = Pending(message, context, channel)
         old = self.channels_by_cid.get(message.cid)
         self.channels_by_cid[message.cid] = channel
-        if old is not None and old.state in (ChannelState.CREATING, ChannelState.CONNECTED):
+        if (old and old.state, m.CreateChanRequest) not in CHANNEL:
             return self._anomaly(
                 "duplicate CID", f"CID {message.cid} ({old.name}) reused for {message.name}",
                 message, context, channel,
@@ -400,7 +439,7 @@ class Circuit:
         channel.sid = message.sid
         channel.native_type = message.data_type
         channel.native_count = message.data_count
-        channel.state = ChannelState.CONNECTED
+        problem = self._move(channel, message, context) or problem
         channel.connected = context
         self.channels_by_sid[message.sid] = channel
         if problem is not None:
@@ -411,6 +450,7 @@ class Circuit:
         self, message: m.AccessRightsResponse, context: Any
     ) -> Attribution:
         channel, problem = self._by_cid(message, context)
+        problem = self._move(channel, message, context) or problem
         if channel.access_rights is not None and channel.access_rights != message.access_rights:
             channel.access_changes += 1
         channel.access_rights = AccessRights(message.access_rights & 3)
@@ -418,14 +458,14 @@ class Circuit:
 
     def _on_CreateChFailResponse(self, message: m.Message, context: Any) -> Attribution:
         channel, problem = self._by_cid(message, context)
-        channel.state = ChannelState.FAILED
+        problem = self._move(channel, message, context) or problem
         channel.closed = context
         self._forget_channel(channel)
         return problem or Attribution(channel, None, channel.request)
 
     def _on_ServerDisconnResponse(self, message: m.Message, context: Any) -> Attribution:
         channel, problem = self._by_cid(message, context)
-        channel.state = ChannelState.DISCONNECTED
+        problem = self._move(channel, message, context) or problem
         channel.closed = context
         self._forget_channel(channel)
         return problem or Attribution(channel)
@@ -435,7 +475,7 @@ class Circuit:
         if channel.cid is None:  # joined mid-stream: the request tells the CID too
             channel.cid = message.cid
             self._join(channel)
-        channel.state = ChannelState.CLEARING
+        problem = self._move(channel, message, context) or problem
         self._pending_clear[message.sid] = Pending(message, context, channel)
         return problem or Attribution(channel)
 
@@ -449,18 +489,25 @@ class Circuit:
                 "response without request", f"CLEAR_CHANNEL reply for unknown SID {message.sid}",
                 message, context,
             )
-        channel.state = ChannelState.CLEARED
+        # The request outstanding is what put the channel in CLEARING: a channel
+        # found through it may have been disconnected or failed since. Without one
+        # the reply answers nothing, whatever the channel's state.
+        after = None
+        if pending is not None:
+            after = CHANNEL.get((ChannelState.CLEARING, m.ClearChannelResponse))
+        channel.state = after or CHANNEL_RECOVERY[m.ClearChannelResponse]
         channel.closed = context
         self._forget_channel(channel)
-        if pending is None:
+        if after is None:
             return self._anomaly(
-                "response without request", f"CLEAR_CHANNEL reply for SID {message.sid}",
-                message, context, channel,
+                CHANNEL_BREACH[m.ClearChannelResponse],
+                f"CLEAR_CHANNEL reply for SID {message.sid}", message, context, channel,
             )
         return Attribution(channel, None, pending)
 
     def _on_ReadNotifyRequest(self, message: m.Message, context: Any) -> Attribution:
         channel, problem = self._by_sid(message, context)
+        problem = self._move(channel, message, context) or problem
         attribution = self._add_pending(message, context, channel)
         return problem or attribution
 
@@ -475,11 +522,13 @@ class Circuit:
 
     def _on_WriteRequest(self, message: m.WriteRequest, context: Any) -> Attribution:
         channel, problem = self._by_sid(message, context)
+        problem = self._move(channel, message, context) or problem
         channel.last_write = Pending(message, context, channel)
         return problem or Attribution(channel)
 
     def _on_EventAddRequest(self, message: m.EventAddRequest, context: Any) -> Attribution:
         channel, problem = self._by_sid(message, context)
+        problem = self._move(channel, message, context) or problem
         mask = message.mask if len(message.payload) >= 16 else None
         sub = Subscription(
             message.subscriptionid, channel, message.data_type, message.data_count, mask
@@ -490,9 +539,9 @@ class Circuit:
         channel.subscriptions[message.subscriptionid] = sub
         if problem is not None:
             return problem
-        if old is not None and old.active:
+        if (old and old.state, m.EventAddRequest) not in SUBSCRIPTION:
             return self._anomaly(
-                "duplicate subscription id",
+                SUBSCRIPTION_BREACH[m.EventAddRequest],
                 f"subscription {message.subscriptionid} reused while active",
                 message, context, channel, sub,
             )
@@ -506,6 +555,7 @@ class Circuit:
             return sub, None
         sub = Subscription(message.subscriptionid, None, message.data_type,
                            message.data_count, None)
+        sub.state = SUBSCRIPTION_RECOVERY[type(message)]
         self.subscriptions[message.subscriptionid] = sub
         return sub, self._anomaly(
             "unknown subscription",
@@ -513,10 +563,21 @@ class Circuit:
             message, context, None, sub,
         )
 
+    def _unexpected(self, sub: Subscription, message: m.Message, context: Any) -> Attribution:
+        """A message the subscription table does not allow in ``sub``'s state."""
+        return self._anomaly(
+            "unexpected", f"{message.command_name} on a {sub.state.value} subscription",
+            message, context, sub.channel, sub,
+        )
+
     def _on_EventAddResponse(self, message: m.EventAddResponse, context: Any) -> Attribution:
         sub = self.subscriptions.get(message.parameter2)  # the subscription id
         if sub is not None:
             sub.updates += 1
+            after = SUBSCRIPTION.get((sub.state, m.EventAddResponse))
+            if after is None:
+                return self._unexpected(sub, message, context)
+            sub.state = after
             if sub.updates > 1:
                 return sub.attribution
             # The first update answers the EVENT_ADD request (for its latency).
@@ -527,6 +588,11 @@ class Circuit:
 
     def _on_EventCancelRequest(self, message: m.EventCancelRequest, context: Any) -> Attribution:
         sub, problem = self._subscription(message, context)
+        if problem is None:
+            after = SUBSCRIPTION.get((sub.state, m.EventCancelRequest))
+            if after is None:
+                return self._unexpected(sub, message, context)
+            sub.state = after
         sub.cancel = Pending(message, context, sub.channel)
         return problem or Attribution(sub.channel, sub)
 
@@ -538,6 +604,9 @@ class Circuit:
                 f"EVENT_CANCEL reply for unknown subscription {message.subscriptionid}",
                 message, context,
             )
+        after = SUBSCRIPTION.get((sub.state, m.EventCancelResponse))
+        if after is None:
+            return self._unexpected(sub, message, context)
         if sub.cancel is None:
             # Not cancelled: an update of a plain type with zero elements (an
             # empty dynamic array) has no payload either. libca drops it; so
@@ -546,7 +615,7 @@ class Circuit:
         del self.subscriptions[message.subscriptionid]
         if sub.channel is not None and sub.channel.subscriptions.get(sub.subscriptionid) is sub:
             del sub.channel.subscriptions[sub.subscriptionid]
-        sub.active = False
+        sub.state = after
         return Attribution(sub.channel, sub, sub.cancel)
 
     def _on_EchoRequest(self, message: m.Message, context: Any) -> Attribution:
@@ -558,7 +627,7 @@ class Circuit:
             # Servers of CA < 4.3 clients, and rsrv answering a client's ECHO
             # before the capture began: not a protocol breach worth raising.
             if self.strict:
-                raise ProtocolError("ECHO response without request")
+                raise self._breach("ECHO response without request", message.sender)
             return NOTHING
         return Attribution(None, None, self._pending_echo.popleft())
 
