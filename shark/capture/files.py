@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from decoder.layout import Layout
+from shark.errors import SharkError
 
 __all__ = ["MAX_RECORD", "CaptureError", "Frame", "FrameBlock", "LinkType", "read_blocks",
            "read_frames"]
@@ -57,7 +58,7 @@ class LinkType:
     LINUX_SLL2 = 276
 
 
-class CaptureError(Exception):
+class CaptureError(SharkError):
     """The input is not a capture this reader understands, or is damaged or truncated.
 
     ``offset`` is the position in the (decompressed) input where the problem was found.

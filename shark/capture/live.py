@@ -48,6 +48,7 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from shark.capture.files import Frame, LinkType
+from shark.errors import SharkError
 
 __all__ = [
     "CA_PORTS",
@@ -103,7 +104,7 @@ _Insn = tuple[int, int, int, int]
 """One classic BPF instruction: code, jump-if-true, jump-if-false, constant."""
 
 
-class LiveCaptureError(OSError):
+class LiveCaptureError(SharkError, OSError):
     """A live capture could not be set up (unknown interface, bad filter, ...) or broke
     off (its interface went down)."""
 

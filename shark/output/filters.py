@@ -23,6 +23,7 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable
 
+from shark.errors import SharkError
 from shark.extract.record import Record
 
 __all__ = ["FilterError", "parse_filter"]
@@ -30,7 +31,7 @@ __all__ = ["FilterError", "parse_filter"]
 Predicate = Callable[[Record], bool]
 
 
-class FilterError(ValueError):
+class FilterError(SharkError, ValueError):
     """A filter that cannot be understood; the message says why."""
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from decoder.dbr import DBRType, DBRValue, Family, layout
+from shark.errors import SharkError
 
 __all__ = ["LIMITS", "ConversionError", "convert", "format_float", "from_python", "to_dbr"]
 
@@ -33,7 +34,7 @@ LIMITS = (
 )
 
 
-class ConversionError(ValueError):
+class ConversionError(SharkError, ValueError):
     """A value that has no meaning in the type asked for (text that is no number,
     a state name the enum does not have)."""
 
