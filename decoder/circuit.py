@@ -303,6 +303,9 @@ class Circuit:
         channel = self.channels_by_sid.get(message.sid)
         if channel is not None:
             return channel, None
+        if self.strict:  # refused before the state changes: the circuit goes on as it was
+            raise self._breach(f"unknown SID: SID {message.sid} was never created on this "
+                               "circuit", message.sender)
         channel = Channel(None, None, message.sid)
         channel.state = ChannelState.CONNECTED
         self.channels_by_sid[message.sid] = channel
@@ -315,6 +318,9 @@ class Circuit:
         channel = self.channels_by_cid.get(message.cid)
         if channel is not None:
             return channel, None
+        if self.strict:
+            raise self._breach(f"unknown CID: CID {message.cid} was never created on this "
+                               "circuit", message.sender)
         channel = Channel(None, message.cid)
         self.channels_by_cid[message.cid] = channel
         return channel, self._anomaly(
@@ -423,9 +429,12 @@ class Circuit:
     _on_NotFoundResponse = _on_SearchResponse
 
     def _on_CreateChanRequest(self, message: m.CreateChanRequest, context: Any) -> Attribution:
+        old = self.channels_by_cid.get(message.cid)
+        if self.strict and (old and old.state, m.CreateChanRequest) not in CHANNEL:
+            raise self._breach(f"duplicate CID: CID {message.cid} ({old.name}) reused for "
+                               f"{message.name}", message.sender)
         channel = Channel(message.name, message.cid)
         channel.request = Pending(message, context, channel)
-        old = self.channels_by_cid.get(message.cid)
         self.channels_by_cid[message.cid] = channel
         if (old and old.state, m.CreateChanRequest) not in CHANNEL:
             return self._anomaly(
@@ -529,12 +538,15 @@ class Circuit:
     def _on_EventAddRequest(self, message: m.EventAddRequest, context: Any) -> Attribution:
         channel, problem = self._by_sid(message, context)
         problem = self._move(channel, message, context) or problem
+        old = self.subscriptions.get(message.subscriptionid)
+        if self.strict and (old and old.state, m.EventAddRequest) not in SUBSCRIPTION:
+            raise self._breach(f"duplicate subscription id: subscription "
+                               f"{message.subscriptionid} reused while active", message.sender)
         mask = message.mask if len(message.payload) >= 16 else None
         sub = Subscription(
             message.subscriptionid, channel, message.data_type, message.data_count, mask
         )
         sub.request = Pending(message, context, channel)
-        old = self.subscriptions.get(message.subscriptionid)
         self.subscriptions[message.subscriptionid] = sub
         channel.subscriptions[message.subscriptionid] = sub
         if problem is not None:
@@ -553,6 +565,10 @@ class Circuit:
         sub = self.subscriptions.get(message.subscriptionid)
         if sub is not None:
             return sub, None
+        if self.strict:
+            raise self._breach(
+                f"unknown subscription: subscription {message.subscriptionid} was never added "
+                "on this circuit", message.sender)
         sub = Subscription(message.subscriptionid, None, message.data_type,
                            message.data_count, None)
         sub.state = SUBSCRIPTION_RECOVERY[type(message)]

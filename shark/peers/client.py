@@ -4,8 +4,13 @@ Names are found by UDP search, sent to the addresses given (127.0.0.1:5064
 by default: never a broadcast address unless one is given, and the socket is
 not allowed to broadcast anyway) and repeated with a doubling interval until a
 server answers. One TCP circuit is opened per server and shared by its
-channels; each keeps its state in ``Circuit(strict=True)``, fed both
-directions, so a server that breaks the protocol loses its circuit. When a
+channels; each keeps its state in ``Circuit(strict=True, local=Role.CLIENT)``,
+fed both directions: what it knows of a channel (SID, native type and count,
+access rights) and of the requests in flight is the circuit's, and this module
+keeps beside it only futures, queues and sockets. A server that breaks the
+protocol (:class:`RemoteProtocolError`) loses its circuit; a request of ours
+that would break it (:class:`LocalProtocolError`, a bug) is raised to its
+caller unsent, and the circuit goes on. When a
 circuit is lost its channels are searched for again and, once found, created
 again with their subscriptions; reads and writes in flight fail with
 :class:`CAError` (ECA_DISCONN).
@@ -31,15 +36,18 @@ from decoder import (
     Circuit,
     DecodeError,
     EventMask,
-    ProtocolError,
+    LocalProtocolError,
+    RemoteProtocolError,
     Role,
     StreamFramer,
 )
 from decoder import messages as m
+from decoder.circuit import Channel
 from decoder.dbr import DBRType, DBRValue
 from decoder.framing import split_datagram
 from decoder.protocol import ADDRESS_OF_SENDER, MINOR_VERSION, SERVER_PORT
 from decoder.status import eca_name
+from shark.errors import SharkError
 from shark.peers.convert import from_python
 
 __all__ = ["CAError", "Client", "ClientChannel", "ClientSubscription"]
@@ -54,7 +62,7 @@ _FIRST_SEARCH_INTERVAL = 0.03
 _END = object()
 
 
-class CAError(Exception):
+class CAError(SharkError):
     """A request the server (or the loss of its circuit) failed, with its ECA code."""
 
     def __init__(self, status: int, text: str = "") -> None:
@@ -69,14 +77,35 @@ class ClientChannel:
         self.client = client
         self.name = name
         self.cid = cid
-        self.sid: int | None = None
-        self.native_type: DBRType | None = None
-        self.native_count: int | None = None
-        self.access_rights = AccessRights.NONE
         self.circuit: _ClientCircuit | None = None
         self.subscriptions: set[ClientSubscription] = set()
         self.error: CAError | None = None
         self._connected = asyncio.Event()
+
+    @property
+    def state(self) -> Channel | None:
+        """The circuit's record of this channel (None while searching)."""
+        return self.circuit.state.channel_for_cid(self.cid) if self.circuit else None
+
+    @property
+    def sid(self) -> int | None:
+        state = self.state
+        return state.sid if state is not None else None
+
+    @property
+    def native_type(self) -> DBRType | None:
+        state = self.state
+        return DBRType(state.native_type) if state and state.native_type is not None else None
+
+    @property
+    def native_count(self) -> int | None:
+        state = self.state
+        return state.native_count if state is not None else None
+
+    @property
+    def access_rights(self) -> AccessRights:
+        state = self.state
+        return state.access_rights or AccessRights.NONE if state else AccessRights.NONE
 
     @property
     def connected(self) -> bool:
@@ -265,9 +294,9 @@ class Client:
         """
         channel = self.channel(name)
         sub = ClientSubscription(channel, next(self._ids), data_type, count, mask, callback)
-        channel.subscriptions.add(sub)
         if channel.connected and channel.circuit is not None:
-            channel.circuit.subscribe(sub)
+            channel.circuit.subscribe(sub)  # LocalProtocolError: not subscribed
+        channel.subscriptions.add(sub)
         return sub
 
     async def clear(self, name: str, timeout: float | None = None) -> None:
@@ -380,7 +409,6 @@ class Client:
         channels = [ch for ch in circuit.channels.values() if ch.error is None]
         for channel in channels:
             channel.circuit = None
-            channel.sid = None
             channel._connected.clear()
         if channels:
             self._search(channels, urgent=urgent)
@@ -409,7 +437,7 @@ class _ClientCircuit:
     def __init__(self, client: Client, address: Address) -> None:
         self.client = client
         self.address = address
-        self.state = Circuit(strict=True)
+        self.state = Circuit(strict=True, local=Role.CLIENT)
         self.framer = StreamFramer(Role.SERVER)
         self.channels: dict[int, ClientChannel] = {}
         self.ready = False
@@ -467,12 +495,12 @@ class _ClientCircuit:
                 "subscriptionid": sub.subscriptionid}
 
     def subscribe(self, sub: ClientSubscription) -> None:
-        self._subscriptions[sub.subscriptionid] = sub
         self._send(m.EventAddRequest(**self._event_fields(sub), mask=sub.mask))
+        self._subscriptions[sub.subscriptionid] = sub
 
     async def cancel(self, sub: ClientSubscription) -> None:
-        future = self._cancels[sub.subscriptionid] = asyncio.get_running_loop().create_future()
         self._send(m.EventCancelRequest(**self._event_fields(sub)))
+        future = self._cancels[sub.subscriptionid] = asyncio.get_running_loop().create_future()
         try:
             await future
         finally:
@@ -481,18 +509,19 @@ class _ClientCircuit:
 
     async def clear(self, channel: ClientChannel) -> None:
         """CLEAR_CHANNEL, and wait for the reply if the channel is connected."""
+        sid = channel.sid
         del self.channels[channel.cid]
         channel.circuit = None
         for subid in [s for s, sub in self._subscriptions.items() if sub.channel is channel]:
             del self._subscriptions[subid]
-        if channel.sid is None or not self.ready:
+        if sid is None or not self.ready:
             return
-        future = self._clears[channel.sid] = asyncio.get_running_loop().create_future()
+        self._send(m.ClearChannelRequest(sid=sid, cid=channel.cid))
+        future = self._clears[sid] = asyncio.get_running_loop().create_future()
         try:
-            self._send(m.ClearChannelRequest(sid=channel.sid, cid=channel.cid))
             await future
         finally:
-            self._clears.pop(channel.sid, None)
+            self._clears.pop(sid, None)
 
     async def echo(self) -> None:
         future = asyncio.get_running_loop().create_future()
@@ -501,14 +530,15 @@ class _ClientCircuit:
         await future
 
     async def _request(self, request: m.Message, ioid: int) -> Any:
+        self._send(request)  # a LocalProtocolError leaves nothing sent, nothing waiting
         future = self._pending[ioid] = asyncio.get_running_loop().create_future()
         try:
-            self._send(request)
             return await future
         finally:
             self._pending.pop(ioid, None)
 
     def _send(self, message: m.Message) -> None:
+        """Send ``message``; one the protocol forbids raises LocalProtocolError unsent."""
         if self._writer is None:
             raise CAError(ECA.ECA_DISCONN, f"circuit to {self.address} not connected")
         self.state.handle(message, Role.CLIENT)
@@ -535,8 +565,12 @@ class _ClientCircuit:
                 await self._receive(reader)
             finally:
                 watchdog.cancel()
-        except (OSError, asyncio.TimeoutError, DecodeError, ProtocolError, CAError) as error:
+        except (OSError, asyncio.TimeoutError, DecodeError, RemoteProtocolError,
+                CAError) as error:
             log.info("circuit to %s lost: %s", self.address, error)
+            self._failed = True
+        except LocalProtocolError as error:  # a bug of ours while opening it
+            log.error("circuit to %s closed: we broke the protocol: %s", self.address, error)
             self._failed = True
         finally:
             self._end()
@@ -587,10 +621,6 @@ class _ClientCircuit:
         kind = type(message)
         if kind is m.CreateChanResponse:
             self._connected(message)
-        elif kind is m.AccessRightsResponse:
-            channel = self.channels.get(message.cid)
-            if channel is not None:
-                channel.access_rights = AccessRights(message.access_rights & 3)
         elif kind in (m.CreateChFailResponse, m.ServerDisconnResponse):
             self._dropped(message)
         elif kind is m.ReadNotifyResponse:
@@ -618,12 +648,12 @@ class _ClientCircuit:
         channel = self.channels.get(message.cid)
         if channel is None:
             return
-        channel.sid = message.sid
-        channel.native_type = DBRType(message.data_type)
-        channel.native_count = message.data_count
         channel._connected.set()
         for sub in list(channel.subscriptions):
-            self.subscribe(sub)
+            try:
+                self.subscribe(sub)
+            except LocalProtocolError as error:  # a bug of ours: this subscription only
+                log.error("subscription to %s not renewed: %s", channel.name, error)
 
     def _dropped(self, message: m.Message) -> None:
         """CREATE_CH_FAIL fails the channel; SERVER_DISCONN sends it searching again."""
@@ -631,7 +661,6 @@ class _ClientCircuit:
         if channel is None:
             return
         channel.circuit = None
-        channel.sid = None
         if isinstance(message, m.CreateChFailResponse):
             channel.error = CAError(ECA.ECA_UKNCHAN, f"server refused channel {channel.name}")
             del self.client.channels[channel.name]
