@@ -33,7 +33,7 @@ DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
 class StreamFramer:
     """Frames one direction of a TCP circuit.
 
-    Feed it bytes as they come, in chunks of any size; :meth:`feed` returns the
+    Feed it bytes as they come, in pieces of any size; :meth:`feed` returns the
     messages the new bytes completed (:meth:`messages` yields those the buffer
     holds). A header may be split anywhere, the extended header too. After a
     :class:`DecodeError` the stream cannot be trusted: the caller decides whether

@@ -54,7 +54,7 @@ _EVENT_ADD = int(Command.EVENT_ADD)
 #: Per command id: whether a server sends it.
 _SERVER_COMMAND = np.isin(np.arange(1 << 16), sorted(_SERVER_FORMS))
 #: Messages of one size checked at once when following the chain of messages.
-_STRIDE_RUN = 4096
+_STRIDE_MESSAGES = 4096
 #: The CA header (:data:`decoder.protocol.HEADER_LAYOUT`) as a numpy record, and per
 #: field its width and offset, to read it from a run's buffer as 16 and 32-bit words.
 _HEADER = HEADER_LAYOUT.numpy_dtype()
@@ -323,7 +323,7 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
     message: the bytes must then go the way that reports and resynchronises.
 
     A subscription's updates all have one size, so where a message is followed by
-    one of the same size, the sizes of up to :data:`_STRIDE_RUN` more at that stride
+    one of the same size, the sizes of up to :data:`_STRIDE_MESSAGES` more at that stride
     are checked at once, and the chain is followed a message at a time only where the
     size changes."""
     data = np.frombuffer(buffer, np.uint8)
@@ -350,7 +350,7 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
         follow = position + stride
         if (body == HEADER_SIZE and end - follow >= stride
                 and buffer[follow + size_at] == high and buffer[follow + size_at + 1] == low):
-            count = min((end - position) // stride, _STRIDE_RUN)
+            count = min((end - position) // stride, _STRIDE_MESSAGES)
             at = position + stride * np.arange(count)
             same = (data[at + size_at] == high) & (data[at + size_at + 1] == low)
             count = count if same.all() else int(same.argmin())

@@ -556,10 +556,10 @@ class CaReader:
                     return
             segment = False
             framer = state.framer
-            chunk, data = data, b""
+            fed, data = data, b""
             error = None
             try:
-                messages = framer.feed(chunk)
+                messages = framer.feed(fed)
             except DecodeError as exc:
                 # The messages completed before the bad header are good.
                 messages, error = exc.messages, exc
@@ -588,7 +588,7 @@ class CaReader:
                     data = framer.clear()[1:]
                     state.lose_sync(f"bad header ({error})", 1)
                 elif framer.pending:
-                    data = self._check_incomplete(state, chunk)
+                    data = self._check_incomplete(state, fed)
 
     @staticmethod
     def _check_incomplete(state: _DirectionState, data: bytes | memoryview) -> bytes:
