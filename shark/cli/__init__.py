@@ -18,6 +18,7 @@ from importlib import metadata
 from types import ModuleType
 
 import shark
+from shark.cli.options import UsageError
 
 __all__ = ["main"]
 
@@ -37,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except UsageError as exc:
+        print(f"shark: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _command_modules() -> list[ModuleType]:

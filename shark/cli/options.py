@@ -7,7 +7,6 @@ Not a subcommand itself (it has no ``NAME``): :func:`shark.cli.main` skips it. T
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 
 from shark.extract.record import Record
@@ -20,7 +19,13 @@ __all__ = [
     "port",
     "record_filter",
     "speed",
+    "UsageError",
 ]
+
+
+class UsageError(Exception):
+    """Arguments that parse but do not make sense: :func:`shark.cli.main` prints it and
+    exits with status 2, as argparse does for arguments that do not parse."""
 
 
 def add_capture_argument(parser: argparse.ArgumentParser) -> None:
@@ -44,13 +49,11 @@ def add_filter_option(parser: argparse.ArgumentParser, help: str) -> None:
 def record_filter(expressions: Sequence[str]) -> Callable[[Record], bool] | None:
     """The predicate the ``--filter`` expressions give, or None when there are none.
 
-    Raises SystemExit(2) with the error on stderr when an expression does not parse, as
-    argparse does for other bad arguments."""
+    Raises :class:`UsageError` when an expression does not parse."""
     try:
         wanted = combine(parse_filter(f) for f in expressions)
     except FilterError as exc:
-        print(f"shark: error: --filter: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise UsageError(f"--filter: {exc}") from None
     return wanted if expressions else None
 
 
