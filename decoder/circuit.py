@@ -268,7 +268,8 @@ class Circuit:
         request: Pending | None = None, sender: Role | None = None,
     ) -> Attribution:
         if self.strict:
-            raise self._breach(f"{kind}: {detail}", sender or message.sender)
+            raise self._breach(f"{kind}: {detail}",
+                              message.sender if sender is None else sender)
         anomaly = Anomaly(kind, detail, message, context)
         self.anomalies.append(anomaly)
         self.anomaly_count += 1

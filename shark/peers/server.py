@@ -9,10 +9,14 @@ capture shows and to be a controllable peer in tests, so it favours being
 exact about the protocol over speed.
 
 Each circuit frames what the client sends with ``StreamFramer(Role.CLIENT)``
-and keeps its state in ``Circuit(strict=True)``, fed both directions: a client
-that breaks the protocol (undecodable bytes, unknown ids, commands a client may
-not send) gets an ERROR message quoting the offending request and its circuit
-is closed; other circuits go on. Nothing is bound but the host given, and
+and keeps its state in ``Circuit(strict=True, local=Role.SERVER)``, fed both
+directions: which channels are open, by SID and CID, and their names are the
+circuit's; this module keeps beside it the PVs, the updates held back and the
+sockets. A client that breaks the protocol (undecodable bytes, unknown ids,
+commands a client may not send: :class:`RemoteProtocolError`) gets an ERROR
+message quoting the offending request and its circuit is closed; a breach by
+this server (:class:`LocalProtocolError`, a bug of ours) is logged and the
+circuit closed cleanly. Other circuits go on. Nothing is bound but the host given, and
 beacons go only where told (loopback by default, never broadcast).
 """
 
@@ -33,11 +37,13 @@ from decoder import (
     Circuit,
     DecodeError,
     EventMask,
-    ProtocolError,
+    LocalProtocolError,
+    RemoteProtocolError,
     Role,
     StreamFramer,
 )
 from decoder import messages as m
+from decoder.circuit import Channel
 from decoder.dbr import EPICS_EPOCH_OFFSET, DBRType, DBRValue, encode, layout
 from decoder.framing import split_datagram
 from decoder.messages import decode_header, make_message
@@ -474,8 +480,9 @@ class _ServerCircuit:
         self.writer = writer
         self.peer = writer.get_extra_info("peername")
         self.framer = StreamFramer(Role.CLIENT)
-        self.state = Circuit(strict=True)
-        self.channels: dict[int, PV] = {}
+        self.state = Circuit(strict=True, local=Role.SERVER)
+        #: Set once this server broke the protocol on the circuit (a bug), to close it.
+        self.broken: LocalProtocolError | None = None
         self.subscriptions: dict[int, _Subscription] = {}
         #: Updates held back (events off, or a full send buffer), latest per subscription.
         self._held: dict[int, m.Message] = {}
@@ -505,11 +512,21 @@ class _ServerCircuit:
                 cid=getattr(refusal.request, "cid", 0xFFFFFFFF), status=refusal.status,
                 original_request=refusal.request, error_message=str(refusal),
                 original_payload_size=refusal.payload_size))
+        except LocalProtocolError as error:
+            self._broke(error)
         except OSError as error:  # the client went away while we wrote
             log.debug("circuit of %s: %s", self.peer, error)
         finally:
             flusher.cancel()
             await self._close()
+
+    def _broke(self, error: LocalProtocolError) -> None:
+        """This server broke the protocol (a bug): say so once and end the circuit."""
+        if self.broken is None:
+            self.broken = error
+            log.error("closing circuit of %s: this server broke the protocol: %s",
+                      self.peer, error)
+        self.writer.transport.close()
 
     async def _receive(self) -> None:
         while data := await self.reader.read(_READ_CHUNK):
@@ -534,18 +551,25 @@ class _ServerCircuit:
     def _handle(self, request: m.Message) -> None:
         try:
             attribution = self.state.handle(request, Role.CLIENT)
-        except ProtocolError as error:
+        except RemoteProtocolError as error:
             raise _Refused(request, ECA.ECA_INTERNAL, str(error)) from None
         handler = self._handlers.get(type(request))
         if handler is None:
             raise _Refused(request, ECA.ECA_INTERNAL,
                            f"{request.command_name} is not a request a client may send")
         try:
-            handler(request, attribution.channel and self.channels.get(attribution.channel.sid))
+            handler(request, self._pv(attribution.channel))
         except DecodeError as error:
             raise _Refused(request, ECA.ECA_INTERNAL, str(error)) from None
 
+    def _pv(self, channel: Channel | None) -> PV | None:
+        """The PV a connected channel serves (the circuit knows its name)."""
+        if channel is None or channel.sid is None:
+            return None
+        return self.server.pvs.get(channel.name)
+
     def _send(self, message: m.Message) -> None:
+        """Send ``message``; one the protocol forbids raises LocalProtocolError unsent."""
         self.state.handle(message, Role.SERVER)
         self.writer.write(message.to_bytes())
 
@@ -562,14 +586,12 @@ class _ServerCircuit:
             self._send(m.CreateChFailResponse(cid=request.cid))
             return
         sid = self.server._new_sid()
-        self.channels[sid] = pv
         rights = AccessRights.READ | (AccessRights.WRITE if pv.writable else AccessRights.NONE)
         self._send(m.AccessRightsResponse(cid=request.cid, access_rights=rights))
         self._send(m.CreateChanResponse(data_type=pv.data_type, data_count=pv.count,
                                         cid=request.cid, sid=sid))
 
     def _clear(self, request: m.ClearChannelRequest, _: PV | None) -> None:
-        self.channels.pop(request.sid, None)
         for sub in [s for s in self.subscriptions.values() if s.sid == request.sid]:
             self._drop(sub)
         self._send(m.ClearChannelResponse(sid=request.sid, cid=request.cid))
@@ -646,11 +668,15 @@ class _ServerCircuit:
 
     def disconnect(self, pv: PV) -> None:
         """Drop the channels of a PV the server no longer has (SERVER_DISCONN)."""
-        for sid in [sid for sid, served in self.channels.items() if served is pv]:
-            del self.channels[sid]
-            for sub in [s for s in self.subscriptions.values() if s.sid == sid]:
-                self._drop(sub)
-            self._send(m.ServerDisconnResponse(cid=self.state.channels_by_sid[sid].cid))
+        served = [channel for channel in self.state.channels_by_sid.values()
+                  if channel.name == pv.name and channel.cid is not None]
+        try:
+            for channel in served:
+                for sub in [s for s in self.subscriptions.values() if s.sid == channel.sid]:
+                    self._drop(sub)
+                self._send(m.ServerDisconnResponse(cid=channel.cid))
+        except LocalProtocolError as error:
+            self._broke(error)
 
     def _echo(self, request: m.EchoRequest, _: PV | None) -> None:
         self._send(m.EchoResponse())
@@ -665,8 +691,13 @@ class _ServerCircuit:
         off or the client is not reading fast enough."""
         update = m.EventAddResponse(data_type=sub.data_type, data_count=count, status=status,
                                     subscriptionid=sub.subscriptionid, payload=payload)
+        if self.broken is not None:
+            return
         if self.state.events_on and not self._held and self._buffered() < HIGH_WATER:
-            self._send(update)
+            try:
+                self._send(update)
+            except LocalProtocolError as error:
+                self._broke(error)
         else:
             self._held[sub.subscriptionid] = update
             self._flush.set()
@@ -680,15 +711,18 @@ class _ServerCircuit:
 
     async def _flush_held(self) -> None:
         with contextlib.suppress(OSError):  # the client went away: the reader sees it too
-            while True:
-                await self._flush.wait()
-                self._flush.clear()
-                while self._held and self.state.events_on:
-                    if self._buffered() >= HIGH_WATER:
-                        await self._drain()
-                        continue
-                    subid = next(iter(self._held))
-                    self._send(self._held.pop(subid))
+            try:
+                while True:
+                    await self._flush.wait()
+                    self._flush.clear()
+                    while self._held and self.state.events_on:
+                        if self._buffered() >= HIGH_WATER:
+                            await self._drain()
+                            continue
+                        subid = next(iter(self._held))
+                        self._send(self._held.pop(subid))
+            except LocalProtocolError as error:
+                self._broke(error)
 
     def _drop(self, sub: _Subscription) -> None:
         del self.subscriptions[sub.subscriptionid]

@@ -143,6 +143,8 @@ def test_strict_circuit_blames_the_sender(local):
     # A message sent the wrong way is the fault of whoever sent it.
     with pytest.raises(by_server, match="wrong direction"):
         circuit.handle(m.CreateChanRequest(name="X", cid=1), SERVER)
+    with pytest.raises(by_client, match="wrong direction"):
+        circuit.handle(m.EchoResponse(), CLIENT)
     connect(circuit)
     with pytest.raises(by_client, match="duplicate CID"):
         circuit.handle(m.CreateChanRequest(name="PV:B", cid=1), CLIENT)
