@@ -169,12 +169,12 @@ class Session:
 
     def attribute(self, record: Record) -> None:
         """Fill ``record``'s pv, channel, subscription, request, latency and anomaly."""
-        if record.kind == MESSAGE:
+        if record.kind is MESSAGE:
             if record.circuit is None:
                 self._udp(record)
             else:
                 self._tcp(record)
-        elif record.kind == CLOSE:
+        elif record.kind is CLOSE:
             self._close(record)
 
     def _circuit(self, number: int) -> Circuit:
