@@ -16,8 +16,8 @@ from rich.text import Text
 
 from decoder import AccessRights, DecodeError, Role, Search, dbr
 from decoder import messages as m
-from shark.extract.record import CLOSE, MESSAGE, OPEN, Record
-from shark.output.text import describe, format_value, subject
+from shark.extract.record import MESSAGE, Record
+from shark.output.text import describe, details, format_value, subject
 
 from .model import ChannelRow, CircuitRow, ErrorRow, ServerRow, problem
 from .table import Cell, Column
@@ -54,17 +54,8 @@ LOG_COLUMNS = [
 
 
 def log_cells(record: Record, clock: Clock) -> list[Cell]:
-    message = record.message
-    if message is not None:
-        info = _info(message)
-        if record.latency is not None:
-            info += f" [{record.latency * 1e3:.3f} ms]"
-    elif record.kind is OPEN or record.kind is CLOSE:
-        info = f"({record.reason})"
-    else:
-        info = f"{record.size} bytes: {record.reason}"
     return [str(record.frame), clock(record.time, 6), record.src, record.dst, _where(record),
-            record.command_name, subject(record), info]
+            record.command_name, subject(record), details(record, _info)]
 
 
 def _info(message: m.Message) -> str:

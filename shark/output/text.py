@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from decoder import AccessRights, DBRValue, DecodeError, EventMask, Message, dbr
 from shark.extract.record import CLOSE, OPEN, Record
 
-__all__ = ["describe", "format_record", "format_value", "subject"]
+__all__ = ["describe", "details", "format_record", "format_value", "subject"]
 
 #: Fields holding an IPv4 address as a 32-bit number.
 _ADDRESS_FIELDS = frozenset(("ip", "address", "repeater_address", "client_address"))
@@ -25,18 +26,23 @@ def format_record(record: Record, start: float = 0.0) -> str:
     ``start``."""
     where = record.transport if record.circuit is None else f"{record.transport}#{record.circuit}"
     sender = "?" if record.sender is None else record.sender.name
-    if record.message is not None:
-        name = subject(record)
-        what = " ".join(filter(None, (record.message.command_name, name,
-                                      describe(record.message))))
-        if record.latency is not None:
-            what += f" [{record.latency * 1e3:.3f} ms]"
-    elif record.kind is OPEN or record.kind is CLOSE:
-        what = f"{record.command_name} ({record.reason})"
-    else:
-        what = f"{record.command_name} {record.size} bytes: {record.reason}"
+    name = subject(record) if record.message is not None else ""
+    what = " ".join(filter(None, (record.command_name, name, details(record))))
     return (f"{record.frame:6d} {record.time - start:11.6f} {record.src:>21} -> "
             f"{record.dst:<21} {where:<6} {sender:<8} {what}").rstrip()
+
+
+def details(record: Record, fields: Callable[[Message], str] | None = None) -> str:
+    """What a record says besides its command and PV: a message's ``fields`` and the
+    latency of a response; why a circuit opened or closed; how many bytes were lost or
+    could not be decoded, and why. The text line and the TUI's log both show this.
+    ``fields`` describes a message (default :func:`describe`)."""
+    if record.message is not None:
+        latency = None if record.latency is None else f"[{record.latency * 1e3:.3f} ms]"
+        return " ".join(filter(None, ((fields or describe)(record.message), latency)))
+    if record.kind is OPEN or record.kind is CLOSE:
+        return f"({record.reason})"
+    return f"{record.size} bytes: {record.reason}"
 
 
 def subject(record: Record) -> str:
