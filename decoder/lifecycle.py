@@ -38,6 +38,10 @@ class ChannelState(Enum):
     CLEARED = "cleared"  # CLEAR_CHANNEL answered
     DISCONNECTED = "disconnected"  # SERVER_DISCONN or the circuit closed
 
+    #: Members are singletons: hashed by identity, the tables are looked up per message
+    #: (Enum's own hash is a Python call).
+    __hash__ = object.__hash__
+
 
 class SubscriptionState(Enum):
     """Where a subscription is in its life."""
@@ -47,6 +51,10 @@ class SubscriptionState(Enum):
     CANCELLING = "cancelling"  # EVENT_CANCEL sent, no reply yet
     CANCELLED = "cancelled"  # EVENT_CANCEL answered
     ENDED = "ended"  # its channel went away, or the circuit closed
+
+    #: Members are singletons: hashed by identity, the tables are looked up per message
+    #: (Enum's own hash is a Python call).
+    __hash__ = object.__hash__
 
 
 class Event(Enum):
