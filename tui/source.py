@@ -21,8 +21,8 @@ from typing import NamedTuple
 from shark.analysis.attribution import Session
 from shark.capture.files import CaptureError, Frame, read_frames
 from shark.capture.live import LiveCapture, LiveCaptureError
+from shark.capture.pump import FramePump
 from shark.capture.writer import PcapngWriter
-from shark.cli.live import FramePump
 from shark.extract.reader import CaReader
 from shark.extract.record import Record
 
