@@ -52,6 +52,13 @@ MAX_PENDING = 65536
 #: Anomalies kept per circuit (the count goes on).
 MAX_ANOMALIES = 1000
 
+#: Updates to active subscriptions are most of what a circuit carries, and the table
+#: keeps an active subscription active on an update: that one move is taken without
+#: a lookup (checked here, so the table stays the one place that says so).
+_ACTIVE = SubscriptionState.ACTIVE
+if SUBSCRIPTION.get((_ACTIVE, m.EventAddResponse)) is not _ACTIVE:
+    raise ImportError("decoder.lifecycle: an update must keep a subscription active")
+
 
 class Channel:
     """One channel of a circuit. ``name`` is None when the circuit was joined
@@ -591,10 +598,11 @@ class Circuit:
         sub = self.subscriptions.get(message.parameter2)  # the subscription id
         if sub is not None:
             sub.updates += 1
-            after = SUBSCRIPTION.get((sub.state, m.EventAddResponse))
-            if after is None:
-                return self._unexpected(sub, message, context)
-            sub.state = after
+            if sub.state is not _ACTIVE:  # else the table keeps it active: no lookup
+                after = SUBSCRIPTION.get((sub.state, m.EventAddResponse))
+                if after is None:
+                    return self._unexpected(sub, message, context)
+                sub.state = after
             if sub.updates > 1:
                 return sub.attribution
             # The first update answers the EVENT_ADD request (for its latency).
