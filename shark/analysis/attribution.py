@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
@@ -112,14 +111,20 @@ class Session:
 
     def _starting(self, items: Iterable, batched: bool = False) -> Iterator:
         """``items`` as they are, having told the discovery state when the capture begins
-        (its first record: libca's program start, for the beacon rules)."""
+        (its first record: libca's program start, for the beacon rules).
+
+        A generator that lets go of the first item once passed on: the first list of a
+        bulk reader can hold megabytes of a server's bytes, which a ``chain((first,),
+        items)`` would keep alive until the end of the capture."""
         items = iter(items)
         for first in items:
-            if batched and not first:
-                continue  # (an empty batch stands for no record)
-            self.discovery.start((first[0] if batched else first).time)
-            return chain((first,), items)
-        return items
+            if not batched or first:  # (an empty batch stands for no record)
+                self.discovery.start((first[0] if batched else first).time)
+                yield first
+                break
+            yield first
+        first = None
+        yield from items
 
     def _updates(self, batch: UpdateBatch) -> None:
         """Attribute an update batch: in bulk as far as its segment allows, the rest as
