@@ -26,8 +26,11 @@ def format_record(record: Record, start: float = 0.0) -> str:
     ``start``."""
     where = record.transport if record.circuit is None else f"{record.transport}#{record.circuit}"
     sender = "?" if record.sender is None else record.sender.name
-    name = subject(record) if record.message is not None else ""
-    what = " ".join(filter(None, (record.command_name, name, details(record))))
+    message = record.message
+    if message is not None:
+        what = " ".join(filter(None, (message.command_name, subject(record), details(record))))
+    else:
+        what = f"{record.command_name} {details(record)}"
     return (f"{record.frame:6d} {record.time - start:11.6f} {record.src:>21} -> "
             f"{record.dst:<21} {where:<6} {sender:<8} {what}").rstrip()
 
@@ -37,9 +40,13 @@ def details(record: Record, fields: Callable[[Message], str] | None = None) -> s
     latency of a response; why a circuit opened or closed; how many bytes were lost or
     could not be decoded, and why. The text line and the TUI's log both show this.
     ``fields`` describes a message (default :func:`describe`)."""
-    if record.message is not None:
-        latency = None if record.latency is None else f"[{record.latency * 1e3:.3f} ms]"
-        return " ".join(filter(None, ((fields or describe)(record.message), latency)))
+    message = record.message
+    if message is not None:
+        text = (fields or describe)(message)
+        if record.latency is None:
+            return text
+        latency = f"[{record.latency * 1e3:.3f} ms]"
+        return f"{text} {latency}" if text else latency
     if record.kind is OPEN or record.kind is CLOSE:
         return f"({record.reason})"
     return f"{record.size} bytes: {record.reason}"
