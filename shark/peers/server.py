@@ -11,12 +11,15 @@ exact about the protocol over speed.
 Each circuit frames what the client sends with ``StreamFramer(Role.CLIENT)``
 and keeps its state in ``Circuit(strict=True, local=Role.SERVER)``, fed both
 directions: which channels are open, by SID and CID, and their names are the
-circuit's; this module keeps beside it the PVs, the updates held back and the
-sockets. A client that breaks the protocol (undecodable bytes, unknown ids,
-commands a client may not send: :class:`RemoteProtocolError`) gets an ERROR
-message quoting the offending request and its circuit is closed; a breach by
-this server (:class:`LocalProtocolError`, a bug of ours) is logged and the
-circuit closed cleanly. Other circuits go on. Nothing is bound but the host given, and
+circuit's, and so are its subscriptions (id, DBR type, count, mask, channel);
+this module keeps beside them only what the decoder has no word for: which PV a
+subscription watches and which circuit posts its updates (:class:`_Watch`), the
+updates held back and the sockets. A client that breaks the protocol
+(undecodable bytes, unknown ids, commands a client may not send:
+:class:`RemoteProtocolError`) gets an ERROR message quoting the offending
+request and its circuit is closed; a breach by this server
+(:class:`LocalProtocolError`, a bug of ours) is logged and the circuit closed
+cleanly. Other circuits go on. Nothing is bound but the host given, and
 beacons go only where told (loopback by default, never broadcast).
 """
 
@@ -43,7 +46,7 @@ from decoder import (
     StreamFramer,
 )
 from decoder import messages as m
-from decoder.circuit import Channel
+from decoder.circuit import Channel, Subscription
 from decoder.dbr import EPICS_EPOCH_OFFSET, DBRType, DBRValue, encode, layout
 from decoder.framing import split_datagram
 from decoder.messages import decode_header, make_message
@@ -260,17 +263,18 @@ class _Refused(Exception):
         self.payload_size = payload_size
 
 
-class _Subscription:
-    __slots__ = ("circuit", "subscriptionid", "sid", "pv", "data_type", "count", "mask")
+class _Watch:
+    """A subscription as the server fans updates out: the PV it watches and the
+    circuit that posts them. All else (id, DBR type, count, mask, channel, whether it
+    is still live) is the decoder's :class:`Subscription`, the very object the
+    circuit's state keeps, so there is one account of it."""
 
-    def __init__(self, circuit: _ServerCircuit, msg: m.EventAddRequest, pv: PV) -> None:
+    __slots__ = ("circuit", "pv", "subscription")
+
+    def __init__(self, circuit: _ServerCircuit, pv: PV, subscription: Subscription) -> None:
         self.circuit = circuit
-        self.subscriptionid = msg.subscriptionid
-        self.sid = msg.sid
         self.pv = pv
-        self.data_type = msg.data_type
-        self.count = msg.data_count
-        self.mask = msg.mask
+        self.subscription = subscription
 
 
 class Server:
@@ -306,7 +310,9 @@ class Server:
         self._tcp: asyncio.base_events.Server | None = None
         self._beacons: asyncio.Task | None = None
         self._circuits: dict[_ServerCircuit, asyncio.Task] = {}
-        self._subscriptions: dict[str, set[_Subscription]] = {}
+        #: The watches of each PV by name, each by its decoder subscription: whom an
+        #: update of the PV goes to.
+        self._watches: dict[str, dict[Subscription, _Watch]] = {}
         self._next_sid = 1
 
     async def __aenter__(self) -> Server:
@@ -392,18 +398,30 @@ class Server:
         if not events:
             return
         encoded: dict[tuple[int, int], tuple[int, int, bytes]] = {}
-        for sub in list(self._subscriptions.get(pv.name, ())):
+        for watch in list(self._watches.get(pv.name, {}).values()):
+            sub = watch.subscription
             if sub.mask & events:
-                key = (sub.data_type, sub.count)
+                key = (sub.data_type, sub.data_count)
                 if key not in encoded:
-                    encoded[key] = _read_payload(pv, sub.data_type, sub.count)
-                sub.circuit.post(sub, *encoded[key])
+                    encoded[key] = _read_payload(pv, sub.data_type, sub.data_count)
+                watch.circuit.post(sub, *encoded[key])
 
-    def _watch(self, sub: _Subscription) -> None:
-        self._subscriptions.setdefault(sub.pv.name, set()).add(sub)
+    def _watch(self, watch: _Watch) -> None:
+        """Post the updates of ``watch.pv`` to it too. Filed under its channel's name, which
+        is its PV's (a channel is created by the name the PV is served under)."""
+        name = watch.subscription.channel.name  # type: ignore[union-attr]
+        self._watches.setdefault(name, {})[watch.subscription] = watch
 
-    def _unwatch(self, sub: _Subscription) -> None:
-        self._subscriptions.get(sub.pv.name, set()).discard(sub)
+    def _unwatch(self, subscription: Subscription) -> None:
+        """Forget the watch of ``subscription``, if it has one (a subscription refused
+        for its count never had)."""
+        name = subscription.channel.name if subscription.channel is not None else None
+        watches = self._watches.get(name)
+        if watches is None:
+            return
+        watches.pop(subscription, None)
+        if not watches:
+            del self._watches[name]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         circuit = _ServerCircuit(self, reader, writer)
@@ -483,7 +501,6 @@ class _ServerCircuit:
         self.state = Circuit(strict=True, local=Role.SERVER)
         #: Set once this server broke the protocol on the circuit (a bug), to close it.
         self.broken: LocalProtocolError | None = None
-        self.subscriptions: dict[int, _Subscription] = {}
         #: Updates held back (events off, or a full send buffer), latest per subscription.
         self._held: dict[int, m.Message] = {}
         self._flush = asyncio.Event()
@@ -592,8 +609,8 @@ class _ServerCircuit:
                                         cid=request.cid, sid=sid))
 
     def _clear(self, request: m.ClearChannelRequest, _: PV | None) -> None:
-        for sub in [s for s in self.subscriptions.values() if s.sid == request.sid]:
-            self._drop(sub)
+        # Before the reply: sending it makes the decoder forget the channel's subscriptions.
+        self._drop_all(self.state.channels_by_sid[request.sid])
         self._send(m.ClearChannelResponse(sid=request.sid, cid=request.cid))
 
     def _readable(self, request: m.Message, pv: PV) -> bool:
@@ -651,17 +668,17 @@ class _ServerCircuit:
                                          ioid=request.ioid))
 
     def _event_add(self, request: m.EventAddRequest, pv: PV) -> None:
-        sub = _Subscription(self, request, pv)  # reads the mask: may raise DecodeError
+        sub = self.state.subscriptions[request.subscriptionid]  # the request made it
+        if sub.mask is None:  # a payload too short to hold one: the request says why
+            _ = request.mask  # raises DecodeError
         if not self._readable(request, pv):
             return
-        self.subscriptions[sub.subscriptionid] = sub
-        self.server._watch(sub)
-        self.post(sub, *_read_payload(pv, sub.data_type, sub.count))
+        self.server._watch(_Watch(self, pv, sub))
+        self.post(sub, *_read_payload(pv, sub.data_type, sub.data_count))
 
     def _event_cancel(self, request: m.EventCancelRequest, _: PV | None) -> None:
-        sub = self.subscriptions.get(request.subscriptionid)
-        if sub is not None:
-            self._drop(sub)
+        # Before the reply: sending it makes the decoder forget the subscription.
+        self._drop(self.state.subscriptions[request.subscriptionid])
         self._send(m.EventCancelResponse(data_type=request.data_type,
                                          data_count=request.data_count, sid=request.sid,
                                          subscriptionid=request.subscriptionid))
@@ -672,8 +689,7 @@ class _ServerCircuit:
                   if channel.name == pv.name and channel.cid is not None]
         try:
             for channel in served:
-                for sub in [s for s in self.subscriptions.values() if s.sid == channel.sid]:
-                    self._drop(sub)
+                self._drop_all(channel)
                 self._send(m.ServerDisconnResponse(cid=channel.cid))
         except LocalProtocolError as error:
             self._broke(error)
@@ -686,7 +702,7 @@ class _ServerCircuit:
 
     # -- subscription updates ------------------------------------------------------
 
-    def post(self, sub: _Subscription, status: int, count: int, payload: bytes) -> None:
+    def post(self, sub: Subscription, status: int, count: int, payload: bytes) -> None:
         """Send an update now, or hold it (replacing an older one) while events are
         off or the client is not reading fast enough."""
         update = m.EventAddResponse(data_type=sub.data_type, data_count=count, status=status,
@@ -724,13 +740,18 @@ class _ServerCircuit:
             except LocalProtocolError as error:
                 self._broke(error)
 
-    def _drop(self, sub: _Subscription) -> None:
-        del self.subscriptions[sub.subscriptionid]
+    def _drop(self, sub: Subscription) -> None:
+        """No more updates for ``sub``: its watch and any update held back go."""
         self._held.pop(sub.subscriptionid, None)
         self.server._unwatch(sub)
 
+    def _drop_all(self, channel: Channel) -> None:
+        """Drop the subscriptions of ``channel``, as the decoder's channel knows them."""
+        for sub in list(channel.subscriptions.values()):
+            self._drop(sub)
+
     async def _close(self) -> None:
-        for sub in list(self.subscriptions.values()):
+        for sub in list(self.state.subscriptions.values()):
             self._drop(sub)
         self.state.close()
         self.writer.close()
