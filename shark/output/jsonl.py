@@ -12,7 +12,9 @@ paired with their request), null where they do not apply. Some records add:
 ``size`` and ``reason`` for GAP, UNDECODED, OPEN and CLOSE records.
 
 Floats that JSON cannot hold (NaN, infinities) are written as the strings ``"NaN"``,
-``"Infinity"`` and ``"-Infinity"``.
+``"Infinity"`` and ``"-Infinity"``; names and strings whose bytes are not UTF-8 with
+those bytes as ``\\xNN`` (:func:`shark.extract.text.text_form`), so that every line is
+UTF-8.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from decoder import Command, DecodeError, Role, dbr
 from decoder import messages as m
 from decoder.status import alarm_severity_name, alarm_status_name
 from shark.extract.record import MESSAGE, Record
+from shark.extract.text import text_form
 
 __all__ = ["record_dict", "record_json"]
 
@@ -44,7 +47,7 @@ def record_dict(record: Record) -> dict[str, Any]:
         "sender": None if record.sender is None else record.sender.name.lower(),
         "command": record.command_name,
         "command_id": record.command,
-        "pv": record.pv,
+        "pv": None if record.pv is None else text_form(record.pv),
         "data_type": None,
         "data_count": None,
         "status": None,
@@ -53,7 +56,7 @@ def record_dict(record: Record) -> dict[str, Any]:
     }
     if record.kind is not MESSAGE:
         out["size"] = record.size
-        out["reason"] = record.reason
+        out["reason"] = text_form(record.reason)
         return out
     fields = type(message).FIELDS
     if "data_type" in fields and not isinstance(message, m._Obsolete):
@@ -71,7 +74,7 @@ def record_dict(record: Record) -> dict[str, Any]:
     if record.request is not None:
         out["request_frame"] = record.request.frame
     if record.anomaly is not None:
-        out["anomaly"] = f"{record.anomaly.kind}: {record.anomaly.detail}"
+        out["anomaly"] = text_form(f"{record.anomaly.kind}: {record.anomaly.detail}")
     return out
 
 
@@ -92,6 +95,8 @@ def _add_data(out: dict[str, Any], data: dbr.DBRValue) -> None:
 def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return _NON_FINITE[repr(value)]
+    if isinstance(value, str):
+        return text_form(value)
     return value
 
 
@@ -228,7 +233,7 @@ def _alarm(severity: int, status: int | None) -> str:
 def _string(text: str) -> str:
     encoded = _STRINGS.get(text)
     if encoded is None:
-        encoded = _remember(_STRINGS, text, _STRING(text))
+        encoded = _remember(_STRINGS, text, _STRING(text_form(text)))
     return encoded
 
 
@@ -249,7 +254,7 @@ def _scalar(value: Any) -> str:
     if kind is int:
         return str(value)
     if kind is str:
-        return _STRING(value)
+        return _STRING(text_form(value))
     raise _Slow
 
 

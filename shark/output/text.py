@@ -9,6 +9,7 @@ from typing import Any
 
 from decoder import AccessRights, DBRValue, DecodeError, EventMask, Message, dbr
 from shark.extract.record import CLOSE, OPEN, Record
+from shark.extract.text import text_form
 
 __all__ = ["describe", "details", "format_record", "format_value", "subject"]
 
@@ -56,7 +57,7 @@ def subject(record: Record) -> str:
     """The PV, or what names the channel when the capture does not tell its name (its
     SID, or its subscription id); empty for messages about no channel."""
     if record.pv is not None:
-        return record.pv
+        return text_form(record.pv)
     channel = record.channel
     if channel is not None and channel.sid is not None:
         return f"<sid={channel.sid}>"
@@ -94,7 +95,7 @@ def _value(message: Message, name: str, value: Any) -> str:
     if isinstance(value, DBRValue):
         return format_value(value)
     if isinstance(value, str):
-        return repr(value)
+        return _shown(value)
     return str(value)
 
 
@@ -109,11 +110,17 @@ def format_value(value: DBRValue) -> str:
     """A DBR value in a few words: the value (or the first elements), and the alarm."""
     values = value.values
     if len(values) == 1:
-        shown = repr(value.value)
+        shown = _shown(value.value)
     else:
         head = [v.item() if hasattr(v, "item") else v for v in values[:_ELEMENTS_SHOWN]]
         more = ", ..." if len(values) > _ELEMENTS_SHOWN else ""
-        shown = f"[{', '.join(map(repr, head))}{more}] ({len(values)})"
+        shown = f"[{', '.join(map(_shown, head))}{more}] ({len(values)})"
     if value.severity:
         shown += f" {value.severity_name}/{value.status_name}"
     return shown
+
+
+def _shown(value: Any) -> str:
+    """One value as Python writes it, a string in its text form (bytes that are not
+    UTF-8 as ``\\xNN``: :func:`shark.extract.text.text_form`)."""
+    return repr(text_form(value) if isinstance(value, str) else value)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from shark.extract.text import text_form
 from shark.tables.chunk import Chunk, Vocabularies, Vocabulary
 from shark.tables.schema import (
     BOOL,
@@ -303,7 +304,7 @@ def _text(texts: dict[int, str], rows: int) -> pa.LargeStringArray:
             rows, pa.py_buffer(np.zeros(rows + 1, dtype=np.int64)), pa.py_buffer(b""),
             pa.py_buffer(np.zeros(-(-rows // 8), dtype=np.uint8)), rows)
     where = np.fromiter(texts, np.int64, len(texts))
-    data = [_utf8(text) for text in texts.values()]
+    data = [text_form(text).encode() for text in texts.values()]
     lengths = np.zeros(rows + 1, dtype=np.int64)
     lengths[where + 1] = np.fromiter(map(len, data), np.int64, len(data))
     order = np.argsort(where, kind="stable")
@@ -315,20 +316,12 @@ def _text(texts: dict[int, str], rows: int) -> pa.LargeStringArray:
         pa.py_buffer(np.packbits(valid, bitorder="little")), int(rows - len(texts)))
 
 
-def _utf8(text: str) -> bytes:
-    """UTF-8 of a text; bytes that were not UTF-8 (decoded with surrogateescape) as
-    ``\\xNN``, which Arrow strings can hold."""
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").encode()
-
-
 def _used(codes: np.ndarray, strings: _Strings) -> tuple[np.ndarray, list[str]]:
     """Vocabulary codes as indexes into the strings used, sorted (so that a capture
     gives the same files however its records were chunked), and those strings."""
     vocabulary = strings.vocabulary
     size = len(vocabulary.values)
+    words = vocabulary.values
     if strings.used is not None:
         used = np.flatnonzero(strings.used)
     elif codes.dtype.itemsize < 4:  # counted as unsigned: null (-1) counts past the codes
@@ -352,8 +345,8 @@ def _used(codes: np.ndarray, strings: _Strings) -> tuple[np.ndarray, list[str]]:
         table[: min(size, 128)] = renumber[: min(size, 128)]
         table[255] = -1
         translated = bytearray(codes.view(np.uint8).data).translate(table.tobytes())
-        return np.frombuffer(translated, np.int8), [vocabulary.values[i] for i in order]
-    return renumber[codes], [vocabulary.values[i] for i in order]
+        return np.frombuffer(translated, np.int8), [text_form(words[i]) for i in order]
+    return renumber[codes], [text_form(words[i]) for i in order]
 
 
 #: Codes counted at a time.

@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from shark.extract.text import text_form
+
 __all__ = [
     "BOOL", "CATEGORY", "FLOAT", "INT64", "NINT64", "NUINT16", "NUINT32", "TEXT", "TIME",
     "UINT32", "Column", "TableSchema", "seconds_to_ns",
@@ -123,6 +125,7 @@ def _python_array(kind: str, values: Sequence[Any]) -> pa.Array:
         missing = np.isnan(times)
         return pa.array(seconds_to_ns(np.where(missing, 0.0, times)), _ARROW[TIME],
                         mask=missing)
-    if kind == CATEGORY:
-        return pa.array(values, pa.string()).dictionary_encode()
+    if kind == CATEGORY or kind == TEXT:
+        texts = pa.array([None if v is None else text_form(v) for v in values], pa.string())
+        return texts.dictionary_encode() if kind == CATEGORY else texts.cast(_ARROW[TEXT])
     return pa.array(values, _ARROW[kind])
