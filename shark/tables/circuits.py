@@ -12,7 +12,16 @@ from shark.extract.record import CLOSE, OPEN, Record
 from shark.tables.aggregate import Aggregate, Finished, client_server
 from shark.tables.chunk import NOT_MESSAGE, Chunk, Vocabularies, form_mask
 from shark.tables.grouping import group
-from shark.tables.schema import CATEGORY, INT64, NUINT16, TIME, UINT32, Column, TableSchema
+from shark.tables.schema import (
+    CATEGORY,
+    INT64,
+    NUINT16,
+    NUINT32,
+    TIME,
+    UINT32,
+    Column,
+    TableSchema,
+)
 
 __all__ = ["CIRCUITS", "Circuits"]
 
@@ -26,8 +35,9 @@ CIRCUITS = TableSchema("circuits", "one row per TCP circuit", [
                               "(still open when the capture stopped), reused"),
     Column("closed_by", CATEGORY, "client or server: who ended first (null for a reset: "
                                   "which end sent it is not known)"),
-    Column("client_version", NUINT16, "CA minor version of the client (VERSION)"),
-    Column("server_version", NUINT16, "CA minor version of the server"),
+    Column("client_version", NUINT32, "CA minor version of the client (VERSION; 32 bits, as "
+                                      "an extended header can carry)"),
+    Column("server_version", NUINT32, "CA minor version of the server"),
     Column("priority", NUINT16, "circuit priority the client asked for"),
     Column("user", CATEGORY, "client's user name (CLIENT_NAME)"),
     Column("host", CATEGORY, "client's host name (HOST_NAME)"),

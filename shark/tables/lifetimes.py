@@ -278,6 +278,8 @@ class Lifetimes(Aggregate):
 
     def _end_subscription(self, subscription: object, time: float | None, how: str | None
                           ) -> None:
+        if subscription is None:  # the end of one never created: no row to end (the
+            return  # message's row carries the session's anomaly, "response without request")
         channel = subscription.channel
         lifetime = self._subscriptions.pop(subscription, None if channel is None
                                            else id(channel))
