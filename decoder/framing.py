@@ -4,6 +4,9 @@ Framing reads headers only; payloads are sliced, not decoded. A header may
 claim any payload size up to 4 GiB: the framer never allocates for a claim,
 it buffers the bytes that actually arrive, and refuses a claim above its
 ``max_payload`` with a :class:`DecodeError` as soon as the header is complete.
+With ``check_sizes`` it refuses as early a claim that the header's own fields
+contradict (:mod:`decoder.sizes`): a lying or corrupted size then costs one
+message, not the stream it would swallow as its payload.
 """
 
 from __future__ import annotations
@@ -22,8 +25,37 @@ from .messages import (
     Message,
     decode_header,
     make_message,
+    message_class,
 )
 from .protocol import EXTENDED_HEADER_SIZE, EXTENDED_MARKER, Role
+from .sizes import describe, payload_bounds
+
+#: (message form, data type, count) -> the payload sizes that fit
+#: (:func:`decoder.sizes.payload_bounds`), for the headers met: most messages of a
+#: stream repeat a few headers. Emptied when it grows past :data:`_MAX_FITS`.
+_FITS: dict[tuple[type[Message], int, int], tuple[int, int]] = {}
+_MAX_FITS = 4096
+
+
+def _bounds(cls: type[Message], data_type: int, count: int) -> tuple[int, int]:
+    if len(_FITS) >= _MAX_FITS:
+        _FITS.clear()
+    bounds = _FITS[cls, data_type, count] = payload_bounds(cls, data_type, count)
+    return bounds
+
+
+def _misfit_either(command: int, size: int, data_type: int, count: int) -> str | None:
+    """Why a header of an unknown sender fits neither the client's form of its command
+    nor the server's (None when one fits, or the command is unknown)."""
+    reasons = []
+    for sender in (Role.CLIENT, Role.SERVER):
+        cls = message_class(command, sender, size)
+        least, most = payload_bounds(cls, data_type, count)
+        if least <= size <= most:
+            return None
+        reasons.append(describe(cls, data_type, count, size))
+    return " / ".join(dict.fromkeys(reasons))
+
 
 #: Largest payload accepted by default: 64 MiB is 8 million doubles, more than
 #: EPICS_CA_MAX_ARRAY_BYTES is set to at most sites; pass a larger one if needed.
@@ -44,11 +76,18 @@ class StreamFramer:
     joined once it is complete), each payload one slice of those bytes.
     """
 
-    __slots__ = ("sender", "max_payload", "_buffer", "_need", "_forms", "bytes_consumed")
+    __slots__ = ("sender", "max_payload", "check_sizes", "_buffer", "_need", "_forms",
+                 "bytes_consumed")
 
-    def __init__(self, sender: Role | None, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+    def __init__(self, sender: Role | None, max_payload: int = DEFAULT_MAX_PAYLOAD,
+                 check_sizes: bool = False) -> None:
         self.sender = sender
         self.max_payload = max_payload
+        #: Refuse a header whose payload size is not one its other fields allow
+        #: (:mod:`decoder.sizes`), as soon as the header is whole: what an observer of
+        #: untrusted bytes wants. Off, any size up to ``max_payload`` is framed (a
+        #: peer answers such a message itself, with the reason).
+        self.check_sizes = check_sizes
         #: The bytes of the incomplete message at the end of what was fed.
         self._buffer = bytearray()
         #: Its whole length once its header is in, else 0.
@@ -128,6 +167,8 @@ class StreamFramer:
         forms = self._forms
         max_payload = self.max_payload
         new = object.__new__
+        fits = _FITS.get
+        check = self.check_sizes
         start = 0
         end = len(buf)
         need = 0
@@ -143,27 +184,33 @@ class StreamFramer:
                 body = start + HEADER_SIZE
                 extended = False
             if size > max_payload:
-                self._buffer = bytearray(memoryview(buf)[start:])
-                self._need = 0
-                self.bytes_consumed += start
-                error = DecodeError(
-                    f"header claims a payload of {size} bytes, more than the "
-                    f"{max_payload} allowed",
-                    self.bytes_consumed,
-                )
-                error.messages = out
-                raise error
+                self._refuse(buf, start, out, f"header claims a payload of {size} bytes, more "
+                             f"than the {max_payload} allowed")
             stop = body + size
+            if forms is not None:
+                cls = forms.get(command)
+                if cls is not None:
+                    if cls is EventAddResponse and not size:
+                        cls = EventCancelResponse
+                    if check:
+                        bounds = fits((cls, data_type, count))
+                        if bounds is None:
+                            bounds = _bounds(cls, data_type, count)
+                        if size > bounds[1] or size < bounds[0]:
+                            self._refuse(buf, start, out, describe(cls, data_type, count, size))
+            else:
+                cls = None
+                if check:
+                    misfit = _misfit_either(command, size, data_type, count)
+                    if misfit is not None:
+                        self._refuse(buf, start, out, misfit)
             if stop > end:
                 need = stop - start
                 break
-            cls = forms.get(command) if forms is not None else None
             if cls is None:  # sender unknown, or a command this protocol lacks
                 msg = make_message(command, self.sender, data_type, count, p1, p2,
                                    buf[body:stop], extended)
             else:
-                if cls is EventAddResponse and not size:
-                    cls = EventCancelResponse
                 # Message.from_wire, inlined: this runs once per message.
                 msg = new(cls)
                 msg.data_type = data_type
@@ -181,6 +228,16 @@ class StreamFramer:
             self._buffer = bytearray(memoryview(buf)[start:])
         self._need = need
         return out
+
+    def _refuse(self, buf: bytes, start: int, out: list[Message], reason: str) -> None:
+        """Stop at the header at ``start``, which cannot be trusted: keep it and what
+        follows buffered, consume the messages before it (carried by the error)."""
+        self._buffer = bytearray(memoryview(buf)[start:])
+        self._need = 0
+        self.bytes_consumed += start
+        error = DecodeError(reason, self.bytes_consumed)
+        error.messages = out
+        raise error
 
     def detach(self) -> bytes:
         """Hand over the buffered bytes (an incomplete message) to a caller that frames

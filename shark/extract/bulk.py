@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from decoder import Command, Role
-from decoder.messages import _SERVER_FORMS, make_message
+from decoder import Command, Role, dbr
+from decoder.messages import _SERVER_FORMS, EventCancelResponse, make_message
 from decoder.protocol import (
     EXTENDED_HEADER_SIZE,
     EXTENDED_MARKER,
@@ -46,6 +46,7 @@ from decoder.protocol import (
     HEADER_LAYOUT,
     HEADER_SIZE,
 )
+from decoder.sizes import PAYLOAD, Payload, payload_bounds
 from shark.extract.record import MESSAGE, UPDATES, Record
 
 __all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_run", "place", "placed"]
@@ -63,8 +64,33 @@ _HEADER_WORDS = [(_HEADER[name].itemsize, HEADER_LAYOUT.offsets[name])
 #: Where the header's payload_size and data_count are, and the extension's payload size.
 _SIZE_AT = HEADER_LAYOUT.offsets["payload_size"]
 _COUNT_AT = HEADER_LAYOUT.offsets["data_count"]
+_TYPE_AT = HEADER_LAYOUT.offsets["data_type"]
 _EXTENDED_SIZE_AT = HEADER_SIZE + EXTENSION_LAYOUT.offsets["payload_size"]
 _EXTENSION = EXTENSION_LAYOUT.struct
+
+
+def _size_tables() -> tuple[np.ndarray, ...]:
+    """The payload sizes a server's header allows (:mod:`decoder.sizes`), as arrays to
+    check a run's headers all at once: per command id, the least and most bytes of a
+    form whose size is fixed and whether it carries DBR data instead; per DBR type,
+    where its first value starts and the size of each."""
+    least = np.ones(1 << 16, dtype=np.int64)  # least > most: nothing fits
+    most = np.zeros(1 << 16, dtype=np.int64)
+    data = np.zeros(1 << 16, dtype=bool)
+    for command, cls in _SERVER_FORMS.items():
+        if PAYLOAD.get(cls) is Payload.DBR:
+            data[command] = True
+        else:
+            least[command], most[command] = payload_bounds(cls, 0, 0)
+    offsets = np.array([layout.value_offset for layout in dbr.LAYOUTS], dtype=np.int64)
+    values = np.array([layout.value_size for layout in dbr.LAYOUTS], dtype=np.int64)
+    return least, most, data, offsets, values
+
+
+_LEAST, _MOST, _DBR_DATA, _VALUE_OFFSET, _VALUE_SIZE = _size_tables()
+_CANCEL_LEAST, _CANCEL_MOST = payload_bounds(EventCancelResponse, 0, 0)
+_DBR_TYPES = len(dbr.LAYOUTS)
+_STRING = int(dbr.DBRType.STRING)
 
 
 class Run:
@@ -319,8 +345,9 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
     """Cut ``buffer`` (which starts at a message boundary) into messages as
     :class:`decoder.StreamFramer` would: (where each whole message starts, where the
     incomplete one at the end starts). None if a header is not one a server sends (an
-    unknown command, a payload above ``max_payload``), also that of the incomplete
-    message: the bytes must then go the way that reports and resynchronises.
+    unknown command, a payload above ``max_payload`` or not of the size its fields
+    imply: :mod:`decoder.sizes`), also that of the incomplete message: the bytes must
+    then go the way that reports and resynchronises.
 
     A subscription's updates all have one size, so where a message is followed by
     one of the same size, the sizes of up to :data:`_STRIDE_MESSAGES` more at that stride
@@ -372,4 +399,39 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
         return None
     if end - position >= 2 and (buffer[position] << 8 | buffer[position + 1]) > max(Command):
         return None
+    headers = at
+    left = end - position
+    if left >= EXTENDED_HEADER_SIZE or left >= HEADER_SIZE and (
+            buffer[position + size_at : position + size_at + 2] != b"\xff\xff"
+            or buffer[position + count_at : position + count_at + 2] != b"\0\0"):
+        headers = np.append(at, position)  # the incomplete message's header is whole
+    if not _sizes_fit(buffer, data, headers):
+        return None
     return at, position
+
+
+def _sizes_fit(buffer: bytes, data: np.ndarray, at: np.ndarray) -> bool:
+    """Whether every header at ``at`` claims a payload size its own fields allow (as
+    :class:`decoder.StreamFramer` checks it with ``check_sizes``): else the run goes the
+    way that reports the bad header and resynchronises."""
+    if not len(at):
+        return True
+    command = data[at].astype(np.int64) << 8 | data[at + 1]
+    size = data[at + _SIZE_AT].astype(np.int64) << 8 | data[at + _SIZE_AT + 1]
+    data_type = data[at + _TYPE_AT].astype(np.int64) << 8 | data[at + _TYPE_AT + 1]
+    count = data[at + _COUNT_AT].astype(np.int64) << 8 | data[at + _COUNT_AT + 1]
+    for i in np.flatnonzero((size == EXTENDED_MARKER) & (count == 0)).tolist():  # rare
+        size[i], count[i] = _EXTENSION.unpack_from(buffer, int(at[i]) + HEADER_SIZE)
+    least, most = _LEAST[command], _MOST[command]
+    cancel = (command == _EVENT_ADD) & (size == 0)
+    least[cancel], most[cancel] = _CANCEL_LEAST, _CANCEL_MOST
+    values = np.flatnonzero(_DBR_DATA[command] & ~cancel)
+    if len(values):
+        kind, elements = data_type[values], count[values]
+        known = kind < _DBR_TYPES
+        kind = np.where(known, kind, 0)
+        padded = -(-(_VALUE_OFFSET[kind] + _VALUE_SIZE[kind] * elements) // 8) * 8
+        short_string = (kind == _STRING) & (elements == 1)
+        least[values] = np.where(known, np.where(short_string, 1, padded), 1)
+        most[values] = np.where(known, padded, 0)
+    return bool(((size >= least) & (size <= most)).all())

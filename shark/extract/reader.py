@@ -117,7 +117,7 @@ class _DirectionState:
 
     def __init__(self, src: str, dst: str, circuit: int, sender: Role | None,
                  max_payload: int) -> None:
-        self.framer = StreamFramer(sender, max_payload)
+        self.framer = StreamFramer(sender, max_payload, check_sizes=True)
         self.src = src
         self.dst = dst
         self.circuit = circuit

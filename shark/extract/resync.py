@@ -13,16 +13,17 @@ header has no magic number, so it relies on how constrained real headers are.
 2. The payload size is a multiple of 8 (the protocol pads every payload) and at most
    ``max_payload``. The extended (24-byte) form is only used for sizes or counts that
    do not fit the 16-byte one.
-3. Per command, the fields real peers send: VERSION has no payload, a priority below
-   100, a minor version 1-255 and parameter2 zero; ECHO, EVENTS_ON/OFF and READ_SYNC
-   are all zeros but the command; CLEAR_CHANNEL, ACCESS_RIGHTS (rights 0-3),
-   CREATE_CH_FAIL and SERVER_DISCONN have no payload, data type or count; EVENT_CANCEL
-   has no payload and a DBR type; NOT_FOUND repeats the search id; a data message
-   (EVENT_ADD, READ, WRITE, READ_NOTIFY, WRITE_NOTIFY) names a DBR type 0-38 and its
-   payload is empty, is EVENT_ADD's 16-byte subscription request, or is exactly the
-   padded size of ``data_count`` elements of that type (a one-element DBR_STRING write
-   may be shorter: libca sends only the string); any other payload is at most
-   :data:`MAX_OTHER_PAYLOAD` bytes (names, error texts).
+3. The payload size is one that the client's or the server's form of the command
+   allows with the header's data type and count: the table of :mod:`decoder.sizes`,
+   which the framer checks too (no payload for VERSION, ECHO, CLEAR_CHANNEL ...; a
+   data message's DBR data exactly, or EVENT_ADD's 16-byte subscription request;
+   names and error texts at most :data:`MAX_OTHER_PAYLOAD` bytes).
+4. Per command, the fields real peers send: VERSION has a priority below 100, a minor
+   version 1-255 and parameter2 zero; ECHO, EVENTS_ON/OFF and READ_SYNC are all zeros
+   but the command; CLEAR_CHANNEL, ACCESS_RIGHTS (rights 0-3), CREATE_CH_FAIL and
+   SERVER_DISCONN have no data type or count; EVENT_CANCEL and the data messages
+   (EVENT_ADD, READ, WRITE, READ_NOTIFY, WRITE_NOTIFY) name a DBR type 0-38;
+   NOT_FOUND repeats the search id.
 
 Headers without a payload are poor evidence: ids are small numbers, so 16 bytes seen
 at a shift inside a run of pipelined requests look like another run of requests. The
@@ -53,8 +54,9 @@ from collections.abc import Iterable
 
 from decoder import dbr
 from decoder.framing import DEFAULT_MAX_PAYLOAD
-from decoder.messages import decode_header
-from decoder.protocol import EXTENDED_MARKER, Command
+from decoder.messages import decode_header, message_class
+from decoder.protocol import EXTENDED_MARKER, Command, Role
+from decoder.sizes import MAX_TEXT_PAYLOAD, payload_bounds
 
 __all__ = [
     "MAX_OTHER_PAYLOAD", "RESYNC_WINDOW", "find_message_start", "plausible_header",
@@ -65,7 +67,7 @@ __all__ = [
 #: size matches their DBR type and count, and are accepted on that evidence alone.
 RESYNC_WINDOW = 64 * 1024
 #: Largest payload of a message that carries no DBR data (PV names, error texts).
-MAX_OTHER_PAYLOAD = 16 * 1024
+MAX_OTHER_PAYLOAD = MAX_TEXT_PAYLOAD
 
 #: Commands without a payload whose header fields are all zero as well.
 _ALL_ZERO = frozenset((Command.EVENTS_OFF, Command.EVENTS_ON, Command.READ_SYNC, Command.ECHO))
@@ -99,7 +101,6 @@ _ANCHOR_START = re.compile(
     b"\\x00" + _byte_class(_DATA | _NAMED | {Command.ERROR})
     + b"(?:[\\x00-\\xff]" + _byte_class(range(8, 256, 8)) + b"|[\\x01-\\xff]\\x00|\\xff\\xff)"
 )
-_STRING_WRITES = frozenset((Command.WRITE, Command.WRITE_NOTIFY))
 # Printable ASCII (and UTF-8 continuation/lead bytes) then a NUL, then zero padding.
 _NAME = re.compile(rb"[\x20-\x7e\x80-\xff]+\x00", re.DOTALL)
 
@@ -121,34 +122,31 @@ def _plausible(header: tuple, max_payload: int) -> int | None:
         return None
     if header_size != 16 and size < EXTENDED_MARKER - 8 and count < EXTENDED_MARKER:
         return None  # an extended header nobody would have needed
+    if not _size_fits(command, size, data_type, count):
+        return None
     if command == Command.VERSION:
-        ok = size == 0 and data_type < 100 and 0 < count < 256 and not p2
+        ok = data_type < 100 and 0 < count < 256 and not p2
     elif command in _ALL_ZERO:
-        ok = not (size or data_type or count or p1 or p2)
+        ok = not (data_type or count or p1 or p2)
     elif command in _IDS_ONLY:
-        ok = not (size or data_type or count) and (
-            command != Command.ACCESS_RIGHTS or p2 <= 3
-        )
-    elif command == Command.EVENT_CANCEL:
-        ok = size == 0 and data_type <= _MAX_DBR_TYPE
+        ok = not (data_type or count) and (command != Command.ACCESS_RIGHTS or p2 <= 3)
+    elif command == Command.EVENT_CANCEL or command in _DATA:
+        ok = data_type <= _MAX_DBR_TYPE
     elif command == Command.NOT_FOUND:
-        ok = size == 0 and p1 == p2
-    elif command in _DATA:
-        ok = data_type <= _MAX_DBR_TYPE and (
-            size == 0
-            or (command == Command.EVENT_ADD and size == _EVENT_ADD_REQUEST_SIZE)
-            or _fits_dbr(command, data_type, count, size)
-        )
+        ok = p1 == p2
     else:
-        ok = size <= MAX_OTHER_PAYLOAD
+        ok = True
     return header_size + size if ok else None
 
 
-def _fits_dbr(command: int, data_type: int, count: int, size: int) -> bool:
-    expected = -(-dbr.layout(data_type).size(count) // 8) * 8
-    if data_type == dbr.DBRType.STRING and count == 1 and command in _STRING_WRITES:
-        return 0 < size <= expected
-    return size == expected
+def _size_fits(command: int, size: int, data_type: int, count: int) -> bool:
+    """Whether ``size`` is a payload size the client's or the server's form of
+    ``command`` allows with these fields (:mod:`decoder.sizes`, the framer's rule)."""
+    for sender in (Role.CLIENT, Role.SERVER):
+        least, most = payload_bounds(message_class(command, sender, size), data_type, count)
+        if least <= size <= most:
+            return True
+    return False
 
 
 def _anchor(buf: bytes | bytearray | memoryview, header: tuple, body: int) -> bool | None:
