@@ -76,7 +76,7 @@ from shark.capture.files import CaptureError, Frame, FrameBlock, read_frames
 from shark.extract.bulk import Run, UpdateBatch, frame_run, place, placed
 from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 from shark.extract.resync import find_message_start, whole_messages
-from shark.network.packets import TCP, Packet, PacketDecoder, format_address
+from shark.network.packets import TCP, UDP, LostDatagram, Packet, PacketDecoder, format_address
 from shark.network.reassembly import Direction, TcpEvent, TcpEventKind, TcpReassembler
 from shark.network.segments import tcp_segments
 
@@ -84,8 +84,9 @@ __all__ = ["CaReader", "read_records"]
 
 _MAX_COMMAND = max(Command)
 #: The kinds of TCP events, named apart from the record kinds they become.
-_TCP_OPEN, _TCP_DATA, _TCP_GAP, _TCP_CLOSE = (
-    TcpEventKind.OPEN, TcpEventKind.DATA, TcpEventKind.GAP, TcpEventKind.CLOSE)
+_TCP_OPEN, _TCP_DATA, _TCP_GAP, _TCP_DROPPED, _TCP_CLOSE = (
+    TcpEventKind.OPEN, TcpEventKind.DATA, TcpEventKind.GAP, TcpEventKind.DROPPED,
+    TcpEventKind.CLOSE)
 _NS_PER_S = 1_000_000_000
 #: With ``bulk``: packets per list of records, and bytes held back per direction at most.
 BLOCK_PACKETS = 16384
@@ -211,6 +212,8 @@ class CaReader:
                     continue
                 packet = decode(frame)
                 if packet is None:
+                    if self._packets.lost:  # fragments given up: an IP layer matter
+                        self._lost_datagrams(self._packets.take_lost(), out)
                     continue
                 packet_records(packet, out)
                 if out and (not bulk or packet.frame >= due):
@@ -230,6 +233,7 @@ class CaReader:
 
     def _flushed(self, out: list[Record]) -> list[Record]:
         """``out`` and the records of the end of the capture."""
+        self._lost_datagrams(self._packets.flush(), out)
         for event in self._tcp.flush():
             out += self._tcp_event(event)
         return self._released(out)
@@ -276,6 +280,8 @@ class CaReader:
                 packet = decode(frame)
                 if packet is not None:
                     self._packet(packet, out)
+                elif self._packets.lost:
+                    self._lost_datagrams(self._packets.take_lost(), out)
             return
         tcp = self._tcp
         advance = tcp.advance
@@ -316,6 +322,8 @@ class CaReader:
                 connection = connections[i]
                 packet = decode(block.frame(i))
                 if packet is None:
+                    if self._packets.lost:
+                        self._lost_datagrams(self._packets.take_lost(), out)
                     continue
                 self._packet(packet, out)
                 if packet.transport == TCP:  # it may have opened, closed or replaced one
@@ -435,6 +443,33 @@ class CaReader:
                               None, len(payload) - (error.offset or 0), str(error)))
         return out
 
+    def _lost_datagrams(self, lost: list[LostDatagram], out: list[Record]) -> None:
+        """An ERROR record for each fragmented UDP datagram given up that UDP rule 1
+        would have decoded (by its ports, or by its hosts when the first fragment, which
+        holds the ports, did not come). TCP's missing bytes show as the circuit's GAP."""
+        for datagram in lost:
+            if datagram.protocol != UDP:
+                continue
+            src, dst, sport, dport = (datagram.src, datagram.dst, datagram.sport or 0,
+                                      datagram.dport or 0)
+            if datagram.sport is None:
+                if src not in self._hosts and dst not in self._hosts:
+                    continue
+                role = None
+            else:
+                server_ports, clients = self.server_ports, self._client_sockets
+                if not (sport in server_ports or dport in server_ports
+                        or REPEATER_PORT in (sport, dport)
+                        or (src, sport) in clients or (dst, dport) in clients):
+                    continue
+                role = self._udp_role(sport, dport, (src, sport), (dst, dport))
+            size = "?" if datagram.size is None else datagram.size
+            out.append(Record(
+                ERROR, datagram.frame, datagram.time, self._endpoint(src, sport),
+                self._endpoint(dst, dport), "udp", None, role, None, datagram.seen,
+                f"incomplete IP fragments: {datagram.seen} of {size} bytes of the datagram "
+                f"seen ({datagram.reason})"))
+
     def _udp_role(self, sport: int, dport: int, source: tuple[bytes, int],
                   destination: tuple[bytes, int]) -> Role | None:
         if sport in self.server_ports:
@@ -480,6 +515,17 @@ class CaReader:
                               direction.connection.number, None, None,
                               reason="syn" if direction.connection.client else "mid-stream"))
             return out
+        if kind is _TCP_DROPPED:  # bytes the stream will not have: reported, not framed
+            if state is not None:
+                src, dst, sender = state.src, state.dst, state.sender
+            else:
+                src = self._endpoint(direction.src, direction.sport)
+                dst = self._endpoint(direction.dst, direction.dport)
+                sender = self._sender(direction)
+            out.append(Record(ERROR, event.frame, event.time, src, dst, "tcp",
+                              direction.connection.number, sender, None, event.size,
+                              f"{event.size} bytes dropped: {event.reason}"))
+            return out
         if state is None:
             if kind is _TCP_CLOSE:
                 if self.lifecycle:
@@ -506,7 +552,9 @@ class CaReader:
             del self._states[direction]
         return out
 
-    def _state(self, direction: Direction) -> _DirectionState:
+    def _sender(self, direction: Direction) -> Role | None:
+        """Who sends ``direction``: the SYN's side is the client; without the handshake,
+        the side on a server port is the server; else unknown."""
         from_client = direction.from_client
         if from_client is None:  # no handshake seen: go by the ports
             server_ports = self.server_ports
@@ -514,11 +562,13 @@ class CaReader:
                 from_client = True
             elif direction.sport in server_ports and direction.dport not in server_ports:
                 from_client = False
-        sender = None if from_client is None else Role.CLIENT if from_client else Role.SERVER
+        return None if from_client is None else Role.CLIENT if from_client else Role.SERVER
+
+    def _state(self, direction: Direction) -> _DirectionState:
         state = _DirectionState(
             self._endpoint(direction.src, direction.sport),
             self._endpoint(direction.dst, direction.dport),
-            direction.connection.number, sender, self.max_payload,
+            direction.connection.number, self._sender(direction), self.max_payload,
         )
         if direction.connection.client is None:  # no SYN seen: the first byte may be anywhere
             state.lose_sync("capture starts inside the connection")

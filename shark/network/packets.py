@@ -6,6 +6,12 @@ headers, fragments), and returns a :class:`Packet` for every UDP datagram or TCP
 segment; anything else (ARP, ICMP, other protocols, frames too short to parse) gives
 ``None``. Fragments are reassembled with bounded memory: at most
 :data:`MAX_PENDING_DATAGRAMS` incomplete datagrams are held, the oldest dropped first.
+A datagram given up (evicted, inconsistent, not completed within
+:data:`FRAGMENT_TIMEOUT` seconds of capture time, or still incomplete at the end of the
+capture) becomes a :class:`LostDatagram` in :attr:`PacketDecoder.lost`, so that the
+bytes its fragments brought can be reported rather than vanish. Datagrams are given
+up only while decoding a fragment, for which :meth:`PacketDecoder.decode` returns None,
+and by :meth:`PacketDecoder.flush`: a reader need look at ``lost`` only then.
 
 Headers are read with one ``struct.unpack_from`` each from the frame's memoryview; the
 payload is a memoryview slice, never a copy (except for reassembled fragments).
@@ -21,7 +27,9 @@ from shark.capture.files import Frame, LinkType
 from shark.network.headers import IPV4_HEADER, TCP_HEADER, UDP_HEADER
 
 __all__ = [
+    "FRAGMENT_TIMEOUT",
     "MAX_PENDING_DATAGRAMS",
+    "LostDatagram",
     "TCP",
     "UDP",
     "Packet",
@@ -35,6 +43,9 @@ UDP = 17
 
 #: Incomplete fragmented datagrams held at once, all flows together.
 MAX_PENDING_DATAGRAMS = 256
+#: Seconds of capture time a fragmented datagram may take to complete (Linux's
+#: ``ipfrag_time``); checked when a fragment of another datagram arrives.
+FRAGMENT_TIMEOUT = 30.0
 #: An IP datagram cannot be larger; fragments claiming to reach past it are bogus.
 _MAX_DATAGRAM = 65535
 
@@ -68,6 +79,27 @@ class Packet(NamedTuple):
     payload: memoryview
 
 
+class LostDatagram(NamedTuple):
+    """A fragmented IP datagram given up before all its fragments came."""
+
+    #: Frame number and time of the latest fragment received.
+    frame: int
+    time: float
+    src: bytes
+    dst: bytes
+    #: The transport protocol (:data:`UDP`, :data:`TCP`, ...).
+    protocol: int
+    #: Ports, when the first fragment (which holds the UDP or TCP header) came; else None.
+    sport: int | None
+    dport: int | None
+    #: Bytes of the datagram's IP payload that the fragments received covered, and its
+    #: length if known (from the last fragment, or the UDP header's length field).
+    seen: int
+    size: int | None
+    #: Why it was given up: "timeout", "evicted", "inconsistent" or "end of capture".
+    reason: str
+
+
 def format_address(address: bytes) -> str:
     """Dotted IPv4 or RFC 5952 IPv6 text of a raw address."""
     if len(address) == 4:
@@ -94,6 +126,7 @@ _IPV4_SIZE = IPV4_HEADER.size  # without options
 _IPV6 = struct.Struct("!HBB16s16s")  # from the payload length on
 _UDP = UDP_HEADER.part("sport", "length").struct
 _UDP_SIZE = UDP_HEADER.size
+_PORTS = struct.Struct("!HH")  # the ports that begin both UDP and TCP headers
 _TCP = TCP_HEADER.part("sport", "offset_flags").struct
 _TCP_SIZE = TCP_HEADER.size  # without options
 _ETHERNET_SIZE = 14
@@ -116,12 +149,26 @@ _IPV6_SKIPPED = frozenset((_IPV6_HOP_BY_HOP, _IPV6_ROUTING, _IPV6_DEST_OPTS))
 class PacketDecoder:
     """Decodes frames into packets; holds the fragment reassembly state."""
 
-    __slots__ = ("_fragments", "fragments_dropped")
+    __slots__ = ("_fragments", "fragments_dropped", "lost")
 
     def __init__(self) -> None:
         self._fragments: dict[tuple, _Datagram] = {}
-        #: Incomplete datagrams given up (evicted or inconsistent).
+        #: Incomplete datagrams given up (evicted, inconsistent or timed out).
         self.fragments_dropped = 0
+        #: Those datagrams, until the reader takes them (see the module documentation).
+        self.lost: list[LostDatagram] = []
+
+    def flush(self) -> list[LostDatagram]:
+        """End of capture: give up every incomplete datagram; return (and forget) every
+        datagram given up and not yet taken."""
+        for key in list(self._fragments):
+            self._give_up(key, "end of capture")
+        return self.take_lost()
+
+    def take_lost(self) -> list[LostDatagram]:
+        """The datagrams given up since the last call."""
+        lost, self.lost = self.lost, []
+        return lost
 
     def decode(self, frame: Frame) -> Packet | None:
         """The UDP datagram or TCP segment in ``frame``, or None."""
@@ -171,7 +218,7 @@ class PacketDecoder:
         if fragment & 0x3FFF:  # more-fragments flag or a fragment offset
             payload = self._reassemble(
                 (src, dst, ident, proto), (fragment & 0x1FFF) * 8, fragment & 0x2000,
-                data[start:end],
+                data[start:end], frame,
             )
             if payload is None:
                 return None
@@ -192,7 +239,7 @@ class PacketDecoder:
                 if fragment & 0xFFF9:  # an offset or the more-fragments flag
                     payload = self._reassemble(
                         (src, dst, ident, following), fragment & 0xFFF8, fragment & 1,
-                        data[start:end],
+                        data[start:end], frame,
                     )
                     if payload is None:
                         return None
@@ -205,39 +252,81 @@ class PacketDecoder:
         return _transport(frame, proto, src, dst, data, start, end)
 
     def _reassemble(
-        self, key: tuple, offset: int, more: int, piece: memoryview
+        self, key: tuple, offset: int, more: int, piece: memoryview, frame: Frame
     ) -> bytes | None:
         """Add a fragment; return the whole payload once every piece is in."""
         fragments = self._fragments
         datagram = fragments.get(key)
         if datagram is None:
+            if fragments:
+                self._expire(frame.time)
             if len(fragments) >= MAX_PENDING_DATAGRAMS:
-                del fragments[next(iter(fragments))]  # the oldest: dicts keep insertion order
-                self.fragments_dropped += 1
-            datagram = fragments[key] = _Datagram()
+                self._give_up(next(iter(fragments)), "evicted")  # the oldest: dicts keep
+                # insertion order
+            datagram = fragments[key] = _Datagram(frame.time)
+        datagram.frame, datagram.time = frame.number, frame.time
         end = offset + len(piece)
+        datagram.pieces.append((offset, bytes(piece)))
         if end > _MAX_DATAGRAM or (datagram.total is not None and end > datagram.total):
-            del fragments[key]
-            self.fragments_dropped += 1
+            self._give_up(key, "inconsistent")
             return None
         if not more:
             datagram.total = end
-        datagram.pieces.append((offset, bytes(piece)))
         payload = datagram.assemble()
         if payload is not None:
             del fragments[key]
         return payload
 
+    def _expire(self, now: float) -> None:
+        """Give up the datagrams begun more than :data:`FRAGMENT_TIMEOUT` ago (in the
+        order they began, which is the dict's)."""
+        fragments = self._fragments
+        expired = []
+        for key, datagram in fragments.items():
+            if datagram.start > now - FRAGMENT_TIMEOUT:
+                break
+            expired.append(key)
+        for key in expired:
+            self._give_up(key, "timeout")
+
+    def _give_up(self, key: tuple, reason: str) -> None:
+        datagram = self._fragments.pop(key)
+        self.fragments_dropped += 1
+        src, dst, _ident, protocol = key
+        sport = dport = None
+        size = datagram.total
+        for offset, piece in datagram.pieces:
+            if offset == 0 and len(piece) >= 4 and protocol in (TCP, UDP):
+                sport, dport = _PORTS.unpack_from(piece)
+                if protocol == UDP and size is None and len(piece) >= _UDP_SIZE:
+                    size = _UDP.unpack_from(piece)[2] or None
+        self.lost.append(LostDatagram(datagram.frame, datagram.time, src, dst, protocol,
+                                      sport, dport, datagram.covered(), size, reason))
+
 
 class _Datagram:
     """The fragments of one IP datagram received so far."""
 
-    __slots__ = ("total", "pieces")
+    __slots__ = ("total", "pieces", "start", "frame", "time")
 
-    def __init__(self) -> None:
+    def __init__(self, start: float) -> None:
         #: Payload length, known once the last fragment (no more-fragments flag) is in.
         self.total: int | None = None
         self.pieces: list[tuple[int, bytes]] = []
+        #: Capture time of the first fragment received; frame and time of the latest.
+        self.start = start
+        self.frame = 0
+        self.time = start
+
+    def covered(self) -> int:
+        """Bytes of the payload the pieces received cover, each counted once."""
+        covered = end = 0
+        for offset, piece in sorted(self.pieces):
+            stop = offset + len(piece)
+            if stop > end:
+                covered += stop - max(offset, end)
+                end = stop
+        return covered
 
     def assemble(self) -> bytes | None:
         """The payload if the pieces cover it without a hole; where pieces overlap, the

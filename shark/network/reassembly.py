@@ -8,8 +8,15 @@ of the kinds of :class:`TcpEventKind`:
 * ``DATA``: the next bytes of a direction, in sequence order, each byte once;
 * ``GAP``: bytes of a direction that will never be seen (``size`` of them), after which
   ``DATA`` continues with the bytes that follow the hole;
+* ``DROPPED``: bytes a segment brought that no ``DATA`` will deliver (``size`` of them),
+  and why: a segment far outside the window (wholly before the next expected byte, yet
+  not a retransmission of bytes delivered since the stream's start or its latest gap),
+  or bytes after the end of the direction (past its FIN, or after it closed);
 * ``CLOSE``: a direction ended (FIN once every byte before it was delivered, RST, a new
-  connection on the same addresses and ports, or the end of the capture).
+  connection on the same addresses and ports, the end of the capture, or idleness).
+
+Every payload byte fed is thus delivered once (retransmissions of delivered bytes are
+not delivered again), or reported ``DROPPED``; ``GAP`` reports the bytes never fed.
 
 Sequence numbers are mapped to a per-direction stream offset counted from the SYN's
 ISN, or from the first byte seen when the capture starts mid-connection, with
@@ -25,6 +32,14 @@ large: past :data:`MAX_HELD_PER_DIRECTION` bytes in one direction, or
 Segments are expected in capture order; a capture that shows an acknowledgement before
 the data it acknowledges (which a capture point between the two hosts cannot) would
 make that data look lost.
+
+Bounded state: a connection is forgotten once both directions closed (a bounded number
+of closed ones is remembered, :data:`MAX_CLOSED_REMEMBERED`, to recognise their late
+retransmissions). One whose end was not captured is closed (reason ``"idle"``) after
+:data:`IDLE_TIMEOUT` seconds of capture time without a segment, and when more than
+:data:`MAX_OPEN_CONNECTIONS` are open, the longest idle are closed (reason ``"state
+limit"``); either is forgotten at once, so that a later segment opens it again as if
+seen mid-stream. These checks run as a connection is opened, never per segment.
 """
 
 from __future__ import annotations
@@ -39,9 +54,12 @@ from shark.network.packets import Packet, TcpFlags, format_address
 __all__ = [
     "CLOSE",
     "DATA",
+    "DROPPED",
     "GAP",
+    "IDLE_TIMEOUT",
     "MAX_HELD_PER_DIRECTION",
     "MAX_HELD_TOTAL",
+    "MAX_OPEN_CONNECTIONS",
     "OPEN",
     "Connection",
     "Direction",
@@ -62,10 +80,12 @@ class TcpEventKind(Enum):
     OPEN = "open"
     DATA = "data"
     GAP = "gap"
+    DROPPED = "dropped"
     CLOSE = "close"
 
 
-OPEN, DATA, GAP, CLOSE = TcpEventKind.OPEN, TcpEventKind.DATA, TcpEventKind.GAP, TcpEventKind.CLOSE
+OPEN, DATA, GAP, DROPPED, CLOSE = (TcpEventKind.OPEN, TcpEventKind.DATA, TcpEventKind.GAP,
+                                   TcpEventKind.DROPPED, TcpEventKind.CLOSE)
 
 #: Out-of-order bytes held for one direction before the hole before them is given up.
 MAX_HELD_PER_DIRECTION = 4 * 1024 * 1024
@@ -74,6 +94,12 @@ MAX_HELD_TOTAL = 64 * 1024 * 1024
 #: Closed connections remembered, so that their late retransmissions are recognised as
 #: such instead of looking like a new connection seen mid-stream.
 MAX_CLOSED_REMEMBERED = 4096
+#: Seconds of capture time without a segment after which a connection is closed. A CA
+#: circuit is never that quiet: a client sends an ECHO after 30 s of silence
+#: (EPICS_CA_CONN_TMO), and the server answers.
+IDLE_TIMEOUT = 300.0
+#: Connections open at once; past this many, the longest idle are closed.
+MAX_OPEN_CONNECTIONS = 16384
 
 _MASK = 0xFFFFFFFF
 _HALF_RANGE = 0x80000000
@@ -91,9 +117,11 @@ class TcpEvent(NamedTuple):
     time: float
     #: DATA: the bytes. Empty otherwise.
     data: bytes | memoryview
-    #: DATA: len(data); GAP: the number of bytes missing; 0 otherwise.
+    #: DATA: len(data); GAP: the number of bytes missing; DROPPED: of bytes dropped; 0
+    #: otherwise.
     size: int
-    #: GAP and CLOSE: why ("hold limit", "fin", "rst", "reused", "end of capture").
+    #: GAP, DROPPED and CLOSE: why ("hold limit", "fin", "rst", "reused", "end of
+    #: capture", "idle", "state limit", "segment far outside the window", ...).
     reason: str = ""
 
     @property
@@ -108,7 +136,7 @@ class Direction:
 
     __slots__ = (
         "connection", "peer", "src", "sport", "dst", "dport", "isn", "next_seq", "offset",
-        "held", "held_bytes", "fin_offset", "closed",
+        "held", "held_bytes", "fin_offset", "closed", "last", "resumed",
     )
 
     def __init__(self, connection: Connection, src: bytes, sport: int, dst: bytes,
@@ -129,6 +157,12 @@ class Direction:
         #: Stream offset of the FIN, once seen.
         self.fin_offset: int | None = None
         self.closed = False
+        #: Capture time of the latest segment sent this way (-inf: none yet).
+        self.last = -float("inf")
+        #: Stream offset from which every byte up to ``offset`` was delivered: the
+        #: start, or the end of the latest gap. A segment wholly before ``offset`` is a
+        #: retransmission if it starts there or later, dropped otherwise.
+        self.resumed = 0
 
     @property
     def from_client(self) -> bool | None:
@@ -171,9 +205,14 @@ class TcpReassembler:
     """Reassembles every TCP connection it is fed. See the module documentation."""
 
     def __init__(self, max_held: int = MAX_HELD_PER_DIRECTION,
-                 max_held_total: int = MAX_HELD_TOTAL) -> None:
+                 max_held_total: int = MAX_HELD_TOTAL, idle_timeout: float = IDLE_TIMEOUT,
+                 max_open: int = MAX_OPEN_CONNECTIONS) -> None:
         self.max_held = max_held
         self.max_held_total = max_held_total
+        self.idle_timeout = idle_timeout
+        self.max_open = max_open
+        #: Capture time from which the next connection opened first closes idle ones.
+        self._sweep_at = -float("inf")
         self._directions: dict[tuple[bytes, int, bytes, int], Direction] = {}
         self._closed: OrderedDict[tuple[bytes, int, bytes, int], Direction] = OrderedDict()
         self._held_total = 0
@@ -185,6 +224,16 @@ class TcpReassembler:
         """The open direction from (src, sport) to (dst, dport), if there is one."""
         return self._directions.get(key)
 
+    @property
+    def open_connections(self) -> int:
+        """Connections not yet forgotten (not both directions closed)."""
+        return len({d.connection for d in self._directions.values()})
+
+    @property
+    def remembered_closed(self) -> int:
+        """Directions of closed connections remembered (:data:`MAX_CLOSED_REMEMBERED`)."""
+        return len(self._closed)
+
     def advance(self, direction: Direction, seq: int, ack: int, flags: int, size: int, frame: int,
                 time: float) -> bool:
         """The common case of :meth:`feed`, for a reader that has a segment's fields
@@ -195,6 +244,7 @@ class TcpReassembler:
         if (direction.next_seq == seq and not direction.held and not flags & _SYN_FIN_RST
                 and not direction.closed and direction.peer.next_seq == ack):
             self._last = (frame, time)
+            direction.last = time
             if size:
                 direction.offset += size
                 direction.next_seq = (seq + size) & _MASK
@@ -228,6 +278,7 @@ class TcpReassembler:
             self._finish(direction.connection, packet.frame, packet.time, "reused", events)
             self._forget(direction.connection)
             direction = self._open(packet, events)
+        direction.last = time
         if flags & _RST:
             if not direction.connection.closed:
                 self._finish(direction.connection, packet.frame, packet.time, "rst", events)
@@ -236,7 +287,9 @@ class TcpReassembler:
         if flags & _ACK and peer.next_seq is not None and not peer.closed:
             self._acknowledged(peer, packet, events)
         if direction.closed:
-            return events  # a retransmission after the FIN
+            if payload:  # a retransmission after the FIN, or bytes past it
+                self._after_end(direction, seq, payload, frame, time, events)
+            return events
         seq = packet.seq
         if flags & _SYN:
             if direction.next_seq is None:
@@ -271,6 +324,8 @@ class TcpReassembler:
     # -- internals ---------------------------------------------------------------------
 
     def _open(self, packet: Packet, events: list[TcpEvent]) -> Direction:
+        if packet.time >= self._sweep_at or len(self._directions) >= 2 * self.max_open:
+            self._expire(packet.frame, packet.time, events)
         self._connections += 1
         connection = Connection(self._connections, packet)
         for direction in connection.directions:
@@ -280,6 +335,23 @@ class TcpReassembler:
         events.append(TcpEvent(OPEN, direction, packet.frame, packet.time, b"", 0))
         return direction
 
+    def _expire(self, frame: int, time: float, events: list[TcpEvent]) -> None:
+        """Close and forget the connections idle for :attr:`idle_timeout`, then, past
+        :attr:`max_open`, the longest idle down to three quarters of it."""
+        self._sweep_at = time + self.idle_timeout / 4
+        connections = {d.connection: max(d.last, d.peer.last)
+                       for d in self._directions.values()}
+        expired = [c for c, last in connections.items() if last < time - self.idle_timeout]
+        reasons = dict.fromkeys(expired, "idle")
+        if len(connections) - len(expired) >= self.max_open:
+            rest = sorted((c for c in connections if c not in reasons), key=connections.get)
+            reasons.update(dict.fromkeys(
+                rest[: len(connections) - len(expired) - self.max_open * 3 // 4],
+                "state limit"))
+        for connection, reason in reasons.items():
+            self._finish(connection, frame, time, reason, events)
+            self._forget(connection)
+
     def _segment(self, direction: Direction, seq: int, payload: memoryview, packet: Packet,
                  events: list[TcpEvent]) -> None:
         ahead = _signed(seq - direction.next_seq)
@@ -288,13 +360,28 @@ class TcpReassembler:
             return
         if ahead < 0:
             if len(payload) <= -ahead:
-                return  # a retransmission of bytes already delivered
+                if direction.offset + ahead < direction.resumed:
+                    events.append(TcpEvent(
+                        DROPPED, direction, packet.frame, packet.time, b"", len(payload),
+                        f"segment far outside the window ({-ahead} bytes before the next "
+                        "expected byte, not a retransmission of bytes delivered)"))
+                return  # else a retransmission of bytes already delivered
             payload = payload[-ahead:]
         self._deliver(direction, payload, packet.frame, packet.time, events)
         if direction.held:
             self._drain(direction, events)
         if direction.fin_offset is not None:
             self._close_if_done(direction, packet.frame, packet.time, events)
+
+    def _after_end(self, direction: Direction, seq: int, payload: memoryview, frame: int,
+                   time: float, events: list[TcpEvent]) -> None:
+        """A segment of a closed direction: silent if it only repeats bytes delivered."""
+        if direction.next_seq is not None:
+            ahead = _signed(seq - direction.next_seq)
+            if ahead + len(payload) <= 0 and direction.offset + ahead >= direction.resumed:
+                return
+        events.append(TcpEvent(DROPPED, direction, frame, time, b"", len(payload),
+                               "segment after the end of the stream"))
 
     def _deliver(self, direction: Direction, data: bytes | memoryview, frame: int, time: float,
                  events: list[TcpEvent]) -> None:
@@ -350,6 +437,7 @@ class TcpReassembler:
         """Declare the next ``missing`` bytes of ``direction`` lost and deliver what follows."""
         if missing > 0:
             direction.offset += missing
+            direction.resumed = direction.offset
             direction.next_seq = (direction.next_seq + missing) & _MASK
             events.append(TcpEvent(GAP, direction, frame, time, b"", missing, reason))
             self._drain(direction, events)
@@ -366,6 +454,8 @@ class TcpReassembler:
                events: list[TcpEvent]) -> None:
         direction.closed = True
         if direction.held:  # bytes claimed to follow the FIN: nothing will deliver them
+            events.append(TcpEvent(DROPPED, direction, frame, time, b"",
+                                   direction.held_bytes, "segment after the end of the stream"))
             self._held_total -= direction.held_bytes
             direction.held, direction.held_bytes = [], 0
         events.append(TcpEvent(CLOSE, direction, frame, time, b"", 0, reason))
