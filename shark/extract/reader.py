@@ -668,12 +668,14 @@ class CaReader:
         ``data`` is what a TCP segment carried, from its start (which is a boundary if
         it holds whole messages: :func:`shark.extract.resync.whole_messages`)."""
         buffer = state.resync
-        if segment and whole_messages(data, self.max_payload):
-            offset, found = len(buffer), True
-            buffer += data
-        else:
-            buffer += data
-            offset, found = find_message_start(buffer, final, self.max_payload)
+        held = len(buffer)
+        buffer += data
+        offset, found = find_message_start(buffer, final, self.max_payload, boundary=True)
+        if (segment and (not found or offset > held)
+                and whole_messages(data, self.max_payload)):
+            # The segment starts a message; one confirmed in the bytes held before it
+            # (the rest of a message cut short by a bad header) is kept all the same.
+            offset, found = held, True
         state.skipped += offset
         if not found:
             del buffer[:offset]

@@ -41,7 +41,9 @@ otherwise never give an anchor to resynchronise on.
 *Confirmation*: an anchor is accepted when a plausible header follows its message. A
 message longer than :data:`RESYNC_WINDOW` (only a data message can be) is accepted on
 its own, so that confirming never needs more than that window buffered. At the end of
-the stream an anchor whose message is complete is accepted without a successor.
+the stream an anchor whose message is complete is accepted without a successor, and so
+is one whose message ends exactly where a TCP segment ended (peers write whole
+messages): the message a bad header cut short is then reported with its own segment.
 
 The scan for anchors runs as a regular expression over the bytes (command and size
 bytes), so that arrays are skipped at C speed; each match is then checked in Python.
@@ -191,7 +193,8 @@ def whole_messages(data: bytes | bytearray | memoryview,
 
 
 def find_message_start(
-    buf: bytes | bytearray | memoryview, final: bool = False, max_payload: int = DEFAULT_MAX_PAYLOAD
+    buf: bytes | bytearray | memoryview, final: bool = False,
+    max_payload: int = DEFAULT_MAX_PAYLOAD, boundary: bool = False,
 ) -> tuple[int, bool]:
     """Where the first message that can be trusted starts in ``buf``.
 
@@ -199,7 +202,9 @@ def find_message_start(
     documentation). Otherwise ``(offset, False)``: no byte before ``offset`` can start
     an anchor, and whether one starts at ``offset`` or later needs more bytes.
     ``final`` says no more bytes will come: then the answer is always decided, an
-    offset of ``len(buf)`` meaning there is no anchor in ``buf``.
+    offset of ``len(buf)`` meaning there is no anchor in ``buf``. ``boundary`` says
+    ``buf`` ends where a TCP segment ended: peers write whole messages, so an anchor
+    whose message ends exactly there is confirmed by that end.
     """
     end = len(buf)
     pos = 0
@@ -227,7 +232,8 @@ def find_message_start(
             return offset, True
         after = offset + length
         following = plausible_header(buf, after, max_payload) if after < end else 0
-        if following or (final and following == 0 and after <= end):
+        if following or (final and following == 0 and after <= end) or (
+                boundary and after == end):
             return offset, True
         if following == 0 and not final:
             return offset, False  # the successor is not in the buffer yet
