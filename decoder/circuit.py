@@ -45,6 +45,7 @@ from .lifecycle import (
     SubscriptionState,
 )
 from .protocol import AccessRights, Role
+from .sizes import dbr_bounds
 
 #: Outstanding requests kept per circuit before the oldest are dropped (and
 #: reported): a client that never gets answers must not grow memory forever.
@@ -635,8 +636,15 @@ class Circuit:
         if sub.cancel is None:
             # Not cancelled: an update of a plain type with zero elements (an
             # empty dynamic array) has no payload either. libca drops it; so
-            # does the update count, but the subscription goes on.
-            return Attribution(sub.channel, sub)
+            # does the update count, but the subscription goes on. With any other
+            # type or count it is a reply to a cancel never sent.
+            if dbr_bounds(message.data_type, message.data_count)[0] == 0:
+                return Attribution(sub.channel, sub)
+            return self._anomaly(
+                "response without request",
+                f"EVENT_CANCEL reply for subscription {message.subscriptionid}, never "
+                "cancelled", message, context, sub.channel, sub,
+            )
         del self.subscriptions[message.subscriptionid]
         if sub.channel is not None and sub.channel.subscriptions.get(sub.subscriptionid) is sub:
             del sub.channel.subscriptions[sub.subscriptionid]

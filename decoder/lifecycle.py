@@ -82,10 +82,11 @@ CHANNEL: dict[tuple[ChannelState | None, type[m.Message] | Event], ChannelState]
     (None, m.CreateChanRequest): _C.CREATING,
     (_C.CLEARING, m.CreateChanRequest): _C.CREATING,
     (_C.DISCONNECTED, m.CreateChanRequest): _C.CREATING,
-    # server: the reply to CREATE_CHAN, the access rights, a refusal, a disconnection
-    **{(state, m.CreateChanResponse): _C.CONNECTED for state in _BY_CID},
+    # server: the reply to CREATE_CHAN (or its refusal) while the request is
+    # outstanding, the access rights, a disconnection
+    (_C.CREATING, m.CreateChanResponse): _C.CONNECTED,
+    (_C.CREATING, m.CreateChFailResponse): _C.FAILED,
     **{(state, m.AccessRightsResponse): state for state in _BY_CID},
-    **{(state, m.CreateChFailResponse): _C.FAILED for state in _BY_CID},
     **{(state, m.ServerDisconnResponse): _C.DISCONNECTED for state in _BY_CID},
     # client: requests naming the channel by SID
     **{(state, request): state for state in _BY_SID
@@ -114,6 +115,8 @@ CHANNEL_RECOVERY: dict[type[m.Message], ChannelState] = {
 #: (the unknown-id kinds are the circuit's, by which id the message names).
 CHANNEL_BREACH: dict[type[m.Message], str] = {
     m.CreateChanRequest: "duplicate CID",
+    m.CreateChanResponse: "response without request",
+    m.CreateChFailResponse: "response without request",
     m.ClearChannelResponse: "response without request",
 }
 
