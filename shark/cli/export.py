@@ -69,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"shark: error: {args.capture}: {exc}", file=sys.stderr)
             status = 1
         builder.finish()
+        if builder.times_outside:  # not to be read back as 1969 without a word
+            print(f"shark: warning: {args.capture}: {builder.times_outside} records have a "
+                  "capture time outside 1677..2262: null in the time columns, kept in "
+                  "seconds in raw_time", file=sys.stderr)
         for name in names:
             if name not in PER_MESSAGE:
                 files.write(name, builder.arrow(name))

@@ -104,6 +104,9 @@ class TableBuilder:
         self.records = 0
         self.first_time: float | None = None
         self.last_time: float | None = None
+        #: Records whose capture time is outside what a time column holds (null there,
+        #: kept in seconds in ``raw_time``: :data:`shark.tables.schema.TIME_RANGE`).
+        self.times_outside = 0
 
     def read(self, source: str | Path | BinaryIO, ports: Iterable[int] = ()) -> None:
         """Take every record of a capture (a path, ``"-"`` for stdin, or a stream), as
@@ -154,6 +157,7 @@ class TableBuilder:
         self.last_time = chunk.time_of(chunk.size - 1)
         for producer in self._updaters:
             producer.update(chunk)
+        self.times_outside += chunk.times_outside
 
     def finish(self) -> None:
         """The records ended: flush, and send the last row groups to the sink."""

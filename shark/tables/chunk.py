@@ -34,7 +34,7 @@ from decoder.status import alarm_severity_name, alarm_status_name, eca_name
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record, RecordKind
 from shark.tables.grouping import group
-from shark.tables.schema import seconds_to_ns
+from shark.tables.schema import NO_TIME, TIME_RANGE, seconds_to_ns
 from shark.tables.values import InBuffer, Values, extract_values
 
 __all__ = ["FORMS", "NOT_MESSAGE", "Chunk", "Vocabularies", "Vocabulary", "form_mask"]
@@ -356,6 +356,16 @@ class Chunk:
         return self._column(
             seconds_to_ns(np.fromiter([r.time for r in records], np.float64, len(records))),
             run_field=lambda run, span: run.per_message("time_ns", _times_ns)[span])
+
+    @cached_property
+    def times_outside(self) -> int:
+        """Rows whose capture time a time column cannot hold (:data:`TIME_RANGE`),
+        counted from whichever time column is made already."""
+        if "time_ns" in self.__dict__:
+            return int(np.count_nonzero(self.time_ns == NO_TIME))
+        low, high = TIME_RANGE
+        time = self.time
+        return len(time) - int(np.count_nonzero((time >= low) & (time <= high)))
 
     def time_of(self, row: int) -> float:
         """The capture time of one row, without the whole column."""

@@ -16,6 +16,7 @@ from shark.tables.schema import (
     FLOAT,
     INT64,
     NINT64,
+    NO_TIME,
     NUINT16,
     NUINT32,
     TEXT,
@@ -40,6 +41,9 @@ _ALARM_COLUMNS = (
     Column("severity", CATEGORY, "alarm severity the value carries"),
     Column("epics_time", TIME, "the EPICS timestamp the value carries (TIME types)"),
 )
+_RAW_TIME = Column("raw_time", FLOAT, "capture time in Unix seconds where `time` cannot hold "
+                                      "it (before 1677 or after 2262: a damaged capture), "
+                                      "`time` then null; null otherwise")
 
 MESSAGES = TableSchema(
     "messages",
@@ -68,6 +72,7 @@ MESSAGES = TableSchema(
         Column("size", INT64, "bytes on the wire (missing bytes for GAP, skipped for "
                               "UNDECODED)"),
         Column("reason", TEXT, "why, for GAP and UNDECODED rows"),
+        _RAW_TIME,
     ],
 )
 
@@ -91,6 +96,7 @@ UPDATES = TableSchema(
         Column("status", CATEGORY, "ECA status of the reply (not for READ)"),
         *_ALARM_COLUMNS,
         Column("size", INT64, "bytes on the wire"),
+        _RAW_TIME,
     ],
 )
 
@@ -127,6 +133,19 @@ def _value_columns(chunk: Chunk, rows: np.ndarray | None) -> dict[str, Any]:
     }
 
 
+def _time_columns(chunk: Chunk, rows: np.ndarray | None) -> dict[str, Any]:
+    """The ``time`` and ``raw_time`` columns of chunk rows ``rows`` (None: all): the
+    seconds of a time that ``time`` cannot hold kept in ``raw_time``."""
+    taken = _taker(rows)
+    ns = taken(chunk.time_ns)
+    inside = ns != NO_TIME
+    if inside.all():  # (as good as always)
+        raw = masked(np.zeros(len(ns)), np.zeros(len(ns), dtype=bool))
+    else:
+        raw = masked(np.where(inside, 0.0, taken(chunk.time)), ~inside)
+    return {"time": masked(ns, inside), "raw_time": raw}
+
+
 def _moved(texts: dict[int, str], rows: np.ndarray | None) -> dict[int, str]:
     """Texts by chunk row, re-keyed by position among ``rows`` (sorted; None: all), of
     those that are among them."""
@@ -150,6 +169,7 @@ class MessagesTable(ChunkedTable):
         kept = _taker(every)
         records = chunk.records
         columns = _value_columns(chunk, every)
+        columns.update(_time_columns(chunk, every))
         anomalies = {row: f"undecodable value: {text}"
                      for row, text in chunk.values.errors.items()}
         anomalies.update(chunk.anomalies)
@@ -162,7 +182,6 @@ class MessagesTable(ChunkedTable):
         pv = kept(chunk.pv)
         columns.update({
             "frame": kept(chunk.frame),
-            "time": kept(chunk.time_ns),
             "src": kept(chunk.src),
             "dst": kept(chunk.dst),
             "transport": kept(chunk.transport),
@@ -207,11 +226,11 @@ class UpdatesTable(ChunkedTable):
         rows = chunk.rows(_UPDATES)
         n = len(rows)
         columns = _value_columns(chunk, rows)
+        columns.update(_time_columns(chunk, rows))
         subscription_or_ioid = chunk.parameter2[rows]
         monitor = _SUBSCRIPTION_UPDATE[chunk.form[rows]]
         columns.update({
             "frame": chunk.frame[rows],
-            "time": chunk.time_ns[rows],
             "circuit": chunk.circuit[rows],
             "server": chunk.src[rows],
             "client": chunk.dst[rows],

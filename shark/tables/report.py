@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from shark.tables.schema import TIME_RANGE
+
 if TYPE_CHECKING:
     from shark.tables import TableBuilder
 
@@ -38,6 +40,9 @@ def build_report(builder: TableBuilder, top: int = 10) -> dict[str, Any]:
             "records": builder.records,
             "start": _time(builder.first_time),
             "end": _time(builder.last_time),
+            "start_seconds": builder.first_time,
+            "end_seconds": builder.last_time,
+            "times_out_of_range": builder.times_outside,
             "duration": None if builder.first_time is None
             else builder.last_time - builder.first_time,
             "messages": int(commands.loc[~commands.command.isin(_NOT_MESSAGES), "messages"]
@@ -47,6 +52,7 @@ def build_report(builder: TableBuilder, top: int = 10) -> dict[str, Any]:
             "channels": len(table("channels")),
             "subscriptions": len(subscriptions),
             "servers_beaconing": len(beacons),
+            "negative_latencies": int(table("latency").negative.sum()),
         },
         "talkers": _records(_top(table("talkers").assign(
             bytes=lambda t: t.bytes_sent + t.bytes_received), "bytes", top)),
@@ -147,7 +153,9 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _time(seconds: float | None) -> str | None:
-    if seconds is None:
+    """ISO 8601, or None where a time column could not hold it (``times_out_of_range``
+    and the raw ``start_seconds`` and ``end_seconds`` say so)."""
+    if seconds is None or not TIME_RANGE[0] <= seconds <= TIME_RANGE[1]:
         return None
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
 
@@ -166,6 +174,14 @@ def format_report(report: dict[str, Any]) -> str:
         f"{capture['circuits']}, channels {capture['channels']}, subscriptions "
         f"{capture['subscriptions']}, servers beaconing {capture['servers_beaconing']}",
     ]
+    if capture["times_out_of_range"]:
+        lines.append(f"times     {capture['times_out_of_range']} records with a capture time "
+                     f"outside 1677..2262 (a damaged capture?): from "
+                     f"{capture['start_seconds']!r} to {capture['end_seconds']!r} s; null in "
+                     f"the tables' times, kept in raw_time")
+    if capture["negative_latencies"]:
+        lines.append(f"latency   {capture['negative_latencies']} responses timestamped before "
+                     f"their request (several interfaces?): negative latencies kept")
     searches = report["unanswered_searches"]
     errors = report["errors"]
     sections: list[tuple[str, list[dict[str, Any]], tuple[str, ...]]] = [

@@ -23,6 +23,11 @@ bool       bool, never null              bool                    Boolean / BOOLE
 
 Durations (latencies, periods) are Float64 seconds, as in ``shark read --format jsonl``:
 Parquet has no duration type that all three readers share.
+
+A time column holds int64 nanoseconds: from 1677-09-22 to 2262-04-11
+(:data:`TIME_RANGE`). A damaged capture can give times outside that range; such a time
+is null in a time column, never wrapped around (to read back as 1969 or 1970): the
+per-message tables keep it in seconds in ``raw_time``, and ``shark stats`` counts them.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from shark.extract.text import text_form
 
 __all__ = [
     "BOOL", "CATEGORY", "FLOAT", "INT64", "NINT64", "NUINT16", "NUINT32", "TEXT", "TIME",
-    "UINT32", "Column", "TableSchema", "seconds_to_ns",
+    "NO_TIME", "TIME_RANGE", "UINT32", "Column", "TableSchema", "seconds_to_ns",
 ]
 
 INT64, UINT32, NINT64, NUINT32, NUINT16 = "int64", "uint32", "Int64", "UInt32", "UInt16"
@@ -112,19 +117,35 @@ class TableSchema:
         return "\n".join(lines)
 
 
+#: The Unix seconds a time column holds: int64 nanoseconds, whole seconds exact (with
+#: room for the fraction at the top).
+TIME_RANGE = (-9_223_372_036.0, 9_223_372_035.0)
+#: What :func:`seconds_to_ns` gives for seconds outside :data:`TIME_RANGE` (pandas'
+#: NaT): a null, never a time.
+NO_TIME = np.iinfo(np.int64).min
+
+
 def seconds_to_ns(seconds: np.ndarray) -> np.ndarray:
-    """Unix seconds (float) to int64 nanoseconds, whole seconds kept exact."""
+    """Unix seconds (float) to int64 nanoseconds, whole seconds kept exact;
+    :data:`NO_TIME` for seconds outside :data:`TIME_RANGE` (or NaN)."""
+    low, high = TIME_RANGE
+    inside = (seconds >= low) & (seconds <= high)
+    everywhere = bool(inside.all())
+    if not everywhere:
+        seconds = np.where(inside, seconds, 0.0)
     whole = np.floor(seconds)
-    return whole.astype(np.int64) * 1_000_000_000 + np.rint((seconds - whole) * 1e9).astype(
+    ns = whole.astype(np.int64) * 1_000_000_000 + np.rint((seconds - whole) * 1e9).astype(
         np.int64)
+    if not everywhere:
+        ns[~inside] = NO_TIME
+    return ns
 
 
 def _python_array(kind: str, values: Sequence[Any]) -> pa.Array:
     if kind == TIME:
-        times = np.array(values, dtype=np.float64)  # None becomes NaN
-        missing = np.isnan(times)
-        return pa.array(seconds_to_ns(np.where(missing, 0.0, times)), _ARROW[TIME],
-                        mask=missing)
+        # None becomes NaN, which (as any time a column cannot hold) becomes null
+        ns = seconds_to_ns(np.array(values, dtype=np.float64))
+        return pa.array(ns, _ARROW[TIME], mask=ns == NO_TIME)
     if kind == CATEGORY or kind == TEXT:
         texts = pa.array([None if v is None else text_form(v) for v in values], pa.string())
         return texts.dictionary_encode() if kind == CATEGORY else texts.cast(_ARROW[TEXT])

@@ -53,6 +53,9 @@ _LATENCY_STATISTICS = (
     Column("p90", FLOAT, "90th percentile (estimate)"),
     Column("p99", FLOAT, "99th percentile (estimate)"),
     Column("max", FLOAT, "longest"),
+    Column("negative", INT64, "responses timestamped before their request (as captures on "
+                              "several interfaces give): kept in the counts, the mean and "
+                              "the minimum, and below 1 us in the percentiles"),
 )
 LATENCY = TableSchema("latency", "response times per server, PV and command",
                       [*_LATENCY_KEYS, *_LATENCY_STATISTICS])
@@ -131,6 +134,7 @@ class Latency(Aggregate):
         self._sum = np.zeros(0)
         self._min = np.zeros(0)
         self._max = np.zeros(0)
+        self._negative = np.zeros(0, dtype=np.int64)
         self._histogram = np.zeros((0, _BINS), dtype=np.int64)
 
     def update(self, chunk: Chunk) -> None:
@@ -151,8 +155,12 @@ class Latency(Aggregate):
         np.add.at(self._sum, slots, latency)
         np.minimum.at(self._min, slots, latency)
         np.maximum.at(self._max, slots, latency)
-        with np.errstate(divide="ignore"):
+        negative = latency < 0
+        if negative.any():
+            np.add.at(self._negative, slots[negative], 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
             bins = np.floor((np.log10(latency) - _LOWEST) * _PER_DECADE) + 1
+        bins[negative] = 0  # (log10 gave NaN) below the lowest bin, as zero is
         np.add.at(self._histogram, (slots, np.clip(bins, 0, _BINS - 1).astype(np.int64)), 1)
 
     def _slot(self, key: tuple[int, int, int]) -> int:
@@ -169,6 +177,7 @@ class Latency(Aggregate):
         self._sum = np.concatenate([self._sum, np.zeros(extra)])
         self._min = np.concatenate([self._min, np.full(extra, np.inf)])
         self._max = np.concatenate([self._max, np.full(extra, -np.inf)])
+        self._negative = np.concatenate([self._negative, np.zeros(extra, dtype=np.int64)])
         self._histogram = np.concatenate([self._histogram,
                                           np.zeros((extra, _BINS), dtype=np.int64)])
 
@@ -187,6 +196,7 @@ class Latency(Aggregate):
         np.minimum.at(low, group, self._min[:slots])
         high = np.full(len(groups), -np.inf)
         np.maximum.at(high, group, self._max[:slots])
+        negative = np.bincount(group, self._negative[:slots], len(groups)).astype(np.int64)
         histogram = np.zeros((len(groups), _BINS), dtype=np.int64)
         np.add.at(histogram, group, self._histogram[:slots])
         cumulative = np.cumsum(histogram, axis=1)
@@ -197,9 +207,11 @@ class Latency(Aggregate):
                                        high).tolist())
         words = [self._words(c.name) for c in keys]
         rows = [(*(w[code] if code >= 0 else None for w, code in zip(words, key, strict=True)),
-                 int(n), float(t) / n, float(a), *(p[g] for p in percentiles), float(b))
-                for g, (key, n, t, a, b) in enumerate(zip(groups, count, total, low, high,
-                                                          strict=True))]
+                 int(n), float(t) / n, float(a), *(p[g] for p in percentiles), float(b),
+                 int(below))
+                for g, (key, n, t, a, b, below) in enumerate(zip(groups, count, total, low,
+                                                                 high, negative.tolist(),
+                                                                 strict=True))]
         schema = LATENCY if len(keys) == len(_LATENCY_KEYS) else TableSchema(
             "latency", f"response times per {', '.join(by)}", [*keys, *_LATENCY_STATISTICS])
         return schema.from_rows(sorted(rows, key=lambda row: tuple(
