@@ -237,3 +237,40 @@ def test_empty_plain_update_does_not_end_a_subscription():
     )
     assert empty.anomaly is None and empty.subscription.active
     assert 5 in circuit.subscriptions
+
+
+def test_create_chan_reply_for_a_connected_channel_is_a_response_without_request():
+    """A CREATE_CHAN reply answers the channel's outstanding CREATE_CHAN request: one
+    for a channel already connected (a WRITE_NOTIFY reply with one bit flipped in its
+    command reads as one) answers nothing."""
+    circuit = Circuit()
+    assert connect(circuit).anomaly is None
+    again = circuit.handle(
+        m.CreateChanResponse(data_type=DBRType.LONG, data_count=1, cid=1, sid=7), SERVER)
+    assert again.anomaly is not None and again.anomaly.kind == "response without request"
+    fail = circuit.handle(m.CreateChFailResponse(cid=1), SERVER)
+    assert fail.anomaly is not None and fail.anomaly.kind == "response without request"
+    strict = Circuit(strict=True)
+    connect(strict)
+    with pytest.raises(ProtocolError):
+        strict.handle(m.CreateChanResponse(data_type=DBRType.LONG, data_count=1, cid=1, sid=7),
+                      SERVER)
+
+
+def test_empty_update_that_no_type_allows_is_a_cancel_reply_without_request():
+    """Without a cancel in flight an empty EVENT_ADD reply passes as an empty update only
+    when its type and count make no payload; a count of 1 is a reply to a cancel never
+    sent (an update whose size lost a bit)."""
+    circuit = Circuit()
+    connect(circuit)
+    circuit.handle(
+        m.EventAddRequest(data_type=DBRType.LONG, data_count=1, sid=100, subscriptionid=5,
+                          mask=1),
+        CLIENT,
+    )
+    empty = circuit.handle(
+        m.EventCancelResponse(data_type=DBRType.LONG, data_count=1, sid=1, subscriptionid=5),
+        SERVER,
+    )
+    assert empty.anomaly is not None and empty.anomaly.kind == "response without request"
+    assert 5 in circuit.subscriptions
