@@ -1,0 +1,98 @@
+"""The hostile captures whose headers lie about their size or command: at most the
+corrupted message is lost, and it is marked, on the per-record path and the bulk one.
+
+The captures are in the shared hostile folder (its README tells what each did before);
+the tests skip when it is absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builders import ROOT
+
+import shark
+from decoder import Command, Role
+from decoder import messages as m
+from shark.capture.files import read_frames
+from shark.extract.bulk import frame_run
+from shark.extract.reader import CaReader
+from shark.extract.record import ERROR, GAP, MESSAGE, UPDATES
+
+HOSTILE = ROOT.parent / "shared" / "hostile"
+
+
+def hostile(name: str) -> Path:
+    path = HOSTILE / name
+    if not path.is_file():
+        pytest.skip(f"hostile capture {name} not found")
+    return path
+
+
+def _read(path: Path, bulk: bool) -> list:
+    """The records of the reader alone (bulk: update batches as their records)."""
+    out = []
+    for item in CaReader(bulk=bulk).records(read_frames(path)):
+        out += item.records() if item.kind is UPDATES else [item]
+    return out
+
+
+def _key(record) -> tuple:
+    return (record.kind, record.frame, record.sender, record.command, record.size)
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["records", "bulk"])
+def test_a_lying_size_costs_the_one_message(bulk: bool) -> None:
+    """One header's size set to 0xFFF8 hid 64 KB of the circuit after it: now only its
+    own 24 bytes are skipped, as one ERROR record, and the 1,309 other messages of the
+    capture (1,310 with the corrupted one) are all read."""
+    records = _read(hostile("one_lying_size_field_hides_rest_of_circuit.pcap"), bulk)
+    marks = [r for r in records if r.kind in (ERROR, GAP)]
+    assert [(r.kind, r.size) for r in marks] == [(ERROR, 24)]
+    assert "65528" in marks[0].reason
+    assert sum(r.kind is MESSAGE for r in records) == 1309
+
+
+def test_both_paths_read_a_lying_size_alike() -> None:
+    path = hostile("one_lying_size_field_hides_rest_of_circuit.pcap")
+    assert sorted(map(_key, _read(path, True))) == sorted(map(_key, _read(path, False)))
+
+
+def test_a_flipped_size_bit_costs_the_one_message() -> None:
+    """A READ_NOTIFY reply whose size claims 136 bytes swallowed the 4 replies after it
+    and showed a VERSION never sent: now it is one ERROR record and the rest is read."""
+    records = list(shark.read(hostile("bitflip_size_swallows_4_msgs.pcap")))
+    marks = [r for r in records if r.kind in (ERROR, GAP)]
+    assert [(r.kind, r.size) for r in marks] == [(ERROR, 24)]
+    server = [r for r in records
+              if r.kind is MESSAGE and r.sender is Role.SERVER and r.transport == "tcp"]
+    assert [r.command for r in server].count(Command.VERSION) == 1
+    asked = {r.message.ioid for r in records if r.kind is MESSAGE
+             and type(r.message) in (m.ReadNotifyRequest, m.WriteNotifyRequest)}
+    answered = {r.message.ioid for r in server
+                if type(r.message) in (m.ReadNotifyResponse, m.WriteNotifyResponse)}
+    assert len(asked - answered) == 1  # the corrupted reply's
+
+
+def test_a_flipped_command_bit_is_an_anomaly() -> None:
+    """A WRITE_NOTIFY reply read as a CREATE_CHAN reply: a reply to a CREATE_CHAN
+    request never made, marked as such."""
+    records = list(shark.read(hostile("bitflip_writenotify_to_createchan_silent.pcap")))
+    marked = [r for r in records if r.anomaly is not None]
+    assert [(r.command, r.anomaly.kind) for r in marked] == [
+        (Command.CREATE_CHAN, "response without request")]
+
+
+def test_frame_run_refuses_a_header_its_fields_contradict() -> None:
+    update = m.EventAddResponse(data_type=6, data_count=1, status=1, subscriptionid=3,
+                                data=[1.5]).to_bytes()
+    starts, end = frame_run(update * 3, 1 << 20)
+    assert starts.tolist() == [0, 24, 48] and end == 72
+    liar = bytearray(update)
+    liar[2:4] = b"\xff\xf8"
+    assert frame_run(update + bytes(liar) + update, 1 << 20) is None
+    assert frame_run(update + bytes(liar[:16]), 1 << 20) is None  # the incomplete one too
+    empty = m.HEADER.pack(1, 0, 6, 1, 1, 3)  # the EVENT_CANCEL reply carries nothing
+    assert np.array_equal(frame_run(update + empty, 1 << 20)[0], [0, 24])
