@@ -25,7 +25,9 @@ class Capture:
     limits which are built (the per-message ``messages`` and ``updates`` hold a row per
     message in memory: leave them out for a summary of a huge capture, or export them).
     A damaged or truncated capture gives the tables of what could be read, with a
-    warning, and the error in ``error``.
+    warning, and the error in ``error``. Should reading fail otherwise (the file cannot
+    be opened, or a fault in shark), every use of the tables raises that error (a fault
+    as a :class:`shark.capture.files.CaptureError` that names it), the file read once.
     """
 
     def __init__(self, source: str | Path | BinaryIO, ports: Iterable[int] = (),
@@ -36,22 +38,43 @@ class Capture:
         #: The error that cut the capture short, if one did.
         self.error: CaptureError | None = None
         self._builder: TableBuilder | None = None
+        #: Why the tables cannot be built, once that is known (raised on every use).
+        self._failure: Exception | None = None
         self._frames: dict[str, pd.DataFrame] = {}
 
     @property
     def builder(self) -> TableBuilder:
         """The builder, fed the whole capture (on first use)."""
         if self._builder is None:
-            builder = TableBuilder(self.tables)
+            if self._failure is None:
+                self._failure = self._build()
+            if self._failure is not None:
+                # Never an AttributeError: Python would take it for a missing attribute
+                # and ask __getattr__, which would hide it. (Its traceback starts here
+                # each time, not piled up.)
+                raise self._failure.with_traceback(None)
+        return self._builder
+
+    def _build(self) -> Exception | None:
+        """Read the capture into a builder; what stops that, if anything."""
+        builder = TableBuilder(self.tables)
+        try:
             try:
                 builder.read(self.source, self.ports)
             except CaptureError as exc:
                 self.error = exc
                 warnings.warn(f"{self.source}: {exc}; the tables hold what was read before",
-                              stacklevel=3)
+                              stacklevel=4)
             builder.finish()
-            self._builder = builder
-        return self._builder
+        except (CaptureError, OSError) as exc:
+            return exc
+        except Exception as exc:  # a fault in shark: named, not hidden
+            failure = CaptureError(f"{self.source}: the tables could not be built: "
+                                   f"{type(exc).__name__}: {exc}")
+            failure.__cause__ = exc
+            return failure
+        self._builder = builder
+        return None
 
     def table(self, name: str) -> pd.DataFrame:
         """Table ``name`` (one of ``tables``) as a pandas DataFrame."""
