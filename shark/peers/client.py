@@ -8,12 +8,18 @@ channels; each keeps its state in ``Circuit(strict=True, local=Role.CLIENT)``,
 fed both directions: what it knows of a channel (SID, native type and count,
 access rights) and of the requests in flight is the circuit's, and this module
 keeps beside it only futures, queues and sockets. A server that breaks the
-protocol (:class:`RemoteProtocolError`) loses its circuit; a request of ours
+protocol (:class:`RemoteProtocolError`) loses its circuit; one that names a native
+type no DBR type has fails that channel (:class:`ServerError`); a request of ours
 that would break it (:class:`LocalProtocolError`, a bug) is raised to its
 caller unsent, and the circuit goes on. When a
 circuit is lost its channels are searched for again and, once found, created
 again with their subscriptions; reads and writes in flight fail with
 :class:`CAError` (ECA_DISCONN).
+
+What a server does wrong is noted in :attr:`Client.misbehaviour`: logged the first
+time per server and kind, counted after that (a server that resets every connection
+is retried with a back-off, and must not flood the log), and nothing is written to a
+connection once it is lost.
 
 It is built for debugging and tests, not speed: every operation takes a
 timeout and raises :class:`TimeoutError` past it.
@@ -22,6 +28,7 @@ timeout and raises :class:`TimeoutError` past it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import itertools
 import logging
@@ -49,8 +56,9 @@ from decoder.protocol import ADDRESS_OF_SENDER, MINOR_VERSION, SERVER_PORT
 from decoder.status import eca_name
 from shark.errors import SharkError
 from shark.peers.convert import from_python
+from shark.peers.misbehaviour import Kind, Misbehaviours
 
-__all__ = ["CAError", "Client", "ClientChannel", "ClientSubscription"]
+__all__ = ["CAError", "Client", "ClientChannel", "ClientSubscription", "ServerError"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +78,11 @@ class CAError(SharkError):
         self.status = status
 
 
+class ServerError(SharkError):
+    """A channel the server described in a way nothing can be made of (a native type
+    that is no DBR type): not an answer of the server's, a breach of the protocol."""
+
+
 class ClientChannel:
     """A channel by name: connected to one server, or being searched for."""
 
@@ -79,7 +92,7 @@ class ClientChannel:
         self.cid = cid
         self.circuit: _ClientCircuit | None = None
         self.subscriptions: set[ClientSubscription] = set()
-        self.error: CAError | None = None
+        self.error: CAError | ServerError | None = None
         self._connected = asyncio.Event()
 
     @property
@@ -117,7 +130,8 @@ class ClientChannel:
         return self.circuit.address if self.connected and self.circuit else None
 
     async def wait_connected(self) -> None:
-        """Return once connected; raise the server's refusal (CREATE_CH_FAIL)."""
+        """Return once connected; raise the server's refusal (CREATE_CH_FAIL: CAError) or
+        breach (ServerError)."""
         await self._connected.wait()
         if self.error is not None:
             raise self.error
@@ -188,6 +202,8 @@ class Client:
     the search socket; ``timeout`` the default of every operation, in seconds.
     After ``echo_interval`` seconds of silence a circuit is probed with ECHO,
     and dropped if another interval passes without a word from the server.
+    ``misbehaviour`` is where what servers do wrong is noted (a new one by default;
+    several clients may share one).
     """
 
     def __init__(
@@ -201,6 +217,7 @@ class Client:
         priority: int = 0,
         client_name: str | None = None,
         host_name: str | None = None,
+        misbehaviour: Misbehaviours | None = None,
     ) -> None:
         self.addresses = list(addresses)
         self.bind_host = bind_host
@@ -219,6 +236,10 @@ class Client:
         self._udp: asyncio.DatagramTransport | None = None
         self._ids = itertools.count(1)
         self._stopping = False
+        #: Circuits to each server lost in a row through its fault: the back-off's.
+        self._failures: dict[Address, int] = {}
+        self._retries: set[asyncio.TimerHandle] = set()
+        self.misbehaviour = Misbehaviours(log) if misbehaviour is None else misbehaviour
 
     async def __aenter__(self) -> Client:
         await self.start()
@@ -238,6 +259,8 @@ class Client:
     async def stop(self) -> None:
         """Close every circuit and the search socket; end every subscription."""
         self._stopping = True
+        for retry in self._retries:
+            retry.cancel()
         if self._search_task is not None:
             self._search_task.cancel()
             await asyncio.gather(self._search_task, return_exceptions=True)
@@ -250,6 +273,7 @@ class Client:
         for channel in self.channels.values():
             for sub in channel.subscriptions:
                 sub._end()
+        self.misbehaviour.close()
 
     # -- the API -------------------------------------------------------------------
 
@@ -401,7 +425,9 @@ class Client:
         circuit.attach(channel)
 
     def _circuit_lost(self, circuit: _ClientCircuit, urgent: bool) -> None:
-        """A circuit ended: search its channels again (``urgent``: restart the back-off)."""
+        """A circuit ended: search its channels again, at once if ``urgent`` (restarting
+        the back-off), else after a delay that doubles with each circuit to that server
+        lost in a row, so that one resetting every connection is not hammered."""
         if self._circuits.get(circuit.address) is circuit:
             del self._circuits[circuit.address]
         if self._stopping:
@@ -410,8 +436,24 @@ class Client:
         for channel in channels:
             channel.circuit = None
             channel._connected.clear()
-        if channels:
-            self._search(channels, urgent=urgent)
+        if not channels:
+            return
+        if urgent:
+            self._search(channels, urgent=True)
+            return
+        failures = self._failures[circuit.address] = self._failures.get(circuit.address, 0) + 1
+        delay = min(_FIRST_SEARCH_INTERVAL * 2 ** min(failures, 16), self.max_search_interval)
+        retry: asyncio.TimerHandle | None = None
+
+        def search_again() -> None:
+            self._retries.discard(retry)  # type: ignore[arg-type]
+            lost = [ch for ch in channels if ch.circuit is None and ch.error is None
+                    and self.channels.get(ch.name) is ch]
+            if lost and not self._stopping:
+                self._search(lost, urgent=False)
+
+        retry = asyncio.get_running_loop().call_later(delay, search_again)
+        self._retries.add(retry)
 
 
 class _SearchListener(asyncio.DatagramProtocol):
@@ -437,6 +479,8 @@ class _ClientCircuit:
     def __init__(self, client: Client, address: Address) -> None:
         self.client = client
         self.address = address
+        #: How the server is named where its misbehaviour is noted.
+        self.peer = f"server {address[0]}:{address[1]}"
         self.state = Circuit(strict=True, local=Role.CLIENT)
         self.framer = StreamFramer(Role.SERVER)
         self.channels: dict[int, ClientChannel] = {}
@@ -538,22 +582,33 @@ class _ClientCircuit:
             self._pending.pop(ioid, None)
 
     def _send(self, message: m.Message) -> None:
-        """Send ``message``; one the protocol forbids raises LocalProtocolError unsent."""
+        """Send ``message``; one the protocol forbids raises LocalProtocolError unsent.
+        Nothing is written once the connection is lost (asyncio would log each write)."""
         if self._writer is None:
             raise CAError(ECA.ECA_DISCONN, f"circuit to {self.address} not connected")
+        if self._writer.transport.is_closing():
+            raise CAError(ECA.ECA_DISCONN, f"circuit to {self.address} lost")
         self.state.handle(message, Role.CLIENT)
         self._writer.write(message.to_bytes())
 
     async def _drain(self) -> None:
         if self._writer is not None:
-            await self._writer.drain()
+            try:
+                await self._writer.drain()
+            except OSError as error:
+                raise CAError(ECA.ECA_DISCONN, f"circuit to {self.address} lost: "
+                                               f"{_reason(error)}") from None
 
     # -- the circuit's life --------------------------------------------------------
 
     async def _run(self) -> None:
         try:
-            reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(*self.address), self.client.timeout)
+            try:
+                reader, self._writer = await asyncio.wait_for(
+                    asyncio.open_connection(*self.address), self.client.timeout)
+            except (OSError, asyncio.TimeoutError) as error:
+                self._fail(Kind.UNREACHABLE, f"cannot connect: {_reason(error)}")
+                return
             self._send(m.VersionRequest(priority=self.client.priority))
             self._send(m.HostNameRequest(name=self.client.host_name))
             self._send(m.ClientNameRequest(name=self.client.client_name))
@@ -564,16 +619,24 @@ class _ClientCircuit:
             try:
                 await self._receive(reader)
             finally:
-                watchdog.cancel()
-        except (OSError, asyncio.TimeoutError, DecodeError, RemoteProtocolError,
-                CAError) as error:
-            log.info("circuit to %s lost: %s", self.address, error)
-            self._failed = True
+                watchdog.cancel()  # and its end retrieved, whatever it was
+                await asyncio.gather(watchdog, return_exceptions=True)
+        except (OSError, asyncio.TimeoutError, CAError) as error:
+            self._fail(Kind.CONNECTION_LOST, f"connection lost: {_reason(error)}")
+        except (DecodeError, RemoteProtocolError) as error:
+            self._fail(Kind.PROTOCOL, f"circuit dropped, the server broke the protocol: {error}")
         except LocalProtocolError as error:  # a bug of ours while opening it
             log.error("circuit to %s closed: we broke the protocol: %s", self.address, error)
             self._failed = True
+        except Exception as error:  # a bug of ours: this circuit goes, the client goes on
+            self._fail(Kind.INTERNAL, f"circuit dropped: {error!r}")
         finally:
             self._end()
+
+    def _fail(self, kind: Kind, detail: str) -> None:
+        """The circuit ends through the server's fault (or the network's): noted once."""
+        self._failed = True
+        self.client.misbehaviour.note(self.peer, kind, detail)
 
     async def _receive(self, reader: asyncio.StreamReader) -> None:
         loop = asyncio.get_running_loop()
@@ -592,7 +655,8 @@ class _ClientCircuit:
             if loop.time() - self._last_heard < interval:
                 continue
             if self._probing:
-                log.info("server %s silent after ECHO: dropping its circuit", self.address)
+                self.client.misbehaviour.note(self.peer, Kind.SILENT,
+                                              "silent after ECHO: circuit dropped")
                 assert self._writer is not None
                 self._writer.transport.abort()
                 return
@@ -648,12 +712,33 @@ class _ClientCircuit:
         channel = self.channels.get(message.cid)
         if channel is None:
             return
+        if not DBRType.STRING <= message.data_type <= DBRType.DOUBLE:
+            self._bad_native_type(channel, message)
+            return
+        self.client._failures.pop(self.address, None)  # the server works: no back-off
         channel._connected.set()
         for sub in list(channel.subscriptions):
             try:
                 self.subscribe(sub)
             except LocalProtocolError as error:  # a bug of ours: this subscription only
                 log.error("subscription to %s not renewed: %s", channel.name, error)
+
+    def _bad_native_type(self, channel: ClientChannel, message: m.CreateChanResponse) -> None:
+        """A channel whose native type is no DBR value type cannot be read, written or
+        subscribed to: it fails (ServerError, its subscriptions end) and is cleared on
+        the server, as the rest of the circuit goes on."""
+        detail = f"native type {message.data_type} of {channel.name} is not a DBR type"
+        self.client.misbehaviour.note(self.peer, Kind.BAD_NATIVE_TYPE, detail)
+        del self.channels[channel.cid]
+        channel.circuit = None
+        channel.error = ServerError(f"{self.peer}: {detail}")
+        if self.client.channels.get(channel.name) is channel:
+            del self.client.channels[channel.name]
+        for sub in channel.subscriptions:
+            sub._end()
+        channel._connected.set()
+        with contextlib.suppress(CAError, LocalProtocolError):
+            self._send(m.ClearChannelRequest(sid=message.sid, cid=channel.cid))
 
     def _dropped(self, message: m.Message) -> None:
         """CREATE_CH_FAIL fails the channel; SERVER_DISCONN sends it searching again."""
@@ -685,7 +770,9 @@ class _ClientCircuit:
         if message.status & 1:
             sub._deliver(message.data)
         else:
-            log.warning("update of %s: %s", sub.channel.name, eca_name(message.status))
+            self.client.misbehaviour.note(
+                self.peer, Kind.FAILED_UPDATE,
+                f"update of {sub.channel.name}: {eca_name(message.status)}")
 
     def _error(self, message: m.ErrorResponse) -> None:
         original = message.original_request
@@ -694,8 +781,14 @@ class _ClientCircuit:
         if future is not None and not future.done():
             future.set_exception(CAError(message.status, message.error_message))
         else:
-            log.warning("server %s: %s for %s: %s", self.address, eca_name(message.status),
-                        original.command_name, message.error_message)
+            self.client.misbehaviour.note(
+                self.peer, Kind.ERROR_MESSAGE, f"{eca_name(message.status)} for "
+                f"{original.command_name}: {message.error_message}")
+
+
+def _reason(error: BaseException) -> str:
+    """An exception in words (a timeout's own text is empty)."""
+    return str(error) or type(error).__name__
 
 
 def _is_text(value: Any) -> bool:

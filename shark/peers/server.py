@@ -21,6 +21,11 @@ request and its circuit is closed; a breach by this server
 (:class:`LocalProtocolError`, a bug of ours) is logged and the circuit closed
 cleanly. Other circuits go on. Nothing is bound but the host given, and
 beacons go only where told (loopback by default, never broadcast).
+
+A client that leaves abruptly (a reset, with thousands of subscriptions whose
+updates are on their way) is no reason to log: nothing more is written to its
+connection once it is lost, and what a client does wrong is noted once per client
+and kind in :attr:`Server.misbehaviour`, with a count told when its circuit ends.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from decoder.protocol import (
     SearchReply,
 )
 from shark.peers.convert import LIMITS, ConversionError, convert, from_python, to_dbr
+from shark.peers.misbehaviour import Kind, Misbehaviours
 
 __all__ = ["DEFAULT_BEACON_ADDRESS", "PV", "Server", "epics_stamp"]
 
@@ -314,6 +320,8 @@ class Server:
         #: update of the PV goes to.
         self._watches: dict[str, dict[Subscription, _Watch]] = {}
         self._next_sid = 1
+        #: What clients do wrong, told once per client and kind.
+        self.misbehaviour = Misbehaviours(log)
 
     async def __aenter__(self) -> Server:
         await self.start()
@@ -357,6 +365,7 @@ class Server:
         if self._udp is not None:
             self._udp.close()
             await self._udp.get_protocol().closed  # the port is free once this is done
+        self.misbehaviour.close()
 
     @property
     def circuit_count(self) -> int:
@@ -497,6 +506,8 @@ class _ServerCircuit:
         self.reader = reader
         self.writer = writer
         self.peer = writer.get_extra_info("peername")
+        #: How the client is named where its misbehaviour is noted.
+        self.who = f"client {self.peer[0]}:{self.peer[1]}" if self.peer else "client ?"
         self.framer = StreamFramer(Role.CLIENT)
         self.state = Circuit(strict=True, local=Role.SERVER)
         #: Set once this server broke the protocol on the circuit (a bug), to close it.
@@ -524,7 +535,8 @@ class _ServerCircuit:
             self._send(m.VersionResponse())
             await self._receive()
         except _Refused as refusal:
-            log.info("closing circuit of %s: %s", self.peer, refusal)
+            self.server.misbehaviour.note(self.who, Kind.PROTOCOL,
+                                          f"circuit closed: {refusal}")
             self._send(m.ErrorResponse(
                 cid=getattr(refusal.request, "cid", 0xFFFFFFFF), status=refusal.status,
                 original_request=refusal.request, error_message=str(refusal),
@@ -554,8 +566,14 @@ class _ServerCircuit:
                     self._handle(request)
                 raise self._unframeable(error) from None
             for request in requests:
+                if self._gone():  # the rest would be answered to nobody
+                    return
                 self._handle(request)
             await self._drain()
+
+    def _gone(self) -> bool:
+        """The connection is lost (or being closed): nothing more can be sent."""
+        return self.writer.transport.is_closing()
 
     def _unframeable(self, error: DecodeError) -> _Refused:
         """The refusal of a header claiming more than the framer accepts."""
@@ -586,7 +604,12 @@ class _ServerCircuit:
         return self.server.pvs.get(channel.name)
 
     def _send(self, message: m.Message) -> None:
-        """Send ``message``; one the protocol forbids raises LocalProtocolError unsent."""
+        """Send ``message``; one the protocol forbids raises LocalProtocolError unsent.
+        Once the connection is lost it is only counted: asyncio would log each write."""
+        if self._gone():
+            self.server.misbehaviour.note(
+                self.who, Kind.WENT_AWAY, "went away; what was still to send is dropped")
+            return
         self.state.handle(message, Role.SERVER)
         self.writer.write(message.to_bytes())
 
@@ -709,6 +732,9 @@ class _ServerCircuit:
                                     subscriptionid=sub.subscriptionid, payload=payload)
         if self.broken is not None:
             return
+        if self._gone():
+            self._send(update)  # counted, not sent
+            return
         if self.state.events_on and not self._held and self._buffered() < HIGH_WATER:
             try:
                 self._send(update)
@@ -731,7 +757,7 @@ class _ServerCircuit:
                 while True:
                     await self._flush.wait()
                     self._flush.clear()
-                    while self._held and self.state.events_on:
+                    while self._held and self.state.events_on and not self._gone():
                         if self._buffered() >= HIGH_WATER:
                             await self._drain()
                             continue
@@ -753,6 +779,8 @@ class _ServerCircuit:
     async def _close(self) -> None:
         for sub in list(self.state.subscriptions.values()):
             self._drop(sub)
+        self._held.clear()
+        self.server.misbehaviour.forget(self.who)
         self.state.close()
         self.writer.close()
         try:

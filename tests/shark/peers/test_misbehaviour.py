@@ -1,0 +1,165 @@
+"""Quiet under attack: a peer's misbehaviour is told once per peer and kind, with a
+count, never once per packet, and nothing is written to a connection once it is lost.
+
+The lying servers are small asyncio servers of the test's own on free loopback ports
+(``lying_servers``); the client that leaves abruptly is a raw socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import socket
+import struct
+
+import pytest
+from engine_peers import LOOPBACK, run
+from lying_servers import BAD_NATIVE_TYPE, NATIVE_TYPE, RESET, LyingServer
+
+from decoder import Role, StreamFramer
+from decoder import messages as m
+from decoder.dbr import DBRType
+from shark.peers.client import Client, ServerError
+from shark.peers.misbehaviour import Kind, Misbehaviours
+from shark.peers.server import PV, Server
+
+NAMES = [f"LIE:{n}" for n in range(5)]
+FLOODS = ("socket.send() raised exception", "Task exception was never retrieved",
+          "exception was never retrieved", "Traceback")
+
+
+def _flooded(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if any(flood in r.getMessage() for flood in FLOODS)]
+
+
+def _lines(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == logger]
+
+
+def test_misbehaviour_logs_the_first_of_each_kind_and_counts_the_rest(caplog):
+    log = logging.getLogger("test.misbehaviour")
+    tally = Misbehaviours(log)
+    with caplog.at_level(logging.DEBUG, logger="test.misbehaviour"):
+        for n in range(1000):
+            tally.note("server a:1", Kind.CONNECTION_LOST, f"connection lost: try {n}")
+        assert tally.note("server a:1", Kind.BAD_NATIVE_TYPE, "native type 9 of X") is True
+        assert tally.note("server b:2", Kind.CONNECTION_LOST, "connection lost: b") is True
+        assert tally.note("server b:2", Kind.CONNECTION_LOST, "again") is False
+        assert len(caplog.records) == 3  # one per peer and kind
+        tally.forget("server b:2")  # its count is told as it goes
+        assert caplog.records[-1].getMessage() == "server b:2: connection lost: b (2 connections)"
+        tally.close()
+        tally.close()  # told once
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[-1] == "server a:1: connection lost: try 0 (1000 connections)"
+    assert len(lines) == 5
+    assert tally.causes() == ["server a:1: connection lost: try 0 (1000 connections)",
+                              "server a:1: native type 9 of X"]
+    assert tally.count("server a:1", Kind.CONNECTION_LOST) == 1000
+    assert tally.count("server b:2", Kind.CONNECTION_LOST) == 0  # forgotten
+
+
+def test_client_fails_channels_of_a_native_type_no_dbr_type_has(caplog):
+    """Every channel fails with the server's breach, once each; subscriptions made before
+    the channel connected end; one log line for all of them; no task left unretrieved."""
+    caplog.set_level(logging.DEBUG)
+
+    async def body() -> None:
+        async with LyingServer(BAD_NATIVE_TYPE) as lying:
+            async with Client([(LOOPBACK, lying.port)], timeout=3) as client:
+                subs = [client.subscribe(name) for name in NAMES]  # before connecting
+                for sub in subs:
+                    with pytest.raises(ServerError, match=f"native type {NATIVE_TYPE} of "
+                                                          f"{sub.channel.name} is not a DBR"):
+                        await asyncio.wait_for(sub.channel.wait_connected(), 3)
+                    assert not sub.channel.connected
+                    assert sub.channel.name not in client.channels  # asked again: anew
+                for sub in subs:  # ended, not waiting forever
+                    assert [value async for value in sub] == []
+                peer = f"server {LOOPBACK}:{lying.port}"
+                assert client.misbehaviour.count(peer, Kind.BAD_NATIVE_TYPE) == len(NAMES)
+                assert client.misbehaviour.causes() == [
+                    f"{peer}: native type {NATIVE_TYPE} of {NAMES[0]} is not a DBR type "
+                    f"({len(NAMES)} channels)"]
+                assert lying.connections == 1  # the circuit itself went on
+
+    run(body())
+    gc.collect()  # an exception nobody retrieved is logged as its task goes
+    assert _flooded(caplog) == []
+    assert len(_lines(caplog, "shark.peers.client")) <= 2
+
+
+def test_client_retries_a_server_that_resets_every_connection_quietly(caplog):
+    """No write to a lost connection (asyncio would log each), one line per kind, and a
+    back-off between connections rather than a storm of them."""
+    caplog.set_level(logging.DEBUG)
+
+    async def body() -> None:
+        async with LyingServer(RESET) as lying:
+            async with Client([(LOOPBACK, lying.port)], timeout=0.5) as client:
+                for name in NAMES:
+                    client.channel(name)
+                with pytest.raises(asyncio.TimeoutError):
+                    await client.read(NAMES[0], timeout=2.5)
+                causes = client.misbehaviour.causes()
+                assert causes and all(c.startswith(f"server {LOOPBACK}:{lying.port}: ")
+                                      for c in causes)
+                assert lying.connections <= 30  # 2.5 s of a back-off from 60 ms
+
+    run(body())
+    gc.collect()
+    assert _flooded(caplog) == []
+    assert len(_lines(caplog, "shark.peers.client")) <= 2 * len(Kind)
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Leave at once, with a reset rather than a FIN."""
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.01, 0.2])
+def test_server_stays_quiet_and_up_after_a_client_with_many_subscriptions_resets(
+        caplog, pause):
+    """20,000 subscriptions, their updates on the way (and more posted after it left):
+    no line per update, the server serves the next client."""
+    caplog.set_level(logging.DEBUG)
+    many = 20_000
+
+    async def body() -> None:
+        pvs = [PV("MANY:WAVE", DBRType.DOUBLE, [0.0] * 1000), PV("MANY:ONE", DBRType.LONG, 7)]
+        async with Server(pvs, port=0, beacon_address=None) as server:
+            reader, writer = await asyncio.open_connection(LOOPBACK, server.tcp_port)
+            writer.write(m.VersionRequest().to_bytes()
+                         + m.CreateChanRequest(name="MANY:WAVE", cid=1).to_bytes())
+            framer, sid = StreamFramer(Role.SERVER), None
+            while sid is None:
+                data = await asyncio.wait_for(reader.read(1 << 16), 3)
+                assert data
+                sid = next((r.sid for r in framer.feed(data)
+                            if isinstance(r, m.CreateChanResponse)), None)
+            writer.write(b"".join(
+                m.EventAddRequest(data_type=DBRType.DOUBLE, data_count=1000, sid=sid,
+                                  subscriptionid=n, mask=1).to_bytes() for n in range(many)))
+            await writer.drain()
+            await asyncio.sleep(pause)
+            _reset(writer)
+            for n in range(10):
+                server.set("MANY:WAVE", [float(n)] * 1000)
+                await asyncio.sleep(0.02)
+            for _ in range(100):
+                if server.circuit_count == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert server.circuit_count == 0
+            assert server._watches == {}
+            async with Client([(LOOPBACK, server.udp_port)], timeout=3) as client:
+                assert (await client.read("MANY:ONE")).value == 7
+
+    run(body(), timeout=60)
+    gc.collect()
+    assert _flooded(caplog) == []
+    assert len(_lines(caplog, "shark.peers.server")) <= 4
