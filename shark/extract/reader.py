@@ -39,11 +39,14 @@ confirmations); from a CA client socket, CLIENT; otherwise guessed per message.
 Framing errors
 --------------
 A TCP direction that starts mid-connection, follows a gap, or hits bytes that do not
-frame as CA (a header claiming more than ``max_payload``, or a command id the protocol
-does not define, checked as soon as a header is complete so that a garbage header
-cannot swallow what follows as its payload) is resynchronised by
+frame as CA (a header claiming more than ``max_payload``, a payload size its other
+fields do not allow (:mod:`decoder.sizes`), or a command id the protocol does not
+define, checked as soon as a header is complete so that a garbage header cannot swallow
+what follows as its payload) is resynchronised by
 :func:`shark.extract.resync.find_message_start`; the bytes skipped to get there are reported as
-one ERROR record, missing bytes as a GAP record. A direction that ends inside a message
+one ERROR record, missing bytes as a GAP record. A bad header followed by plausible
+messages where its fields (or its size) end it costs just that message
+(:func:`shark.extract.resync.misfit_length`). A direction that ends inside a message
 gives an ERROR record for the bytes left.
 
 Memory: per TCP direction, a framer holding at most one incomplete message (or the
@@ -75,7 +78,7 @@ from decoder.protocol import HEADER_LAYOUT, HEADER_SIZE, REPEATER_PORT, SERVER_P
 from shark.capture.files import CaptureError, Frame, FrameBlock, read_frames
 from shark.extract.bulk import Run, UpdateBatch, frame_run, place, placed
 from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
-from shark.extract.resync import find_message_start, whole_messages
+from shark.extract.resync import find_message_start, misfit_length, whole_messages
 from shark.network.packets import TCP, UDP, LostDatagram, Packet, PacketDecoder, format_address
 from shark.network.reassembly import Direction, TcpEvent, TcpEventKind, TcpReassembler
 from shark.network.segments import tcp_segments
@@ -634,9 +637,19 @@ class CaReader:
                 ))
             else:
                 if error is not None:
-                    # Give up the first byte of the bad header and look again from the next.
-                    data = framer.clear()[1:]
-                    state.lose_sync(f"bad header ({error})", 1)
+                    rest = framer.clear()
+                    length = 0 if sender is None else misfit_length(rest, sender,
+                                                                     self.max_payload)
+                    if length:  # plausible messages follow the bad one: go on from there
+                        out.append(Record(
+                            ERROR, frame, time, src, dst, "tcp", circuit, sender, None, length,
+                            f"bad header ({error}): skipped {length} bytes to the next message",
+                        ))
+                        data = rest[length:]
+                    else:
+                        # Give up the bad header's first byte and look again from the next.
+                        data = rest[1:]
+                        state.lose_sync(f"bad header ({error})", 1)
                 elif framer.pending:
                     data = self._check_incomplete(state, fed)
 

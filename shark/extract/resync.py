@@ -61,8 +61,8 @@ from decoder.protocol import EXTENDED_MARKER, Command, Role
 from decoder.sizes import MAX_TEXT_PAYLOAD, payload_bounds
 
 __all__ = [
-    "MAX_OTHER_PAYLOAD", "RESYNC_WINDOW", "find_message_start", "plausible_header",
-    "whole_messages",
+    "MAX_OTHER_PAYLOAD", "RESYNC_WINDOW", "find_message_start", "misfit_length",
+    "plausible_header", "whole_messages",
 ]
 
 #: Largest message confirmed by its successor; longer ones must be data messages whose
@@ -178,18 +178,47 @@ def _anchor(buf: bytes | bytearray | memoryview, header: tuple, body: int) -> bo
 
 
 def whole_messages(data: bytes | bytearray | memoryview,
-                   max_payload: int = DEFAULT_MAX_PAYLOAD) -> bool:
+                   max_payload: int = DEFAULT_MAX_PAYLOAD, open_end: bool = False) -> bool:
     """Whether ``data`` (what one TCP segment carried) is one or more plausible messages
     end to end: peers write whole messages, so a segment that starts and ends on message
     boundaries is where framing resumes, even when none of its messages vouches for
-    itself (a client's payload-less requests: READ_NOTIFY, EVENT_CANCEL, ECHO ...)."""
+    itself (a client's payload-less requests: READ_NOTIFY, EVENT_CANCEL, ECHO ...).
+    With ``open_end`` the last message may go on past the end of ``data`` (its header,
+    if whole, plausible)."""
     offset, end = 0, len(data)
     while offset < end:
         length = plausible_header(data, offset, max_payload)
-        if not length:
+        if length is None or not (length or open_end):
             return False
+        if not length:
+            return True  # a header cut by the end
         offset += length
-    return offset == end and end > 0
+    return (offset == end or open_end) and end > 0
+
+
+def misfit_length(data: bytes | bytearray | memoryview, sender: Role,
+                  max_payload: int = DEFAULT_MAX_PAYLOAD) -> int:
+    """The length of the message whose header, at the start of ``data`` (the bytes
+    from it to the end of a TCP segment), claims a payload size its other fields do
+    not allow: the length those fields imply, or the one the size claims, whichever
+    is followed by plausible messages to the end of ``data`` (or, for the implied one,
+    by the end itself). 0 when neither is: then only a search finds the next message.
+    The framer resumes there at once, so that a lying size or a flipped bit costs that
+    one message, whatever follows."""
+    header = decode_header(data)
+    if header is None:
+        return 0
+    command, size, data_type, count, _p1, _p2, header_size = header
+    least, most = payload_bounds(message_class(command, sender, size), data_type, count)
+    end = len(data)
+    if least == most and header_size + least == end:
+        return end
+    for length in dict.fromkeys((header_size + least if least == most else 0,
+                                 header_size + size)):
+        if header_size <= length < end and whole_messages(data[length:], max_payload,
+                                                          open_end=True):
+            return length
+    return 0
 
 
 def find_message_start(

@@ -96,3 +96,29 @@ def test_frame_run_refuses_a_header_its_fields_contradict() -> None:
     assert frame_run(update + bytes(liar[:16]), 1 << 20) is None  # the incomplete one too
     empty = m.HEADER.pack(1, 0, 6, 1, 1, 3)  # the EVENT_CANCEL reply carries nothing
     assert np.array_equal(frame_run(update + empty, 1 << 20)[0], [0, 24])
+
+
+@pytest.mark.parametrize("lie", ["size", "payload"])
+def test_messages_after_a_bad_header_in_its_segment_are_read(lie: str) -> None:
+    """Payload-less requests vouch for nothing, so a search for the next message would
+    skip them all: the reader goes on at once where the bad message ends by its header's
+    other fields (a lying size) or by its size (a payload where none belongs), whichever
+    plausible messages follow."""
+    from builders import synthetic, tcp_frames
+
+    reads = [m.ReadNotifyRequest(data_type=6, data_count=1, sid=1, ioid=i).to_bytes()
+             for i in range(6)]
+    bad = bytearray(reads[0])
+    if lie == "size":
+        bad[2:4] = b"\xff\xf8"
+    else:
+        bad[2:4] = b"\x00\x10"  # 16 bytes of payload, and there they are
+        bad += bytes(16)
+    version = m.VersionRequest(priority=0, version=13).to_bytes()
+    client = version + bytes(bad) + b"".join(reads[1:])
+    frames = tcp_frames(synthetic(client, m.VersionResponse(version=13).to_bytes(),
+                                  [16, len(client) - 16], [16]))
+    records = list(CaReader().records(frames))
+    assert [(r.kind, r.size) for r in records if r.kind is not MESSAGE] == [(ERROR, len(bad))]
+    assert [r.message.ioid for r in records if type(r.message) is m.ReadNotifyRequest] == [
+        1, 2, 3, 4, 5]
