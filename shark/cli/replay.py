@@ -9,13 +9,15 @@ it listens; notes about what the capture lacks go to stderr.
 ``--as-client --to HOST:PORT`` re-issues the captured clients' requests to a live
 server and prints, per operation, whether the answer is the captured one and what
 differs. Exit status: 0 all the same, 1 something differs, 2 a usage error, an
-unreadable capture, or a server that answered nothing.
+unreadable capture, or a server that answered nothing: then one error line per
+cause the server gave (per kind of misbehaviour, with a count), not per request.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from decoder.protocol import SERVER_PORT
 from shark.capture.files import CaptureError
 from shark.cli import options
+from shark.peers.misbehaviour import Misbehaviours
 from shark.replay import Outcome, Recording, load, replay_clients, serve
 
 NAME = "replay"
@@ -163,8 +166,14 @@ def _list(recording: Recording, speed: float) -> None:
 
 
 async def _check(recording: Recording, args: argparse.Namespace) -> int:
+    # Told at the end, once per cause: not logged as it happens.
+    quiet = logging.getLogger("shark.replay.misbehaviour")
+    quiet.propagate = False
+    quiet.addHandler(logging.NullHandler())
+    misbehaviour = Misbehaviours(quiet)
     outcomes = await replay_clients(recording, args.to, speed=args.speed,
-                                    timeout=args.timeout, latency_slack=args.latency_slack)
+                                    timeout=args.timeout, latency_slack=args.latency_slack,
+                                    misbehaviour=misbehaviour)
     if not outcomes:
         print(f"shark replay: error: {args.capture}: no client request to replay",
               file=sys.stderr)
@@ -173,7 +182,8 @@ async def _check(recording: Recording, args: argparse.Namespace) -> int:
     where = ", ".join(f"{host}:{port}" for host, port in args.to)
     expected = [o for o in outcomes if o.operation.answer is not None]
     if expected and all(o.answer is None for o in expected):
-        print(f"shark replay: error: no answer from {where}", file=sys.stderr)
+        for cause in misbehaviour.causes() or [f"no answer from {where}"]:
+            print(f"shark replay: error: {cause}", file=sys.stderr)
         return 2
     differing = sum(outcome.differs for outcome in outcomes)
     print(f"{len(outcomes)} requests replayed to {where}: {len(outcomes) - differing} same, "

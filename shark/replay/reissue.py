@@ -11,6 +11,10 @@ with the captured one (:mod:`shark.replay.compare`).
 The engine sends what libca would for the same intent, which is not always the
 captured bytes: a captured READ is re-issued as READ_NOTIFY, and a circuit's
 version, host and user names are the replaying client's own.
+
+What the server does wrong (a native type that is no DBR type, connections reset,
+breaches of the protocol) is noted once per server and kind in ``misbehaviour``,
+shared by the replaying clients, for the caller to report once per cause.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from decoder import ECA, EventMask
-from shark.peers.client import CAError, Client, ClientSubscription
+from shark.peers.client import CAError, Client, ClientSubscription, ServerError
+from shark.peers.misbehaviour import Misbehaviours
 from shark.replay.compare import Difference, differences
 from shark.replay.recording import (
     CANCEL,
@@ -63,16 +68,18 @@ class Outcome:
 
 async def replay_clients(recording: Recording, addresses: Sequence[tuple[str, int]], *,
                          speed: float = 1.0, timeout: float = 2.0,
-                         latency_slack: float = 0.1) -> list[Outcome]:
+                         latency_slack: float = 0.1,
+                         misbehaviour: Misbehaviours | None = None) -> list[Outcome]:
     """Replay every captured client against the server searched for at ``addresses``
-    (concurrently, as captured); the outcomes client by client, in captured order."""
+    (concurrently, as captured); the outcomes client by client, in captured order.
+    The server's misbehaviour is noted in ``misbehaviour`` (if given)."""
     clients = [client for client in recording.clients if client.operations]
     if not clients:
         return []
     origin = min(client.operations[0].time for client in clients)
     clock = _Clock(origin, speed)
     done = await asyncio.gather(*(
-        _Replay(client, clock, addresses, timeout).run() for client in clients))
+        _Replay(client, clock, addresses, timeout, misbehaviour).run() for client in clients))
     outcomes = [outcome for replayed in done for outcome in replayed]
     for outcome in outcomes:
         outcome.differences = differences(outcome.operation, outcome.answer,
@@ -109,8 +116,10 @@ class _Replay:
     """
 
     def __init__(self, recorded: RecordedClient, clock: _Clock,
-                 addresses: Sequence[tuple[str, int]], timeout: float) -> None:
+                 addresses: Sequence[tuple[str, int]], timeout: float,
+                 misbehaviour: Misbehaviours | None = None) -> None:
         self.recorded = recorded
+        self.misbehaviour = misbehaviour
         self.clock = clock
         self.addresses = addresses
         self.timeout = timeout
@@ -126,7 +135,8 @@ class _Replay:
 
     async def run(self) -> list[Outcome]:
         outcomes = []
-        async with Client(self.addresses, timeout=self.timeout) as client:
+        async with Client(self.addresses, timeout=self.timeout,
+                          misbehaviour=self.misbehaviour) as client:
             for op in self.recorded.operations:
                 await self.clock.until(op.time)
                 outcome = Outcome(self.recorded, op)
@@ -161,6 +171,8 @@ class _Replay:
             outcome.error = f"no answer in {self.timeout} s"
         except ValueError as error:  # a write in a type no write may have
             outcome.error = f"not sent: {error}"
+        except ServerError as error:  # no answer: the server broke the protocol
+            outcome.error = str(error)
 
     def _answer(self, outcome: Outcome, sent: float, **fields: Any) -> None:
         now = self.clock.now()
