@@ -1,0 +1,276 @@
+"""Every entry point of shark run on one capture, and what a clean result is.
+
+Shared by the hostile-input tests and the fuzz target: a capture, however broken, must
+give records with marks, exit 0, or one clear ``shark: error: ...`` line on stderr with
+status 1 or 2. Never a traceback, never an output line that is not valid UTF-8 (and, for
+jsonl, not JSON). The command line runs in-process through ``shark.cli.main`` (fast);
+:func:`run_subprocess` runs the real ``python -m shark`` for a few cases.
+
+Each ``check_*`` function raises ``AssertionError`` with the reason when the result is
+not clean; an exception escaping shark is re-raised as it is, so that its traceback shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import re
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import shark
+from shark.capture.files import CaptureError
+from shark.cli import main as shark_main
+
+#: The one line a failing command may leave on stderr (``shark replay: error:`` is
+#: replay's own prefix for the same thing).
+ERROR_LINE = re.compile(r"^shark(?: \w+)?: error: \S")
+#: Formats ``shark export`` writes.
+EXPORT_FORMATS = ("parquet", "csv", "feather")
+
+
+@dataclass
+class Result:
+    """What one command run left: its exit status and its two output streams."""
+
+    status: int
+    out: bytes
+    err: str
+
+
+def run_cli(argv: Sequence[str], stdin: bytes | None = None) -> Result:
+    """``shark ARGV`` in-process, with stdout caught as bytes (unencodable text kept as
+    surrogate escapes, so that :func:`check_clean` can see it) and stdin fed ``stdin``."""
+    out = io.BytesIO()
+    err = io.StringIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape",
+                              write_through=True)
+    fake_stdin = io.TextIOWrapper(io.BytesIO(stdin or b""), encoding="utf-8")
+    saved = sys.stdin, sys.stdout
+    sys.stdin, sys.stdout = fake_stdin, stdout
+    try:
+        with contextlib.redirect_stderr(err):
+            try:
+                status = shark_main(list(argv))
+            except SystemExit as exc:  # argparse
+                status = exc.code if isinstance(exc.code, int) else 2
+            stdout.flush()
+    finally:
+        sys.stdin, sys.stdout = saved
+    return Result(status, out.getvalue(), err.getvalue())
+
+
+def run_subprocess(argv: Sequence[str], stdin: bytes | None = None,
+                   timeout: float = 120) -> Result:
+    """``python -m shark ARGV`` as a real process."""
+    done = subprocess.run([sys.executable, "-m", "shark", *argv], input=stdin or b"",
+                          capture_output=True, timeout=timeout, check=False)
+    return Result(done.returncode, done.stdout, done.stderr.decode("utf-8", "replace"))
+
+
+def check_clean(result: Result, what: str = "") -> None:
+    """Exit 0, or status 1 or 2 with a single clear error line; no traceback."""
+    where = f"{what}: " if what else ""
+    assert "Traceback" not in result.err, f"{where}traceback on stderr:\n{result.err}"
+    assert result.status in (0, 1, 2), f"{where}exit status {result.status}:\n{result.err}"
+    if result.status:
+        errors = [line for line in result.err.splitlines() if ERROR_LINE.match(line)]
+        assert len(errors) == 1, (
+            f"{where}status {result.status} wants one 'shark: error:' line, stderr:\n"
+            f"{result.err}")
+
+
+def check_text(data: bytes, what: str = "") -> str:
+    """Output that is valid UTF-8 (what a strict terminal or pipe would accept)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AssertionError(f"{what}: output is not valid UTF-8: {exc}") from None
+
+
+def check_jsonl(data: bytes, what: str = "") -> int:
+    """Every line valid UTF-8 JSON (an object); returns the number of lines."""
+    lines = data.splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise AssertionError(f"{what}: line {number} is not UTF-8: {exc}: "
+                                 f"{line[:200]!r}") from None
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise AssertionError(f"{what}: line {number} is not JSON: {exc}: "
+                                 f"{text[:200]!r}") from None
+        assert isinstance(value, dict), f"{what}: line {number} is not an object"
+    return len(lines)
+
+
+# -- the entry points ------------------------------------------------------------------
+
+
+def cli_read(path: Path, fmt: str) -> None:
+    result = run_cli(["read", "-f", fmt, str(path)])
+    check_clean(result, f"read -f {fmt}")
+    (check_jsonl if fmt == "jsonl" else check_text)(result.out, f"read -f {fmt}")
+
+
+def cli_read_stdin(path: Path, fmt: str) -> None:
+    result = run_cli(["read", "-f", fmt, "-"], stdin=path.read_bytes())
+    check_clean(result, f"read -f {fmt} -")
+    (check_jsonl if fmt == "jsonl" else check_text)(result.out, f"read -f {fmt} -")
+
+
+def process_read_stdin(path: Path, fmt: str) -> None:
+    """The real thing: ``python -m shark read -f FMT -`` with the capture on stdin."""
+    result = run_subprocess(["read", "-f", fmt, "-"], stdin=path.read_bytes())
+    check_clean(result, f"python -m shark read -f {fmt} -")
+    (check_jsonl if fmt == "jsonl" else check_text)(result.out, f"read -f {fmt} -")
+
+
+def cli_stats(path: Path, fmt: str) -> None:
+    result = run_cli(["stats", "-f", fmt, str(path)])
+    check_clean(result, f"stats -f {fmt}")
+    text = check_text(result.out, f"stats -f {fmt}")
+    if fmt == "json" and result.status == 0:
+        json.loads(text)
+
+
+def cli_export_dir(path: Path, fmt: str, out: Path) -> None:
+    """Every table to a directory; what was written reads back."""
+    result = run_cli(["export", "-f", fmt, "-o", str(out), str(path)])
+    check_clean(result, f"export -f {fmt} -o DIR")
+    if result.status == 0:
+        for written in sorted(out.iterdir()):
+            read_back(written, fmt)
+        if fmt == "parquet":
+            check_times(path, out / "messages.parquet")
+
+
+def cli_export_file(path: Path, out: Path) -> None:
+    """``export -o FILE.parquet -t messages``."""
+    result = run_cli(["export", "-o", str(out), "-t", "messages", str(path)])
+    check_clean(result, "export -o FILE.parquet -t messages")
+    if result.status == 0:
+        read_back(out, "parquet")
+        check_times(path, out)
+
+
+def read_back(path: Path, fmt: str) -> None:
+    import pyarrow.csv
+    import pyarrow.feather
+    import pyarrow.parquet
+
+    reader = {"parquet": pyarrow.parquet.read_table, "csv": pyarrow.csv.read_csv,
+              "feather": pyarrow.feather.read_table}[fmt]
+    reader(path)
+
+
+def check_times(capture: Path, messages: Path) -> None:
+    """The exported ``messages.time`` values are the capture's own times (as the iterator
+    gives them) or null: a time outside the datetime range is never wrapped around."""
+    import numpy as np
+    import pyarrow.parquet
+
+    column = pyarrow.parquet.read_table(messages, columns=["time"]).column("time").drop_null()
+    if not len(column):
+        return
+    exported = np.unique(column.cast("int64").to_numpy()) / 1e9
+    times = np.unique([record.time for record in iterator(capture)])
+    assert len(times), "exported times, but the iterator gives no record"
+    nearest = np.abs(exported[:, None] - times[None, :]).min(axis=1)  # small captures
+    wrong = exported[nearest > 1e-3]
+    assert not len(wrong), (f"exported times not in the capture: {wrong[:3]} "
+                            f"(the capture's: {times[:3]})")
+
+
+def iterator(path: Path) -> list[shark.Record]:
+    """``shark.read``: records, then at most a :class:`CaptureError`."""
+    records: list[shark.Record] = []
+    with contextlib.suppress(CaptureError):
+        records.extend(shark.read(path, lifecycle=True))
+    return records
+
+
+def marks(records: Sequence[shark.Record]) -> list[shark.Record]:
+    """The records that say something was not understood: GAP and ERROR records, and
+    messages with an anomaly."""
+    return [record for record in records
+            if record.kind in (shark.GAP, shark.ERROR) or record.anomaly is not None]
+
+
+def table_api(path: Path) -> None:
+    """``shark.open(p).table(name)`` for every table, then ``.report()`` (a damaged
+    capture warns and keeps what was read)."""
+    from shark.tables import TABLES
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cap = shark.open(path)
+        for name in TABLES:
+            cap.table(name)
+        report = cap.report()
+    json.dumps(report, default=str)
+
+
+def replay_load(path: Path) -> None:
+    """``shark.replay.load``: a recording, or a :class:`CaptureError`."""
+    from shark.replay import load
+
+    with contextlib.suppress(CaptureError):
+        load(path)
+
+
+def cli_replay_dry_run(path: Path) -> None:
+    result = run_cli(["replay", "--as-client", "--dry-run", str(path)])
+    check_clean(result, "replay --as-client --dry-run")
+    check_text(result.out, "replay --as-client --dry-run")
+
+
+def tui(path: Path) -> None:
+    """The TUI on the file, as ``tests/tui/test_app.py`` drives it: load, let it finish,
+    redraw every pane. Its error line, if any, is the iterator's :class:`CaptureError`."""
+    from tui.app import SharkApp
+    from tui.model import Model
+    from tui.source import FileSource
+
+    expected = None
+    try:
+        for _ in shark.read(path, lifecycle=True):
+            pass
+    except CaptureError as exc:
+        expected = str(exc)
+
+    async def main() -> SharkApp:
+        model = Model(100_000)
+        app = SharkApp(model, FileSource(model, path))
+        async with app.run_test(size=(200, 50)) as pilot:
+            deadline = time.monotonic() + 30
+            while not app.source.finished and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            assert app.source.finished, "the TUI did not finish the file"
+            app.refresh_view()
+            app.refresh_panes()
+            for pane in "12345":  # every pane drawn
+                await pilot.press(pane)
+                await pilot.pause()
+            assert app.source.error == expected, f"TUI error: {app.source.error}"
+        return app
+
+    asyncio.run(main())
+
+
+@contextlib.contextmanager
+def no_stray_output() -> Iterator[None]:
+    """Nothing printed on stderr by the API entry points (a logged traceback counts)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        yield
+    assert "Traceback" not in err.getvalue(), err.getvalue()
