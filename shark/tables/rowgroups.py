@@ -339,14 +339,21 @@ def _used(codes: np.ndarray, strings: _Strings) -> tuple[np.ndarray, list[str]]:
     narrowest = next(t for t in (np.int8, np.int16, np.int32) if len(order) < np.iinfo(t).max)
     renumber = np.full(len(vocabulary.values) + 1, -1, dtype=narrowest)  # [-1] stays -1
     renumber[order] = np.arange(len(order), dtype=np.int32)
+    shown = [text_form(words[i]) for i in order]
+    if len(set(shown)) < len(shown):  # two strings of one text form (the byte 0xff, and
+        # the text "\xff"): one category, as a category column cannot name two alike
+        distinct = sorted(set(shown))
+        position = {word: index for index, word in enumerate(distinct)}
+        renumber[order] = [position[word] for word in shown]
+        shown = distinct
     if codes.dtype.itemsize == 1 and narrowest is np.int8:
         # Bytes to bytes: a translation table, some times faster than indexing.
         table = np.zeros(256, dtype=np.int8)
         table[: min(size, 128)] = renumber[: min(size, 128)]
         table[255] = -1
         translated = bytearray(codes.view(np.uint8).data).translate(table.tobytes())
-        return np.frombuffer(translated, np.int8), [text_form(words[i]) for i in order]
-    return renumber[codes], [text_form(words[i]) for i in order]
+        return np.frombuffer(translated, np.int8), shown
+    return renumber[codes], shown
 
 
 #: Codes counted at a time.

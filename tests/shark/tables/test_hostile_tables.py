@@ -264,3 +264,17 @@ def test_a_missing_file_is_its_error_once(tmp_path: Path) -> None:
     for _ in range(2):
         with pytest.raises(FileNotFoundError):
             cap.table("circuits")
+
+
+def test_two_names_of_one_text_form_are_one_category() -> None:
+    builder = TableBuilder(["messages"])
+    for index, name in enumerate((RAW, ESCAPED, "PV:OK", RAW)):
+        search = m.SearchRequest(cid=index, name=b"x")
+        record = _record(search, 1.0 + index, Role.CLIENT)
+        record.pv = name
+        builder.add(record)
+    builder.finish()
+    pvs = builder.table("messages").pv
+    assert pvs.tolist() == [ESCAPED, ESCAPED, "PV:OK", ESCAPED]
+    assert sorted(pvs.cat.categories) == sorted([ESCAPED, "PV:OK"])
+    assert builder.arrow("messages").column("pv").to_pylist() == pvs.tolist()
