@@ -236,10 +236,12 @@ def cli_replay_dry_run(path: Path) -> None:
 
 def tui(path: Path) -> None:
     """The TUI on the file, as ``tests/tui/test_app.py`` drives it: load, let it finish,
-    redraw every pane. Its error line, if any, is the iterator's :class:`CaptureError`."""
+    then every line of the log with its details and every row of every pane. Its error line, if any, is the iterator's :class:`CaptureError`."""
     from tui.app import SharkApp
     from tui.model import Model
+    from tui.panes import PANES
     from tui.source import FileSource
+    from tui.table import VirtualTable
 
     expected = None
     try:
@@ -257,10 +259,17 @@ def tui(path: Path) -> None:
                 await pilot.pause(0.05)
             assert app.source.finished, "the TUI did not finish the file"
             app.refresh_view()
-            app.refresh_panes()
-            for pane in "12345":  # every pane drawn
-                await pilot.press(pane)
-                await pilot.pause()
+            for row in app.log_table.rows:  # every line of the log, and its details
+                if row is not None:
+                    app.log_table.render_row(row)
+                    app._show(row)
+            for pane, _title in PANES:  # every row of every pane (drawing each is slow)
+                app.action_pane(pane)
+                table = app._main(f"#{pane}-table", VirtualTable)
+                for row in table.rows:
+                    table.render_row(row)
+            await pilot.press("1")
+            await pilot.pause()
             assert app.source.error == expected, f"TUI error: {app.source.error}"
         return app
 
