@@ -236,7 +236,8 @@ def cli_replay_dry_run(path: Path) -> None:
 
 def tui(path: Path) -> None:
     """The TUI on the file, as ``tests/tui/test_app.py`` drives it: load, let it finish,
-    then every line of the log with its details and every row of every pane. Its error line, if any, is the iterator's :class:`CaptureError`."""
+    then every line of the log with its details and every row of every pane. Its error
+    line, if any, is the iterator's :class:`CaptureError`."""
     from tui.app import SharkApp
     from tui.model import Model
     from tui.panes import PANES
