@@ -497,10 +497,13 @@ class _ClientCircuit:
         self.task = asyncio.create_task(self._run())
 
     def attach(self, channel: ClientChannel) -> None:
+        """Create ``channel`` on this circuit (once it is open). On a circuit being lost
+        nothing is sent: the channel is searched for again as the circuit ends."""
         self.channels[channel.cid] = channel
         channel.circuit = self
         if self.ready:
-            self._send(m.CreateChanRequest(name=channel.name, cid=channel.cid))
+            with contextlib.suppress(CAError):
+                self._send(m.CreateChanRequest(name=channel.name, cid=channel.cid))
 
     def close(self) -> None:
         self.task.cancel()
@@ -621,7 +624,9 @@ class _ClientCircuit:
             finally:
                 watchdog.cancel()  # and its end retrieved, whatever it was
                 await asyncio.gather(watchdog, return_exceptions=True)
-        except (OSError, asyncio.TimeoutError, CAError) as error:
+        except CAError:  # found lost as we wrote: the reason is the transport's
+            self._fail(Kind.CONNECTION_LOST, "connection lost")
+        except (OSError, asyncio.TimeoutError) as error:
             self._fail(Kind.CONNECTION_LOST, f"connection lost: {_reason(error)}")
         except (DecodeError, RemoteProtocolError) as error:
             self._fail(Kind.PROTOCOL, f"circuit dropped, the server broke the protocol: {error}")
