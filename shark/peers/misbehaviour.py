@@ -20,19 +20,20 @@ __all__ = ["Kind", "Misbehaviours"]
 
 
 class Kind(enum.Enum):
-    """What a peer did, with the unit its count is told in and the level it is logged at."""
+    """What a peer did, with the unit its count is told in and the level it is logged at
+    (the first word of each value keeps two kinds of the same unit and level apart)."""
 
-    BAD_NATIVE_TYPE = ("channels", logging.INFO)
-    PROTOCOL = ("circuits", logging.INFO)
-    UNREACHABLE = ("attempts", logging.INFO)
-    CONNECTION_LOST = ("connections", logging.INFO)
-    SILENT = ("circuits", logging.INFO)
-    FAILED_UPDATE = ("updates", logging.WARNING)
-    ERROR_MESSAGE = ("messages", logging.WARNING)
-    WENT_AWAY = ("messages unsent", logging.DEBUG)
-    INTERNAL = ("times", logging.ERROR)
+    BAD_NATIVE_TYPE = ("bad native type", "channels", logging.INFO)
+    PROTOCOL = ("protocol", "circuits", logging.INFO)
+    UNREACHABLE = ("unreachable", "attempts", logging.INFO)
+    CONNECTION_LOST = ("connection lost", "connections", logging.INFO)
+    SILENT = ("silent", "circuits", logging.INFO)
+    FAILED_UPDATE = ("failed update", "updates", logging.WARNING)
+    ERROR_MESSAGE = ("error message", "messages", logging.WARNING)
+    WENT_AWAY = ("went away", "messages unsent", logging.DEBUG)
+    INTERNAL = ("internal", "times", logging.ERROR)
 
-    def __init__(self, unit: str, level: int) -> None:
+    def __init__(self, _: str, unit: str, level: int) -> None:
         self.unit = unit
         self.level = level
 

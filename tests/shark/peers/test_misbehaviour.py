@@ -63,6 +63,10 @@ def test_misbehaviour_logs_the_first_of_each_kind_and_counts_the_rest(caplog):
     assert tally.count("server b:2", Kind.CONNECTION_LOST) == 0  # forgotten
 
 
+def test_kinds_are_distinct():
+    assert len(set(Kind)) == len(Kind.__members__) == 9
+
+
 def test_client_fails_channels_of_a_native_type_no_dbr_type_has(caplog):
     """Every channel fails with the server's breach, once each; subscriptions made before
     the channel connected end; one log line for all of them; no task left unretrieved."""
