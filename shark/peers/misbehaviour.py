@@ -5,9 +5,10 @@ is reconnected to again and again, one that names a bad native type does so for
 every channel, a client that leaves with thousands of subscriptions leaves as
 many updates unsent. Logging each occurrence floods stderr and hides the cause,
 so the client and server note each one here instead: the first occurrence of a
-kind from a peer is logged, later ones only counted, and the count is told when
-the peer is forgotten (its circuit gone) or at shutdown. :meth:`Misbehaviours.causes`
-gives one line per peer and kind, for a command to end with.
+kind from a peer is logged, later ones only counted, and the count is told at
+shutdown (told as each circuit goes, it would again be a line per connection).
+:meth:`Misbehaviours.causes` gives one line per peer and kind, for a command to end
+with.
 """
 
 from __future__ import annotations
@@ -68,11 +69,6 @@ class Misbehaviours:
     def count(self, peer: str, kind: Kind) -> int:
         tally = self._tallies.get((peer, kind))
         return tally.count if tally is not None else 0
-
-    def forget(self, peer: str) -> None:
-        """The peer is gone: log the counts of what was not logged, and drop its tallies."""
-        for key in [key for key in self._tallies if key[0] == peer]:
-            self._summarise(key, self._tallies.pop(key))
 
     def close(self) -> None:
         """At shutdown: log the counts not yet told, keeping the tallies for :meth:`causes`."""

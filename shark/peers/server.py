@@ -25,7 +25,7 @@ beacons go only where told (loopback by default, never broadcast).
 A client that leaves abruptly (a reset, with thousands of subscriptions whose
 updates are on their way) is no reason to log: nothing more is written to its
 connection once it is lost, and what a client does wrong is noted once per client
-and kind in :attr:`Server.misbehaviour`, with a count told when its circuit ends.
+host and kind in :attr:`Server.misbehaviour`, with a count told as the server stops.
 """
 
 from __future__ import annotations
@@ -506,8 +506,9 @@ class _ServerCircuit:
         self.reader = reader
         self.writer = writer
         self.peer = writer.get_extra_info("peername")
-        #: How the client is named where its misbehaviour is noted.
-        self.who = f"client {self.peer[0]}:{self.peer[1]}" if self.peer else "client ?"
+        #: How the client is named where its misbehaviour is noted: by host, so that
+        #: one opening connection after connection is still told once per kind.
+        self.who = f"client {self.peer[0]}" if self.peer else "client ?"
         self.framer = StreamFramer(Role.CLIENT)
         self.state = Circuit(strict=True, local=Role.SERVER)
         #: Set once this server broke the protocol on the circuit (a bug), to close it.
@@ -536,7 +537,7 @@ class _ServerCircuit:
             await self._receive()
         except _Refused as refusal:
             self.server.misbehaviour.note(self.who, Kind.PROTOCOL,
-                                          f"circuit closed: {refusal}")
+                                          f"a circuit closed: {refusal}")
             self._send(m.ErrorResponse(
                 cid=getattr(refusal.request, "cid", 0xFFFFFFFF), status=refusal.status,
                 original_request=refusal.request, error_message=str(refusal),
@@ -780,7 +781,6 @@ class _ServerCircuit:
         for sub in list(self.state.subscriptions.values()):
             self._drop(sub)
         self._held.clear()
-        self.server.misbehaviour.forget(self.who)
         self.state.close()
         self.writer.close()
         try:
