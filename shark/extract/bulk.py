@@ -38,7 +38,13 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from decoder import Command, Role, dbr
-from decoder.messages import _SERVER_FORMS, EventCancelResponse, make_message
+from decoder.messages import (
+    _SERVER_FORMS,
+    EventCancelResponse,
+    decode_header,
+    make_message,
+    message_class,
+)
 from decoder.protocol import (
     EXTENDED_HEADER_SIZE,
     EXTENDED_MARKER,
@@ -135,6 +141,28 @@ class Run:
             self.bodies[i] = int(starts[i]) + EXTENDED_HEADER_SIZE
         self.subscriptions: list[Any] = []
         self.subscription = np.full(len(starts), -1, dtype=np.int64)
+
+    def sizes_fit(self) -> bool:
+        """Whether every message's header claims a payload size its other fields allow
+        (:mod:`decoder.sizes`, as :class:`decoder.StreamFramer` checks it with
+        ``check_sizes``); if not, the stretch must go the way that reports the bad header
+        and resynchronises. Worked out from the fields already read, all at once."""
+        command, size = self.command, self.sizes
+        least, most = _LEAST[command], _MOST[command]
+        cancel = (command == _EVENT_ADD) & (size == 0)
+        values = _DBR_DATA[command] & ~cancel
+        if cancel.any():
+            least[cancel], most[cancel] = _CANCEL_LEAST, _CANCEL_MOST
+        kind, count = self.data_type[values], self.data_count[values]
+        if len(kind):
+            known = kind < _DBR_TYPES
+            if not known.all():
+                return False
+            padded = -(-(_VALUE_OFFSET[kind] + _VALUE_SIZE[kind] * count) // 8) * 8
+            short_string = (kind == _STRING) & (count == 1)
+            least[values] = np.where(short_string, 1, padded)
+            most[values] = padded
+        return bool(((size >= least) & (size <= most)).all())
 
     def packet(self) -> np.ndarray:
         """Per message, the index of the packet that completed it."""
@@ -345,9 +373,10 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
     """Cut ``buffer`` (which starts at a message boundary) into messages as
     :class:`decoder.StreamFramer` would: (where each whole message starts, where the
     incomplete one at the end starts). None if a header is not one a server sends (an
-    unknown command, a payload above ``max_payload`` or not of the size its fields
-    imply: :mod:`decoder.sizes`), also that of the incomplete message: the bytes must
-    then go the way that reports and resynchronises.
+    unknown command, a payload above ``max_payload``), also that of the incomplete
+    message, whose payload size must also be one its fields allow (:mod:`decoder.sizes`;
+    :meth:`Run.sizes_fit` checks the others'): the bytes must then go the way that
+    reports and resynchronises.
 
     A subscription's updates all have one size, so where a message is followed by
     one of the same size, the sizes of up to :data:`_STRIDE_MESSAGES` more at that stride
@@ -399,39 +428,16 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
         return None
     if end - position >= 2 and (buffer[position] << 8 | buffer[position + 1]) > max(Command):
         return None
-    headers = at
-    left = end - position
-    if left >= EXTENDED_HEADER_SIZE or left >= HEADER_SIZE and (
-            buffer[position + size_at : position + size_at + 2] != b"\xff\xff"
-            or buffer[position + count_at : position + count_at + 2] != b"\0\0"):
-        headers = np.append(at, position)  # the incomplete message's header is whole
-    if not _sizes_fit(buffer, data, headers):
-        return None
+    if end - position >= HEADER_SIZE:  # the incomplete message's header, if whole
+        header = decode_header(buffer, position)
+        if header is not None and not _header_fits(header):
+            return None
     return at, position
 
 
-def _sizes_fit(buffer: bytes, data: np.ndarray, at: np.ndarray) -> bool:
-    """Whether every header at ``at`` claims a payload size its own fields allow (as
-    :class:`decoder.StreamFramer` checks it with ``check_sizes``): else the run goes the
-    way that reports the bad header and resynchronises."""
-    if not len(at):
-        return True
-    command = data[at].astype(np.int64) << 8 | data[at + 1]
-    size = data[at + _SIZE_AT].astype(np.int64) << 8 | data[at + _SIZE_AT + 1]
-    data_type = data[at + _TYPE_AT].astype(np.int64) << 8 | data[at + _TYPE_AT + 1]
-    count = data[at + _COUNT_AT].astype(np.int64) << 8 | data[at + _COUNT_AT + 1]
-    for i in np.flatnonzero((size == EXTENDED_MARKER) & (count == 0)).tolist():  # rare
-        size[i], count[i] = _EXTENSION.unpack_from(buffer, int(at[i]) + HEADER_SIZE)
-    least, most = _LEAST[command], _MOST[command]
-    cancel = (command == _EVENT_ADD) & (size == 0)
-    least[cancel], most[cancel] = _CANCEL_LEAST, _CANCEL_MOST
-    values = np.flatnonzero(_DBR_DATA[command] & ~cancel)
-    if len(values):
-        kind, elements = data_type[values], count[values]
-        known = kind < _DBR_TYPES
-        kind = np.where(known, kind, 0)
-        padded = -(-(_VALUE_OFFSET[kind] + _VALUE_SIZE[kind] * elements) // 8) * 8
-        short_string = (kind == _STRING) & (elements == 1)
-        least[values] = np.where(known, np.where(short_string, 1, padded), 1)
-        most[values] = np.where(known, padded, 0)
-    return bool(((size >= least) & (size <= most)).all())
+def _header_fits(header: tuple) -> bool:
+    """Whether a server's header (:func:`decoder.messages.decode_header`) claims a
+    payload size its other fields allow."""
+    command, size, data_type, count = header[:4]
+    least, most = payload_bounds(message_class(command, Role.SERVER, size), data_type, count)
+    return least <= size <= most

@@ -379,7 +379,16 @@ class CaReader:
         prefix = framer.detach()
         buffer = b"".join([prefix, *datas])
         framed = frame_run(buffer, self.max_payload)
-        if framed is None:  # not all CA: the ordinary way, which reports and resyncs
+        run = None
+        if framed is not None:
+            starts, end = framed
+            packet_ends = np.cumsum([len(prefix), *map(len, datas)])[1:]
+            message_ends = np.append(starts[1:], end) if len(starts) else starts
+            bounds = np.concatenate(([0], np.searchsorted(message_ends, packet_ends, "right")))
+            run = Run(buffer, starts, bounds, frames, times)
+            if not run.sizes_fit():
+                run = None
+        if run is None:  # not all CA: the ordinary way, which reports and resyncs
             framer.resume(0, prefix)
             for batch in batches:
                 records: list[Record] = []
@@ -387,13 +396,8 @@ class CaReader:
                     self._feed(state, datas[k], frames[k], times[k], records)
                 batch.expanded = records
             return
-        starts, end = framed
         framer.resume(end, buffer[end:])
         state.head = buffer[end : end + 2]
-        packet_ends = np.cumsum([len(prefix), *map(len, datas)])[1:]
-        message_ends = np.append(starts[1:], end) if len(starts) else starts
-        bounds = np.concatenate(([0], np.searchsorted(message_ends, packet_ends, "right")))
-        run = Run(buffer, starts, bounds, frames, times)
         place(batches, run, state.circuit)
 
     # -- UDP ---------------------------------------------------------------------------

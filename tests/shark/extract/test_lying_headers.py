@@ -17,7 +17,7 @@ import shark
 from decoder import Command, Role
 from decoder import messages as m
 from shark.capture.files import read_frames
-from shark.extract.bulk import frame_run
+from shark.extract.bulk import Run, frame_run
 from shark.extract.reader import CaReader
 from shark.extract.record import ERROR, GAP, MESSAGE, UPDATES
 
@@ -85,17 +85,37 @@ def test_a_flipped_command_bit_is_an_anomaly() -> None:
         (Command.CREATE_CHAN, "response without request")]
 
 
-def test_frame_run_refuses_a_header_its_fields_contradict() -> None:
+def _run(buffer: bytes) -> Run | None:
+    framed = frame_run(buffer, 1 << 20)
+    if framed is None:
+        return None
+    starts, _end = framed
+    return Run(buffer, starts, np.array([0, len(starts)]), [1], [0.0])
+
+
+def _bulk_frames(buffer: bytes) -> bool:
+    """Whether the bulk path takes ``buffer`` (else it goes the way that resyncs)."""
+    run = _run(buffer)
+    return run is not None and run.sizes_fit()
+
+
+def test_bulk_framing_refuses_a_header_its_fields_contradict() -> None:
     update = m.EventAddResponse(data_type=6, data_count=1, status=1, subscriptionid=3,
                                 data=[1.5]).to_bytes()
-    starts, end = frame_run(update * 3, 1 << 20)
-    assert starts.tolist() == [0, 24, 48] and end == 72
+    assert _run(update * 3).starts.tolist() == [0, 24, 48]
+    assert _bulk_frames(update * 3)
     liar = bytearray(update)
     liar[2:4] = b"\xff\xf8"
-    assert frame_run(update + bytes(liar) + update, 1 << 20) is None
-    assert frame_run(update + bytes(liar[:16]), 1 << 20) is None  # the incomplete one too
+    assert frame_run(update + bytes(liar[:16]), 1 << 20) is None  # the incomplete one
+    assert not _bulk_frames(update + bytes(liar) + update)
+    wrong_type = bytearray(update)
+    wrong_type[4:6] = b"\x00\x14"  # TIME_DOUBLE takes 24 bytes, not 8
+    assert _run(update + bytes(wrong_type) + update) is not None
+    assert not _bulk_frames(update + bytes(wrong_type) + update)
     empty = m.HEADER.pack(1, 0, 6, 1, 1, 3)  # the EVENT_CANCEL reply carries nothing
-    assert np.array_equal(frame_run(update + empty, 1 << 20)[0], [0, 24])
+    assert _bulk_frames(update + empty)
+    string = m.HEADER.pack(1, 8, 0, 1, 1, 3) + b"on".ljust(8, b"\0")  # rsrv's short string
+    assert _bulk_frames(string + update)
 
 
 @pytest.mark.parametrize("lie", ["size", "payload"])
