@@ -49,8 +49,17 @@ messages where its fields (or its size) end it costs just that message
 (:func:`shark.extract.resync.misfit_length`). A direction that ends inside a message
 gives an ERROR record for the bytes left.
 
+Bytes the reassembler will not deliver (:data:`shark.network.reassembly.DROPPED`: a
+segment far outside the window, bytes after a direction's end) give an ERROR record
+each, as does a fragmented UDP datagram of CA traffic given up before its fragments
+all came (:class:`shark.network.packets.LostDatagram`; the record carries the frame and
+time of its latest fragment, so it can come after records of later frames).
+
 Memory: per TCP direction, a framer holding at most one incomplete message (or the
-resynchronisation window), plus the reassembler's bounded out-of-order buffers.
+resynchronisation window), plus the reassembler's bounded out-of-order buffers. A
+direction's state goes with its CLOSE, which the reassembler also gives connections
+idle too long or in excess (:data:`shark.network.reassembly.IDLE_TIMEOUT`,
+:data:`shark.network.reassembly.MAX_OPEN_CONNECTIONS`).
 """
 
 from __future__ import annotations
