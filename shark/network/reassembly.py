@@ -9,9 +9,10 @@ of the kinds of :class:`TcpEventKind`:
 * ``GAP``: bytes of a direction that will never be seen (``size`` of them), after which
   ``DATA`` continues with the bytes that follow the hole;
 * ``DROPPED``: bytes a segment brought that no ``DATA`` will deliver (``size`` of them),
-  and why: a segment far outside the window (wholly before the next expected byte, yet
-  not a retransmission of bytes delivered since the stream's start or its latest gap),
-  or bytes after the end of the direction (past its FIN, or after it closed);
+  and why: a segment far outside the window (starting more than :data:`MAX_WINDOW`
+  bytes ahead of the next expected byte, or wholly before it yet not a retransmission
+  of bytes delivered since the stream's start or its latest gap), or bytes after the
+  end of the direction (past its FIN, or after it closed);
 * ``CLOSE``: a direction ended (FIN once every byte before it was delivered, RST, a new
   connection on the same addresses and ports, the end of the capture, or idleness).
 
@@ -60,6 +61,7 @@ __all__ = [
     "MAX_HELD_PER_DIRECTION",
     "MAX_HELD_TOTAL",
     "MAX_OPEN_CONNECTIONS",
+    "MAX_WINDOW",
     "OPEN",
     "Connection",
     "Direction",
@@ -94,6 +96,10 @@ MAX_HELD_TOTAL = 64 * 1024 * 1024
 #: Closed connections remembered, so that their late retransmissions are recognised as
 #: such instead of looking like a new connection seen mid-stream.
 MAX_CLOSED_REMEMBERED = 4096
+#: The largest window TCP can announce (65535 scaled by 2**14): a segment that starts
+#: further ahead of the next expected byte cannot be in any window, and is dropped
+#: rather than held (holding it would make the stream jump over a gigabyte).
+MAX_WINDOW = 65535 << 14
 #: Seconds of capture time without a segment after which a connection is closed. A CA
 #: circuit is never that quiet: a client sends an ECHO after 30 s of silence
 #: (EPICS_CA_CONN_TMO), and the server answers.
@@ -356,6 +362,12 @@ class TcpReassembler:
                  events: list[TcpEvent]) -> None:
         ahead = _signed(seq - direction.next_seq)
         if ahead > 0:
+            if ahead > MAX_WINDOW:
+                events.append(TcpEvent(
+                    DROPPED, direction, packet.frame, packet.time, b"", len(payload),
+                    f"segment far outside the window ({ahead} bytes after the next "
+                    "expected byte)"))
+                return
             self._hold(direction, direction.offset + ahead, payload, packet, events)
             return
         if ahead < 0:

@@ -116,6 +116,9 @@ def test_scattered_sequence_numbers_every_byte_accounted_for() -> None:
     dropped = [e for e in events if e.kind is DROPPED]
     assert delivered + sum(e.size for e in dropped) == size * len(starts)
     assert dropped and all("far outside the window" in e.reason for e in dropped)
+    assert {"before" in e.reason for e in dropped} == {True, False}  # behind and ahead
+    # (those a window or less ahead are held, then given to the stream after a gap)
+    assert len(dropped) > len(starts) // 2
 
 
 def test_retransmissions_stay_silent_and_bytes_after_the_fin_are_dropped() -> None:
