@@ -11,6 +11,7 @@ message, not the stream it would swallow as its payload.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
 from .errors import DecodeError
@@ -30,18 +31,16 @@ from .messages import (
 from .protocol import EXTENDED_HEADER_SIZE, EXTENDED_MARKER, Role
 from .sizes import describe, payload_bounds
 
-#: (message form, data type, count) -> the payload sizes that fit
-#: (:func:`decoder.sizes.payload_bounds`), for the headers met: most messages of a
-#: stream repeat a few headers. Emptied when it grows past :data:`_MAX_FITS`.
-_FITS: dict[tuple[type[Message], int, int], tuple[int, int]] = {}
-_MAX_FITS = 4096
-
-
-def _bounds(cls: type[Message], data_type: int, count: int) -> tuple[int, int]:
-    if len(_FITS) >= _MAX_FITS:
-        _FITS.clear()
-    bounds = _FITS[cls, data_type, count] = payload_bounds(cls, data_type, count)
-    return bounds
+#: The first 8 bytes of a 16-byte header (command, payload size, data type, count) as
+#: one number, then its parameters.
+_KEY = struct.Struct(">QII")
+#: Per kind of framer (sender's forms, whether it checks sizes, largest payload): the
+#: headers it met, by their first 8 bytes, with their form and fields; only those it
+#: accepted. Most messages of a stream repeat a few headers: one lookup then stands for
+#: decoding and checking the header. Shared by the framers of a kind (a direction costs
+#: nothing more), each emptied when it grows past :data:`_MAX_KNOWN`.
+_KNOWN: dict[tuple[bool, bool, int], dict[int, tuple[type[Message], int, int, int]]] = {}
+_MAX_KNOWN = 4096
 
 
 def _misfit_either(command: int, size: int, data_type: int, count: int) -> str | None:
@@ -77,7 +76,7 @@ class StreamFramer:
     """
 
     __slots__ = ("sender", "max_payload", "check_sizes", "_buffer", "_need", "_forms",
-                 "bytes_consumed")
+                 "_known", "bytes_consumed")
 
     def __init__(self, sender: Role | None, max_payload: int = DEFAULT_MAX_PAYLOAD,
                  check_sizes: bool = False) -> None:
@@ -95,6 +94,10 @@ class StreamFramer:
         #: command -> message class for the known sender (None: guessed per message).
         self._forms = None if sender is None else (
             _CLIENT_FORMS if sender == Role.CLIENT else _SERVER_FORMS)
+        #: Headers met by framers of this kind (:data:`_KNOWN`); None if the sender is
+        #: unknown (its form is guessed per message, from the payload too).
+        self._known = None if sender is None else _KNOWN.setdefault(
+            (sender == Role.CLIENT, check_sizes, max_payload), {})
         #: Stream offset of the first byte not yet framed into a message.
         self.bytes_consumed = 0
 
@@ -167,12 +170,38 @@ class StreamFramer:
         forms = self._forms
         max_payload = self.max_payload
         new = object.__new__
-        fits = _FITS.get
         check = self.check_sizes
+        known = self._known
+        known_get = None if known is None else known.get
+        unpack_key = _KEY.unpack_from
         start = 0
         end = len(buf)
         need = 0
         while end - start >= HEADER_SIZE:
+            if known_get is not None:
+                # A header met before (its first 8 bytes): its form and fields, checked.
+                key, p1, p2 = unpack_key(buf, start)
+                entry = known_get(key)
+                if entry is not None:
+                    cls, size, data_type, count = entry
+                    body = start + HEADER_SIZE
+                    stop = body + size
+                    if stop > end:
+                        need = stop - start
+                        break
+                    # Message.from_wire, inlined: this runs once per message.
+                    msg = new(cls)
+                    msg.data_type = data_type
+                    msg.data_count = count
+                    msg.parameter1 = p1
+                    msg.parameter2 = p2
+                    msg.payload = buf[body:stop]
+                    msg.extended = False
+                    msg.role_guessed = False
+                    msg._decoded = None
+                    append(msg)
+                    start = stop
+                    continue
             command, size, data_type, count, p1, p2 = unpack(buf, start)
             if size == EXTENDED_MARKER and count == 0:
                 if end - start < EXTENDED_HEADER_SIZE:
@@ -193,11 +222,13 @@ class StreamFramer:
                     if cls is EventAddResponse and not size:
                         cls = EventCancelResponse
                     if check:
-                        bounds = fits((cls, data_type, count))
-                        if bounds is None:
-                            bounds = _bounds(cls, data_type, count)
-                        if size > bounds[1] or size < bounds[0]:
+                        least, most = payload_bounds(cls, data_type, count)
+                        if not least <= size <= most:
                             self._refuse(buf, start, out, describe(cls, data_type, count, size))
+                    if not extended:
+                        if len(known) >= _MAX_KNOWN:
+                            known.clear()
+                        known[unpack_key(buf, start)[0]] = (cls, size, data_type, count)
             else:
                 cls = None
                 if check:
@@ -211,7 +242,6 @@ class StreamFramer:
                 msg = make_message(command, self.sender, data_type, count, p1, p2,
                                    buf[body:stop], extended)
             else:
-                # Message.from_wire, inlined: this runs once per message.
                 msg = new(cls)
                 msg.data_type = data_type
                 msg.data_count = count
