@@ -118,12 +118,15 @@ def _read(path: Path) -> tuple[collections.Counter, collections.Counter]:
 
 
 @pytest.fixture(scope="module")
-def originals(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Per capture: its frames, link type, target segment and uncorrupted read."""
+def originals() -> dict:
+    """Per capture, filled on first use by :func:`_original`: read once for its
+    eight corruptions."""
     return {}
 
 
 def _original(path: Path, cache: dict, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A capture's frames, link type, target segment and uncorrupted read (of the same
+    frames written the same way as the corrupted ones)."""
     if path not in cache:
         frames, linktype = real_frames(path)
         target = _target(frames, linktype)
