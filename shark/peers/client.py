@@ -57,6 +57,7 @@ from decoder.status import eca_name
 from shark.errors import SharkError
 from shark.peers.convert import from_python
 from shark.peers.misbehaviour import Kind, Misbehaviours
+from shark.peers.service import Service
 
 __all__ = ["CAError", "Client", "ClientChannel", "ClientSubscription", "ServerError"]
 
@@ -195,7 +196,7 @@ class ClientSubscription:
         self._queue.put_nowait(_END)
 
 
-class Client:
+class Client(Service):
     """A CA client. Use ``async with Client(...) as client`` or start()/stop().
 
     ``addresses`` are where searches go; ``bind_host`` the local address of
@@ -240,13 +241,6 @@ class Client:
         self._failures: dict[Address, int] = {}
         self._retries: set[asyncio.TimerHandle] = set()
         self.misbehaviour = Misbehaviours(log) if misbehaviour is None else misbehaviour
-
-    async def __aenter__(self) -> Client:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Open the search socket; names asked for from now on are searched."""

@@ -65,6 +65,7 @@ from decoder.protocol import (
 )
 from shark.peers.convert import LIMITS, ConversionError, convert, from_python, to_dbr
 from shark.peers.misbehaviour import Kind, Misbehaviours
+from shark.peers.service import Service
 
 __all__ = ["DEFAULT_BEACON_ADDRESS", "PV", "Server", "epics_stamp"]
 
@@ -283,7 +284,7 @@ class _Watch:
         self.subscription = subscription
 
 
-class Server:
+class Server(Service):
     """A CA server for ``pvs``. Use ``async with Server(...) as server`` or
     :meth:`start` / :meth:`stop`.
 
@@ -322,13 +323,6 @@ class Server:
         self._next_sid = 1
         #: What clients do wrong, told once per client and kind.
         self.misbehaviour = Misbehaviours(log)
-
-    async def __aenter__(self) -> Server:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Bind the UDP and TCP ports and start beaconing."""
