@@ -36,8 +36,9 @@ from engine_peers import (
     exercise,
     run,
 )
+from raw_circuits import RawCircuit
 
-from decoder import ECA, EventMask, Role, StreamFramer
+from decoder import ECA, EventMask, Role
 from decoder import messages as m
 from decoder.dbr import DBRType, decode, encode
 from decoder.framing import split_datagram
@@ -53,54 +54,6 @@ async def _with_engines(body: Callable[[Server, Client], Any]) -> Any:
     async with Server(engine_pvs(), port=0, beacon_address=None) as server:
         async with Client([(LOOPBACK, server.udp_port)], timeout=3) as client:
             return await body(server, client)
-
-
-class Raw:
-    """A hand-driven client circuit, for what our client would never send."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.framer = StreamFramer(Role.SERVER)
-        self.received: list[m.Message] = []
-
-    @classmethod
-    async def open(cls, port: int) -> Raw:
-        return cls(*await asyncio.open_connection(LOOPBACK, port))
-
-    def send(self, *messages: m.Message | bytes) -> None:
-        self.writer.write(b"".join(x if isinstance(x, bytes) else x.to_bytes()
-                                   for x in messages))
-
-    async def expect(self, kind: type[m.Message], timeout: float = 3.0) -> m.Message:
-        """The next message of ``kind`` (others are kept in :attr:`received`)."""
-        async def wait() -> m.Message:
-            while True:
-                for i, msg in enumerate(self.received):
-                    if type(msg) is kind:
-                        return self.received.pop(i)
-                data = await self.reader.read(65536)
-                if not data:
-                    raise EOFError(f"closed before a {kind.__name__}")
-                self.received += self.framer.feed(data)
-        return await asyncio.wait_for(wait(), timeout)
-
-    async def closed_by_server(self, timeout: float = 3.0) -> bool:
-        """Read until the server closes; True if it did within ``timeout``."""
-        async def drain() -> None:
-            while data := await self.reader.read(65536):
-                self.received += self.framer.feed(data)
-        try:
-            await asyncio.wait_for(drain(), timeout)
-        except (asyncio.TimeoutError, ConnectionError):
-            return False
-        return True
-
-    async def connect(self, name: str, cid: int = 1) -> m.CreateChanResponse:
-        self.send(m.VersionRequest(), m.CreateChanRequest(name=name, cid=cid))
-        return await self.expect(m.CreateChanResponse)
-
-    def close(self) -> None:
-        self.writer.transport.abort()
 
 
 def test_read_every_type_matches_the_pv() -> None:
@@ -201,7 +154,7 @@ def test_unknown_names() -> None:
     async def body(server: Server, client: Client) -> None:
         with pytest.raises(TimeoutError):
             await client.read("ENG:NOPE", timeout=0.3)
-        raw = await Raw.open(server.tcp_port)
+        raw = await RawCircuit.open(server.tcp_port)
         raw.send(m.VersionRequest(), m.CreateChanRequest(name="ENG:NOPE", cid=7))
         assert (await raw.expect(m.CreateChFailResponse)).cid == 7
         raw.close()
@@ -233,10 +186,10 @@ async def _udp_exchange(port: int, requests: list[m.Message], wait: float = 1.0
 def test_raw_circuit_requests() -> None:
     """What libca sends less often: READ, ECHO, EVENTS_OFF/ON, CLEAR_CHANNEL."""
     async def body(server: Server, client: Client) -> None:
-        raw = await Raw.open(server.tcp_port)
+        raw = await RawCircuit.open(server.tcp_port)
         assert (await raw.expect(m.VersionResponse)).version == 13
-        created = await raw.connect("ENG:LO")
-        sid = created.sid
+        raw.send(m.VersionRequest())
+        sid = await raw.connect("ENG:LO")
         raw.send(m.ReadRequest(data_type=DBRType.STRING, data_count=1, sid=sid, ioid=4))
         assert (await raw.expect(m.ReadResponse)).value == "70000"
         raw.send(m.EchoRequest())
@@ -311,9 +264,10 @@ def test_a_client_that_does_not_read_gets_the_latest_update() -> None:
     """Updates to a client that does not keep up are coalesced, not queued forever."""
     async def body(server: Server, client: Client) -> None:
         server.add(PV("ENG:HUGE", DBRType.DOUBLE, [0.0] * 100_000))
-        raw = await Raw.open(server.tcp_port)
-        created = await raw.connect("ENG:HUGE")
-        raw.send(m.EventAddRequest(data_type=DBRType.DOUBLE, data_count=0, sid=created.sid,
+        raw = await RawCircuit.open(server.tcp_port)
+        raw.send(m.VersionRequest())
+        sid = await raw.connect("ENG:HUGE")
+        raw.send(m.EventAddRequest(data_type=DBRType.DOUBLE, data_count=0, sid=sid,
                                    subscriptionid=1, mask=EventMask.VALUE))
         await asyncio.sleep(0.1)
         for n in range(1, 41):  # 32 MB of updates while the client reads nothing
@@ -373,30 +327,31 @@ def test_garbage_does_not_disturb_other_clients() -> None:
         rng = random.Random(1234)
         # Random bytes: the server refuses what it cannot frame or may not accept.
         for _ in range(5):
-            raw = await Raw.open(server.tcp_port)
+            raw = await RawCircuit.open(server.tcp_port)
             raw.send(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))))
             raw.writer.write_eof()
             assert await raw.closed_by_server()
         # A header claiming 1 GiB (extended form): an ERROR first, then the end.
-        raw = await Raw.open(server.tcp_port)
+        raw = await RawCircuit.open(server.tcp_port)
         huge = m.WriteRequest(data_type=DBRType.DOUBLE, data_count=1, sid=1, extended=True)
         raw.send(m.VersionRequest(), huge.header_bytes(1 << 30))
         error = await raw.expect(m.ErrorResponse)
         assert error.status == ECA.ECA_TOLARGE and error.original_payload_size == 1 << 30
         assert await raw.closed_by_server()
         # Half a header, then gone; a half-sent write, then gone.
-        raw = await Raw.open(server.tcp_port)
+        raw = await RawCircuit.open(server.tcp_port)
         raw.send(m.VersionRequest().to_bytes()[:9])
         raw.close()
-        raw = await Raw.open(server.tcp_port)
-        created = await raw.connect("ENG:AO")
-        write = m.WriteNotifyRequest(data_type=DBRType.DOUBLE, data_count=1, sid=created.sid,
+        raw = await RawCircuit.open(server.tcp_port)
+        raw.send(m.VersionRequest())
+        sid = await raw.connect("ENG:AO")
+        write = m.WriteNotifyRequest(data_type=DBRType.DOUBLE, data_count=1, sid=sid,
                                      ioid=1, data=[7.0])
         raw.send(write.to_bytes()[:20])
         raw.close()
         # A server form sent by a client, and a request for a channel never created.
         for bad in (m.Beacon(server_port=1), m.ReadNotifyRequest(sid=999, ioid=1)):
-            raw = await Raw.open(server.tcp_port)
+            raw = await RawCircuit.open(server.tcp_port)
             raw.send(m.VersionRequest(), bad)
             assert type((await raw.expect(m.ErrorResponse)).original_request) is type(bad)
             assert await raw.closed_by_server()

@@ -2,7 +2,7 @@
 count, never once per packet, and nothing is written to a connection once it is lost.
 
 The lying servers are small asyncio servers of the test's own on free loopback ports
-(``lying_servers``); the client that leaves abruptly is a raw socket.
+(``lying_servers``); the client that leaves abruptly is a raw circuit (``raw_circuits``).
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import socket
-import struct
 
 import pytest
 from engine_peers import LOOPBACK, run
 from lying_servers import BAD_NATIVE_TYPE, NATIVE_TYPE, RESET, LyingServer
+from raw_circuits import subscribe_many_and_reset, until_no_circuits
 
-from decoder import Role, StreamFramer
 from decoder import messages as m
 from decoder.dbr import DBRType
 from decoder.protocol import ADDRESS_OF_SENDER, MINOR_VERSION
@@ -168,13 +166,6 @@ def test_server_tells_a_client_breaking_the_protocol_on_every_connection_once(ca
     assert len(lines) == 2 and lines[1].endswith(f"({connections} circuits)")
 
 
-def _reset(writer: asyncio.StreamWriter) -> None:
-    """Leave at once, with a reset rather than a FIN."""
-    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                               struct.pack("ii", 1, 0))
-    writer.transport.abort()
-
-
 @pytest.mark.parametrize("pause", [0.0, 0.01, 0.2])
 def test_server_stays_quiet_and_up_after_a_client_with_many_subscriptions_resets(
         caplog, pause):
@@ -186,29 +177,12 @@ def test_server_stays_quiet_and_up_after_a_client_with_many_subscriptions_resets
     async def body() -> None:
         pvs = [PV("MANY:WAVE", DBRType.DOUBLE, [0.0] * 1000), PV("MANY:ONE", DBRType.LONG, 7)]
         async with Server(pvs, port=0, beacon_address=None) as server:
-            reader, writer = await asyncio.open_connection(LOOPBACK, server.tcp_port)
-            writer.write(m.VersionRequest().to_bytes()
-                         + m.CreateChanRequest(name="MANY:WAVE", cid=1).to_bytes())
-            framer, sid = StreamFramer(Role.SERVER), None
-            while sid is None:
-                data = await asyncio.wait_for(reader.read(1 << 16), 3)
-                assert data
-                sid = next((r.sid for r in framer.feed(data)
-                            if isinstance(r, m.CreateChanResponse)), None)
-            writer.write(b"".join(
-                m.EventAddRequest(data_type=DBRType.DOUBLE, data_count=1000, sid=sid,
-                                  subscriptionid=n, mask=1).to_bytes() for n in range(many)))
-            await writer.drain()
-            await asyncio.sleep(pause)
-            _reset(writer)
+            await subscribe_many_and_reset(server.tcp_port, "MANY:WAVE", DBRType.DOUBLE, 1000,
+                                           many, pause)
             for n in range(10):
                 server.set("MANY:WAVE", [float(n)] * 1000)
                 await asyncio.sleep(0.02)
-            for _ in range(100):
-                if server.circuit_count == 0:
-                    break
-                await asyncio.sleep(0.05)
-            assert server.circuit_count == 0
+            assert await until_no_circuits(server) == 0
             assert server._watches == {}
             async with Client([(LOOPBACK, server.udp_port)], timeout=3) as client:
                 assert (await client.read("MANY:ONE")).value == 7

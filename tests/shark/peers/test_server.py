@@ -4,11 +4,10 @@ cancel, the clear of its channel, the PV's removal or the end of the circuit."""
 
 from __future__ import annotations
 
-import asyncio
+from engine_peers import engine_pvs, run
+from raw_circuits import RawCircuit, until_no_circuits
 
-from engine_peers import LOOPBACK, engine_pvs, run
-
-from decoder import ECA, EventMask, Role, StreamFramer
+from decoder import ECA, EventMask, Role
 from decoder import messages as m
 from decoder.dbr import DBRType
 from decoder.messages import make_message
@@ -16,67 +15,16 @@ from decoder.protocol import Command
 from shark.peers.server import Server
 
 
-class _Raw:
-    """A bare circuit to the server: what we send, what comes back."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.framer = StreamFramer(Role.SERVER)
-        self.received: list[m.Message] = []
-
-    @classmethod
-    async def open(cls, port: int) -> _Raw:
-        return cls(*await asyncio.open_connection(LOOPBACK, port))
-
-    def send(self, *messages: m.Message) -> None:
-        self.writer.write(b"".join(x.to_bytes() for x in messages))
-
-    async def expect(self, kind: type[m.Message]) -> m.Message:
-        """The next message of ``kind`` (others stay in :attr:`received`)."""
-        async def wait() -> m.Message:
-            while True:
-                for i, msg in enumerate(self.received):
-                    if type(msg) is kind:
-                        return self.received.pop(i)
-                data = await self.reader.read(65536)
-                if not data:
-                    raise EOFError(f"closed before a {kind.__name__}")
-                self.received += self.framer.feed(data)
-        return await asyncio.wait_for(wait(), 3)
-
-    async def connect(self, name: str, cid: int) -> int:
-        """Create a channel; its SID."""
-        self.send(m.CreateChanRequest(name=name, cid=cid))
-        created = await self.expect(m.CreateChanResponse)
-        return created.sid
-
-    async def subscribe(self, sid: int, subid: int, data_type: int = DBRType.LONG,
-                        mask: int = EventMask.VALUE) -> m.Message:
-        """Subscribe; the first update."""
-        self.send(m.EventAddRequest(data_type=data_type, data_count=1, sid=sid,
-                                    subscriptionid=subid, mask=mask))
-        return await self.expect(m.EventAddResponse)
-
-    async def updates_after(self, action) -> list[m.Message]:
-        """The updates that ``action`` (a call) makes, known once an echo comes back."""
-        action()
-        self.send(m.EchoRequest())
-        await self.expect(m.EchoResponse)
-        updates = [x for x in self.received if isinstance(x, m.EventAddResponse)]
-        self.received = [x for x in self.received if not isinstance(x, m.EventAddResponse)]
-        return updates
-
-
 async def _with_server(body) -> None:
     async with Server(engine_pvs(), port=0, beacon_address=None) as server:
-        raw = await _Raw.open(server.tcp_port)
+        raw = await RawCircuit.open(server.tcp_port)
         try:
             raw.send(m.VersionRequest())
             await raw.expect(m.VersionResponse)
             (served,) = server._circuits
             await body(server, served, raw)
         finally:
-            raw.writer.transport.abort()
+            raw.close()
 
 
 def _watched(server: Server, name: str) -> dict:
@@ -85,7 +33,7 @@ def _watched(server: Server, name: str) -> dict:
 
 
 def test_a_watch_takes_type_count_and_mask_from_the_decoder_subscription():
-    async def body(server: Server, served, raw: _Raw) -> None:
+    async def body(server: Server, served, raw: RawCircuit) -> None:
         sid = await raw.connect("ENG:LO", 1)
         first = await raw.subscribe(sid, 9, DBRType.STS_LONG, EventMask.VALUE | EventMask.ALARM)
         assert first.data_type == DBRType.STS_LONG and first.value == 70000
@@ -112,7 +60,7 @@ def test_a_watch_takes_type_count_and_mask_from_the_decoder_subscription():
 
 
 def test_cancel_drops_the_watch_before_the_decoder_forgets_the_subscription():
-    async def body(server: Server, served, raw: _Raw) -> None:
+    async def body(server: Server, served, raw: RawCircuit) -> None:
         sid = await raw.connect("ENG:LO", 1)
         await raw.subscribe(sid, 9)
         await raw.subscribe(sid, 10)
@@ -138,7 +86,7 @@ def test_cancel_drops_the_watch_before_the_decoder_forgets_the_subscription():
 
 
 def test_clear_channel_drops_the_watches_of_that_channel_only():
-    async def body(server: Server, served, raw: _Raw) -> None:
+    async def body(server: Server, served, raw: RawCircuit) -> None:
         sid = await raw.connect("ENG:LO", 1)
         other = await raw.connect("ENG:LO", 2)
         await raw.subscribe(sid, 1)
@@ -157,7 +105,7 @@ def test_clear_channel_drops_the_watches_of_that_channel_only():
 
 
 def test_removal_and_the_end_of_the_circuit_drop_the_watches():
-    async def body(server: Server, served, raw: _Raw) -> None:
+    async def body(server: Server, served, raw: RawCircuit) -> None:
         lo = await raw.connect("ENG:LO", 1)
         ao = await raw.connect("ENG:AO", 2)
         await raw.subscribe(lo, 1)
@@ -166,18 +114,14 @@ def test_removal_and_the_end_of_the_circuit_drop_the_watches():
         assert (await raw.expect(m.ServerDisconnResponse)).cid == 1
         assert "ENG:LO" not in server._watches and list(served.state.subscriptions) == [2]
         assert len(_watched(server, "ENG:AO")) == 1
-        raw.writer.transport.abort()
-        for _ in range(60):
-            if server.circuit_count == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert server.circuit_count == 0 and server._watches == {}
+        raw.close()
+        assert await until_no_circuits(server, tries=60) == 0 and server._watches == {}
 
     run(_with_server(body))
 
 
 def test_a_refused_subscription_is_the_decoders_alone_and_cancels_as_before():
-    async def body(server: Server, served, raw: _Raw) -> None:
+    async def body(server: Server, served, raw: RawCircuit) -> None:
         sid = await raw.connect("ENG:LO", 1)
         raw.send(m.EventAddRequest(data_type=DBRType.LONG, data_count=5, sid=sid,
                                    subscriptionid=4, mask=EventMask.VALUE))
@@ -192,7 +136,7 @@ def test_a_refused_subscription_is_the_decoders_alone_and_cancels_as_before():
 
 
 def test_an_event_add_without_a_mask_is_refused_with_why():
-    async def body(server: Server, served, raw: _Raw) -> None:
+    async def body(server: Server, served, raw: RawCircuit) -> None:
         sid = await raw.connect("ENG:LO", 1)
         short = make_message(Command.EVENT_ADD, Role.CLIENT, DBRType.LONG, 1, sid, 4, b"",
                              False)

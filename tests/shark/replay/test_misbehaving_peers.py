@@ -12,15 +12,12 @@ import asyncio
 import gc
 import logging
 import re
-import socket
-import struct
 from typing import Any
 
 from lying_servers import BAD_NATIVE_TYPE, LOOPBACK, NATIVE_TYPE, RESET, LyingServer, run_shark
+from raw_circuits import subscribe_many_and_reset, until_no_circuits
 from replay_peers import BASIC
 
-from decoder import Role, StreamFramer
-from decoder import messages as m
 from decoder.dbr import DBRType
 from shark.peers.client import Client
 from shark.replay import load, serve
@@ -71,27 +68,10 @@ def test_replay_server_quiet_and_up_after_a_client_with_many_subscriptions_reset
         [replay] = serve(load(monitors), [0], speed=20, loop=True, beacon_address=None)
         async with replay:
             server = replay.server
-            reader, writer = await asyncio.open_connection(LOOPBACK, server.tcp_port)
-            writer.write(m.VersionRequest().to_bytes()
-                         + m.CreateChanRequest(name="DEMO:MON:SINE", cid=1).to_bytes())
-            framer, sid = StreamFramer(Role.SERVER), None
-            while sid is None:
-                data = await asyncio.wait_for(reader.read(1 << 16), 3)
-                assert data
-                sid = next((r.sid for r in framer.feed(data)
-                            if isinstance(r, m.CreateChanResponse)), None)
-            writer.write(b"".join(
-                m.EventAddRequest(data_type=DBRType.TIME_DOUBLE, data_count=1, sid=sid,
-                                  subscriptionid=n, mask=1).to_bytes() for n in range(many)))
-            await writer.drain()
-            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                                       struct.pack("ii", 1, 0))
-            writer.transport.abort()  # a reset, updates on their way
-            for _ in range(100):
-                if server.circuit_count == 0:
-                    break
-                await asyncio.sleep(0.05)
-            assert server.circuit_count == 0
+            # A reset, the updates on their way.
+            await subscribe_many_and_reset(server.tcp_port, "DEMO:MON:SINE",
+                                           DBRType.TIME_DOUBLE, 1, many)
+            assert await until_no_circuits(server) == 0
             await asyncio.sleep(0.3)  # the timeline goes on posting
             async with Client([(LOOPBACK, server.udp_port)], timeout=3) as client:
                 value = await client.read("DEMO:MON:SINE")
