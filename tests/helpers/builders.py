@@ -1,5 +1,6 @@
-"""Helpers shared by the tests of the shark package: the shared capture corpus, and
-writers for small synthetic pcap/pcapng files and IP packets built from real ones."""
+"""Helpers shared by the tests of the shark package: the shared capture corpus,
+writers for small synthetic pcap/pcapng files and IP packets built from real ones, and
+records picked from a capture or made by hand."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import shark
-from decoder import Role
+from decoder import Message, Role
 from shark.capture.files import Frame, LinkType, read_frames
+from shark.extract.record import MESSAGE, Record, RecordKind
 from shark.network import packets
 
 #: The checkout, its own small captures, and the shared corpus beside it.
@@ -130,6 +132,22 @@ def udp(sport: int, dport: int, payload: bytes) -> bytes:
 
 def ethernet(ip_packet: bytes, ethertype: int = 0x0800) -> bytes:
     return bytes(6) + bytes(6) + struct.pack("!H", ethertype) + ip_packet
+
+
+# -- records, read or made ---------------------------------------------------------------
+
+
+def first_record(records: list[Record], frame: int, command: str | None = None) -> Record:
+    """The first record of ``frame`` (with ``command``, if given)."""
+    return next(r for r in records
+                if r.frame == frame and command in (None, r.command_name))
+
+
+def built_record(message: Message | None, kind: RecordKind = MESSAGE, size: int = 0,
+                 reason: str = "") -> Record:
+    """A record of circuit 3, server (10.0.0.2:5064) to client, frame 57 at 12.5 s."""
+    return Record(kind, 57, 12.5, "10.0.0.2:5064", "10.0.0.1:40000", "tcp", 3, Role.SERVER,
+                  message, size, reason)
 
 
 # -- synthetic TCP connections from real CA streams ----------------------------------

@@ -8,12 +8,12 @@ import json
 import math
 
 import pytest
-from builders import OWN_CAPTURES
+from builders import OWN_CAPTURES, built_record, first_record
 
 import shark
-from decoder import Anomaly, Channel, DBRType, DBRValue, Message, Role
+from decoder import Anomaly, Channel, DBRType, DBRValue, Role
 from decoder import messages as m
-from shark.extract.record import ERROR, GAP, MESSAGE, OPEN, Record, RecordKind
+from shark.extract.record import ERROR, GAP, MESSAGE, OPEN, Record
 from shark.output.jsonl import record_dict, record_json
 
 BASIC = OWN_CAPTURES / "softioc_pyepics_basic.pcap"
@@ -32,17 +32,6 @@ def records() -> list[Record]:
     return list(shark.read(BASIC, lifecycle=True))
 
 
-def first(records: list[Record], frame: int, command: str | None = None) -> Record:
-    return next(r for r in records
-                if r.frame == frame and command in (None, r.command_name))
-
-
-def built(message: Message | None, kind: RecordKind = MESSAGE, size: int = 0,
-          reason: str = "") -> Record:
-    return Record(kind, 57, 12.5, "10.0.0.2:5064", "10.0.0.1:40000", "tcp", 3, Role.SERVER,
-                  message, size, reason)
-
-
 def parsed(record: Record) -> dict:
     """The object ``record_json`` writes, read back from its UTF-8 bytes."""
     line = record_json(record)
@@ -58,7 +47,7 @@ def reply(data: object, data_type: DBRType = DBRType.DOUBLE) -> m.ReadNotifyResp
 
 
 def test_a_response_with_alarm_time_and_its_request(records: list[Record]) -> None:
-    record = first(records, 42)
+    record = first_record(records, 42)
     out = parsed(record)
     assert list(out) == [*KEYS, "severity", "alarm_status", "epics_time", "request_frame"]
     assert out == {
@@ -75,23 +64,23 @@ def test_a_response_with_alarm_time_and_its_request(records: list[Record]) -> No
 
 
 def test_a_request_an_array_and_a_string(records: list[Record]) -> None:
-    request = parsed(first(records, 22))
+    request = parsed(first_record(records, 22))
     assert list(request) == KEYS
     assert {k: request[k] for k in ("sender", "command", "pv", "data_type", "data_count",
                                      "status", "value", "latency")} == {
         "sender": "client", "command": "READ_NOTIFY", "pv": "DEMO:BASIC:TEMP",
         "data_type": "DBR_DOUBLE", "data_count": 0, "status": None, "value": None,
         "latency": None}
-    wave = parsed(first(records, 34))
+    wave = parsed(first_record(records, 34))
     assert wave["value"] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5]
     assert wave["data_count"] == 10 and wave["request_frame"] == 33
-    assert parsed(first(records, 30))["value"] == "hello shark"
+    assert parsed(first_record(records, 30))["value"] == "hello shark"
 
 
 def test_messages_about_no_channel(records: list[Record]) -> None:
-    beacon = parsed(first(records, 1))
+    beacon = parsed(first_record(records, 1))
     assert beacon == {
-        "frame": 1, "time": first(records, 1).time, "src": "127.0.0.1:34595",
+        "frame": 1, "time": first_record(records, 1).time, "src": "127.0.0.1:34595",
         "dst": "127.0.0.1:5065", "transport": "udp", "circuit": None, "sender": "server",
         "command": "RSRV_IS_UP", "command_id": 13, "pv": None, "data_type": None,
         "data_count": None, "status": None, "value": None, "latency": None,
@@ -99,7 +88,7 @@ def test_messages_about_no_channel(records: list[Record]) -> None:
 
 
 def test_sid_when_the_pv_is_unknown() -> None:
-    record = built(reply([1.0]))
+    record = built_record(reply([1.0]))
     record.channel = Channel(None, None, sid=9)
     out = parsed(record)
     assert list(out) == [*KEYS, "sid"] and out["sid"] == 9 and out["pv"] is None
@@ -112,11 +101,11 @@ def test_gap_and_undecoded() -> None:
               "transport": "tcp", "circuit": 3, "sender": "server", "command_id": None,
               "pv": None, "data_type": None, "data_count": None, "status": None,
               "value": None, "latency": None}
-    gap = parsed(built(None, GAP, 40, "40 bytes missing from the capture"))
+    gap = parsed(built_record(None, GAP, 40, "40 bytes missing from the capture"))
     assert list(gap) == [*KEYS, "size", "reason"]
     assert gap == {**common, "command": "GAP", "size": 40,
                    "reason": "40 bytes missing from the capture"}
-    undecoded = parsed(built(None, ERROR, 12, "no CA header"))
+    undecoded = parsed(built_record(None, ERROR, 12, "no CA header"))
     assert list(undecoded) == [*KEYS, "size", "reason"]
     assert undecoded == {**common, "command": "UNDECODED", "size": 12,
                          "reason": "no CA header"}
@@ -130,28 +119,28 @@ def test_open_has_no_sender(records: list[Record]) -> None:
 
 
 def test_non_finite_floats_are_strings() -> None:
-    assert parsed(built(reply([math.nan])))["value"] == "NaN"
-    assert parsed(built(reply([math.inf])))["value"] == "Infinity"
-    assert parsed(built(reply([math.nan, math.inf, -math.inf, 1.5])))["value"] == [
+    assert parsed(built_record(reply([math.nan])))["value"] == "NaN"
+    assert parsed(built_record(reply([math.inf])))["value"] == "Infinity"
+    assert parsed(built_record(reply([math.nan, math.inf, -math.inf, 1.5])))["value"] == [
         "NaN", "Infinity", "-Infinity", 1.5]
-    assert "NaN" not in record_json(built(reply([math.nan]))).replace('"NaN"', "")
+    assert "NaN" not in record_json(built_record(reply([math.nan]))).replace('"NaN"', "")
 
 
 def test_an_undecodable_value_and_an_anomaly() -> None:
-    short = built(m.ReadNotifyResponse.from_wire(DBRType.DOUBLE, 10, ECA_NORMAL, 2,
+    short = built_record(m.ReadNotifyResponse.from_wire(DBRType.DOUBLE, 10, ECA_NORMAL, 2,
                                                  b"\0" * 8))
     out = parsed(short)
     assert list(out) == [*KEYS, "anomaly"]
     assert (out["data_type"], out["data_count"], out["value"], out["anomaly"]) == (
         "DBR_DOUBLE", 10, None,
         "undecodable value: DBR_DOUBLE x 10 needs 80 bytes, payload has 8")
-    marked = built(reply([1.0]))
+    marked = built_record(reply([1.0]))
     marked.anomaly = Anomaly("unknown ioid", "no request 2", marked.message, None)
     assert parsed(marked)["anomaly"] == "unknown ioid: no request 2"
 
 
 def test_text_is_utf8_not_escaped() -> None:
-    record = built(reply(["température"], DBRType.STRING))
+    record = built_record(reply(["température"], DBRType.STRING))
     record.pv = "CAFÉ:T"
     line = record_json(record)
     assert '"pv":"CAFÉ:T"' in line and '"value":"température"' in line
@@ -168,7 +157,7 @@ def test_bytes_that_are_not_utf8_still_give_utf8_json(where: str) -> None:
         record.pv = search.name
         assert record.pv == raw
     else:
-        record = built(reply([raw], DBRType.STRING))
+        record = built_record(reply([raw], DBRType.STRING))
         assert record.message.data.value == raw
     line = json.loads(record_json(record).encode("utf-8"))
     assert line[where] == "\\xff\\xfeAB"
@@ -181,31 +170,31 @@ def test_bytes_that_are_not_utf8_still_give_utf8_json(where: str) -> None:
 def unusual() -> list[Record]:
     """Records off the fast path, or near its edges."""
     out = []
-    with_sid = built(reply([math.nan]))
+    with_sid = built_record(reply([math.nan]))
     with_sid.channel = Channel(None, None, sid=9)
     out.append(with_sid)
-    out.append(built(reply([math.nan, math.inf, -math.inf, 1.5])))
-    out.append(built(reply([1, 2, 3], DBRType.LONG)))
-    out.append(built(reply([])))
-    out.append(built(reply(DBRValue(DBRType.TIME_DOUBLE, [2.5], status=3, severity=1,
+    out.append(built_record(reply([math.nan, math.inf, -math.inf, 1.5])))
+    out.append(built_record(reply([1, 2, 3], DBRType.LONG)))
+    out.append(built_record(reply([])))
+    out.append(built_record(reply(DBRValue(DBRType.TIME_DOUBLE, [2.5], status=3, severity=1,
                                     seconds=1000, nanoseconds=5), DBRType.TIME_DOUBLE)))
-    out.append(built(reply(DBRValue(DBRType.STS_DOUBLE, [2.5], status=0, severity=0),
+    out.append(built_record(reply(DBRValue(DBRType.STS_DOUBLE, [2.5], status=0, severity=0),
                            DBRType.STS_DOUBLE)))
-    out.append(built(reply(["température"], DBRType.STRING)))
-    out.append(built(m.ReadNotifyResponse.from_wire(DBRType.DOUBLE, 10, ECA_NORMAL, 2,
+    out.append(built_record(reply(["température"], DBRType.STRING)))
+    out.append(built_record(m.ReadNotifyResponse.from_wire(DBRType.DOUBLE, 10, ECA_NORMAL, 2,
                                                     b"\0" * 8)))
-    anomalous = built(reply([1.0]))
+    anomalous = built_record(reply([1.0]))
     anomalous.anomaly = Anomaly("unknown ioid", "no request 2", anomalous.message, None)
     out.append(anomalous)
-    out.append(built(m.UnknownCommand(99, data_type=1, data_count=2, parameter1=3)))
-    out.append(built(m.ErrorResponse(cid=1, status=0x72, error_message="bad",
+    out.append(built_record(m.UnknownCommand(99, data_type=1, data_count=2, parameter1=3)))
+    out.append(built_record(m.ErrorResponse(cid=1, status=0x72, error_message="bad",
                                      original_request=m.ReadNotifyRequest(sid=1, ioid=2))))
-    out.append(built(m.EchoResponse()))
-    whole_seconds = built(m.EchoResponse())
+    out.append(built_record(m.EchoResponse()))
+    whole_seconds = built_record(m.EchoResponse())
     whole_seconds.time = 12  # an int: the fast path leaves it to record_dict
     out.append(whole_seconds)
-    out.append(built(None, GAP, 40, "lost"))
-    out.append(built(None, ERROR, 12, "bad"))
+    out.append(built_record(None, GAP, 40, "lost"))
+    out.append(built_record(None, ERROR, 12, "bad"))
     return out
 
 
@@ -220,6 +209,6 @@ def test_record_json_is_record_dict_encoded(records: list[Record]) -> None:
 
 
 def test_unknown_commands_by_number() -> None:
-    out = parsed(built(m.UnknownCommand(99, data_type=1, data_count=2, parameter1=3)))
+    out = parsed(built_record(m.UnknownCommand(99, data_type=1, data_count=2, parameter1=3)))
     assert (out["command"], out["command_id"]) == ("UNKNOWN_99", 99)
-    assert parsed(built(m.UnknownCommand(99)))["command"] == "UNKNOWN_99"
+    assert parsed(built_record(m.UnknownCommand(99)))["command"] == "UNKNOWN_99"

@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from builders import OWN_CAPTURES
+from builders import OWN_CAPTURES, built_record, first_record
 
 import shark
-from decoder import Channel, DBRType, DBRValue, Message, Role, Subscription, dbr
+from decoder import Channel, DBRType, DBRValue, Message, Subscription, dbr
 from decoder import messages as m
-from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record, RecordKind
+from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record
 from shark.output.text import describe, details, format_record, format_value, subject
 
 BASIC = OWN_CAPTURES / "softioc_pyepics_basic.pcap"
@@ -22,19 +22,6 @@ ECA_NORMAL = 1
 @pytest.fixture(scope="module")
 def records() -> list[Record]:
     return list(shark.read(BASIC, lifecycle=True))
-
-
-def first(records: list[Record], frame: int, command: str | None = None) -> Record:
-    """The first record of ``frame`` (with ``command``, if given)."""
-    return next(r for r in records
-                if r.frame == frame and command in (None, r.command_name))
-
-
-def built(message: Message | None, kind: RecordKind = MESSAGE, size: int = 0,
-          reason: str = "") -> Record:
-    """A record of circuit 3, server to client, at 12.5 s."""
-    return Record(kind, 57, 12.5, "10.0.0.2:5064", "10.0.0.1:40000", "tcp", 3, Role.SERVER,
-                  message, size, reason)
 
 
 def update(value: float = 22.0) -> m.EventAddResponse:
@@ -49,7 +36,7 @@ def update(value: float = 22.0) -> m.EventAddResponse:
 
 
 def test_a_response_with_its_pv_and_latency(records: list[Record]) -> None:
-    reply = first(records, 23)
+    reply = first_record(records, 23)
     assert reply.pv == "DEMO:BASIC:TEMP" and reply.latency is not None
     assert format_record(reply, records[0].time) == (
         "    23    2.459564        127.0.0.1:5064 -> 127.0.0.1:33700       tcp#1  SERVER   "
@@ -64,9 +51,9 @@ def test_a_response_with_its_pv_and_latency(records: list[Record]) -> None:
 
 def test_requests_arrays_alarms_and_flags_from_the_capture(records: list[Record]) -> None:
     start = records[0].time
-    lines = {frame: format_record(first(records, frame, command), start) for frame, command in (
-        (1, None), (8, None), (14, "ACCESS_RIGHTS"), (22, None), (34, None), (42, None),
-        (53, None))}
+    lines = {frame: format_record(first_record(records, frame, command), start)
+             for frame, command in ((1, None), (8, None), (14, "ACCESS_RIGHTS"), (22, None),
+                                    (34, None), (42, None), (53, None))}
     assert lines == {
         1: "     1    0.000000       127.0.0.1:34595 -> 127.0.0.1:5065        udp    SERVER   "
            "RSRV_IS_UP version=13 server_port=5064 beaconid=0 address=0.0.0.0",
@@ -86,13 +73,13 @@ def test_requests_arrays_alarms_and_flags_from_the_capture(records: list[Record]
             "EVENT_ADD DEMO:BASIC:COUNTER DBR_TIME_DOUBLE[0] sid=6 subscriptionid=15 "
             "mask=VALUE|ALARM",
     }
-    assert format_record(first(records, 8, "SEARCH"), start) == (
+    assert format_record(first_record(records, 8, "SEARCH"), start) == (
         "     8    0.950868        127.0.0.1:5064 -> 127.0.0.1:52133       udp    SERVER   "
         "SEARCH DEMO:BASIC:TEMP port=5064 ip=255.255.255.255 cid=1 version=13 [0.107 ms]")
 
 
 def test_a_message_without_a_pv_names_its_sid_or_subscription() -> None:
-    record = built(update())
+    record = built_record(update())
     head = ("    57    2.500000         10.0.0.2:5064 -> 10.0.0.1:40000        tcp#3  "
             "SERVER   EVENT_ADD ")
     tail = "DBR_TIME_DOUBLE[1] status=ECA_NORMAL subscriptionid=15 data=22.0 MINOR/HIHI"
@@ -116,7 +103,7 @@ def test_a_message_without_a_pv_names_its_sid_or_subscription() -> None:
 
 
 def test_a_reply_without_a_pv_keeps_its_latency() -> None:
-    reply = built(m.ReadNotifyResponse(data_type=DBRType.DOUBLE, status=ECA_NORMAL, ioid=2,
+    reply = built_record(m.ReadNotifyResponse(data_type=DBRType.DOUBLE, status=ECA_NORMAL, ioid=2,
                                        data=[1.0]))
     reply.channel = Channel(None, None, sid=9)
     reply.latency = 0.0025
@@ -126,7 +113,7 @@ def test_a_reply_without_a_pv_keeps_its_latency() -> None:
 
 
 def test_a_message_with_no_fields_ends_with_its_name() -> None:
-    assert format_record(built(m.EchoResponse())) == (
+    assert format_record(built_record(m.EchoResponse())) == (
         "    57   12.500000         10.0.0.2:5064 -> 10.0.0.1:40000        tcp#3  SERVER   "
         "ECHO")
 
@@ -142,15 +129,15 @@ def test_open_and_close(records: list[Record]) -> None:
         "    81    3.509896        127.0.0.1:5064 -> 127.0.0.1:33700       tcp#1  SERVER   "
         "CLOSE (fin)",
     ]
-    assert format_record(built(None, CLOSE, reason="rst")).endswith("SERVER   CLOSE (rst)")
+    assert format_record(built_record(None, CLOSE, reason="rst")).endswith("SERVER   CLOSE (rst)")
 
 
 def test_gap_and_undecoded() -> None:
-    gap = built(None, GAP, 40, "40 bytes missing from the capture")
+    gap = built_record(None, GAP, 40, "40 bytes missing from the capture")
     assert format_record(gap) == (
         "    57   12.500000         10.0.0.2:5064 -> 10.0.0.1:40000        tcp#3  SERVER   "
         "GAP 40 bytes: 40 bytes missing from the capture")
-    undecoded = built(None, ERROR, 12, "no CA header")
+    undecoded = built_record(None, ERROR, 12, "no CA header")
     assert format_record(undecoded, 12.5) == (
         "    57    0.000000         10.0.0.2:5064 -> 10.0.0.1:40000        tcp#3  SERVER   "
         "UNDECODED 12 bytes: no CA header")
@@ -165,19 +152,19 @@ def test_gap_and_undecoded() -> None:
 
 
 def test_details() -> None:
-    reply = built(m.ReadNotifyResponse(data_type=DBRType.DOUBLE, status=ECA_NORMAL, ioid=2,
+    reply = built_record(m.ReadNotifyResponse(data_type=DBRType.DOUBLE, status=ECA_NORMAL, ioid=2,
                                        data=[1.0]))
     assert details(reply) == "DBR_DOUBLE[1] status=ECA_NORMAL ioid=2 data=1.0"
     reply.latency = 0.000136
     assert details(reply) == "DBR_DOUBLE[1] status=ECA_NORMAL ioid=2 data=1.0 [0.136 ms]"
-    assert details(built(None, OPEN, reason="syn")) == "(syn)"
-    assert details(built(None, CLOSE, reason="end of capture")) == "(end of capture)"
-    assert details(built(None, GAP, 40, "lost")) == "40 bytes: lost"
-    assert details(built(None, ERROR, 12, "bad size")) == "12 bytes: bad size"
+    assert details(built_record(None, OPEN, reason="syn")) == "(syn)"
+    assert details(built_record(None, CLOSE, reason="end of capture")) == "(end of capture)"
+    assert details(built_record(None, GAP, 40, "lost")) == "40 bytes: lost"
+    assert details(built_record(None, ERROR, 12, "bad size")) == "12 bytes: bad size"
 
 
 def test_details_with_a_fields_callable() -> None:
-    reply = built(m.ReadNotifyResponse(data_type=DBRType.DOUBLE, status=ECA_NORMAL, ioid=2,
+    reply = built_record(m.ReadNotifyResponse(data_type=DBRType.DOUBLE, status=ECA_NORMAL, ioid=2,
                                        data=[1.0]))
     seen: list[Message] = []
 
@@ -192,7 +179,7 @@ def test_details_with_a_fields_callable() -> None:
     # Nothing to say but the latency: no leading space.
     assert details(reply, lambda message: "") == "[1500.000 ms]"
     # Records that are not messages do not use it.
-    assert details(built(None, GAP, 40, "lost"), ioid_only) == "40 bytes: lost"
+    assert details(built_record(None, GAP, 40, "lost"), ioid_only) == "40 bytes: lost"
     assert len(seen) == 2
 
 
@@ -223,7 +210,7 @@ def test_describe_an_undecodable_payload() -> None:
     short = m.ReadNotifyResponse.from_wire(DBRType.DOUBLE, 10, ECA_NORMAL, 2, b"\0" * 8)
     assert describe(short) == (
         "DBR_DOUBLE[10] <undecodable payload: DBR_DOUBLE x 10 needs 80 bytes, payload has 8>")
-    assert format_record(built(short)).endswith(
+    assert format_record(built_record(short)).endswith(
         "SERVER   READ_NOTIFY DBR_DOUBLE[10] <undecodable payload: DBR_DOUBLE x 10 needs 80 "
         "bytes, payload has 8>")
 
