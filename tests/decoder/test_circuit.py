@@ -221,20 +221,29 @@ def test_close_disconnects_open_channels():
     assert closed[0].state is ChannelState.DISCONNECTED and closed[0].closed == "end"
 
 
-def test_empty_plain_update_does_not_end_a_subscription():
-    """A zero-element update of a plain type has no payload, like the reply to
-    EVENT_CANCEL; without a cancel in flight it leaves the subscription alone."""
+def empty_reply_to_subscription(data_type: int, data_count: int, reply_sid: int):
+    """Subscription 5 (``data_type`` x ``data_count``) on the channel of SID 100, then an
+    EVENT_ADD reply to it with no payload (an EVENT_CANCEL reply's form, ``reply_sid`` in
+    its SID field), no cancel in flight: the circuit and what it made of the reply."""
     circuit = Circuit()
     connect(circuit)
     circuit.handle(
-        m.EventAddRequest(data_type=DBRType.DOUBLE, data_count=0, sid=100, subscriptionid=5,
-                          mask=1),
+        m.EventAddRequest(data_type=data_type, data_count=data_count, sid=100,
+                          subscriptionid=5, mask=1),
         CLIENT,
     )
     empty = circuit.handle(
-        m.EventCancelResponse(data_type=DBRType.DOUBLE, data_count=0, sid=100, subscriptionid=5),
+        m.EventCancelResponse(data_type=data_type, data_count=data_count, sid=reply_sid,
+                              subscriptionid=5),
         SERVER,
     )
+    return circuit, empty
+
+
+def test_empty_plain_update_does_not_end_a_subscription():
+    """A zero-element update of a plain type has no payload, like the reply to
+    EVENT_CANCEL; without a cancel in flight it leaves the subscription alone."""
+    circuit, empty = empty_reply_to_subscription(DBRType.DOUBLE, 0, reply_sid=100)
     assert empty.anomaly is None and empty.subscription.active
     assert 5 in circuit.subscriptions
 
@@ -261,16 +270,6 @@ def test_empty_update_that_no_type_allows_is_a_cancel_reply_without_request():
     """Without a cancel in flight an empty EVENT_ADD reply passes as an empty update only
     when its type and count make no payload; a count of 1 is a reply to a cancel never
     sent (an update whose size lost a bit)."""
-    circuit = Circuit()
-    connect(circuit)
-    circuit.handle(
-        m.EventAddRequest(data_type=DBRType.LONG, data_count=1, sid=100, subscriptionid=5,
-                          mask=1),
-        CLIENT,
-    )
-    empty = circuit.handle(
-        m.EventCancelResponse(data_type=DBRType.LONG, data_count=1, sid=1, subscriptionid=5),
-        SERVER,
-    )
+    circuit, empty = empty_reply_to_subscription(DBRType.LONG, 1, reply_sid=1)
     assert empty.anomaly is not None and empty.anomaly.kind == "response without request"
     assert 5 in circuit.subscriptions
