@@ -1,6 +1,5 @@
 """The README's Python examples run as they are written."""
 
-import os
 import re
 
 import pytest
@@ -10,11 +9,8 @@ BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_example_runs(code: str, capsys: pytest.CaptureFixture[str]) -> None:
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        exec(compile(code, "README.md", "exec"), {})
-    finally:
-        os.chdir(cwd)
+def test_readme_example_runs(code: str, capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.strip(), "the example printed nothing"

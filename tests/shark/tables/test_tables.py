@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -432,13 +431,10 @@ print(cap.beacons[["server", "beacons", "anomalies", "restarts"]])
 """
 
 
-def test_notebook_example(capsys: pytest.CaptureFixture[str]) -> None:
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        exec(compile(NOTEBOOK, "notebook", "exec"), {})
-    finally:
-        os.chdir(cwd)
+def test_notebook_example(capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    exec(compile(NOTEBOOK, "notebook", "exec"), {})
     out = capsys.readouterr().out
     assert "DEMO:BASIC:NO_SUCH_PV" in out and "DBR_TIME_DOUBLE" in out
 
