@@ -20,6 +20,7 @@ PV names, which EPICS treats as case-sensitive.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import re
 from collections.abc import Callable, Iterable
 
@@ -72,8 +73,8 @@ def _command(values: list[str]) -> Predicate:
 
 
 def _host(values: list[str]) -> Predicate:
-    exact = {v for v in values if _has_port(v)}
-    hosts = {v.strip("[]") for v in values if not _has_port(v)}
+    exact = {_endpoint(v) for v in values if _has_port(v)}
+    hosts = {_address(v.strip("[]")) for v in values if not _has_port(v)}
 
     def test(record: Record) -> bool:
         for endpoint in (record.src, record.dst):
@@ -82,6 +83,22 @@ def _host(values: list[str]) -> Predicate:
         return False
 
     return test
+
+
+def _address(text: str) -> str:
+    """An IP address as records spell it (``inet_ntop``'s form: IPv6 compressed, in
+    lower case), so that any spelling of the same address matches; other text as given."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
+def _endpoint(text: str) -> str:
+    """``ip:port`` or ``[ip]:port`` as records spell it."""
+    host, _, port = text.rpartition(":")
+    address = _address(host.strip("[]"))
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _has_port(value: str) -> bool:
