@@ -3,7 +3,9 @@
 Clean means exit 0, or one clear ``shark: error: ...`` line on stderr with status 1 or 2;
 never a traceback; every line of ``read`` valid UTF-8 (and JSON for jsonl); the iterator,
 the table API and the replay recording give data or a :class:`CaptureError`; the TUI
-loads the file with no exception. The checks live in ``tests/helpers/entry_points.py``,
+loads the file with no exception. ``shark live`` and the TUI's live source read the file's
+frames from a stand-in for the kernel ring; ``replay --as-server`` serves on loopback for a
+moment and is read back. The checks live in ``tests/helpers/entry_points.py``,
 shared with the fuzz target (``tests/test_fuzz.py``).
 
 :data:`KNOWN` lists the (file, entry point) cases that still fail, each with the last line
@@ -64,9 +66,13 @@ ENTRY_POINTS: dict[str, Check] = {
     "export-messages-file": lambda p, tmp: ep.cli_export_file(p, tmp / "messages.parquet"),
     "iterator": lambda p, _: ep.iterator(p),
     "table-api": lambda p, _: ep.table_api(p),
+    "live-text": lambda p, _: ep.cli_live(p, "text"),
+    "live-jsonl": lambda p, _: ep.cli_live(p, "jsonl"),
     "replay-dry-run": lambda p, _: ep.cli_replay_dry_run(p),
     "replay-load": lambda p, _: ep.replay_load(p),
+    "replay-as-server": lambda p, _: ep.cli_replay_server(p),
     "tui": lambda p, _: ep.tui(p),
+    "tui-live": lambda p, _: ep.tui_live(p),
     "marks": _marked,  # only for the files in CORRUPTED
 }
 

@@ -14,19 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import shark
-from shark.capture.files import CaptureError
+from shark.capture.files import CaptureError, Frame, LinkType, read_frames
+from shark.capture.live import CaptureStats
 from shark.cli import main as shark_main
 
 #: The one line a failing command may leave on stderr (``shark replay: error:`` is
@@ -284,3 +291,185 @@ def no_stray_output() -> Iterator[None]:
     with contextlib.redirect_stderr(err):
         yield
     assert "Traceback" not in err.getvalue(), err.getvalue()
+
+
+# -- live capture, with a file's frames standing in for the kernel ring -----------------
+
+
+def file_frames(path: Path) -> list[Frame]:
+    """The frames of ``path``, each holding a copy of its bytes; for a damaged file, those
+    read before the damage (what a ring would have handed out before anything broke)."""
+    frames: list[Frame] = []
+    with contextlib.suppress(CaptureError):
+        for frame in read_frames(path):
+            frames.append(frame._replace(data=memoryview(bytes(frame.data))))
+    return frames
+
+
+class RingStandIn:
+    """What ``shark live`` and the TUI's live source use of
+    :class:`shark.capture.live.LiveCapture`, handing out ``frames`` in batches as the
+    kernel ring would. When they are all out it calls ``on_empty`` once (to stop the
+    capture as a person would); from :meth:`stop` or :meth:`close` on it gives nothing.
+    """
+
+    #: Frames per batch (a ring block holds a few).
+    BATCH = 16
+    #: Seconds to wait for a stop once the frames are out, before the test gives up.
+    STOP_WAIT = 10.0
+
+    def __init__(self, interface: str, ports: Sequence[int] = (), *,
+                 frames: Sequence[Frame], on_empty: Callable[[], None]) -> None:
+        self.interface = interface
+        self.ports = tuple(ports)
+        self.linktype = frames[0].linktype if frames else LinkType.EN10MB
+        self.snaplen = max((len(frame.data) for frame in frames), default=0) or 65535
+        self.filter = "a stand-in for the kernel ring"
+        self.frames = list(frames)
+        self.on_empty = on_empty
+        self.handed = 0
+        self.stopped = False
+        self.closed = False
+        self._empty_since: float | None = None
+
+    def read_batch(self, timeout: float | None = None) -> list[Frame]:
+        if self.stopped or self.closed:
+            return []
+        batch = self.frames[self.handed:self.handed + self.BATCH]
+        self.handed += len(batch)
+        if batch:
+            return batch
+        if self._empty_since is None:
+            self._empty_since = time.monotonic()
+            self.on_empty()
+        elif time.monotonic() - self._empty_since > self.STOP_WAIT:
+            raise AssertionError("the capture was not stopped once its frames were out")
+        else:
+            time.sleep(min(timeout or 0.01, 0.01))
+        return []
+
+    def stats(self) -> CaptureStats:
+        return CaptureStats(self.handed, 0)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def close(self) -> None:
+        self.stopped = self.closed = True
+
+
+def _interrupt() -> None:
+    """Ctrl-C, once ``shark live`` has taken SIGINT over (else it would end the tests)."""
+    handler = signal.getsignal(signal.SIGINT)
+    assert handler not in (signal.default_int_handler, signal.SIG_DFL, signal.SIG_IGN, None), \
+        "shark live reads frames before it handles SIGINT"
+    signal.raise_signal(signal.SIGINT)
+
+
+def cli_live(path: Path, fmt: str) -> None:
+    """``shark live -i lo -f FMT``, in-process, reading the frames of ``path`` from a
+    :class:`RingStandIn`, stopped by SIGINT once they are all out: exit 0 with every frame
+    counted in its summary and the lines ``shark read`` prints of the file, or one error
+    line."""
+    from shark.cli import live
+
+    frames = file_frames(path)
+    stand_in = functools.partial(RingStandIn, frames=frames, on_empty=_interrupt)
+    with mock.patch.object(live, "LiveCapture", stand_in):
+        result = run_cli(["live", "-i", "lo", "--format", fmt])
+    what = f"live -f {fmt}"
+    check_clean(result, what)
+    (check_jsonl if fmt == "jsonl" else check_text)(result.out, what)
+    lines = result.err.splitlines()
+    assert lines and lines[0].startswith("shark: capturing on lo ("), f"{what}: {result.err}"
+    if result.status == 0:
+        assert f"shark: {len(frames)} frames captured, 0 dropped" in result.err, result.err
+        # the same lines as ``shark read`` (see shark/cli/live.py): the same frames
+        assert result.out == run_cli(["read", "-f", fmt, str(path)]).out, \
+            f"{what}: not the lines of read -f {fmt}"
+
+
+def tui_live(path: Path) -> None:
+    """The TUI's live source (its decoding thread, no screen) on the frames of ``path``
+    from a :class:`RingStandIn`, stopped once they are all out: every frame read, the
+    records in the model, no error."""
+    import tui.source
+    from tui.model import Model
+
+    frames = file_frames(path)
+    out = threading.Event()
+    stand_in = functools.partial(RingStandIn, frames=frames, on_empty=out.set)
+    model = Model(100_000)
+    with mock.patch.object(tui.source, "LiveCapture", stand_in):
+        source = tui.source.LiveSource(model, "lo")
+    source.start()
+    try:
+        assert out.wait(30), "the TUI's live source did not read every frame"
+    finally:
+        source.stop()
+        source.join(10)
+    assert source.finished, "the TUI's live source did not end when stopped"
+    assert source.error is None, f"TUI live error: {source.error}"
+    assert source.stats().frames == len(frames)
+
+
+# -- the stand-in IOC -----------------------------------------------------------------
+
+#: How long ``replay --as-server`` serves before it is interrupted (seconds).
+SERVE_FOR = 0.2
+
+
+def cli_replay_server(path: Path) -> None:
+    """``shark replay --as-server --port 0 FILE`` in-process, on 127.0.0.1 only: exit 0
+    after serving for :data:`SERVE_FOR` seconds, stopped by SIGINT as a person would stop
+    it (sent from inside its event loop, so never after it has ended), or one error line.
+    While it serves, a :class:`shark.peers.client.Client` reads one PV of each server."""
+    from shark.cli import replay
+
+    served: list[str] = []
+    failed: list[str] = []
+    real_serve = replay.serve
+
+    def serve(recording: Any, ports: Sequence[int], **options: Any) -> list[Any]:
+        assert list(ports) == [0] and options["host"] == "127.0.0.1", (ports, options)
+        servers = real_serve(recording, ports, **options)
+        if servers:
+            asyncio.get_running_loop().create_task(_visit_then_interrupt(servers, served, failed))
+        return servers
+
+    with mock.patch.object(replay, "serve", serve):
+        result = run_cli(["replay", "--as-server", "--port", "0", str(path)])
+    what = "replay --as-server --port 0"
+    check_clean(result, what)
+    text = check_text(result.out, what)
+    if result.status == 0:
+        listening = re.findall(r" on (\S+):\d+ \(searches", text)
+        assert listening and set(listening) == {"127.0.0.1"}, text
+        assert not failed, f"{what}: reading a PV back: {failed}"
+        assert served, f"{what}: exit 0, but no PV was read back"
+
+
+async def _visit_then_interrupt(servers: Sequence[Any], served: list[str],
+                                failed: list[str]) -> None:
+    """Once every server listens, read the first PV of each (noting what failed), then
+    SIGINT; not when cancelled (the loop is ending: the signal would end the tests)."""
+    from shark.peers.client import Client
+
+    try:
+        deadline = time.monotonic() + 1.0
+        while not all(server.server.tcp_port for server in servers):
+            assert time.monotonic() < deadline, "the replay servers did not start in 1 s"
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        for server in servers:
+            engine = server.server
+            name = next(iter(engine.pvs))
+            async with Client([("127.0.0.1", engine.udp_port)], timeout=1.0) as client:
+                await client.read(name)
+            served.append(name)
+        await asyncio.sleep(max(0.0, SERVE_FOR - (time.monotonic() - started)))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - said by the caller, after the server stopped
+        failed.append(f"{type(exc).__name__}: {exc}")
+    os.kill(os.getpid(), signal.SIGINT)
