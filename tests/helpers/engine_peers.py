@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import peers
-from pyepics_sessions import PyepicsClient, reads_with_metadata, serve_main, session_ports
+from pyepics_sessions import PyepicsClient, reads_with_metadata, script_main, session_ports
 
 from decoder import ECA
 from decoder.dbr import DBRType, DBRValue
@@ -200,14 +200,9 @@ def _pyepics_client_main(params_path: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    mode, path = argv[0], argv[1]
-    if mode == "softioc-client":
-        return _softioc_client_main(path)
-    if mode == "serve":
-        return serve_main(path, "--netns" in argv, _serve_pyepics, slack=10)
-    if mode == "pyepics-client":
-        return _pyepics_client_main(path)
-    raise SystemExit(f"unknown mode {mode!r}")
+    return script_main(argv, {"softioc-client": _softioc_client_main,
+                              "pyepics-client": _pyepics_client_main},
+                       serve=_serve_pyepics, slack=10)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ script runs as ``SCRIPT serve SPEC [--netns]``: it serves, runs its own
 
 * host side: :func:`run_session` starts ``SCRIPT serve`` (in the namespace when there is
   one) and reads its result;
+* the script's entry: :func:`script_main` (its modes: ``serve``, and its clients');
 * inside: :func:`serve_main` (loopback up, nothing left running, errors reported in the
   result, never raised), :func:`session_ports`, :class:`PyepicsClient`;
 * in the pyepics client: :func:`reads_with_metadata`.
@@ -52,6 +53,19 @@ def run_session(script: Path, work: Path, *, client_timeout: float, timeout: flo
 
 
 # ------------------------------------------------------------------ inside the namespace
+
+
+def script_main(argv: list[str], clients: Mapping[str, Callable[[str], int]], serve: Serve,
+                slack: float) -> int:
+    """A helper script's entry, ``SCRIPT MODE PATH [--netns]``: ``serve`` runs
+    :func:`serve_main` (the command :func:`run_session` gives), any other mode the client
+    ``clients[MODE]`` on its params file."""
+    mode, path = argv[0], argv[1]
+    if mode == "serve":
+        return serve_main(path, "--netns" in argv, serve, slack)
+    if mode in clients:
+        return clients[mode](path)
+    raise SystemExit(f"unknown mode {mode!r}")
 
 
 def serve_main(spec_path: str, netns: bool, serve: Serve, slack: float) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 
 import peers
 from builders import OWN_CAPTURES, manifest
-from pyepics_sessions import PyepicsClient, reads_with_metadata, serve_main, session_ports
+from pyepics_sessions import PyepicsClient, reads_with_metadata, script_main, session_ports
 
 from shark.cli import main as shark_main
 
@@ -205,16 +205,10 @@ def _pyepics_client_main(params_path: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    mode, path = argv[0], argv[1]
-    if mode == "capture-client":
-        return _capture_client_main(path)
-    if mode == "replay-client":
-        return _replay_client_main(path)
-    if mode == "serve":
-        return serve_main(path, "--netns" in argv, _serve_pyepics, slack=15)
-    if mode == "pyepics-client":
-        return _pyepics_client_main(path)
-    raise SystemExit(f"unknown mode {mode!r}")
+    return script_main(argv, {"capture-client": _capture_client_main,
+                              "replay-client": _replay_client_main,
+                              "pyepics-client": _pyepics_client_main},
+                       serve=_serve_pyepics, slack=15)
 
 
 if __name__ == "__main__":
