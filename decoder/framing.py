@@ -241,16 +241,8 @@ class StreamFramer:
             if cls is None:  # sender unknown, or a command this protocol lacks
                 msg = make_message(command, self.sender, data_type, count, p1, p2,
                                    buf[body:stop], extended)
-            else:
-                msg = new(cls)
-                msg.data_type = data_type
-                msg.data_count = count
-                msg.parameter1 = p1
-                msg.parameter2 = p2
-                msg.payload = buf[body:stop]
-                msg.extended = extended
-                msg.role_guessed = False
-                msg._decoded = None
+            else:  # a header not met before (the hot path above inlines this)
+                msg = cls.from_wire(data_type, count, p1, p2, buf[body:stop], extended)
             append(msg)
             start = stop
         self.bytes_consumed += start
