@@ -17,12 +17,12 @@ from shark.output.filters import FilterError, parse_filter
 
 NAME = "tui"
 HELP = "watch CA traffic in a terminal interface (a capture file, or live)"
+DESCRIPTION = (
+    "Watch CA traffic: a message log with every message's details, and panes for "
+    "channels, circuits, searches, servers and errors. Press ? inside for the keys.")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Watch CA traffic: a message log with every message's details, and panes for "
-        "channels, circuits, searches, servers and errors. Press ? inside for the keys.")
     parser.add_argument("capture", nargs="?", metavar="CAPTURE",
                         help="a pcap or pcapng file; without it, capture live")
     parser.add_argument("--interface", "-i", metavar="IFACE",

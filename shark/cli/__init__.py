@@ -1,6 +1,6 @@
 """The ``shark`` command line: a dispatcher over the subcommands.
 
-Each subcommand is a module of this package with ``NAME``, ``HELP``,
+Each subcommand is a module of this package with ``NAME``, ``HELP``, ``DESCRIPTION``,
 ``configure(parser)`` and ``run(args) -> int``. Packages built on shark (the TUI)
 add theirs through the ``shark.commands`` entry point group, so that shark never
 imports them.
@@ -64,6 +64,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for module in _command_modules():
-        module.configure(subparsers.add_parser(module.NAME, help=module.HELP))
+        module.configure(subparsers.add_parser(module.NAME, help=module.HELP,
+                                             description=module.DESCRIPTION))
         modules[module.NAME] = module
     return parser, modules

@@ -18,6 +18,9 @@ from shark.tables import PER_MESSAGE, TABLES
 
 NAME = "export"
 HELP = "write the tables of a capture as Parquet, CSV or Feather"
+DESCRIPTION = (
+    "Write the tables of a capture (" + ", ".join(TABLES) + ") as Parquet, CSV or "
+    "Feather files: one table to the file OUT, several to the directory OUT.")
 
 #: Rows per row group of the per-message tables, by default.
 ROW_GROUP = 1 << 18
@@ -25,9 +28,6 @@ _FORMATS = ("parquet", "csv", "feather")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Write the tables of a capture (" + ", ".join(TABLES) + ") as Parquet, CSV or "
-        "Feather files: one table to the file OUT, several to the directory OUT.")
     add_capture_argument(parser)
     parser.add_argument("--output", "-o", required=True, metavar="OUT",
                         help="file (one table) or directory (several tables)")

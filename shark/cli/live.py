@@ -41,14 +41,13 @@ from shark.output.text import format_record
 
 NAME = "live"
 HELP = "decode CA traffic live from a network interface"
-
+DESCRIPTION = (
+    "Capture and decode CA traffic live (needs root or CAP_NET_RAW). Stop with Ctrl-C. "
+    "The kernel passes only the standard CA ports (5064, 5065) and those given with "
+    "--port: a server on another TCP port needs --port.")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Capture and decode CA traffic live (needs root or CAP_NET_RAW). Stop with Ctrl-C. "
-        "The kernel passes only the standard CA ports (5064, 5065) and those given with "
-        "--port: a server on another TCP port needs --port.")
     parser.add_argument("--interface", "-i", metavar="IFACE",
                         help="interface to capture on (default: 'any', all interfaces, when "
                              "permitted, else 'lo')")

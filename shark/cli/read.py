@@ -30,6 +30,7 @@ from shark.output.text import format_record
 
 NAME = "read"
 HELP = "decode the CA messages of a capture"
+DESCRIPTION = "Decode the CA messages of a pcap or pcapng capture (gzip allowed)."
 
 #: Columns of the summary: (heading, transport, sender).
 _COLUMNS = (
@@ -40,9 +41,7 @@ _COLUMNS = (
 )
 
 
-
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Decode the CA messages of a pcap or pcapng capture (gzip allowed)."
     add_capture_argument(parser)
     parser.add_argument("--format", "-f", choices=("text", "jsonl"), default="text",
                         help="one readable line per message (text, the default) or one "

@@ -30,13 +30,13 @@ from shark.replay import Outcome, Recording, load, replay_clients, serve
 
 NAME = "replay"
 HELP = "replay a capture as a server (a stand-in IOC) or as a client (a regression check)"
+DESCRIPTION = (
+    "Replay the server side of a capture (--as-server: serve its PVs with the captured "
+    "types, metadata and values, at the captured pace) or its client side (--as-client: "
+    "send the captured requests to a live server and report what differs).")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Replay the server side of a capture (--as-server: serve its PVs with the captured "
-        "types, metadata and values, at the captured pace) or its client side (--as-client: "
-        "send the captured requests to a live server and report what differs).")
     options.add_capture_argument(parser)
     side = parser.add_mutually_exclusive_group(required=True)
     side.add_argument("--as-server", action="store_true", help="act as the captured servers")

@@ -11,13 +11,13 @@ from shark.cli.options import add_capture_argument, add_port_option
 
 NAME = "stats"
 HELP = "report on a capture: talkers, searches, latency, subscriptions, beacons, errors"
+DESCRIPTION = (
+    "Report on a capture: top talkers, messages per command, unanswered searches, "
+    "slowest servers and PVs, busiest subscriptions, beacon anomalies and restarts, "
+    "errors.")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Report on a capture: top talkers, messages per command, unanswered searches, "
-        "slowest servers and PVs, busiest subscriptions, beacon anomalies and restarts, "
-        "errors.")
     add_capture_argument(parser)
     parser.add_argument("--format", "-f", choices=("text", "json"), default="text",
                         help="readable text (the default) or JSON")
