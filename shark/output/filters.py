@@ -14,16 +14,20 @@ A term is ``key=value[,value...]`` and matches when any of its values does:
 ======================  ==============================================================
 
 A term without ``=`` is a PV pattern. Names and values are case-insensitive except
-PV names, which EPICS treats as case-sensitive.
+PV names, which EPICS treats as case-sensitive. A value that can never match (a
+command, transport or sender that does not exist, a port beyond 65535) is an error,
+not a filter that silently shows nothing.
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
 
+from decoder import Command, Role
 from shark.errors import SharkError
 from shark.extract.record import Record
 
@@ -67,8 +71,17 @@ def _pv(values: list[str]) -> Predicate:
     return lambda record: record.pv is not None and pattern.match(record.pv) is not None
 
 
+#: What ``command=`` can name: the CA commands, and the records that are not messages
+#: as :attr:`shark.extract.record.Record.command_name` names them.
+_COMMANDS = frozenset(c.name for c in Command) | {"GAP", "UNDECODED", "OPEN", "CLOSE"}
+
+
 def _command(values: list[str]) -> Predicate:
     names = {v.upper().removeprefix("CA_PROTO_") for v in values}
+    for name in sorted(names - _COMMANDS):  # a typo would otherwise show nothing, silently
+        near = difflib.get_close_matches(name, _COMMANDS, n=3, cutoff=0.5)
+        raise FilterError(f"no command is called {name!r}"
+                          + (f"; did you mean {', '.join(near)}?" if near else ""))
     return lambda record: record.command_name in names
 
 
@@ -113,6 +126,8 @@ def _port(values: list[str]) -> Predicate:
         ports = {str(int(v)) for v in values}
     except ValueError:
         raise FilterError(f"not a port number in {values}") from None
+    if any(not 0 <= int(p) < 65536 for p in ports):
+        raise FilterError(f"not a port number in {values}")
     return lambda record: (record.src.rpartition(":")[2] in ports
                            or record.dst.rpartition(":")[2] in ports)
 
@@ -125,13 +140,24 @@ def _circuit(values: list[str]) -> Predicate:
     return lambda record: record.circuit in circuits
 
 
+def _one_of(key: str, wanted: set[str], known: Iterable[str]) -> set[str]:
+    """``wanted``, having checked that each is one of ``known``: a value that can never
+    match is a mistake to report, not a filter that shows nothing."""
+    known = tuple(known)
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise FilterError(f"{key}={unknown[0].lower()}: {key} is one of "
+                          f"{', '.join(sorted(k.lower() for k in known))}")
+    return wanted
+
+
 def _transport(values: list[str]) -> Predicate:
-    wanted = {v.lower() for v in values}
+    wanted = _one_of("transport", {v.lower() for v in values}, ("tcp", "udp"))
     return lambda record: record.transport in wanted
 
 
 def _sender(values: list[str]) -> Predicate:
-    wanted = {v.upper() for v in values}
+    wanted = _one_of("sender", {v.upper() for v in values}, (r.name for r in Role))
     return lambda record: record.sender is not None and record.sender.name in wanted
 
 

@@ -84,6 +84,9 @@ def test_command_names_commas_prefix_and_case(records: list[Record]) -> None:
     # Records that are not messages go by their names too.
     assert frames(records, "command=OPEN,CLOSE") == [9, 78, 81]
     assert frames(records, "command=READ") == []  # a name, not a prefix
+    with pytest.raises(FilterError, match="no command is called 'READ_NOTFY'; did you mean "
+                                          "READ_NOTIFY"):
+        parse_filter("command=READ_NOTFY")
 
 
 def test_command_gap_and_undecoded_are_not_the_error_message() -> None:
@@ -161,8 +164,9 @@ def test_circuit_and_transport(records: list[Record]) -> None:
     assert frames(records, "transport=TCP") == tcp
     assert frames(records, "transport=udp") == udp
     assert frames(records, "transport=udp,tcp") == [r.frame for r in records]
-    # Not a transport: accepted, and matches nothing.
-    assert frames(records, "transport=sctp") == []
+    # Not a transport: an error, not a filter that shows nothing.
+    with pytest.raises(FilterError, match="transport=sctp: transport is one of tcp, udp"):
+        parse_filter("transport=sctp")
 
 
 def test_sender(records: list[Record]) -> None:
@@ -178,8 +182,10 @@ def test_sender(records: list[Record]) -> None:
                       sender=Role.REPEATER)
     assert parse_filter("sender=REPEATER")(repeater)
     assert not parse_filter("sender=client,server")(repeater)
-    # Not a role: accepted, and matches nothing.
-    assert frames(records, "sender=nobody") == []
+    # Not a role: an error, not a filter that shows nothing.
+    with pytest.raises(FilterError,
+                       match="sender=nobody: sender is one of client, repeater, server"):
+        parse_filter("sender=nobody")
 
 
 # -- terms together ------------------------------------------------------------------
