@@ -32,7 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", required=True, metavar="OUT",
                         help="file (one table) or directory (several tables)")
     parser.add_argument("--table", "-t", action="append", choices=TABLES, metavar="NAME",
-                        help="a table to write (repeatable; default: all of them)")
+                        help="a table to write (repeatable; default: all of them to a "
+                             "directory, the messages table to a file)")
     parser.add_argument("--format", "-f", choices=_FORMATS,
                         help="file format (default: by OUT's extension, else parquet)")
     parser.add_argument("--row-group", type=int, default=ROW_GROUP, metavar="ROWS",
@@ -46,12 +47,14 @@ def run(args: argparse.Namespace) -> int:
     from shark.tables import TableBuilder
     from shark.tables.files import EXTENSIONS, TableFiles, file_format
 
-    names = tuple(dict.fromkeys(args.table or TABLES))
     out = Path(args.output)
     named = file_format(out)
+    to_file = named is not None and not out.is_dir()
+    # One file holds one table: the messages, unless another is named.
+    names = tuple(dict.fromkeys(args.table or (("messages",) if to_file else TABLES)))
     if len(names) == 1 and not out.is_dir():
         paths, chosen = {names[0]: out}, args.format or named or "parquet"
-    elif named is not None and not out.is_dir():
+    elif to_file:
         print(f"shark: error: {out} names a file: several tables go to a directory",
               file=sys.stderr)
         return 2
@@ -59,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
         chosen = args.format or "parquet"
         out.mkdir(parents=True, exist_ok=True)
         paths = {name: out / (name + EXTENSIONS[chosen]) for name in names}
-    files = TableFiles(paths, chosen)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        files = TableFiles(paths, chosen)
+    except OSError as exc:
+        print(f"shark: error: {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     builder = TableBuilder(names, sink=files.write, row_group_rows=args.row_group)
     status = 0
     try:

@@ -92,9 +92,31 @@ def test_feather_and_csv(tmp_path: Path) -> None:
         "messages.csv", "subscriptions.csv"]
 
 
+def test_one_file_holds_the_messages(tmp_path: Path) -> None:
+    """``-o FILE`` without ``-t`` writes the messages table (as the README shows), and
+    the file's folder is made when missing."""
+    path = capture("ca_basic_default_port.pcap")
+    out = tmp_path / "new" / "out.parquet"
+    assert main(["export", str(path), "-o", str(out)]) == 0
+    back = pd.read_parquet(out)
+    assert len(back) == manifest(path)["message_counts_by_command"]["total_ca_messages"]
+    assert list(back.columns) == list(SCHEMAS["messages"].names)
+
+
+def test_an_output_that_cannot_be_written(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = capture("ca_basic_default_port.pcap")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["export", str(path), "-o", str(blocker / "out.parquet")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("shark: error: ") and "Traceback" not in err
+
+
 def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = capture("ca_basic_default_port.pcap")
-    assert main(["export", str(path), "-o", str(tmp_path / "all.parquet")]) == 2
+    assert main(["export", str(path), "-o", str(tmp_path / "all.parquet"),
+                 "-t", "messages", "-t", "errors"]) == 2
     assert "several tables go to a directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["export", str(path), "-o", str(tmp_path / "x"), "-t", "nope"])
