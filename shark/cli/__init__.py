@@ -32,10 +32,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return modules[args.command].run(args)
-    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`)
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): it had what it wanted, which is
+        # no failure of ours. Python's flush at exit must not fail on the closed pipe.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 1
+        return 0
     except KeyboardInterrupt:
         return 130
     except UsageError as exc:

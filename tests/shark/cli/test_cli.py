@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from builders import capture, capture_streams, manifest, pcap_bytes, synthetic, tcp_frames
+from builders import (
+    OWN_CAPTURES,
+    capture,
+    capture_streams,
+    manifest,
+    pcap_bytes,
+    synthetic,
+    tcp_frames,
+)
 
 import shark
 from shark.cli import main
@@ -110,3 +118,16 @@ def test_summary_of_a_damaged_stream(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert rows["GAP"] == ["0", "0", "1", "0", "1"]
     assert int(rows["UNDECODED"][-1]) >= 1
     assert list(rows)[-2:] == ["GAP", "UNDECODED"] and "messages" in rows
+
+
+def test_a_reader_that_stops_early_is_no_failure() -> None:
+    """``shark read CAP | head``: the reader closing the pipe ends shark quietly, status 0."""
+    path = OWN_CAPTURES / "softioc_pyepics_arrays.pcap"  # more than a pipe's buffer of jsonl
+    proc = subprocess.Popen([sys.executable, "-m", "shark", "read", "-f", "jsonl", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"{")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0
+    assert err == b""
