@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from decoder import Command, Role
 from shark.analysis.attribution import read
@@ -58,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
     wanted = record_filter(args.filter)
     records: Iterable[Record] = read(args.capture, args.port,
                                      lifecycle=not args.summary and args.format == "text")
+    start = _Start()
     if wanted is not None:
-        records = filter(wanted, records)
+        # Times count from the capture's first record, shown or not, so that filtered
+        # and unfiltered output line up.
+        records = filter(wanted, start.noting(records))
     try:
         if args.summary:
             counts = Counter()
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.format == "jsonl":
             _print_jsonl(records)
         else:
-            _print(records)
+            _print(records, start)
     except BrokenPipeError:
         raise
     except (CaptureError, OSError) as exc:
@@ -86,13 +89,24 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-def _print(records: Iterable[Record]) -> None:
+class _Start:
+    """The time of the capture's first record, noted as records go by."""
+
+    time: float | None = None
+
+    def noting(self, records: Iterable[Record]) -> Iterator[Record]:
+        for record in records:
+            if self.time is None:
+                self.time = record.time
+            yield record
+
+
+def _print(records: Iterable[Record], start: _Start) -> None:
     write = sys.stdout.write
-    start = None
     for record in records:
-        if start is None:
-            start = record.time
-        write(format_record(record, start))
+        if start.time is None:
+            start.time = record.time
+        write(format_record(record, start.time))
         write("\n")
 
 

@@ -131,3 +131,16 @@ def test_a_reader_that_stops_early_is_no_failure() -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 0
     assert err == b""
+
+
+def test_filtered_lines_are_the_unfiltered_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    """Times count from the capture's first record, whether it is shown or not: the
+    filtered output is a selection of the unfiltered lines, character for character."""
+    path = OWN_CAPTURES / "softioc_pyepics_basic.pcap"
+    assert main(["read", str(path)]) == 0
+    everything = capsys.readouterr().out.splitlines()
+    assert main(["read", str(path), "--filter", "command=READ_NOTIFY"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown and all(" READ_NOTIFY " in line for line in shown)
+    assert shown == [line for line in everything if line in set(shown)]
+    assert not shown[0].split()[1].startswith("0.000")
