@@ -18,7 +18,7 @@ __all__ = ["KEYS", "HelpScreen"]
 KEYS = [
     ("?", "this help (Esc closes it)"),
     ("/", "filter the log: pv=GLOB command=NAME host=IP[:PORT] port=P circuit=N "
-          "transport=udp sender=client; a bare word is a PV pattern; Enter applies, "
+          "transport=udp sender=client; a bare word is part of a PV name; Enter applies, "
           "an empty filter shows everything"),
     ("space", "pause / resume the log (the panes and counters go on)"),
     ("↑ ↓ PgUp PgDn Home", "move in the log (pauses it) or in a pane"),

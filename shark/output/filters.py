@@ -13,7 +13,8 @@ A term is ``key=value[,value...]`` and matches when any of its values does:
 ``sender=client|server|repeater``
 ======================  ==============================================================
 
-A term without ``=`` is a PV pattern. Names and values are case-insensitive except
+A term without ``=`` is part of a PV name (``TEMP`` finds ``SR:TEMP:1``), or a PV
+pattern when it holds one of ``*?[``. Names and values are case-insensitive except
 PV names, which EPICS treats as case-sensitive. A value that can never match (a
 command, transport or sender that does not exist, a port beyond 65535) is an error,
 not a filter that silently shows nothing.
@@ -34,6 +35,8 @@ from shark.extract.record import Record
 __all__ = ["FilterError", "parse_filter"]
 
 Predicate = Callable[[Record], bool]
+#: What makes a bare word a pattern rather than part of a name.
+_GLOB = re.compile(r"[*?\[]")
 
 
 class FilterError(SharkError, ValueError):
@@ -54,8 +57,9 @@ def combine(predicates: Iterable[Predicate]) -> Predicate:
 
 def _term(term: str) -> Predicate:
     key, sep, value = term.partition("=")
-    if not sep:
-        key, value = "pv", term
+    if not sep:  # a bare word: part of a PV name, or a pattern when it has one
+        key, value = "pv", ",".join(
+            v if _GLOB.search(v) else f"*{v}*" for v in term.split(","))
     key = key.lower()
     values = [v for v in value.split(",") if v]
     if not values:

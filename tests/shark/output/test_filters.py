@@ -43,9 +43,15 @@ def test_pv_glob_and_bare_word(records: list[Record]) -> None:
     assert len(temp) == 13
     assert frames(records, "pv=DEMO:BASIC:TEMP") == temp
     assert frames(records, "pv=DEMO:BASIC:T*") == temp
-    # A term without "=" is a PV pattern.
+    # A term without "=" is part of a PV name, or a PV pattern when it has one.
     assert frames(records, "DEMO:BASIC:T*") == temp
     assert frames(records, "DEMO:BASIC:TEMP") == temp
+    assert frames(records, "TEMP") == temp
+    assert frames(records, "BASIC:TE") == temp
+    assert frames(records, "TEMP,MODE") == [
+        r.frame for r in records if r.pv in ("DEMO:BASIC:TEMP", "DEMO:BASIC:MODE")]
+    assert frames(records, "temp") == []  # PV names are case-sensitive
+    assert frames(records, "BASIC:T?") == []  # a pattern matches the whole name
     # ? is one character, [..] a set; the whole name must match.
     assert frames(records, "pv=DEMO:BASIC:?ODE") == [
         r.frame for r in records if r.pv == "DEMO:BASIC:MODE"]
