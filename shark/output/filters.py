@@ -13,8 +13,8 @@ A term is ``key=value[,value...]`` and matches when any of its values does:
 ``sender=client|server|repeater``
 ======================  ==============================================================
 
-A term without ``=`` is part of a PV name (``TEMP`` finds ``SR:TEMP:1``), or a PV
-pattern when it holds one of ``*?[``. Names and values are case-insensitive except
+A term without ``=`` is part of a PV name, in any case (``temp`` finds ``SR:TEMP:1``),
+or a PV pattern when it holds one of ``*?[``. Names and values are case-insensitive except
 PV names, which EPICS treats as case-sensitive. A value that can never match (a
 command, transport or sender that does not exist, a port beyond 65535) is an error,
 not a filter that silently shows nothing.
@@ -57,9 +57,11 @@ def combine(predicates: Iterable[Predicate]) -> Predicate:
 
 def _term(term: str) -> Predicate:
     key, sep, value = term.partition("=")
-    if not sep:  # a bare word: part of a PV name, or a pattern when it has one
-        key, value = "pv", ",".join(
-            v if _GLOB.search(v) else f"*{v}*" for v in term.split(","))
+    if not sep:  # a bare word: part of a PV name, in any case, or a pattern
+        words = [v for v in term.split(",") if v]
+        if words and not any(_GLOB.search(v) for v in words):
+            return _pv_part(words)
+        key, value = "pv", term
     key = key.lower()
     values = [v for v in value.split(",") if v]
     if not values:
@@ -78,6 +80,14 @@ def _pv(values: list[str]) -> Predicate:
 #: What ``command=`` can name: the CA commands, and the records that are not messages
 #: as :attr:`shark.extract.record.Record.command_name` names them.
 _COMMANDS = frozenset(c.name for c in Command) | {"GAP", "UNDECODED", "OPEN", "CLOSE"}
+
+
+def _pv_part(words: list[str]) -> Predicate:
+    """PV names holding any of ``words``, in any case: what a person typing a word
+    into a filter means (``temp`` finds ``SR:TEMP:1``)."""
+    lowered = [w.lower() for w in words]
+    return lambda record: record.pv is not None and any(
+        w in record.pv.lower() for w in lowered)
 
 
 def _command(values: list[str]) -> Predicate:
