@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_CAPTURE := captures/softioc_pyepics_basic.pcap
 
-.PHONY: demo test bench bench-read clean
+.PHONY: demo test bench bench-read bench-storm clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { \
@@ -41,6 +41,13 @@ bench-read: $(VENV)/.installed-test
 	$(PY) -m pip install --quiet -e '.[bench]'
 	test -f benchmarks/data/big_monitors.pcap || $(PY) benchmarks/make_big_capture.py
 	$(PY) benchmarks/read_rate.py
+
+# A storm from real peers (softioc with 3000 scalars at 10 Hz, 4 monitoring clients, one
+# more creating and clearing 200 channels a second; needs root), then the same rates on it.
+bench-storm: $(VENV)/.installed-test
+	$(PY) -m pip install --quiet -e '.[bench]'
+	test -f benchmarks/data/storm.pcap || $(PY) benchmarks/make_storm_capture.py
+	$(PY) benchmarks/read_rate.py benchmarks/data/storm.pcap
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -22,8 +22,12 @@ Usage (as root, with softioc, pyepics and tcpdump installed)::
     python benchmarks/make_big_capture.py                     # ~160 MB, under a minute
     python benchmarks/make_big_capture.py --records 2000 --clients 4 --seconds 45
 
-Internally the same file is the client (``client PARAMS``) and its workers
-(``worker PARAMS INDEX``), run inside the namespace.
+With ``churn_batch`` set (``benchmarks/make_storm_capture.py`` does), one more client
+keeps creating and clearing channels throughout: every ``churn_period`` seconds it
+connects to the next batch of records in turn, reads each once and clears them all.
+
+Internally the same file is the client (``client PARAMS``), its workers (``worker PARAMS
+INDEX``) and the churning client (``churn PARAMS``), run inside the namespace.
 """
 
 from __future__ import annotations
@@ -100,6 +104,10 @@ def client_main() -> int:
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for index in range(params["clients"])
     ]
+    churn = None
+    if params.get("churn_batch"):
+        churn = subprocess.Popen([sys.executable, __file__, "churn", params_path],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     results, errors = [], []
     for index, worker in enumerate(workers):
         _, err = worker.communicate(timeout=params["seconds"] + 120)
@@ -108,11 +116,19 @@ def client_main() -> int:
             errors.append(f"worker {index} exit {worker.returncode}: {err[-1000:]}")
         else:
             results.append(json.loads(path.read_text()))
+    churned = None
+    if churn is not None:
+        _, err = churn.communicate(timeout=params["seconds"] + 120)
+        path = work / "churn.json"
+        if churn.returncode or not path.exists():
+            errors.append(f"churn exit {churn.returncode}: {err[-1000:]}")
+        else:
+            churned = json.loads(path.read_text())
     time.sleep(0.5)
     tcpdump.send_signal(signal.SIGINT)  # it flushes the file and reports its counts
     tcpdump.wait(timeout=30)
     report = [line for line in log.read_text().splitlines() if line.strip()]
-    peers.save_client_result(params, {"workers": results, "errors": errors,
+    peers.save_client_result(params, {"workers": results, "churn": churned, "errors": errors,
                                       "tcpdump_report": report})
     return 1 if errors else 0
 
@@ -163,11 +179,54 @@ def worker_main(params_path: str, index: int) -> int:
     return 0
 
 
+def churn_main(params_path: str) -> int:
+    """Every ``churn_period`` seconds, for the given time: create channels to the next
+    ``churn_batch`` records (wrapping around), read each once, clear them all. So the
+    capture holds searches, CREATE_CHAN, READ_NOTIFY and CLEAR_CHANNEL throughout, on a
+    circuit of its own, beside the monitors."""
+    from epics import ca
+
+    params = json.loads(Path(params_path).read_text())
+    names, batch, period = params["names"], params["churn_batch"], params["churn_period"]
+    ca.initialize_libca()
+    start = time.monotonic()
+    end = start + params["seconds"]
+    offset = rounds = created = connected = reads = 0
+    while time.monotonic() < end:
+        tick = time.monotonic()
+        chunk = [names[(offset + i) % len(names)] for i in range(batch)]
+        offset = (offset + batch) % len(names)
+        chids = [ca.create_channel(name, connect=False) for name in chunk]
+        created += len(chids)
+        live = [chid for chid in chids if ca.connect_channel(chid, timeout=5)]
+        connected += len(live)
+        for chid in live:
+            ca.get(chid, wait=False)
+        ca.poll()
+        reads += sum(ca.get_complete(chid, timeout=5) is not None for chid in live)
+        for chid in chids:
+            ca.clear_channel(chid)
+        ca.flush_io()
+        rounds += 1
+        time.sleep(max(0.0, period - (time.monotonic() - tick)))
+    ca.finalize_libca()
+    result = {"batch": batch, "period_s": period, "rounds": rounds,
+              "channels_created": created, "channels_connected": connected,
+              "reads_completed": reads, "elapsed_s": time.monotonic() - start}
+    Path(params["result_path"]).with_name("churn.json").write_text(
+        json.dumps(result, indent=1))
+    return 0
+
+
 # ------------------------------------------------------------------------- host side
 
 
-def make(output: Path, count: int, clients: int, seconds: float, period: str) -> dict:
-    """Run the scenario; write ``output`` and its manifest ``output.json``."""
+def make(output: Path, count: int, clients: int, seconds: float, period: str, *,
+         churn_batch: int = 0, churn_period: float = 1.0,
+         generated_by: str = "benchmarks/make_big_capture.py") -> dict:
+    """Run the scenario; write ``output`` and its manifest ``output.json``. With
+    ``churn_batch``, one more client creates, reads and clears that many channels every
+    ``churn_period`` seconds throughout."""
     reason = peers.peers_missing() or peers.capture_missing()
     if reason:
         sys.exit(f"cannot make the capture: {reason}")
@@ -182,15 +241,21 @@ def make(output: Path, count: int, clients: int, seconds: float, period: str) ->
         client_timeout=seconds + 180, settle=1.0,
         client_params={"names": [r["name"] for r in recs], "clients": clients,
                        "seconds": seconds, "pcap": str(output.resolve()),
-                       "ring_kib": RING_KIB},
+                       "ring_kib": RING_KIB, "churn_batch": churn_batch,
+                       "churn_period": churn_period},
     )
     client = result.get("client_result", {})
+    description = (f"{count} calc records scanning at {period}, {clients} monitoring "
+                   f"clients (one circuit each) subscribed to all for {seconds} s")
+    if churn_batch:
+        description += (f", one more client creating, reading and clearing {churn_batch} "
+                        f"channels every {churn_period} s throughout")
     manifest = {
-        "description": (f"{count} calc records scanning at {period}, {clients} monitoring "
-                        f"clients (one circuit each) subscribed to all for {seconds} s"),
-        "generated_by": "benchmarks/make_big_capture.py",
+        "description": description,
+        "generated_by": generated_by,
         "generated_at_unix": started,
         "records": count, "scan_period": period, "clients": clients, "seconds": seconds,
+        "churn_batch": churn_batch, "churn_period": churn_period,
         "client_dbr_types": [CLIENT_TYPES[i % len(CLIENT_TYPES)] for i in range(clients)],
         "file": output.name,
         "file_size_bytes": output.stat().st_size if output.exists() else 0,
@@ -199,6 +264,7 @@ def make(output: Path, count: int, clients: int, seconds: float, period: str) ->
         "capture": {"tool": "tcpdump", "interface": "lo", "bpf_filter": "tcp or udp",
                     "ring_kib": RING_KIB, "tcpdump_report": client.get("tcpdump_report")},
         "workers": client.get("workers"),
+        "churn": client.get("churn"),
         "monitor_updates_received": sum(w["updates_received"]
                                         for w in client.get("workers", [])),
         "duration_s": result.get("duration_s"),
@@ -207,11 +273,23 @@ def make(output: Path, count: int, clients: int, seconds: float, period: str) ->
     return manifest
 
 
+def print_manifest(manifest: dict) -> None:
+    """What was made, in short, and what tcpdump said of it (its drops, if any)."""
+    print(json.dumps({k: manifest[k] for k in (
+        "file", "file_size_bytes", "ok", "errors", "monitor_updates_received", "churn")},
+        indent=1))
+    report = (manifest.get("capture") or {}).get("tcpdump_report")
+    if report:
+        print("tcpdump:", " | ".join(report))
+
+
 def main() -> int:
     if sys.argv[1:2] == ["client"]:
         return client_main()
     if sys.argv[1:2] == ["worker"]:
         return worker_main(sys.argv[2], int(sys.argv[3]))
+    if sys.argv[1:2] == ["churn"]:
+        return churn_main(sys.argv[2])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--records", type=int, default=3000)
@@ -222,11 +300,7 @@ def main() -> int:
                         help="the records' SCAN (an EPICS scan period)")
     args = parser.parse_args()
     manifest = make(args.output, args.records, args.clients, args.seconds, args.period)
-    print(json.dumps({k: manifest[k] for k in (
-        "file", "file_size_bytes", "ok", "errors", "monitor_updates_received")}, indent=1))
-    report = (manifest.get("capture") or {}).get("tcpdump_report")
-    if report:
-        print("tcpdump:", " | ".join(report))
+    print_manifest(manifest)
     return 0 if manifest["ok"] else 1
 
 
