@@ -33,11 +33,16 @@ from shark.analysis.attribution import Session
 from shark.capture.live import LiveCapture, LiveCaptureError, default_interface
 from shark.capture.pump import FramePump
 from shark.capture.writer import PcapngWriter
-from shark.cli.options import add_filter_option, add_port_option, record_filter
+from shark.cli.options import (
+    add_filter_option,
+    add_port_option,
+    add_time_option,
+    record_filter,
+)
 from shark.extract.reader import CaReader
 from shark.extract.record import Record
 from shark.output.jsonl import record_json
-from shark.output.text import format_record
+from shark.output.text import Clock, format_record
 
 NAME = "live"
 HELP = "decode CA traffic live from a network interface"
@@ -56,6 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "JSON object per message (jsonl)")
     parser.add_argument("--write", "-w", metavar="FILE.pcapng",
                         help="also save every captured frame to this pcapng file")
+    add_time_option(parser)
     add_filter_option(parser, "only show messages matching EXPR (same syntax as shark read; "
                               "the capture file gets everything)")
     parser.add_argument("--count", "-c", type=int, metavar="N",
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"shark: error: {args.write}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"shark: capturing on {interface} ({capture.filter})", file=sys.stderr, flush=True)
-    printer = _Printer(sys.stdout, args.format, wanted, args.count)
+    printer = _Printer(sys.stdout, args.format, wanted, args.count, Clock(args.time))
     pump = FramePump(capture, writer, on_idle=printer.flush, on_drops=printer.drops)
     printer.on_done = pump.stop
     previous = _stop_on_signals(pump.stop)
@@ -135,19 +141,20 @@ class _Printer:
     """Writes records as ``shark read`` does, and drop notices where they happened."""
 
     def __init__(self, out: TextIO, fmt: str, wanted: Callable[[Record], bool] | None,
-                 count: int | None) -> None:
+                 count: int | None, clock: Clock | None = None) -> None:
         self.out = out
         self.jsonl = fmt == "jsonl"
         self.wanted = wanted
         self.count = count
         self.shown = 0
-        self.start: float | None = None
+        self.clock = Clock() if clock is None else clock
         #: Called once ``count`` messages have been shown.
         self.on_done: Callable[[], None] = lambda: None
 
     def print(self, records: Iterable[Record]) -> None:
-        write, wanted = self.out.write, self.wanted
+        write, wanted, clock = self.out.write, self.wanted, self.clock
         for record in records:
+            clock.see(record.time)  # (the time base is the capture's, filter or not)
             if wanted is not None and not wanted(record):
                 continue
             if self.count is not None and self.shown >= self.count:
@@ -155,9 +162,7 @@ class _Printer:
             if self.jsonl:
                 write(record_json(record))
             else:
-                if self.start is None:
-                    self.start = record.time
-                write(format_record(record, self.start))
+                write(format_record(record, clock=clock))
             write("\n")
             self.shown += 1
             if self.count is not None and self.shown >= self.count:

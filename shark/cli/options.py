@@ -11,11 +11,13 @@ from collections.abc import Callable, Sequence
 
 from shark.extract.record import Record
 from shark.output.filters import FilterError, combine, parse_filter
+from shark.output.text import TIME_BASES
 
 __all__ = [
     "add_capture_argument",
     "add_filter_option",
     "add_port_option",
+    "add_time_option",
     "port",
     "record_filter",
     "speed",
@@ -38,6 +40,14 @@ def add_port_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", "-p", type=port, action="append", default=[], metavar="P",
                         help="also decode CA servers on port P (repeatable); 5064 and "
                              "ports announced in the capture are always decoded")
+
+
+def add_time_option(parser: argparse.ArgumentParser) -> None:
+    """``--time``: how the text lines' time column counts (:class:`shark.output.text.Clock`)."""
+    parser.add_argument("--time", choices=TIME_BASES, default="relative",
+                        help="time column of text lines: seconds since the capture's first "
+                             "message (relative, the default), local date and time "
+                             "(absolute), or seconds since the line before (delta)")
 
 
 def add_filter_option(parser: argparse.ArgumentParser, help: str) -> None:

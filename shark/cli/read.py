@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from decoder import Command, Role
 from shark.analysis.attribution import read
@@ -22,11 +22,12 @@ from shark.cli.options import (
     add_capture_argument,
     add_filter_option,
     add_port_option,
+    add_time_option,
     record_filter,
 )
 from shark.extract.record import Record
 from shark.output.jsonl import record_json
-from shark.output.text import format_record
+from shark.output.text import Clock, format_record
 
 NAME = "read"
 HELP = "decode the CA messages of a capture"
@@ -46,6 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", "-f", choices=("text", "jsonl"), default="text",
                         help="one readable line per message (text, the default) or one "
                              "JSON object per message (jsonl)")
+    add_time_option(parser)
     add_filter_option(parser, "only messages matching EXPR: terms like pv=GLOB, "
                               "command=NAME[,NAME], host=IP[:PORT], port=P, circuit=N, "
                               "transport=udp, sender=client (all must match; repeatable)")
@@ -58,11 +60,11 @@ def run(args: argparse.Namespace) -> int:
     wanted = record_filter(args.filter)
     records: Iterable[Record] = read(args.capture, args.port,
                                      lifecycle=not args.summary and args.format == "text")
-    start = _Start()
+    clock = Clock(args.time)
     if wanted is not None:
         # Times count from the capture's first record, shown or not, so that filtered
         # and unfiltered output line up.
-        records = filter(wanted, start.noting(records))
+        records = filter(wanted, clock.seeing(records))
     try:
         if args.summary:
             counts = Counter()
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.format == "jsonl":
             _print_jsonl(records)
         else:
-            _print(records, start)
+            _print(records, clock)
     except BrokenPipeError:
         raise
     except (CaptureError, OSError) as exc:
@@ -89,24 +91,10 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-class _Start:
-    """The time of the capture's first record, noted as records go by."""
-
-    time: float | None = None
-
-    def noting(self, records: Iterable[Record]) -> Iterator[Record]:
-        for record in records:
-            if self.time is None:
-                self.time = record.time
-            yield record
-
-
-def _print(records: Iterable[Record], start: _Start) -> None:
+def _print(records: Iterable[Record], clock: Clock) -> None:
     write = sys.stdout.write
     for record in records:
-        if start.time is None:
-            start.time = record.time
-        write(format_record(record, start.time))
+        write(format_record(record, clock=clock))
         write("\n")
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from decoder import AccessRights, DBRValue, DecodeError, EventMask, Message, dbr
 from shark.extract.record import CLOSE, OPEN, Record
 from shark.extract.text import text_form
 
-__all__ = ["describe", "details", "format_record", "format_value", "subject"]
+__all__ = ["TIME_BASES", "Clock", "describe", "details", "format_record", "format_value", "subject"]
 
 #: Fields holding an IPv4 address as a 32-bit number.
 _ADDRESS_FIELDS = frozenset(("ip", "address", "repeater_address", "client_address"))
@@ -22,9 +23,53 @@ _HIDDEN_FIELDS = frozenset(("low", "high", "to", "data_type", "data_count"))
 _ELEMENTS_SHOWN = 4
 
 
-def format_record(record: Record, start: float = 0.0) -> str:
+#: How the time column of a text line can count (``--time``).
+TIME_BASES = ("relative", "absolute", "delta")
+
+
+class Clock:
+    """The time column of the text lines, on the capture's time base whatever is shown:
+    seconds since the capture's first record (``relative``), the local date and time
+    (``absolute``), or seconds since the line shown before (``delta``). :meth:`see`
+    every record, shown or not, so that ``relative`` counts from the first of all."""
+
+    def __init__(self, base: str = "relative") -> None:
+        if base not in TIME_BASES:
+            raise ValueError(f"time base {base!r}: one of {', '.join(TIME_BASES)}")
+        self.base = base
+        self.start: float | None = None
+        self._previous: float | None = None
+
+    def see(self, time: float) -> None:
+        if self.start is None:
+            self.start = time
+
+    def seeing(self, records: Iterable[Record]) -> Iterator[Record]:
+        """``records`` as they are, each seen on the way (to filter after this)."""
+        for record in records:
+            if self.start is None:
+                self.start = record.time
+            yield record
+
+    def __call__(self, time: float) -> str:
+        if self.start is None:
+            self.start = time
+        if self.base == "relative":
+            return f"{time - self.start:11.6f}"
+        if self.base == "delta":
+            previous = time if self._previous is None else self._previous
+            self._previous = time
+            return f"{time - previous:11.6f}"
+        try:
+            moment = datetime.datetime.fromtimestamp(time)
+        except (OverflowError, OSError, ValueError):  # a damaged capture's time: as it is
+            return f"{time:.6f}"
+        return moment.isoformat(sep=" ", timespec="microseconds")
+
+
+def format_record(record: Record, start: float = 0.0, clock: Clock | None = None) -> str:
     """``frame time src -> dst transport sender COMMAND fields``; time is counted from
-    ``start``."""
+    ``start``, or written by ``clock``."""
     where = record.transport if record.circuit is None else f"{record.transport}#{record.circuit}"
     sender = "?" if record.sender is None else record.sender.name
     message = record.message
@@ -32,7 +77,8 @@ def format_record(record: Record, start: float = 0.0) -> str:
         what = " ".join(filter(None, (message.command_name, subject(record), details(record))))
     else:
         what = f"{record.command_name} {details(record)}"
-    return (f"{record.frame:6d} {record.time - start:11.6f} {record.src:>21} -> "
+    when = f"{record.time - start:11.6f}" if clock is None else clock(record.time)
+    return (f"{record.frame:6d} {when} {record.src:>21} -> "
             f"{record.dst:<21} {where:<6} {sender:<8} {what}").rstrip()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from builders import (
 
 import shark
 from shark.cli import main
+from shark.output.text import Clock
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,3 +146,26 @@ def test_filtered_lines_are_the_unfiltered_ones(capsys: pytest.CaptureFixture[st
     assert shown and all(" READ_NOTIFY " in line for line in shown)
     assert shown == [line for line in everything if line in set(shown)]
     assert not shown[0].split()[1].startswith("0.000")
+
+
+def test_time_bases(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--time``: relative (the default), absolute (local date and time) or delta (since
+    the line shown before), on the capture's time base whatever the filter shows."""
+    path = OWN_CAPTURES / "softioc_pyepics_basic.pcap"
+    records = [r for r in shark.read(path) if r.command_name == "READ_NOTIFY"]
+    assert main(["read", str(path), "--time", "absolute", "--filter", "command=READ_NOTIFY"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = datetime.datetime.fromtimestamp(records[0].time)
+    assert lines[0].split()[1:3] == first.isoformat(sep=" ", timespec="microseconds").split()
+    assert main(["read", str(path), "--time", "delta", "--filter", "command=READ_NOTIFY"]) == 0
+    deltas = [float(line.split()[1]) for line in capsys.readouterr().out.splitlines()]
+    assert deltas[0] == 0.0
+    gaps = [b.time - a.time for a, b in zip(records, records[1:], strict=False)]
+    assert deltas[1:] == pytest.approx(gaps, abs=2e-6)
+    with pytest.raises(SystemExit):
+        main(["read", str(path), "--time", "lunar"])
+
+
+def test_a_time_no_calendar_holds_is_shown_as_seconds() -> None:
+    clock = Clock("absolute")
+    assert clock(1.8e13) == "18000000000000.000000"  # a damaged capture's time: no traceback
