@@ -59,6 +59,8 @@ DBE_VALUE_ALARM = 5
 #: the default (256 KiB) would leave a quarter of the slots.
 RING_KIB = 256 * 1024
 SNAPLEN = 65600
+#: How long the churning client waits for a batch of channels to connect.
+CHURN_CONNECT_S = 5.0
 
 
 def records(count: int, period: str) -> list[dict[str, Any]]:
@@ -183,34 +185,53 @@ def churn_main(params_path: str) -> int:
     """Every ``churn_period`` seconds, for the given time: create channels to the next
     ``churn_batch`` records (wrapping around), read each once, clear them all. So the
     capture holds searches, CREATE_CHAN, READ_NOTIFY and CLEAR_CHANNEL throughout, on a
-    circuit of its own, beside the monitors."""
+    circuit of its own, beside the monitors.
+
+    The last record stays connected throughout, out of the rotation: libca closes a
+    circuit once its last channel is cleared, and a batch created while the old circuit
+    is still going down can wait seconds to connect. So the churn is of channels on one
+    long-lived circuit (their ids reused and renumbered), not of circuits."""
     from epics import ca
 
     params = json.loads(Path(params_path).read_text())
-    names, batch, period = params["names"], params["churn_batch"], params["churn_period"]
+    names, batch, period = params["names"][:-1], params["churn_batch"], params["churn_period"]
     ca.initialize_libca()
+    anchor = ca.create_channel(params["names"][-1], connect=False)
+    ca.connect_channel(anchor, timeout=30)
     start = time.monotonic()
     end = start + params["seconds"]
-    offset = rounds = created = connected = reads = 0
+    offset = created = connected = reads = 0
+    durations: list[float] = []
     while time.monotonic() < end:
         tick = time.monotonic()
         chunk = [names[(offset + i) % len(names)] for i in range(batch)]
         offset = (offset + batch) % len(names)
         chids = [ca.create_channel(name, connect=False) for name in chunk]
         created += len(chids)
-        live = [chid for chid in chids if ca.connect_channel(chid, timeout=5)]
+        # One deadline for the whole batch, not one per channel: a search lost on a
+        # loaded machine costs one wait, not one per channel it holds up.
+        deadline = tick + CHURN_CONNECT_S
+        while not all(map(ca.isConnected, chids)) and time.monotonic() < deadline:
+            ca.poll(evt=0.01)
+        live = [chid for chid in chids if ca.isConnected(chid)]
         connected += len(live)
         for chid in live:
             ca.get(chid, wait=False)
         ca.poll()
-        reads += sum(ca.get_complete(chid, timeout=5) is not None for chid in live)
+        reads += sum(ca.get_complete(chid, timeout=CHURN_CONNECT_S) is not None
+                     for chid in live)
         for chid in chids:
             ca.clear_channel(chid)
         ca.flush_io()
-        rounds += 1
-        time.sleep(max(0.0, period - (time.monotonic() - tick)))
+        durations.append(time.monotonic() - tick)
+        time.sleep(max(0.0, period - durations[-1]))
+    ca.clear_channel(anchor)
     ca.finalize_libca()
-    result = {"batch": batch, "period_s": period, "rounds": rounds,
+    # A round longer than the period (a loaded machine) delays the next one: the
+    # durations say how far the churn fell behind its period.
+    result = {"batch": batch, "period_s": period, "rounds": len(durations),
+              "round_s_min": min(durations, default=0.0),
+              "round_s_max": max(durations, default=0.0),
               "channels_created": created, "channels_connected": connected,
               "reads_completed": reads, "elapsed_s": time.monotonic() - start}
     Path(params["result_path"]).with_name("churn.json").write_text(
