@@ -357,9 +357,8 @@ class CaReader:
         if batch is None or not out or out[-1] is not batch:
             if not state.frames:
                 self._holding[state.circuit] = state
-            batch = state.batch = UpdateBatch(frames[0], times[0], state.src,
-                                                  state.dst, state.circuit,
-                                                  len(state.frames))
+            batch = state.batch = UpdateBatch(frames[0], times[0], state.src, state.dst,
+                                              state.circuit, len(state.frames))
             state.batches.append(batch)
             out.append(batch)
         size = sum(map(len, datas))
