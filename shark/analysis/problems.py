@@ -26,22 +26,32 @@ listed: the log and the ``messages`` table show them.)
 
 Beacon anomalies (a restarted server, lost beacons) are judged apart, by libca's rules
 (:mod:`decoder.beacons`), and listed in their own views, not as errors.
+
+**Two forms of one judge.** :func:`problems` judges a :class:`Record`; :func:`problem_mask`
+judges whole columns of the ``messages`` table (or of a batch made from records, with its
+OPEN and CLOSE rows), the same rules spelt over the command, status, anomaly, reason and
+circuit columns, without Python code per row: what ``shark read --filter error`` uses.
+The tests hold the two to the same answer on every capture.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable, Collection, Container
 from enum import Enum
 from typing import NamedTuple
 
-from decoder import ECA, DecodeError
+import numpy as np
+import pyarrow as pa
+
+from decoder import ECA, Command, DecodeError
 from decoder import messages as m
 from decoder.status import eca_name
+from shark.analysis.columns import numbers, passing, string_codes
 from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record
 
 __all__ = [
-    "ALWAYS", "MIDSTREAM_ANOMALIES", "NOT_MESSAGES", "STATUS_REPLIES", "Problem",
-    "ProblemJudge", "ProblemKind", "is_problem", "problems",
+    "ALWAYS", "MIDSTREAM_ANOMALIES", "NOT_MESSAGES", "PROBLEM_COLUMNS", "STATUS_REPLIES",
+    "Problem", "ProblemJudge", "ProblemKind", "is_problem", "problem_mask", "problems",
 ]
 
 
@@ -188,3 +198,73 @@ class ProblemJudge:
                 return _NONE
             self._reset = reset
         return found
+
+
+# -- the column form -------------------------------------------------------------------
+
+#: The columns :func:`problem_mask` reads.
+PROBLEM_COLUMNS = frozenset({"command", "status", "anomaly", "reason", "circuit"})
+#: Command names of the messages that are problems whatever they carry (no other
+#: message class shares their commands), and of the replies judged by their status.
+_ALWAYS_COMMANDS = frozenset(Command(cls.command).name for cls in ALWAYS)
+_STATUS_COMMANDS = frozenset(Command(cls.command).name for cls in STATUS_REPLIES)
+#: What the ``anomaly`` column says of a value that could not be decoded: not an
+#: anomaly of the circuit (``record.anomaly``), so not a problem.
+_UNDECODABLE_VALUE = "undecodable value: "
+_NORMAL_NAME = ECA.ECA_NORMAL.name
+
+
+def problem_mask(batch: pa.RecordBatch | pa.Table,
+                 midstream: Collection[int] = ()) -> np.ndarray:
+    """Bool per row of ``batch`` (columns of the ``messages`` table): whether the row
+    shows a problem, exactly as :func:`problems` judges the record it was made from.
+
+    ``midstream``: the circuits the capture joined after they were set up; the batch's
+    own OPEN rows (a batch made from records has them) add theirs. A column the batch
+    lacks counts as null."""
+    n = batch.num_rows
+    names = set(batch.schema.names)
+
+    def strings(name: str, test: Callable[[str], bool]) -> np.ndarray:
+        return passing(batch.column(name), test) if name in names else np.zeros(n, bool)
+
+    command = batch.column("command") if "command" in names else None
+    if command is None:
+        return np.zeros(n, dtype=bool)
+    commands, codes = string_codes(command)
+    kinds = np.array([_command_kind(c) for c in commands] + [0], dtype=np.int8)[codes]
+    found = kinds == 1  # ALWAYS, and GAP
+    replies = kinds == 2
+    if replies.any():
+        found |= replies & strings("status", lambda s: s != _NORMAL_NAME)
+    if "circuit" in names:
+        circuit, has_circuit = numbers(batch.column("circuit"))
+    else:
+        circuit, has_circuit = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    opens = kinds == 4
+    joined = set(midstream)
+    if opens.any():
+        fresh = opens & has_circuit & ~strings("reason", lambda r: r == "syn")
+        joined.update(circuit[fresh].tolist())
+    on_joined = has_circuit & np.isin(circuit, np.fromiter(joined, np.int64, len(joined)))
+    undecoded = kinds == 3
+    if undecoded.any():
+        skipped = strings("reason", lambda r: r.startswith(_JOINED))
+        found |= undecoded & ~(on_joined & skipped)
+    closes = kinds == 5
+    if closes.any():
+        found |= closes & strings("reason", lambda r: r == "rst")
+    anomaly = strings("anomaly", lambda a: not a.startswith(_UNDECODABLE_VALUE))
+    if anomaly.any():
+        setup = strings("anomaly", lambda a: a.partition(": ")[0] in MIDSTREAM_ANOMALIES)
+        found |= anomaly & ~(setup & on_joined)
+    return found
+
+
+def _command_kind(name: str | None) -> int:
+    """What a command name says of a row: 1 a problem whatever it holds, 2 a reply
+    judged by its status, 3 UNDECODED, 4 OPEN, 5 CLOSE, 0 none of these."""
+    if name in _ALWAYS_COMMANDS or name == "GAP":
+        return 1
+    return (2 if name in _STATUS_COMMANDS else 3 if name == "UNDECODED"
+            else 4 if name == "OPEN" else 5 if name == "CLOSE" else 0)

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable, Sequence
 
 from shark.extract.record import Record
-from shark.output.filters import FilterError, combine, parse_filter
+from shark.output.filters import Filter, FilterError, compile_filter
 from shark.output.text import TIME_BASES
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "add_filter_option",
     "add_port_option",
     "add_time_option",
+    "message_filter",
     "port",
     "record_filter",
     "speed",
@@ -60,11 +61,21 @@ def record_filter(expressions: Sequence[str]) -> Callable[[Record], bool] | None
     """The predicate the ``--filter`` expressions give, or None when there are none.
 
     Raises :class:`UsageError` when an expression does not parse."""
+    compiled = message_filter(expressions)
+    return None if compiled is None else compiled.predicate()
+
+
+def message_filter(expressions: Sequence[str]) -> Filter | None:
+    """The compiled filter of the ``--filter`` expressions (all must match), or None
+    when there are none.
+
+    Raises :class:`UsageError` when an expression does not parse."""
+    if not expressions:
+        return None
     try:
-        wanted = combine(parse_filter(f) for f in expressions)
+        return compile_filter(expressions)
     except FilterError as exc:
         raise UsageError(f"--filter: {exc}") from None
-    return wanted if expressions else None
 
 
 def port(text: str, lowest: int = 1) -> int:
