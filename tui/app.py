@@ -32,7 +32,7 @@ from textual.widgets import Footer, Input, TabbedContent, TabPane
 
 from decoder import Search
 from shark.extract.record import Record
-from shark.output.filters import FilterError, parse_filter
+from shark.output.filters import Filter, FilterError, compile_filter
 
 from . import rows as r
 from .details import details
@@ -57,7 +57,8 @@ DETAILS_REFRESH = 0.5
 BUSY = 0.9
 BUSY_DIVIDER = 3
 
-Predicate = Callable[[Record], bool]
+#: Which of some records the log shows, one bool each.
+Selector = Callable[[Sequence[Record]], Sequence[bool]]
 W = TypeVar("W", bound=Widget)
 
 
@@ -125,7 +126,7 @@ class SharkApp(App[None]):
         self.frozen: list[Record] | None = None
         self.paused = False
         self._frozen_end: int | None = None
-        self._filter: Predicate | None = None
+        self._filter: Filter | None = None
         self._initial_filter = filter_text
         self._shown: Record | None = None
         self._pane_version = -1
@@ -159,8 +160,8 @@ class SharkApp(App[None]):
                 with TabPane(title, id=name):
                     yield tables[name]
         yield FilterInput(placeholder="filter: pv=GLOB command=NAME host=IP[:PORT] "
-                                      "circuit=N transport=udp sender=server (Enter applies, "
-                                      "Esc cancels)", id="filter")
+                                      "latency>10ms status=failed error, or/not/(...) "
+                                      "(Enter applies, Esc cancels)", id="filter")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -367,12 +368,12 @@ class SharkApp(App[None]):
     def _apply_filter(self, text: str) -> bool:
         """Use the filter ``text`` ('' for none); False (and a message) if it is wrong."""
         try:
-            predicate = parse_filter(text) if text else None
+            compiled = compile_filter([text]) if text else None
         except FilterError as exc:
             self.notify(str(exc), title="Filter", severity="error")
             return False
         self.filter_text = text
-        self._filter = predicate
+        self._filter = None if compiled is None or compiled.matches_all else compiled
         self._update_view()
         return True
 
@@ -401,21 +402,31 @@ class SharkApp(App[None]):
         elif self.filter_text:
             self._apply_filter("")
 
-    def _predicate(self) -> Predicate | None:
-        wanted, pv = self._filter, self.follow_pv
-        if pv is None:
-            return wanted
-        if wanted is None:
-            return lambda record: record.pv == pv
-        return lambda record: record.pv == pv and wanted(record)
+    def _selector(self) -> Selector | None:
+        """What the log shows: the filter's choice (over a batch of records, times
+        counted from the capture's first, errors judged knowing the circuits joined
+        mid-stream), of the followed PV's records."""
+        wanted, pv, model = self._filter, self.follow_pv, self.model
+        if wanted is None and pv is None:
+            return None
+
+        def select(records: Sequence[Record]) -> Sequence[bool]:
+            keep = ([True] * len(records) if wanted is None
+                    else wanted.select(records, model.first_time, model.midstream))
+            if pv is None:
+                return keep
+            return [k and r.pv == pv for k, r in zip(keep, records, strict=True)]
+
+        return select
 
     def _update_view(self) -> None:
         """The filter or the followed PV changed: filter the log again."""
-        predicate = self._predicate()
-        self.model.set_filter(predicate)
+        select = self._selector()
+        self.model.set_filter(select)
         if self.paused and self.frozen is not None:
             record = self.log_table.cursor_row
-            rows = self.frozen if predicate is None else [x for x in self.frozen if predicate(x)]
+            rows = self.frozen if select is None else [
+                x for x, keep in zip(self.frozen, select(self.frozen), strict=True) if keep]
             self._frozen_end = self.model.view.end
             self._set_log_rows(rows, record)
         else:

@@ -13,7 +13,7 @@ from pathlib import Path
 from shark.capture.live import default_interface
 from shark.cli.options import add_port_option
 from shark.cli.options import speed as positive_speed
-from shark.output.filters import FilterError, parse_filter
+from shark.output.filters import FilterError, compile_filter
 
 NAME = "tui"
 HELP = "watch CA traffic in a terminal interface (a capture file, or live)"
@@ -34,7 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     pace.add_argument("--speed", type=positive_speed, metavar="X",
                       help="play the file X times faster than it was recorded")
     parser.add_argument("--filter", default="", metavar="EXPR",
-                        help="start with this log filter (the syntax of shark read --filter)")
+                        help="start with this log filter (shark read's --filter language: "
+                             "pv=GLOB command=NAME latency>10ms status=failed error, "
+                             "or/not/(...); see the README's Filters)")
     parser.add_argument("--write", "-w", metavar="FILE.pcapng",
                         help="live: also save every captured frame to this pcapng file")
     parser.add_argument("--ring", type=int, default=100_000, metavar="N",
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.filter:
         try:
-            parse_filter(args.filter)
+            compile_filter([args.filter])
         except FilterError as exc:
             print(f"shark: error: --filter: {exc}", file=sys.stderr)
             return 2

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 from decoder import BeaconServer, Channel, Role, Search, Subscription
@@ -66,7 +66,9 @@ VALUE_RESPONSES = frozenset({m.EventAddResponse, m.ReadNotifyResponse, m.ReadRes
 WRITES = frozenset({m.WriteRequest, m.WriteNotifyRequest})
 _ECA_NORMAL = 1
 
-Predicate = Callable[[Record], bool]
+#: Which of some records to show, one bool each (a compiled filter's ``select``, over a
+#: batch of them: no filter work per record).
+Selector = Callable[[Sequence[Record]], Sequence[bool]]
 
 
 def problem(record: Record, midstream: Container[int] = ()) -> str | None:
@@ -216,9 +218,9 @@ class Model:
         #: Held by the writer for each batch; readers take it for exact snapshots.
         self.lock = threading.Lock()
         self.ring: Ring[Record] = Ring(ring_size)
-        #: The records matching :attr:`predicate` (the ring itself when there is none).
+        #: The records :attr:`select` keeps (the ring itself when there is none).
         self.view: Ring[Record] = self.ring
-        self.predicate: Predicate | None = None
+        self.select: Selector | None = None
         #: By channel (or, for a subscription whose channel is unknown, subscription).
         self.channels: dict[Channel | Subscription, ChannelRow] = {}
         self.circuits: dict[int, CircuitRow] = {}
@@ -253,9 +255,10 @@ class Model:
             return
         with self.lock:
             self.ring.extend(records)
-            predicate = self.predicate
-            if predicate is not None:
-                self.view.extend([r for r in records if predicate(r)])
+            select = self.select
+            if select is not None:
+                keep = select(records)
+                self.view.extend([r for r, k in zip(records, keep, strict=True) if k])
             if self.first_time is None:
                 self.first_time = records[0].time
             self.last_time = records[-1].time
@@ -394,17 +397,17 @@ class Model:
 
     # -- the reader's side (screen) -----------------------------------------------------
 
-    def set_filter(self, predicate: Predicate | None) -> None:
-        """Show only the records matching ``predicate`` (None: all), from those held now
-        on: the ring is filtered again, under the lock."""
+    def set_filter(self, select: Selector | None) -> None:
+        """Show only the records ``select`` keeps (None: all), from those held now on:
+        the ring is filtered again, under the lock."""
         with self.lock:
-            self.predicate = predicate
-            if predicate is None:
+            self.select = select
+            if select is None:
                 self.view = self.ring
                 return
             view: Ring[Record] = Ring(self.ring.capacity)
             _start, records = self.ring.snapshot()
-            view.extend(r for r in records if predicate(r))
+            view.extend([r for r, keep in zip(records, select(records), strict=True) if keep])
             self.view = view
 
     def snapshot(self) -> tuple[list[Record], list[Record]]:

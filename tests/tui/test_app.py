@@ -22,6 +22,7 @@ from builders import ROOT, capture, pcap_bytes
 import shark
 from shark.capture.files import read_frames
 from shark.cli import main as shark_main
+from shark.output.filters import compile_filter
 
 pytest.importorskip("textual")
 
@@ -366,3 +367,25 @@ def test_values_kept_beyond_the_ring_do_not_keep_capture_blocks() -> None:
     lasts = {row.pv: row.last.message for row in model.channels.values()}
     assert all(type(message.payload) is bytes for message in lasts.values())
     assert lasts["DEMO:BASIC:LABEL"].data.value == "hello shark"
+
+
+def test_the_whole_filter_language_in_the_log() -> None:
+    """The log's filter is shark read's: or, not, comparisons with units, keywords, time
+    counted from the capture's first message; the same rows as the compiled filter."""
+    expression = "(command=READ_NOTIFY latency>100us or severity>=MINOR) not time<1s"
+    everything = records(BASIC)
+    keep = compile_filter([expression]).select(everything, start=everything[0].time)
+    expected = [r for r, k in zip(everything, keep, strict=True) if k]
+    assert 0 < len(expected) < len(everything)
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await type_filter(app, pilot, expression)
+        assert app.filter_text == expression
+        assert [(r.frame, r.command_name, r.pv) for r in shown(app)] == [
+            (r.frame, r.command_name, r.pv) for r in expected]
+        await type_filter(app, pilot, "error")
+        assert shown(app) == []
+        await type_filter(app, pilot, "latency>10parsecs")  # refused: the filter stays
+        assert app.filter_text == "error"
+
+    drive(BASIC, script)
