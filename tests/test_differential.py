@@ -11,23 +11,28 @@ holds them to it on every capture of ``captures/``, of the shared corpus and of 
 hostile inputs beside the repository: the same rows in the same order, the same value in
 every column both have, the same number of rows of each command.
 
-A second reading builds the table in tiny chunks and row groups (update batches cut
-between chunks, texts and anomalies moved between row groups), which the small captures
-here never make happen at the default sizes.
+The same comparison runs on the table built in tiny chunks and row groups (update
+batches cut between chunks, texts and anomalies moved between row groups, which the small
+captures here never make happen at the default sizes), on each capture joined mid-stream
+(channels known by their SID only), on the fuzzer's damaged captures, and on the start of
+the big benchmark captures when they are present (past one chunk of the builder).
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import mutations
 import numpy as np
 import pyarrow as pa
 import pytest
 from builders import CAPTURES, OWN_CAPTURES, ROOT, capture_paths, real_frames, write
+from hypothesis import HealthCheck, given, settings
 
 import shark
 from decoder.dbr import LAYOUTS, DBRType
@@ -264,6 +269,16 @@ def test_rows_agree_on_the_start_of_a_benchmark_capture(path: Path, tmp_path: Pa
 def test_hostile_inputs_give_the_same_rows(path: Path) -> None:
     """Damaged captures: the same rows both ways, up to the error that stops both."""
     assert_same_rows(path)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(mutations.cases())
+def test_rows_agree_on_damaged_captures(case: mutations.Case) -> None:
+    """The fuzzer's damage (``tests/helpers/mutations.py``: flipped bits, cuts, lying
+    headers) to the captures of ``captures/``: both paths read the damage the same way."""
+    with tempfile.TemporaryDirectory() as directory:
+        assert_same_rows(case.write(Path(directory)))
 
 
 def test_the_comparison_sees_a_difference() -> None:
