@@ -31,6 +31,7 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from . import messages as m
+from .display import ENUM_TYPES, PRECISION_TYPES, TEACHING_TYPES, enum_strings_of, precision_of
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .lifecycle import (
     CHANNEL,
@@ -68,6 +69,7 @@ class Channel:
     __slots__ = (
         "name", "cid", "sid", "native_type", "native_count", "access_rights", "state",
         "request", "connected", "closed", "access_changes", "last_write", "subscriptions",
+        "precision", "enum_strings",
     )
 
     def __init__(self, name: str | None, cid: int | None, sid: int | None = None) -> None:
@@ -91,6 +93,24 @@ class Channel:
         #: Its subscriptions by id (those of the circuit's that name it), so that
         #: forgetting a channel costs its own subscriptions, not all the circuit's.
         self.subscriptions: dict[int, Subscription] = {}
+        #: How its values read (:mod:`decoder.display`): the display precision (PREC)
+        #: and the enum state strings of the latest GR/CTRL reply that carried them,
+        #: None until one did.
+        self.precision: int | None = None
+        self.enum_strings: tuple[str, ...] | None = None
+
+    def learn(self, data_type: int, payload: bytes | memoryview) -> None:
+        """Take what a reply's payload of ``data_type`` tells of how the channel's values
+        read: the precision of a DBR_GR_/CTRL_FLOAT or DOUBLE, the state strings of a
+        DBR_GR_/CTRL_ENUM; nothing from other types or payloads too short to say."""
+        if data_type in PRECISION_TYPES:
+            precision = precision_of(payload)
+            if precision is not None:
+                self.precision = precision
+        elif data_type in ENUM_TYPES:
+            strings = enum_strings_of(payload)
+            if strings is not None:
+                self.enum_strings = strings
 
     def __repr__(self) -> str:
         return (
@@ -348,7 +368,7 @@ class Circuit:
         if known.sid is not None and known.sid != channel.sid:
             return  # a different channel: the CID was reused, keep the first
         for name in ("name", "native_type", "native_count", "access_rights", "request",
-                     "connected"):
+                     "connected", "precision", "enum_strings"):
             if getattr(channel, name) is None:
                 setattr(channel, name, getattr(known, name))
         self.channels_by_cid[channel.cid] = channel
@@ -381,6 +401,8 @@ class Circuit:
                 f"{type(message).__name__} for IOID {message.ioid} that is not outstanding",
                 message, context,
             )
+        if message.data_type in TEACHING_TYPES and isinstance(message, m._DataPayload):
+            pending.channel.learn(message.data_type, message.payload)
         return Attribution(pending.channel, None, pending)
 
     def _forget_channel(self, channel: Channel) -> None:
@@ -598,6 +620,8 @@ class Circuit:
     def _on_EventAddResponse(self, message: m.EventAddResponse, context: Any) -> Attribution:
         sub = self.subscriptions.get(message.parameter2)  # the subscription id
         if sub is not None:
+            if message.data_type in TEACHING_TYPES and sub.channel is not None:
+                sub.channel.learn(message.data_type, message.payload)
             sub.updates += 1
             if sub.state is not _ACTIVE:  # else the table keeps it active: no lookup
                 after = SUBSCRIPTION.get((sub.state, m.EventAddResponse))
