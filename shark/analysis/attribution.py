@@ -31,6 +31,7 @@ import numpy as np
 
 from decoder import Circuit, Discovery, Role
 from decoder import messages as m
+from decoder.display import TEACHING_TYPES
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from shark.capture.files import read_blocks, read_frames
 from shark.extract import reader as _reader
@@ -47,6 +48,10 @@ MAX_SEARCH_NAMES = 1_000_000
 MAX_SEARCHERS = 16
 #: Messages that come as a channel is created, right after its search was answered.
 _CREATING = (m.CreateChanResponse, m.AccessRightsResponse)
+#: Per DBR type (a header's 16 bits): whether a channel learns from a payload of it
+#: how its values read (:mod:`decoder.display`).
+_TEACHES = np.zeros(1 << 16, dtype=bool)
+_TEACHES[sorted(TEACHING_TYPES)] = True
 
 
 class Session:
@@ -171,6 +176,12 @@ class Session:
         run.subscription[first:stop] = np.where(unusable, -1, inverse + len(run.subscriptions))
         run.subscriptions += subscriptions
         segment.unusable = (np.flatnonzero(unusable) + first).tolist()
+        teaching = _TEACHES[run.data_type[first:stop]] & ~unusable
+        if teaching.any():  # GR/CTRL updates: each subscription's last teaches its channel
+            latest = np.full(len(distinct), -1, dtype=np.int64)
+            np.maximum.at(latest, inverse[teaching], np.flatnonzero(teaching))
+            segment.teaching = [(subscriptions[k], first + int(latest[k]))
+                                for k in np.flatnonzero(latest >= 0).tolist()]
 
     def attribute(self, record: Record) -> None:
         """Fill ``record``'s pv, channel, subscription, request, latency and anomaly."""

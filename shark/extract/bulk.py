@@ -202,7 +202,7 @@ class Segment:
     """Consecutive packets of a run that hold updates only: the session decides which
     of their updates it can take in bulk, all at once when it meets the first."""
 
-    __slots__ = ("run", "first", "stop", "circuit", "unusable", "updates")
+    __slots__ = ("run", "first", "stop", "circuit", "unusable", "updates", "teaching")
 
     def __init__(self, run: Run, first: int, circuit: int) -> None:
         self.run = run
@@ -214,15 +214,28 @@ class Segment:
         self.unusable: list[int] | None = None
         #: The subscriptions met, and how many of their updates came in bulk.
         self.updates: tuple[list[Any], np.ndarray] = ([], np.zeros(0, dtype=np.int64))
+        #: The last update taken in bulk of each subscription whose updates in bulk
+        #: carry a precision or enum strings (DBR_GR_/CTRL_ ...): (subscription, index
+        #: of the message in the run).
+        self.teaching: list[tuple[Any, int]] = []
 
     def count_updates(self) -> None:
-        """Add the updates taken in bulk to their subscriptions' counts: done after the
+        """Add the updates taken in bulk to their subscriptions' counts, and let their
+        channels learn from the last GR/CTRL update of each (as
+        :meth:`decoder.Circuit.handle` would have from each in turn): done after the
         segment's other packets, among which may be a subscription's first update,
-        which only its own count can tell (:meth:`decoder.Circuit.handle`)."""
+        which only its own count can tell (and which came before its updates in bulk)."""
         subscriptions, counts = self.updates
         for subscription, count in zip(subscriptions, counts.tolist(), strict=True):
             if count:
                 subscription.updates += count
+        if self.teaching:
+            run = self.run
+            buffer = memoryview(run.buffer)
+            for subscription, index in self.teaching:
+                body = int(run.bodies[index])
+                subscription.channel.learn(int(run.data_type[index]),
+                                           buffer[body : body + int(run.sizes[index])])
 
     def add(self, batch: UpdateBatch) -> None:
         """Take the run's next packets (the segment's batches do not refer back to it:
