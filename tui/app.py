@@ -31,8 +31,8 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, TabbedContent, TabPane
 
 from decoder import Search
+from shark.analysis.filters import Filter, FilterError, compile_filter
 from shark.extract.record import Record
-from shark.output.filters import Filter, FilterError, compile_filter
 
 from . import rows as r
 from .details import details

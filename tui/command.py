@@ -10,10 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from shark.analysis.filters import FilterError, compile_filter
 from shark.capture.live import default_interface
 from shark.cli.options import add_port_option
 from shark.cli.options import speed as positive_speed
-from shark.output.filters import FilterError, compile_filter
 
 NAME = "tui"
 HELP = "watch CA traffic in a terminal interface (a capture file, or live)"

@@ -1,7 +1,7 @@
 """Whole Arrow columns asked simple questions, without Python code per row.
 
 Judging messages by their columns (:func:`shark.analysis.problems.problem_mask`, the
-filters of :mod:`shark.output.filters`) comes down to two questions: which rows of a
+filters of :mod:`shark.analysis.filters`) comes down to two questions: which rows of a
 string column hold a string that passes a test, and what numbers a numeric column holds.
 A string column of the ``messages`` table is dictionary-encoded: a few distinct strings
 (commands, statuses, PV names) and an index per row. The test then runs in Python once

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
+from shark.analysis.filters import Filter, FilterError, compile_filter
 from shark.extract.record import Record
-from shark.output.filters import Filter, FilterError, compile_filter
 from shark.output.text import TIME_BASES
 
 __all__ = [
@@ -52,7 +52,7 @@ def add_time_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_filter_option(parser: argparse.ArgumentParser, help: str) -> None:
-    """``--filter EXPR`` (repeatable; :mod:`shark.output.filters`), read by
+    """``--filter EXPR`` (repeatable; :mod:`shark.analysis.filters`), read by
     :func:`record_filter`."""
     parser.add_argument("--filter", action="append", default=[], metavar="EXPR", help=help)
 

@@ -14,9 +14,9 @@ from builders import OWN_CAPTURES, capture_paths
 import shark
 from decoder import Anomaly, Role
 from decoder import messages as m
+from shark.analysis.batch import records_batch
 from shark.analysis.problems import PROBLEM_COLUMNS, is_problem, problem_mask
 from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
-from shark.output.batch import records_batch
 
 CLIENT, SERVER = "127.0.0.1:40000", "127.0.0.1:5064"
 SKIPPED = "capture starts inside the connection: 12 bytes skipped"

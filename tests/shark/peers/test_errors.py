@@ -13,10 +13,10 @@ from engine_peers import LOOPBACK, engine_pvs, run
 from decoder import ECA, DecoderError, LocalProtocolError, Role, StreamFramer
 from decoder import messages as m
 from decoder.dbr import DBRType
+from shark.analysis.filters import FilterError
 from shark.capture.files import CaptureError
 from shark.capture.live import CapturePermissionError, LiveCaptureError
 from shark.errors import SharkError
-from shark.output.filters import FilterError
 from shark.peers.client import CAError, Client
 from shark.peers.convert import ConversionError
 from shark.peers.server import Server, _ServerCircuit

@@ -1,6 +1,6 @@
 """Records as an Arrow record batch with the columns of the ``messages`` table.
 
-What a filter (:mod:`shark.output.filters`) reads is columns; those who hold records
+What a filter (:mod:`shark.analysis.filters`) reads is columns; those who hold records
 (the TUI, ``shark live``) put them into a batch here and ask the same compiled filter.
 The columns have the names and kinds of the ``messages`` table
 (:mod:`shark.tables.messages`), with two differences: ``time`` is float Unix seconds

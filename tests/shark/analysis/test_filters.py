@@ -1,4 +1,4 @@
-"""The filter language (:mod:`shark.output.filters`): every key its docstring lists, every
+"""The filter language (:mod:`shark.analysis.filters`): every key its docstring lists, every
 operator, ``and``/``or``/``not`` and parentheses, what it refuses and why; over batches of
 the ``messages`` table and over records, which must agree."""
 
@@ -15,9 +15,9 @@ from builders import OWN_CAPTURES, capture_paths
 import shark
 from decoder import Role
 from decoder import messages as m
+from shark.analysis.batch import records_batch
+from shark.analysis.filters import Filter, FilterError, compile_filter, parse_filter
 from shark.extract.record import ERROR, GAP, MESSAGE, Record
-from shark.output.batch import records_batch
-from shark.output.filters import Filter, FilterError, compile_filter, parse_filter
 
 BASIC = OWN_CAPTURES / "softioc_pyepics_basic.pcap"
 

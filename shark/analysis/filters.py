@@ -7,7 +7,7 @@ expression is compiled once (:func:`compile_filter`) into a :class:`Filter` whos
 per row) with numpy and pyarrow, never Python code per message: a test on a
 dictionary-encoded column (PV, command, status ...) runs once per distinct string and
 is gathered by the indices. Those who hold records ask :meth:`Filter.select`, which puts
-them into such a batch (:func:`shark.output.batch.records_batch`) first.
+them into such a batch (:func:`shark.analysis.batch.records_batch`) first.
 
 Grammar::
 
@@ -77,20 +77,21 @@ import fnmatch
 import ipaddress
 import operator
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from decoder import ECA, Command, Role
 from decoder.dbr import DBRType
 from decoder.status import AlarmSeverity, AlarmStatus
+from shark.analysis.batch import records_batch
 from shark.analysis.columns import numbers, string_codes
 from shark.analysis.problems import PROBLEM_COLUMNS, problem_mask
 from shark.errors import SharkError
 from shark.extract.record import OPEN, Record
-from shark.output.batch import records_batch
 
 __all__ = ["Filter", "FilterError", "compile_filter", "parse_filter"]
 
@@ -245,6 +246,37 @@ class Filter:
             return []
         return self.mask(records_batch(records, self.columns), start, midstream).tolist()
 
+    def selector(self, start: float | None = None) -> Selector:
+        """What applies this filter to the batches of one capture, in order
+        (:class:`Selector`)."""
+        return Selector(self, start)
+
+    def records(self, records: Iterable[Record], block: int = 4096) -> Iterator[Record]:
+        """The records of ``records`` (one capture's, in order) that match, judged a
+        block at a time (:meth:`select`), the capture's start and the circuits it
+        joined mid-stream carried from block to block."""
+        if self._node is None:
+            yield from records
+            return
+        start: float | None = None
+        midstream: set[int] = set()
+        pending: list[Record] = []
+
+        def judged() -> Iterator[Record]:
+            matched = self.select(pending, start, midstream)
+            yield from (r for r, keep in zip(pending, matched, strict=True) if keep)
+
+        for record in records:
+            if start is None:
+                start = record.time
+            if record.kind is OPEN and record.reason != "syn" and record.circuit is not None:
+                midstream.add(record.circuit)
+            pending.append(record)
+            if len(pending) >= block:
+                yield from judged()
+                pending = []
+        yield from judged()
+
     def predicate(self, start: float | None = None) -> Callable[[Record], bool]:
         """A test of one record at a time (:meth:`select` of a one-record list), for
         those that filter a stream of records: it takes the first record it is asked
@@ -254,6 +286,40 @@ class Filter:
 
     def __repr__(self) -> str:
         return f"Filter({self.text!r})"
+
+
+class Selector:
+    """A filter applied to the batches of one capture in order (``shark read``,
+    ``shark live``): relative times count from the capture's first record (``start``,
+    else the first batch's first row), and circuits the capture joined mid-stream,
+    learnt from the OPEN rows of earlier batches, count for ``error`` in later ones."""
+
+    def __init__(self, compiled: Filter, start: float | None = None) -> None:
+        self.filter = compiled
+        self.start = start
+        self.midstream: set[int] = set()
+
+    def __call__(self, batch: Batch, start: float | None = None) -> np.ndarray:
+        """The mask of ``batch``; ``start`` the capture's first time, if not yet known."""
+        if self.start is None:
+            self.start = start
+        if "reason" in batch.schema.names:
+            self.midstream.update(_joined_midstream(batch))
+        return self.filter.mask(batch, self.start, self.midstream)
+
+
+def _joined_midstream(batch: Batch) -> list[int]:
+    """The circuits whose OPEN rows in ``batch`` say the capture joined them after they
+    were set up (any reason but ``syn``)."""
+    command = batch.column("command")
+    if isinstance(command, pa.ChunkedArray):
+        command = command.combine_chunks()
+    if not pa.types.is_dictionary(command.type) or "OPEN" not in command.dictionary.to_pylist():
+        return []
+    opens = pc.equal(command.cast(pa.string()), "OPEN")
+    joined = pc.and_(opens, pc.not_equal(batch.column("reason"), "syn"))
+    circuits = batch.column("circuit").filter(pc.fill_null(joined, False))
+    return [c for c in circuits.to_pylist() if c is not None]
 
 
 class _RecordPredicate:
