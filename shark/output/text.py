@@ -8,19 +8,21 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from decoder import AccessRights, DBRValue, DecodeError, EventMask, Message, dbr
+from decoder import AccessRights, Channel, DBRValue, DecodeError, EventMask, Message, dbr
+from decoder.display import shown_with
 from shark.extract.record import CLOSE, OPEN, Record
 from shark.extract.text import text_form
 
-__all__ = ["TIME_BASES", "Clock", "describe", "details", "format_record", "format_value", "subject"]
+__all__ = [
+    "TIME_BASES", "Clock", "describe", "details", "format_record", "format_value", "shown",
+    "subject",
+]
 
 #: Fields holding an IPv4 address as a 32-bit number.
 _ADDRESS_FIELDS = frozenset(("ip", "address", "repeater_address", "client_address"))
 #: Fields not worth a column: EVENT_ADD's deadbands are unused by every server; the
 #: type and count are shown together as DBR_X[n].
 _HIDDEN_FIELDS = frozenset(("low", "high", "to", "data_type", "data_count"))
-#: Array elements shown before "...".
-_ELEMENTS_SHOWN = 4
 
 
 #: How the time column of a text line can count (``--time``).
@@ -86,10 +88,11 @@ def details(record: Record, fields: Callable[[Message], str] | None = None) -> s
     """What a record says besides its command and PV: a message's ``fields`` and the
     latency of a response; why a circuit opened or closed; how many bytes were lost or
     could not be decoded, and why. The text line and the TUI's log both show this.
-    ``fields`` describes a message (default :func:`describe`)."""
+    ``fields`` describes a message (default :func:`describe`, with the record's channel
+    for how its value reads)."""
     message = record.message
     if message is not None:
-        text = (fields or describe)(message)
+        text = describe(message, record.channel) if fields is None else fields(message)
         if record.latency is None:
             return text
         latency = f"[{record.latency * 1e3:.3f} ms]"
@@ -112,8 +115,9 @@ def subject(record: Record) -> str:
     return ""
 
 
-def describe(message: Message) -> str:
-    """The named fields of a message as ``name=value`` pairs, payload decoded."""
+def describe(message: Message, channel: Channel | None = None) -> str:
+    """The named fields of a message as ``name=value`` pairs, payload decoded; its value
+    as ``channel`` (the message's) has values read (:func:`format_value`)."""
     parts = []
     names = type(message).FIELDS
     if "data_type" in names:
@@ -121,13 +125,13 @@ def describe(message: Message) -> str:
     try:
         for name, value in message.fields().items():
             if name not in _HIDDEN_FIELDS:
-                parts.append(f"{name}={_value(message, name, value)}")
+                parts.append(f"{name}={_value(message, name, value, channel)}")
     except DecodeError as exc:
         parts.append(f"<undecodable payload: {exc}>")
     return " ".join(parts)
 
 
-def _value(message: Message, name: str, value: Any) -> str:
+def _value(message: Message, name: str, value: Any, channel: Channel | None = None) -> str:
     if name == "status":
         return message.status_name  # type: ignore[attr-defined]
     if name in _ADDRESS_FIELDS:
@@ -139,7 +143,7 @@ def _value(message: Message, name: str, value: Any) -> str:
     if name == "original_request":
         return value.command_name
     if isinstance(value, DBRValue):
-        return format_value(value)
+        return format_value(value, channel)
     if isinstance(value, str):
         return _shown(value)
     return str(value)
@@ -152,21 +156,24 @@ def _flags(flags: type[AccessRights] | type[EventMask], value: int) -> str:
     return "|".join(names) if names else "NONE"
 
 
-def format_value(value: DBRValue) -> str:
-    """A DBR value in a few words: the value (or the first elements), and the alarm."""
-    values = value.values
-    if len(values) == 1:
-        shown = _shown(value.value)
-    else:
-        head = [v.item() if hasattr(v, "item") else v for v in values[:_ELEMENTS_SHOWN]]
-        more = ", ..." if len(values) > _ELEMENTS_SHOWN else ""
-        shown = f"[{', '.join(map(_shown, head))}{more}] ({len(values)})"
+def format_value(value: DBRValue, channel: Channel | None = None) -> str:
+    """A DBR value in a few words: the value (or the first elements) as its ``channel``
+    has them read (:func:`shown`), and the alarm."""
+    text = shown_with(value, channel)
     if value.severity:
-        shown += f" {value.severity_name}/{value.status_name}"
-    return shown
+        text += f" {value.severity_name}/{value.status_name}"
+    return text
+
+
+def shown(value: DBRValue, channel: Channel | None = None) -> str:
+    """The value alone, as every view shows it (:mod:`decoder.display` judges): numbers
+    with the channel's precision, enums by their state strings when the channel knows
+    them, strings in their text form, arrays by their first elements and count. The
+    ``display`` column of the tables holds the same."""
+    return shown_with(value, channel)
 
 
 def _shown(value: Any) -> str:
-    """One value as Python writes it, a string in its text form (bytes that are not
-    UTF-8 as ``\\xNN``: :func:`shark.extract.text.text_form`)."""
+    """A field's value as Python writes it, a string in its text form (bytes that are
+    not UTF-8 as ``\\xNN``: :func:`shark.extract.text.text_form`)."""
     return repr(text_form(value) if isinstance(value, str) else value)

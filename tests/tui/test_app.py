@@ -111,7 +111,7 @@ def test_log_and_panes_show_the_capture() -> None:
             assert (server, via) == ("127.0.0.1:5064", "#1")
             assert f"DBR_{native}" == pv["native_dbr"] and count == str(pv["element_count"])
             assert access == "read/write"
-        assert cells["DEMO:BASIC:LABEL"][-1] == "'hello shark'"
+        assert cells["DEMO:BASIC:LABEL"][-1] == "hello shark"
         assert cells["DEMO:BASIC:WAVE"][-1].startswith("[0.0, 0.5, 1.0, 1.5, ...] (10)")
         await pilot.press("3")  # searches: the unanswered one first
         await pilot.pause()

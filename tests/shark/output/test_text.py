@@ -40,13 +40,13 @@ def test_a_response_with_its_pv_and_latency(records: list[Record]) -> None:
     assert reply.pv == "DEMO:BASIC:TEMP" and reply.latency is not None
     assert format_record(reply, records[0].time) == (
         "    23    2.459564        127.0.0.1:5064 -> 127.0.0.1:33700       tcp#1  SERVER   "
-        "READ_NOTIFY DEMO:BASIC:TEMP DBR_DOUBLE[1] status=ECA_NORMAL ioid=1 data=85.5 "
+        "READ_NOTIFY DEMO:BASIC:TEMP DBR_DOUBLE[1] status=ECA_NORMAL ioid=1 data=85.50 "
         "[0.136 ms]")
     # Without a start, the time is the capture's own.
     assert format_record(reply) == (
         "    23 1795269995.722625        127.0.0.1:5064 -> 127.0.0.1:33700       tcp#1  "
         "SERVER   READ_NOTIFY DEMO:BASIC:TEMP DBR_DOUBLE[1] status=ECA_NORMAL ioid=1 "
-        "data=85.5 [0.136 ms]")
+        "data=85.50 [0.136 ms]")
 
 
 def test_requests_arrays_alarms_and_flags_from_the_capture(records: list[Record]) -> None:
@@ -68,7 +68,7 @@ def test_requests_arrays_alarms_and_flags_from_the_capture(records: list[Record]
             "data=[0.0, 0.5, 1.0, 1.5, ...] (10) [0.253 ms]",
         42: "    42    2.483002        127.0.0.1:5064 -> 127.0.0.1:33700       tcp#1  SERVER   "
             "READ_NOTIFY DEMO:BASIC:TEMP DBR_TIME_DOUBLE[1] status=ECA_NORMAL ioid=10 "
-            "data=85.5 MINOR/HIGH [0.093 ms]",
+            "data=85.50 MINOR/HIGH [0.093 ms]",
         53: "    53    2.501494       127.0.0.1:33700 -> 127.0.0.1:5064        tcp#1  CLIENT   "
             "EVENT_ADD DEMO:BASIC:COUNTER DBR_TIME_DOUBLE[0] sid=6 subscriptionid=15 "
             "mask=VALUE|ALARM",
@@ -221,7 +221,7 @@ def test_describe_an_undecodable_payload() -> None:
 @pytest.mark.parametrize(("value", "text"), [
     (DBRValue(DBRType.DOUBLE, [85.5]), "85.5"),
     (DBRValue(DBRType.LONG, [3]), "3"),
-    (DBRValue(DBRType.STRING, ["hello shark"]), "'hello shark'"),
+    (DBRValue(DBRType.STRING, ["hello shark"]), "hello shark"),
     (DBRValue(DBRType.DOUBLE, [math.nan]), "nan"),
     (DBRValue(DBRType.DOUBLE, [math.inf, -math.inf]), "[inf, -inf] (2)"),
     (DBRValue(DBRType.DOUBLE, []), "[] (0)"),
@@ -229,7 +229,7 @@ def test_describe_an_undecodable_payload() -> None:
     (DBRValue(DBRType.DOUBLE, [1.0, 2.0, 3.0, 4.0]), "[1.0, 2.0, 3.0, 4.0] (4)"),
     (DBRValue(DBRType.DOUBLE, [0.0, 0.5, 1.0, 1.5, 2.0]), "[0.0, 0.5, 1.0, 1.5, ...] (5)"),
     (DBRValue(DBRType.LONG, list(range(10))), "[0, 1, 2, 3, ...] (10)"),
-    (DBRValue(DBRType.STRING, ["a", "b", "c", "d", "e"]), "['a', 'b', 'c', 'd', ...] (5)"),
+    (DBRValue(DBRType.STRING, ["a", "b", "c", "d", "e"]), "[a, b, c, d, ...] (5)"),
     # The alarm, when there is one: severity/status.
     (DBRValue(DBRType.STS_DOUBLE, [85.5], status=3, severity=1), "85.5 MINOR/HIHI"),
     (DBRValue(DBRType.STS_DOUBLE, [85.5], status=0, severity=0), "85.5"),
@@ -239,6 +239,31 @@ def test_describe_an_undecodable_payload() -> None:
 ])
 def test_format_value(value: DBRValue, text: str) -> None:
     assert format_value(value) == text
+
+
+def test_format_value_with_what_the_channel_knows() -> None:
+    """A channel's PREC and enum strings (learned from its GR/CTRL replies) show in its
+    values; the alarm stays after the value."""
+    channel = Channel("DEMO:X", 1, 2)
+    value = DBRValue(DBRType.STS_DOUBLE, [61.225299458304725], status=3, severity=1)
+    assert format_value(value, channel) == "61.225299458304725 MINOR/HIHI"
+    channel.precision = 2
+    assert format_value(value, channel) == "61.23 MINOR/HIHI"
+    assert format_value(DBRValue(DBRType.LONG, [61]), channel) == "61"
+    assert format_value(DBRValue(DBRType.DOUBLE, [1.0, 2.5, 3.0]), channel) == (
+        "[1.00, 2.50, 3.00] (3)")
+    channel.enum_strings = ("Idle", "Running")
+    assert format_value(DBRValue(DBRType.TIME_ENUM, [1], status=0, severity=0, seconds=1,
+                                 nanoseconds=0), channel) == "Running"
+    assert format_value(DBRValue(DBRType.ENUM, [7]), channel) == "7"
+
+
+def test_the_state_strings_of_the_capture(records: list[Record]) -> None:
+    """softioc_pyepics_basic reads DEMO:BASIC:STATE as DBR_CTRL_ENUM: its states."""
+    state = next(r for r in records if r.pv == "DEMO:BASIC:STATE" and r.message.payload
+                 and r.message.data_type == DBRType.ENUM)
+    assert details(state).split(" data=")[1].split(" ")[0] == "Running"
+    assert describe(state.message).endswith("data=1")  # without the channel: the index
 
 
 def test_format_value_of_decoded_payloads() -> None:
