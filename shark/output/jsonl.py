@@ -7,7 +7,9 @@ specification's name without ``CA_PROTO_``, or ``GAP``, ``UNDECODED``, ``OPEN``,
 ``data_type`` (``DBR_...``), ``data_count``, ``status`` (``ECA_...``), ``value`` (a
 scalar for one element, a list for arrays) and ``latency`` (seconds, for responses
 paired with their request), null where they do not apply. Some records add:
-``sid`` when the PV's name is unknown, ``request_frame``, ``severity``,
+``display`` for values (the value as text output shows it, with the PREC and enum
+state strings its channel carried: :mod:`decoder.display`; ``value`` stays the raw
+number or index), ``sid`` when the PV's name is unknown, ``request_frame``, ``severity``,
 ``alarm_status`` and ``epics_time`` for values that carry them, ``anomaly``, and
 ``size`` and ``reason`` for GAP, UNDECODED, OPEN and CLOSE records.
 
@@ -25,6 +27,7 @@ from typing import Any
 
 from decoder import Command, DecodeError, Role, dbr
 from decoder import messages as m
+from decoder.display import shown_with
 from decoder.status import alarm_severity_name, alarm_status_name
 from shark.extract.record import MESSAGE, Record
 from shark.extract.text import text_form
@@ -66,7 +69,7 @@ def record_dict(record: Record) -> dict[str, Any]:
         out["status"] = message.status_name
     if isinstance(message, m._DataPayload):
         try:
-            _add_data(out, message.data)
+            _add_data(out, message.data, record.channel)
         except DecodeError as exc:
             out["anomaly"] = f"undecodable value: {exc}"
     if record.pv is None and record.channel is not None and record.channel.sid is not None:
@@ -78,13 +81,14 @@ def record_dict(record: Record) -> dict[str, Any]:
     return out
 
 
-def _add_data(out: dict[str, Any], data: dbr.DBRValue) -> None:
+def _add_data(out: dict[str, Any], data: dbr.DBRValue, channel: Any = None) -> None:
     values = data.values
     if len(values) == 1:
         out["value"] = _plain(data.value)
     else:
         out["value"] = [_plain(v) for v in (values.tolist() if hasattr(values, "tolist")
                                            else values)]
+    out["display"] = shown_with(data, channel)
     if data.severity is not None:
         out["severity"] = data.severity_name
         out["alarm_status"] = data.status_name
@@ -174,11 +178,12 @@ def _message_json(record: Record, message: m.Message) -> str:
         else:
             value = _ENCODE([_plain(v) for v in (
                 values.tolist() if hasattr(values, "tolist") else values)])
+        extra = ',"display":' + _STRING(shown_with(data, record.channel))
         metadata = data._metadata  # what data.severity, data.seconds ... look up
         if metadata:
             severity = metadata.get("severity")
             if severity is not None:
-                extra = _alarm(severity, metadata.get("status"))
+                extra += _alarm(severity, metadata.get("status"))
             seconds = metadata.get("seconds")
             if seconds is not None:  # data.timestamp, the same arithmetic
                 extra += (',"epics_time":' + _FLOAT(

@@ -23,7 +23,7 @@ ECA_NORMAL = 1
 KEYS = ["frame", "time", "src", "dst", "transport", "circuit", "sender", "command",
         "command_id", "pv", "data_type", "data_count", "status", "value", "latency"]
 #: Keys some records add.
-OPTIONAL = {"sid", "request_frame", "severity", "alarm_status", "epics_time", "anomaly",
+OPTIONAL = {"display", "sid", "request_frame", "severity", "alarm_status", "epics_time", "anomaly",
             "size", "reason"}
 
 
@@ -49,13 +49,14 @@ def reply(data: object, data_type: DBRType = DBRType.DOUBLE) -> m.ReadNotifyResp
 def test_a_response_with_alarm_time_and_its_request(records: list[Record]) -> None:
     record = first_record(records, 42)
     out = parsed(record)
-    assert list(out) == [*KEYS, "severity", "alarm_status", "epics_time", "request_frame"]
+    assert list(out) == [*KEYS, "display", "severity", "alarm_status", "epics_time",
+                         "request_frame"]
     assert out == {
         "frame": 42, "time": record.time, "src": "127.0.0.1:5064",
         "dst": "127.0.0.1:33700", "transport": "tcp", "circuit": 1, "sender": "server",
         "command": "READ_NOTIFY", "command_id": 15, "pv": "DEMO:BASIC:TEMP",
         "data_type": "DBR_TIME_DOUBLE", "data_count": 1, "status": "ECA_NORMAL",
-        "value": 85.5, "latency": record.latency, "severity": "MINOR",
+        "value": 85.5, "latency": record.latency, "display": "85.50", "severity": "MINOR",
         "alarm_status": "HIGH", "epics_time": record.message.data.timestamp,
         "request_frame": 41,
     }
@@ -77,6 +78,22 @@ def test_a_request_an_array_and_a_string(records: list[Record]) -> None:
     assert parsed(first_record(records, 30))["value"] == "hello shark"
 
 
+def test_display_is_the_value_as_its_channel_has_it_read(records: list[Record]) -> None:
+    """``value`` stays raw; ``display`` has the PREC and enum strings the capture carried
+    (DEMO:BASIC:TEMP has PREC 2, DEMO:BASIC:STATE the states Idle, Running, Fault)."""
+    shown = {(r.pv, r.message.data_type_name): parsed(r) for r in records
+             if r.sender is Role.SERVER and isinstance(r.message, m._DataPayload)}
+    temp = shown["DEMO:BASIC:TEMP", "DBR_CTRL_DOUBLE"]
+    assert (temp["value"], temp["display"]) == (85.5, "85.50")
+    state = shown["DEMO:BASIC:STATE", "DBR_CTRL_ENUM"]
+    assert (state["value"], state["display"]) == (1, "Running")
+    label = shown["DEMO:BASIC:LABEL", "DBR_STRING"]
+    assert (label["value"], label["display"]) == ("hello shark", "hello shark")
+    wave = shown["DEMO:BASIC:WAVE", "DBR_DOUBLE"]
+    assert wave["display"] == "[0.0, 0.5, 1.0, 1.5, ...] (10)"
+    assert "display" not in parsed(first_record(records, 22))  # a request carries no value
+
+
 def test_messages_about_no_channel(records: list[Record]) -> None:
     beacon = parsed(first_record(records, 1))
     assert beacon == {
@@ -91,7 +108,7 @@ def test_sid_when_the_pv_is_unknown() -> None:
     record = built_record(reply([1.0]))
     record.channel = Channel(None, None, sid=9)
     out = parsed(record)
-    assert list(out) == [*KEYS, "sid"] and out["sid"] == 9 and out["pv"] is None
+    assert list(out) == [*KEYS, "display", "sid"] and out["sid"] == 9 and out["pv"] is None
     record.pv = "DEMO:X"
     assert "sid" not in parsed(record)
 
