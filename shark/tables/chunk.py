@@ -26,13 +26,17 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from decoder import Command, Role
+from decoder import Command, Role, dbr
 from decoder import messages as m
-from decoder.dbr import dbr_name
+from decoder.dbr import LAYOUTS, DBRType, dbr_name
+from decoder.display import MAX_PRECISION, shown_with
 from decoder.status import alarm_severity_name, alarm_status_name, eca_name
+from decoder.text import text_form
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record, RecordKind
+from shark.tables.display import fixed, integers, shortest
 from shark.tables.grouping import group
 from shark.tables.schema import NO_TIME, TIME_RANGE, seconds_to_ns
 from shark.tables.values import InBuffer, Values, extract_values
@@ -95,6 +99,10 @@ HAS_DATA = form_mask(lambda f: _is_class(f, m._DataPayload))
 NOT_MESSAGE = form_mask(lambda f: isinstance(f, RecordKind))
 _COMMAND_ID = np.array([getattr(f, "command", -1) if f is not m.UnknownCommand else -1
                         for f in FORMS] + [-1], dtype=np.int32)
+
+
+#: The native type of each DBR type, then -1 (for types that are none).
+_NATIVE_OF = np.array([lay.native_type for lay in LAYOUTS] + [-1], dtype=np.int64)
 
 
 #: Numbers below this are named through a lookup table (:meth:`Vocabulary.codes`).
@@ -236,6 +244,8 @@ class Chunk:
         self._batches: list[UpdateBatch] = []
         #: Per run: the rows of its messages here, and their indexes in the run.
         self._gathers: list[tuple[Any, np.ndarray, np.ndarray]] = []
+        #: Per run: the messages of it that rows here are, from first to last.
+        self._spans: list[tuple[Any, slice]] = []
         if not is_batch.any():
             self.records: Any = items
             self.size = len(items)
@@ -258,8 +268,6 @@ class Chunk:
         inverse, _, first = group(np.fromiter([id(b.run) for b in self._batches], np.int64,
                                               len(self._batches)))
         starts = np.fromiter([b.start for b in self._batches], np.int64, len(self._batches))
-        #: Per run: the messages of it that rows here are, from first to last.
-        self._spans: list[tuple[Any, slice]] = []
         #: Where each row's value is in the records' values followed by those spans
         #: (:meth:`_column`).
         self._source = np.empty(self.size, dtype=np.int64)
@@ -569,3 +577,154 @@ class Chunk:
                             alarm_status_name),
                 self._named(values.severity, has, vocabularies.severities,
                             alarm_severity_name))
+
+    @cached_property
+    def _channel_keys(self) -> tuple[np.ndarray, list[Any]]:
+        """Per row, which of the distinct channels of the rows (the list: a channel, or
+        None) the row's is: a record's ``channel``; an update's in bulk, its
+        subscription's. -1 for none.
+
+        A run's subscriptions may be many (each segment adds those it met), and only
+        those of the rows here are looked at: one attribute read each, then the
+        channels of all are told apart at once by their ids."""
+        channels = [r.channel for r in self._records]
+        count = len(channels)
+        used_by_span = []
+        for run, span in self._spans:
+            subscriptions = run.subscriptions
+            used = np.flatnonzero(np.bincount(run.subscription[span] + 1,
+                                              minlength=len(subscriptions) + 1)[1:])
+            channels += [None if s is None else s.channel
+                         for s in map(subscriptions.__getitem__, used.tolist())]
+            used_by_span.append(used)
+        codes, _, first = group(np.fromiter(map(id, channels), np.int64, len(channels)))
+        codes = np.asarray(codes, dtype=np.int64)
+        distinct = [channels[i] for i in first.tolist()]
+        if self._record_rows is None:
+            return codes, distinct
+        per_run: dict[int, np.ndarray] = {}
+        for (run, _), used in zip(self._spans, used_by_span, strict=True):
+            own = np.full(len(run.subscriptions) + 1, -1, dtype=np.int64)
+            own[used] = codes[count : count + len(used)]
+            count += len(used)
+            per_run[id(run)] = own
+        return self._column(
+            codes[: len(self._records)],
+            run_field=lambda run, span: per_run[id(run)][run.subscription[span]]), distinct
+
+    @cached_property
+    def display(self) -> pa.Array:
+        """Each row's value as text output shows it (a ``large_string`` array, null
+        where the row carries no value or one that cannot be decoded): with the
+        precision and enum state strings of the row's channel, as
+        :func:`decoder.display.shown_data` judges for one record at a time.
+
+        What the channel knows when the chunk is built is what counts: a value that
+        came before the channel's first GR/CTRL reply is shown with that reply's
+        precision when the chunk is built after it (as ``shark read`` shows a value
+        with what the channel knows when it writes the line).
+
+        Computed over whole columns (:mod:`shark.tables.display`): Python runs per
+        distinct channel and precision, and per row only for strings, arrays and the
+        rare values the vectorized formatting cannot be sure of."""
+        n = self.size
+        if not n:
+            return pa.nulls(0, pa.large_string())
+        values = self.values
+        types = self.data_type_number
+        known = (types >= 0) & (types < len(LAYOUTS))
+        native = _NATIVE_OF[np.where(known, types, len(LAYOUTS))]
+        keys, channels = self._channel_keys
+        precision = np.array([-1 if c is None or c.precision is None else c.precision
+                              for c in channels] + [-1], np.int64)
+        precision[(precision < 0) | (precision > MAX_PRECISION)] = -1  # none to use
+        precision = precision[keys]
+        number = values.has_value
+        floating = number & ((native == DBRType.FLOAT) | (native == DBRType.DOUBLE))
+        pieces: list[tuple[np.ndarray, pa.Array]] = []
+        named = self._enum_pieces(number & (native == DBRType.ENUM), keys, channels, pieces)
+        plain = number & ~floating & ~named
+        pieces.append((np.flatnonzero(plain), integers(values.value[plain])))
+        loose = floating & (precision < 0)
+        pieces.append((np.flatnonzero(loose), shortest(values.value[loose])))
+        floating &= ~loose
+        if floating.any():
+            rows = np.flatnonzero(floating)
+            decimals = precision[rows]
+            for p in np.unique(decimals).tolist():
+                chosen = rows[decimals == p]
+                pieces.append((chosen, fixed(values.value[chosen], p)))
+        if values.text:
+            rows = np.fromiter(values.text, np.int64, len(values.text))
+            pieces.append((rows, pa.array([text_form(t) for t in values.text.values()],
+                                          pa.large_string())))
+        rest = self.of_form(HAS_DATA) & ~number
+        rest[list(values.text)] = False
+        rest[list(values.errors)] = False
+        if rest.any():  # arrays (and empty ones): the record path's judge, row by row
+            pieces.append(self._shown_each(np.flatnonzero(rest), keys, channels))
+        return _assemble(n, pieces)
+
+    def _enum_pieces(self, enums: np.ndarray, keys: np.ndarray, channels: list[Any],
+                     pieces: list[tuple[np.ndarray, pa.Array]]) -> np.ndarray:
+        """Add to ``pieces`` the state strings of the ENUM rows ``enums`` whose channel
+        knows them and whose index names one; say which rows those are."""
+        named = np.zeros(self.size, dtype=bool)
+        if not enums.any():
+            return named
+        rows = np.flatnonzero(enums)
+        codes, distinct, _ = group(keys[rows])
+        order = np.argsort(codes, kind="stable")
+        bounds = np.cumsum(np.bincount(codes, minlength=len(distinct)))[:-1]
+        for key, chosen in zip(distinct.tolist(), np.split(rows[order], bounds), strict=True):
+            channel = channels[key] if key >= 0 else None
+            strings = None if channel is None else channel.enum_strings
+            if not strings:
+                continue
+            index = self.values.value[chosen].astype(np.int64)
+            inside = (index >= 0) & (index < len(strings))
+            table = pa.array([text_form(t) for t in strings], pa.large_string())
+            pieces.append((chosen[inside], table.take(pa.array(index[inside]))))
+            named[chosen[inside]] = True
+        return named
+
+    def _shown_each(self, rows: np.ndarray, keys: np.ndarray, channels: list[Any]
+                    ) -> tuple[np.ndarray, pa.Array]:
+        """The values of ``rows`` decoded and judged one at a time (arrays)."""
+        payloads: dict[int, tuple[int, Any]] = {}
+        if self._record_rows is None:
+            mine = rows
+        else:
+            mine = rows[np.isin(rows, self._record_rows)]
+        messages = self.messages
+        for row, i in zip(mine.tolist(), self._record_index(mine), strict=True):
+            payloads[row] = (i, None)
+        wanted = np.zeros(self.size, dtype=bool)
+        wanted[rows] = True
+        for run, run_rows, indexes in self._gathers:
+            chosen = wanted[run_rows]
+            for row, i in zip(run_rows[chosen].tolist(), indexes[chosen].tolist(), strict=True):
+                payloads[row] = (i, run)
+        out = []
+        types, counts = self.data_type_number, self.data_count
+        for row in rows.tolist():
+            i, run = payloads[row]
+            if run is None:
+                data = messages[i].data
+            else:
+                body = int(run.bodies[i])
+                data = dbr.decode(int(types[row]), int(counts[row]),
+                                  run.buffer[body : body + int(run.sizes[i])])
+            out.append(shown_with(data, channels[keys[row]] if keys[row] >= 0 else None))
+        return rows, pa.array(out, pa.large_string())
+
+
+def _assemble(n: int, pieces: list[tuple[np.ndarray, pa.Array]]) -> pa.Array:
+    """One array of ``n`` strings from pieces (rows, their strings), null elsewhere."""
+    rows = np.concatenate([piece[0] for piece in pieces])
+    if not len(rows):
+        return pa.nulls(n, pa.large_string())
+    strings = pa.concat_arrays([piece[1].cast(pa.large_string()) for piece in pieces])
+    position = np.full(n, -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    return strings.take(pa.array(position, mask=position < 0))
