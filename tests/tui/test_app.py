@@ -20,9 +20,9 @@ import pytest
 from builders import ROOT, capture, pcap_bytes
 
 import shark
+from shark.analysis.filters import compile_filter
 from shark.capture.files import read_frames
 from shark.cli import main as shark_main
-from shark.output.filters import compile_filter
 
 pytest.importorskip("textual")
 
