@@ -21,7 +21,8 @@ from decoder.status import eca_name
 from decoder.text import text_form
 
 __all__ = [
-    "HIDDEN_FIELDS", "NAMED_FIELDS", "field_text", "flags_text", "header_field_text",
+    "HIDDEN_FIELDS", "NAMED_FIELDS", "STATUS_AMONG_FIELDS", "field_text", "flags_text",
+    "header_field_text",
     "payload_text",
 ]
 
@@ -32,6 +33,19 @@ NAMED_FIELDS = _ADDRESS_FIELDS | {"status", "access_rights", "mask"}
 #: Fields not worth a word: EVENT_ADD's deadbands are unused by every server; the type
 #: and count are shown together as DBR_X[n] (by whoever shows the message).
 HIDDEN_FIELDS = frozenset(("low", "high", "to", "data_type", "data_count"))
+
+
+def _status_among_fields() -> frozenset[type[Message]]:
+    from decoder.messages import ALL_MESSAGE_CLASSES
+
+    return frozenset(
+        cls for cls in ALL_MESSAGE_CLASSES if "status" in cls.FIELDS
+        and [n for n in cls.FIELDS if n not in HIDDEN_FIELDS][0] != "status")
+
+
+#: Messages whose status is not their first field (ERROR: ``cid=1 status=...``): their
+#: status reads in its place among the fields, not before them.
+STATUS_AMONG_FIELDS = _status_among_fields()
 
 
 def field_text(message: Message, hidden: Collection[str] = HIDDEN_FIELDS) -> str:

@@ -71,12 +71,15 @@ class TableBuilder:
     ``sink``, when given, receives each finished row group of the per-message tables
     (``sink(name, batch)``) instead of the builder keeping it; ``keep_rows`` bounds the
     rows those tables keep otherwise (the newest are kept). ``max_rows`` bounds the
-    rows of finished things the other tables keep (the newest are kept).
+    rows of finished things the other tables keep (the newest are kept). With
+    ``lifecycle`` the ``messages`` table has rows for circuit ends too (OPEN, CLOSE), as
+    ``shark read`` shows them.
     """
 
     def __init__(self, tables: Iterable[str] | None = None, *, sink: Sink | None = None,
                  keep_rows: int | None = None, max_rows: int = MAX_ROWS,
-                 row_group_rows: int = ROW_GROUP_ROWS, chunk_rows: int = CHUNK_ROWS) -> None:
+                 row_group_rows: int = ROW_GROUP_ROWS, chunk_rows: int = CHUNK_ROWS,
+                 lifecycle: bool = False) -> None:
         names = TABLES if tables is None else tuple(dict.fromkeys(tables))
         unknown = [name for name in names if name not in SCHEMAS]
         if unknown:
@@ -90,6 +93,8 @@ class TableBuilder:
             if cls.schema.name in names:
                 self._producers[cls.schema.name] = cls(self.vocabularies, row_group_rows,
                                                        sink, keep_rows)
+        if lifecycle and "messages" in self._producers:
+            self._producers["messages"].lifecycle = True
         for cls in _AGGREGATES:
             if any(schema.name in names for schema in cls.schemas):
                 aggregate = cls(self.vocabularies, max_rows)
@@ -183,6 +188,13 @@ class TableBuilder:
         if isinstance(producer, ChunkedTable):
             return producer.frame()
         return producer.table(name).to_pandas()
+
+    @property
+    def midstream(self) -> frozenset[int]:
+        """The circuits the capture joined after they were set up, as far as the
+        ``errors`` table saw (empty without it)."""
+        errors = self._producers.get("errors")
+        return frozenset(getattr(errors, "midstream", ()))
 
     def latency(self, by: Iterable[str]) -> pd.DataFrame:
         """Response time statistics per distinct value of the columns ``by`` (some of

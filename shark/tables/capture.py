@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import pandas as pd
 import pyarrow as pa
 
+from shark.analysis.filters import compile_filter
 from shark.capture.files import CaptureError
 from shark.tables.builder import TableBuilder
 from shark.tables.names import TABLES
@@ -86,6 +87,17 @@ class Capture:
     def arrow(self, name: str) -> pa.Table:
         """Table ``name`` as an Arrow table."""
         return self.builder.arrow(name)
+
+    def filter(self, expression: str | Sequence[str]) -> pd.DataFrame:
+        """The rows of the ``messages`` table that match a filter in the language of
+        ``shark read --filter`` (:mod:`shark.analysis.filters`; several expressions must
+        all match): ``cap.filter("status=failed or severity>=MINOR")``. Raises
+        :class:`shark.analysis.filters.FilterError` for a filter it cannot understand."""
+        compiled = compile_filter(expression)
+        builder = self.builder
+        mask = compiled.mask(self.arrow("messages"), start=builder.first_time,
+                             midstream=builder.midstream)
+        return self.table("messages")[mask].reset_index(drop=True)
 
     def report(self, top: int = 10) -> dict[str, Any]:
         """The analysis report of ``shark stats`` (:mod:`shark.tables.report`), as a dict."""

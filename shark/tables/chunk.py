@@ -162,6 +162,7 @@ class Vocabularies:
         self.commands = Vocabulary(dict.fromkeys(n for n in _FORM_COMMAND if n))
         self.senders = Vocabulary(role.name.lower() for role in Role)
         self.transports = Vocabulary(("tcp", "udp"))
+        self.protocols = Vocabulary(("ca",))
         self.data_types = Vocabulary()
         self.statuses = Vocabulary()
         self.severities = Vocabulary()
@@ -283,6 +284,15 @@ class Chunk:
             self._spans.append((run, slice(low, high)))
             self._source[rows] = indexes + (offset - low)
             offset += high - low
+
+    @cached_property
+    def is_record(self) -> np.ndarray:
+        """Which rows are records (the others: monitor updates of a batch)."""
+        if self._record_rows is None:
+            return np.ones(self.size, dtype=bool)
+        mine = np.zeros(self.size, dtype=bool)
+        mine[self._record_rows] = True
+        return mine
 
     def _column(self, records: np.ndarray, per_batch: list | np.ndarray | None = None,
                 run_field: Callable[[Any, slice], np.ndarray] | None = None,

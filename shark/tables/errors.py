@@ -70,6 +70,8 @@ class Errors(Aggregate):
         super().__init__(vocabularies, max_rows)
         self._errors = Finished(max_rows)
         self._judge = ProblemJudge()
+        #: The circuits the capture joined after they were set up (the judge's).
+        self.midstream = self._judge.midstream
 
     def update(self, chunk: Chunk) -> None:
         failed = chunk.of_form(_REPLIES) & (chunk.eca != ECA.ECA_NORMAL)

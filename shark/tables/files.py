@@ -9,6 +9,7 @@ them with dictionary deltas).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,13 @@ class TableFiles:
 class _File:
     def __init__(self, path: Path, file_format: str, schema: pa.Schema) -> None:
         self.schema = schema
+        self._csv = False
         self._dictionaries: dict[int, _GrowingDictionary] = {}
         if file_format == "parquet":
             self._writer = pq.ParquetWriter(path, schema)
         elif file_format == "csv":
-            self._writer = pa_csv.CSVWriter(path, schema)
+            self._csv = True
+            self._writer = pa_csv.CSVWriter(path, csv_schema(schema))
         else:
             options = pa.ipc.IpcWriteOptions(compression="lz4", emit_dictionary_deltas=True)
             self._writer = pa.ipc.new_file(path, schema, options=options)
@@ -72,10 +75,34 @@ class _File:
                 for i, dictionary in self._dictionaries.items():
                     columns[i] = dictionary.encode(columns[i])
                 batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
+            if self._csv:
+                batch = csv_batch(batch)
             self._writer.write_batch(batch)
 
     def close(self) -> None:
         self._writer.close()
+
+
+def csv_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema of :func:`csv_batch`'s batches."""
+    return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_large_list(f.type) else f
+                      for f in schema], metadata=schema.metadata)
+
+
+def csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A batch as CSV can hold it: an array's elements as the text ``[1.5,2,3]`` (the
+    JSON of the list; CSV has no lists)."""
+    if not any(pa.types.is_large_list(t) for t in batch.schema.types):
+        return batch
+    columns = []
+    for array in batch.columns:
+        if pa.types.is_large_list(array.type):
+            array = pa.array([None if v is None else json.dumps(
+                v, ensure_ascii=False, separators=(",", ":")) for v in array.to_pylist()],
+                pa.string()) if array.null_count < len(array) else pa.nulls(len(array),
+                                                                              pa.string())
+        columns.append(array)
+    return pa.RecordBatch.from_arrays(columns, schema=csv_schema(batch.schema))
 
 
 class _GrowingDictionary:

@@ -6,19 +6,25 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from decoder import messages as m
+from decoder.describe import HIDDEN_FIELDS
 from shark.extract.record import CLOSE, OPEN
 from shark.tables.chunk import NOT_MESSAGE, Chunk, form_mask
+from shark.tables.fields import fields_column
 from shark.tables.rowgroups import ChunkedTable, masked
 from shark.tables.schema import (
     CATEGORY,
+    ELEMENTS,
     FLOAT,
     INT64,
     NINT64,
     NO_TIME,
     NUINT16,
     NUINT32,
+    STRINGS,
     TEXT,
     TIME,
     UINT32,
@@ -31,10 +37,21 @@ __all__ = ["MessagesTable", "UpdatesTable"]
 _LIFECYCLE = form_mask(lambda f: f is OPEN or f is CLOSE)
 _UPDATES = form_mask(lambda f: f in (m.EventAddResponse, m.ReadNotifyResponse, m.ReadResponse))
 _SUBSCRIPTION_UPDATE = form_mask(lambda f: f is m.EventAddResponse)
+#: Messages whose parameter2 is a subscription id.
+_HAS_SUBSCRIPTION = form_mask(
+    lambda f: getattr(f, "FIELDS", {}).get("subscriptionid") == "parameter2")
+#: Fields that have columns of their own, left out of the ``fields`` column (the
+#: subscription id stays, in its place among the others, but in monitor updates).
+_OWN_COLUMNS = HIDDEN_FIELDS | {"status", "data"}
+#: The only protocol decoded so far (pvAccess will come beside it, in the same tables).
+PROTOCOL = "ca"
 
 _VALUE_COLUMNS = (
     Column("value", FLOAT, "the value, when it is one number (enums as their index)"),
     Column("value_text", TEXT, "the value, when it is one string"),
+    Column("elements", ELEMENTS, "the elements of an array of numbers (a count other than "
+                                 "1), as float64"),
+    Column("element_texts", STRINGS, "the elements of an array of strings"),
 )
 _ALARM_COLUMNS = (
     Column("alarm_status", CATEGORY, "alarm status the value carries (STS types and up)"),
@@ -54,18 +71,25 @@ MESSAGES = TableSchema(
         Column("time", TIME, "capture time of that frame"),
         Column("src", CATEGORY, "sender's ip:port"),
         Column("dst", CATEGORY, "receiver's ip:port"),
+        Column("protocol", CATEGORY, "ca (Channel Access; pva to come)"),
         Column("transport", CATEGORY, "tcp or udp"),
         Column("circuit", NUINT32, "TCP circuit number (from 1), null for UDP"),
         Column("sender", CATEGORY, "client, server or repeater; null if unknown"),
-        Column("command", CATEGORY, "command name (GAP and UNDECODED for the non-messages)"),
+        Column("command", CATEGORY, "command name (GAP and UNDECODED for the non-messages; "
+                                    "OPEN and CLOSE for circuit ends, where asked for)"),
         Column("command_id", NUINT16, "CA command id"),
         Column("pv", CATEGORY, "PV the message concerns, where known"),
         Column("data_type", CATEGORY, "DBR type (DBR_...)"),
         Column("data_count", NUINT32, "element count"),
         Column("status", CATEGORY, "ECA status in the header (ECA_...)"),
         *_VALUE_COLUMNS,
+        Column("display", TEXT, "the value as text output shows it: with the PREC and enum "
+                                "strings the capture carried; arrays by their first elements"),
         Column("latency", FLOAT, "seconds since the request this response answers"),
         Column("sid", NUINT32, "server id of the channel, when its PV name is unknown"),
+        Column("subscription", NUINT32, "subscription id (EVENT_ADD, EVENT_CANCEL)"),
+        Column("fields", TEXT, "the message's other fields as name=value words, as `shark "
+                               "read` shows them (empty for a monitor update)"),
         Column("request_frame", NINT64, "frame of the request this response answers"),
         *_ALARM_COLUMNS,
         Column("anomaly", TEXT, "what the protocol does not allow, or an undecodable value"),
@@ -104,7 +128,7 @@ _VOCABULARY = {
     "src": "endpoints", "dst": "endpoints", "server": "endpoints", "client": "endpoints",
     "transport": "transports", "sender": "senders", "command": "commands", "pv": "pvs",
     "data_type": "data_types", "status": "statuses", "severity": "severities",
-    "alarm_status": "alarm_statuses",
+    "alarm_status": "alarm_statuses", "protocol": "protocols",
 }
 
 
@@ -127,6 +151,8 @@ def _value_columns(chunk: Chunk, rows: np.ndarray | None) -> dict[str, Any]:
     return {
         "value": masked(taken(values.value), taken(values.has_value)),
         "value_text": _moved(values.text, rows),
+        "elements": _moved(values.elements, rows),
+        "element_texts": _moved(values.strings, rows),
         "alarm_status": taken(alarm_status),
         "severity": taken(severity),
         "epics_time": masked(taken(values.epics_ns), taken(values.has_time)),
@@ -146,6 +172,23 @@ def _time_columns(chunk: Chunk, rows: np.ndarray | None) -> dict[str, Any]:
     return {"time": masked(ns, inside), "raw_time": raw}
 
 
+def _display(chunk: Chunk, rows: np.ndarray | None) -> pa.Array | dict[int, str]:
+    """How the values of chunk rows ``rows`` (None: all) are shown (``Chunk.display``)."""
+    display = getattr(chunk, "display", None)
+    if display is None:  # until the chunk says: the value as it is
+        values = chunk.values
+        shown = pc.if_else(pa.array(values.has_value), pa.array(values.value).cast(pa.string()),
+                           pa.nulls(chunk.size, pa.string()))
+        text = values.text
+        if text:
+            keys = np.fromiter(text, np.int64, len(text))
+            shown = pc.replace_with_mask(shown, pa.array(np.isin(np.arange(chunk.size), keys)),
+                                         pa.array([text[k] for k in np.sort(keys).tolist()],
+                                                  pa.string()))
+        display = shown
+    return display if rows is None else display.take(pa.array(rows))
+
+
 def _moved(texts: dict[int, str], rows: np.ndarray | None) -> dict[int, str]:
     """Texts by chunk row, re-keyed by position among ``rows`` (sorted; None: all), of
     those that are among them."""
@@ -161,9 +204,15 @@ def _moved(texts: dict[int, str], rows: np.ndarray | None) -> dict[int, str]:
 class MessagesTable(ChunkedTable):
     schema = MESSAGES
     categories = _categories(MESSAGES)
+    #: Whether circuit ends (OPEN and CLOSE records) get rows too, as ``shark read``
+    #: shows them; the table proper has a row per message (and gap).
+    lifecycle = False
 
     def columns(self, chunk: Chunk) -> tuple[int, dict[str, Any]]:
-        keep = np.flatnonzero(~chunk.of_form(_LIFECYCLE))
+        if self.lifecycle:
+            keep = np.arange(chunk.size)
+        else:
+            keep = np.flatnonzero(~chunk.of_form(_LIFECYCLE))
         n = len(keep)
         every = None if n == chunk.size else keep  # most chunks have no OPEN or CLOSE
         kept = _taker(every)
@@ -180,10 +229,12 @@ class MessagesTable(ChunkedTable):
         data_type = kept(chunk.data_type)
         not_message = kept(chunk.of_form(NOT_MESSAGE))
         pv = kept(chunk.pv)
+        form = kept(chunk.form)
         columns.update({
             "frame": kept(chunk.frame),
             "src": kept(chunk.src),
             "dst": kept(chunk.dst),
+            "protocol": np.zeros(n, dtype=np.int32),  # the vocabulary's first: "ca"
             "transport": kept(chunk.transport),
             "circuit": masked(circuit, circuit != 0),
             "sender": kept(chunk.sender),
@@ -193,9 +244,12 @@ class MessagesTable(ChunkedTable):
             "data_type": data_type,
             "data_count": masked(kept(chunk.data_count), data_type >= 0),
             "status": kept(chunk.status),
+            "display": _display(chunk, every),
             "latency": masked(np.nan_to_num(latency), answered),
             "sid": self._sids(chunk, keep, np.flatnonzero(
                 (pv < 0) & (circuit != 0) & ~not_message)),
+            "subscription": masked(kept(chunk.parameter2), _HAS_SUBSCRIPTION[form]),
+            "fields": fields_column(chunk, np.where(~not_message, keep, -1), n, _OWN_COLUMNS),
             "request_frame": masked(kept(chunk.request_frame), answered),
             "anomaly": _moved(anomalies, every),
             "size": kept(chunk.size_bytes),

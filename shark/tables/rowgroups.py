@@ -29,11 +29,13 @@ from shark.tables.chunk import Chunk, Vocabularies, Vocabulary
 from shark.tables.schema import (
     BOOL,
     CATEGORY,
+    ELEMENTS,
     FLOAT,
     INT64,
     NINT64,
     NUINT16,
     NUINT32,
+    STRINGS,
     TEXT,
     TIME,
     UINT32,
@@ -151,7 +153,7 @@ class _Buffer:
     A column is, by kind: a :class:`_Growing` array of the kind's storage type (never
     null); a pair of them, values and null mask (nullable numbers and times);
     vocabulary codes, -1 for null, in the narrowest integer type that holds them so far
-    (categories); a dict of strings by row (text, mostly null).
+    (categories); :class:`_Texts` (text: mostly null, or whole Arrow arrays of it).
     """
 
     def __init__(self, schema: TableSchema, vocabularies: dict[str, Vocabulary]) -> None:
@@ -161,6 +163,8 @@ class _Buffer:
         for column in schema.columns:
             kind = column.kind
             if kind == TEXT:
+                self.columns[column.name] = _Texts({}, [])
+            elif kind in (ELEMENTS, STRINGS):
                 self.columns[column.name] = {}
             elif kind == CATEGORY:
                 self.columns[column.name] = _Codes()
@@ -171,14 +175,17 @@ class _Buffer:
         self.rows = 0
 
     def append(self, rows: int, columns: dict[str, Any]) -> None:
-        """Add ``rows`` rows: a part per column (text: a dict by row of the part)."""
+        """Add ``rows`` rows: a part per column (text: a dict by row of the part, or an
+        Arrow string array of its every row, or :class:`_Texts`)."""
         if not rows:
             return
         for column in self.schema.columns:
             part = columns[column.name]
             mine = self.columns[column.name]
             if column.kind == TEXT:
-                mine.update({self.rows + row: text for row, text in part.items()})
+                mine.add(self.rows, part)
+            elif column.kind in (ELEMENTS, STRINGS):
+                mine.update({self.rows + row: values for row, values in part.items()})
             elif isinstance(mine, tuple):
                 values, valid = part if isinstance(part, tuple) else (part, None)
                 mine[0].extend(values)
@@ -192,11 +199,13 @@ class _Buffer:
         self.rows += rows
 
     def view(self, name: str, first: int = 0) -> Any:
-        """Column ``name`` from row ``first`` on, as views of its arrays (text: a
-        dict)."""
+        """Column ``name`` from row ``first`` on, as views of its arrays (text:
+        :class:`_Texts`)."""
         column = self.columns[name]
+        if isinstance(column, _Texts):
+            return column.since(first)
         if isinstance(column, dict):
-            return {row - first: text for row, text in column.items() if row >= first}
+            return {row - first: v for row, v in column.items() if row >= first}
         if isinstance(column, tuple):
             return column[0].view(first), column[1].view(first)
         return column.view(first)
@@ -229,10 +238,43 @@ class _Buffer:
         other = _Buffer(self.schema, self.vocabularies)
         parts = {name: self.view(name, first) for name in self.columns}
         for name, part in parts.items():
-            if isinstance(part, tuple):  # (values, nulls) to (values, valid)
+            if isinstance(part, tuple) and not isinstance(part, _Texts):  # (values, nulls)
+                # to (values, valid)
                 parts[name] = part[0], ~part[1]
         other.append(self.rows - first, parts)
         return other
+
+
+class _Texts(NamedTuple):
+    """A text column: strings by row where few rows have one, and Arrow string arrays
+    (every row of a part, nulls where none) where most do. A part is one or the other."""
+
+    #: Text by row.
+    sparse: dict[int, str]
+    #: (first row, strings of that row and the next ones).
+    dense: list[tuple[int, pa.Array]]
+
+    def add(self, first: int, part: dict[int, str] | pa.Array | _Texts) -> None:
+        """Add a part whose rows start at row ``first``."""
+        if isinstance(part, pa.Array):
+            self.dense.append((first, part))
+        elif isinstance(part, _Texts):
+            self.add(first, part.sparse)
+            self.dense.extend((first + start, array) for start, array in part.dense)
+        else:
+            self.sparse.update({first + row: text for row, text in part.items()})
+
+    def since(self, first: int) -> _Texts:
+        """The rows from ``first`` on, numbered from 0."""
+        if not first:
+            return self
+        dense = []
+        for start, array in self.dense:
+            if start + len(array) > first:
+                cut = max(0, first - start)
+                dense.append((start + cut - first, array.slice(cut)))
+        return _Texts({row - first: text for row, text in self.sparse.items() if row >= first},
+                      dense)
 
 
 class _Strings(NamedTuple):
@@ -245,6 +287,8 @@ class _Strings(NamedTuple):
 
 def _series(column: Any, kind: str, dtype: Any, rows: int, strings: _Strings | None) -> Any:
     """A pandas array of a column's view (see :meth:`_Buffer.view`)."""
+    if kind in (ELEMENTS, STRINGS):  # numpy arrays in objects, as Arrow gives pandas
+        return _elements(column, rows, kind).to_pandas().to_numpy()
     if kind == TEXT:  # mostly null: Arrow makes it, pandas keeps it
         return pd.array(_text(column, rows), dtype=dtype)
     if kind == CATEGORY:
@@ -270,6 +314,8 @@ def _array(column: Any, kind: str, field: pa.Field, rows: int, strings: _Strings
     """An Arrow array of a column's view (see :meth:`_Buffer.view`)."""
     if kind == TEXT:
         return _text(column, rows)
+    if kind in (ELEMENTS, STRINGS):
+        return _elements(column, rows, kind)
     if kind == CATEGORY:
         return _dictionary(column, strings)
     if isinstance(column, tuple):
@@ -295,7 +341,50 @@ _NULLABLE = {FLOAT: pd.arrays.FloatingArray, NINT64: pd.arrays.IntegerArray,
              NUINT32: pd.arrays.IntegerArray, NUINT16: pd.arrays.IntegerArray}
 
 
-def _text(texts: dict[int, str], rows: int) -> pa.LargeStringArray:
+def _elements(elements: dict[int, Any], rows: int, kind: str) -> pa.LargeListArray:
+    """A list column of ``rows`` rows, null but where ``elements`` has an array (of
+    numbers, or a list of strings, by ``kind``)."""
+    where = np.sort(np.fromiter(elements, np.int64, len(elements)))
+    lengths = np.zeros(rows + 1, dtype=np.int64)
+    valid = np.zeros(rows, dtype=bool)
+    parts = [elements[row] for row in where.tolist()]
+    lengths[where + 1] = [len(part) for part in parts]
+    valid[where] = True
+    if kind == ELEMENTS:
+        values = pa.array(np.concatenate(parts).astype(np.float64) if parts else np.zeros(0))
+    else:
+        values = pa.array([text_form(t) for part in parts for t in part], pa.large_string())
+    return pa.LargeListArray.from_arrays(pa.array(np.cumsum(lengths)), values,
+                                         mask=pa.array(~valid))
+
+
+def _text(texts: dict[int, str] | _Texts, rows: int) -> pa.LargeStringArray:
+    """A string column of ``rows`` rows: the sparse strings (:func:`_sparse_text`)
+    between the dense parts of :class:`_Texts`."""
+    if isinstance(texts, dict):
+        return _sparse_text(texts, rows)
+    if not texts.dense:
+        return _sparse_text(texts.sparse, rows)
+    sparse = texts.sparse
+    keys = np.sort(np.fromiter(sparse, np.int64, len(sparse)))
+    pieces = []
+    done = 0
+
+    def between(end: int) -> None:  # the sparse rows from ``done`` to ``end``
+        if end > done:
+            low, high = np.searchsorted(keys, (done, end))
+            pieces.append(_sparse_text({row - done: sparse[row]
+                                        for row in keys[low:high].tolist()}, end - done))
+
+    for start, array in sorted(texts.dense, key=lambda part: part[0]):
+        between(start)
+        pieces.append(array.cast(pa.large_string()))
+        done = start + len(array)
+    between(rows)
+    return pa.concat_arrays(pieces)
+
+
+def _sparse_text(texts: dict[int, str], rows: int) -> pa.LargeStringArray:
     """A string column of ``rows`` rows, null but where ``texts`` has one: built from
     its buffers (offsets, bytes, validity), so that the nulls cost nothing each (and a
     column of nulls nothing at all: zeroed buffers, pages the system has not given yet)."""

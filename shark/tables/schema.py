@@ -19,6 +19,10 @@ time       timestamp[ns, UTC]            datetime64[ns, UTC]     Datetime(ns, UT
 category   dictionary<int32, string>     category                Categorical / VARCHAR
 str        large_string                  str                     String / VARCHAR
 bool       bool, never null              bool                    Boolean / BOOLEAN
+elements   large_list<float64>           object (numpy arrays)   List(Float64) /
+                                                                 DOUBLE[]
+strings    large_list<large_string>      object (numpy arrays)   List(String) /
+                                                                 VARCHAR[]
 ========== ============================= ======================= =====================
 
 Durations (latencies, periods) are Float64 seconds, as in ``shark read --format jsonl``:
@@ -43,20 +47,27 @@ import pyarrow as pa
 from shark.extract.text import text_form
 
 __all__ = [
-    "BOOL", "CATEGORY", "FLOAT", "INT64", "NINT64", "NUINT16", "NUINT32", "TEXT", "TIME",
-    "NO_TIME", "TIME_RANGE", "UINT32", "Column", "TableSchema", "seconds_to_ns",
+    "BOOL", "CATEGORY", "ELEMENTS", "FLOAT", "INT64", "NINT64", "NUINT16", "NUINT32",
+    "STRINGS", "TEXT", "TIME", "NO_TIME", "TIME_RANGE", "UINT32", "Column", "TableSchema",
+    "seconds_to_ns",
 ]
 
 INT64, UINT32, NINT64, NUINT32, NUINT16 = "int64", "uint32", "Int64", "UInt32", "UInt16"
 FLOAT, TIME, CATEGORY, TEXT, BOOL = "Float64", "time", "category", "str", "bool"
+#: A list per row (an array value's elements), mostly null: of float64, of strings.
+ELEMENTS, STRINGS = "elements", "strings"
 
 _ARROW = {
     INT64: pa.int64(), UINT32: pa.uint32(), NINT64: pa.int64(), NUINT32: pa.uint32(),
     NUINT16: pa.uint16(), FLOAT: pa.float64(), TIME: pa.timestamp("ns", "UTC"),
     CATEGORY: pa.dictionary(pa.int32(), pa.string()), TEXT: pa.large_string(),
-    BOOL: pa.bool_(),
+    # (lists' items named as Parquet names them, so that a file reads back the same)
+    BOOL: pa.bool_(), ELEMENTS: pa.large_list(pa.field("element", pa.float64())),
+    STRINGS: pa.large_list(pa.field("element", pa.large_string())),
 }
-_PANDAS = {TIME: "datetime64[ns, UTC]"}
+#: (a list column reads back from Parquet as numpy arrays in objects, whatever the
+#: metadata says: so it is made that way in memory too)
+_PANDAS = {TIME: "datetime64[ns, UTC]", ELEMENTS: "object", STRINGS: "object"}
 _NEVER_NULL = frozenset((INT64, UINT32, BOOL))
 
 

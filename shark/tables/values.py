@@ -62,6 +62,9 @@ class Values:
         self.epics_ns = np.zeros(n, dtype=np.int64)
         self.has_time = np.zeros(n, dtype=bool)
         self.errors: dict[int, str] = {}
+        #: The elements of arrays (count other than 1), by row: of numbers, of strings.
+        self.elements: dict[int, np.ndarray] = {}
+        self.strings: dict[int, list[str]] = {}
 
 
 class Payloads:
@@ -132,6 +135,30 @@ def extract_values(out: Values, at: np.ndarray, data_types: np.ndarray, counts: 
             chosen = slice(None) if layouts is None else np.flatnonzero(layouts == index)
             _read(out, at[chosen], chosen, key >> (_SIZE_BITS + 1), key >> _SIZE_BITS & 1,
                   key & ((1 << _SIZE_BITS) - 1), payloads)
+        if key >= 0 and not key >> _SIZE_BITS & 1:  # arrays: their elements
+            chosen = np.arange(len(at)) if layouts is None else np.flatnonzero(layouts == index)
+            _elements(out, at[chosen], chosen, key >> (_SIZE_BITS + 1), counts, payloads)
+
+
+def _elements(out: Values, where: np.ndarray, rows: np.ndarray, data_type: int,
+              counts: np.ndarray, payloads: Payloads) -> None:
+    """The elements of array payloads ``rows`` (one DBR type), at rows ``where``:
+    numbers as float64 (as the tables give them), strings as the decoder reads them."""
+    native = int(_NATIVE[data_type])
+    if _NUMPY[native] is None:  # strings: the decoder's (few, and each its own length)
+        for row, i in zip(where.tolist(), rows.tolist(), strict=True):
+            try:
+                out.strings[row] = list(dbr.decode(data_type, int(counts[i]),
+                                                   payloads[i]).values)
+            except DecodeError as exc:
+                out.errors[row] = str(exc)
+        return
+    element = np.dtype(_NUMPY[native])
+    offset = int(_OFFSET[data_type])
+    for row, i in zip(where.tolist(), rows.tolist(), strict=True):
+        payload = payloads[i]
+        out.elements[row] = np.frombuffer(payload, element, int(counts[i]), offset).astype(
+            np.float64)
 
 
 def _layout(data_type: Any, scalar: Any, size: Any) -> Any:

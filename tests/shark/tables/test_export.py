@@ -21,11 +21,13 @@ POLARS = {
     "int64": pl.Int64, "uint32": pl.UInt32, "Int64": pl.Int64, "UInt32": pl.UInt32,
     "UInt16": pl.UInt16, "Float64": pl.Float64, "time": pl.Datetime("ns", "UTC"),
     "category": pl.Categorical, "str": pl.String, "bool": pl.Boolean,
+    "elements": pl.List(pl.Float64), "strings": pl.List(pl.String),
 }
 DUCKDB = {
     "int64": "BIGINT", "uint32": "UINTEGER", "Int64": "BIGINT", "UInt32": "UINTEGER",
     "UInt16": "USMALLINT", "Float64": "DOUBLE", "time": "TIMESTAMPTZ_NS",
     "category": "VARCHAR", "str": "VARCHAR", "bool": "BOOLEAN",
+    "elements": "DOUBLE[]", "strings": "VARCHAR[]",
 }
 
 
