@@ -30,7 +30,7 @@ The pipeline, a folder per stage, each usable on its own (``docs/architecture.md
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -59,6 +59,7 @@ __all__ = [
     "CaReader",
     "Capture",
     "CaptureError",
+    "FilterError",
     "Record",
     "Session",
     "__version__",
@@ -67,16 +68,28 @@ __all__ = [
 
 
 def read(
-    path: str | Path | BinaryIO, ports: Iterable[int] = (), lifecycle: bool = False
+    path: str | Path | BinaryIO, ports: Iterable[int] = (), lifecycle: bool = False,
+    filter: str | Sequence[str] | None = None,  # noqa: A002 (the word users expect)
 ) -> Iterator[Record]:
     """Yield the CA records of a capture: a path, ``"-"`` for stdin, or a binary stream.
 
     ``ports`` are CA server ports to decode besides 5064 and those learned from the
-    capture; with ``lifecycle``, OPEN and CLOSE records mark TCP circuits. A damaged
+    capture; with ``lifecycle``, OPEN and CLOSE records mark TCP circuits; ``filter``
+    keeps the records that match, in the language of ``shark read --filter``
+    (:mod:`shark.analysis.filters`: ``filter="status=failed"``; a list: all must match;
+    :class:`shark.analysis.filters.FilterError` when it cannot be understood). A damaged
     or truncated capture raises :class:`CaptureError` after the records that could
     be read.
     """
-    return _read(path, ports, lifecycle)
+    if filter is None:
+        return _read(path, ports, lifecycle)
+    from shark.analysis.filters import compile_filter  # (pyarrow: loaded when needed)
+
+    compiled = compile_filter(filter)  # (an error now, not at the first record)
+    records = compiled.records(_read(path, ports, lifecycle=True))
+    if lifecycle:
+        return records
+    return (r for r in records if r.kind is not OPEN and r.kind is not CLOSE)
 
 
 def open(  # not in __all__: ``from shark import *`` must not hide the built-in
@@ -91,4 +104,8 @@ def __getattr__(name: str) -> Any:
     # shark.Capture loads pandas and pyarrow on first use, not with ``import shark``.
     if name == "Capture":
         return _tables.Capture
+    if name == "FilterError":
+        from shark.analysis.filters import FilterError
+
+        return FilterError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

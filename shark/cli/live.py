@@ -29,7 +29,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
+import pyarrow as pa
+
 from shark.analysis.attribution import Session
+from shark.analysis.filters import Filter
 from shark.capture.live import LiveCapture, LiveCaptureError, default_interface
 from shark.capture.pump import FramePump
 from shark.capture.writer import PcapngWriter
@@ -37,12 +40,12 @@ from shark.cli.options import (
     add_filter_option,
     add_port_option,
     add_time_option,
-    record_filter,
+    message_filter,
 )
 from shark.extract.reader import CaReader
 from shark.extract.record import Record
-from shark.output.jsonl import record_json
-from shark.output.text import Clock, format_record
+from shark.output.lines import JSON_KEYS, JsonLines, TextLines
+from shark.tables.stream import MessageStream, circuit_ends
 
 NAME = "live"
 HELP = "decode CA traffic live from a network interface"
@@ -72,7 +75,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    wanted = record_filter(args.filter)
+    wanted = message_filter(args.filter)
     interface = args.interface or default_interface()
     try:
         capture = LiveCapture(interface, args.port)
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"shark: error: {args.write}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"shark: capturing on {interface} ({capture.filter})", file=sys.stderr, flush=True)
-    printer = _Printer(sys.stdout, args.format, wanted, args.count, Clock(args.time))
+    printer = _Printer(sys.stdout, args.format, wanted, args.count, args.time)
     pump = FramePump(capture, writer, on_idle=printer.flush, on_drops=printer.drops)
     printer.on_done = pump.stop
     previous = _stop_on_signals(pump.stop)
@@ -138,39 +141,75 @@ def _stop_on_signals(stop_capture: Callable[[], None]) -> dict[int, Any]:
 
 
 class _Printer:
-    """Writes records as ``shark read`` does, and drop notices where they happened."""
+    """Writes records as ``shark read`` does (through the same batches of the
+    ``messages`` table, filter and formats), and drop notices where they happened.
+    Records wait in a batch until the capture is idle (each block of frames the kernel
+    hands over) or the batch is full."""
 
-    def __init__(self, out: TextIO, fmt: str, wanted: Callable[[Record], bool] | None,
-                 count: int | None, clock: Clock | None = None) -> None:
+    #: Records that make a batch without waiting for the capture to be idle.
+    BATCH = 4096
+
+    def __init__(self, out: TextIO, fmt: str, wanted: Filter | None,
+                 count: int | None, time_base: str = "relative") -> None:
         self.out = out
         self.jsonl = fmt == "jsonl"
         self.wanted = wanted
         self.count = count
         self.shown = 0
-        self.clock = Clock() if clock is None else clock
+        self.time_base = time_base
+        self._stream = MessageStream((), lifecycle=True)
+        self._select = None if wanted is None or wanted.matches_all else wanted.selector()
+        self._lines: TextLines | JsonLines | None = JsonLines() if self.jsonl else None
+        self._pending: list[Record] = []
         #: Called once ``count`` messages have been shown.
         self.on_done: Callable[[], None] = lambda: None
 
     def print(self, records: Iterable[Record]) -> None:
-        write, wanted, clock = self.out.write, self.wanted, self.clock
+        pending = self._pending
         for record in records:
-            clock.see(record.time)  # (the time base is the capture's, filter or not)
-            if wanted is not None and not wanted(record):
+            pending.append(record)
+            if len(pending) >= self.BATCH:
+                self._write()
+        self._write()
+
+    def _write(self) -> None:
+        """Print the records waiting (the time base is the capture's, filter or not)."""
+        if not self._pending:
+            return
+        stream = self._stream
+        batches = stream.take(self._pending)
+        self._pending.clear()  # (in place: print() holds it)
+        for batch in batches:
+            keep = None
+            if self.jsonl:  # circuit ends: only text shows them
+                ends = circuit_ends(batch)
+                if ends.any():
+                    keep = ~ends
+            if self._select is not None:
+                mask = self._select(batch, stream.first_time)
+                keep = mask if keep is None else keep & mask
+            if keep is not None:
+                batch = batch.filter(pa.array(keep))
+            if self.count is not None:  # stopping: the reader is flushing what is left
+                batch = batch.slice(0, max(0, self.count - self.shown))
+            if not batch.num_rows:
                 continue
-            if self.count is not None and self.shown >= self.count:
-                continue  # stopping: the reader is flushing what is left
-            if self.jsonl:
-                write(record_json(record))
+            if self._lines is None:
+                self._lines = TextLines(self.time_base, stream.first_time)
+            text = self._lines(batch)
+            binary = getattr(self.out, "buffer", None)
+            if binary is None:  # (a text stream only: a test's)
+                self.out.write(bytes(text).decode())
             else:
-                write(format_record(record, clock=clock))
-            write("\n")
-            self.shown += 1
+                self.out.flush()
+                binary.write(text)
+            self.shown += batch.num_rows
             if self.count is not None and self.shown >= self.count:
                 self.on_done()
 
     def drops(self, new: int, total: int) -> None:
         if self.jsonl:
-            notice = {key: None for key in _JSONL_KEYS}
+            notice = {key: None for key in JSON_KEYS}
             notice.update(time=time.time(), command="DROPPED", dropped=new,
                           total_dropped=total)
             self.out.write(json.dumps(notice, separators=(",", ":")) + "\n")
@@ -181,11 +220,7 @@ class _Printer:
 
     def flush(self) -> None:
         try:
+            self._write()
             self.out.flush()
         except ValueError:  # closed at exit
             pass
-
-
-#: The keys every jsonl object has (see :mod:`shark.output.jsonl`).
-_JSONL_KEYS = ("frame", "time", "src", "dst", "transport", "circuit", "sender", "command",
-               "command_id", "pv", "data_type", "data_count", "status", "value", "latency")

@@ -2,10 +2,16 @@
 
 One readable line per message (``-`` reads standard input), with the PV it concerns
 and, for a response, the latency since its request; ``--format jsonl`` prints one
-JSON object per message instead (see :mod:`shark.output.jsonl`), ``--filter`` selects
-messages (see :mod:`shark.output.filters`), and ``--summary`` prints message counts per
-command and direction. A damaged or truncated capture is read as far as it goes,
-then reported on stderr with exit status 1.
+JSON object per message instead (see :mod:`shark.output.jsonl`), ``--format csv`` the
+``messages`` table's columns; ``--filter`` selects messages (see
+:mod:`shark.analysis.filters`), and ``--summary`` prints message counts per command and
+direction. A damaged or truncated capture is read as far as it goes, then reported on
+stderr with exit status 1.
+
+Every format is made from the batches of the ``messages`` table
+(:class:`shark.tables.stream.MessageStream`), filtered by one vectorized mask per batch
+and written column by column (:mod:`shark.output.lines`): the same rows, attribution
+and latencies as the tables, at the speed of the tables.
 """
 
 from __future__ import annotations
@@ -13,21 +19,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from typing import BinaryIO
 
-from decoder import Command, Role
-from shark.analysis.attribution import read
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from decoder import Command
 from shark.capture.files import CaptureError
 from shark.cli.options import (
     add_capture_argument,
     add_filter_option,
     add_port_option,
     add_time_option,
-    record_filter,
+    message_filter,
 )
-from shark.extract.record import Record
-from shark.output.jsonl import record_json
-from shark.output.text import Clock, format_record
+from shark.output.lines import JsonLines, TextLines
+from shark.tables.files import csv_batch
+from shark.tables.stream import MessageStream, circuit_ends
 
 NAME = "read"
 HELP = "decode the CA messages of a capture"
@@ -35,8 +43,8 @@ DESCRIPTION = "Decode the CA messages of a pcap or pcapng capture (gzip allowed)
 
 #: Columns of the summary: (heading, transport, sender).
 _COLUMNS = (
-    ("tcp c->s", "tcp", Role.CLIENT),
-    ("tcp s->c", "tcp", Role.SERVER),
+    ("tcp c->s", "tcp", "client"),
+    ("tcp s->c", "tcp", "server"),
     ("tcp ?", "tcp", None),
     ("udp", "udp", "any"),
 )
@@ -44,45 +52,95 @@ _COLUMNS = (
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_capture_argument(parser)
-    parser.add_argument("--format", "-f", choices=("text", "jsonl"), default="text",
-                        help="one readable line per message (text, the default) or one "
-                             "JSON object per message (jsonl)")
+    parser.add_argument("--format", "-f", choices=("text", "jsonl", "csv"), default="text",
+                        help="one readable line per message (text, the default), one JSON "
+                             "object per message (jsonl), or the columns of the messages "
+                             "table as CSV with a header line (csv)")
     add_time_option(parser)
-    add_filter_option(parser, "only messages matching EXPR: terms like pv=GLOB, "
-                              "command=NAME[,NAME], host=IP[:PORT], port=P, circuit=N, "
-                              "transport=udp, sender=client (all must match; repeatable)")
+    add_filter_option(parser, "only messages matching EXPR (see the README's Filters): "
+                              "key=value terms such as pv=GLOB, command=NAME, status=failed, "
+                              "severity>=MINOR, latency>10ms, combined with spaces (and), "
+                              "or, not and parentheses; a bare word is part of a PV name; "
+                              "repeatable (all must match)")
     parser.add_argument("--summary", action="store_true",
                         help="print message counts per command and direction")
     add_port_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    wanted = record_filter(args.filter)
-    records: Iterable[Record] = read(args.capture, args.port,
-                                     lifecycle=not args.summary and args.format == "text")
-    clock = Clock(args.time)
-    if wanted is not None:
-        # Times count from the capture's first record, shown or not, so that filtered
-        # and unfiltered output line up.
-        records = filter(wanted, clock.seeing(records))
+    wanted = message_filter(args.filter)
+    text = args.format == "text" and not args.summary
+    # Circuit ends are read whatever the format: the filter learns from them which
+    # circuits the capture joined mid-stream (``error``); only text shows them.
+    stream = MessageStream.of_capture(args.capture, args.port, lifecycle=True)
+    select = None if wanted is None or wanted.matches_all else wanted.selector()
+    out = sys.stdout.buffer
+    sys.stdout.flush()
+    write = _writer(args, stream, out)
+    counts: Counter = Counter()
+    messages = shown = 0
     try:
-        if args.summary:
-            counts = Counter()
-            try:
-                _count(records, counts)
-            finally:  # a damaged capture still gets the summary of what was read
-                sys.stdout.write(_summary(counts))
-        elif args.format == "jsonl":
-            _print_jsonl(records)
-        else:
-            _print(records, clock)
+        try:
+            for batch in stream:
+                ends = circuit_ends(batch)
+                messages += batch.num_rows - int(ends.sum())
+                keep = ~ends if not text and ends.any() else None
+                if select is not None:
+                    mask = select(batch, stream.first_time)
+                    keep = mask if keep is None else keep & mask
+                if keep is not None:
+                    batch = batch.filter(pa.array(keep))
+                shown += batch.num_rows
+                if args.summary:
+                    _count(batch, counts)
+                elif batch.num_rows:
+                    write(batch)
+        finally:  # a damaged capture still gets the summary of what was read
+            if args.summary:
+                out.write(_summary(counts).encode())
+            elif not shown and args.format == "csv":  # the header, even of no rows
+                write(pa.RecordBatch.from_pylist([], schema=stream.schema))
     except BrokenPipeError:
         raise
     except (CaptureError, OSError) as exc:
-        sys.stdout.flush()
+        out.flush()
         print(f"shark: error: {args.capture}: {_reason(exc)}", file=sys.stderr)
         return 1
+    out.flush()
+    if wanted is not None and not shown:
+        print(f"shark: 0 of {messages} messages matched", file=sys.stderr)
     return 0
+
+
+def _writer(args: argparse.Namespace, stream: MessageStream, out: BinaryIO):
+    """What writes a batch's rows in the format asked for."""
+    if args.format == "csv":
+        header = [True]
+
+        def write_csv(batch: pa.RecordBatch) -> None:
+            if not header[0] and not batch.num_rows:
+                return
+            options = pacsv.WriteOptions(include_header=header[0])
+            header[0] = False
+            pacsv.write_csv(_plain(batch), out, options)
+        return write_csv
+    lines = JsonLines() if args.format == "jsonl" else None
+
+    def write(batch: pa.RecordBatch) -> None:
+        nonlocal lines
+        if lines is None:  # (times count from the first record, known once one is read)
+            lines = TextLines(args.time, stream.first_time)
+        out.write(lines(batch))
+    return write
+
+
+def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with strings for its categorical columns and its lists (CSV has
+    neither: :func:`shark.tables.files.csv_batch`)."""
+    batch = csv_batch(batch)
+    arrays = [array.cast(pa.string()) if pa.types.is_dictionary(array.type) else array
+              for array in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _reason(exc: Exception) -> str:
@@ -91,26 +149,15 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-def _print(records: Iterable[Record], clock: Clock) -> None:
-    write = sys.stdout.write
-    for record in records:
-        write(format_record(record, clock=clock))
-        write("\n")
-
-
-def _print_jsonl(records: Iterable[Record]) -> None:
-    write = sys.stdout.write
-    for record in records:
-        write(record_json(record))
-        write("\n")
-
-
-def _count(records: Iterable[Record], counts: Counter) -> None:
-    """Count records by (row, transport, sender); rows are command names, GAP and
-    UNDECODED. UDP senders are not told apart."""
-    for record in records:
-        sender = "any" if record.transport == "udp" else record.sender
-        counts[record.command_name, record.transport, sender] += 1
+def _count(batch: pa.RecordBatch, counts: Counter) -> None:
+    """Count rows by (command, transport, sender); commands include GAP and UNDECODED.
+    UDP senders are not told apart."""
+    table = pa.Table.from_batches([_plain(batch.select(["command", "transport", "sender"]))])
+    grouped = table.group_by(["command", "transport", "sender"], use_threads=False).aggregate(
+        [([], "count_all")])
+    for command, transport, sender, n in zip(*(grouped.column(i).to_pylist()
+                                               for i in range(4)), strict=True):
+        counts[command, transport, "any" if transport == "udp" else sender] += n
 
 
 def _summary(counts: Counter) -> str:

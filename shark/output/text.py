@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import socket
 import struct
 from collections.abc import Callable, Iterable, Iterator
@@ -29,18 +30,58 @@ _HIDDEN_FIELDS = frozenset(("low", "high", "to", "data_type", "data_count"))
 TIME_BASES = ("relative", "absolute", "delta")
 
 
+#: Seconds a nanosecond count holds (int64: from 1677 to 2262).
+_NS_RANGE = 9.2e9
+
+
+def seconds_ns(seconds: float) -> int | None:
+    """Unix seconds to nanoseconds exactly as the tables convert them
+    (:func:`shark.tables.schema.seconds_to_ns`: whole seconds exact, the fraction
+    rounded half to even); None outside what an int64 of nanoseconds holds."""
+    if not -_NS_RANGE < seconds < _NS_RANGE:  # (NaN too)
+        return None
+    whole = math.floor(seconds)
+    return int(whole) * 1_000_000_000 + round((seconds - whole) * 1e9)
+
+
+def micro(ns: int) -> int:
+    """Nanoseconds to microseconds, rounded half away from zero (as every time column
+    of the text lines rounds)."""
+    return -((-ns + 500) // 1000) if ns < 0 else (ns + 500) // 1000
+
+
+def _fixed6(microseconds: int) -> str:
+    sign = "-" if microseconds < 0 else ""
+    whole, fraction = divmod(abs(microseconds), 1_000_000)
+    return f"{sign}{whole}.{fraction:06d}".rjust(11)
+
+
+def local_time(ns: int) -> str:
+    """The local date and time of ``ns`` with microseconds (``2026-12-06 18:30:00.123457``)."""
+    whole, fraction = divmod(micro(ns), 1_000_000)
+    moment = datetime.datetime.fromtimestamp(whole)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{fraction:06d}"
+
+
 class Clock:
     """The time column of the text lines, on the capture's time base whatever is shown:
     seconds since the capture's first record (``relative``), the local date and time
     (``absolute``), or seconds since the line shown before (``delta``). :meth:`see`
-    every record, shown or not, so that ``relative`` counts from the first of all."""
+    every record, shown or not, so that ``relative`` counts from the first of all.
+
+    Counted in nanoseconds as the tables hold the times, and rounded to microseconds
+    half away from zero, so that the lines made column by column
+    (:mod:`shark.output.lines`) are the same to the last digit; a time no nanosecond
+    count holds (a damaged capture's) is counted in float seconds."""
 
     def __init__(self, base: str = "relative") -> None:
         if base not in TIME_BASES:
             raise ValueError(f"time base {base!r}: one of {', '.join(TIME_BASES)}")
         self.base = base
         self.start: float | None = None
-        self._previous: float | None = None
+        #: The time of the line before (``delta``), and in nanoseconds when it has them.
+        self.previous: float | None = None
+        self.previous_ns: int | None = None
 
     def see(self, time: float) -> None:
         if self.start is None:
@@ -56,17 +97,26 @@ class Clock:
     def __call__(self, time: float) -> str:
         if self.start is None:
             self.start = time
+        ns = seconds_ns(time)
         if self.base == "relative":
-            return f"{time - self.start:11.6f}"
+            start_ns = seconds_ns(self.start)
+            if ns is None or start_ns is None:
+                return f"{time - self.start:11.6f}"
+            return _fixed6(micro(ns - start_ns))
         if self.base == "delta":
-            previous = time if self._previous is None else self._previous
-            self._previous = time
-            return f"{time - previous:11.6f}"
+            previous, previous_ns = self.previous, self.previous_ns
+            self.previous, self.previous_ns = time, ns
+            if previous is None:
+                previous, previous_ns = time, ns
+            if ns is None or previous_ns is None:
+                return f"{time - previous:11.6f}"
+            return _fixed6(micro(ns - previous_ns))
         try:
-            moment = datetime.datetime.fromtimestamp(time)
+            if ns is None:
+                raise ValueError
+            return local_time(ns)
         except (OverflowError, OSError, ValueError):  # a damaged capture's time: as it is
             return f"{time:.6f}"
-        return moment.isoformat(sep=" ", timespec="microseconds")
 
 
 def format_record(record: Record, start: float = 0.0, clock: Clock | None = None) -> str:

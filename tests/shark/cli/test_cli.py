@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime
 import gzip
+import io
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 from builders import (
     OWN_CAPTURES,
@@ -169,3 +173,73 @@ def test_time_bases(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_time_no_calendar_holds_is_shown_as_seconds() -> None:
     clock = Clock("absolute")
     assert clock(1.8e13) == "18000000000000.000000"  # a damaged capture's time: no traceback
+
+
+def test_csv_is_the_messages_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """``-f csv``: a header line with the columns of the ``messages`` table, then a
+    row per message, the same rows as the table."""
+    path = OWN_CAPTURES / "softioc_pyepics_basic.pcap"
+    assert main(["read", "-f", "csv", str(path)]) == 0
+    out = capsys.readouterr().out
+    rows = pacsv.read_csv(io.BytesIO(out.encode()))
+    table = shark.open(path, tables=["messages"]).arrow("messages")
+    assert rows.column_names == table.column_names
+    assert rows.num_rows == table.num_rows
+    assert rows.column("frame").to_pylist() == table.column("frame").to_pylist()
+    assert rows.column("pv").to_pylist() == (  # (CSV has no null: an empty field)
+        table.column("pv").cast(pa.string()).fill_null("").to_pylist())
+
+
+def test_a_filter_that_matches_nothing_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    path = OWN_CAPTURES / "softioc_pyepics_basic.pcap"
+    messages = len(shark.open(path, tables=["messages"]).table("messages"))
+    for fmt in ("text", "jsonl", "csv"):
+        assert main(["read", "-f", fmt, str(path), "--filter", "pv=NO:SUCH:PV"]) == 0
+        result = capsys.readouterr()
+        assert result.err == f"shark: 0 of {messages} messages matched\n"
+        assert result.out.count("\n") == (1 if fmt == "csv" else 0)  # (csv: its header)
+
+
+@pytest.mark.parametrize(("expression", "words"), [
+    ("command=READ_NOTFY", ["READ_NOTIFY", "READ_SYNC"]),
+    ("status=ECA_NORMALL", ["ECA_NORMAL"]),
+    ("severity>=MINORR", ["MINOR", "MAJOR", "INVALID"]),
+    ("latency>10parsecs", ["ms"]),
+    ("colour=red", ["pv", "command", "latency"]),
+    ("(pv=A", ["parenthes"]),
+])
+def test_a_filter_it_cannot_understand_is_an_error(
+        expression: str, words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    path = OWN_CAPTURES / "softioc_pyepics_basic.pcap"
+    assert main(["read", str(path), "--filter", expression]) == 2
+    result = capsys.readouterr()
+    assert result.out == ""
+    assert result.err.startswith("shark: error: --filter: ")
+    assert all(word in result.err for word in words), result.err
+
+
+def test_worked_examples_of_the_readme(capsys: pytest.CaptureFixture[str]) -> None:
+    """Failed writes, slow reads, alarms, one client's traffic: the rows of each are
+    those the tables' own columns say, in every view (text, jsonl, Python)."""
+    path = capture("ca_put_callback_and_errors.pcapng")
+    table = shark.open(path, tables=["messages"]).table("messages")
+    cases = {
+        "command=WRITE_NOTIFY status=failed": (table.command == "WRITE_NOTIFY")
+        & table.status.notna() & (table.status != "ECA_NORMAL"),
+        "command=READ_NOTIFY latency>1ms": (table.command == "READ_NOTIFY")
+        & (table.latency > 1e-3),
+        "severity>=MINOR": table.severity.isin(["MINOR", "MAJOR", "INVALID"]),
+    }
+    for expression, expected in cases.items():
+        frames = table.frame[expected.fillna(False).to_numpy(bool)].tolist()
+        assert main(["read", "-f", "jsonl", str(path), "--filter", expression]) == 0
+        shown = [json.loads(line)["frame"] for line in capsys.readouterr().out.splitlines()]
+        assert shown == frames, expression
+        assert [r.frame for r in shark.read(path, filter=expression)] == frames
+        assert shark.open(path).filter(expression).frame.tolist() == frames
+    assert any(cases["command=WRITE_NOTIFY status=failed"])
+    client = table.src[table.sender == "client"].iloc[0]
+    host, port = client.rsplit(":", 1)
+    assert main(["read", "-f", "jsonl", str(path), "--filter", f"host={host} port={port}"]) == 0
+    shown = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert shown and all(client in (m["src"], m["dst"]) for m in shown)

@@ -1,0 +1,331 @@
+"""The loops that write lines of text byte by byte, compiled by numba.
+
+A line of ``shark read`` is some twenty words, most of them a name looked up by code
+(an endpoint, a command, a PV), a number, or a string column's value. Arrow's string
+kernels make each word for a whole batch, but a pass per word, each with its own
+allocation, costs more than decoding the messages did. Here one pass per batch writes
+every line into one buffer: names are copied from their dictionary's bytes, numbers
+written digit by digit, the words a row does not have skipped.
+
+The inputs are plain numpy arrays (:class:`Strings` for a string column or a
+dictionary: the bytes, the offsets of each value, and for a column the index of each
+row's value, -1 for null), so that the compiled code never sees a Python object.
+Compiled once per machine (``cache=True`` keeps the machine code beside this file).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+__all__ = ["FIXED_BYTES", "INTEGER", "SECONDS", "TEXT", "Numbers", "Strings", "records",
+           "text_lines"]
+
+
+class Strings(NamedTuple):
+    """Strings as numpy arrays: value ``i`` is ``data[offsets[i]:offsets[i + 1]]``;
+    row ``r`` holds value ``index[r]`` (-1: null)."""
+
+    data: np.ndarray  # uint8
+    offsets: np.ndarray  # int64
+    index: np.ndarray  # int64
+
+
+def _word(text: bytes) -> np.ndarray:
+    return np.frombuffer(text, dtype=np.uint8).copy()
+
+
+# The constant words (numba takes global arrays as constants).
+_ARROW = _word(b" -> ")
+_SID = _word(b" <sid=")
+_STATUS = _word(b" status=")
+_SUBSCRIPTION = _word(b" subscriptionid=")
+_BYTES = _word(b" bytes: ")
+_DATA = _word(b" data=")
+_MS = _word(b" ms]")
+_UNKNOWN_SENDER = _word(b"?       ")
+#: Bytes a line has at most besides its names and texts (numbers at their longest).
+FIXED_BYTES = 256
+
+
+@njit(cache=True, inline="always")
+def _digits(value: int) -> int:
+    """How many decimal digits a non-negative integer has."""
+    n = 1
+    while value >= 10:
+        value //= 10
+        n += 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def _put_uint(out: np.ndarray, pos: int, value: int) -> int:
+    """Write a non-negative integer; return the position after it."""
+    n = _digits(value)
+    end = pos + n
+    for i in range(n):
+        out[end - 1 - i] = 48 + value % 10
+        value //= 10
+    return end
+
+
+@njit(cache=True, inline="always")
+def _put_int(out: np.ndarray, pos: int, value: int) -> int:
+    if value < 0:
+        out[pos] = 45  # -
+        return _put_uint(out, pos + 1, -value)
+    return _put_uint(out, pos, value)
+
+
+@njit(cache=True, inline="always")
+def _put_fixed(out: np.ndarray, pos: int, units: int, decimals: int, width: int) -> int:
+    """Write ``units / 10**decimals`` with ``decimals`` decimals, right-aligned in
+    ``width`` characters (as ``f"{x:{width}.{decimals}f}"``)."""
+    negative = units < 0
+    magnitude = -units if negative else units
+    scale = 1
+    for _ in range(decimals):
+        scale *= 10
+    whole = magnitude // scale
+    fraction = magnitude % scale
+    length = (1 if negative else 0) + _digits(whole) + 1 + decimals
+    while length < width:
+        out[pos] = 32
+        pos += 1
+        length += 1
+    if negative:
+        out[pos] = 45
+        pos += 1
+    pos = _put_uint(out, pos, whole)
+    out[pos] = 46  # .
+    pos += 1
+    for i in range(decimals):
+        out[pos + decimals - 1 - i] = 48 + fraction % 10
+        fraction //= 10
+    return pos + decimals
+
+
+@njit(cache=True, inline="always")
+def _put_value(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray,
+               value: int) -> int:
+    """Copy value ``value`` of strings ``data``/``offsets``."""
+    for i in range(offsets[value], offsets[value + 1]):
+        out[pos] = data[i]
+        pos += 1
+    return pos
+
+
+@njit(cache=True, inline="always")
+def _put_text(out: np.ndarray, pos: int, text: np.ndarray) -> int:
+    for i in range(len(text)):
+        out[pos + i] = text[i]
+    return pos + len(text)
+
+
+@njit(cache=True)
+def text_lines(
+    rows: int, bound: int,
+    frame: np.ndarray,
+    time_units: np.ndarray, time_text: Strings,
+    src: Strings, dst: Strings, transport: Strings,
+    circuit: np.ndarray, circuit_valid: np.ndarray,
+    sender: Strings, command: Strings, command_kind: np.ndarray,
+    pv: Strings, sid: np.ndarray, sid_valid: np.ndarray,
+    data_type: Strings, data_count: np.ndarray,
+    status: Strings, fields: Strings,
+    subscription: np.ndarray, subscription_valid: np.ndarray,
+    size: np.ndarray, reason: Strings,
+    display: Strings,
+    severity: Strings, severity_quiet: np.ndarray, alarm_status: Strings,
+    latency_us: np.ndarray, latency_valid: np.ndarray,
+) -> tuple[np.ndarray, int]:
+    """The text lines of ``rows`` rows (see :mod:`shark.output.lines` for the words),
+    in a buffer of ``bound`` bytes (enough for them: the caller sums the longest of
+    each word); the bytes written and how many. ``time_units`` are microseconds to
+    write as seconds with 6 decimals in 11 characters, unless ``time_text`` has rows
+    (a text per row). Dictionaries are written as they are: the caller pads those
+    that have a width (endpoints, sender). ``command_kind`` by command value: 0 a
+    message, 1 a circuit end (OPEN, CLOSE), 2 a gap or undecodable stretch."""
+    out = np.empty(bound, dtype=np.uint8)
+    pos = 0
+    sep = _ARROW
+    sid_word = _SID
+    status_word = _STATUS
+    subscription_word = _SUBSCRIPTION
+    bytes_word = _BYTES
+    data_word = _DATA
+    ms_word = _MS
+    unknown_sender = _UNKNOWN_SENDER
+    for r in range(rows):
+        # frame, right-aligned in 6
+        n = _digits(frame[r])
+        for _ in range(n, 6):
+            out[pos] = 32
+            pos += 1
+        pos = _put_uint(out, pos, frame[r])
+        out[pos] = 32
+        pos += 1
+        if time_text.index[r] >= 0:
+            pos = _put_value(out, pos, time_text.data, time_text.offsets, time_text.index[r])
+        else:
+            pos = _put_fixed(out, pos, time_units[r], 6, 11)
+        out[pos] = 32
+        pos += 1
+        pos = _put_value(out, pos, src.data, src.offsets, src.index[r])
+        pos = _put_text(out, pos, sep)
+        pos = _put_value(out, pos, dst.data, dst.offsets, dst.index[r])
+        out[pos] = 32
+        pos += 1
+        # transport[#circuit], left-aligned in 6
+        start = pos
+        pos = _put_value(out, pos, transport.data, transport.offsets, transport.index[r])
+        if circuit_valid[r]:
+            out[pos] = 35  # #
+            pos = _put_uint(out, pos + 1, circuit[r])
+        while pos - start < 6:
+            out[pos] = 32
+            pos += 1
+        out[pos] = 32
+        pos += 1
+        if sender.index[r] >= 0:
+            pos = _put_value(out, pos, sender.data, sender.offsets, sender.index[r])
+        else:
+            pos = _put_text(out, pos, unknown_sender)
+        out[pos] = 32
+        pos += 1
+        which = command.index[r]
+        pos = _put_value(out, pos, command.data, command.offsets, which)
+        kind = command_kind[which]
+        if pv.index[r] >= 0:
+            out[pos] = 32
+            pos = _put_value(out, pos + 1, pv.data, pv.offsets, pv.index[r])
+        elif sid_valid[r]:
+            pos = _put_text(out, pos, sid_word)
+            pos = _put_uint(out, pos, sid[r])
+            out[pos] = 62  # >
+            pos += 1
+        if data_type.index[r] >= 0:
+            out[pos] = 32
+            pos = _put_value(out, pos + 1, data_type.data, data_type.offsets,
+                             data_type.index[r])
+            out[pos] = 91  # [
+            pos = _put_uint(out, pos + 1, data_count[r])
+            out[pos] = 93  # ]
+            pos += 1
+        if status.index[r] >= 0:
+            pos = _put_text(out, pos, status_word)
+            pos = _put_value(out, pos, status.data, status.offsets, status.index[r])
+        f = fields.index[r]
+        if f >= 0 and fields.offsets[f + 1] > fields.offsets[f]:
+            out[pos] = 32
+            pos = _put_value(out, pos + 1, fields.data, fields.offsets, f)
+        elif subscription_valid[r]:  # a monitor update: its fields are its columns
+            pos = _put_text(out, pos, subscription_word)
+            pos = _put_uint(out, pos, subscription[r])
+        if kind == 1 and reason.index[r] >= 0:
+            out[pos] = 32
+            out[pos + 1] = 40  # (
+            pos = _put_value(out, pos + 2, reason.data, reason.offsets, reason.index[r])
+            out[pos] = 41  # )
+            pos += 1
+        elif kind == 2 and reason.index[r] >= 0:
+            out[pos] = 32
+            pos = _put_int(out, pos + 1, size[r])
+            pos = _put_text(out, pos, bytes_word)
+            pos = _put_value(out, pos, reason.data, reason.offsets, reason.index[r])
+        if display.index[r] >= 0:
+            pos = _put_text(out, pos, data_word)
+            pos = _put_value(out, pos, display.data, display.offsets, display.index[r])
+        s = severity.index[r]
+        if s >= 0 and not severity_quiet[s] and alarm_status.index[r] >= 0:
+            out[pos] = 32
+            pos = _put_value(out, pos + 1, severity.data, severity.offsets, s)
+            out[pos] = 47  # /
+            pos = _put_value(out, pos + 1, alarm_status.data, alarm_status.offsets,
+                             alarm_status.index[r])
+        if latency_valid[r]:
+            out[pos] = 32
+            out[pos + 1] = 91  # [
+            pos = _put_fixed(out, pos + 2, latency_us[r], 3, 0)
+            pos = _put_text(out, pos, ms_word)
+        out[pos] = 10
+        pos += 1
+    return out, pos
+
+
+#: How a field of :func:`records` is written, by kind: a string (JSON text, made by
+#: the caller), an integer, or Unix nanoseconds as seconds (the decimals the capture
+#: gave, trailing zeros dropped: ``12.5``, ``12.0``).
+TEXT, INTEGER, SECONDS = 0, 1, 2
+_NULL = _word(b"null")
+_CLOSE = _word(b"}\n")
+
+
+class Numbers(NamedTuple):
+    """Integers with nulls: ``values[r]`` where ``valid[r]``."""
+
+    values: np.ndarray  # int64
+    valid: np.ndarray  # bool
+
+
+@njit(cache=True, inline="always")
+def _put_seconds(out: np.ndarray, pos: int, ns: int) -> int:
+    if ns < 0:
+        out[pos] = 45  # -
+        pos += 1
+        ns = -ns
+    whole = ns // 1_000_000_000
+    fraction = ns - whole * 1_000_000_000
+    pos = _put_int(out, pos, whole)
+    out[pos] = 46  # .
+    pos += 1
+    if fraction == 0:
+        out[pos] = 48
+        return pos + 1
+    digits = 9
+    while fraction % 10 == 0:
+        fraction //= 10
+        digits -= 1
+    for i in range(digits):
+        out[pos + digits - 1 - i] = 48 + fraction % 10
+        fraction //= 10
+    return pos + digits
+
+
+@njit(cache=True)
+def records(rows: int, bound: int, keys: Strings, kinds: np.ndarray, refs: np.ndarray,
+            optional: np.ndarray, texts: Strings, text_index: np.ndarray,
+            numbers: np.ndarray, number_valid: np.ndarray) -> tuple[np.ndarray, int]:
+    """JSON objects, one per line: for each field f, key ``keys`` value f (the JSON of
+    the key and what precedes it: ``{"frame":``, ``,"time":``), then the value of row r
+    by ``kinds[f]``: text value ``text_index[refs[f], r]`` of ``texts`` (the strings of
+    every text field, one after the other), or the number ``numbers[refs[f], r]`` where
+    ``number_valid``; a null value is ``null``, or leaves the field out when
+    ``optional[f]``."""
+    out = np.empty(bound, dtype=np.uint8)
+    pos = 0
+    fields = len(kinds)
+    for r in range(rows):
+        for f in range(fields):
+            kind = kinds[f]
+            which = refs[f]
+            if kind == TEXT:
+                value = text_index[which, r]
+                present = value >= 0
+            else:
+                present = number_valid[which, r]
+            if not present and optional[f]:
+                continue
+            pos = _put_value(out, pos, keys.data, keys.offsets, f)
+            if not present:
+                pos = _put_text(out, pos, _NULL)
+            elif kind == TEXT:
+                pos = _put_value(out, pos, texts.data, texts.offsets, value)
+            elif kind == INTEGER:
+                pos = _put_int(out, pos, numbers[which, r])
+            else:
+                pos = _put_seconds(out, pos, numbers[which, r])
+        pos = _put_text(out, pos, _CLOSE)
+    return out, pos

@@ -1,0 +1,102 @@
+"""Lines written column by column (:mod:`shark.output.lines`) against the lines of one
+record at a time (:func:`shark.output.text.format_record`, :func:`shark.output.jsonl.
+record_dict`): the same text, character for character, and the same JSON objects, on
+every capture of the corpus, in batches of every size."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from builders import OWN_CAPTURES, corpus_params
+
+import shark
+from shark.output.jsonl import record_dict
+from shark.output.lines import JsonLines, TextLines, joined_bytes
+from shark.output.text import Clock, format_record
+from shark.tables.stream import MessageStream, circuit_ends
+
+OWN = [pytest.param(p, id=p.stem) for p in sorted(OWN_CAPTURES.glob("*.pcap"))]
+
+
+def _batches(path: Path, rows: int) -> tuple[MessageStream, list[pa.RecordBatch]]:
+    stream = MessageStream.of_capture(path, lifecycle=True, rows=rows)
+    try:
+        batches = list(stream)
+    except shark.CaptureError:  # a damaged capture: what was read
+        batches = []
+    return stream, batches
+
+
+def _records(path: Path) -> list[shark.Record]:
+    records: list[shark.Record] = []
+    try:
+        records.extend(shark.read(path, lifecycle=True))
+    except shark.CaptureError:
+        pass
+    return records
+
+
+def _text(path: Path, rows: int, base: str = "relative") -> list[str]:
+    stream, batches = _batches(path, rows)
+    lines = TextLines(base, stream.first_time)
+    return b"".join(bytes(lines(b)) for b in batches).decode().splitlines()
+
+
+@pytest.mark.parametrize("path", [*OWN, *corpus_params()])
+@pytest.mark.parametrize("rows", [7, 1 << 15])
+def test_text_lines_are_the_lines_of_each_record(path: Path, rows: int) -> None:
+    records = _records(path)
+    clock = Clock("relative")
+    expected = [format_record(r, clock=clock) for r in records]
+    assert _text(path, rows) == expected
+
+
+@pytest.mark.parametrize("base", ["absolute", "delta"])
+def test_every_time_base_as_each_record_has_it(base: str) -> None:
+    path = OWN_CAPTURES / "softioc_pyepics_monitors.pcap"
+    clock = Clock(base)
+    expected = [format_record(r, clock=clock) for r in _records(path)]
+    assert _text(path, 5, base) == expected
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b)) or abs(a - b) < 1e-6
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+@pytest.mark.parametrize("path", [*OWN, *corpus_params()])
+def test_json_lines_are_the_objects_of_each_record(path: Path) -> None:
+    stream, batches = _batches(path, 1000)
+    lines = JsonLines()
+    objects = [json.loads(line) for b in batches
+               for line in bytes(lines(b.filter(pa.array(~circuit_ends(b))))).splitlines()]
+    expected = [json.loads(json.dumps(record_dict(r))) for r in _records(path)
+                if r.kind.name not in ("OPEN", "CLOSE")]
+    assert len(objects) == len(expected)
+    for row, (got, want) in enumerate(zip(objects, expected, strict=True)):
+        differ = {key for key in set(got) | set(want)
+                  if not _same(got.get(key), want.get(key))}
+        assert not differ, (row, {k: (got.get(k), want.get(k)) for k in differ})
+
+
+def test_joined_bytes_are_the_values_one_after_the_other() -> None:
+    lines = pa.array(["a\n", None, "bc\n"]).slice(1)
+    assert bytes(joined_bytes(lines)) == b"bc\n"
+    assert bytes(joined_bytes(pa.array(["x\n", "y\n"], pa.large_string()))) == b"x\ny\n"
+
+
+def test_fixed_point_numbers_round_as_python_does() -> None:
+    lines = TextLines("relative", 0.0)
+    ns = np.array([0, 499, 500, 1_499, 999_999_500, -500, -1_500, 12_345_678_901], np.int64)
+    batch_times = pa.array(ns, pa.timestamp("ns", "UTC"))
+    units, _ = lines._time(batch_times, pa.nulls(len(ns), pa.float64()))
+    assert units.tolist() == [0, 0, 1, 1, 1_000_000, -1, -2, 12_345_679]
