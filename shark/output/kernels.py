@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-__all__ = ["FIXED_BYTES", "INTEGER", "SECONDS", "TEXT", "Numbers", "Strings", "records",
+__all__ = ["FIXED_BYTES", "INTEGER", "QUOTED", "SECONDS", "TEXT", "Numbers", "Strings", "records",
            "text_lines"]
 
 
@@ -256,9 +256,10 @@ def text_lines(
 
 
 #: How a field of :func:`records` is written, by kind: a string (JSON text, made by
-#: the caller), an integer, or Unix nanoseconds as seconds (the decimals the capture
-#: gave, trailing zeros dropped: ``12.5``, ``12.0``).
-TEXT, INTEGER, SECONDS = 0, 1, 2
+#: the caller), an integer, Unix nanoseconds as seconds (the decimals the capture
+#: gave, trailing zeros dropped: ``12.5``, ``12.0``), or a string to quote and escape
+#: as JSON (as ``json.dumps(..., ensure_ascii=False)`` does).
+TEXT, INTEGER, SECONDS, QUOTED = 0, 1, 2, 3
 _NULL = _word(b"null")
 _CLOSE = _word(b"}\n")
 
@@ -294,6 +295,53 @@ def _put_seconds(out: np.ndarray, pos: int, ns: int) -> int:
     return pos + digits
 
 
+_HEX = _word(b"0123456789abcdef")
+
+
+@njit(cache=True, inline="always")
+def _put_quoted(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray,
+                value: int) -> int:
+    """Value ``value`` as a JSON string: quoted; quotes, backslashes and control
+    characters escaped; the rest (UTF-8) as it is."""
+    out[pos] = 34
+    pos += 1
+    for i in range(offsets[value], offsets[value + 1]):
+        b = data[i]
+        if b == 34 or b == 92:  # " \
+            out[pos] = 92
+            out[pos + 1] = b
+            pos += 2
+        elif b < 32:
+            out[pos] = 92
+            if b == 10:
+                out[pos + 1] = 110  # n
+                pos += 2
+            elif b == 13:
+                out[pos + 1] = 114  # r
+                pos += 2
+            elif b == 9:
+                out[pos + 1] = 116  # t
+                pos += 2
+            elif b == 8:
+                out[pos + 1] = 98  # b
+                pos += 2
+            elif b == 12:
+                out[pos + 1] = 102  # f
+                pos += 2
+            else:
+                out[pos + 1] = 117  # u00XX
+                out[pos + 2] = 48
+                out[pos + 3] = 48
+                out[pos + 4] = _HEX[b >> 4]
+                out[pos + 5] = _HEX[b & 15]
+                pos += 6
+        else:
+            out[pos] = b
+            pos += 1
+    out[pos] = 34
+    return pos + 1
+
+
 @njit(cache=True)
 def records(rows: int, bound: int, keys: Strings, kinds: np.ndarray, refs: np.ndarray,
             optional: np.ndarray, texts: Strings, text_index: np.ndarray,
@@ -311,7 +359,7 @@ def records(rows: int, bound: int, keys: Strings, kinds: np.ndarray, refs: np.nd
         for f in range(fields):
             kind = kinds[f]
             which = refs[f]
-            if kind == TEXT:
+            if kind == TEXT or kind == QUOTED:
                 value = text_index[which, r]
                 present = value >= 0
             else:
@@ -323,6 +371,8 @@ def records(rows: int, bound: int, keys: Strings, kinds: np.ndarray, refs: np.nd
                 pos = _put_text(out, pos, _NULL)
             elif kind == TEXT:
                 pos = _put_value(out, pos, texts.data, texts.offsets, value)
+            elif kind == QUOTED:
+                pos = _put_quoted(out, pos, texts.data, texts.offsets, value)
             elif kind == INTEGER:
                 pos = _put_int(out, pos, numbers[which, r])
             else:

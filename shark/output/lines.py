@@ -35,6 +35,7 @@ from decoder.describe import STATUS_AMONG_FIELDS
 from shark.output.kernels import (
     FIXED_BYTES,
     INTEGER,
+    QUOTED,
     SECONDS,
     TEXT,
     Numbers,
@@ -285,9 +286,12 @@ class JsonLines:
         numbers: list[Numbers] = []
         spec: list[tuple[int, int]] = []  # (kind, which), by field
 
-        def text(array: pa.Array) -> None:
-            spec.append((TEXT, len(texts)))
+        def text(array: pa.Array | Strings, kind: int = TEXT) -> None:
+            spec.append((kind, len(texts)))
             texts.append(_texts(array) if not isinstance(array, Strings) else array)
+
+        def quoted(array: pa.Array) -> None:  # (escaped as it is written)
+            text(array, QUOTED)
 
         def number(array: pa.Array | Numbers, kind: int = INTEGER) -> None:
             spec.append((kind, len(numbers)))
@@ -313,20 +317,23 @@ class JsonLines:
         text(_json_names(column("status")))
         text(_json_value(batch))
         text(_json_float(column("latency")))
-        text(_json_text(column("display")))
+        quoted(column("display"))
         number(column("sid"))
         number(column("request_frame"))
         text(_json_names(column("severity")))
         text(_json_names(column("alarm_status")))
         seconds(column("epics_time"), None)
-        text(_json_text(column("anomaly")))
+        quoted(column("anomaly"))
         size = column("size").to_numpy()
         number(Numbers(size.astype(np.int64), not_message))
-        text(_json_text(column("reason")))
+        quoted(column("reason"))
         kinds_, refs = (np.array(parts, dtype=np.int64) for parts in zip(*spec, strict=True))
         rows = batch.num_rows
-        bound = rows * (len(_JSON_HEADS.data) + 40 * len(numbers) + 8 * len(texts) + 2
-                        + sum(_longest(t) for t in texts))
+        # (a value in a dictionary written as it is, at most once a row; a row's own
+        # text escaped, at most 6 bytes a byte)
+        bound = rows * (len(_JSON_HEADS.data) + 40 * len(numbers) + 8 * len(texts) + 2) + sum(
+            6 * len(texts[ref].data) if kind == QUOTED else rows * _longest(texts[ref])
+            for kind, ref in spec if kind in (TEXT, QUOTED))
         joined, index = _joined(texts, rows)
         out, used = records(rows, bound, _JSON_HEADS, kinds_, refs, _JSON_OPTIONAL,
                             joined, index, np.array([n.values for n in numbers]),

@@ -17,6 +17,7 @@ from builders import OWN_CAPTURES, corpus_params
 
 import shark
 from shark.output.jsonl import record_dict
+from shark.output.kernels import QUOTED, Strings, records
 from shark.output.lines import JsonLines, TextLines, joined_bytes
 from shark.output.text import Clock, format_record
 from shark.tables.stream import MessageStream, circuit_ends
@@ -100,3 +101,17 @@ def test_fixed_point_numbers_round_as_python_does() -> None:
     batch_times = pa.array(ns, pa.timestamp("ns", "UTC"))
     units, _ = lines._time(batch_times, pa.nulls(len(ns), pa.float64()))
     assert units.tolist() == [0, 0, 1, 1, 1_000_000, -1, -2, 12_345_679]
+
+
+@pytest.mark.parametrize("text", ['plain', 'a "quote" and a \\ backslash', 'line\nbreak\ttab',
+                                  '\x00\x01\x1f control', 'µs and ünïcödé ☃', ''])
+def test_json_strings_are_escaped_as_json_dumps_does(text: str) -> None:
+    data = np.frombuffer(text.encode(), np.uint8)
+    strings = Strings(data, np.array([0, len(data)], np.int64), np.zeros(0, np.int64))
+    keys = Strings(np.frombuffer(b'{"s":', np.uint8), np.array([0, 5], np.int64),
+                   np.zeros(0, np.int64))
+    out, used = records(1, 6 * len(data) + 16, keys, np.array([QUOTED]), np.array([0]),
+                        np.array([False]), strings, np.zeros((1, 1), np.int64),
+                        np.zeros((0, 1), np.int64), np.zeros((0, 1), bool))
+    line = bytes(out[:used]).decode()
+    assert line == json.dumps({"s": text}, ensure_ascii=False, separators=(",", ":")) + "\n"
