@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from decoder import messages as m
 from decoder.describe import (
+    HIDDEN_FIELDS,
     NAMED_FIELDS,
     STATUS_AMONG_FIELDS,
     header_field_text,
@@ -45,6 +46,7 @@ def fields_column(chunk: Chunk, rows: np.ndarray, size: int,
     positions = np.flatnonzero(rows >= 0)
     pieces: list[pa.Array] = []
     order: list[np.ndarray] = []
+    empty: list[np.ndarray] = []
     if len(positions):
         mine = rows[positions]
         forms = chunk.form[mine]
@@ -52,16 +54,46 @@ def fields_column(chunk: Chunk, rows: np.ndarray, size: int,
         for index, form in enumerate(distinct.tolist()):
             which = np.flatnonzero(inverse == index) if len(distinct) > 1 else slice(None)
             cls = FORMS[form]
-            pieces.append(_form_fields(chunk, cls, mine[which], _hidden(cls, hidden)))
+            own = _hidden(cls, hidden)
+            if not any(name not in own for name in (*cls.FIELDS, *cls.PAYLOAD_FIELDS)):
+                empty.append(positions[which])  # (monitor updates: most rows, no words)
+                continue
+            pieces.append(_form_fields(chunk, cls, mine[which], own))
             order.append(positions[which])
-    # One gather: the pieces joined, then a null, indexed by where each position's is.
-    source = np.full(size, sum(map(len, pieces)), dtype=np.int64)
+    # One gather: the pieces joined, then a null and an empty string, indexed by where
+    # each position's is.
+    words = sum(map(len, pieces))
+    source = np.full(size, words, dtype=np.int64)
+    for where in empty:
+        source[where] = words + 1
     offset = 0
     for where, piece in zip(order, pieces, strict=True):
         source[where] = np.arange(offset, offset + len(piece))
         offset += len(piece)
-    joined = pa.concat_arrays([*pieces, pa.nulls(1, pa.string())])
+    joined = pa.concat_arrays([*pieces, pa.array([None, ""], pa.string())])
     return joined.take(pa.array(source))
+
+
+#: Where EVENT_ADD's mask is in its payload (after three float32 deadbands).
+_MASK_AT = 12
+
+
+def _masks(records: object, rows: np.ndarray) -> pa.Array:
+    """``mask=...`` of EVENT_ADD requests (subscriptions: many in a busy capture), each
+    distinct mask named once; a payload too short for it as the decoder says."""
+    payloads = [bytes(records[row].message.payload[_MASK_AT:_MASK_AT + 2])
+                for row in rows.tolist()]
+    whole = np.array([len(p) == 2 for p in payloads])
+    masks = np.frombuffer(b"".join(p if len(p) == 2 else b"\0\0" for p in payloads), ">u2")
+    inverse, distinct, _ = group(masks.astype(np.int64))
+    named = pa.array([f"mask={header_field_text('mask', n)}" for n in distinct.tolist()],
+                     pa.string()).take(pa.array(inverse))
+    if whole.all():
+        return named
+    short = np.flatnonzero(~whole)
+    return pc.replace_with_mask(named, pa.array(~whole), pa.array(
+        [payload_text(records[int(rows[i])].message, HIDDEN_FIELDS) for i in short.tolist()],
+        pa.string()))
 
 
 def _hidden(form: type[m.Message], hidden: frozenset[str]) -> frozenset[str]:
@@ -96,7 +128,10 @@ def _form_fields(chunk: Chunk, form: type[m.Message], rows: np.ndarray,
     if not any(name not in hidden for name in form.PAYLOAD_FIELDS):
         return pa.array(np.full(len(rows), ""), pa.string()) if header is None else header
     records = chunk.records
-    if form.PAYLOAD_FIELDS == ("name",) and "name" not in hidden:
+    if form is m.EventAddRequest and hidden.issuperset(("low", "high", "to")) \
+            and "mask" not in hidden:
+        payload = _masks(records, rows)
+    elif form.PAYLOAD_FIELDS == ("name",) and "name" not in hidden:
         # Names (CREATE_CHAN, SEARCH ...: many in a busy capture) straight from the
         # payload: its text up to the NUL, written as field_text writes it.
         payload = pa.array([f"name={text_form(name)!r}" for name in (
