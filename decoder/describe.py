@@ -11,9 +11,10 @@ message (its ``data``) is not among them: how a value is shown depends on the ch
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
+from decoder.dbr import DBRValue
 from decoder.errors import DecodeError
 from decoder.messages import Message
 from decoder.protocol import AccessRights, EventMask
@@ -48,13 +49,19 @@ def _status_among_fields() -> frozenset[type[Message]]:
 STATUS_AMONG_FIELDS = _status_among_fields()
 
 
-def field_text(message: Message, hidden: Collection[str] = HIDDEN_FIELDS) -> str:
-    """The fields of ``message`` but ``hidden`` as ``name=value`` words; a payload that
+def field_text(message: Message, hidden: Collection[str] = HIDDEN_FIELDS,
+               data: Callable[[DBRValue], str] | None = None) -> str:
+    """The fields of ``message`` but ``hidden`` as ``name=value`` words, a DBR value as
+    ``data`` writes it (its channel decides: :mod:`decoder.display`); a payload that
     cannot be decoded as ``<undecodable payload: why>``."""
     parts = []
     try:
         for name, value in message.fields().items():
-            if name not in hidden:
+            if name in hidden:
+                continue
+            if data is not None and isinstance(value, DBRValue):
+                parts.append(f"{name}={data(value)}")
+            else:
                 parts.append(f"{name}={_value(message, name, value)}")
     except DecodeError as exc:
         parts.append(f"<undecodable payload: {exc}>")

@@ -43,12 +43,10 @@ from shark.output.kernels import (
     records,
     text_lines,
 )
-from shark.output.text import Clock, seconds_ns
+from shark.output.text import TIME_BASES, Clock, seconds_ns
 
 __all__ = ["JSON_KEYS", "TIME_BASES", "JsonLines", "TextLines", "joined_bytes"]
 
-#: How the time column of a text line can count (``--time``).
-TIME_BASES = ("relative", "absolute", "delta")
 
 
 def joined_bytes(lines: pa.Array) -> memoryview:

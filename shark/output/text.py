@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime
 import math
-import socket
-import struct
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
-from decoder import AccessRights, Channel, DBRValue, DecodeError, EventMask, Message, dbr
+from decoder import Channel, DBRValue, Message, dbr
+from decoder.describe import HIDDEN_FIELDS, field_text
 from decoder.display import shown_with
 from shark.extract.record import CLOSE, OPEN, Record
 from shark.extract.text import text_form
@@ -19,11 +17,6 @@ __all__ = [
     "subject",
 ]
 
-#: Fields holding an IPv4 address as a 32-bit number.
-_ADDRESS_FIELDS = frozenset(("ip", "address", "repeater_address", "client_address"))
-#: Fields not worth a column: EVENT_ADD's deadbands are unused by every server; the
-#: type and count are shown together as DBR_X[n].
-_HIDDEN_FIELDS = frozenset(("low", "high", "to", "data_type", "data_count"))
 
 
 #: How the time column of a text line can count (``--time``).
@@ -166,44 +159,14 @@ def subject(record: Record) -> str:
 
 
 def describe(message: Message, channel: Channel | None = None) -> str:
-    """The named fields of a message as ``name=value`` pairs, payload decoded; its value
-    as ``channel`` (the message's) has values read (:func:`format_value`)."""
+    """The named fields of a message as ``name=value`` pairs, payload decoded
+    (:func:`decoder.describe.field_text`); its value as ``channel`` (the message's) has
+    values read (:func:`format_value`)."""
     parts = []
-    names = type(message).FIELDS
-    if "data_type" in names:
+    if "data_type" in type(message).FIELDS:
         parts.append(f"{dbr.dbr_name(message.data_type)}[{message.data_count}]")
-    try:
-        for name, value in message.fields().items():
-            if name not in _HIDDEN_FIELDS:
-                parts.append(f"{name}={_value(message, name, value, channel)}")
-    except DecodeError as exc:
-        parts.append(f"<undecodable payload: {exc}>")
-    return " ".join(parts)
-
-
-def _value(message: Message, name: str, value: Any, channel: Channel | None = None) -> str:
-    if name == "status":
-        return message.status_name  # type: ignore[attr-defined]
-    if name in _ADDRESS_FIELDS:
-        return socket.inet_ntoa(struct.pack(">I", value))
-    if name == "access_rights":
-        return _flags(AccessRights, value)
-    if name == "mask":
-        return _flags(EventMask, value)
-    if name == "original_request":
-        return value.command_name
-    if isinstance(value, DBRValue):
-        return format_value(value, channel)
-    if isinstance(value, str):
-        return _shown(value)
-    return str(value)
-
-
-def _flags(flags: type[AccessRights] | type[EventMask], value: int) -> str:
-    """``READ|WRITE`` style names, spelled out member by member (Python 3.10 has no name
-    for a combination)."""
-    names = [flag.name for flag in flags if flag and flag & value == flag]
-    return "|".join(names) if names else "NONE"
+    parts.append(field_text(message, HIDDEN_FIELDS, lambda value: format_value(value, channel)))
+    return " ".join(filter(None, parts))
 
 
 def format_value(value: DBRValue, channel: Channel | None = None) -> str:
@@ -221,9 +184,3 @@ def shown(value: DBRValue, channel: Channel | None = None) -> str:
     them, strings in their text form, arrays by their first elements and count. The
     ``display`` column of the tables holds the same."""
     return shown_with(value, channel)
-
-
-def _shown(value: Any) -> str:
-    """A field's value as Python writes it, a string in its text form (bytes that are
-    not UTF-8 as ``\\xNN``: :func:`shark.extract.text.text_form`)."""
-    return repr(text_form(value) if isinstance(value, str) else value)
