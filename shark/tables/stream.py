@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shark.analysis.attribution import read
-from shark.extract.bulk import UpdateBatch
+from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import Record
 from shark.tables.builder import TableBuilder, _fewer_full_collections
 from shark.tables.messages import MESSAGES
@@ -30,8 +30,9 @@ __all__ = ["BATCH_ROWS", "MessageStream", "circuit_ends"]
 #: Rows of a batch: enough that per-batch costs vanish, few enough that the first lines
 #: of ``shark read`` show at once and memory stays small.
 BATCH_ROWS = 1 << 15
-#: Records (or update batches) handed to the builder at a time.
-_ITEMS = 1 << 12
+#: Rows handed to the builder at a time (records, and the updates of batches): the
+#: batches they make are yielded before more are decoded, so that few are in memory.
+_ROWS = 1 << 13
 
 
 class MessageStream:
@@ -72,13 +73,16 @@ class MessageStream:
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         builder = self._builder
         items: list[Record | UpdateBatch] = []
+        rows = 0
         with _fewer_full_collections():
             try:
                 for item in self._records:
                     items.append(item)
-                    if len(items) >= _ITEMS:
+                    rows += len(item) if item.kind is UPDATES else 1
+                    if rows >= _ROWS:  # (a batch of updates may hold thousands)
                         builder.extend(items)
                         items = []
+                        rows = 0
                         yield from self._drain()
             except Exception:  # what was read before an error still shows, then the error
                 builder.extend(items)
