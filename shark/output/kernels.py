@@ -10,18 +10,23 @@ written digit by digit, the words a row does not have skipped.
 The inputs are plain numpy arrays (:class:`Strings` for a string column or a
 dictionary: the bytes, the offsets of each value, and for a column the index of each
 row's value, -1 for null), so that the compiled code never sees a Python object.
-Compiled once per machine (``cache=True`` keeps the machine code beside this file).
+Compiled once per machine (``cache=True`` keeps the machine code beside this file),
+and only when there is enough to write: numba and the compiler take some 0.5 s and
+100 MB to load, more than a small capture takes to read. Until then the same
+functions run as the Python they are written in (:func:`text_lines` and
+:func:`records` choose), so the bytes are the same either way: a test holds them to it.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
-from numba import njit
 
-__all__ = ["FIXED_BYTES", "INTEGER", "QUOTED", "SECONDS", "TEXT", "Numbers", "Strings", "records",
-           "text_lines"]
+__all__ = [
+    "COMPILE_ROWS", "FIXED_BYTES", "INTEGER", "QUOTED", "SECONDS", "TEXT", "Numbers",
+    "Strings", "choose", "records", "text_lines",
+]
 
 
 class Strings(NamedTuple):
@@ -50,7 +55,6 @@ _UNKNOWN_SENDER = _word(b"?       ")
 FIXED_BYTES = 256
 
 
-@njit(cache=True, inline="always")
 def _digits(value: int) -> int:
     """How many decimal digits a non-negative integer has."""
     n = 1
@@ -60,7 +64,6 @@ def _digits(value: int) -> int:
     return n
 
 
-@njit(cache=True, inline="always")
 def _put_uint(out: np.ndarray, pos: int, value: int) -> int:
     """Write a non-negative integer; return the position after it."""
     n = _digits(value)
@@ -71,7 +74,6 @@ def _put_uint(out: np.ndarray, pos: int, value: int) -> int:
     return end
 
 
-@njit(cache=True, inline="always")
 def _put_int(out: np.ndarray, pos: int, value: int) -> int:
     if value < 0:
         out[pos] = 45  # -
@@ -79,7 +81,6 @@ def _put_int(out: np.ndarray, pos: int, value: int) -> int:
     return _put_uint(out, pos, value)
 
 
-@njit(cache=True, inline="always")
 def _put_fixed(out: np.ndarray, pos: int, units: int, decimals: int, width: int) -> int:
     """Write ``units / 10**decimals`` with ``decimals`` decimals, right-aligned in
     ``width`` characters (as ``f"{x:{width}.{decimals}f}"``)."""
@@ -107,7 +108,6 @@ def _put_fixed(out: np.ndarray, pos: int, units: int, decimals: int, width: int)
     return pos + decimals
 
 
-@njit(cache=True, inline="always")
 def _put_value(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray,
                value: int) -> int:
     """Copy value ``value`` of strings ``data``/``offsets``."""
@@ -117,15 +117,13 @@ def _put_value(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray,
     return pos
 
 
-@njit(cache=True, inline="always")
 def _put_text(out: np.ndarray, pos: int, text: np.ndarray) -> int:
     for i in range(len(text)):
         out[pos + i] = text[i]
     return pos + len(text)
 
 
-@njit(cache=True)
-def text_lines(
+def _text_lines(
     rows: int, bound: int,
     frame: np.ndarray,
     time_units: np.ndarray, time_text: Strings,
@@ -271,7 +269,6 @@ class Numbers(NamedTuple):
     valid: np.ndarray  # bool
 
 
-@njit(cache=True, inline="always")
 def _put_seconds(out: np.ndarray, pos: int, ns: int) -> int:
     if ns < 0:
         out[pos] = 45  # -
@@ -298,7 +295,6 @@ def _put_seconds(out: np.ndarray, pos: int, ns: int) -> int:
 _HEX = _word(b"0123456789abcdef")
 
 
-@njit(cache=True, inline="always")
 def _put_quoted(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray,
                 value: int) -> int:
     """Value ``value`` as a JSON string: quoted; quotes, backslashes and control
@@ -342,8 +338,7 @@ def _put_quoted(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray
     return pos + 1
 
 
-@njit(cache=True)
-def records(rows: int, bound: int, keys: Strings, kinds: np.ndarray, refs: np.ndarray,
+def _records(rows: int, bound: int, keys: Strings, kinds: np.ndarray, refs: np.ndarray,
             optional: np.ndarray, texts: Strings, text_index: np.ndarray,
             numbers: np.ndarray, number_valid: np.ndarray) -> tuple[np.ndarray, int]:
     """JSON objects, one per line: for each field f, key ``keys`` value f (the JSON of
@@ -379,3 +374,53 @@ def records(rows: int, bound: int, keys: Strings, kinds: np.ndarray, refs: np.nd
                 pos = _put_seconds(out, pos, numbers[which, r])
         pos = _put_text(out, pos, _CLOSE)
     return out, pos
+
+
+#: Rows from which a batch is written by the compiled loops (and numba loaded, once).
+COMPILE_ROWS = 4096
+#: The helpers the loops call, compiled into them (inlined) once numba is loaded.
+_HELPERS = ("_digits", "_put_uint", "_put_int", "_put_fixed", "_put_value", "_put_text",
+            "_put_seconds", "_put_quoted")
+_compiled: dict[str, Any] = {}
+
+
+def _compile() -> dict[str, Any]:
+    """Load numba and compile the loops (from its cache after the first time)."""
+    if not _compiled:
+        from numba import njit
+
+        module = globals()
+        for name in _HELPERS:  # (rebound: the loops compiled next call the compiled ones)
+            module[name] = njit(cache=True, inline="always")(module[name])
+        _compiled["text_lines"] = njit(cache=True)(_text_lines)
+        _compiled["records"] = njit(cache=True)(_records)
+    return _compiled
+
+
+def choose(compiled: bool | None) -> None:
+    """Write every batch with the compiled loops (True), as Python (False), or by its
+    size (None, the default): tests compare the two ways."""
+    _MODE[0] = compiled
+
+
+#: The way chosen (:func:`choose`).
+_MODE: list[bool | None] = [None]
+
+
+def _chosen(name: str, rows: int) -> Any:
+    mode = _MODE[0]
+    if mode is False:
+        return globals()["_" + name]
+    if _compiled or mode or rows >= COMPILE_ROWS:
+        return _compile()[name]
+    return globals()["_" + name]
+
+
+def text_lines(rows: int, *args: Any) -> tuple[np.ndarray, int]:
+    """:func:`_text_lines`, compiled for a batch of :data:`COMPILE_ROWS` rows or more."""
+    return _chosen("text_lines", rows)(rows, *args)
+
+
+def records(rows: int, *args: Any) -> tuple[np.ndarray, int]:
+    """:func:`_records`, compiled for a batch of :data:`COMPILE_ROWS` rows or more."""
+    return _chosen("records", rows)(rows, *args)

@@ -16,6 +16,7 @@ import pytest
 from builders import OWN_CAPTURES, corpus_params
 
 import shark
+from shark.output import kernels
 from shark.output.jsonl import record_dict
 from shark.output.kernels import QUOTED, Strings, records
 from shark.output.lines import JsonLines, TextLines, joined_bytes
@@ -115,3 +116,20 @@ def test_json_strings_are_escaped_as_json_dumps_does(text: str) -> None:
                         np.zeros((0, 1), np.int64), np.zeros((0, 1), bool))
     line = bytes(out[:used]).decode()
     assert line == json.dumps({"s": text}, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+@pytest.mark.parametrize("path", [*OWN, *corpus_params()[:4]])
+def test_compiled_and_python_loops_write_the_same_bytes(path: Path) -> None:
+    """Small batches are written by the loops as Python, big ones compiled: the same
+    functions, so the same bytes (every time base and format)."""
+    stream, batches = _batches(path, 500)
+    written = {}
+    for way in (False, True):
+        kernels.choose(way)
+        try:
+            texts = [TextLines(base, stream.first_time) for base in ("relative", "delta")]
+            written[way] = [bytes(lines(b)) for lines in texts for b in batches] + [
+                bytes(JsonLines()(b)) for b in batches]
+        finally:
+            kernels.choose(None)
+    assert written[False] == written[True]
