@@ -40,6 +40,7 @@ from shark.tables.schema import (
     TIME,
     UINT32,
     TableSchema,
+    arrow_type,
 )
 
 __all__ = ["ChunkedTable", "Sink", "masked"]
@@ -344,6 +345,8 @@ _NULLABLE = {FLOAT: pd.arrays.FloatingArray, NINT64: pd.arrays.IntegerArray,
 def _elements(elements: dict[int, Any], rows: int, kind: str) -> pa.LargeListArray:
     """A list column of ``rows`` rows, null but where ``elements`` has an array (of
     numbers, or a list of strings, by ``kind``)."""
+    if not elements:  # (as good as always: no offsets of rows that have none)
+        return pa.nulls(rows, arrow_type(kind))
     where = np.sort(np.fromiter(elements, np.int64, len(elements)))
     lengths = np.zeros(rows + 1, dtype=np.int64)
     valid = np.zeros(rows, dtype=bool)
@@ -381,7 +384,12 @@ def _text(texts: dict[int, str] | _Texts, rows: int) -> pa.LargeStringArray:
         pieces.append(array.cast(pa.large_string()))
         done = start + len(array)
     between(rows)
-    return pa.concat_arrays(pieces)
+    joined = pa.concat_arrays(pieces)
+    # Kept as the one part it now is: the table's frame holds these very bytes (pandas
+    # wraps Arrow strings without a copy), not a second copy beside the parts.
+    texts.dense[:] = [(0, joined)]
+    texts.sparse.clear()
+    return joined
 
 
 def _sparse_text(texts: dict[int, str], rows: int) -> pa.LargeStringArray:

@@ -49,7 +49,7 @@ from shark.extract.text import text_form
 __all__ = [
     "BOOL", "CATEGORY", "ELEMENTS", "FLOAT", "INT64", "NINT64", "NUINT16", "NUINT32",
     "STRINGS", "TEXT", "TIME", "NO_TIME", "TIME_RANGE", "UINT32", "Column", "TableSchema",
-    "seconds_to_ns",
+    "arrow_type", "seconds_to_ns",
 ]
 
 INT64, UINT32, NINT64, NUINT32, NUINT16 = "int64", "uint32", "Int64", "UInt32", "UInt16"
@@ -69,6 +69,11 @@ _ARROW = {
 #: metadata says: so it is made that way in memory too)
 _PANDAS = {TIME: "datetime64[ns, UTC]", ELEMENTS: "object", STRINGS: "object"}
 _NEVER_NULL = frozenset((INT64, UINT32, BOOL))
+
+
+def arrow_type(kind: str) -> pa.DataType:
+    """The Arrow type of a column kind."""
+    return _ARROW[kind]
 
 
 class Column(NamedTuple):
