@@ -289,6 +289,8 @@ class _Strings(NamedTuple):
 def _series(column: Any, kind: str, dtype: Any, rows: int, strings: _Strings | None) -> Any:
     """A pandas array of a column's view (see :meth:`_Buffer.view`)."""
     if kind in (ELEMENTS, STRINGS):  # numpy arrays in objects, as Arrow gives pandas
+        if not column:
+            return np.full(rows, None, dtype=object)
         return _elements(column, rows, kind).to_pandas().to_numpy()
     if kind == TEXT:  # mostly null: Arrow makes it, pandas keeps it
         return pd.array(_text(column, rows), dtype=dtype)
