@@ -17,9 +17,11 @@ __all__ = ["KEYS", "HelpScreen"]
 #: (keys, what they do), in the order a newcomer needs them.
 KEYS = [
     ("?", "this help (Esc closes it)"),
-    ("/", "filter the log: pv=GLOB command=NAME host=IP[:PORT] port=P circuit=N "
-          "transport=udp sender=client; a bare word is part of a PV name; Enter applies, "
-          "an empty filter shows everything"),
+    ("/", "filter the log, as shark read --filter: key=value terms (pv=GLOB "
+          "command=NAME host=IP[:PORT] status=failed severity>=MINOR latency>10ms "
+          "value>5 ...), error, anomaly, gap, with and (a space), or, not and "
+          "parentheses; a bare word is part of a PV name; Enter applies, an empty filter "
+          "shows everything"),
     ("space", "pause / resume the log (the panes and counters go on)"),
     ("↑ ↓ PgUp PgDn Home", "move in the log (pauses it) or in a pane"),
     ("End, G", "back to the newest message, following the tail"),
