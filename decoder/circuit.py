@@ -31,7 +31,14 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from . import messages as m
-from .display import ENUM_TYPES, PRECISION_TYPES, TEACHING_TYPES, enum_strings_of, precision_of
+from .display import (
+    ENUM_TYPES,
+    PRECISION_TYPES,
+    TEACHING_TYPES,
+    Reading,
+    enum_strings_of,
+    precision_of,
+)
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .lifecycle import (
     CHANNEL,
@@ -69,7 +76,7 @@ class Channel:
     __slots__ = (
         "name", "cid", "sid", "native_type", "native_count", "access_rights", "state",
         "request", "connected", "closed", "access_changes", "last_write", "subscriptions",
-        "precision", "enum_strings",
+        "precision", "enum_strings", "reading",
     )
 
     def __init__(self, name: str | None, cid: int | None, sid: int | None = None) -> None:
@@ -98,6 +105,9 @@ class Channel:
         #: None until one did.
         self.precision: int | None = None
         self.enum_strings: tuple[str, ...] | None = None
+        #: Both as one :class:`decoder.display.Reading`, None while neither is known:
+        #: what a value arriving now is shown with (records and batches keep it).
+        self.reading: Reading | None = None
 
     def learn(self, data_type: int, payload: bytes | memoryview) -> None:
         """Take what a reply's payload of ``data_type`` tells of how the channel's values
@@ -105,12 +115,14 @@ class Channel:
         DBR_GR_/CTRL_ENUM; nothing from other types or payloads too short to say."""
         if data_type in PRECISION_TYPES:
             precision = precision_of(payload)
-            if precision is not None:
+            if precision is not None and precision != self.precision:
                 self.precision = precision
+                self.reading = Reading(precision, self.enum_strings)
         elif data_type in ENUM_TYPES:
             strings = enum_strings_of(payload)
-            if strings is not None:
+            if strings is not None and strings != self.enum_strings:
                 self.enum_strings = strings
+                self.reading = Reading(self.precision, strings)
 
     def __repr__(self) -> str:
         return (
@@ -371,6 +383,8 @@ class Circuit:
                      "connected", "precision", "enum_strings"):
             if getattr(channel, name) is None:
                 setattr(channel, name, getattr(known, name))
+        if channel.precision is not None or channel.enum_strings is not None:
+            channel.reading = Reading(channel.precision, channel.enum_strings)
         self.channels_by_cid[channel.cid] = channel
 
     def _add_pending(self, message: m.Message, context: Any, channel: Channel) -> Attribution:

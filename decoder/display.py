@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .dbr import LAYOUTS, MAX_ENUM_STATES, MAX_ENUM_STRING_SIZE, DBRType, DBRValue
 from .text import text_form
@@ -125,12 +125,28 @@ def shown_data(data: DBRValue, precision: int | None = None,
     return f"[{', '.join(head)}{more}] ({len(values)})"
 
 
+class Reading(NamedTuple):
+    """What a channel knew of how its values read at one moment (a value is shown
+    with what its channel knew when the value arrived, whatever it learns later, so
+    that every view of it, written at once or later, in batches of any size, is the
+    same): the display precision and the enum state strings, None where unknown."""
+
+    precision: int | None
+    enum_strings: tuple[str, ...] | None
+
+
 def shown_with(data: DBRValue, channel: Any) -> str:
-    """:func:`shown_data` with what ``channel`` (a :class:`decoder.Channel`, or None)
-    knows of how its values read."""
-    if channel is None:
-        return shown_data(data)
-    return shown_data(data, channel.precision, channel.enum_strings)
+    """:func:`shown_data` with what ``channel`` (a :class:`decoder.Channel`, a
+    :class:`Reading`, or None) knows of how its values read; a GR/CTRL value with the
+    precision or state strings it carries itself."""
+    precision = None if channel is None else channel.precision
+    strings = None if channel is None else channel.enum_strings
+    # A GR/CTRL value carries its own (the channel learns them from it as it comes).
+    if data.dbr_type in PRECISION_TYPES:
+        precision = getattr(data, "precision", precision)
+    elif data.dbr_type in ENUM_TYPES:
+        strings = getattr(data, "enum_strings", None) or strings
+    return shown_data(data, precision, strings)
 
 
 def _plain(value: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.text import Text
 
-from decoder import AccessRights, Channel, DecodeError, Role, Search, dbr
+from decoder import AccessRights, DecodeError, Role, Search, dbr
 from decoder import messages as m
 from shark.extract.record import MESSAGE, Record
 from shark.output.text import describe, details, format_value, subject
@@ -56,13 +56,14 @@ LOG_COLUMNS = [
 def log_cells(record: Record, clock: Clock) -> list[Cell]:
     return [str(record.frame), clock(record.time, 6), record.src, record.dst, _where(record),
             record.command_name, subject(record),
-            details(record, lambda message: _info(message, record.channel))]
+            details(record, lambda message: _info(message, record.reading))]
 
 
-def _info(message: m.Message, channel: Channel | None = None) -> str:
+def _info(message: m.Message, channel: Any = None) -> str:
     """The fields of a message, its value (if it carries one) first: the value is what a
     person scans the log for, and the log's last column is cut at the screen's edge.
-    The value reads as its ``channel`` has values read (PREC, enum strings)."""
+    The value reads as ``channel`` (what the channel knew when it came: a record's
+    ``reading``) has values read (PREC, enum strings)."""
     try:
         text = describe(message, channel)
         if isinstance(message, m._DataPayload) and message.payload:
@@ -110,7 +111,7 @@ def channel_cells(row: ChannelRow, clock: Clock, now: float | None) -> list[Cell
     value = ""
     if row.last is not None:
         try:
-            value = format_value(row.last.message.data, row.last.channel)
+            value = format_value(row.last.message.data, row.last.reading)
         except DecodeError as exc:
             value = f"<{exc}>"
     return [row.pv, row.server, "" if row.circuit is None else f"#{row.circuit}", native,

@@ -141,11 +141,14 @@ class Session:
         at = bisect_left(unusable, batch.start)
         if at == len(unusable) or unusable[at] >= batch.stop:
             batch.bulk = True
+            batch.read_as_now()
         else:
             batch.expanded = batch.split()
             for record in batch.expanded:
                 if record.kind is not UPDATES:  # (parts of the batch taken in bulk)
                     self.attribute(record)
+                else:
+                    record.read_as_now()
         if batch.stop_packet == segment.stop:
             segment.count_updates()
 
@@ -218,6 +221,7 @@ class Session:
                                               type(message) in _CREATING)
             record.pv = channel.name
             record.channel = channel
+            record.reading = channel.reading  # (after its own reply taught the channel)
         if attribution.subscription is not None:
             record.subscription = attribution.subscription
         if attribution.anomaly is not None:

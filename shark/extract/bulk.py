@@ -255,7 +255,7 @@ class UpdateBatch:
     records and batches of the stretches taken in bulk."""
 
     __slots__ = ("frame", "time", "src", "dst", "circuit", "size", "run", "start", "stop",
-                 "first_packet", "stop_packet", "segment", "expanded", "bulk")
+                 "first_packet", "stop_packet", "segment", "expanded", "bulk", "readings")
     kind = UPDATES
     transport = "tcp"
     sender = Role.SERVER
@@ -274,6 +274,10 @@ class UpdateBatch:
         self.segment: Segment | None = None
         self.expanded: list[Record | UpdateBatch] | None = None
         self.bulk = False
+        #: What the channels of its updates knew of how their values read when it was
+        #: attributed (:class:`decoder.display.Reading`), by subscription (its index in
+        #: ``run.subscriptions``); None: nothing.
+        self.readings: dict[int, Any] | None = None
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -295,6 +299,18 @@ class UpdateBatch:
                 out += part.records()
         return out
 
+    def read_as_now(self) -> None:
+        """Keep what the channels of its updates know now of how their values read
+        (:attr:`readings`): when the session attributes it, as a record keeps its own."""
+        index = self.run.subscription[self.start : self.stop]
+        subscriptions = self.run.subscriptions
+        readings = {}
+        for k in np.unique(index[index >= 0]).tolist():
+            channel = subscriptions[k].channel
+            if channel is not None and channel.reading is not None:
+                readings[k] = channel.reading
+        self.readings = readings or None
+
     def part(self, start: int, stop: int) -> UpdateBatch:
         """A batch of messages ``start`` to ``stop`` of the run (some of these),
         attributed as these are."""
@@ -304,7 +320,7 @@ class UpdateBatch:
         part = UpdateBatch(run.frames[first], run.times[first], self.src, self.dst,
                            self.circuit, first)
         part.run, part.start, part.stop, part.stop_packet = run, start, stop, last + 1
-        part.segment, part.bulk = self.segment, self.bulk
+        part.segment, part.bulk, part.readings = self.segment, self.bulk, self.readings
         part.size = int(run.bodies[stop - 1] + run.sizes[stop - 1] - run.starts[start])
         return part
 
@@ -321,10 +337,12 @@ class UpdateBatch:
                                           run.messages(self.start, self.stop), strict=True)]
         if self.bulk:
             subscriptions = run.subscriptions
+            readings = self.readings or {}
             for record, index in zip(out, run.subscription[self.start : self.stop].tolist(),
                                      strict=True):
                 subscription = record.subscription = subscriptions[index]
                 record.channel = subscription.channel
+                record.reading = readings.get(index)
                 record.pv = subscription.channel.name
         return out
 

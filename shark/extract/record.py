@@ -65,6 +65,7 @@ class Record:
     __slots__ = (
         "kind", "frame", "time", "src", "dst", "transport", "circuit", "sender", "message",
         "_size", "reason", "pv", "channel", "subscription", "request", "latency", "anomaly",
+        "reading",
     )
 
     def __init__(
@@ -101,6 +102,9 @@ class Record:
         self.request: Record | None = None
         self.latency: float | None = None
         self.anomaly = None
+        #: What the channel knew of how its values read when this record's came
+        #: (:class:`decoder.display.Reading`), None when nothing.
+        self.reading = None
 
     @property
     def size(self) -> int:

@@ -69,7 +69,7 @@ def record_dict(record: Record) -> dict[str, Any]:
         out["status"] = message.status_name
     if isinstance(message, m._DataPayload):
         try:
-            _add_data(out, message.data, record.channel)
+            _add_data(out, message.data, record.reading)
         except DecodeError as exc:
             out["anomaly"] = f"undecodable value: {exc}"
     if record.pv is None and record.channel is not None and record.channel.sid is not None:
@@ -178,7 +178,7 @@ def _message_json(record: Record, message: m.Message) -> str:
         else:
             value = _ENCODE([_plain(v) for v in (
                 values.tolist() if hasattr(values, "tolist") else values)])
-        extra = ',"display":' + _STRING(shown_with(data, record.channel))
+        extra = ',"display":' + _STRING(shown_with(data, record.reading))
         metadata = data._metadata  # what data.severity, data.seconds ... look up
         if metadata:
             severity = metadata.get("severity")

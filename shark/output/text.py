@@ -131,11 +131,11 @@ def details(record: Record, fields: Callable[[Message], str] | None = None) -> s
     """What a record says besides its command and PV: a message's ``fields`` and the
     latency of a response; why a circuit opened or closed; how many bytes were lost or
     could not be decoded, and why. The text line and the TUI's log both show this.
-    ``fields`` describes a message (default :func:`describe`, with the record's channel
-    for how its value reads)."""
+    ``fields`` describes a message (default :func:`describe`, its value read as the
+    channel knew to when it came: ``record.reading``)."""
     message = record.message
     if message is not None:
-        text = describe(message, record.channel) if fields is None else fields(message)
+        text = describe(message, record.reading) if fields is None else fields(message)
         if record.latency is None:
             return text
         latency = f"[{record.latency * 1e3:.3f} ms]"

@@ -31,7 +31,7 @@ import pyarrow as pa
 from decoder import Command, Role, dbr
 from decoder import messages as m
 from decoder.dbr import LAYOUTS, DBRType, dbr_name
-from decoder.display import MAX_PRECISION, shown_with
+from decoder.display import ENUM_TYPES, MAX_PRECISION, shown_with
 from decoder.status import alarm_severity_name, alarm_status_name, eca_name
 from decoder.text import text_form
 from shark.extract.bulk import UPDATES, UpdateBatch
@@ -590,37 +590,42 @@ class Chunk:
 
     @cached_property
     def _channel_keys(self) -> tuple[np.ndarray, list[Any]]:
-        """Per row, which of the distinct channels of the rows (the list: a channel, or
-        None) the row's is: a record's ``channel``; an update's in bulk, its
-        subscription's. -1 for none.
+        """Per row, which of the distinct readings of the rows (the list: each a
+        :class:`decoder.display.Reading`) the row's value is read with: what its channel
+        knew when the value came (a record's ``reading``; an update's in bulk, its
+        batch's for its subscription). -1 for none.
 
-        A run's subscriptions may be many (each segment adds those it met), and only
-        those of the rows here are looked at: one attribute read each, then the
-        channels of all are told apart at once by their ids."""
-        channels = [r.channel for r in self._records]
-        count = len(channels)
-        used_by_span = []
-        for run, span in self._spans:
-            subscriptions = run.subscriptions
-            used = np.flatnonzero(np.bincount(run.subscription[span] + 1,
-                                              minlength=len(subscriptions) + 1)[1:])
-            channels += [None if s is None else s.channel
-                         for s in map(subscriptions.__getitem__, used.tolist())]
-            used_by_span.append(used)
-        codes, _, first = group(np.fromiter(map(id, channels), np.int64, len(channels)))
-        codes = np.asarray(codes, dtype=np.int64)
-        distinct = [channels[i] for i in first.tolist()]
+        Python runs per record and per batch (a lookup table of its subscriptions),
+        never per update in bulk."""
+        readings: list[Any] = []
+        code: dict[int, int] = {}
+
+        def coded(reading: Any) -> int:
+            if reading is None:
+                return -1
+            key = code.get(id(reading))
+            if key is None:
+                key = code[id(reading)] = len(readings)
+                readings.append(reading)
+            return key
+
+        records = np.fromiter(map(coded, (r.reading for r in self._records)), np.int64,
+                              len(self._records))
         if self._record_rows is None:
-            return codes, distinct
-        per_run: dict[int, np.ndarray] = {}
-        for (run, _), used in zip(self._spans, used_by_span, strict=True):
-            own = np.full(len(run.subscriptions) + 1, -1, dtype=np.int64)
-            own[used] = codes[count : count + len(used)]
-            count += len(used)
-            per_run[id(run)] = own
-        return self._column(
-            codes[: len(self._records)],
-            run_field=lambda run, span: per_run[id(run)][run.subscription[span]]), distinct
+            return records, readings
+        keys = np.full(self.size, -1, dtype=np.int64)
+        keys[self._record_rows] = records
+        first_rows = self.records.first_rows[self._batch_items]
+        for batch, first in zip(self._batches, first_rows.tolist(), strict=True):
+            if not batch.readings:
+                continue
+            run = batch.run
+            table = np.full(len(run.subscriptions) + 1, -1, dtype=np.int64)  # [-1]: none
+            for k, reading in batch.readings.items():
+                table[k] = coded(reading)
+            keys[first : first + batch.stop - batch.start] = table[
+                run.subscription[batch.start : batch.stop]]
+        return keys, readings
 
     @cached_property
     def display(self) -> pa.Array:
@@ -629,10 +634,9 @@ class Chunk:
         precision and enum state strings of the row's channel, as
         :func:`decoder.display.shown_data` judges for one record at a time.
 
-        What the channel knows when the chunk is built is what counts: a value that
-        came before the channel's first GR/CTRL reply is shown with that reply's
-        precision when the chunk is built after it (as ``shark read`` shows a value
-        with what the channel knows when it writes the line).
+        What the channel knew when the value came is what counts (the record's or the
+        batch's ``reading``), whatever it learnt later: a value is shown alike by every
+        view, in batches of any size, and as one record at a time.
 
         Computed over whole columns (:mod:`shark.tables.display`): Python runs per
         distinct channel and precision, and per row only for strings, arrays and the
@@ -649,10 +653,17 @@ class Chunk:
                               for c in channels] + [-1], np.int64)
         precision[(precision < 0) | (precision > MAX_PRECISION)] = -1  # none to use
         precision = precision[keys]
+        # A GR/CTRL value carries its own precision, which its channel learnt as it came.
+        own = values.has_precision
+        usable = (values.precision >= 0) & (values.precision <= MAX_PRECISION)
+        precision[own] = np.where(usable[own], values.precision[own], -1)
         number = values.has_value
         floating = number & ((native == DBRType.FLOAT) | (native == DBRType.DOUBLE))
         pieces: list[tuple[np.ndarray, pa.Array]] = []
-        named = self._enum_pieces(number & (native == DBRType.ENUM), keys, channels, pieces)
+        teaching = np.isin(types, _ENUM_TEACHING)  # (their own strings: one at a time)
+        named = self._enum_pieces(number & (native == DBRType.ENUM) & ~teaching, keys,
+                                  channels, pieces)
+        number = number & ~(teaching & (native == DBRType.ENUM))
         plain = number & ~floating & ~named
         pieces.append((np.flatnonzero(plain), integers(values.value[plain])))
         loose = floating & (precision < 0)
@@ -727,6 +738,10 @@ class Chunk:
                                   run.buffer[body : body + int(run.sizes[i])])
             out.append(shown_with(data, channels[keys[row]] if keys[row] >= 0 else None))
         return rows, pa.array(out, pa.large_string())
+
+
+#: The DBR types whose values carry their channel's enum strings (GR/CTRL_ENUM).
+_ENUM_TEACHING = np.array(sorted(ENUM_TYPES), dtype=np.int64)
 
 
 def _assemble(n: int, pieces: list[tuple[np.ndarray, pa.Array]]) -> pa.Array:

@@ -62,6 +62,10 @@ class Values:
         self.epics_ns = np.zeros(n, dtype=np.int64)
         self.has_time = np.zeros(n, dtype=bool)
         self.errors: dict[int, str] = {}
+        #: The display precision a GR/CTRL_FLOAT or DOUBLE payload carries, where
+        #: ``has_precision``.
+        self.precision = np.zeros(n, dtype=np.int16)
+        self.has_precision = np.zeros(n, dtype=bool)
         #: The elements of arrays (count other than 1), by row: of numbers, of strings.
         self.elements: dict[int, np.ndarray] = {}
         self.strings: dict[int, list[str]] = {}
@@ -203,6 +207,9 @@ def _read(out: Values, where: np.ndarray, rows: np.ndarray | slice, data_type: i
         out.status[where] = structs["status"]
         out.severity[where] = structs["severity"]
         out.has_alarm[where] = True
+    if "precision" in fields:
+        out.precision[where] = structs["precision"]
+        out.has_precision[where] = True
     if "seconds" in fields:
         seconds = structs["seconds"].astype(np.int64) + EPICS_EPOCH_OFFSET
         out.epics_ns[where] = seconds * 1_000_000_000 + structs["nanoseconds"]
@@ -228,6 +235,8 @@ def _struct(data_type: int, scalar: int, size: int) -> np.dtype:
         fields += [("status", code, 0), ("severity", code, 2)]
     if "seconds" in lay.meta_names:
         fields += [("seconds", ">u4", 4), ("nanoseconds", ">u4", 8)]
+    if "precision" in lay.meta_names:
+        fields.append(("precision", ">i2", 4))
     if scalar:
         element = _NUMPY[lay.native_type] or f"S{size - lay.value_offset}"
         fields.append(("value", element, lay.value_offset))
@@ -253,6 +262,10 @@ def _decode_each(out: Values, at: np.ndarray, chosen: np.ndarray, data_types: np
             else:
                 out.value[row] = value
                 out.has_value[row] = True
+        precision = getattr(data, "precision", None)
+        if precision is not None:
+            out.precision[row] = precision
+            out.has_precision[row] = True
         if data.severity is not None:
             out.status[row] = data.status
             out.severity[row] = data.severity

@@ -40,13 +40,13 @@ def test_a_response_with_its_pv_and_latency(records: list[Record]) -> None:
     assert reply.pv == "DEMO:BASIC:TEMP" and reply.latency is not None
     assert format_record(reply, records[0].time) == (
         "    23    2.459564        127.0.0.1:5064 -> 127.0.0.1:33700       tcp#1  SERVER   "
-        "READ_NOTIFY DEMO:BASIC:TEMP DBR_DOUBLE[1] status=ECA_NORMAL ioid=1 data=85.50 "
+        "READ_NOTIFY DEMO:BASIC:TEMP DBR_DOUBLE[1] status=ECA_NORMAL ioid=1 data=85.5 "
         "[0.136 ms]")
     # Without a start, the time is the capture's own.
     assert format_record(reply) == (
         "    23 1795269995.722625        127.0.0.1:5064 -> 127.0.0.1:33700       tcp#1  "
         "SERVER   READ_NOTIFY DEMO:BASIC:TEMP DBR_DOUBLE[1] status=ECA_NORMAL ioid=1 "
-        "data=85.50 [0.136 ms]")
+        "data=85.5 [0.136 ms]")
 
 
 def test_requests_arrays_alarms_and_flags_from_the_capture(records: list[Record]) -> None:
@@ -259,11 +259,16 @@ def test_format_value_with_what_the_channel_knows() -> None:
 
 
 def test_the_state_strings_of_the_capture(records: list[Record]) -> None:
-    """softioc_pyepics_basic reads DEMO:BASIC:STATE as DBR_CTRL_ENUM: its states."""
-    state = next(r for r in records if r.pv == "DEMO:BASIC:STATE" and r.message.payload
-                 and r.message.data_type == DBRType.ENUM)
-    assert details(state).split(" data=")[1].split(" ")[0] == "Running"
-    assert describe(state.message).endswith("data=1")  # without the channel: the index
+    """softioc_pyepics_basic reads DEMO:BASIC:STATE as DBR_ENUM, then as DBR_CTRL_ENUM:
+    the first read came before its channel knew the states (the index, as every view
+    shows it, whatever came later), the second carries them."""
+    first, second = (r for r in records if r.pv == "DEMO:BASIC:STATE" and r.message.payload
+                     and r.message.data_type in (DBRType.ENUM, DBRType.CTRL_ENUM))
+    assert first.time < second.time and first.reading is None
+    assert details(first).split(" data=")[1].split(" ")[0] == "1"
+    assert details(second).split(" data=")[1].split(" ")[0] == "Running"
+    assert second.reading.enum_strings[1] == "Running"
+    assert describe(second.message).endswith("data=Running")  # its own strings
 
 
 def test_format_value_of_decoded_payloads() -> None:

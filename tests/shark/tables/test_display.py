@@ -88,12 +88,13 @@ def test_integers_are_str(values: np.ndarray) -> None:
 
 
 def record_shown(chunk: Chunk) -> list[str | None]:
-    """Per row of ``chunk``, the value as the record path shows it (None: no value)."""
+    """Per row of ``chunk``, the value as the record path shows it (None: no value): with
+    what the channel knew when the value came (``record.reading``)."""
     out: list[str | None] = []
     for row in range(chunk.size):
         record = chunk.records[row]
         try:
-            value = (shown(record.message.data, record.channel)
+            value = (shown(record.message.data, record.reading)
                      if isinstance(record.message, m._DataPayload) else None)
         except DecodeError:
             value = None
@@ -122,7 +123,9 @@ def test_display_has_the_prec_and_states_the_capture_carried() -> None:
             shown_by_pv.setdefault((record.pv, record.message.data_type_name), set()).add(text)
     assert shown_by_pv["DEMO:BASIC:TEMP", "DBR_CTRL_DOUBLE"] == {"85.50"}  # PREC 2
     assert shown_by_pv["DEMO:BASIC:STATE", "DBR_CTRL_ENUM"] == {"Running"}
-    assert shown_by_pv["DEMO:BASIC:STATE", "DBR_ENUM"] == {"Running"}
+    # Read before the channel's state strings came (its CTRL_ENUM read is later): the
+    # index, as every view shows it, whatever the capture tells afterwards.
+    assert shown_by_pv["DEMO:BASIC:STATE", "DBR_ENUM"] == {"1"}
     assert "hello shark" in shown_by_pv["DEMO:BASIC:LABEL", "DBR_STRING"]
     assert "3" in shown_by_pv["DEMO:BASIC:MODE", "DBR_LONG"]
     assert "[0.0, 0.5, 1.0, 1.5, ...] (10)" in shown_by_pv["DEMO:BASIC:WAVE", "DBR_DOUBLE"]
