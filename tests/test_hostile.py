@@ -58,6 +58,9 @@ def _marked(path: Path, _tmp: Path) -> None:
 ENTRY_POINTS: dict[str, Check] = {
     "read-text": lambda p, _: ep.cli_read(p, "text"),
     "read-jsonl": lambda p, _: ep.cli_read(p, "jsonl"),
+    "read-csv": lambda p, _: ep.cli_read(p, "csv"),
+    "read-filtered": lambda p, _: ep.cli_read(p, "jsonl", "error or gap or anomaly or "
+                                                        "severity>=MINOR or latency>1ms"),
     "read-text-stdin": lambda p, _: ep.cli_read_stdin(p, "text"),
     "read-jsonl-stdin-process": lambda p, _: ep.process_read_stdin(p, "jsonl"),
     "stats-text": lambda p, _: ep.cli_stats(p, "text"),

@@ -123,10 +123,18 @@ def check_jsonl(data: bytes, what: str = "") -> int:
 # -- the entry points ------------------------------------------------------------------
 
 
-def cli_read(path: Path, fmt: str) -> None:
-    result = run_cli(["read", "-f", fmt, str(path)])
-    check_clean(result, f"read -f {fmt}")
-    (check_jsonl if fmt == "jsonl" else check_text)(result.out, f"read -f {fmt}")
+def cli_read(path: Path, fmt: str, expression: str | None = None) -> None:
+    """``shark read -f FMT`` (csv: one header line and rows that Arrow reads back),
+    with ``--filter expression`` when given."""
+    result = run_cli(["read", "-f", fmt, str(path),
+                      *(["--filter", expression] if expression else [])])
+    what = f"read -f {fmt}" + (f" --filter {expression!r}" if expression else "")
+    check_clean(result, what)
+    (check_jsonl if fmt == "jsonl" else check_text)(result.out, what)
+    if fmt == "csv" and result.out:
+        import pyarrow.csv as pacsv
+
+        pacsv.read_csv(io.BytesIO(result.out))
 
 
 def cli_read_stdin(path: Path, fmt: str) -> None:
