@@ -12,7 +12,7 @@ holds them to it).
 
 The rules, for one element:
 
-* a string: its text form (:func:`decoder.text.text_form`);
+* a string: its text form, control characters escaped (:func:`decoder.text.shown_text`);
 * an ENUM value whose channel's state strings are known and name it: the string;
 * a FLOAT or DOUBLE value whose channel's precision is known (0 to 17): that many
   fixed decimals (``f"{value:.{p}f}"``); PREC is a floating-point field: integer values
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from .dbr import LAYOUTS, MAX_ENUM_STATES, MAX_ENUM_STRING_SIZE, DBRType, DBRValue
-from .text import text_form
+from .text import shown_text
 
 __all__ = [
     "ELEMENTS_SHOWN", "ENUM_TYPES", "MAX_PRECISION", "PRECISION_OFFSET", "PRECISION_TYPES",
@@ -97,10 +97,10 @@ def shown_value(value: Any, native: int, precision: int | None = None,
     from STRING to DOUBLE), as the channel's ``precision`` and ``enum_strings`` have it
     read (see the module documentation)."""
     if isinstance(value, str):
-        return text_form(value)
+        return shown_text(value)
     if native == _ENUM:
         if enum_strings is not None and 0 <= value < len(enum_strings):
-            return text_form(enum_strings[value])
+            return shown_text(enum_strings[value])
     elif native in _FLOATING and precision is not None and 0 <= precision <= MAX_PRECISION:
         return f"{value:.{precision}f}"
     return repr(value)

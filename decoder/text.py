@@ -10,7 +10,7 @@ that is not UTF-8 as ``\\xNN`` (``b"\\xff\\xfeAB"`` gives ``"\\\\xff\\\\xfeAB"``
 
 from __future__ import annotations
 
-__all__ = ["text_form"]
+__all__ = ["shown_text", "text_form"]
 
 
 def text_form(text: str) -> str:
@@ -28,3 +28,17 @@ def text_form(text: str) -> str:
             return text.encode("utf-8", "backslashreplace").decode()
         return raw.decode("utf-8", "backslashreplace")
     return text
+
+
+#: Control characters (C0 and DEL), which a line of text shows escaped.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
+def shown_text(text: str) -> str:
+    """A string from the wire as a person reads it in a line: its text form, and its
+    control characters (a newline, an escape sequence ...) as ``\\xNN``, so that a
+    value can neither break a line nor steer the terminal."""
+    text = text_form(text)
+    if text.isprintable():  # (as good as always)
+        return text
+    return text.translate(_CONTROL)

@@ -1,12 +1,11 @@
 """Batches of the ``messages`` table as lines of text, column by column.
 
-``shark read`` and ``shark live`` print from here. Each line is made of words, each
-word computed for a whole batch at once with Arrow's string kernels: categorical
-columns (endpoints, commands, PV names ...) are formatted once per distinct string and
-gathered by their codes; numbers are turned to text by Arrow; the time and latency
-columns are fixed-point decimals made from integers. The words of a line are joined
-with its newline, and the joined column's bytes are the output: no Python object is
-made per message.
+``shark read`` and ``shark live`` print from here. The words of categorical columns
+(endpoints, commands, PV names ...) are formatted once per distinct string; the lines
+are then written byte by byte, a batch at a time, by the loops of
+:mod:`shark.output.kernels` (names copied from their dictionaries, numbers written digit
+by digit, the time and latency as fixed-point decimals of integers): no Python object
+is made per message.
 
 The line (the fields a person wants first, then what the message says)::
 
@@ -32,6 +31,7 @@ import pyarrow.compute as pc
 
 from decoder import Command
 from decoder.describe import STATUS_AMONG_FIELDS
+from decoder.text import shown_text
 from shark.output.kernels import (
     FIXED_BYTES,
     INTEGER,
@@ -46,7 +46,6 @@ from shark.output.kernels import (
 from shark.output.text import TIME_BASES, Clock, seconds_ns
 
 __all__ = ["JSON_KEYS", "TIME_BASES", "JsonLines", "TextLines", "joined_bytes"]
-
 
 
 def joined_bytes(lines: pa.Array) -> memoryview:
@@ -115,7 +114,7 @@ class TextLines:
             "transport": _names(column("transport"), str),
             "sender": _names(column("sender"), lambda s: f"{s.upper():<8}"),
             "command": _names(command, str),
-            "pv": _names(column("pv"), str),
+            "pv": _names(column("pv"), shown_text),
             "data_type": _names(column("data_type"), str),
             "status": _names(status, str),
             "severity": _names(severity, str),

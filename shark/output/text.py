@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable, Iterator
 from decoder import Channel, DBRValue, Message, dbr
 from decoder.describe import HIDDEN_FIELDS, field_text
 from decoder.display import shown_with
+from decoder.text import shown_text
 from shark.extract.record import CLOSE, OPEN, Record
-from shark.extract.text import text_form
 
 __all__ = [
     "TIME_BASES", "Clock", "describe", "details", "format_record", "format_value", "shown",
@@ -149,7 +149,7 @@ def subject(record: Record) -> str:
     """The PV, or what names the channel when the capture does not tell its name (its
     SID, or its subscription id); empty for messages about no channel."""
     if record.pv is not None:
-        return text_form(record.pv)
+        return shown_text(record.pv)
     channel = record.channel
     if channel is not None and channel.sid is not None:
         return f"<sid={channel.sid}>"

@@ -33,7 +33,7 @@ from decoder import messages as m
 from decoder.dbr import LAYOUTS, DBRType, dbr_name
 from decoder.display import ENUM_TYPES, MAX_PRECISION, shown_with
 from decoder.status import alarm_severity_name, alarm_status_name, eca_name
-from decoder.text import text_form
+from decoder.text import shown_text
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record, RecordKind
 from shark.tables.display import fixed, integers, shortest
@@ -677,7 +677,7 @@ class Chunk:
                 pieces.append((chosen, fixed(values.value[chosen], p)))
         if values.text:
             rows = np.fromiter(values.text, np.int64, len(values.text))
-            pieces.append((rows, pa.array([text_form(t) for t in values.text.values()],
+            pieces.append((rows, pa.array([shown_text(t) for t in values.text.values()],
                                           pa.large_string())))
         rest = self.of_form(HAS_DATA) & ~number
         rest[list(values.text)] = False
@@ -704,7 +704,7 @@ class Chunk:
                 continue
             index = self.values.value[chosen].astype(np.int64)
             inside = (index >= 0) & (index < len(strings))
-            table = pa.array([text_form(t) for t in strings], pa.large_string())
+            table = pa.array([shown_text(t) for t in strings], pa.large_string())
             pieces.append((chosen[inside], table.take(pa.array(index[inside]))))
             named[chosen[inside]] = True
         return named

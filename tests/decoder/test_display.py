@@ -153,3 +153,14 @@ def test_a_short_payload_teaches_nothing():
     reply.payload = reply.payload[:40]
     circuit.handle(reply, SERVER)
     assert channel.enum_strings is None
+
+
+def test_a_string_cannot_break_a_line_or_steer_the_terminal() -> None:
+    """Control characters of a value or a name read as ``\\xNN`` (a newline would make
+    a text line two, an escape sequence would recolour the terminal)."""
+    from decoder.text import shown_text
+
+    assert shown_value("line\nbreak\x1b[31m", DBRType.STRING) == "line\\x0abreak\\x1b[31m"
+    assert shown_value(1, DBRType.ENUM, enum_strings=("a", "b\tc")) == "b\\x09c"
+    assert shown_text("µs and ☃ stay") == "µs and ☃ stay"
+    assert shown_text("\x7f") == "\\x7f"
