@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import BinaryIO
 
 import pyarrow as pa
@@ -112,16 +113,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _writer(args: argparse.Namespace, stream: MessageStream, out: BinaryIO):
+def _writer(args: argparse.Namespace, stream: MessageStream, out: BinaryIO
+            ) -> Callable[[pa.RecordBatch], None]:
     """What writes a batch's rows in the format asked for."""
     if args.format == "csv":
-        header = [True]
+        header = True  # (once, before the first rows; alone when there are none)
 
         def write_csv(batch: pa.RecordBatch) -> None:
-            if not header[0] and not batch.num_rows:
+            nonlocal header
+            if not header and not batch.num_rows:
                 return
-            options = pacsv.WriteOptions(include_header=header[0])
-            header[0] = False
+            options = pacsv.WriteOptions(include_header=header)
+            header = False
             pacsv.write_csv(_plain(batch), out, options)
         return write_csv
     lines = JsonLines() if args.format == "jsonl" else None
