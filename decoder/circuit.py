@@ -69,6 +69,17 @@ if SUBSCRIPTION.get((_ACTIVE, m.EventAddResponse)) is not _ACTIVE:
     raise ImportError("decoder.lifecycle: an update must keep a subscription active")
 
 
+#: How many times a channel's reading changed, in this process: the clock of
+#: :attr:`Channel.readings`.
+_LEARNED = [0]
+
+
+def learned() -> int:
+    """The count of reading changes so far: what a batch of values attributed now
+    keeps, to read each with its channel's reading as of then."""
+    return _LEARNED[0]
+
+
 class Channel:
     """One channel of a circuit. ``name`` is None when the circuit was joined
     after the CREATE_CHAN (only the SID or CID is known)."""
@@ -76,7 +87,7 @@ class Channel:
     __slots__ = (
         "name", "cid", "sid", "native_type", "native_count", "access_rights", "state",
         "request", "connected", "closed", "access_changes", "last_write", "subscriptions",
-        "precision", "enum_strings", "reading",
+        "precision", "enum_strings", "reading", "readings",
     )
 
     def __init__(self, name: str | None, cid: int | None, sid: int | None = None) -> None:
@@ -108,6 +119,9 @@ class Channel:
         #: Both as one :class:`decoder.display.Reading`, None while neither is known:
         #: what a value arriving now is shown with (records and batches keep it).
         self.reading: Reading | None = None
+        #: Every reading it had, with the :func:`learned` count at which it began (a
+        #: value attributed at count n reads with the last one begun at n or before).
+        self.readings: list[tuple[int, Reading]] = []
 
     def learn(self, data_type: int, payload: bytes | memoryview) -> None:
         """Take what a reply's payload of ``data_type`` tells of how the channel's values
@@ -117,12 +131,26 @@ class Channel:
             precision = precision_of(payload)
             if precision is not None and precision != self.precision:
                 self.precision = precision
-                self.reading = Reading(precision, self.enum_strings)
+                self._read_as(Reading(precision, self.enum_strings))
         elif data_type in ENUM_TYPES:
             strings = enum_strings_of(payload)
             if strings is not None and strings != self.enum_strings:
                 self.enum_strings = strings
-                self.reading = Reading(self.precision, strings)
+                self._read_as(Reading(self.precision, strings))
+
+    def _read_as(self, reading: Reading) -> None:
+        _LEARNED[0] += 1
+        self.reading = reading
+        self.readings.append((_LEARNED[0], reading))
+
+    def reading_at(self, count: int) -> Reading | None:
+        """The reading a value attributed at :func:`learned` count ``count`` has."""
+        found = None
+        for began, reading in self.readings:
+            if began > count:
+                break
+            found = reading
+        return found
 
     def __repr__(self) -> str:
         return (
@@ -383,8 +411,8 @@ class Circuit:
                      "connected", "precision", "enum_strings"):
             if getattr(channel, name) is None:
                 setattr(channel, name, getattr(known, name))
-        if channel.precision is not None or channel.enum_strings is not None:
-            channel.reading = Reading(channel.precision, channel.enum_strings)
+        if known.reading is not None and channel.reading is None:
+            channel._read_as(Reading(channel.precision, channel.enum_strings))
         self.channels_by_cid[channel.cid] = channel
 
     def _add_pending(self, message: m.Message, context: Any, channel: Channel) -> Attribution:

@@ -38,6 +38,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from decoder import Command, Role, dbr
+from decoder.circuit import learned
 from decoder.messages import (
     _SERVER_FORMS,
     EventCancelResponse,
@@ -255,7 +256,7 @@ class UpdateBatch:
     records and batches of the stretches taken in bulk."""
 
     __slots__ = ("frame", "time", "src", "dst", "circuit", "size", "run", "start", "stop",
-                 "first_packet", "stop_packet", "segment", "expanded", "bulk", "readings")
+                 "first_packet", "stop_packet", "segment", "expanded", "bulk", "learned")
     kind = UPDATES
     transport = "tcp"
     sender = Role.SERVER
@@ -274,10 +275,9 @@ class UpdateBatch:
         self.segment: Segment | None = None
         self.expanded: list[Record | UpdateBatch] | None = None
         self.bulk = False
-        #: What the channels of its updates knew of how their values read when it was
-        #: attributed (:class:`decoder.display.Reading`), by subscription (its index in
-        #: ``run.subscriptions``); None: nothing.
-        self.readings: dict[int, Any] | None = None
+        #: When it was attributed, on the clock of the channels' readings
+        #: (:func:`decoder.circuit.learned`): its values read as their channels knew then.
+        self.learned = 0
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -300,16 +300,9 @@ class UpdateBatch:
         return out
 
     def read_as_now(self) -> None:
-        """Keep what the channels of its updates know now of how their values read
-        (:attr:`readings`): when the session attributes it, as a record keeps its own."""
-        index = self.run.subscription[self.start : self.stop]
-        subscriptions = self.run.subscriptions
-        readings = {}
-        for k in np.unique(index[index >= 0]).tolist():
-            channel = subscriptions[k].channel
-            if channel is not None and channel.reading is not None:
-                readings[k] = channel.reading
-        self.readings = readings or None
+        """Note when it is attributed (:attr:`learned`): its values read as their
+        channels knew then, whatever they learn later, as a record keeps its own."""
+        self.learned = learned()
 
     def part(self, start: int, stop: int) -> UpdateBatch:
         """A batch of messages ``start`` to ``stop`` of the run (some of these),
@@ -320,7 +313,7 @@ class UpdateBatch:
         part = UpdateBatch(run.frames[first], run.times[first], self.src, self.dst,
                            self.circuit, first)
         part.run, part.start, part.stop, part.stop_packet = run, start, stop, last + 1
-        part.segment, part.bulk, part.readings = self.segment, self.bulk, self.readings
+        part.segment, part.bulk, part.learned = self.segment, self.bulk, self.learned
         part.size = int(run.bodies[stop - 1] + run.sizes[stop - 1] - run.starts[start])
         return part
 
@@ -337,12 +330,13 @@ class UpdateBatch:
                                           run.messages(self.start, self.stop), strict=True)]
         if self.bulk:
             subscriptions = run.subscriptions
-            readings = self.readings or {}
+            learned = self.learned
             for record, index in zip(out, run.subscription[self.start : self.stop].tolist(),
                                      strict=True):
                 subscription = record.subscription = subscriptions[index]
-                record.channel = subscription.channel
-                record.reading = readings.get(index)
+                channel = record.channel = subscription.channel
+                if channel.readings:
+                    record.reading = channel.reading_at(learned)
                 record.pv = subscription.channel.name
         return out
 

@@ -593,12 +593,20 @@ class Chunk:
         """Per row, which of the distinct readings of the rows (the list: each a
         :class:`decoder.display.Reading`) the row's value is read with: what its channel
         knew when the value came (a record's ``reading``; an update's in bulk, its
-        batch's for its subscription). -1 for none.
+        batch's ``learned`` moment). None (in the list) or -1 for none.
 
-        Python runs per record and per batch (a lookup table of its subscriptions),
-        never per update in bulk."""
-        readings: list[Any] = []
-        code: dict[int, int] = {}
+        One attribute read per record, the readings told apart at once by their ids;
+        per run, one per subscription: no Python per update in bulk."""
+        records = [r.reading for r in self._records]
+        codes, _, first = group(np.fromiter(map(id, records), np.int64, len(records)))
+        codes = np.asarray(codes, dtype=np.int64)
+        # (None among them, if any record has no reading: its code reads as none)
+        readings: list[Any] = [records[i] for i in first.tolist()]
+        code = {id(reading): k for k, reading in enumerate(readings)}
+        if self._record_rows is None:
+            return codes, readings
+        keys = np.full(self.size, code.get(id(None), -1), dtype=np.int64)
+        keys[self._record_rows] = codes
 
         def coded(reading: Any) -> int:
             if reading is None:
@@ -609,22 +617,40 @@ class Chunk:
                 readings.append(reading)
             return key
 
-        records = np.fromiter(map(coded, (r.reading for r in self._records)), np.int64,
-                              len(self._records))
-        if self._record_rows is None:
-            return records, readings
-        keys = np.full(self.size, -1, dtype=np.int64)
-        keys[self._record_rows] = records
-        first_rows = self.records.first_rows[self._batch_items]
-        for batch, first in zip(self._batches, first_rows.tolist(), strict=True):
-            if not batch.readings:
+        # Updates in bulk: each reads with its channel's reading as of its batch
+        # (``learned``): the channel's present one, unless it began after the batch
+        # (rare: looked up in the channel's readings, row group by row group).
+        lengths = np.fromiter([b.stop - b.start for b in self._batches], np.int64,
+                              len(self._batches))
+        when = np.zeros(self.size, dtype=np.int64)
+        when[_ranges(self.records.first_rows[self._batch_items], lengths)] = np.repeat(
+            np.fromiter([b.learned for b in self._batches], np.int64, len(self._batches)),
+            lengths)
+        for run, rows, indexes in self._gathers:
+            subscription = run.subscription[indexes]
+            used = np.flatnonzero(np.bincount(subscription + 1,
+                                              minlength=len(run.subscriptions) + 1)[1:])
+            present = np.full(len(run.subscriptions) + 1, -1, dtype=np.int64)
+            began = np.full(len(run.subscriptions) + 1, np.iinfo(np.int64).max)
+            channels: dict[int, Any] = {}
+            for k in used.tolist():
+                channel = run.subscriptions[k].channel
+                if channel is not None and channel.readings:
+                    channels[k] = channel
+                    began[k], reading = channel.readings[-1]
+                    present[k] = coded(reading)
+            if not channels:
                 continue
-            run = batch.run
-            table = np.full(len(run.subscriptions) + 1, -1, dtype=np.int64)  # [-1]: none
-            for k, reading in batch.readings.items():
-                table[k] = coded(reading)
-            keys[first : first + batch.stop - batch.start] = table[
-                run.subscription[batch.start : batch.stop]]
+            at = when[rows]
+            keys[rows] = np.where(began[subscription] <= at, present[subscription], -1)
+            late = np.flatnonzero((began[subscription] > at) & (subscription >= 0)
+                                  & np.isin(subscription, list(channels)))
+            if len(late):  # (what a channel read as before it learnt its present reading)
+                pairs, inverse = np.unique(np.stack((subscription[late], at[late])), axis=1,
+                                           return_inverse=True)
+                found = np.array([coded(channels[k].reading_at(t))
+                                  for k, t in pairs.T.tolist()], dtype=np.int64)
+                keys[rows[late]] = found[inverse.ravel()]
         return keys, readings
 
     @cached_property
