@@ -138,12 +138,9 @@ def _writer(args: argparse.Namespace, stream: MessageStream, out: BinaryIO
 
 
 def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The batch with strings for its categorical columns and its lists (CSV has
-    neither: :func:`shark.tables.files.csv_batch`)."""
-    batch = csv_batch(batch)
-    arrays = [array.cast(pa.string()) if pa.types.is_dictionary(array.type) else array
-              for array in batch.columns]
-    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+    """The batch with text for its lists (CSV has none:
+    :func:`shark.tables.files.csv_batch`); Arrow writes its categories' strings."""
+    return csv_batch(batch)
 
 
 def _reason(exc: Exception) -> str:
