@@ -32,7 +32,7 @@ from decoder.status import alarm_severity_name, alarm_status_name
 from shark.extract.record import MESSAGE, Record
 from shark.extract.text import text_form
 
-__all__ = ["record_dict", "record_json"]
+__all__ = ["json_ready", "record_dict", "record_json"]
 
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
@@ -84,9 +84,9 @@ def record_dict(record: Record) -> dict[str, Any]:
 def _add_data(out: dict[str, Any], data: dbr.DBRValue, channel: Any = None) -> None:
     values = data.values
     if len(values) == 1:
-        out["value"] = _plain(data.value)
+        out["value"] = json_ready(data.value)
     else:
-        out["value"] = [_plain(v) for v in (values.tolist() if hasattr(values, "tolist")
+        out["value"] = [json_ready(v) for v in (values.tolist() if hasattr(values, "tolist")
                                            else values)]
     out["display"] = shown_with(data, channel)
     if data.severity is not None:
@@ -96,7 +96,9 @@ def _add_data(out: dict[str, Any], data: dbr.DBRValue, channel: Any = None) -> N
         out["epics_time"] = data.timestamp
 
 
-def _plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """A value as a JSON line holds it: NaN and infinities as their names in strings,
+    strings in their text form."""
     if isinstance(value, float) and not math.isfinite(value):
         return _NON_FINITE[repr(value)]
     if isinstance(value, str):
@@ -176,7 +178,7 @@ def _message_json(record: Record, message: m.Message) -> str:
             value = values[0]  # data.value, inlined
             value = _scalar(value.item() if hasattr(value, "item") else value)
         else:
-            value = _ENCODE([_plain(v) for v in (
+            value = _ENCODE([json_ready(v) for v in (
                 values.tolist() if hasattr(values, "tolist") else values)])
         extra = ',"display":' + _STRING(shown_with(data, record.reading))
         metadata = data._metadata  # what data.severity, data.seconds ... look up

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from decoder import Command
 from decoder.describe import STATUS_AMONG_FIELDS
 from decoder.text import shown_text
+from shark.output.jsonl import json_ready
 from shark.output.kernels import (
     FIXED_BYTES,
     INTEGER,
@@ -45,23 +46,7 @@ from shark.output.kernels import (
 )
 from shark.output.text import TIME_BASES, Clock, seconds_ns
 
-__all__ = ["JSON_KEYS", "TIME_BASES", "JsonLines", "TextLines", "joined_bytes"]
-
-
-def joined_bytes(lines: pa.Array) -> memoryview:
-    """The bytes of a string array's values, one after the other (its data buffer, not
-    copied): lines that end with their newline are the text to write."""
-    if pa.types.is_large_string(lines.type):
-        width = np.int64
-    else:
-        width = np.int32
-    lines = lines.fill_null("") if lines.null_count else lines
-    offsets = np.frombuffer(lines.buffers()[1], dtype=width, count=len(lines) + 1,
-                            offset=lines.offset * np.dtype(width).itemsize)
-    data = lines.buffers()[2]
-    if data is None:
-        return memoryview(b"")
-    return memoryview(data)[int(offsets[0]):int(offsets[-1])]
+__all__ = ["JSON_KEYS", "TIME_BASES", "JsonLines", "TextLines"]
 
 
 class TextLines:
@@ -75,14 +60,6 @@ class TextLines:
         #: time, which write the times the column cannot hold).
         self.clock = Clock(base)
         self.clock.start = start
-
-    @property
-    def start(self) -> float | None:
-        return self.clock.start
-
-    @start.setter
-    def start(self, value: float | None) -> None:
-        self.clock.start = value
 
     def __call__(self, batch: pa.RecordBatch) -> memoryview:
         """The lines of a batch's rows, each ending with a newline, as bytes."""
@@ -459,16 +436,13 @@ def _json_elements(elements: pa.Array, integral: pa.Array) -> pa.Array:
     if not pc.all(pc.is_finite(flat)).as_py():
         odd = [i for i, v in enumerate(elements.to_pylist())
                if v is not None and not all(math.isfinite(x) for x in v)]
-        fixed = pa.array([json.dumps([x if math.isfinite(x) else _NON_FINITE[repr(x)]
-                                      for x in elements[i].as_py()], separators=(",", ":"))
-                          for i in odd], pa.string())
+        fixed = pa.array([json.dumps([json_ready(x) for x in elements[i].as_py()],
+                                     separators=(",", ":")) for i in odd], pa.string())
         mask = np.zeros(len(elements), dtype=bool)
         mask[odd] = True
         text = pc.replace_with_mask(text, pa.array(mask), fixed)
     return text
 
-
-_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
 #: DBR types whose values are integers (record_dict writes them as JSON integers).

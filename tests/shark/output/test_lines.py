@@ -19,7 +19,7 @@ import shark
 from shark.output import kernels
 from shark.output.jsonl import record_dict
 from shark.output.kernels import QUOTED, Strings, records
-from shark.output.lines import JsonLines, TextLines, joined_bytes
+from shark.output.lines import JsonLines, TextLines
 from shark.output.text import Clock, format_record
 from shark.tables.stream import MessageStream, circuit_ends
 
@@ -88,12 +88,6 @@ def test_json_lines_are_the_objects_of_each_record(path: Path) -> None:
         differ = {key for key in set(got) | set(want)
                   if not _same(got.get(key), want.get(key))}
         assert not differ, (row, {k: (got.get(k), want.get(k)) for k in differ})
-
-
-def test_joined_bytes_are_the_values_one_after_the_other() -> None:
-    lines = pa.array(["a\n", None, "bc\n"]).slice(1)
-    assert bytes(joined_bytes(lines)) == b"bc\n"
-    assert bytes(joined_bytes(pa.array(["x\n", "y\n"], pa.large_string()))) == b"x\ny\n"
 
 
 def test_fixed_point_numbers_round_as_python_does() -> None:
