@@ -29,8 +29,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-import pyarrow as pa
-
 from shark.analysis.attribution import Session
 from shark.analysis.filters import Filter
 from shark.capture.live import LiveCapture, LiveCaptureError, default_interface
@@ -45,7 +43,7 @@ from shark.cli.options import (
 from shark.extract.reader import CaReader
 from shark.extract.record import Record
 from shark.output.lines import JSON_KEYS, JsonLines, TextLines
-from shark.tables.stream import MessageStream, circuit_ends
+from shark.tables.stream import MessageStream, shown_rows
 
 NAME = "live"
 HELP = "decode CA traffic live from a network interface"
@@ -180,16 +178,7 @@ class _Printer:
         batches = stream.take(self._pending)
         self._pending.clear()  # (in place: print() holds it)
         for batch in batches:
-            keep = None
-            if self.jsonl:  # circuit ends: only text shows them
-                ends = circuit_ends(batch)
-                if ends.any():
-                    keep = ~ends
-            if self._select is not None:
-                mask = self._select(batch, stream.first_time)
-                keep = mask if keep is None else keep & mask
-            if keep is not None:
-                batch = batch.filter(pa.array(keep))
+            batch, _ = shown_rows(batch, self._select, stream.first_time, ends=not self.jsonl)
             if self.count is not None:  # stopping: the reader is flushing what is left
                 batch = batch.slice(0, max(0, self.count - self.shown))
             if not batch.num_rows:

@@ -36,7 +36,7 @@ from shark.cli.options import (
 )
 from shark.output.lines import JsonLines, TextLines
 from shark.tables.files import csv_batch
-from shark.tables.stream import MessageStream, circuit_ends
+from shark.tables.stream import MessageStream, shown_rows
 
 NAME = "read"
 HELP = "decode the CA messages of a capture"
@@ -83,14 +83,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             for batch in stream:
-                ends = circuit_ends(batch)
-                messages += batch.num_rows - int(ends.sum())
-                keep = ~ends if not text and ends.any() else None
-                if select is not None:
-                    mask = select(batch, stream.first_time)
-                    keep = mask if keep is None else keep & mask
-                if keep is not None:
-                    batch = batch.filter(pa.array(keep))
+                batch, count = shown_rows(batch, select, stream.first_time, ends=text)
+                messages += count
                 shown += batch.num_rows
                 if args.summary:
                     _count(batch, counts)
@@ -125,7 +119,7 @@ def _writer(args: argparse.Namespace, stream: MessageStream, out: BinaryIO
                 return
             options = pacsv.WriteOptions(include_header=header)
             header = False
-            pacsv.write_csv(_plain(batch), out, options)
+            pacsv.write_csv(csv_batch(batch), out, options)
         return write_csv
     lines = JsonLines() if args.format == "jsonl" else None
 
@@ -137,12 +131,6 @@ def _writer(args: argparse.Namespace, stream: MessageStream, out: BinaryIO
     return write
 
 
-def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The batch with text for its lists (CSV has none:
-    :func:`shark.tables.files.csv_batch`); Arrow writes its categories' strings."""
-    return csv_batch(batch)
-
-
 def _reason(exc: Exception) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
@@ -152,7 +140,7 @@ def _reason(exc: Exception) -> str:
 def _count(batch: pa.RecordBatch, counts: Counter) -> None:
     """Count rows by (command, transport, sender); commands include GAP and UNDECODED.
     UDP senders are not told apart."""
-    table = pa.Table.from_batches([_plain(batch.select(["command", "transport", "sender"]))])
+    table = pa.Table.from_batches([batch.select(["command", "transport", "sender"])])
     grouped = table.group_by(["command", "transport", "sender"], use_threads=False).aggregate(
         [([], "count_all")])
     for command, transport, sender, n in zip(*(grouped.column(i).to_pylist()

@@ -20,12 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shark.analysis.attribution import read
+from shark.analysis.filters import Selector
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import Record
 from shark.tables.builder import TableBuilder, _fewer_full_collections
 from shark.tables.messages import MESSAGES
 
-__all__ = ["BATCH_ROWS", "MessageStream", "circuit_ends"]
+__all__ = ["BATCH_ROWS", "MessageStream", "circuit_ends", "shown_rows"]
 
 #: Rows of a batch: enough that per-batch costs vanish, few enough that the first lines
 #: of ``shark read`` show at once and memory stays small.
@@ -116,3 +117,17 @@ def circuit_ends(batch: pa.RecordBatch) -> np.ndarray:
     if not ends:
         return np.zeros(batch.num_rows, dtype=bool)
     return np.isin(pc.fill_null(command.indices, -1).to_numpy(), ends)
+
+
+def shown_rows(batch: pa.RecordBatch, select: Selector | None, start: float | None,
+          ends: bool) -> tuple[pa.RecordBatch, int]:
+    """The rows of ``batch`` to show: those ``select`` keeps (None: every one; ``start``:
+    the capture's first time), circuit ends only with ``ends`` (text shows them); and
+    how many of all its rows are messages (not circuit ends)."""
+    circuit = circuit_ends(batch)
+    keep = ~circuit if not ends and circuit.any() else None
+    if select is not None:
+        mask = select(batch, start)
+        keep = mask if keep is None else keep & mask
+    messages = batch.num_rows - int(circuit.sum())
+    return (batch if keep is None else batch.filter(pa.array(keep))), messages
