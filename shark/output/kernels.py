@@ -19,6 +19,7 @@ functions run as the Python they are written in (:func:`text_lines` and
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -292,45 +293,35 @@ def _put_seconds(out: np.ndarray, pos: int, ns: int) -> int:
     return pos + digits
 
 
-_HEX = _word(b"0123456789abcdef")
+def _escapes() -> tuple[np.ndarray, np.ndarray]:
+    """How JSON writes each byte below 0x20 (``\\n``, ``\\u001b`` ...), as
+    ``json.dumps`` does: the bytes of each (a row, padded) and how many."""
+    words = [json.dumps(chr(b))[1:-1].encode() for b in range(32)]
+    table = np.zeros((32, 6), dtype=np.uint8)
+    for b, word in enumerate(words):
+        table[b, : len(word)] = np.frombuffer(word, np.uint8)
+    return table, np.array([len(word) for word in words], dtype=np.int64)
+
+
+_ESCAPE, _ESCAPE_SIZE = _escapes()
 
 
 def _put_quoted(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray,
                 value: int) -> int:
     """Value ``value`` as a JSON string: quoted; quotes, backslashes and control
-    characters escaped; the rest (UTF-8) as it is."""
+    characters escaped (:data:`_ESCAPE`); the rest (UTF-8) as it is."""
     out[pos] = 34
     pos += 1
     for i in range(offsets[value], offsets[value + 1]):
         b = data[i]
-        if b == 34 or b == 92:  # " \
+        if b == 34 or b == 92:  # a quote or a backslash
             out[pos] = 92
             out[pos + 1] = b
             pos += 2
         elif b < 32:
-            out[pos] = 92
-            if b == 10:
-                out[pos + 1] = 110  # n
-                pos += 2
-            elif b == 13:
-                out[pos + 1] = 114  # r
-                pos += 2
-            elif b == 9:
-                out[pos + 1] = 116  # t
-                pos += 2
-            elif b == 8:
-                out[pos + 1] = 98  # b
-                pos += 2
-            elif b == 12:
-                out[pos + 1] = 102  # f
-                pos += 2
-            else:
-                out[pos + 1] = 117  # u00XX
-                out[pos + 2] = 48
-                out[pos + 3] = 48
-                out[pos + 4] = _HEX[b >> 4]
-                out[pos + 5] = _HEX[b & 15]
-                pos += 6
+            for k in range(_ESCAPE_SIZE[b]):
+                out[pos + k] = _ESCAPE[b, k]
+            pos += _ESCAPE_SIZE[b]
         else:
             out[pos] = b
             pos += 1
