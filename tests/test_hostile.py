@@ -61,6 +61,7 @@ ENTRY_POINTS: dict[str, Check] = {
     "read-csv": lambda p, _: ep.cli_read(p, "csv"),
     "read-filtered": lambda p, _: ep.cli_read(p, "jsonl", "error or gap or anomaly or "
                                                         "severity>=MINOR or latency>1ms"),
+    "read-write-slice": lambda p, tmp: ep.cli_read_write(p, tmp / "slice.pcapng"),
     "read-text-stdin": lambda p, _: ep.cli_read_stdin(p, "text"),
     "read-jsonl-stdin-process": lambda p, _: ep.process_read_stdin(p, "jsonl"),
     "stats-text": lambda p, _: ep.cli_stats(p, "text"),

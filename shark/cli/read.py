@@ -5,8 +5,10 @@ and, for a response, the latency since its request; ``--format jsonl`` prints on
 JSON object per message instead (see :mod:`shark.output.jsonl`), ``--format csv`` the
 ``messages`` table's columns; ``--filter`` selects messages (see
 :mod:`shark.analysis.filters`), and ``--summary`` prints message counts per command and
-direction. A damaged or truncated capture is read as far as it goes, then reported on
-stderr with exit status 1.
+direction, and ``--write FILE`` saves the frames of the messages shown, with those of
+their channels' set-ups (:mod:`shark.tables.selection`), as a pcapng slice
+(:mod:`shark.capture.slice`) instead of printing them. A damaged or truncated
+capture is read as far as it goes, then reported on stderr with exit status 1.
 
 Every format is made from the batches of the ``messages`` table
 (:class:`shark.tables.stream.MessageStream`), filtered by one vectorized mask per batch
@@ -27,7 +29,9 @@ import pyarrow.csv as pacsv
 
 from decoder import Command
 from shark.capture.files import CaptureError
+from shark.capture.slice import write_slice
 from shark.cli.options import (
+    UsageError,
     add_capture_argument,
     add_filter_option,
     add_port_option,
@@ -36,6 +40,7 @@ from shark.cli.options import (
 )
 from shark.output.lines import JsonLines, TextLines
 from shark.tables.files import csv_batch
+from shark.tables.selection import FrameSelection
 from shark.tables.stream import MessageStream, shown_rows
 
 NAME = "read"
@@ -65,12 +70,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
                               "repeatable (all must match)")
     parser.add_argument("--summary", action="store_true",
                         help="print message counts per command and direction")
+    parser.add_argument("--write", "-w", metavar="FILE",
+                        help="save the frames holding the messages shown (all, or those "
+                             "--filter keeps), and those that created their channels and "
+                             "subscriptions, to FILE as pcapng, instead of printing them")
     add_port_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     wanted = message_filter(args.filter)
-    text = args.format == "text" and not args.summary
+    if args.write is not None and args.capture == "-":
+        raise UsageError("--write copies frames from the capture file: it cannot be stdin")
+    text = args.format == "text" and not args.summary and args.write is None
+    try:  # (before reading: a path that cannot be written fails now, not after)
+        target = None if args.write is None else open(args.write, "wb")  # noqa: SIM115
+    except OSError as exc:
+        print(f"shark: error: {args.write}: {_reason(exc)}", file=sys.stderr)
+        return 1
     # Circuit ends are read whatever the format: the filter learns from them which
     # circuits the capture joined mid-stream (``error``); only text shows them.
     stream = MessageStream.of_capture(args.capture, args.port, lifecycle=True)
@@ -79,31 +95,57 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     write = _writer(args, stream, out)
     counts: Counter = Counter()
+    frames = FrameSelection()
     messages = shown = 0
     try:
         try:
-            for batch in stream:
-                batch, count = shown_rows(batch, select, stream.first_time, ends=text)
+            for whole in stream:
+                batch, count = shown_rows(whole, select, stream.first_time, ends=text)
                 messages += count
                 shown += batch.num_rows
+                if args.write is not None:
+                    frames.add(whole, batch)
                 if args.summary:
                     _count(batch, counts)
-                elif batch.num_rows:
+                elif batch.num_rows and args.write is None:
                     write(batch)
         finally:  # a damaged capture still gets the summary of what was read
             if args.summary:
                 out.write(_summary(counts).encode())
-            elif not shown and args.format == "csv":  # the header, even of no rows
+            elif not shown and args.format == "csv" and args.write is None:  # header alone
                 write(pa.RecordBatch.from_pylist([], schema=stream.schema))
     except BrokenPipeError:
         raise
     except (CaptureError, OSError) as exc:
         out.flush()
         print(f"shark: error: {args.capture}: {_reason(exc)}", file=sys.stderr)
+        if target is not None:  # the slice of what could be read, still
+            with target:
+                _write_slice(args, frames, shown, target)
         return 1
     out.flush()
     if wanted is not None and not shown:
         print(f"shark: 0 of {messages} messages matched", file=sys.stderr)
+    if target is not None:
+        with target:
+            return _write_slice(args, frames, shown, target)
+    return 0
+
+
+def _write_slice(args: argparse.Namespace, frames: FrameSelection, shown: int,
+                 target: BinaryIO) -> int:
+    """Copy the frames of the messages shown, and of their channels' set-ups, into
+    ``args.write``; say how many."""
+    try:
+        written = write_slice(args.capture, frames.frames(), target)
+    except CaptureError:  # damage past the frames read (said already): the slice is whole
+        written = None
+    except OSError as exc:
+        print(f"shark: error: {args.write}: {_reason(exc)}", file=sys.stderr)
+        return 1
+    frames_written = "the" if written is None else str(written)
+    print(f"shark: wrote {frames_written} frames holding {shown} messages to {args.write}",
+          file=sys.stderr)
     return 0
 
 

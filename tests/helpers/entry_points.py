@@ -137,6 +137,18 @@ def cli_read(path: Path, fmt: str, expression: str | None = None) -> None:
         pacsv.read_csv(io.BytesIO(result.out))
 
 
+def cli_read_write(path: Path, target: Path) -> None:
+    """``shark read --write``: a slice of the frames of the errors and gaps, which
+    ``shark read`` then reads back as cleanly."""
+    result = run_cli(["read", str(path), "--filter", "error or gap or anomaly",
+                      "-w", str(target)])
+    check_clean(result, "read --write")
+    if target.exists() and target.stat().st_size:
+        back = run_cli(["read", str(target)])
+        check_clean(back, "read of a written slice")
+        check_text(back.out, "read of a written slice")
+
+
 def cli_read_stdin(path: Path, fmt: str) -> None:
     result = run_cli(["read", "-f", fmt, "-"], stdin=path.read_bytes())
     check_clean(result, f"read -f {fmt} -")
