@@ -41,7 +41,6 @@ import os
 import select
 import socket
 import struct
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -353,10 +352,13 @@ def _packet_socket(cooked: bool, receive_now: bool) -> socket.socket:
         return socket.socket(socket.AF_PACKET, kind, socket.htons(_ETH_P_ALL) if receive_now
                              else 0)
     except PermissionError:
-        python = os.path.realpath(sys.executable)
+        # The safe route first: tcpdump is made to hold that privilege, an interpreter is
+        # not (setcap on it would let every script it runs capture).
         raise CapturePermissionError(
-            "live capture needs root or the CAP_NET_RAW capability: run as root, or grant "
-            f"it to this Python once with `sudo setcap cap_net_raw,cap_net_admin=eip {python}`"
+            "live capture needs root or the CAP_NET_RAW capability. Let tcpdump capture "
+            "and shark decode: `sudo tcpdump -U -w - -i lo port 5064 | shark read -`; or "
+            "run shark as root. Do not grant the "
+            "capability to the Python interpreter: every script it runs would get it"
         ) from None
     except OSError as exc:
         raise LiveCaptureError(f"cannot open a packet socket: {exc}") from exc
