@@ -80,6 +80,12 @@ def read(
     :class:`shark.analysis.filters.FilterError` when it cannot be understood). A damaged
     or truncated capture raises :class:`CaptureError` after the records that could
     be read.
+
+    The records are the decoder's own messages, attributed: the rows of the
+    ``messages`` table (:func:`open`, :class:`shark.tables.stream.MessageStream`) are
+    made from these same records, so both tell the same PVs, requests and latencies;
+    a record also holds the whole message (``record.message``: every field, the
+    payload), which a table row does not.
     """
     if filter is None:
         return _read(path, ports, lifecycle)

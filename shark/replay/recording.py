@@ -11,6 +11,14 @@ again and the answers compared.
 Built from :func:`shark.read`: the session's attribution (which PV, which request a
 response answers) is what makes this a walk over records rather than a second
 protocol state machine. Times are seconds since the capture's first record.
+
+Why records, and not the batches of the ``messages`` table every view reads
+(:mod:`shark.tables.stream`): a replay serves values again, byte for byte, in any DBR
+type a client asks for, so it needs each reply's whole typed payload
+(:class:`decoder.dbr.DBRValue`: the GR/CTRL limits, units, enum strings, every element).
+The table holds what a person reads (a value, its text, the status) and not that; the
+records are where the table's rows come from, attributed by the same session, so the
+two agree on every PV, request and latency (``tests/test_differential.py``).
 """
 
 from __future__ import annotations
