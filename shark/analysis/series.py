@@ -180,6 +180,7 @@ class Rates:
         self._counts = np.zeros(0, dtype=np.int64)
         self._errors = np.zeros(0, dtype=np.int64)
         self._joined: set[int] = set()
+        self._reset: tuple[int, int] | None = None  # (circuit, frame) of the last reset
         #: Messages and errors counted.
         self.messages = 0
         self.error_count = 0
@@ -202,7 +203,10 @@ class Rates:
         keep = _mask(rows, n)
         command = batch.column("command")
         ends = _codes_of(command, _ENDS)
-        errors = problem_mask(batch, self._joined) if errors is None else _mask(errors, n)
+        if errors is None:
+            errors = self._once(batch, problem_mask(batch, self._joined), ends)
+        else:
+            errors = _mask(errors, n)
         if ends.any():
             self._learn(batch, ends)
         ns, valid = _time_ns(batch)
@@ -217,6 +221,23 @@ class Rates:
         self._errors += self._bincount(error_ns)
         self.messages += len(message_ns)
         self.error_count += len(error_ns)
+
+    def _once(self, batch: pa.RecordBatch | pa.Table, errors: np.ndarray,
+              ends: np.ndarray) -> np.ndarray:
+        """``errors`` with a TCP reset counted once: it closes both directions of its
+        circuit, two CLOSE rows of one frame (as
+        :class:`~shark.analysis.problems.ProblemJudge` and the ``errors`` table count)."""
+        resets = np.flatnonzero(errors & ends)
+        if not len(resets) or not {"circuit", "frame"} <= set(batch.schema.names):
+            return errors
+        circuit = pc.fill_null(batch.column("circuit"), 0).to_numpy(zero_copy_only=False)
+        frame = batch.column("frame").to_numpy(zero_copy_only=False)
+        keys = list(zip(circuit[resets].tolist(), frame[resets].tolist(), strict=True))
+        again = [key == last for key, last in zip(keys, [self._reset, *keys], strict=False)]
+        self._reset = keys[-1]
+        errors = errors.copy()
+        errors[resets[np.array(again)]] = False
+        return errors
 
     def _learn(self, batch: pa.RecordBatch | pa.Table, ends: np.ndarray) -> None:
         """The circuits joined mid-stream (OPEN rows without a SYN), for the judge."""
@@ -294,7 +315,7 @@ class Rates:
 
 def _latency_edges() -> np.ndarray:
     """1, 2 and 5 per decade, from a microsecond to 1000 seconds."""
-    return np.array([k * 10.0 ** e for e in range(-6, 3) for k in (1, 2, 5)] + [1000.0])
+    return np.array([float(f"{k}e{e}") for e in range(-6, 3) for k in (1, 2, 5)] + [1000.0])
 
 
 #: The edges of the latency bins, seconds: bin ``i`` of :class:`Histogram` counts
