@@ -24,8 +24,8 @@ from textual_plotext import PlotextPlot
 
 from shark.analysis.series import BeaconSeries, Latencies, Rates, sparkline
 
-__all__ = ["BeaconPlot", "LatencyPlot", "RatePlot", "UpdateSparkline", "duration_text",
-           "spark_text"]
+__all__ = ["BeaconPlot", "LatencyPlot", "RatePlot", "UpdateSparkline", "count_text",
+           "duration_text", "spark_text"]
 
 #: Columns the y axis' numbers and the frame take from a plot's width.
 _AXIS = 10
@@ -45,6 +45,30 @@ def duration_text(seconds: float) -> str:
         if seconds >= size or unit == "µs":
             return f"{seconds / size:.3g}{unit}"
     return f"{seconds}s"  # (unreachable)
+
+
+def count_text(value: float) -> str:
+    """A count or rate as few characters as reads well: ``"950"``, ``"12k"``, ``"1.5M"``,
+    ``"0.5"`` (an axis label, where ``326488.0`` takes the plot's room)."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+def _ticks(plt, top: float) -> None:
+    """Round y ticks from 0 to just above ``top`` (1, 2 or 5 times a power of ten
+    apart), labelled short, and the axis pinned to 0: a rate's height reads from 0."""
+    if top <= 0:
+        top = 1.0
+    raw = top / 4
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(k * power for k in (1, 2, 5, 10) if k * power >= raw)
+    if top >= 1:
+        step = max(step, 1.0)
+    ticks = [step * i for i in range(int(np.ceil(top / step)) + 1)]
+    plt.ylim(0, ticks[-1])
+    plt.yticks(ticks, [count_text(t) for t in ticks])
 
 
 class _Plot(PlotextPlot):
@@ -97,6 +121,8 @@ class RatePlot(_Plot):
         # Steps, not a line through the bins' middles: a bin is a count over its width.
         xs = np.column_stack([starts, starts + series.step]).ravel()
         plt.plot(xs.tolist(), np.repeat(rates, 2).tolist(), color=_DATA, fillx=True)
+        plt.xlim(0, float(xs[-1]))
+        _ticks(plt, float(rates.max()))
         errors = np.flatnonzero(series.errors)
         if len(errors):  # on top of their bins' bars, where a glance finds them
             plt.scatter((starts[errors] + series.step / 2).tolist(), rates[errors].tolist(),
@@ -153,12 +179,7 @@ class LatencyPlot(_Plot):
             f"{self.what}: {latencies.count:,} replies, median <{median}, max {top}",
             f"{self.what}: median <{median}, max {top}", f"median <{median}", ""]))
         plt.ylabel("replies")
-        # Whole numbers of replies on the axis, not plotext's fifths of the tallest bar.
-        top = int(histogram.counts.max())
-        step = -(-top // 4)
-        ticks = list(range(0, top + step, step))
-        plt.ylim(0, ticks[-1])
-        plt.yticks(ticks, [str(t) for t in ticks])
+        _ticks(plt, float(histogram.counts.max()))
 
 
 class BeaconPlot(_Plot):

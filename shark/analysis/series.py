@@ -21,7 +21,8 @@ capture is read or captured live, never recounted.
   ``beacons`` table's is, so it comes to the same verdicts. Beacons are rare (a server
   sends one every 15 s), so going through them one by one costs nothing.
 - :func:`sparkline`: a channel's update rate over the last moments, for a table cell;
-  :func:`update_times` gathers each channel's update times from a batch.
+  :func:`update_times` gathers each channel's update times from a batch, and
+  :class:`RecentUpdates` keeps the last minute's of every channel as batches come.
 
 Rows whose ``time`` is null (a damaged capture's times outside what nanoseconds since
 1970 can hold, kept in ``raw_time``) have no place on a time axis: :class:`Rates`
@@ -42,7 +43,7 @@ from shark.analysis.problems import problem_mask
 
 __all__ = [
     "LATENCY_EDGES", "MAX_BINS", "STEPS", "BeaconPeriods", "BeaconSeries", "Histogram",
-    "Latencies", "RateSeries", "Rates", "sparkline", "update_times",
+    "Latencies", "RateSeries", "Rates", "RecentUpdates", "sparkline", "update_times",
 ]
 
 _NS = 1_000_000_000
@@ -527,6 +528,43 @@ def update_times(batch: pa.RecordBatch | pa.Table,
     names = pv.dictionary.to_pylist()
     pieces = np.split(seconds, starts[1:])
     return {names[code]: piece for code, piece in zip(distinct.tolist(), pieces, strict=True)}
+
+
+class RecentUpdates:
+    """Each channel's update times over the last ``span`` seconds, as batches come: what
+    the Channels pane's sparklines are drawn from. Older times are dropped as newer
+    ones come, so memory follows the update rate, not the capture's length."""
+
+    def __init__(self, span: float = 60.0) -> None:
+        self.span = span
+        self._times: dict[str, np.ndarray] = {}
+        #: The latest update time seen (Unix seconds), None before any.
+        self.now: float | None = None
+
+    def add(self, batch: pa.RecordBatch | pa.Table, rows: np.ndarray | None = None) -> None:
+        found = update_times(batch, rows)
+        if not found:
+            return
+        latest = max(float(np.nanmax(times)) for times in found.values())
+        self.now = latest if self.now is None else max(self.now, latest)
+        oldest = self.now - self.span
+        for pv, times in found.items():
+            kept = self._times.get(pv)
+            joined = times if kept is None else np.concatenate([kept, times])
+            self._times[pv] = joined[joined >= oldest]
+
+    def times(self, pv: str) -> np.ndarray:
+        """The update times of ``pv`` kept (at most ``span`` seconds before the
+        latest update of any channel when it was last added to)."""
+        return self._times.get(pv, np.zeros(0))
+
+    def sparkline(self, pv: str, width: int, now: float | None = None) -> np.ndarray:
+        """:func:`sparkline` of ``pv``'s updates up to ``now`` (None: the latest update
+        seen): zeros for a channel without updates."""
+        now = self.now if now is None else now
+        if now is None:
+            return np.zeros(max(1, int(width)))
+        return sparkline(self.times(pv), now, width, self.span)
 
 
 def sparkline(times: np.ndarray, now: float, width: int, span: float = 60.0) -> np.ndarray:

@@ -22,6 +22,7 @@ from shark.analysis.series import (
     BeaconPeriods,
     Latencies,
     Rates,
+    RecentUpdates,
     sparkline,
     update_times,
 )
@@ -309,3 +310,20 @@ def test_update_times_are_each_channels_monitor_updates() -> None:
     for times in found.values():
         assert times == sorted(times)
     assert update_times(made([])) == {}
+
+
+def test_recent_updates_keep_the_last_span_of_each_channel() -> None:
+    whole = table(capture("ca_monitors_100hz.pcap"))
+    recent = RecentUpdates(span=0.5)
+    for batch in whole.to_batches(max_chunksize=50):
+        recent.add(batch)
+    every = update_times(whole)
+    assert recent.now == max(times.max() for times in every.values())
+    for pv, times in every.items():
+        kept = recent.times(pv)  # (a channel quiet since is trimmed when it updates again)
+        assert np.array_equal(kept[kept >= recent.now - 0.5], times[times >= recent.now - 0.5])
+        assert len(kept) < len(times)
+        line = recent.sparkline(pv, 10)
+        assert np.array_equal(line, sparkline(times, recent.now, 10, 0.5))
+    assert recent.sparkline("NO:SUCH:PV", 5).tolist() == [0] * 5
+    assert RecentUpdates().sparkline("X", 3).tolist() == [0, 0, 0]
