@@ -284,31 +284,37 @@ class Rates:
 
     def series(self, width: int, start: float | None = None) -> RateSeries:
         """At most ``width`` bins of the narrowest width of :data:`STEPS` that fits,
-        from ``start`` (Unix seconds; None: the first row counted) to the last row
-        counted. Empty when nothing was counted."""
+        from ``start`` (Unix seconds: the bin that holds it; None: the first row
+        counted) to the last row counted. Empty when nothing was counted (after
+        ``start``)."""
         width = max(1, int(width))
+        step = self.step
+        empty = np.zeros(0, np.int64)
         if not len(self._counts):
-            return RateSeries(start or 0.0, self.step / _NS, np.zeros(0, np.int64),
-                              np.zeros(0, np.int64))
-        counts, errors, origin, step = self._counts, self._errors, self._origin, self.step
-        if start is not None:
-            first = int(start * _NS) // step
-            if first < origin:  # empty bins from the start asked for
-                counts = np.concatenate([np.zeros(origin - first, np.int64), counts])
-                errors = np.concatenate([np.zeros(origin - first, np.int64), errors])
-                origin = first
-            elif first > origin:
-                counts, errors = counts[first - origin:], errors[first - origin:]
-                origin = first
-        first_ns, last_ns = origin * step, (origin + len(counts)) * step - 1
-        wider = next((s for s in STEPS[STEPS.index(step):]
-                      if last_ns // s - first_ns // s < width), STEPS[-1])
-        if wider != step:
-            ratio = wider // step
-            counts, new_origin = _merge(counts, origin, ratio)
-            errors, _ = _merge(errors, origin, ratio)
-            origin = new_origin
-        return RateSeries(origin * wider / _NS, wider / _NS, counts, errors)
+            return RateSeries(start or 0.0, step / _NS, empty, empty)
+        low = self._origin * step if start is None else int(start * _NS)
+        high = (self._origin + len(self._counts)) * step - 1
+        if low > high:
+            return RateSeries(low / _NS, step / _NS, empty, empty)
+        # The width first, then the bins: a start hours before the first row (a followed
+        # PV's first update) costs a few wide bins, not millions of fine ones.
+        wider = next((s for s in STEPS[STEPS.index(step):] if high // s - low // s < width),
+                     STEPS[-1])
+        first, last = low // wider, high // wider
+        counts, origin = _merge(self._counts, self._origin, wider // step)
+        errors, _ = _merge(self._errors, self._origin, wider // step)
+        return RateSeries(first * wider / _NS, wider / _NS, _window(counts, origin, first, last),
+                          _window(errors, origin, first, last))
+
+
+def _window(counts: np.ndarray, origin: int, first: int, last: int) -> np.ndarray:
+    """Bins ``first`` .. ``last`` (indices from 1970) of ``counts``, whose first is bin
+    ``origin``: zeros where it has none."""
+    out = np.zeros(last - first + 1, dtype=counts.dtype)
+    low, high = max(first, origin), min(last, origin + len(counts) - 1)
+    if low <= high:
+        out[low - first:high - first + 1] = counts[low - origin:high - origin + 1]
+    return out
 
 
 # -- latency ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from builders import OWN_CAPTURES, capture, corpus_params
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shark.analysis.problems import problem_mask
 from shark.analysis.series import (
@@ -155,6 +157,10 @@ def test_a_start_pins_the_axis_to_the_capture_start() -> None:
     assert series.counts[: int(10 / series.step)].sum() == 0
     later = rates.series(100, start=10.5)  # from a later start: what was before is cut
     assert later.counts.sum() == 2
+    assert len(rates.series(100, start=12.0)) == 0  # after every row
+    long_before = rates.series(100, start=10.0 - 86400)  # a day of fine bins: not kept
+    assert len(long_before) <= 100 and long_before.counts.sum() == 3
+    assert long_before.step >= 86400 / 100
 
 
 def test_rates_at_the_edges() -> None:
@@ -327,3 +333,27 @@ def test_recent_updates_keep_the_last_span_of_each_channel() -> None:
         assert np.array_equal(line, sparkline(times, recent.now, 10, 0.5))
     assert recent.sparkline("NO:SUCH:PV", 5).tolist() == [0] * 5
     assert RecentUpdates().sparkline("X", 3).tolist() == [0, 0, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e4, 1e5, allow_nan=False), max_size=60),
+       st.integers(1, 5), st.integers(1, 300))
+def test_rates_are_a_histogram_of_the_times_whatever_the_batches(
+        seconds: list[float], parts: int, width: int) -> None:
+    """Bins of the width chosen hold exactly the rows whose times fall in them."""
+    rates = Rates()
+    for piece in np.array_split(np.array(seconds), parts):
+        rates.add(made(piece.tolist()))
+    series = rates.series(width)
+    assert rates.messages == len(seconds)
+    if not seconds:
+        assert len(series) == 0
+        return
+    assert 0 < len(series) <= width
+    ns = np.array([round(s * NS) for s in seconds])
+    step = round(series.step * NS)
+    index = ns // step - round(series.start * NS) // step
+    assert np.array_equal(series.counts, np.bincount(index, minlength=len(series)))
+    narrower = STEPS.index(step) - 1  # and no narrower width would have fitted
+    if narrower >= STEPS.index(rates.step):
+        assert ns.max() // STEPS[narrower] - ns.min() // STEPS[narrower] >= width
