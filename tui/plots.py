@@ -128,12 +128,12 @@ class RatePlot(_Plot):
             plt.scatter((starts[errors] + series.step / 2).tolist(), rates[errors].tolist(),
                         color=_ERROR, marker=_MARK, label="errors")
         plt.title(_fit(self.size.width, [
-            f"{self.what}/s: {rates_total(self.rates)}, {duration_text(series.step)} bins",
+            f"{self.what}/s: {_totals(self.rates)}, {duration_text(series.step)} bins",
             f"{self.what}/s", ""]))
         plt.xlabel("seconds from the start")
 
 
-def rates_total(rates: Rates) -> str:
+def _totals(rates: Rates) -> str:
     errors = rates.error_count
     return f"{rates.messages:,} messages, {errors:,} error{'s' * (errors != 1)}"
 
@@ -178,7 +178,6 @@ class LatencyPlot(_Plot):
         plt.title(_fit(self.size.width, [
             f"{self.what}: {latencies.count:,} replies, median <{median}, max {top}",
             f"{self.what}: median <{median}, max {top}", f"median <{median}", ""]))
-        plt.ylabel("replies")
         _ticks(plt, float(histogram.counts.max()))
 
 
@@ -225,9 +224,10 @@ class BeaconPlot(_Plot):
         plt.yticks(ticks, [duration_text(p) for p in ticks])
         kinds = sorted({str(a.kind) for a in beacons.anomalies})
         found = f", anomalies: {len(beacons.anomalies)} ({', '.join(kinds)})" if kinds else ""
+        count = f"{len(beacons.anomalies)} anomal{'y' if len(beacons.anomalies) == 1 else 'ies'}"
         plt.title(_fit(self.size.width, [f"beacon periods of {beacons.server}{found}",
-                                         f"beacons of {beacons.server}{found}",
-                                         f"beacons, {len(beacons.anomalies)} anomalies", ""]))
+                                         f"beacon periods of {beacons.server}, {count}",
+                                         f"beacons, {count}", ""]))
         plt.xlabel("seconds from the start")
 
 
