@@ -80,10 +80,10 @@ def assert_views_agree(path: Path) -> Model:
     assert pane == table
     assert model.error_count == len(errors) == report["errors"]["total"]
     assert sum(row["count"] for row in report["errors"]["by_kind"]) == len(errors)
-    _start, held = model.ring.snapshot()
-    flagged = {r.frame for r in held if model.is_problem(r)}
+    held = model.store.slice(0, model.store.end, ["frame"])  # the log's rows, in red:
+    frames = [] if held is None else held.column("frame").to_pylist()
+    flagged = {frames[p] for chunk in model.problem_rows.all() for p in chunk.tolist()}
     assert flagged == {frame for frame, _ in table}
-    assert {r.frame for r in held if model.problem(r) is not None} == flagged
 
     # -- beacon anomalies: discovery state, the tables, shark stats, the Servers pane --
     discovery = model.session.discovery

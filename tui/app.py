@@ -6,23 +6,28 @@ at the bottom the status bar and the keys.
 
 How it keeps up: a :class:`~tui.source.Source` thread decodes and fills the
 :class:`~tui.model.Model`; a timer redraws ten times a second from whatever the model
-holds (the log is a :class:`~tui.table.VirtualTable` over the model's ring, so a
-redraw formats only the rows on screen, and the pane below is rebuilt twice a second
-and only when something changed). Nothing the screen does waits for the decoder.
+holds (the log is a :class:`~tui.table.VirtualTable` over the rows of the model's store
+of message batches, every message of a file, so a redraw reads and formats only the
+rows on screen, and the pane below is rebuilt twice a second and only when something
+changed). Nothing the screen does waits for the decoder.
 
 The log follows the newest message until the user moves in it (or presses space):
-it then freezes a copy of what it showed (references, not copies of records), so the
-rows stay put while the ring moves on; End or space returns to the tail.
+it then freezes on the rows it showed (positions in the store, which never change),
+so the rows stay put while more arrive; End or space returns to the tail. Home goes
+to the capture's first message, the filter and ``f`` (follow a PV) apply to every row
+held, and the errors ``e`` jumps to are those of every row held.
 """
 
 from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -35,11 +40,11 @@ from shark.analysis.filters import Filter, FilterError, compile_filter
 from shark.extract.record import Record
 
 from . import rows as r
-from .details import details
+from .details import details, row_details
 from .help import HelpScreen
-from .model import ChannelRow, CircuitRow, ErrorRow, Model, ServerRow
+from .log import LogRow, LogRows
+from .model import ChannelRow, CircuitRow, ErrorRow, Model, RowFilter, ServerRow
 from .panes import PANES, Panes, pv_of, record_of
-from .ring import Window
 from .source import Source
 from .status import RateMeter, StatusBar, human
 from .table import VirtualTable
@@ -57,8 +62,6 @@ DETAILS_REFRESH = 0.5
 BUSY = 0.9
 BUSY_DIVIDER = 3
 
-#: Which of some records the log shows, one bool each.
-Selector = Callable[[Sequence[Record]], Sequence[bool]]
 W = TypeVar("W", bound=Widget)
 
 
@@ -122,13 +125,10 @@ class SharkApp(App[None]):
         self.clock = r.Clock()
         self.filter_text = ""
         self.follow_pv: str | None = None
-        #: While paused: every record held when the log froze, and those shown.
-        self.frozen: list[Record] | None = None
         self.paused = False
-        self._frozen_end: int | None = None
         self._filter: Filter | None = None
         self._initial_filter = filter_text
-        self._shown: Record | None = None
+        self._shown: LogRow | Record | None = None
         self._pane_version = -1
         self._pane_due = 0.0
         self._details_due = 0.0
@@ -145,9 +145,8 @@ class SharkApp(App[None]):
     def compose(self) -> ComposeResult:
         clock = self.clock
         with Horizontal(id="top"):
-            midstream = self.model.midstream
-            log = MessageLog(r.LOG_COLUMNS, lambda rec: r.log_cells(rec, clock),
-                             lambda rec: r.log_style(rec, midstream), id="log")
+            log = MessageLog(r.LOG_COLUMNS, lambda row: r.log_cells(row, clock),
+                             r.log_style, id="log")
             log.border_title = "Messages"
             log.before_move = self._browse
             yield log
@@ -213,9 +212,9 @@ class SharkApp(App[None]):
         if self.clock.zero is None:
             self.clock.zero = model.first_time
         if not self.paused:
-            window = model.view.window()
-            log.set_rows(window, keep_cursor=False)
-            log.cursor = len(window) - 1
+            rows = model.log_rows()
+            log.set_rows(rows, keep_cursor=False)
+            log.cursor = len(rows) - 1
             log.scroll_to_end()
             if (self.focused is log or self._shown is None) and time.monotonic() >= (
                     self._details_due):
@@ -254,11 +253,15 @@ class SharkApp(App[None]):
             else:
                 parts.append((f"▶ {source.description}", "bold green"))
         if self.paused:
-            newer = model.view.end - (self._frozen_end or 0)
+            rows = self.log_table.rows
+            newer = model.log_rows().last - rows.last if isinstance(rows, LogRows) else 0
             parts.append((f"PAUSED (+{human(newer)} newer)", "bold yellow"))
         else:
             parts.append(("following", "green"))
         parts.append((f"{human(self._rates[0])} msg/s  {human(self._rates[1], 'B')}/s", ""))
+        store = model.store
+        if model.bounded and store.start:
+            parts.append((f"showing the last {len(store):,} of {store.end:,} rows", "yellow"))
         parts.append((f"{model.messages:,} messages", ""))
         dropped = stats.dropped if stats is not None else 0
         parts.append((f"drops {dropped:,}", "bold red" if dropped else ""))
@@ -272,12 +275,16 @@ class SharkApp(App[None]):
 
     # -- details ---------------------------------------------------------------------------
 
-    def _show(self, record: Record | None) -> None:
-        if record is self._shown and record is not None:
+    def _show(self, row: LogRow | Record | None) -> None:
+        if row is self._shown and row is not None:
             return
-        self._shown = record
-        self._main("#details", TextView).show(details(record, self.clock,
-                                                      self.model.midstream))
+        self._shown = row
+        model = self.model
+        if isinstance(row, LogRow):
+            text = row_details(row, model.raw(row.position), self.clock, model.midstream)
+        else:
+            text = details(row, self.clock, model.midstream)
+        self._main("#details", TextView).show(text)
 
     def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
         table = event.table
@@ -296,7 +303,7 @@ class SharkApp(App[None]):
             self._apply_filter(f"host={row.address}")
         elif isinstance(row, ErrorRow):
             self.reveal(row.record)
-        elif isinstance(row, Record):
+        elif isinstance(row, (LogRow, Record)):
             self._show(row)
 
     # -- pause -----------------------------------------------------------------------------
@@ -313,37 +320,22 @@ class SharkApp(App[None]):
             self._pause()
 
     def _pause(self) -> None:
-        """Freeze the log on what it shows, the cursor on the same row."""
-        log = self.log_table
-        rows = log.rows
-        record = log.cursor_row
-        with self.model.lock:
-            _first, everything = self.model.ring.snapshot()
-            view = self.model.view
-            shown = everything if view is self.model.ring else view.snapshot()[1]
-            self._frozen_end = view.end
-        if isinstance(rows, Window) and view is rows.ring:
-            # keep the rows where they are: the window may have started before the ring
-            view_first = view.end - len(shown)
-            missing = max(0, view_first - rows.start)
-            shown = [None] * missing + shown[max(0, rows.start - view_first):]
-        self.frozen = everything
+        """Freeze the log on what it shows (its rows keep their length), the cursor on
+        the same row."""
         self.paused = True
-        self._set_log_rows(shown, record)
 
     def resume(self) -> None:
         """Back to the newest message, following the tail."""
         self.paused = False
-        self.frozen = None
-        self._frozen_end = None
         self.refresh_view()
 
-    def _set_log_rows(self, rows: Sequence[Record | None], record: Record | None) -> None:
-        """Show ``rows`` in the paused log with the cursor on ``record`` if it is there."""
+    def _set_log_rows(self, rows: LogRows, position: int | None) -> None:
+        """Show ``rows`` in the paused log with the cursor on the row at store
+        ``position`` if it is there, else on the last."""
         log = self.log_table
         log.set_rows(rows, keep_cursor=False)
-        index = _find(rows, record) if record is not None else None
-        log.move_cursor(len(rows) - 1 if index is None else index, notify=False)
+        index = rows.number_of(position) if position is not None else None
+        log.move_cursor(len(rows) - 1 if index is None else index, notify=False, center=True)
         self._show(log.cursor_row)
 
     # -- filter and follow ----------------------------------------------------------------
@@ -402,33 +394,31 @@ class SharkApp(App[None]):
         elif self.filter_text:
             self._apply_filter("")
 
-    def _selector(self) -> Selector | None:
-        """What the log shows: the filter's choice (over a batch of records, times
-        counted from the capture's first, errors judged knowing the circuits joined
-        mid-stream), of the followed PV's records."""
+    def _row_filter(self) -> RowFilter | None:
+        """What the log shows: the rows the filter keeps (times counted from the
+        capture's first, errors judged knowing the circuits joined mid-stream), of the
+        followed PV's."""
         wanted, pv, model = self._filter, self.follow_pv, self.model
         if wanted is None and pv is None:
             return None
 
-        def select(records: Sequence[Record]) -> Sequence[bool]:
-            keep = ([True] * len(records) if wanted is None
-                    else wanted.select(records, model.first_time, model.midstream))
-            if pv is None:
-                return keep
-            return [k and r.pv == pv for k, r in zip(keep, records, strict=True)]
+        def keep(batch: pa.RecordBatch) -> np.ndarray:
+            mask = (np.ones(batch.num_rows, dtype=bool) if wanted is None
+                    else wanted.mask(batch, model.first_time, model.midstream))
+            if pv is not None:
+                mask &= _equal(batch.column("pv"), pv)
+            return mask
 
-        return select
+        return keep
 
     def _update_view(self) -> None:
         """The filter or the followed PV changed: filter the log again."""
-        select = self._selector()
-        self.model.set_filter(select)
-        if self.paused and self.frozen is not None:
-            record = self.log_table.cursor_row
-            rows = self.frozen if select is None else [
-                x for x, keep in zip(self.frozen, select(self.frozen), strict=True) if keep]
-            self._frozen_end = self.model.view.end
-            self._set_log_rows(rows, record)
+        log = self.log_table
+        row = log.cursor_row
+        self.model.set_filter(self._row_filter())
+        if self.paused:
+            self._set_log_rows(self.model.log_rows(),
+                               row.position if isinstance(row, LogRow) else None)
         else:
             self.refresh_view()
 
@@ -444,20 +434,31 @@ class SharkApp(App[None]):
         """Move the log's cursor to the next (1) or previous (-1) problem; from the tail,
         to the latest one."""
         log = self.log_table
-        start = 1
-        if not self.paused:
-            self._pause()
-            direction, start = -1, 0
         rows = log.rows
-        index = log.cursor + direction * start
-        while 0 <= index < len(rows):
-            record = rows[index]
-            if record is not None and self.model.is_problem(record):
-                log.move_cursor(index, notify=False, center=True)
-                self._show(record)
-                log.focus()
-                return
-            index += direction
+        if not self.paused or not isinstance(rows, LogRows):
+            self._pause()
+            rows = log.rows
+            direction, at = -1, None
+        else:
+            at = rows.position(log.cursor) if 0 <= log.cursor < len(rows) else None
+        if isinstance(rows, LogRows) and len(rows):
+            problems = self.model.problem_rows
+            if at is None:
+                last = rows.position(len(rows) - 1)
+                at = (last + 1) if last is not None else 0
+            while True:
+                at = problems.around(at, direction)
+                if at is None:
+                    break
+                number = rows.number_of(at)
+                if number is not None:
+                    log.move_cursor(number, notify=False, center=True)
+                    self._show(log.cursor_row)
+                    log.focus()
+                    return
+                if not 0 <= at - (rows.position(0) or 0) or (
+                        direction > 0 and at >= (rows.position(len(rows) - 1) or 0)):
+                    break
         self.notify(f"no {'later' if direction > 0 else 'earlier'} error in the log",
                     timeout=2)
 
@@ -465,16 +466,19 @@ class SharkApp(App[None]):
         """Show ``record`` in the log (paused there) and in the details."""
         if not self.paused:
             self._pause()
-        rows = self.log_table.rows
-        index = _find(rows, record)
-        if index is None:
+        log = self.log_table
+        rows = log.rows
+        position = self.model.find(record.frame, record.command_name)
+        number = (rows.number_of(position) if isinstance(rows, LogRows)
+                  and position is not None else None)
+        if number is None:
             self._show(record)
             self.notify("that message is no longer in the log (or the filter hides it); "
                         "its details are shown", timeout=4)
             return
-        self.log_table.move_cursor(index, notify=False, center=True)
-        self.log_table.focus()
-        self._show(record)
+        log.move_cursor(number, notify=False, center=True)
+        log.focus()
+        self._show(log.cursor_row)
 
     # -- panes, help, export --------------------------------------------------------------
 
@@ -499,20 +503,19 @@ class SharkApp(App[None]):
 
     def action_export(self) -> None:
         """Write the log as shown (filter applied) to a Parquet file, off the UI thread."""
-        if self.paused:
-            records = [x for x in self.log_table.rows if x is not None]
-        else:
-            records = self.model.snapshot()[1]
+        rows = self.log_table.rows if self.paused else self.model.log_rows()
+        if not isinstance(rows, LogRows):
+            rows = self.model.log_rows()
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = self.export_dir / f"shark-{stamp}.parquet"
-        self.notify(f"exporting {len(records):,} messages to {path} ...", timeout=2)
-        self.run_worker(lambda: self._export(records, path), thread=True, group="export")
+        self.notify(f"exporting {len(rows):,} messages to {path} ...", timeout=2)
+        self.run_worker(lambda: self._export(rows, path), thread=True, group="export")
 
-    def _export(self, records: list[Record], path: Path) -> None:
-        from .export import export_parquet
+    def _export(self, rows: LogRows, path: Path) -> None:
+        from .export import export_rows
 
         try:
-            count = export_parquet(records, path)
+            count = export_rows(rows, path)
         except Exception as exc:  # reported, not raised: the capture goes on
             self.call_from_thread(self.notify, f"export failed: {exc}", severity="error")
             return
@@ -521,9 +524,12 @@ class SharkApp(App[None]):
                               title="Export")
 
 
-def _find(rows: Sequence[Any], record: Any) -> int | None:
-    """The index of ``record`` in ``rows`` (by identity), searching from the end."""
-    for index in range(len(rows) - 1, -1, -1):
-        if rows[index] is record:
-            return index
-    return None
+def _equal(column: pa.Array, text: str) -> np.ndarray:
+    """Which values of a dictionary column of strings are ``text``."""
+    if pa.types.is_dictionary(column.type):
+        names = column.dictionary.to_pylist()
+        if text not in names:
+            return np.zeros(len(column), dtype=bool)
+        codes = column.indices.fill_null(-1).to_numpy()
+        return codes == names.index(text)
+    return np.asarray(pc.fill_null(pc.equal(column, text), False))

@@ -40,8 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write", "-w", metavar="FILE.pcapng",
                         help="live: also save every captured frame to this pcapng file")
     parser.add_argument("--ring", type=int, default=100_000, metavar="N",
-                        help="messages kept for the log (default 100000; memory stays "
-                             "bounded, the panes keep aggregates of everything)")
+                        help="live: messages kept for the log (default 100000; memory "
+                             "stays bounded, the panes keep aggregates of everything). A "
+                             "capture file's log holds every message")
     parser.add_argument("--export-dir", default=".", metavar="DIR",
                         help="where x (export) writes Parquet files (default: here)")
     add_port_option(parser)

@@ -1,9 +1,13 @@
-"""Everything about one record, for the details pane: where and when, what it concerns
+"""Everything about one message, for the details pane: where and when, what it concerns
 (PV, channel, subscription, the request it answers), every decoded field, the DBR
 value with all its metadata, and the bytes as they were on the wire.
 
-Built as one Rich :class:`~rich.text.Text` when a record is selected; a value's
-elements and the hex dump are cut at a length a terminal can show.
+Built as one Rich :class:`~rich.text.Text` when a message is selected; a value's
+elements and the hex dump are cut at a length a terminal can show. A row of the log
+(:func:`row_details`) is a row of the messages table: what the session attributed is
+in its columns, and the message itself is decoded again, statelessly, from its bytes
+(the table's ``raw`` column). A pane's record (a channel's last value, an error) is
+shown from the record (:func:`details`).
 """
 
 from __future__ import annotations
@@ -16,15 +20,29 @@ from typing import Any
 
 from rich.text import Text
 
-from decoder import AccessRights, DBRValue, DecodeError, EventMask, Message, dbr
+from decoder import (
+    AccessRights,
+    DBRValue,
+    DecodeError,
+    EventMask,
+    Message,
+    Role,
+    dbr,
+    split_datagram,
+)
 from decoder.status import alarm_severity_name, alarm_status_name
-from shark.extract.record import Record
+from shark.analysis.problems import problems
+from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 
+from .log import LogRow
 from .model import problem
 from .rows import Clock, access_text
 from .table import clean
 
-__all__ = ["details", "hexdump"]
+__all__ = ["details", "hexdump", "row_details"]
+
+_SENDERS = {"server": Role.SERVER, "client": Role.CLIENT}
+_KINDS = {"OPEN": OPEN, "CLOSE": CLOSE, "GAP": GAP, "UNDECODED": ERROR}
 
 #: Elements of an array value listed.
 MAX_ELEMENTS = 32
@@ -72,6 +90,89 @@ def _details(record: Record | None, clock: Clock, midstream: Container[int]) -> 
     _line(out, "size", f"{message.size} bytes (header {message.header_size}, payload "
                        f"{message.payload_size}{', extended' if message.extended else ''})")
     _concerns(out, record)
+    _message(out, message)
+    out.append("\nBytes\n", style="bold underline")
+    out.append(hexdump(message.to_bytes()), style="green")
+    return out
+
+
+def row_details(row: LogRow | None, raw: bytes | None, clock: Clock,
+                midstream: Container[int] = ()) -> Text:
+    """The details pane's text for a row of the log, ``raw`` its message's bytes (a
+    hint when there is no row). Whatever the bytes, this returns."""
+    if row is None:
+        return details(None, clock)
+    try:
+        return _row_details(row, raw, clock, midstream)
+    except Exception as exc:  # a bug or a payload no one foresaw must not end the session
+        return Text(f"cannot show this message: {type(exc).__name__}: {exc}", style="red")
+
+
+def _row_details(row: LogRow, raw: bytes | None, clock: Clock,
+                 midstream: Container[int]) -> Text:
+    out = Text()
+    sender = _SENDERS.get(row.sender or "")
+    message: Message | None = None
+    undecodable = None
+    if raw is not None:
+        try:
+            message = split_datagram(raw, sender)[0]
+        except (DecodeError, IndexError) as exc:
+            undecodable = str(exc) or "no message"
+    out.append(row.command, style="bold")
+    if message is not None:
+        out.append(f"  {type(message).__name__}", style="dim")
+    out.append("\n")
+    _line(out, "frame", str(row.frame))
+    _line(out, "time", f"{clock.ns(row.time)} s")
+    _line(out, "date", datetime.datetime.fromtimestamp(row.seconds).isoformat(
+        " ", "microseconds"))
+    _line(out, "from", f"{row.src}  ({row.sender or 'sender unknown'})")
+    _line(out, "to", row.dst)
+    _line(out, "via", row.transport if row.circuit is None
+          else f"tcp circuit #{row.circuit}")
+    if row.problem:
+        record = Record(_KINDS.get(row.command, MESSAGE), row.frame, row.seconds, row.src,
+                        row.dst, row.transport, row.circuit, sender, message,
+                        row.size or 0, row.reason or "")
+        found = [p.text for p in problems(record, midstream)]
+        if row.anomaly is not None:
+            found.append(f"anomaly: {row.anomaly}")
+        _line(out, "problem", "; ".join(found) or "yes", "bold red")
+    if message is None:
+        _line(out, "bytes", str(row.size))
+        if undecodable is not None:
+            _line(out, "payload", f"undecodable: {undecodable}", "red")
+        elif row.reason:
+            _line(out, "reason", row.reason)
+        return out
+    _line(out, "size", f"{message.size} bytes (header {message.header_size}, payload "
+                       f"{message.payload_size}{', extended' if message.extended else ''})")
+    _row_concerns(out, row)
+    _message(out, message, row.display)
+    out.append("\nBytes\n", style="bold underline")
+    out.append(hexdump(raw or b""), style="green")
+    return out
+
+
+def _row_concerns(out: Text, row: LogRow) -> None:
+    """The PV, channel, subscription and request the session attributed the row to."""
+    if row.pv is not None:
+        _line(out, "PV", row.pv, "bold")
+    if row.sid is not None:
+        _line(out, "channel", f"sid={row.sid}")
+    if row.subscription is not None:
+        _line(out, "subscription", f"id={row.subscription}")
+    if row.request_frame is not None:
+        _line(out, "answers", f"frame {row.request_frame}")
+        if row.latency is not None:
+            _line(out, "latency", f"{row.latency * 1e3:.3f} ms")
+    if row.anomaly is not None:
+        _line(out, "anomaly", row.anomaly, "red")
+
+
+def _message(out: Text, message: Message, display: str | None = None) -> None:
+    """Every field of ``message``, its value with its metadata, its header."""
     out.append("\nFields\n", style="bold underline")
     try:
         fields = message.fields()
@@ -86,13 +187,12 @@ def _details(record: Record | None, clock: Clock, midstream: Container[int]) -> 
         _line(out, name, _field(message, name, value))
     if data is not None:
         _value(out, data)
+        if display is not None:
+            _line(out, "shown as", display)
     out.append("\nHeader\n", style="bold underline")
     _line(out, "command", f"{message.command} ({message.command_name})")
     for name in ("data_type", "data_count", "parameter1", "parameter2"):
         _line(out, name, str(getattr(message, name)))
-    out.append("\nBytes\n", style="bold underline")
-    out.append(hexdump(message.to_bytes()), style="green")
-    return out
 
 
 def _line(out: Text, label: str, value: str, style: str | None = None) -> None:

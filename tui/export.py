@@ -3,6 +3,8 @@
 The rows and their types are those of shark's own ``messages`` table
 (:mod:`shark.tables`: the columns of ``shark read --format jsonl``, typed, one row per
 record), so that an export from the TUI and one from the command line read the same.
+The log's rows are that table's already (:func:`export_rows`); records are made into it
+(:func:`export_parquet`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,50 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+
 from shark.extract.record import Record
 
-__all__ = ["export_parquet"]
+from .log import LogRows
+
+__all__ = ["export_parquet", "export_rows"]
+
+
+def export_rows(rows: LogRows, path: str | Path) -> int:
+    """Write the store's rows that ``rows`` shows (those still held) to ``path``, a
+    batch at a time, without the ``raw`` bytes; the number of rows written."""
+    import pyarrow.parquet as pq
+
+    store = rows.reader.store
+    if rows.index is None:
+        first, last, wanted = rows.first, rows.last, None
+    else:
+        chunks = [c for c in rows.index.all() if len(c)]
+        everything = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
+        start = rows.index.start
+        wanted = everything[max(0, rows.first - start) : max(0, rows.last - start)]
+        first, last = (int(wanted[0]), int(wanted[-1]) + 1) if len(wanted) else (0, 0)
+    written = 0
+    writer = None
+    try:
+        for position, batch in store.batches(first, last):
+            if "raw" in batch.schema.names:
+                batch = batch.drop_columns(["raw"])
+            if wanted is not None:
+                lo, hi = np.searchsorted(wanted, [position, position + batch.num_rows])
+                batch = batch.take(wanted[lo:hi] - position)
+            if writer is None:
+                writer = pq.ParquetWriter(str(path), batch.schema)
+            writer.write_batch(batch)
+            written += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:  # no rows: an empty file of the table's columns
+        from shark.tables.messages import MESSAGES
+
+        pq.write_table(MESSAGES.arrow.empty_table(), str(path))
+    return written
 
 
 def export_parquet(records: Iterable[Record | None], path: str | Path) -> int:

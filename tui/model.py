@@ -1,17 +1,26 @@
-"""What the TUI knows of the traffic: the latest records, and aggregates of all of them.
+"""What the TUI knows of the traffic: the messages table's rows, and aggregates of all
+the records.
 
-The decoding thread hands records over in batches (:meth:`Model.add_batch`, under
-:attr:`Model.lock`); the screen reads the model ten times a second. Aggregates are
-updated per record with a few attribute increments, and anything costly (decoding a
+The decoding thread hands over, a commit at a time (:meth:`Model.add_batch`, under
+:attr:`Model.lock`), the attributed records (and batches of monitor updates,
+:class:`shark.extract.bulk.UpdateBatch`) and the batches of the ``messages`` table made
+of them; the screen reads the model ten times a second. The rows go to a
+:class:`shark.tables.store.BatchStore`, which the log reads: every row of a capture
+file, in memory up to a budget and memory-mapped from a temporary file beyond it, or
+the last ``ring_size`` of a live capture (:meth:`Model.live`). Which rows show a
+problem (:func:`shark.analysis.problems.problem_mask`) and which the log's filter
+keeps are worked out per batch as it arrives, as arrays of positions
+(:class:`tui.log.Positions`). Aggregates are updated per record with a few attribute
+increments (per subscription for a batch of updates), and anything costly (decoding a
 value, naming a type, sorting rows) waits until a row is actually drawn, so that the
 model keeps up with 100k messages/s.
 
-Memory is bounded whatever the capture's length: the records are a ring of the last
-``ring_size``; channels, circuits and servers have one row each, and when there are
-more than :data:`MAX_ROWS` of a kind the least recently active are forgotten; the
-errors list keeps the last :data:`MAX_ERRORS`. Messages kept beyond the ring (a
-channel's last value, errors) get their own copy of their payload, so that they do not
-keep a live capture's ring block alive.
+Memory is bounded whatever the capture's length: the store's budget (or a live
+capture's window) bounds the rows; channels, circuits and servers have one row each,
+and when there are more than :data:`MAX_ROWS` of a kind the least recently active are
+forgotten; the errors list keeps the last :data:`MAX_ERRORS`. Messages kept as records
+(a channel's last value, errors) get their own copy of their payload, so that they do
+not keep a live capture's ring block alive.
 
 What is an error is :mod:`shark.analysis.problems`' to say, and what is a beacon anomaly
 :mod:`decoder.beacons`' (through the session's :class:`decoder.Discovery`), as for every
@@ -29,6 +38,9 @@ from collections import deque
 from collections.abc import Callable, Container, Sequence
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from decoder import BeaconServer, Channel, Role, Search, Subscription
 from decoder import messages as m
 from decoder.beacons import server_name
@@ -40,11 +52,14 @@ from shark.analysis.problems import (
     ProblemJudge,
     ProblemKind,
     is_problem,
+    problem_mask,
     problems,
 )
-from shark.extract.record import CLOSE, GAP, MESSAGE, OPEN, Record
+from shark.extract.bulk import UpdateBatch
+from shark.extract.record import CLOSE, GAP, MESSAGE, OPEN, UPDATES, Record
+from shark.tables.store import DEFAULT_BUDGET, BatchStore
 
-from .ring import Ring
+from .log import LogRows, Positions, RowReader
 
 __all__ = [
     "ChannelRow", "CircuitRow", "ErrorRow", "Model", "ServerRow", "is_problem", "problem",
@@ -66,9 +81,9 @@ VALUE_RESPONSES = frozenset({m.EventAddResponse, m.ReadNotifyResponse, m.ReadRes
 WRITES = frozenset({m.WriteRequest, m.WriteNotifyRequest})
 _ECA_NORMAL = 1
 
-#: Which of some records to show, one bool each (a compiled filter's ``select``, over a
-#: batch of them: no filter work per record).
-Selector = Callable[[Sequence[Record]], Sequence[bool]]
+#: Which rows of a batch of the messages table the log shows, one bool each (a compiled
+#: filter's ``mask``: no filter work per row).
+RowFilter = Callable[[pa.RecordBatch], np.ndarray]
 
 
 def problem(record: Record, midstream: Container[int] = ()) -> str | None:
@@ -212,15 +227,23 @@ class ErrorRow:
 
 
 class Model:
-    """The records and aggregates the screen shows. See the module docstring."""
+    """The rows and aggregates the screen shows. See the module docstring.
 
-    def __init__(self, ring_size: int = 100_000) -> None:
+    ``ring_size``: the rows a live capture keeps (:meth:`live`); ``budget``: bytes of
+    batches held in memory before the oldest go to disk."""
+
+    def __init__(self, ring_size: int = 100_000, budget: int | None = DEFAULT_BUDGET) -> None:
         #: Held by the writer for each batch; readers take it for exact snapshots.
         self.lock = threading.Lock()
-        self.ring: Ring[Record] = Ring(ring_size)
-        #: The records :attr:`select` keeps (the ring itself when there is none).
-        self.view: Ring[Record] = self.ring
-        self.select: Selector | None = None
+        self.ring_size = ring_size
+        #: The messages table's rows, by position from the capture's first.
+        self.store = BatchStore(budget)
+        #: Positions of the rows that show a problem.
+        self.problem_rows = Positions()
+        self.rows = RowReader(self.store, self.problem_rows)
+        #: What the log's filter keeps (None: every row), and the positions it kept.
+        self.row_filter: RowFilter | None = None
+        self.view: Positions | None = None
         #: By channel (or, for a subscription whose channel is unknown, subscription).
         self.channels: dict[Channel | Subscription, ChannelRow] = {}
         self.circuits: dict[int, CircuitRow] = {}
@@ -244,74 +267,156 @@ class Model:
         #: Bumped when rows are added or forgotten: readers sort again only then.
         self.rows_version = 0
 
+    def live(self) -> None:
+        """Keep only the last :attr:`ring_size` rows (a live capture, which may run for
+        days): positions go on counting, the rows let go read as None."""
+        self.store.keep = self.ring_size
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the log holds only the latest rows."""
+        return self.store.keep is not None
+
     # -- the writer's side (decoding thread) -------------------------------------------
 
-    def add_batch(self, records: list[Record]) -> None:
-        """Account for ``records`` (in capture order).
+    def add_batch(self, records: list[Record | UpdateBatch],
+                  batches: Sequence[pa.RecordBatch] = ()) -> None:
+        """Account for ``records`` (in capture order), and store ``batches``, the rows
+        of the messages table made of them.
 
         The loop is written for speed (locals, the common case of a message on a known
-        circuit and channel first): it runs for every message of the capture."""
-        if not records:
+        circuit and channel first): it runs for every record of the capture."""
+        if not records and not batches:
             return
         with self.lock:
-            self.ring.extend(records)
-            select = self.select
-            if select is not None:
-                keep = select(records)
-                self.view.extend([r for r, k in zip(records, keep, strict=True) if k])
-            if self.first_time is None:
-                self.first_time = records[0].time
-            self.last_time = records[-1].time
-            self.records += len(records)
-            circuits, channels = self.circuits, self.channels
-            messages = 0
-            server = Role.SERVER
-            for record in records:
-                if record.kind is not MESSAGE:
-                    self._other(record)
-                    continue
-                messages += 1
-                message = record.message
-                cls = type(message)
-                time = record.time
-                number = record.circuit
-                if number is not None:
-                    circuit = circuits.get(number)
-                    if circuit is None:
-                        circuit = self._new_circuit(record)
-                    if circuit.state is None and self.session is not None:
-                        circuit.state = self.session.circuits.get(number)
-                    circuit.messages += 1
-                    circuit.bytes += len(message.payload) + (24 if message.extended else 16)
-                    circuit.last_time = time
-                    if cls in _CIRCUIT_FACTS:
-                        _CIRCUIT_FACTS[cls](circuit, message)
-                channel = record.channel
-                if channel is None:  # a subscription of a circuit joined mid-stream?
-                    channel = record.subscription
-                if channel is not None:
-                    row = channels.get(channel)
-                    if row is None:
-                        row = self._new_channel(record, channel)
-                    if cls in VALUE_RESPONSES:
-                        if record.sender is server:
-                            row.updates += 1
-                            _own_payload(message)
-                            row.last = record
-                            row.last_time = time
-                            row._times.append(time)
-                    elif cls in WRITES:
-                        row.writes += 1
-                        row.last_time = time
-                elif cls is m.Beacon:
-                    self._beacon(record, message)
-                if record.anomaly is not None or (
-                        message.parameter1 != _ECA_NORMAL if cls in STATUS_REPLIES
-                        else cls in ALWAYS):
-                    for found in self.judge.see(record):
-                        self._error(record, found)
-            self.messages += messages
+            if records:
+                self._account(records)
+            for batch in batches:
+                self._store(batch)
             self.version += 1
+
+    def _account(self, records: list[Record | UpdateBatch]) -> None:
+        if self.first_time is None:
+            self.first_time = records[0].time
+        last = records[-1]
+        self.last_time = last.time if last.kind is not UPDATES else _last_time(last)
+        circuits, channels = self.circuits, self.channels
+        messages = 0
+        rows = len(records)
+        server = Role.SERVER
+        for record in records:
+            if record.kind is not MESSAGE:
+                if record.kind is UPDATES:
+                    count = self._updates(record)
+                    messages += count
+                    rows += count - 1
+                else:
+                    self._other(record)
+                continue
+            messages += 1
+            message = record.message
+            cls = type(message)
+            time = record.time
+            number = record.circuit
+            if number is not None:
+                circuit = circuits.get(number)
+                if circuit is None:
+                    circuit = self._new_circuit(record)
+                if circuit.state is None and self.session is not None:
+                    circuit.state = self.session.circuits.get(number)
+                circuit.messages += 1
+                circuit.bytes += len(message.payload) + (24 if message.extended else 16)
+                circuit.last_time = time
+                if cls in _CIRCUIT_FACTS:
+                    _CIRCUIT_FACTS[cls](circuit, message)
+            channel = record.channel
+            if channel is None:  # a subscription of a circuit joined mid-stream?
+                channel = record.subscription
+            if channel is not None:
+                row = channels.get(channel)
+                if row is None:
+                    row = self._new_channel(record, channel)
+                if cls in VALUE_RESPONSES:
+                    if record.sender is server:
+                        row.updates += 1
+                        _own_payload(message)
+                        row.last = record
+                        row.last_time = time
+                        row._times.append(time)
+                elif cls in WRITES:
+                    row.writes += 1
+                    row.last_time = time
+            elif cls is m.Beacon:
+                self._beacon(record, message)
+            if record.anomaly is not None or (
+                    message.parameter1 != _ECA_NORMAL if cls in STATUS_REPLIES
+                    else cls in ALWAYS):
+                for found in self.judge.see(record):
+                    self._error(record, found)
+        self.records += rows
+        self.messages += messages
+
+    def _store(self, batch: pa.RecordBatch) -> None:
+        """Keep a batch of rows; note which show problems and which the filter keeps."""
+        store = self.store
+        position = store.append(batch)
+        found = problem_mask(batch, self.judge.midstream)
+        if found.any():
+            self.problem_rows.append(np.flatnonzero(found) + position)
+        if self.view is not None and self.row_filter is not None:
+            self.view.append(np.flatnonzero(self.row_filter(batch)) + position)
+        if store.start:  # (a live capture's window moved on)
+            self.problem_rows.trim(store.start)
+            if self.view is not None:
+                self.view.trim(store.start)
+
+    def _updates(self, batch: UpdateBatch) -> int:
+        """Account for a batch of monitor updates the session attributed in bulk (each
+        of a known subscription of a named channel): per subscription, its count, its
+        last value (as a record) and the times of its latest updates; the updates
+        whose status is not ECA_NORMAL as records, for the errors. Returns the updates."""
+        run = batch.run
+        start, stop = batch.start, batch.stop
+        count = stop - start
+        if count <= 0 or run is None:
+            return 0
+        circuit = self.circuits.get(batch.circuit)
+        if circuit is None:
+            circuit = self._new_circuit(batch)
+        if circuit.state is None and self.session is not None:
+            circuit.state = self.session.circuits.get(batch.circuit)
+        times = np.asarray(run.times)[run.packet()[start:stop]]
+        circuit.messages += count
+        circuit.bytes += batch.size
+        circuit.last_time = float(times[-1])
+        which = run.subscription[start:stop]
+        distinct, inverse, counts = np.unique(which, return_inverse=True, return_counts=True)
+        order = np.argsort(inverse, kind="stable")
+        ends = np.cumsum(counts)
+        ordered = times[order]
+        channels = self.channels
+        for k, index in enumerate(distinct.tolist()):
+            if index < 0:
+                continue
+            subscription = run.subscriptions[index]
+            key = subscription.channel if subscription.channel is not None else subscription
+            row = channels.get(key)
+            if row is None:
+                row = self._new_channel(batch, key)
+            last = int(order[ends[k] - 1])
+            row.updates += int(counts[k])
+            record = batch.part(start + last, start + last + 1).records()[0]
+            _own_payload(record.message)
+            row.last = record
+            row.last_time = float(times[last])
+            row._times.extend(ordered[max(ends[k] - RATE_SAMPLES, ends[k] - counts[k]):
+                                      ends[k]].tolist())
+        failed = np.flatnonzero(run.parameter1[start:stop] != _ECA_NORMAL)
+        for at in failed.tolist():  # (rare: a monitor's failed update)
+            record = batch.part(start + at, start + at + 1).records()[0]
+            for found in self.judge.see(record):
+                self._error(record, found)
+        return count
 
     def _other(self, record: Record) -> None:
         """Account for a record that is not a message: circuit open and close, gaps,
@@ -353,9 +458,9 @@ class Model:
             _own_payload(record.message)
         self.errors.append(ErrorRow(record, found.text, found.kind))
 
-    def _new_circuit(self, record: Record) -> CircuitRow:
+    def _new_circuit(self, record: Record | UpdateBatch) -> CircuitRow:
         client, server = record.src, record.dst
-        if record.kind is MESSAGE and record.sender is Role.SERVER:
+        if record.kind in (MESSAGE, UPDATES) and record.sender is Role.SERVER:
             client, server = server, client
         circuit = self.circuits[record.circuit] = CircuitRow(
             record.circuit, client, server, record.time)
@@ -366,7 +471,8 @@ class Model:
         _bound(self.circuits, lambda row: (row.closed is None, row.last_time))
         return circuit
 
-    def _new_channel(self, record: Record, key: Channel | Subscription) -> ChannelRow:
+    def _new_channel(self, record: Record | UpdateBatch, key: Channel | Subscription
+                     ) -> ChannelRow:
         client, server = record.src, record.dst
         if record.sender is Role.SERVER:
             client, server = server, client
@@ -397,25 +503,58 @@ class Model:
 
     # -- the reader's side (screen) -----------------------------------------------------
 
-    def set_filter(self, select: Selector | None) -> None:
-        """Show only the records ``select`` keeps (None: all), from those held now on:
-        the ring is filtered again, under the lock."""
+    def set_filter(self, row_filter: RowFilter | None) -> None:
+        """Show only the rows ``row_filter`` keeps (None: all): every row held is
+        filtered again, a batch at a time, under the lock."""
         with self.lock:
-            self.select = select
-            if select is None:
-                self.view = self.ring
+            self.row_filter = row_filter
+            if row_filter is None:
+                self.view = None
                 return
-            view: Ring[Record] = Ring(self.ring.capacity)
-            _start, records = self.ring.snapshot()
-            view.extend([r for r, keep in zip(records, select(records), strict=True) if keep])
+            view = Positions()
+            for position, batch in self.store.batches():
+                view.append(np.flatnonzero(row_filter(batch)) + position)
             self.view = view
 
-    def snapshot(self) -> tuple[list[Record], list[Record]]:
-        """(every record held, those of the view) at one instant: what a pause freezes."""
+    def log_rows(self) -> LogRows:
+        """The rows the log shows now (all, or the filter's), as a sequence that keeps
+        its length while more arrive."""
         with self.lock:
-            everything = self.ring.snapshot()[1]
-            view = everything if self.view is self.ring else self.view.snapshot()[1]
-            return everything, view
+            view = self.view
+            if view is None:
+                return LogRows(self.rows, None, self.store.start, self.store.end)
+            return LogRows(self.rows, view, view.start, view.end)
+
+    def shown_rows(self) -> int:
+        """Rows the log could show now (those held that the filter keeps)."""
+        view = self.view
+        return len(self.store) if view is None else len(view)
+
+    def raw(self, position: int) -> bytes | None:
+        """The bytes of the message at ``position`` (None: none, or not held)."""
+        found = self.store.locate(position)
+        if found is None:
+            return None
+        batch, index = found
+        if "raw" not in batch.schema.names:
+            return None
+        return batch.column("raw")[index].as_py()
+
+    def find(self, frame: int, command: str) -> int | None:
+        """The position of the first row held of frame ``frame`` with ``command`` (what
+        a record of a pane names the log's row by), None if none."""
+        for position, batch in self.store.batches():
+            frames = batch.column("frame").to_numpy()
+            if not len(frames) or frames.min() > frame or frames.max() < frame:
+                continue
+            for index in np.flatnonzero(frames == frame).tolist():
+                if batch.column("command")[index].as_py() == command:
+                    return position + index
+        return None
+
+    def is_problem_row(self, position: int) -> bool:
+        """Whether the row at ``position`` shows a problem."""
+        return self.problem_rows.index_of(position) is not None
 
     def searches(self) -> list[Search]:
         """The searches seen, unanswered first, then the most retried, then by name."""
@@ -457,6 +596,11 @@ _CIRCUIT_FACTS: dict[type, Callable[[CircuitRow, Any], None]] = {
     m.HostNameRequest: _set_host,
     m.VersionRequest: _set_version,
 }
+def _last_time(batch: UpdateBatch) -> float:
+    """The capture time of a batch's last packet."""
+    return batch.run.times[batch.stop_packet - 1] if batch.run is not None else batch.time
+
+
 def _bound(rows: dict, activity: Callable[[Any], Any]) -> None:
     """Forget the least active tenth of ``rows`` once there are more than MAX_ROWS."""
     if len(rows) <= MAX_ROWS:

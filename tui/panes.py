@@ -14,6 +14,7 @@ from decoder import Search
 from shark.extract.record import Record
 
 from . import rows as r
+from .log import LogRow
 from .model import ChannelRow, ErrorRow, Model
 from .table import VirtualTable
 
@@ -106,7 +107,7 @@ def record_of(row: Any) -> Record | None:
 
 def pv_of(row: Any) -> str | None:
     """The PV a row of the log or of a pane names, if any."""
-    if isinstance(row, Record):
+    if isinstance(row, (Record, LogRow)):
         return row.pv
     if isinstance(row, ChannelRow):
         return row.name

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Container
 from typing import Any
 
 from rich.text import Text
 
-from decoder import AccessRights, DecodeError, Role, Search, dbr
+from decoder import AccessRights, DecodeError, Search, dbr
 from decoder import messages as m
-from shark.extract.record import MESSAGE, Record
-from shark.output.text import describe, details, format_value, subject
+from decoder.describe import STATUS_AMONG_FIELDS
+from decoder.text import shown_text
+from shark.extract.record import Record
+from shark.output.text import format_value, micro, seconds_ns, subject
 
-from .model import ChannelRow, CircuitRow, ErrorRow, ServerRow, problem
+from .log import LogRow
+from .model import ChannelRow, CircuitRow, ErrorRow, ServerRow
 from .table import Cell, Column
 
 __all__ = [
@@ -39,6 +41,18 @@ class Clock:
             return ""
         return f"{time - (self.zero if self.zero is not None else time):.{digits}f}"
 
+    def ns(self, time_ns: int | None) -> str:
+        """A time in nanoseconds, to the microsecond as ``shark read`` rounds it."""
+        if time_ns is None:
+            return ""
+        zero = seconds_ns(self.zero) if self.zero is not None else None
+        if zero is None:
+            zero = time_ns
+        us = micro(time_ns - zero)
+        sign = "-" if us < 0 else ""
+        whole, fraction = divmod(abs(us), 1_000_000)
+        return f"{sign}{whole}.{fraction:06d}"
+
 
 def _where(record: Record) -> str:
     return record.transport if record.circuit is None else f"#{record.circuit}"
@@ -53,35 +67,72 @@ LOG_COLUMNS = [
 ]
 
 
-def log_cells(record: Record, clock: Clock) -> list[Cell]:
-    return [str(record.frame), clock(record.time, 6), record.src, record.dst, _where(record),
-            record.command_name, subject(record),
-            details(record, lambda message: _info(message, record.reading))]
+#: Rows that are not messages: circuit ends, and bytes lost or not decodable.
+_ENDS = frozenset({"OPEN", "CLOSE"})
+_LOST = frozenset({"GAP", "UNDECODED"})
 
 
-def _info(message: m.Message, channel: Any = None) -> str:
-    """The fields of a message, its value (if it carries one) first: the value is what a
-    person scans the log for, and the log's last column is cut at the screen's edge.
-    The value reads as ``channel`` (what the channel knew when it came: a record's
-    ``reading``) has values read (PREC, enum strings)."""
-    try:
-        text = describe(message, channel)
-        if isinstance(message, m._DataPayload) and message.payload:
-            text = f"{format_value(message.data, channel)}  {text.rsplit(' data=', 1)[0]}"
-        return text
-    except Exception as exc:  # a message that cannot be described is still listed
-        return f"<{exc}>"
+def log_cells(row: LogRow, clock: Clock) -> list[Cell]:
+    return [str(row.frame), clock.ns(row.time), row.src, row.dst, _via(row), row.command,
+            log_subject(row), log_info(row)]
 
 
-def log_style(record: Record, midstream: Container[int] = ()) -> str | None:
-    """Problems in red; server messages in the accent colour; circuit open/close dim."""
-    if problem(record, midstream) is not None:
+def _via(row: LogRow) -> str:
+    return row.transport if row.circuit is None else f"#{row.circuit}"
+
+
+def log_subject(row: LogRow) -> str:
+    """The PV, or what names the channel when the capture does not tell its name (as
+    :func:`shark.output.text.subject` says it of a record)."""
+    if row.pv is not None:
+        return shown_text(row.pv)
+    if row.sid is not None:
+        return f"<sid={row.sid}>"
+    if row.subscription is not None:
+        return f"<subscription {row.subscription}>"
+    return ""
+
+
+def log_info(row: LogRow) -> str:
+    """What a row says besides its command and PV, from the table's columns: the value
+    first (what a person scans the log for; the column is cut at the screen's edge),
+    the type, status and other fields, the alarm, the latency of a response and an
+    anomaly; why a circuit opened or closed; how many bytes were lost and why."""
+    command = row.command
+    if command in _ENDS:
+        return f"({row.reason})"
+    if command in _LOST:
+        return f"{row.size} bytes: {row.reason}"
+    parts = []
+    if row.display is not None:
+        parts.append(row.display)
+    elif row.value_text is not None:
+        parts.append(row.value_text)
+    if row.data_type is not None:
+        parts.append(f"{row.data_type}[{row.data_count}]")
+    if row.status is not None and command not in STATUS_AMONG_FIELDS:
+        parts.append(f"status={row.status}")
+    if row.fields:
+        parts.append(row.fields)
+    if row.severity is not None and row.severity != "NO_ALARM":
+        parts.append(f"{row.severity}/{row.alarm_status}")
+    if row.latency is not None:
+        parts.append(f"[{row.latency * 1e3:.3f} ms]")
+    if row.anomaly is not None:
+        parts.append(f"! {row.anomaly}")
+    return "  ".join(parts)
+
+
+def log_style(row: LogRow) -> str | None:
+    """Problems in red (:func:`shark.analysis.problems.problem_mask` decided, as the row
+    was stored); server messages in the accent colour; circuit ends and lost bytes dim."""
+    if row.problem:
         return "bold red"
-    if record.kind is not MESSAGE:
+    if row.command in _ENDS or row.command in _LOST:
         return "dim"
-    if record.sender is Role.SERVER:
+    if row.sender == "server":
         return "cyan"
-    if record.transport == "udp":
+    if row.transport == "udp":
         return "magenta"
     return None
 

@@ -13,8 +13,6 @@ import asyncio
 import time
 from pathlib import Path
 
-from shark.extract.record import Record
-
 from .app import SharkApp
 from .model import Model
 from .source import FileSource
@@ -30,10 +28,13 @@ async def screenshot(capture: Path, out: Path, frame: int | None, size: tuple[in
             await pilot.pause(0.05)
         await pilot.pause(0.3)
         if frame is not None:
-            chosen = [r for r in app.log_table.rows if isinstance(r, Record)
-                      and r.frame == frame]
+            log = app.log_table
+            chosen = [n for n, row in enumerate(log.rows) if row is not None
+                      and row.frame == frame]
             if chosen:
-                app.reveal(chosen[-1])
+                app.action_pause()
+                log.move_cursor(chosen[-1], notify=False, center=True)
+                app._show(log.cursor_row)
                 await pilot.pause(0.3)
         app.save_screenshot(out.name, str(out.parent))
 

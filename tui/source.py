@@ -3,11 +3,18 @@ thread of its own.
 
 The screen must stay responsive whatever the traffic, so the capture is read,
 reassembled, decoded and attributed (:class:`shark.extract.reader.CaReader`,
-:class:`shark.analysis.attribution.Session`) on a worker thread, which hands the records to the
-:class:`~tui.model.Model` in batches: at least every :data:`COMMIT_INTERVAL`
-seconds, or every :data:`BATCH` records, and always before it waits (for packets,
-or for a file's original pace). The screen then draws whatever the model holds,
-ten times a second, without waiting for the decoder.
+:class:`shark.analysis.attribution.Session`) on a worker thread, which makes the batches
+of the ``messages`` table of them (:class:`shark.tables.stream.MessageStream`, with each
+message's bytes for the details pane) and hands records and batches to the
+:class:`~tui.model.Model` together: at least every :data:`COMMIT_INTERVAL` seconds, or
+every :data:`BATCH` rows, and always before it waits (for packets, or for a file's
+original pace). The screen then draws whatever the model holds, ten times a second,
+without waiting for the decoder.
+
+A file read at full speed is read as the tables read it: in blocks of frames, monitor
+updates framed and attributed in bulk (:mod:`shark.extract.bulk`), so that a capture of
+millions of updates loads at the speed of ``shark export``. A live capture, or a file
+played at its pace, goes a frame at a time: nothing waits for a block to fill.
 """
 
 from __future__ import annotations
@@ -19,12 +26,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 from shark.analysis.attribution import Session
-from shark.capture.files import CaptureError, Frame, read_frames
+from shark.capture.files import CaptureError, Frame, FrameBlock, read_blocks, read_frames
 from shark.capture.live import LiveCapture, LiveCaptureError
 from shark.capture.pump import FramePump
 from shark.capture.writer import PcapngWriter
-from shark.extract.reader import CaReader
-from shark.extract.record import Record
+from shark.extract.bulk import UpdateBatch
+from shark.extract.reader import BLOCK_PACKETS, CaReader
+from shark.extract.record import UPDATES, Record
+from shark.tables.stream import MessageStream
 
 from .model import Model
 
@@ -32,8 +41,8 @@ __all__ = ["FileSource", "LiveSource", "Source", "SourceStats"]
 
 #: Longest a decoded record waits before the model gets it (seconds).
 COMMIT_INTERVAL = 0.05
-#: Most records handed to the model at once.
-BATCH = 5000
+#: Most rows handed to the model at once.
+BATCH = 1 << 15
 
 
 class SourceStats(NamedTuple):
@@ -64,7 +73,9 @@ class Source(threading.Thread):
         self.finished = False
         self.frames = 0
         self.bytes = 0
-        self._batch: list[Record] = []
+        self._batch: list[Record | UpdateBatch] = []
+        self._rows = 0
+        self._stream = MessageStream((), lifecycle=True, raw=True)
         self._committed = time.monotonic()
         self._stopping = threading.Event()
         self._waited = 0.0
@@ -73,12 +84,11 @@ class Source(threading.Thread):
     def run(self) -> None:
         session = Session()
         self.model.session = session
-        reader = CaReader(self.ports, lifecycle=True)
         try:
-            for record in session.records(reader.records(self._frames()), lifecycle=True):
-                batch = self._batch
-                batch.append(record)
-                if len(batch) >= BATCH:  # a burst (held TCP data released at once)
+            for record in self._records(session):
+                self._batch.append(record)
+                self._rows += len(record) if record.kind is UPDATES else 1
+                if self._rows >= BATCH:  # a burst (held TCP data released at once)
                     self._commit()
         except (CaptureError, LiveCaptureError, OSError) as exc:
             self.error = str(exc)
@@ -111,6 +121,11 @@ class Source(threading.Thread):
             return 0.0
         return max(0.0, min(1.0, 1.0 - (waited - last_waited) / (now - last)))
 
+    def _records(self, session: Session) -> Iterator[Record | UpdateBatch]:
+        """The attributed records (circuit ends too), a frame at a time."""
+        reader = CaReader(self.ports, lifecycle=True)
+        return session.records(reader.records(self._frames()), lifecycle=True)
+
     def _frames(self) -> Iterator[Frame]:
         raise NotImplementedError
 
@@ -118,15 +133,16 @@ class Source(threading.Thread):
         """Release what the source holds, once decoding has ended."""
 
     def _commit(self) -> None:
-        """Hand the records decoded so far to the model."""
+        """Hand the records decoded so far, and the rows made of them, to the model."""
         batch = self._batch
         if batch:
             self._batch = []
-            self.model.add_batch(batch)
+            self._rows = 0
+            self.model.add_batch(batch, self._stream.take(batch))
         self._committed = time.monotonic()
 
     def _maybe_commit(self) -> None:
-        if len(self._batch) >= BATCH or time.monotonic() - self._committed >= COMMIT_INTERVAL:
+        if self._rows >= BATCH or time.monotonic() - self._committed >= COMMIT_INTERVAL:
             self._commit()
 
 
@@ -141,6 +157,23 @@ class FileSource(Source):
         self.speed = speed
         pace = "full speed" if not speed else "original pace" if speed == 1 else f"x{speed:g}"
         self.description = f"{self.path.name} ({pace})"
+
+    def _records(self, session: Session) -> Iterator[Record | UpdateBatch]:
+        if self.speed:
+            return super()._records(session)
+        reader = CaReader(self.ports, lifecycle=True, bulk=True)
+        return session.batches(reader.batches(self._blocks()), lifecycle=True)
+
+    def _blocks(self) -> Iterator[FrameBlock]:
+        """The file's frames in blocks, at full speed."""
+        stopping = self._stopping
+        for block in read_blocks(self.path, BLOCK_PACKETS):
+            if stopping.is_set():
+                return
+            self.frames += len(block)
+            self.bytes += sum(block.ends) - sum(block.starts)
+            self._maybe_commit()
+            yield block
 
     def _frames(self) -> Iterator[Frame]:
         speed, stopping = self.speed, self._stopping
@@ -175,6 +208,7 @@ class LiveSource(Source):
     def __init__(self, model: Model, interface: str, ports: Iterable[int] = (),
                  write: str | Path | None = None) -> None:
         super().__init__(model, ports)
+        model.live()  # a live capture may run for days: the log keeps its latest rows
         self.capture = LiveCapture(interface, self.ports)
         self.writer: PcapngWriter | None = None
         if write is not None:

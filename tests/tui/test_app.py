@@ -33,6 +33,7 @@ from tui.model import Model, problem  # noqa: E402
 from tui.ring import Ring  # noqa: E402
 from tui.rows import Clock, channel_cells, search_cells  # noqa: E402
 from tui.source import FileSource  # noqa: E402
+from tui.status import StatusBar  # noqa: E402
 from tui.table import VirtualTable, fit  # noqa: E402
 from tui.textview import TextView  # noqa: E402
 
@@ -40,11 +41,13 @@ BASIC = ROOT / "captures" / "softioc_pyepics_basic.pcap"
 Script = Callable[[SharkApp, Any], Awaitable[None]]
 
 
-def drive(path: Path, script: Script, ring_size: int = 100_000, **options: Any) -> SharkApp:
+def drive(path: Path, script: Script, ring_size: int = 100_000, model: Model | None = None,
+          **options: Any) -> SharkApp:
     """Run the app on ``path`` until the file is decoded and shown, then ``script``."""
 
     async def main() -> SharkApp:
-        model = Model(ring_size)
+        nonlocal model
+        model = Model(ring_size) if model is None else model
         app = SharkApp(model, FileSource(model, path), **options)
         async with app.run_test(size=(200, 50)) as pilot:
             deadline = time.monotonic() + 20
@@ -172,11 +175,13 @@ def test_select_a_message_read_its_details_and_the_help() -> None:
         await type_filter(app, pilot, "pv=DEMO:BASIC:WAVE command=READ_NOTIFY")
         await pilot.press("home", "down")  # moving pauses the log; the reply is second
         assert app.paused
-        record = app.log_table.cursor_row
-        assert record.command_name == "READ_NOTIFY" and record.sender.name == "SERVER"
+        row = app.log_table.cursor_row
+        assert row.command_name == "READ_NOTIFY" and row.sender == "server"
+        [reply] = [r for r in records(BASIC) if (r.frame, r.command_name) == (
+            row.frame, "READ_NOTIFY")]
         text = app._main("#details", TextView).text.plain
         for part in ("PV                  DEMO:BASIC:WAVE", "answers", "Value  DBR_",
-                     "[9]", "4.5", "Bytes", hexdump(record.message.to_bytes())[:40]):
+                     "[9]", "4.5", "Bytes", hexdump(reply.message.to_bytes())[:40]):
             assert part in text, part
         await pilot.press("end")  # back to the tail
         await pilot.pause()
@@ -266,15 +271,70 @@ def test_jump_to_errors() -> None:
     drive(path, script)
 
 
-def test_the_ring_bounds_the_log_not_the_panes() -> None:
+def status_text(app: SharkApp) -> str:
+    return str(app._main("#status", StatusBar).render())
+
+
+def test_a_file_is_reachable_whole_beyond_the_live_window() -> None:
+    """A capture file shows every message, however small the live window (issue 16):
+    Home reaches frame 1's first message, a filter finds one from the start."""
+    expected = records(BASIC)
+
     async def script(app: SharkApp, pilot: Any) -> None:
-        expected = records(BASIC)
-        rows = shown(app)
-        assert [r.frame for r in rows] == [r.frame for r in expected[-40:]]
-        assert len(table(app, "channels").rows) == 7  # aggregates of everything
-        assert app.model.messages == sum(1 for r in expected if r.message is not None)
+        assert [key(r) for r in shown(app)] == [key(r) for r in expected]
+        await pilot.press("home")
+        assert app.paused and app.log_table.cursor == 0
+        assert key(app.log_table.cursor_row) == key(expected[0])
+        assert app.log_table.cursor_row.frame == 1
+        first = next(r for r in expected if r.pv is not None)
+        await type_filter(app, pilot, f"pv={first.pv}")
+        assert key(shown(app)[0]) == key(first)
+        assert f"{app.model.messages:,} messages" in status_text(app)
+        assert "showing the last" not in status_text(app)
 
     drive(BASIC, script, ring_size=40)
+
+
+def test_the_live_window_bounds_the_log_not_the_panes() -> None:
+    """Live, the log keeps its last rows (the model's window), and says so."""
+    expected = records(BASIC)
+    model = Model(40)
+    model.live()
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        rows = shown(app)
+        assert [key(r) for r in rows] == [key(r) for r in expected[-40:]]
+        assert len(table(app, "channels").rows) == 7  # aggregates of everything
+        assert app.model.messages == sum(1 for r in expected if r.message is not None)
+        assert f"showing the last 40 of {len(expected):,} rows" in status_text(app)
+        await pilot.press("home")
+        assert key(app.log_table.cursor_row) == key(expected[-40])
+        early = {r.command_name for r in expected[:-40]} - {
+            r.command_name for r in expected[-40:]}
+        await type_filter(app, pilot, f"command={sorted(early)[0]}")  # before the window
+        assert shown(app) == []
+
+    drive(BASIC, script, model=model)
+
+
+def test_spilled_rows_read_back_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a small memory budget the rows go to a temporary file and every one reads
+    back as it was."""
+    monkeypatch.setattr("tui.source.BATCH", 200)  # many batches, the oldest to disk
+    path = capture("ca_monitors_100hz.pcap")
+    expected = records(path)
+    model = Model(budget=20_000)
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        assert app.model.store.spilled
+        assert [key(r) for r in shown(app)] == [key(r) for r in expected]
+        await pilot.press("home")
+        assert key(app.log_table.cursor_row) == key(expected[0])
+        await pilot.press("down")
+        text = app._main("#details", TextView).text.plain
+        assert "Bytes" in text and f"frame               {expected[1].frame}" in text
+
+    drive(path, script, model=model)
 
 
 # -- pieces ---------------------------------------------------------------------------------
