@@ -147,13 +147,15 @@ class RateSeries(NamedTuple):
 
 def _merge(counts: np.ndarray, origin: int, ratio: int) -> tuple[np.ndarray, int]:
     """Bins ``ratio`` times wider: bin indices count from 1970, so fine bin ``i`` falls
-    in coarse bin ``i // ratio`` whatever the origin."""
-    start = origin // ratio
-    front = origin - start * ratio
-    size = -(-(front + len(counts)) // ratio)
-    padded = np.zeros(size * ratio, dtype=counts.dtype)
-    padded[front:front + len(counts)] = counts
-    return padded.reshape(size, ratio).sum(axis=1), start
+    in coarse bin ``i // ratio`` whatever the origin. (Summed by index, not by
+    reshaping: a ratio can be in the billions.)"""
+    if ratio == 1 or not len(counts):
+        return counts, origin // ratio
+    index = (origin + np.arange(len(counts), dtype=np.int64)) // ratio
+    start = int(index[0])
+    merged = np.zeros(int(index[-1]) - start + 1, dtype=counts.dtype)
+    np.add.at(merged, index - start, counts)
+    return merged, start
 
 
 class Rates:
@@ -283,11 +285,12 @@ class Rates:
             self._origin = min(self._origin, first)
 
     def series(self, width: int, start: float | None = None) -> RateSeries:
-        """At most ``width`` bins of the narrowest width of :data:`STEPS` that fits,
-        from ``start`` (Unix seconds: the bin that holds it; None: the first row
+        """At most ``width`` bins (two at least: bins fall on round times, and the rows
+        may straddle one) of the narrowest width of :data:`STEPS` that fits, from
+        ``start`` (Unix seconds: the bin that holds it; None: the first row
         counted) to the last row counted. Empty when nothing was counted (after
         ``start``)."""
-        width = max(1, int(width))
+        width = max(2, int(width))
         step = self.step
         empty = np.zeros(0, np.int64)
         if not len(self._counts):
