@@ -322,6 +322,11 @@ class Circuit:
             sub.state = SUBSCRIPTION.get((sub.state, Event.CIRCUIT_CLOSED), sub.state)
         return open_channels
 
+    def forget_search(self, cid: int) -> None:
+        """A search over TCP that will not be answered (a server keeps silent about a
+        name it has not, unless asked to reply): no longer outstanding."""
+        self._pending_search.pop(cid, None)
+
     def channel_for_sid(self, sid: int) -> Channel | None:
         return self.channels_by_sid.get(sid)
 
@@ -486,8 +491,13 @@ class Circuit:
         return NOTHING
 
     def _on_SearchRequest(self, message: m.SearchRequest, context: Any) -> Attribution:
-        """A search over TCP (CA v4.12): answered on the same circuit by cid."""
+        """A search over TCP (CA v4.12): answered on the same circuit by cid, or not at
+        all (an unknown name, no reply asked for): the oldest beyond
+        :data:`MAX_PENDING` are forgotten."""
+        self._pending_search.pop(message.cid, None)
         self._pending_search[message.cid] = Pending(message, context, None)
+        if len(self._pending_search) > MAX_PENDING:
+            del self._pending_search[next(iter(self._pending_search))]
         return NOTHING
 
     def _on_SearchResponse(self, message: m.SearchResponse, context: Any) -> Attribution:

@@ -273,3 +273,19 @@ def test_empty_update_that_no_type_allows_is_a_cancel_reply_without_request():
     circuit, empty = empty_reply_to_subscription(DBRType.LONG, 1, reply_sid=1)
     assert empty.anomaly is not None and empty.anomaly.kind == "response without request"
     assert 5 in circuit.subscriptions
+
+
+def test_tcp_searches_left_unanswered_are_forgotten_and_bounded(monkeypatch):
+    """A server may leave a search over TCP unanswered (an unknown name, no reply asked
+    for): it says so, and a client sending ever new ids costs bounded memory."""
+    import decoder.circuit as circuit_module
+
+    monkeypatch.setattr(circuit_module, "MAX_PENDING", 4)
+    circuit = Circuit(strict=True, local=Role.SERVER)
+    for cid in range(10):
+        circuit.handle(m.SearchRequest(name=f"N{cid}", cid=cid), Role.CLIENT)
+    assert list(circuit._pending_search) == [6, 7, 8, 9]
+    circuit.forget_search(7)
+    circuit.handle(m.SearchResponse(port=5064, cid=9), Role.SERVER)
+    with pytest.raises(ProtocolError, match="search reply for unknown id 7"):
+        circuit.handle(m.SearchResponse(port=5064, cid=7), Role.SERVER)
