@@ -22,6 +22,8 @@ from shark.errors import SharkError
 
 __all__ = ["LIMITS", "ConversionError", "convert", "format_float", "from_python", "to_dbr"]
 
+_STSACK_STRING, _CLASS_NAME = DBRType.STSACK_STRING, DBRType.CLASS_NAME
+
 STRING, SHORT, FLOAT, ENUM, CHAR, LONG, DOUBLE = range(7)
 #: (bits, signed) of the integer value types.
 _INTEGERS = {SHORT: (16, True), ENUM: (16, False), CHAR: (8, False), LONG: (32, True)}
@@ -194,11 +196,13 @@ def to_dbr(
     elements are returned, padded with zeros or cut; None means all current
     values. Each family gets only the fields its struct carries, converted to
     its value type as an IOC does (limits of a DOUBLE PV read as GR_LONG become
-    integers; enum strings go only with an ENUM PV).
+    integers; enum strings go only with an ENUM PV). DBR_STSACK_STRING and
+    DBR_CLASS_NAME take ``ackt``, ``acks`` and ``record_type`` from ``metadata``; a
+    read of DBR_PUT_ACKT or DBR_PUT_ACKS raises :class:`ConversionError`.
     """
     lay = layout(data_type)
     if lay.family is Family.SPECIAL:
-        raise ConversionError(f"{DBRType(data_type).dbr_name} is not a value type")
+        return _special(data_type, values, native, metadata, count)
     target = lay.native_type
     precision = int(metadata.get("precision") or 0)
     enum_strings = metadata.get("enum_strings") or ()
@@ -225,3 +229,19 @@ def to_dbr(
             if target in (FLOAT, DOUBLE):
                 fields["precision"] = precision
     return DBRValue(data_type, out, **fields)
+
+
+def _special(data_type: int, values: Sequence[Any], native: int, metadata: Mapping[str, Any],
+             count: int | None) -> DBRValue:
+    """DBR_STSACK_STRING (the alarm, its acknowledgement and the values as text) and
+    DBR_CLASS_NAME (the record type), as an IOC reads them. DBR_PUT_ACKT and
+    DBR_PUT_ACKS are only ever written: reading them fails (an IOC answers ECA_GETFAIL)."""
+    if data_type == _CLASS_NAME:
+        padding = [""] * max(0, (count or 1) - 1)
+        return DBRValue(data_type, [metadata.get("record_type") or "", *padding])
+    if data_type != _STSACK_STRING:
+        raise ConversionError(f"{DBRType(data_type).dbr_name} is written, never read")
+    text = to_dbr(DBRType.STRING, values, native, metadata, count)
+    return DBRValue(data_type, text.values, status=metadata.get("status", 0),
+                    severity=metadata.get("severity", 0), ackt=int(metadata.get("ackt", 1)),
+                    acks=metadata.get("acks", 0))

@@ -26,6 +26,8 @@ class Kind(enum.Enum):
 
     BAD_NATIVE_TYPE = ("bad native type", "channels", logging.INFO)
     PROTOCOL = ("protocol", "circuits", logging.INFO)
+    #: A request wrong by itself, refused with an ERROR on a circuit that goes on.
+    REFUSED = ("refused", "requests", logging.INFO)
     UNREACHABLE = ("unreachable", "attempts", logging.INFO)
     CONNECTION_LOST = ("connection lost", "connections", logging.INFO)
     SILENT = ("silent", "circuits", logging.INFO)

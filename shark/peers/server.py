@@ -14,13 +14,19 @@ directions: which channels are open, by SID and CID, and their names are the
 circuit's, and so are its subscriptions (id, DBR type, count, mask, channel);
 this module keeps beside them only what the decoder has no word for: which PV a
 subscription watches and which circuit posts its updates (:class:`_Watch`), the
-updates held back and the sockets. A client that breaks the protocol
-(undecodable bytes, unknown ids, commands a client may not send:
-:class:`RemoteProtocolError`) gets an ERROR message quoting the offending
-request and its circuit is closed; a breach by this server
-(:class:`LocalProtocolError`, a bug of ours) is logged and the circuit closed
-cleanly. Other circuits go on. Nothing is bound but the host given, and
-beacons go only where told (loopback by default, never broadcast).
+updates held back and the sockets. Names are searched for over UDP and, from
+clients of CA 4.12 on, over the circuit too.
+
+A request wrong by itself (an id never given, a command a client may not send, a
+DBR type no server has, a payload too short for what it claims:
+:class:`RemoteProtocolError` among them) gets an ERROR message quoting it and
+naming the channel's CID, with the status that says why, and the circuit goes on:
+RSRV drops the circuit instead, which tells a client nothing. Two cases end it: bytes
+that cannot be framed (after an ERROR saying so), and a READ_NOTIFY of a DBR type no
+server has, closed without a word as RSRV does and conformance suites expect. A
+breach by this server (:class:`LocalProtocolError`, a bug of ours) is logged and the
+circuit closed cleanly. Other circuits go on. Nothing is bound but the host given,
+and beacons go only where told (loopback by default, never broadcast).
 
 A client that leaves abruptly (a reset, with thousands of subscriptions whose
 updates are on their way) is no reason to log: nothing more is written to its
@@ -67,7 +73,7 @@ from shark.peers.convert import LIMITS, ConversionError, convert, from_python, t
 from shark.peers.misbehaviour import Kind, Misbehaviours
 from shark.peers.service import Service
 
-__all__ = ["DEFAULT_BEACON_ADDRESS", "PV", "Server", "epics_stamp"]
+__all__ = ["DEFAULT_BEACON_ADDRESS", "PV", "Server", "epics_stamp", "record_type_of"]
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +83,12 @@ DEFAULT_BEACON_ADDRESS = ("127.0.0.1", REPEATER_PORT)
 #: are coalesced (only the latest per subscription is kept) until it drains.
 HIGH_WATER = 1 << 20
 _READ_CHUNK = 1 << 16
-_LAST_READABLE_TYPE = DBRType.CTRL_DOUBLE
+#: The CID of an ERROR about no channel.
+_NO_CID = 0xFFFFFFFF
+#: The last DBR type there is: a type beyond it is no type at all.
+_LAST_TYPE = DBRType.CLASS_NAME
 _UNSET: Any = object()
-_PROPERTIES = ("units", "precision", "enum_strings", *LIMITS)
+_PROPERTIES = ("units", "precision", "enum_strings", "record_type", *LIMITS)
 #: Limits a PV has unless told: an EPICS 7 IOC reports the alarm and warning
 #: limits of a record without alarm severities as NaN, the others as 0.
 _DEFAULT_LIMITS = {
@@ -99,6 +108,13 @@ class PV:
     IOC reports them for a record without alarm severities, the others to 0.
     ``timestamp`` is in Unix seconds (default: now); ``stamp`` gives it exactly, as
     a TIME value carries it: (seconds since the EPICS epoch, nanoseconds).
+
+    What the four special DBR types read and write: ``record_type`` is what
+    DBR_CLASS_NAME reads (default: the type of record an IOC would most likely serve
+    such a PV from, see :func:`record_type_of`); ``ackt`` (whether transient alarms
+    must be acknowledged, DBR_PUT_ACKT) and ``acks`` (the highest severity not yet
+    acknowledged, DBR_PUT_ACKS; default: ``severity``, an alarm nobody acknowledged)
+    are what DBR_STSACK_STRING reads beside the alarm.
     """
 
     def __init__(
@@ -116,6 +132,9 @@ class PV:
         timestamp: float | None = None,
         stamp: tuple[int, int] | None = None,
         writable: bool = True,
+        record_type: str | None = None,
+        ackt: bool = True,
+        acks: int | None = None,
         **limits: float,
     ) -> None:
         self.name = name
@@ -140,6 +159,9 @@ class PV:
         #: The timestamp as the wire carries it: (seconds since 1990, nanoseconds).
         self.stamp = stamp
         self.writable = writable
+        self.record_type = record_type or record_type_of(self.data_type, self.count, writable)
+        self.ackt = bool(ackt)
+        self.acks = severity if acks is None else acks
 
     @property
     def timestamp(self) -> float:
@@ -164,12 +186,20 @@ class PV:
             "nanoseconds": nanoseconds,
             "units": self.units, "precision": self.precision,
             "enum_strings": self.enum_strings, **self.limits,
+            "record_type": self.record_type, "ackt": self.ackt, "acks": self.acks,
         }
+
+    def metadata_for(self, data_type: int) -> dict[str, Any]:
+        """The metadata a read in ``data_type`` gets: :meth:`metadata`, converted by
+        :func:`~shark.peers.convert.to_dbr` to what the type carries. A subclass may
+        answer per type (the replay gives what the capture showed for that type)."""
+        return self.metadata()
 
     def read(self, data_type: int, count: int | None = None) -> DBRValue:
         """The value as a read in ``data_type`` gets it (a DBRValue of ``count``
         elements, all current ones by default). Raises ConversionError."""
-        return to_dbr(data_type, self.values, self.data_type, self.metadata(), count)
+        return to_dbr(data_type, self.values, self.data_type, self.metadata_for(data_type),
+                      count)
 
     def update(
         self,
@@ -198,6 +228,10 @@ class PV:
         if alarm != (self.status, self.severity):
             self.status, self.severity = alarm
             events |= EventMask.ALARM
+            # As an IOC resets alarms: a severity at or above the one unacknowledged
+            # must be acknowledged in turn; without ACKT, acknowledgement follows down.
+            if not self.ackt or self.severity >= self.acks:
+                self.acks = self.severity
         if stamp is not None:
             self.stamp = stamp
         elif timestamp is not None:
@@ -207,14 +241,44 @@ class PV:
         return events
 
     def write(self, data: Any) -> EventMask:
-        """Apply a client's write (a DBRValue of a plain type); return the events.
-        Raises ConversionError when the values have no meaning in the native type."""
+        """Apply a client's write (a DBRValue of a plain type, or DBR_PUT_ACKT /
+        DBR_PUT_ACKS: an alarm acknowledgement); return the events. Raises
+        ConversionError when the values have no meaning in the native type, or the
+        type is one an IOC does not write (the STS, TIME, GR and CTRL families,
+        DBR_STSACK_STRING, DBR_CLASS_NAME)."""
+        if data.dbr_type in (DBRType.PUT_ACKT, DBRType.PUT_ACKS):
+            if not len(data.values):
+                raise ConversionError(f"no value in a {data.dbr_type.dbr_name} write")
+            value = int(data.values[0])
+            if data.dbr_type == DBRType.PUT_ACKT:
+                return self.acknowledge_transients(bool(value))
+            return self.acknowledge(value)
+        if data.dbr_type > DBRType.DOUBLE:
+            raise ConversionError(f"{data.dbr_type.dbr_name} cannot be written")
         source = layout(data.dbr_type).native_type
         values = convert(data.values, source, self.data_type, enum_strings=self.enum_strings,
                          precision=self.precision)
         events = self._set_values(_as_list(values))
         self.timestamp = time.time()
         return events
+
+    def acknowledge(self, severity: int) -> EventMask:
+        """Acknowledge alarms up to ``severity`` (a DBR_PUT_ACKS write): when it reaches
+        the unacknowledged one, nothing is left to acknowledge (an ALARM event)."""
+        if severity < self.acks:
+            return EventMask.NONE
+        self.acks = 0
+        return EventMask.ALARM
+
+    def acknowledge_transients(self, ackt: bool) -> EventMask:
+        """Whether transient alarms must be acknowledged (a DBR_PUT_ACKT write); without,
+        what is unacknowledged is at most the current severity (an ALARM event)."""
+        if ackt == self.ackt:
+            return EventMask.NONE
+        self.ackt = ackt
+        if not ackt and self.acks > self.severity:
+            self.acks = self.severity
+        return EventMask.ALARM
 
     def _set_values(self, values: list[Any]) -> EventMask:
         if len(values) > self.count:
@@ -236,6 +300,25 @@ class PV:
 
     def __repr__(self) -> str:
         return f"PV({self.name!r}, {self.data_type.dbr_name}, {self.value!r})"
+
+
+#: The record types :func:`record_type_of` names, by native type: (input, output).
+_RECORD_TYPES = {
+    DBRType.STRING: ("stringin", "stringout"), DBRType.SHORT: ("longin", "longout"),
+    DBRType.FLOAT: ("ai", "ao"), DBRType.ENUM: ("mbbi", "mbbo"),
+    DBRType.CHAR: ("longin", "longout"), DBRType.LONG: ("longin", "longout"),
+    DBRType.DOUBLE: ("ai", "ao"),
+}
+
+
+def record_type_of(data_type: int, count: int = 1, writable: bool = True) -> str:
+    """The record type an IOC most likely serves a PV of this native type, count and
+    writability from (what DBR_CLASS_NAME reads when nothing better is known):
+    ``waveform`` for an array, else an output record for a writable PV (``ao``,
+    ``longout``, ``mbbo``, ``stringout``) and an input record otherwise."""
+    if count > 1:
+        return "waveform"
+    return _RECORD_TYPES[DBRType(data_type)][bool(writable)]
 
 
 def epics_stamp(unix_seconds: float) -> tuple[int, int]:
@@ -260,7 +343,8 @@ def _read_payload(pv: PV, data_type: int, count: int) -> tuple[int, int, bytes]:
 
 
 class _Refused(Exception):
-    """A request that ends its circuit: answered by an ERROR message, then closed."""
+    """A request that ends its circuit (the stream cannot be framed past it): answered
+    by an ERROR message, then closed."""
 
     def __init__(self, request: m.Message, status: int, text: str,
                  payload_size: int | None = None) -> None:
@@ -268,6 +352,11 @@ class _Refused(Exception):
         self.request = request
         self.status = status
         self.payload_size = payload_size
+
+
+class _Dropped(Exception):
+    """A request that ends its circuit without a word: a READ_NOTIFY of a DBR type no
+    CA server has, which RSRV (and conformance suites with it) answer by closing."""
 
 
 class _Watch:
@@ -450,8 +539,9 @@ class Server(Service):
 
 
 class _SearchResponder(asyncio.DatagramProtocol):
-    """Answers UDP searches for the names the server has; NOT_FOUND only when
-    the search asks for it (DO_REPLY), since libca's own searches say DONT_REPLY."""
+    """Answers UDP searches for the names the server has, and only those: over UDP
+    an unknown name gets no answer even when the search asks for one (DO_REPLY), as
+    RSRV does: a search goes to every server, and all but one would answer NOT_FOUND."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -480,10 +570,6 @@ class _SearchResponder(asyncio.DatagramProtocol):
                     replies.append(m.SearchResponse(
                         port=self.server.tcp_port, ip=ADDRESS_OF_SENDER, cid=request.cid,
                         version=MINOR_VERSION))
-                elif request.reply == SearchReply.DO_REPLY:
-                    replies.append(m.NotFoundResponse(
-                        reply=request.reply, version=request.version, cid=request.cid,
-                        parameter2=request.parameter2))
         if replies and self.transport is not None:
             self.transport.sendto(b"".join(r.to_bytes() for r in [version, *replies]), addr)
 
@@ -521,7 +607,7 @@ class _ServerCircuit:
             m.ReadNotifyRequest: self._read_notify, m.ReadRequest: self._read,
             m.WriteRequest: self._write, m.WriteNotifyRequest: self._write_notify,
             m.EventAddRequest: self._event_add, m.EventCancelRequest: self._event_cancel,
-            m.EchoRequest: self._echo,
+            m.EchoRequest: self._echo, m.SearchRequest: self._search,
         }
 
     async def run(self) -> None:
@@ -533,9 +619,12 @@ class _ServerCircuit:
             self.server.misbehaviour.note(self.who, Kind.PROTOCOL,
                                           f"a circuit closed: {refusal}")
             self._send(m.ErrorResponse(
-                cid=getattr(refusal.request, "cid", 0xFFFFFFFF), status=refusal.status,
+                cid=self._cid_of(refusal.request), status=refusal.status,
                 original_request=refusal.request, error_message=str(refusal),
                 original_payload_size=refusal.payload_size))
+        except _Dropped as dropped:
+            self.server.misbehaviour.note(self.who, Kind.PROTOCOL,
+                                          f"a circuit closed: {dropped}")
         except LocalProtocolError as error:
             self._broke(error)
         except OSError as error:  # the client went away while we wrote
@@ -579,18 +668,51 @@ class _ServerCircuit:
         return _Refused(request, ECA.ECA_TOLARGE, str(error), size)
 
     def _handle(self, request: m.Message) -> None:
+        """Answer one request. One that is wrong by itself (an id never given, a
+        command a client may not send, a payload too short for what it claims) gets
+        an ERROR naming it, and the circuit goes on: the framing is intact."""
+        handler = self._handlers.get(type(request))
+        if handler is None:
+            self._refuse(request, ECA.ECA_INTERNAL,
+                         f"{request.command_name} is not a request a client may send")
+            return
         try:
             attribution = self.state.handle(request, Role.CLIENT)
         except RemoteProtocolError as error:
-            raise _Refused(request, ECA.ECA_INTERNAL, str(error)) from None
-        handler = self._handlers.get(type(request))
-        if handler is None:
-            raise _Refused(request, ECA.ECA_INTERNAL,
-                           f"{request.command_name} is not a request a client may send")
+            self._refuse(request, self._status_of_breach(request), str(error))
+            return
         try:
             handler(request, self._pv(attribution.channel))
         except DecodeError as error:
-            raise _Refused(request, ECA.ECA_INTERNAL, str(error)) from None
+            self._refuse(request, ECA.ECA_INTERNAL, str(error))
+
+    def _refuse(self, request: m.Message, status: int, text: str) -> None:
+        """Answer a request that is wrong by itself with an ERROR; the circuit goes on."""
+        self.server.misbehaviour.note(self.who, Kind.REFUSED, f"a request refused: {text}")
+        self._send(m.ErrorResponse(cid=self._cid_of(request), status=status,
+                                   original_request=request, error_message=text))
+
+    def _status_of_breach(self, request: m.Message) -> int:
+        """The ECA status of a request the circuit's state refused: an unknown channel
+        (ECA_BADCHID), an unknown or reused subscription id (ECA_BADMONID), else
+        ECA_INTERNAL."""
+        sid = getattr(request, "sid", None)
+        if sid is not None and sid not in self.state.channels_by_sid:
+            return ECA.ECA_BADCHID
+        if isinstance(request, (m.EventAddRequest, m.EventCancelRequest)):
+            return ECA.ECA_BADMONID
+        return ECA.ECA_INTERNAL
+
+    def _cid_of(self, request: m.Message) -> int:
+        """The CID an ERROR about ``request`` names: that of the channel its SID names,
+        the one it carries itself (CREATE_CHAN, CLEAR_CHANNEL, SEARCH), else
+        0xFFFFFFFF (no channel), as RSRV does."""
+        sid = getattr(request, "sid", None)
+        channel = self.state.channels_by_sid.get(sid) if sid is not None else None
+        if channel is not None and channel.cid is not None:
+            return channel.cid
+        cid = getattr(request, "cid", None)
+        return _NO_CID if cid is None else cid
 
     def _pv(self, channel: Channel | None) -> PV | None:
         """The PV a connected channel serves (the circuit knows its name)."""
@@ -609,9 +731,8 @@ class _ServerCircuit:
         self.writer.write(message.to_bytes())
 
     def _error(self, request: m.Message, status: int, text: str) -> None:
-        cid = self.state.channels_by_sid[request.sid].cid
-        self._send(m.ErrorResponse(cid=cid, status=status, original_request=request,
-                                   error_message=text))
+        self._send(m.ErrorResponse(cid=self._cid_of(request), status=status,
+                                   original_request=request, error_message=text))
 
     # -- requests ------------------------------------------------------------------
 
@@ -632,10 +753,15 @@ class _ServerCircuit:
         self._send(m.ClearChannelResponse(sid=request.sid, cid=request.cid))
 
     def _readable(self, request: m.Message, pv: PV) -> bool:
-        """Check a read's type and count; a bad type ends the circuit (as in rsrv),
-        a count beyond the PV's gets an ERROR message."""
-        if not 0 <= request.data_type <= _LAST_READABLE_TYPE:
-            raise _Refused(request, ECA.ECA_BADTYPE, f"cannot read DBR type {request.data_type}")
+        """Check a read's type and count: a type no DBR has or a count beyond the PV's
+        gets an ERROR message (ECA_BADTYPE, ECA_BADCOUNT), but for a READ_NOTIFY of a
+        type no DBR has, which ends the circuit without a word, as RSRV does."""
+        if not 0 <= request.data_type <= _LAST_TYPE:
+            text = f"no DBR type {request.data_type} to read {pv.name} as"
+            if isinstance(request, m.ReadNotifyRequest):
+                raise _Dropped(text)
+            self._error(request, ECA.ECA_BADTYPE, text)
+            return False
         if request.data_count > pv.count:
             self._error(request, ECA.ECA_BADCOUNT,
                         f"{pv.name} has {pv.count} elements, {request.data_count} asked for")
@@ -659,13 +785,21 @@ class _ServerCircuit:
                                       sid=request.sid, ioid=request.ioid, payload=payload))
 
     def _apply_write(self, request: m.WriteRequest | m.WriteNotifyRequest, pv: PV) -> int:
+        """Write; the status: ECA_BADTYPE for a type no DBR has, ECA_BADCOUNT for more
+        elements than the PV has or the payload holds, ECA_PUTFAIL for a type an IOC
+        does not write (STS to CTRL, STSACK_STRING, CLASS_NAME) or values that mean
+        nothing in the PV's type."""
         if not pv.writable:
             return ECA.ECA_NOWTACCESS
-        if not 0 <= request.data_type <= DBRType.DOUBLE:
+        if not 0 <= request.data_type <= _LAST_TYPE:
             return ECA.ECA_BADTYPE
         if request.data_count > pv.count:
             return ECA.ECA_BADCOUNT
-        data = request.data  # a DecodeError here is the client's garbage
+        try:
+            data = request.data
+        except DecodeError as error:
+            log.debug("write to %s refused: %s", pv.name, error)
+            return ECA.ECA_BADCOUNT
         try:
             events = pv.write(data)
         except ConversionError as error:
@@ -714,6 +848,19 @@ class _ServerCircuit:
 
     def _echo(self, request: m.EchoRequest, _: PV | None) -> None:
         self._send(m.EchoResponse())
+
+    def _search(self, request: m.SearchRequest, _: PV | None) -> None:
+        """A name search on the circuit (clients of CA 4.12 and later; older ones are
+        answered too): the reply for a name served, NOT_FOUND echoing the request for
+        one not served when asked for, silence otherwise."""
+        if request.name in self.server.pvs:
+            self._send(m.SearchResponse(port=self.server.tcp_port, ip=ADDRESS_OF_SENDER,
+                                        cid=request.cid))
+        elif request.reply == SearchReply.DO_REPLY:
+            self._send(m.NotFoundResponse(reply=request.reply, version=request.version,
+                                          cid=request.cid, parameter2=request.parameter2))
+        else:
+            self.state.forget_search(request.cid)
 
     def _events_on(self, request: m.EventsOnRequest, _: PV | None) -> None:
         self._flush.set()

@@ -163,10 +163,10 @@ def test_unknown_names() -> None:
             m.SearchRequest(name="ENG:NOPE", cid=2, reply=SearchReply.DO_REPLY),
             m.SearchRequest(name="ENG:AO", cid=3),
         ])
+        # An unknown name gets no answer over UDP, even when one is asked for.
         kinds = [(type(r).__name__, getattr(r, "cid", None)) for r in replies]
-        assert kinds == [("VersionResponse", None), ("NotFoundResponse", 2),
-                         ("SearchResponse", 3)]
-        assert replies[2].port == server.tcp_port and replies[2].ip == 0xFFFFFFFF
+        assert kinds == [("VersionResponse", None), ("SearchResponse", 3)]
+        assert replies[1].port == server.tcp_port and replies[1].ip == 0xFFFFFFFF
 
     run(_with_engines(body))
 
@@ -212,9 +212,11 @@ def test_raw_circuit_requests() -> None:
         raw.send(m.ClearChannelRequest(sid=sid, cid=1))
         assert (await raw.expect(m.ClearChannelResponse)).sid == sid
         raw.send(m.ReadNotifyRequest(data_type=DBRType.LONG, data_count=1, sid=sid, ioid=5))
-        error = await raw.expect(m.ErrorResponse)  # the channel is gone: the circuit ends
-        assert error.original_request.ioid == 5
-        assert await raw.closed_by_server()
+        error = await raw.expect(m.ErrorResponse)  # the channel is gone: refused
+        assert error.original_request.ioid == 5 and error.status == ECA.ECA_BADCHID
+        raw.send(m.EchoRequest())
+        await raw.expect(m.EchoResponse)  # the circuit goes on
+        raw.close()
 
     run(_with_engines(body))
 
@@ -349,11 +351,13 @@ def test_garbage_does_not_disturb_other_clients() -> None:
                                      ioid=1, data=[7.0])
         raw.send(write.to_bytes()[:20])
         raw.close()
-        # A server form sent by a client, and a request for a channel never created.
+        # A server form sent by a client, and a request for a channel never created:
+        # refused, and the circuit goes on until the client leaves.
         for bad in (m.Beacon(server_port=1), m.ReadNotifyRequest(sid=999, ioid=1)):
             raw = await RawCircuit.open(server.tcp_port)
             raw.send(m.VersionRequest(), bad)
             assert type((await raw.expect(m.ErrorResponse)).original_request) is type(bad)
+            raw.writer.write_eof()
             assert await raw.closed_by_server()
         # Random datagrams to the search port.
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:

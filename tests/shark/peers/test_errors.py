@@ -74,10 +74,10 @@ def test_client_drops_the_circuit_of_a_server_that_breaks_the_protocol():
     run(_engines(body))
 
 
-async def _raw(port: int, *messages: m.Message) -> list[m.Message]:
+async def _raw(port: int, *messages: m.Message | bytes) -> list[m.Message]:
     """Send ``messages`` on a new circuit; what the server says until it closes."""
     reader, writer = await asyncio.open_connection(LOOPBACK, port)
-    writer.write(b"".join(message.to_bytes() for message in messages))
+    writer.write(b"".join(x if isinstance(x, bytes) else x.to_bytes() for x in messages))
     try:
         data = await asyncio.wait_for(reader.read(), 3)
     finally:
@@ -85,13 +85,20 @@ async def _raw(port: int, *messages: m.Message) -> list[m.Message]:
     return StreamFramer(Role.SERVER).feed(data)
 
 
-def test_server_answers_a_client_breach_with_an_error_and_closes():
+def test_server_answers_a_client_breach_with_an_error_and_closes_what_it_cannot_frame():
+    """A request naming a channel never created is refused and the circuit goes on; a
+    header claiming more than can be framed ends it."""
     async def body(server: Server, client: Client) -> None:
         bad = m.ReadNotifyRequest(data_type=DBRType.LONG, data_count=1, sid=999, ioid=1)
-        said = await _raw(server.tcp_port, m.VersionRequest(), bad)
-        error = said[-1]
-        assert type(error) is m.ErrorResponse and error.status == ECA.ECA_INTERNAL
+        huge = m.WriteRequest(data_type=DBRType.DOUBLE, data_count=1, sid=1, extended=True)
+        said = await _raw(server.tcp_port, m.VersionRequest(), bad, m.EchoRequest(),
+                          huge.header_bytes(1 << 30))
+        assert [type(x) for x in said] == [m.VersionResponse, m.ErrorResponse,
+                                           m.EchoResponse, m.ErrorResponse]
+        error = said[1]
+        assert (error.cid, error.status) == (0xFFFFFFFF, ECA.ECA_BADCHID)
         assert "unknown SID" in error.error_message
+        assert said[3].status == ECA.ECA_TOLARGE
 
     run(_engines(body))
 

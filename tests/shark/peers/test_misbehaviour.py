@@ -16,6 +16,7 @@ from engine_peers import LOOPBACK, run
 from lying_servers import BAD_NATIVE_TYPE, NATIVE_TYPE, RESET, LyingServer
 from raw_circuits import subscribe_many_and_reset, until_no_circuits
 
+from decoder import Role, StreamFramer
 from decoder import messages as m
 from decoder.dbr import DBRType
 from decoder.protocol import ADDRESS_OF_SENDER, MINOR_VERSION
@@ -61,7 +62,7 @@ def test_misbehaviour_logs_the_first_of_each_kind_and_counts_the_rest(caplog):
 
 
 def test_kinds_are_distinct():
-    assert len(set(Kind)) == len(Kind.__members__) == 9
+    assert len(set(Kind)) == len(Kind.__members__) == 10
 
 
 def test_client_fails_channels_of_a_native_type_no_dbr_type_has(caplog):
@@ -156,14 +157,16 @@ def test_server_tells_a_client_breaking_the_protocol_on_every_connection_once(ca
             for _ in range(connections):
                 reader, writer = await asyncio.open_connection(LOOPBACK, server.tcp_port)
                 writer.write(m.VersionRequest().to_bytes() + bad.to_bytes())
-                await asyncio.wait_for(reader.read(), 3)  # the ERROR message, then closed
-                writer.close()
-            assert server.misbehaviour.count(f"client {LOOPBACK}", Kind.PROTOCOL) == connections
+                framer, said = StreamFramer(Role.SERVER), []
+                while not any(isinstance(x, m.ErrorResponse) for x in said):
+                    said += framer.feed(await asyncio.wait_for(reader.read(4096), 3))
+                writer.close()  # the server keeps the circuit: the request alone was bad
+            assert server.misbehaviour.count(f"client {LOOPBACK}", Kind.REFUSED) == connections
             assert len(_lines(caplog, "shark.peers.server")) == 1
 
     run(body())
     lines = _lines(caplog, "shark.peers.server")
-    assert len(lines) == 2 and lines[1].endswith(f"({connections} circuits)")
+    assert len(lines) == 2 and lines[1].endswith(f"({connections} requests)")
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.01, 0.2])
