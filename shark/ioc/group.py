@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from shark.ioc.pv import IocPV
 from shark.ioc.scan import Scan
-from shark.ioc.spec import PVSpec, SpecError, define
+from shark.ioc.spec import KEYS, PVSpec, SpecError, check_keys, define
 from shark.peers.server import Server
 
 __all__ = ["PVGroup", "pvproperty"]
@@ -75,6 +75,7 @@ class pvproperty:  # noqa: N801 - named as the decorator-like declaration it is
     def define(self, owner: type) -> None:
         """Check the declaration (at class creation): raises SpecError naming it."""
         where = f"{owner.__name__}.{self.attr}"
+        check_keys(self.keys, [k for k in KEYS if k not in ("name", "value")], where)
         self.spec = define(self.name or self.attr, value=self.value, where=where, **self.keys)
         if self.put_hook is not None and inspect.iscoroutinefunction(self.put_hook):
             raise SpecError(f"{where}: putter: runs as the write arrives, so it is a plain "

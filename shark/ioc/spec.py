@@ -52,7 +52,8 @@ if sys.version_info >= (3, 11):
 else:  # the same parser, before it joined the standard library
     import tomli as tomllib
 
-__all__ = ["IocSpec", "PVSpec", "SpecError", "TYPES", "define", "load", "parse"]
+__all__ = ["KEYS", "TYPES", "IocSpec", "PVSpec", "SpecError", "check_keys", "define", "load",
+           "parse"]
 
 #: The type names a file may give, and the native DBR type of each.
 TYPES: dict[str, DBRType] = {
@@ -64,7 +65,8 @@ _NAMES = {native: name for name, native in TYPES.items()}
 _FLOATS = {DBRType.DOUBLE, DBRType.FLOAT}
 _ZERO = {DBRType.STRING: "", DBRType.DOUBLE: 0.0, DBRType.FLOAT: 0.0}
 _NUMBERS = {*_FLOATS, DBRType.LONG, DBRType.SHORT, DBRType.CHAR}
-_KEYS = ("name", "type", "value", "count", "units", "precision", "writable", "display",
+#: The keys of a ``[[pv]]`` table (and of :func:`define`).
+KEYS = ("name", "type", "value", "count", "units", "precision", "writable", "display",
          "control", "alarm", "enum", "scan")
 _ALARM_KEYS = (*LIMIT_FIELDS, *(f"{level}_severity" for level in LIMIT_FIELDS), "hysteresis")
 _SCAN_KEYS: dict[ScanKind, tuple[str, ...]] = {
@@ -142,7 +144,7 @@ def parse(document: Mapping[str, Any], source: str = "<ioc>",
           near: Path | None = None) -> IocSpec:
     """The IOC a parsed document declares (``near``: where ``call`` functions are looked
     for first). Raises SpecError."""
-    _known(document, ("prefix", "pv"), source)
+    check_keys(document, ("prefix", "pv"), source)
     prefix = document.get("prefix", "")
     if not isinstance(prefix, str):
         raise SpecError(f"{source}: prefix: expected text, got {prefix!r}")
@@ -157,7 +159,7 @@ def parse(document: Mapping[str, Any], source: str = "<ioc>",
         where = f"{source}: pv {name!r}" if isinstance(name, str) else f"{source}: pv #{number}"
         if not isinstance(name, str) or not name:
             raise SpecError(f"{where}: name: required, as text")
-        _known(table, _KEYS, where)
+        check_keys(table, KEYS, where)
         if prefix + name in seen:
             raise SpecError(f"{where}: declared twice")
         seen.add(prefix + name)
@@ -236,7 +238,8 @@ def define(
 # -- the parts of a PV -----------------------------------------------------------------
 
 
-def _known(table: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
+def check_keys(table: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
+    """Raise SpecError for a key not in ``keys``, naming the known one it resembles."""
     for key in table:
         if key not in keys:
             close = difflib.get_close_matches(key, keys, n=1)
@@ -360,7 +363,7 @@ def _range(table: Mapping[str, Any], key: str, fields: tuple[str, str],
 
 def _known_in(table: Mapping[str, Any], keys: Sequence[str], key: str, fail: Any) -> None:
     try:
-        _known(table, keys, "")
+        check_keys(table, keys, "")
     except SpecError as exc:
         raise fail(key, str(exc).removeprefix(": ")) from None
 

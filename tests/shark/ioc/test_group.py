@@ -97,6 +97,9 @@ def test_a_bad_declaration_fails_as_the_class_is_made() -> None:
     with pytest.raises(SpecError, match=r"Bad\.level: units: a string PV has none"):
         class Bad(PVGroup):
             level = pvproperty("x", units="mm")
+    with pytest.raises(SpecError, match=r"Typo\.x: unknown key 'unit' \(did you mean 'units'"):
+        class Typo(PVGroup):
+            x = pvproperty(1.0, unit="mm")
     with pytest.raises(SpecError, match=r"Twice\.x: scan: given twice"):
         class Twice(PVGroup):
             x = pvproperty(0, scan=Counter(1))
