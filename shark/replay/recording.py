@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntFlag
 from itertools import pairwise
+from math import nan
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -56,6 +57,14 @@ __all__ = [
 #: Kinds of timeline samples; only ``update`` samples are posted to subscribers even
 #: when the value did not change (a record processed again posts the same value).
 READ, INITIAL, UPDATE, WRITE = "read", "initial", "update", "write"
+#: DBR types whose payload holds no value of the PV: a class name, an alarm
+#: acknowledgement is no sample of its timeline.
+_NO_VALUE = frozenset({DBRType.PUT_ACKT, DBRType.PUT_ACKS, DBRType.CLASS_NAME})
+#: The display and control fields of GR/CTRL replies a replay serves again.
+_DISPLAY_FIELDS = ("units", "precision", "enum_strings", *LIMITS)
+#: Limits an IOC reports as NaN when a record has none (no alarm severities), which
+#: an integer DBR type can only carry as 0.
+_NAN_LIMITS = frozenset(name for name in LIMITS if "alarm" in name or "warning" in name)
 #: Kinds of client operations.
 CREATE, READ_OP, WRITE_OP, WRITE_NOTIFY, SUBSCRIBE, CANCEL, CLEAR = (
     "create", "read", "write", "write_notify", "subscribe", "cancel", "clear")
@@ -81,10 +90,16 @@ class RecordedPV:
     native_type: int | None = None
     native_count: int | None = None
     writable: bool = True
-    #: Units, precision, limits, enum strings: the fields GR/CTRL replies carried.
+    #: Units, precision, limits, enum strings: the fields GR/CTRL replies carried,
+    #: each from the reply that tells it best (:func:`_merge_metadata`); the record
+    #: type, when a DBR_CLASS_NAME reply told it.
     metadata: dict[str, Any] = field(default_factory=dict)
-    #: The DBR type of the last GR/CTRL reply seen, None if none was captured.
+    #: The DBR type of the GR/CTRL reply most of :attr:`metadata` comes from, None if
+    #: none was captured.
     metadata_from: str | None = None
+    #: The display and control fields of the last GR/CTRL reply of each DBR type, as
+    #: it carried them: what a read in that very type is answered with again.
+    metadata_by_type: dict[int, dict[str, Any]] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
 
     @property
@@ -325,6 +340,9 @@ class _Builder:
         return Answer(self._time(record), record.latency, **fields)
 
     def _sample(self, pv: RecordedPV, record: Record, data: DBRValue, kind: str) -> None:
+        if data.dbr_type in _NO_VALUE:
+            _take_metadata(pv, data)
+            return
         pv.samples.append(Sample(self._time(record), data, kind, record.time))
         if pv.native_type is None:  # the CREATE_CHAN reply was not captured
             pv.native_type = layout(data.dbr_type).native_type
@@ -443,15 +461,46 @@ class _Builder:
 
 
 def _take_metadata(pv: RecordedPV, data: DBRValue) -> None:
-    """Keep the display and control fields of a GR/CTRL value."""
+    """Keep the display and control fields of a GR/CTRL value (and the record type a
+    DBR_CLASS_NAME value names)."""
+    if data.dbr_type == DBRType.CLASS_NAME:
+        if len(data.values) and data.values[0]:
+            pv.metadata["record_type"] = data.values[0]
+        return
     lay = layout(data.dbr_type)
     if lay.family not in (Family.GR, Family.CTRL) or lay.native_type == DBRType.STRING:
         return
     fields = data.metadata()
-    for name in ("units", "precision", "enum_strings", *LIMITS):
-        if name in fields:
-            pv.metadata[name] = float(fields[name]) if name in LIMITS else fields[name]
-    pv.metadata_from = lay.dbr_type.dbr_name
+    pv.metadata_by_type[lay.dbr_type] = {
+        name: fields[name] for name in _DISPLAY_FIELDS if name in fields}
+    _merge_metadata(pv)
+
+
+def _merge_metadata(pv: RecordedPV) -> None:
+    """:attr:`RecordedPV.metadata` from the replies of every GR/CTRL type captured, each
+    field from the one that tells it best: a DOUBLE type, then a FLOAT one (limits as
+    the IOC holds them, NaN included), then the PV's native type, then the others.
+    An alarm or warning limit of 0 in an integer type is what the IOC's NaN (no such
+    limit) becomes there too: it is taken as NaN, the IOC's default, unless a float
+    type told otherwise."""
+    def rank(dbr_type: int) -> tuple[int, int]:
+        native = layout(dbr_type).native_type
+        order = {DBRType.DOUBLE: 0, DBRType.FLOAT: 1, pv.native_type: 2}
+        return order.get(native, 3), -dbr_type  # CTRL (more fields) before GR
+
+    sources = sorted(pv.metadata_by_type, key=rank)
+    merged: dict[str, Any] = {}
+    for dbr_type in reversed(sources):  # the best last, to have the last word
+        floats = layout(dbr_type).native_type in (DBRType.FLOAT, DBRType.DOUBLE)
+        for name, value in pv.metadata_by_type[dbr_type].items():
+            if name in LIMITS:
+                value = float(value)
+                if not floats and value == 0 and name in _NAN_LIMITS:
+                    value = nan
+            merged[name] = value
+    record_type = pv.metadata.get("record_type")
+    pv.metadata = {**merged, **({"record_type": record_type} if record_type else {})}
+    pv.metadata_from = dbr_name(sources[0])
 
 
 def flag_names(flags: type[IntFlag], value: int) -> str:

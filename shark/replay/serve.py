@@ -3,7 +3,10 @@
 Each captured server becomes a :class:`shark.peers.server.Server` on a port of its own,
 serving every PV the capture shows it served, with the native type and count its
 clients were told, the metadata its GR/CTRL replies carried (defaults otherwise:
-:attr:`Recording.notes` says which), and the values of its timeline. The timeline is
+:attr:`Recording.notes` says which), and the values of its timeline. A GR/CTRL read
+of a type the capture shows a reply of gets that reply's metadata as it was (an IOC
+gives integer types limits of their own); any other is converted from the reply that
+tells it best (:func:`shark.replay.recording._merge_metadata`: NaN limits stay NaN). The timeline is
 played on the replay clock (``speed`` times the capture's): a read gets the last
 value captured before the replay time (the first one, before that), and monitor
 updates are posted when the capture shows them, so a subscriber gets the captured
@@ -16,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
+from typing import Any
 
 from shark.peers.server import DEFAULT_BEACON_ADDRESS, PV, Server
 from shark.replay.recording import UPDATE, RecordedPV, RecordedServer, Recording, State
 
-__all__ = ["ReplayServer", "serve"]
+__all__ = ["ReplayPV", "ReplayServer", "serve"]
 
 
 class ReplayServer:
@@ -118,12 +122,30 @@ def _changes(states: list[State]) -> list[State]:
             != (before.values, before.status, before.severity)]
 
 
+class ReplayPV(PV):
+    """A PV whose GR/CTRL reads give, type by type, what the capture showed for that
+    type (``captured``: the fields by DBR type), and otherwise convert its metadata."""
+
+    def __init__(self, *args: Any, captured: Mapping[int, Mapping[str, Any]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.captured = {int(data_type): dict(fields)
+                         for data_type, fields in (captured or {}).items()}
+
+    def metadata_for(self, data_type: int) -> dict[str, Any]:
+        metadata = self.metadata()
+        metadata.update(self.captured.get(data_type, {}))
+        return metadata
+
+
 def _pv(recorded: RecordedPV, first: State) -> PV:
     """The server's PV, holding its first captured state."""
     assert recorded.native_type is not None
-    return PV(recorded.name, recorded.native_type, first.values, count=recorded.native_count,
-              status=first.status or 0, severity=first.severity or 0,
-              stamp=first.stamp, writable=recorded.writable, **recorded.metadata)
+    return ReplayPV(recorded.name, recorded.native_type, first.values,
+                    count=recorded.native_count, status=first.status or 0,
+                    severity=first.severity or 0, stamp=first.stamp,
+                    writable=recorded.writable, captured=recorded.metadata_by_type,
+                    **recorded.metadata)
 
 
 def serve(recording: Recording, ports: Sequence[int] = (), *, host: str = "127.0.0.1",

@@ -680,7 +680,32 @@ def _softioc_client_main(params_path: str) -> int:
     return 0
 
 
+#: What the capture client reads of ``ival`` (beside its value): the metadata of two
+#: types, the last of them an integer one (RSRV gives its NaN limits as 0 there), and
+#: the record type.
+CAPTURED_READS = (DBRType.CTRL_DOUBLE, DBRType.GR_LONG, DBRType.CLASS_NAME)
+
+
+def _capture_client_main(params_path: str) -> int:
+    """Read ``ival`` and ``aval`` as a client does before a capture is replayed: their
+    values (all of ``aval``'s current elements: none), and :data:`CAPTURED_READS`."""
+    params = peers.load_client_params([params_path])
+    target = Target(params["port"], params["port"])
+    seen: dict[str, Any] = {}
+    wire, sid = open_channel(target, target.ival, DBRType.LONG, 1)
+    for ioid, data_type in enumerate((DBRType.LONG, *CAPTURED_READS), 1):
+        wire.send(m.ReadNotifyRequest(data_type=data_type, data_count=1, sid=sid, ioid=ioid))
+        seen[DBRType(data_type).name] = repr(expect(wire.recv(), m.ReadNotifyResponse).data)
+    clear_channel(wire, sid)
+    wire, sid = open_channel(target, target.aval, DBRType.SHORT, 5)
+    seen["aval"] = _read(wire, sid, 0).data_count
+    clear_channel(wire, sid)
+    peers.save_client_result(params, seen)
+    return 0
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["softioc-client"]:
-        sys.exit(_softioc_client_main(sys.argv[2]))
-    raise SystemExit(f"usage: {sys.argv[0]} softioc-client PARAMS")
+    modes = {"softioc-client": _softioc_client_main, "capture-client": _capture_client_main}
+    if sys.argv[1:2] and sys.argv[1] in modes:
+        sys.exit(modes[sys.argv[1]](sys.argv[2]))
+    raise SystemExit(f"usage: {sys.argv[0]} softioc-client|capture-client PARAMS")

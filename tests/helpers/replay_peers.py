@@ -198,10 +198,25 @@ def _pyepics_client_main(params_path: str) -> int:
     time.sleep(0.2)
     seen["end"] = {n: ca.get(chids[n], timeout=5)
                    for n in ("DEMO:BASIC:MODE", "DEMO:BASIC:ENABLE", "DEMO:BASIC:LABEL")}
+    seen["special"] = _special_reads(ca, chids["DEMO:BASIC:TEMP"])
     del monitor
     ca.finalize_libca()
     peers.save_client_result(params, seen)
     return 0
+
+
+def _special_reads(ca: Any, chid: Any) -> dict[str, Any]:
+    """A libca read of DBR_PUT_ACKT, which is only ever written: it fails, and must not
+    cost the circuit: a plain read on the same circuit follows. (pyepics knows no
+    DBR_CLASS_NAME or DBR_STSACK_STRING: the raw checks read those.)"""
+    out: dict[str, Any] = {}
+    for name, ftype in (("put_ackt", 35), ("after", None)):
+        try:
+            out[name] = ca.get(chid, ftype=ftype, timeout=2)
+        except Exception as error:  # noqa: BLE001 - what went wrong is the result
+            out[name] = f"{type(error).__name__}: {error}"
+    out["connected"] = bool(ca.isConnected(chid))
+    return out
 
 
 def main(argv: list[str]) -> int:

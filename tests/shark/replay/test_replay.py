@@ -402,6 +402,14 @@ def test_pyepics_write_notify_and_the_timeline_end(pyepics_session: dict[str, An
         pyepics_session["server"]["stderr"]
 
 
+def test_pyepics_reads_of_the_special_types(pyepics_session: dict[str, Any]) -> None:
+    """A read of DBR_PUT_ACKT fails (ECA_GETFAIL, as RSRV answers it: libca tells the
+    caller) and the circuit goes on: the next read on it is answered."""
+    special = pyepics_session["client_result"]["special"]
+    assert special["put_ackt"].endswith("status code: 152"), special  # ECA_GETFAIL
+    assert special["connected"] and isinstance(special["after"], float), special
+
+
 def test_garbage_does_not_disturb_pyepics(pyepics_session: dict[str, Any]) -> None:
     garbage = pyepics_session["garbage"]
     assert garbage["circuits"] >= 5 and garbage["closed"] == garbage["circuits"]
