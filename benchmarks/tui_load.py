@@ -304,6 +304,70 @@ async def _replay_tui(model: Any, source: Any, seconds: float) -> dict[str, Any]
             "lag_p95": round(lags[int(len(lags) * 0.95)] * 1e3, 1)}
 
 
+# -- a capture file loaded whole -------------------------------------------------------------
+
+
+def load(path: Path, budget: int | None) -> int:
+    """The TUI (headless, 200x50) on a capture file at full speed: seconds until the
+    first rows are on screen, until every row is reachable (the source finished and the
+    log holds them all), peak RSS; against ``shark export -t messages`` of the same
+    file (which decodes the same table to Parquet)."""
+    from shark.tables.store import DEFAULT_BUDGET
+    from tui.app import SharkApp
+    from tui.model import Model
+    from tui.source import FileSource
+
+    with tempfile.TemporaryDirectory() as work:
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-m", "shark", "export", str(path), "-t", "messages",
+                        "-o", str(Path(work) / "x.parquet")], check=True)
+        export = time.monotonic() - started
+
+    async def run() -> dict[str, Any]:
+        model = Model(budget=DEFAULT_BUDGET if budget is None else budget)
+        source = FileSource(model, path)
+        app = SharkApp(model, source)
+        out: dict[str, Any] = {}
+        started = time.monotonic()
+        async with app.run_test(size=(200, 50)) as pilot:
+            while not source.finished:
+                if "first_screen_s" not in out and len(app.log_table.rows):
+                    out["first_screen_s"] = round(time.monotonic() - started, 2)
+                await pilot.pause(0.05)
+            app.refresh_view()
+            await pilot.pause()
+            out["loaded_s"] = round(time.monotonic() - started, 2)
+            out["rows"] = len(app.log_table.rows)
+            out["peak_rss_loaded_MB"] = _peak_rss()
+            await pilot.press("home")
+            await pilot.pause()
+            out["first_row_frame"] = app.log_table.cursor_row.frame
+            out["home_s"] = round(time.monotonic() - started - out["loaded_s"], 2)
+            before = time.monotonic()
+            app._apply_filter("error")
+            out["filter_error_s"] = round(time.monotonic() - before, 2)
+            out["filter_error_rows"] = len(app.model.log_rows())
+            store = model.store
+            out["spilled_MB"] = round(store.spilled_bytes / 1e6)
+            out["held_MB"] = round(store.held_bytes / 1e6)
+            await pilot.press("q")
+        return out
+
+    result = asyncio.run(run())
+    result["export_s"] = round(export, 2)
+    result["peak_rss_MB"] = _peak_rss()
+    result["messages"] = result.pop("rows")
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory so far, in MB."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3)
+
+
 # -- entry points ----------------------------------------------------------------------------
 
 
@@ -354,6 +418,11 @@ def main() -> int:
                         help="instead of live load: play this capture at full speed "
                              "(e.g. benchmarks/data/big_monitors.pcap from "
                              "make_big_capture.py)")
+    parser.add_argument("--load", type=Path, metavar="FILE",
+                        help="instead: time the TUI loading this capture whole (first "
+                             "screen, every row reachable, peak RSS) against shark export")
+    parser.add_argument("--budget", type=int, metavar="BYTES",
+                        help="with --load: the store's memory budget (default the TUI's)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -362,6 +431,8 @@ def main() -> int:
         return 0
     if args.inside:
         return inside(args)
+    if args.load:
+        return load(args.load, args.budget)
     if args.capture:
         return replay(args.capture, args.consumers.split(","), args.seconds)
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):

@@ -34,6 +34,7 @@ mid-update shows one field a message newer than another, which is harmless.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Container, Sequence
 from typing import Any
@@ -59,7 +60,7 @@ from shark.extract.bulk import UpdateBatch
 from shark.extract.record import CLOSE, GAP, MESSAGE, OPEN, UPDATES, Record
 from shark.tables.store import DEFAULT_BUDGET, BatchStore
 
-from .log import LogRows, Positions, RowReader
+from .log import LogRow, LogRows, Positions, RowReader
 
 __all__ = [
     "ChannelRow", "CircuitRow", "ErrorRow", "Model", "ServerRow", "is_problem", "problem",
@@ -102,8 +103,8 @@ class ChannelRow:
     channel the capture never saw created: the row is then the subscription's
     (``channel`` None), so that its values still show."""
 
-    __slots__ = ("channel", "subscription", "circuit", "server", "client", "updates",
-                 "writes", "last", "last_time", "_times")
+    __slots__ = ("channel", "subscription", "circuit", "server", "client", "_updates",
+                 "writes", "_last", "_last_time", "_times", "bulk", "slot")
 
     def __init__(self, channel: Channel | None, circuit: int | None, server: str, client: str,
                  time: float, subscription: Subscription | None = None) -> None:
@@ -112,14 +113,57 @@ class ChannelRow:
         self.circuit = circuit
         self.server = server
         self.client = client
-        #: Values received (subscription updates and read replies), values written.
-        self.updates = 0
+        #: Values received as records (subscription updates and read replies), values
+        #: written.
+        self._updates = 0
         self.writes = 0
-        #: The record of the last value received, and the capture time of any activity.
-        self.last: Record | None = None
-        self.last_time = time
-        #: Capture times of the latest values, for the update rate.
+        #: The record of the last value received as a record, and the capture time of
+        #: any activity.
+        self._last: Record | None = None
+        self._last_time = time
+        #: Capture times of the latest values received as records, for the update rate.
         self._times: deque[float] = deque(maxlen=RATE_SAMPLES)
+        #: Where the updates counted in bulk are counted (:class:`BulkUpdates`), and
+        #: this row's place there (-1: none yet).
+        self.bulk: BulkUpdates | None = None
+        self.slot = -1
+
+    @property
+    def updates(self) -> int:
+        """Values received (subscription updates and read replies)."""
+        bulk, slot = self.bulk, self.slot
+        if bulk is None or not 0 <= slot < len(bulk.updates):
+            return self._updates
+        return self._updates + int(bulk.updates[slot])
+
+    @property
+    def last_time(self) -> float:
+        """The capture time of the row's latest activity."""
+        bulk, slot = self.bulk, self.slot
+        if bulk is None or not 0 <= slot < len(bulk.last_time):
+            return self._last_time
+        return max(self._last_time, float(bulk.last_time[slot]))
+
+    @last_time.setter
+    def last_time(self, time: float) -> None:
+        self._last_time = time
+
+    @property
+    def last(self) -> Record | LogRow | None:
+        """The last value received: its record, or its row of the log when it came
+        with updates counted in bulk."""
+        bulk, slot, record = self.bulk, self.slot, self._last
+        if bulk is None or not 0 <= slot < len(bulk.last_time):
+            return record
+        if record is not None and record.time >= bulk.last_time[slot]:
+            return record
+        position = int(bulk.last_position[slot])
+        row = bulk.rows.row(position) if position >= 0 else None
+        return row if row is not None else record
+
+    @last.setter
+    def last(self, record: Record | None) -> None:
+        self._last = record
 
     @property
     def name(self) -> str | None:
@@ -139,20 +183,77 @@ class ChannelRow:
 
     def value(self, record: Record) -> None:
         """A value arrived (:meth:`Model.add_batch` does the same inline)."""
-        self.updates += 1
-        self.last = record
-        self.last_time = record.time
+        self._updates += 1
+        self._last = record
+        self._last_time = record.time
         self._times.append(record.time)
 
     def rate(self, now: float) -> float:
         """Values per second over the :data:`RATE_WINDOW` seconds before ``now`` (capture
         time), or over the latest :data:`RATE_SAMPLES` values if they came faster."""
         times = list(self._times)
+        bulk, slot = self.bulk, self.slot
+        if bulk is not None and 0 <= slot < len(bulk.written):
+            times = sorted(times + bulk.recent(slot))[-RATE_SAMPLES:]
         recent = [t for t in times if t > now - RATE_WINDOW]
         if len(recent) == len(times) == RATE_SAMPLES:
             span = recent[-1] - recent[0]
             return (len(recent) - 1) / span if span > 0 else 0.0
         return len(recent) / RATE_WINDOW
+
+
+class BulkUpdates:
+    """The monitor updates counted in bulk (from :class:`shark.extract.bulk.UpdateBatch`
+    items), per channel row (a slot each): how many, when the latest came and where
+    its row is in the store, and the times of the latest :data:`RATE_SAMPLES`. Updated
+    with a few numpy operations per batch of updates, whatever the channels in it: a
+    capture of thousands of monitored channels must not cost a Python step per channel
+    per batch."""
+
+    def __init__(self, rows: RowReader, capacity: int = 1024) -> None:
+        self.rows = rows
+        self.size = 0
+        self.updates = np.zeros(capacity, dtype=np.int64)
+        self.last_time = np.full(capacity, -np.inf)
+        self.last_position = np.full(capacity, -1, dtype=np.int64)
+        self.written = np.zeros(capacity, dtype=np.int64)
+        self.times = np.zeros((capacity, RATE_SAMPLES))
+
+    def slot(self) -> int:
+        """A new slot."""
+        if self.size == len(self.updates):
+            more = len(self.updates)
+            self.updates = np.concatenate([self.updates, np.zeros(more, np.int64)])
+            self.last_time = np.concatenate([self.last_time, np.full(more, -np.inf)])
+            self.last_position = np.concatenate([self.last_position,
+                                                 np.full(more, -1, np.int64)])
+            self.written = np.concatenate([self.written, np.zeros(more, np.int64)])
+            self.times = np.concatenate([self.times, np.zeros((more, RATE_SAMPLES))])
+        self.size += 1
+        return self.size - 1
+
+    def add(self, slots: np.ndarray, times: np.ndarray, positions: np.ndarray) -> None:
+        """Updates in capture order: each one's slot, capture time and store position."""
+        distinct, inverse, counts = np.unique(slots, return_inverse=True, return_counts=True)
+        order = np.argsort(inverse, kind="stable")
+        ends = np.cumsum(counts)
+        latest = order[ends - 1]
+        self.updates[distinct] += counts
+        self.last_time[distinct] = times[latest]
+        self.last_position[distinct] = positions[latest]
+        rank = np.empty(len(slots), dtype=np.int64)  # each update's among its slot's
+        rank[order] = np.arange(len(slots)) - np.repeat(ends - counts, counts)
+        keep = rank >= counts[inverse] - RATE_SAMPLES
+        kept = slots[keep]
+        self.times[kept, (self.written[kept] + rank[keep]) % RATE_SAMPLES] = times[keep]
+        self.written[distinct] += counts
+
+    def recent(self, slot: int) -> list[float]:
+        """The times of a slot's latest updates, oldest first."""
+        written = int(self.written[slot])
+        count = min(written, RATE_SAMPLES)
+        at = np.arange(written - count, written) % RATE_SAMPLES
+        return self.times[slot, at].tolist()
 
 
 class CircuitRow:
@@ -241,6 +342,10 @@ class Model:
         #: Positions of the rows that show a problem.
         self.problem_rows = Positions()
         self.rows = RowReader(self.store, self.problem_rows)
+        #: Updates counted in bulk, per channel row; slots of the subscriptions of runs.
+        self.bulk = BulkUpdates(self.rows)
+        self._run_slots: weakref.WeakKeyDictionary[Any, np.ndarray] = (
+            weakref.WeakKeyDictionary())
         #: What the log's filter keeps (None: every row), and the positions it kept.
         self.row_filter: RowFilter | None = None
         self.view: Positions | None = None
@@ -290,12 +395,13 @@ class Model:
             return
         with self.lock:
             if records:
-                self._account(records)
+                self._account(records, self.store.end)
             for batch in batches:
                 self._store(batch)
             self.version += 1
 
-    def _account(self, records: list[Record | UpdateBatch]) -> None:
+    def _account(self, records: list[Record | UpdateBatch], position: int) -> None:
+        """Aggregates of ``records``, whose rows will be at ``position`` on."""
         if self.first_time is None:
             self.first_time = records[0].time
         last = records[-1]
@@ -304,10 +410,10 @@ class Model:
         messages = 0
         rows = len(records)
         server = Role.SERVER
-        for record in records:
+        for index, record in enumerate(records):
             if record.kind is not MESSAGE:
                 if record.kind is UPDATES:
-                    count = self._updates(record)
+                    count = self._updates(record, position + index + rows - len(records))
                     messages += count
                     rows += count - 1
                 else:
@@ -338,14 +444,14 @@ class Model:
                     row = self._new_channel(record, channel)
                 if cls in VALUE_RESPONSES:
                     if record.sender is server:
-                        row.updates += 1
+                        row._updates += 1
                         _own_payload(message)
-                        row.last = record
-                        row.last_time = time
+                        row._last = record
+                        row._last_time = time
                         row._times.append(time)
                 elif cls in WRITES:
                     row.writes += 1
-                    row.last_time = time
+                    row._last_time = time
             elif cls is m.Beacon:
                 self._beacon(record, message)
             if record.anomaly is not None or (
@@ -370,11 +476,11 @@ class Model:
             if self.view is not None:
                 self.view.trim(store.start)
 
-    def _updates(self, batch: UpdateBatch) -> int:
+    def _updates(self, batch: UpdateBatch, position: int) -> int:
         """Account for a batch of monitor updates the session attributed in bulk (each
-        of a known subscription of a named channel): per subscription, its count, its
-        last value (as a record) and the times of its latest updates; the updates
-        whose status is not ECA_NORMAL as records, for the errors. Returns the updates."""
+        of a known subscription of a named channel), whose rows are at ``position``
+        on: counted per channel row in :attr:`bulk`; the updates whose status is not
+        ECA_NORMAL as records, for the errors. Returns the updates."""
         run = batch.run
         start, stop = batch.start, batch.stop
         count = stop - start
@@ -390,33 +496,40 @@ class Model:
         circuit.bytes += batch.size
         circuit.last_time = float(times[-1])
         which = run.subscription[start:stop]
-        distinct, inverse, counts = np.unique(which, return_inverse=True, return_counts=True)
-        order = np.argsort(inverse, kind="stable")
-        ends = np.cumsum(counts)
-        ordered = times[order]
-        channels = self.channels
-        for k, index in enumerate(distinct.tolist()):
-            if index < 0:
-                continue
-            subscription = run.subscriptions[index]
-            key = subscription.channel if subscription.channel is not None else subscription
-            row = channels.get(key)
-            if row is None:
-                row = self._new_channel(batch, key)
-            last = int(order[ends[k] - 1])
-            row.updates += int(counts[k])
-            record = batch.part(start + last, start + last + 1).records()[0]
-            _own_payload(record.message)
-            row.last = record
-            row.last_time = float(times[last])
-            row._times.extend(ordered[max(ends[k] - RATE_SAMPLES, ends[k] - counts[k]):
-                                      ends[k]].tolist())
+        slots = self._slots(run, batch)
+        known = which >= 0
+        if not known.all():  # (not attributed in bulk: none, by the session's rules)
+            which, times = which[known], times[known]
+        self.bulk.add(slots[which], times, position + np.flatnonzero(known))
         failed = np.flatnonzero(run.parameter1[start:stop] != _ECA_NORMAL)
         for at in failed.tolist():  # (rare: a monitor's failed update)
             record = batch.part(start + at, start + at + 1).records()[0]
             for found in self.judge.see(record):
                 self._error(record, found)
         return count
+
+    def _slots(self, run: Any, batch: UpdateBatch) -> np.ndarray:
+        """The slot in :attr:`bulk` of each subscription the session met in ``run``
+        (``run.subscriptions``, which grows as its segments are attributed)."""
+        slots = self._run_slots.get(run)
+        subscriptions = run.subscriptions
+        if slots is not None and len(slots) == len(subscriptions):
+            return slots
+        have = 0 if slots is None else len(slots)
+        channels, bulk = self.channels, self.bulk
+        more = []
+        for subscription in subscriptions[have:]:
+            key = subscription.channel if subscription.channel is not None else subscription
+            row = channels.get(key)
+            if row is None:
+                row = self._new_channel(batch, key)
+            if row.slot < 0:
+                row.bulk, row.slot = bulk, bulk.slot()
+            more.append(row.slot)
+        added = np.array(more, dtype=np.int64)
+        slots = added if slots is None else np.concatenate([slots, added])
+        self._run_slots[run] = slots
+        return slots
 
     def _other(self, record: Record) -> None:
         """Account for a record that is not a message: circuit open and close, gaps,

@@ -94,8 +94,8 @@ class Panes:
         return titles
 
 
-def record_of(row: Any) -> Record | None:
-    """The record a pane row points at, for the details pane."""
+def record_of(row: Any) -> Record | LogRow | None:
+    """The record (or row of the log) a pane row points at, for the details pane."""
     if isinstance(row, ErrorRow):
         return row.record
     if isinstance(row, ChannelRow):

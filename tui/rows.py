@@ -160,9 +160,14 @@ def channel_cells(row: ChannelRow, clock: Clock, now: float | None) -> list[Cell
         native = f"({dbr.dbr_name(row.subscription.data_type)[4:]})"
     rate = row.rate(now if now is not None else row.last_time)
     value = ""
-    if row.last is not None:
+    last = row.last
+    if isinstance(last, LogRow):  # (an update counted in bulk: its row of the log)
+        value = last.display if last.display is not None else last.value_text or ""
+        if last.severity not in (None, "NO_ALARM"):
+            value += f" {last.severity}/{last.alarm_status}"
+    elif last is not None:
         try:
-            value = format_value(row.last.message.data, row.last.reading)
+            value = format_value(last.message.data, last.reading)
         except DecodeError as exc:
             value = f"<{exc}>"
     return [row.pv, row.server, "" if row.circuit is None else f"#{row.circuit}", native,

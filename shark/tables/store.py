@@ -33,7 +33,7 @@ import pyarrow as pa
 __all__ = ["DEFAULT_BUDGET", "BatchStore"]
 
 #: Bytes of batches kept in memory before the oldest go to disk.
-DEFAULT_BUDGET = 128 << 20
+DEFAULT_BUDGET = 64 << 20
 #: Batches read back from disk kept at hand (the screen reads a few, many times).
 _CACHED = 8
 
@@ -183,10 +183,18 @@ class BatchStore:
             entry = self._entries[at]
             return self._batch(entry), position - entry.start
 
-    def _batch(self, entry: _Entry) -> pa.RecordBatch:
+    def _batch(self, entry: _Entry, keep: bool = True) -> pa.RecordBatch:
+        """An entry's batch, read back from disk if it went there: through the store's
+        own map and kept at hand (``keep``: the screen's reads, a few rows many times),
+        or through a map of its own that goes with the batch (a pass over every row:
+        the pages it touched leave this process's memory with it)."""
         batch = entry.batch
         if batch is not None:
             return batch
+        if not keep:
+            mapped = pa.memory_map(str(self._path), "r")
+            return pa.ipc.open_stream(mapped.read_at(entry.length, entry.offset)
+                                      ).read_next_batch()
         cached = self._read.get(entry.start)
         if cached is not None:
             self._read.move_to_end(entry.start)
@@ -216,7 +224,7 @@ class BatchStore:
             if entry.start >= stop:
                 break
             with self._lock:
-                batch = self._batch(entry)
+                batch = self._batch(entry, keep=False)
             lo = max(start, entry.start) - entry.start
             hi = min(stop, entry.start + entry.rows) - entry.start
             if lo or hi < entry.rows:
