@@ -449,3 +449,25 @@ def test_the_whole_filter_language_in_the_log() -> None:
         assert app.filter_text == "error"
 
     drive(BASIC, script)
+
+
+def test_updates_counted_in_bulk_agree_with_records() -> None:
+    """A file at full speed takes monitor updates in bulk (per channel, with numpy); the
+    channels pane says what it says from one record per update."""
+    path = capture("ca_monitors_100hz.pcap")
+    bulk = Model()
+    FileSource(bulk, path).run()
+    assert bulk.bulk.size  # (updates were counted in bulk)
+    plain = Model()
+    plain.add_batch(records(path))
+
+    def pane(model: Model) -> dict[str, list[Any]]:
+        now = model.last_time
+        return {row.pv: [row.updates, row.last_time, round(row.rate(now), 6),
+                         channel_cells(row, Clock(), now)[-1]]
+                for row in model.channels.values()}
+
+    assert pane(bulk) == pane(plain)
+    assert (bulk.messages, bulk.records) == (plain.messages, plain.records)
+    assert {n: (c.messages, c.bytes) for n, c in bulk.circuits.items()} == {
+        n: (c.messages, c.bytes) for n, c in plain.circuits.items()}
