@@ -80,7 +80,7 @@ class IocPV(PV):
         self.beyond = beyond
         self.putter = putter
         if "status" not in kwargs and "severity" not in kwargs:
-            self.status, self.severity = self.alarm()
+            self._raise(self.alarm())
 
     def alarm(self) -> tuple[int, int]:
         """(status, severity) the current value gives, as a record computes it."""
@@ -101,15 +101,23 @@ class IocPV(PV):
         events = super().update(status=status, severity=severity, **changes)
         if status is None and severity is None and (events & (EventMask.VALUE |
                                                               EventMask.PROPERTY)):
-            alarm = self.alarm()
-            if alarm != (self.status, self.severity):
-                self.status, self.severity = alarm
-                events |= EventMask.ALARM
+            events |= self._raise(self.alarm())
         return events
+
+    def _raise(self, alarm: tuple[int, int]) -> EventMask:
+        """Set the alarm as :meth:`PV.update` does (which keeps the account of what is
+        unacknowledged), the timestamp as it is."""
+        if alarm == (self.status, self.severity):
+            return EventMask.NONE
+        status, severity = alarm
+        return super().update(status=status, severity=severity, stamp=self.stamp)
 
     def write(self, data: Any) -> EventMask:
         """A client's write: converted, checked against the enum's states and the control
-        limits, shown to the putter, then applied. Raises ConversionError to refuse."""
+        limits, shown to the putter, then applied. Raises ConversionError to refuse.
+        Writes of other than a plain value type (an alarm acknowledgement) are PV's."""
+        if data.dbr_type > DBRType.DOUBLE:
+            return super().write(data)
         source = layout(data.dbr_type).native_type
         values = list(convert(data.values, source, self.data_type,
                               enum_strings=self.enum_strings, precision=self.precision))

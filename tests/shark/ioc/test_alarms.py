@@ -135,3 +135,18 @@ def test_a_putter_keeps_changes_or_refuses_a_write(caplog: pytest.LogCaptureFixt
     with pytest.raises(ConversionError, match="the putter of X failed: a bug"):
         _write(pv, 13.0)
     assert "putter of X failed" in caplog.text and pv.value == 150.0
+
+
+def test_an_alarm_raised_is_unacknowledged_until_a_client_acknowledges_it() -> None:
+    """The alarm goes through PV.update, which keeps the account DBR_STSACK_STRING reads;
+    an acknowledgement (DBR_PUT_ACKS) is PV's to take, not a value to check."""
+    pv = _pv()
+    assert pv.acks == 0
+    pv.update(41.0)
+    assert (pv.severity, pv.acks) == (MAJOR, MAJOR)
+    pv.update(20.0)
+    assert (pv.severity, pv.acks) == (NONE, MAJOR)  # transient: still to acknowledge
+    events = pv.acknowledge(MAJOR)
+    assert events & EventMask.ALARM and pv.acks == 0
+    born = IocPV("B", DBRType.DOUBLE, 50.0, upper_alarm_limit=40)
+    assert (born.status, born.severity, born.acks) == (AlarmStatus.HIHI, MAJOR, MAJOR)
