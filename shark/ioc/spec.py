@@ -17,9 +17,10 @@ The file::
     writable = false                 # default true
     display = { low = -10, high = 50 }             # HOPR/LOPR
     control = { low = -10, high = 45, beyond = "clip" }  # DRVL/DRVH; "refuse" refuses
-    alarm = { lolo = -5, low = 0, high = 30, hihi = 40, hysteresis = 0.5,
-              high_severity = "MINOR" }        # defaults: HIHI/LOLO MAJOR, HIGH/LOW MINOR
-    enum = ["Idle", "Running", ["Fault", "MAJOR"]]  # enum states, each with a severity
+    alarm = { low = 0, high = 30, hihi = 40, hysteresis = 0.5, high_severity = "MINOR" }
+                                     # and lolo; severities default to MAJOR for
+                                     # HIHI/LOLO, MINOR for HIGH/LOW
+    enum = ["Idle", ["Fault", "MAJOR"]]  # an enum's states (severity optional)
     scan = { kind = "noise", period = 1.0, amplitude = 0.2 }
            # ramp: stop, step, start | counter: step, start, stop | noise: amplitude,
            # center, seed | call: function = "module:function" (beside the file is searched)
