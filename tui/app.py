@@ -74,6 +74,15 @@ class FilterInput(Input):
         self.app.call_later(self.app.action_close_filter)  # type: ignore[attr-defined]
 
 
+class JumpInput(Input):
+    """The ``:`` line: a frame number, or a time (``12.5s``) to jump to; Escape gives up."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def action_cancel(self) -> None:
+        self.app.call_later(self.app.action_close_jump)  # type: ignore[attr-defined]
+
+
 class MessageLog(VirtualTable):
     """The log: moving in it freezes it (see the module docstring); End follows the tail
     again."""
@@ -97,12 +106,13 @@ class SharkApp(App[None]):
     #tabs { height: 2fr; }
     #tabs VirtualTable { height: 1fr; }
     TabPane { padding: 0; }
-    #filter { dock: bottom; display: none; }
-    #filter.shown { display: block; }
+    #filter, #jump { dock: bottom; display: none; }
+    #filter.shown, #jump.shown { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("slash", "open_filter", "Filter", key_display="/"),
+        Binding("colon", "open_jump", "Jump", key_display=":"),
         Binding("space", "pause", "Pause"),
         Binding("f", "follow", "Follow PV"),
         Binding("e", "error(1)", "Next error"),
@@ -161,6 +171,9 @@ class SharkApp(App[None]):
         yield FilterInput(placeholder="filter: pv=GLOB command=NAME host=IP[:PORT] "
                                       "latency>10ms status=failed error, or/not/(...) "
                                       "(Enter applies, Esc cancels)", id="filter")
+        yield JumpInput(placeholder="jump to: a frame number (1234), or a time since the "
+                                    "capture's first message (12.5s) (Enter jumps, Esc "
+                                    "cancels)", id="jump")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -352,10 +365,54 @@ class SharkApp(App[None]):
         self.log_table.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "jump":
+            if self.jump(event.value.strip()):
+                self.action_close_jump()
+            return
         if event.input.id != "filter":
             return
         if self._apply_filter(event.value.strip()):
             self.action_close_filter()
+
+    # -- jump to a frame or a time ----------------------------------------------------------
+
+    def action_open_jump(self) -> None:
+        field = self._main("#jump", JumpInput)
+        field.value = ""
+        field.add_class("shown")
+        field.focus()
+
+    def action_close_jump(self) -> None:
+        self._main("#jump", JumpInput).remove_class("shown")
+        self.log_table.focus()
+
+    def jump(self, text: str) -> bool:
+        """Put the log's cursor (paused) on the first row shown of frame ``text`` or
+        later, or at time ``text`` (``12.5s``, ``12.5``: seconds since the capture's
+        first message) or later; False (and a message) if ``text`` is neither."""
+        model = self.model
+        try:
+            if text.endswith("s") or "." in text:
+                seconds = float(text.removesuffix("s"))
+                position = model.seek("time", seconds)
+            else:
+                position = model.seek("frame", int(text))
+        except ValueError:
+            self.notify(f"jump: {text!r} is neither a frame number nor a time (12.5s)",
+                        severity="error")
+            return False
+        if not self.paused:
+            self._pause()
+        log = self.log_table
+        rows = log.rows
+        number = rows.number_at(position) if isinstance(rows, LogRows) and (
+            position is not None) else None
+        if number is None:
+            self.notify(f"no message at {text} or later in the log", timeout=3)
+            return True
+        log.move_cursor(number, notify=False, center=True)
+        self._show(log.cursor_row)
+        return True
 
     def _apply_filter(self, text: str) -> bool:
         """Use the filter ``text`` ('' for none); False (and a message) if it is wrong."""

@@ -23,8 +23,10 @@ KEYS = [
           "parentheses; a bare word is part of a PV name; Enter applies, an empty filter "
           "shows everything"),
     ("space", "pause / resume the log (the panes and counters go on)"),
-    ("↑ ↓ PgUp PgDn Home", "move in the log (pauses it) or in a pane"),
+    ("↑ ↓ PgUp PgDn Home", "move in the log (pauses it) or in a pane; a capture file's "
+                           "log holds every message, Home is the first"),
     ("End, G", "back to the newest message, following the tail"),
+    (":", "jump to a frame number (1234) or a time since the first message (12.5s)"),
     ("f", "follow the selected PV across every circuit (log, channels, searches); "
           "f again stops"),
     ("e / E", "next / previous error in the log"),

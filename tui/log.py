@@ -130,6 +130,14 @@ class Positions:
                 return None
         return None
 
+    def first_from(self, position: int) -> int | None:
+        """The entry number of the first position at ``position`` or after (None if
+        none)."""
+        for first, chunk in zip(self._firsts, self._chunks, strict=True):
+            if chunk[-1] >= position:
+                return max(first + int(np.searchsorted(chunk, position)), self.start)
+        return None
+
     def around(self, position: int, direction: int) -> int | None:
         """The nearest entry's store position after (1) or before (-1) ``position``."""
         if direction > 0:
@@ -237,6 +245,16 @@ class LogRows(Sequence):
 
     def __iter__(self) -> Iterator[LogRow | None]:
         return (self[number] for number in range(len(self)))
+
+    def number_at(self, position: int) -> int | None:
+        """Which of these rows is the first at store position ``position`` or after,
+        None if none."""
+        if self.index is None:
+            number = max(position, self.first) - self.first
+        else:
+            entry = self.index.first_from(position)
+            number = None if entry is None else max(entry, self.first) - self.first
+        return number if number is not None and number < len(self) else None
 
     def number_of(self, position: int) -> int | None:
         """Which of these rows is store position ``position``, None if none."""

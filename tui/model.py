@@ -58,6 +58,7 @@ from shark.analysis.problems import (
 )
 from shark.extract.bulk import UpdateBatch
 from shark.extract.record import CLOSE, GAP, MESSAGE, OPEN, UPDATES, Record
+from shark.output.text import seconds_ns
 from shark.tables.store import DEFAULT_BUDGET, BatchStore
 
 from .log import LogRow, LogRows, Positions, RowReader
@@ -652,6 +653,24 @@ class Model:
         if "raw" not in batch.schema.names:
             return None
         return batch.column("raw")[index].as_py()
+
+    def seek(self, column: str, value: float) -> int | None:
+        """The position of the first row held whose ``frame`` is ``value`` or more, or
+        whose ``time`` is ``value`` seconds after the capture's first or more; None if
+        there is none (rows are in capture order: each batch is looked at by its last
+        row, the one found searched)."""
+        if column == "time":
+            zero = seconds_ns(self.first_time) if self.first_time is not None else 0
+            value = (zero or 0) + round(value * 1e9)
+        for position, batch in self.store.batches():
+            values = batch.column(column)
+            if column == "time":
+                values = values.cast(pa.int64())
+            values = values.to_numpy()
+            if not len(values) or values.max() < value:
+                continue
+            return position + int(np.flatnonzero(values >= value)[0])
+        return None
 
     def find(self, frame: int, command: str) -> int | None:
         """The position of the first row held of frame ``frame`` with ``command`` (what

@@ -26,6 +26,8 @@ from shark.cli import main as shark_main
 
 pytest.importorskip("textual")
 
+from textual.widgets import Input  # noqa: E402
+
 from tui.app import FilterInput, SharkApp  # noqa: E402
 from tui.details import hexdump  # noqa: E402
 from tui.help import HelpScreen  # noqa: E402
@@ -471,3 +473,34 @@ def test_updates_counted_in_bulk_agree_with_records() -> None:
     assert (bulk.messages, bulk.records) == (plain.messages, plain.records)
     assert {n: (c.messages, c.bytes) for n, c in bulk.circuits.items()} == {
         n: (c.messages, c.bytes) for n, c in plain.circuits.items()}
+
+
+def test_jump_to_a_frame_or_a_time() -> None:
+    expected = records(BASIC)
+    target = expected[len(expected) // 2]
+    zero = expected[0].time
+
+    async def jump(app: SharkApp, pilot: Any, text: str) -> None:
+        await pilot.press("colon")
+        field = app.focused
+        assert isinstance(field, Input) and field.id == "jump"
+        field.value = text
+        await pilot.press("enter")
+        await pilot.pause()
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await jump(app, pilot, str(target.frame))
+        assert app.paused and key(app.log_table.cursor_row) == key(
+            next(r for r in expected if r.frame >= target.frame))
+        seconds = target.time - zero - 1e-7
+        await jump(app, pilot, f"{seconds:.7f}s")
+        assert key(app.log_table.cursor_row) == key(
+            next(r for r in expected if r.time - zero >= seconds))
+        await jump(app, pilot, "soon")  # refused: the line stays open
+        assert isinstance(app.focused, Input)
+        await pilot.press("escape")
+        await type_filter(app, pilot, "command=READ_NOTIFY")  # the first shown from there
+        await jump(app, pilot, "1")
+        assert app.log_table.cursor == 0
+
+    drive(BASIC, script, ring_size=40)
