@@ -153,7 +153,7 @@ class PV:
         self.precision = precision
         self.limits = {name: float(limits.get(name, _DEFAULT_LIMITS[name])) for name in LIMITS}
         self.status = status
-        self.severity = severity
+        self._severity = severity
         if stamp is None:
             stamp = epics_stamp(time.time() if timestamp is None else timestamp)
         #: The timestamp as the wire carries it: (seconds since 1990, nanoseconds).
@@ -162,6 +162,20 @@ class PV:
         self.record_type = record_type or record_type_of(self.data_type, self.count, writable)
         self.ackt = bool(ackt)
         self.acks = severity if acks is None else acks
+
+    @property
+    def severity(self) -> int:
+        """The alarm severity. Setting it to another one does what an IOC does when a
+        record's alarm changes: a severity at or above the one not yet acknowledged
+        (:attr:`acks`) must be acknowledged in turn; without :attr:`ackt`, what is
+        unacknowledged follows the severity down too."""
+        return self._severity
+
+    @severity.setter
+    def severity(self, severity: int) -> None:
+        if severity != self._severity and (not self.ackt or severity >= self.acks):
+            self.acks = severity
+        self._severity = severity
 
     @property
     def timestamp(self) -> float:
@@ -228,10 +242,6 @@ class PV:
         if alarm != (self.status, self.severity):
             self.status, self.severity = alarm
             events |= EventMask.ALARM
-            # As an IOC resets alarms: a severity at or above the one unacknowledged
-            # must be acknowledged in turn; without ACKT, acknowledgement follows down.
-            if not self.ackt or self.severity >= self.acks:
-                self.acks = self.severity
         if stamp is not None:
             self.stamp = stamp
         elif timestamp is not None:
@@ -241,20 +251,11 @@ class PV:
         return events
 
     def write(self, data: Any) -> EventMask:
-        """Apply a client's write (a DBRValue of a plain type, or DBR_PUT_ACKT /
-        DBR_PUT_ACKS: an alarm acknowledgement); return the events. Raises
-        ConversionError when the values have no meaning in the native type, or the
-        type is one an IOC does not write (the STS, TIME, GR and CTRL families,
-        DBR_STSACK_STRING, DBR_CLASS_NAME)."""
-        if data.dbr_type in (DBRType.PUT_ACKT, DBRType.PUT_ACKS):
-            if not len(data.values):
-                raise ConversionError(f"no value in a {data.dbr_type.dbr_name} write")
-            value = int(data.values[0])
-            if data.dbr_type == DBRType.PUT_ACKT:
-                return self.acknowledge_transients(bool(value))
-            return self.acknowledge(value)
+        """Apply a client's write (a DBRValue of a plain type: the server answers the
+        others itself); return the events. Raises ConversionError when the values have
+        no meaning in the native type."""
         if data.dbr_type > DBRType.DOUBLE:
-            raise ConversionError(f"{data.dbr_type.dbr_name} cannot be written")
+            raise ConversionError(f"{data.dbr_type.dbr_name} is no value to write")
         source = layout(data.dbr_type).native_type
         values = convert(data.values, source, self.data_type, enum_strings=self.enum_strings,
                          precision=self.precision)
@@ -340,6 +341,22 @@ def _read_payload(pv: PV, data_type: int, count: int) -> tuple[int, int, bytes]:
         return ECA.ECA_NORMAL, wanted, encode(data_type, pv.read(data_type, wanted), wanted)
     except ConversionError:
         return ECA.ECA_GETFAIL, count, bytes(layout(data_type).size(count))
+
+
+def _write(pv: PV, data: DBRValue) -> EventMask:
+    """A client's write as an IOC takes it: DBR_PUT_ACKT and DBR_PUT_ACKS acknowledge
+    alarms, a plain type is the PV's to apply (:meth:`PV.write`, which a subclass may
+    refine), any other type cannot be written (ConversionError: ECA_PUTFAIL)."""
+    if data.dbr_type in (DBRType.PUT_ACKT, DBRType.PUT_ACKS):
+        if not len(data.values):
+            raise ConversionError(f"no value in a {data.dbr_type.dbr_name} write")
+        value = int(data.values[0])
+        if data.dbr_type == DBRType.PUT_ACKT:
+            return pv.acknowledge_transients(bool(value))
+        return pv.acknowledge(value)
+    if data.dbr_type > DBRType.DOUBLE:
+        raise ConversionError(f"{data.dbr_type.dbr_name} cannot be written")
+    return pv.write(data)
 
 
 class _Refused(Exception):
@@ -801,7 +818,7 @@ class _ServerCircuit:
             log.debug("write to %s refused: %s", pv.name, error)
             return ECA.ECA_BADCOUNT
         try:
-            events = pv.write(data)
+            events = _write(pv, data)
         except ConversionError as error:
             log.debug("write to %s refused: %s", pv.name, error)
             return ECA.ECA_PUTFAIL
