@@ -330,10 +330,15 @@ def load(path: Path, budget: int | None) -> int:
         out: dict[str, Any] = {}
         started = time.monotonic()
         async with app.run_test(size=(200, 50)) as pilot:
+            ui_cpu = time.thread_time()
             while not source.finished:
                 if "first_screen_s" not in out and len(app.log_table.rows):
                     out["first_screen_s"] = round(time.monotonic() - started, 2)
+                if source.ident is not None:
+                    decoder_cpu = _thread_cpu(source.ident)
                 await pilot.pause(0.05)
+            out["ui_cpu_s"] = round(time.thread_time() - ui_cpu, 2)
+            out["decoder_cpu_s"] = round(decoder_cpu, 2)
             app.refresh_view()
             await pilot.pause()
             out["loaded_s"] = round(time.monotonic() - started, 2)

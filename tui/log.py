@@ -175,7 +175,7 @@ class RowReader:
             rows = self._pages.get(page)
             if rows is not None:
                 self._pages.move_to_end(page)
-        if rows is None or at >= len(rows) or rows[at] is None:
+        if rows is None or at >= len(rows):  # (not read, or rows came since)
             rows = self._read(page)
         return rows[at] if at < len(rows) else None
 
@@ -203,11 +203,11 @@ class RowReader:
             for name in LOG_FIELDS:
                 setattr(row, name, columns[name][offset])
             rows.append(row)
-        with self._lock:
-            if len(rows) == PAGE:  # (a page still filling is read again next time)
-                self._pages[page] = rows
-                if len(self._pages) > PAGES:
-                    self._pages.popitem(last=False)
+        with self._lock:  # (a page still filling is read again when a later row is asked)
+            self._pages[page] = rows
+            self._pages.move_to_end(page)
+            if len(self._pages) > PAGES:
+                self._pages.popitem(last=False)
         return rows
 
     def clear(self) -> None:

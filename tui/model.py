@@ -347,6 +347,8 @@ class Model:
         self.bulk = BulkUpdates(self.rows)
         self._run_slots: weakref.WeakKeyDictionary[Any, np.ndarray] = (
             weakref.WeakKeyDictionary())
+        #: A commit's updates counted in bulk: (slots, times, positions) per batch.
+        self._bulk: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         #: What the log's filter keeps (None: every row), and the positions it kept.
         self.row_filter: RowFilter | None = None
         self.view: Positions | None = None
@@ -462,6 +464,9 @@ class Model:
                     self._error(record, found)
         self.records += rows
         self.messages += messages
+        if self._bulk:  # (the updates counted in bulk, all at once)
+            self.bulk.add(*(np.concatenate(parts) for parts in zip(*self._bulk, strict=True)))
+            self._bulk = []
 
     def _store(self, batch: pa.RecordBatch) -> None:
         """Keep a batch of rows; note which show problems and which the filter keeps."""
@@ -492,7 +497,7 @@ class Model:
             circuit = self._new_circuit(batch)
         if circuit.state is None and self.session is not None:
             circuit.state = self.session.circuits.get(batch.circuit)
-        times = np.asarray(run.times)[run.packet()[start:stop]]
+        times = run.per_message("time", _run_times)[start:stop]
         circuit.messages += count
         circuit.bytes += batch.size
         circuit.last_time = float(times[-1])
@@ -501,7 +506,7 @@ class Model:
         known = which >= 0
         if not known.all():  # (not attributed in bulk: none, by the session's rules)
             which, times = which[known], times[known]
-        self.bulk.add(slots[which], times, position + np.flatnonzero(known))
+        self._bulk.append((slots[which], times, position + np.flatnonzero(known)))
         failed = np.flatnonzero(run.parameter1[start:stop] != _ECA_NORMAL)
         for at in failed.tolist():  # (rare: a monitor's failed update)
             record = batch.part(start + at, start + at + 1).records()[0]
@@ -728,6 +733,12 @@ _CIRCUIT_FACTS: dict[type, Callable[[CircuitRow, Any], None]] = {
     m.HostNameRequest: _set_host,
     m.VersionRequest: _set_version,
 }
+def _run_times(run: Any) -> np.ndarray:
+    """The capture time of each packet of a run (per message: ``run.per_message``, the
+    same the tables use)."""
+    return np.array(run.times, dtype=np.float64)
+
+
 def _last_time(batch: UpdateBatch) -> float:
     """The capture time of a batch's last packet."""
     return batch.run.times[batch.stop_packet - 1] if batch.run is not None else batch.time

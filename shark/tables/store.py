@@ -140,7 +140,7 @@ class BatchStore:
         if self._file is None:
             folder = Path(tempfile.mkdtemp(prefix="shark-store-", dir=self.directory))
             self._path = folder / "messages.arrows"
-            self._file = open(self._path, "wb")  # noqa: SIM115 (closed by close())
+            self._file = pa.OSFile(str(self._path), "wb")
             self._cleanup = weakref.finalize(self, _remove, self._file, folder)
         out = self._file
         index = self._spill_from
@@ -150,16 +150,13 @@ class BatchStore:
             batch = entry.batch
             if batch is None:
                 continue
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, batch.schema) as writer:
-                writer.write_batch(batch)
-            data = sink.getvalue()
             offset = out.tell()
-            out.write(data)
-            entry.offset, entry.length = offset, data.size
-            self.spilled_bytes += data.size
-            self.held_bytes -= entry.nbytes
+            with pa.ipc.new_stream(out, batch.schema) as writer:  # (straight to the file)
+                writer.write_batch(batch)
             out.flush()
+            entry.offset, entry.length = offset, out.tell() - offset
+            self.spilled_bytes += entry.length
+            self.held_bytes -= entry.nbytes
             entry.batch = None  # (after its place on disk is known: readers look there)
         self._spill_from = index
 
