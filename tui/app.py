@@ -347,7 +347,7 @@ class SharkApp(App[None]):
         ``position`` if it is there, else on the last."""
         log = self.log_table
         log.set_rows(rows, keep_cursor=False)
-        index = rows.number_of(position) if position is not None else None
+        index = rows.number_at(position) if position is not None else None
         log.move_cursor(len(rows) - 1 if index is None else index, notify=False, center=True)
         self._show(log.cursor_row)
 
@@ -492,32 +492,23 @@ class SharkApp(App[None]):
         to the latest one."""
         log = self.log_table
         rows = log.rows
+        at: int | None = None
         if not self.paused or not isinstance(rows, LogRows):
             self._pause()
             rows = log.rows
-            direction, at = -1, None
-        else:
-            at = rows.position(log.cursor) if 0 <= log.cursor < len(rows) else None
+            direction = -1
+        elif 0 <= log.cursor < len(rows):
+            at = rows.position(log.cursor)
+        found = None
         if isinstance(rows, LogRows) and len(rows):
-            problems = self.model.problem_rows
-            if at is None:
-                last = rows.position(len(rows) - 1)
-                at = (last + 1) if last is not None else 0
-            while True:
-                at = problems.around(at, direction)
-                if at is None:
-                    break
-                number = rows.number_of(at)
-                if number is not None:
-                    log.move_cursor(number, notify=False, center=True)
-                    self._show(log.cursor_row)
-                    log.focus()
-                    return
-                if not 0 <= at - (rows.position(0) or 0) or (
-                        direction > 0 and at >= (rows.position(len(rows) - 1) or 0)):
-                    break
-        self.notify(f"no {'later' if direction > 0 else 'earlier'} error in the log",
-                    timeout=2)
+            found = _next_problem(self.model, rows, at, direction)
+        if found is None:
+            self.notify(f"no {'later' if direction > 0 else 'earlier'} error in the log",
+                        timeout=2)
+            return
+        log.move_cursor(found, notify=False, center=True)
+        self._show(log.cursor_row)
+        log.focus()
 
     def reveal(self, record: Record) -> None:
         """Show ``record`` in the log (paused there) and in the details."""
@@ -579,6 +570,28 @@ class SharkApp(App[None]):
         self.last_export = path
         self.call_from_thread(self.notify, f"{count:,} messages written to {path}",
                               title="Export")
+
+
+def _next_problem(model: Model, rows: LogRows, at: int | None, direction: int
+                  ) -> int | None:
+    """Which of ``rows`` is the first problem after (1) or before (-1) store position
+    ``at`` (None: from the end), among those ``rows`` shows."""
+    chunks = [c for c in model.problem_rows.all() if len(c)]
+    if not chunks:
+        return None
+    problems = np.concatenate(chunks)
+    if rows.index is not None:  # (those the filter keeps)
+        kept = [c for c in rows.index.all() if len(c)]
+        problems = problems[np.isin(problems, np.concatenate(kept))] if kept else problems[:0]
+    first, last = rows.position(0), rows.position(len(rows) - 1)
+    if first is None or last is None:
+        return None
+    problems = problems[(problems >= first) & (problems <= last)]
+    if at is not None:
+        problems = problems[problems > at] if direction > 0 else problems[problems < at]
+    if not len(problems):
+        return None
+    return rows.number_of(int(problems[0] if direction > 0 else problems[-1]))
 
 
 def _equal(column: pa.Array, text: str) -> np.ndarray:

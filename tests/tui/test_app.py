@@ -269,6 +269,10 @@ def test_jump_to_errors() -> None:
         await pilot.pause()
         assert key(app.log_table.cursor_row) == expected[0]
         assert app.focused is app.log_table
+        command = expected[0][1]  # errors among the rows a filter keeps
+        await type_filter(app, pilot, f"command={command}")
+        await pilot.press("end", "e")
+        assert key(app.log_table.cursor_row) == [k for k in expected if k[1] == command][-1]
 
     drive(path, script)
 
