@@ -79,12 +79,16 @@ class Positions:
     """Store positions in increasing order (a filter's matches, the rows with
     problems), appended a batch's worth at a time. Like the store, it numbers its
     entries from the first ever appended (``end`` counts them all); :meth:`trim` lets
-    go of those before a store position, and then ``start`` is the first held."""
+    go of those before a store position, and then ``start`` is the first held.
+
+    The decoding thread appends and trims while the screen reads: each does so under
+    the object's own lock, for microseconds."""
 
     def __init__(self) -> None:
         self._chunks: list[np.ndarray] = []
         #: Entry number of each chunk's first.
         self._firsts: list[int] = []
+        self._lock = threading.Lock()
         self.start = 0
         self.end = 0
 
@@ -93,68 +97,63 @@ class Positions:
 
     def append(self, positions: np.ndarray) -> None:
         if len(positions):
-            self._chunks.append(positions.astype(np.int64, copy=False))
-            self._firsts.append(self.end)
-            self.end += len(positions)
+            with self._lock:
+                self._chunks.append(positions.astype(np.int64, copy=False))
+                self._firsts.append(self.end)
+                self.end += len(positions)
 
     def get(self, number: int) -> int | None:
         """The store position of entry ``number``, None if it was let go."""
-        if not self.start <= number < self.end:
-            return None
-        at = bisect.bisect_right(self._firsts, number) - 1
-        return int(self._chunks[at][number - self._firsts[at]])
+        with self._lock:
+            if not self.start <= number < self.end:
+                return None
+            at = bisect.bisect_right(self._firsts, number) - 1
+            return int(self._chunks[at][number - self._firsts[at]])
 
     def trim(self, first: int) -> None:
         """Let go of the positions before store position ``first``."""
-        chunks = self._chunks
-        drop = 0
-        while drop < len(chunks) and chunks[drop][-1] < first:
-            drop += 1
-        if drop:
-            self.start = self._firsts[drop - 1] + len(chunks[drop - 1])
-            del chunks[:drop]
-            del self._firsts[:drop]
-        if chunks:
-            head = chunks[0]
-            cut = int(np.searchsorted(head, first))
-            self.start = max(self.start, self._firsts[0] + cut)
+        with self._lock:
+            chunks = self._chunks
+            drop = 0
+            while drop < len(chunks) and chunks[drop][-1] < first:
+                drop += 1
+            if drop:
+                self.start = self._firsts[drop - 1] + len(chunks[drop - 1])
+                del chunks[:drop]
+                del self._firsts[:drop]
+            if chunks:
+                cut = int(np.searchsorted(chunks[0], first))
+                self.start = max(self.start, self._firsts[0] + cut)
+
+    def _parts(self) -> list[tuple[int, np.ndarray]]:
+        """(entry number of its first, positions) of each chunk held, its entries
+        before ``start`` cut off."""
+        with self._lock:
+            start = self.start
+            return [(max(first, start), chunk[max(0, start - first):])
+                    for first, chunk in zip(self._firsts, self._chunks, strict=True)]
 
     def index_of(self, position: int) -> int | None:
         """The entry number holding store position ``position`` (None if it is not
         one of them)."""
-        for first, chunk in zip(self._firsts, self._chunks, strict=True):
-            if chunk[-1] >= position:
+        for first, chunk in self._parts():
+            if len(chunk) and chunk[-1] >= position:
                 at = int(np.searchsorted(chunk, position))
-                if at < len(chunk) and chunk[at] == position and first + at >= self.start:
-                    return first + at
-                return None
+                return first + at if at < len(chunk) and chunk[at] == position else None
         return None
 
     def first_from(self, position: int) -> int | None:
         """The entry number of the first position at ``position`` or after (None if
         none)."""
-        for first, chunk in zip(self._firsts, self._chunks, strict=True):
-            if chunk[-1] >= position:
-                return max(first + int(np.searchsorted(chunk, position)), self.start)
-        return None
-
-    def around(self, position: int, direction: int) -> int | None:
-        """The nearest entry's store position after (1) or before (-1) ``position``."""
-        if direction > 0:
-            for chunk in self._chunks:
-                if chunk[-1] > position:
-                    return int(chunk[np.searchsorted(chunk, position, side="right")])
-            return None
-        for first, chunk in zip(reversed(self._firsts), reversed(self._chunks), strict=True):
-            at = int(np.searchsorted(chunk, position)) - 1
-            if at >= 0 and first + at >= self.start:
-                return int(chunk[at])
+        for first, chunk in self._parts():
+            if len(chunk) and chunk[-1] >= position:
+                return first + int(np.searchsorted(chunk, position))
         return None
 
     def all(self) -> Iterator[np.ndarray]:
         """The positions held, a chunk at a time."""
-        for first, chunk in zip(list(self._firsts), list(self._chunks), strict=True):
-            yield chunk[max(0, self.start - first):]
+        for _first, chunk in self._parts():
+            yield chunk
 
 
 class RowReader:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from builders import ROOT, capture, pcap_bytes
 
@@ -31,6 +32,7 @@ from textual.widgets import Input  # noqa: E402
 from tui.app import FilterInput, SharkApp  # noqa: E402
 from tui.details import hexdump  # noqa: E402
 from tui.help import HelpScreen  # noqa: E402
+from tui.log import Positions  # noqa: E402
 from tui.model import Model, problem  # noqa: E402
 from tui.ring import Ring  # noqa: E402
 from tui.rows import Clock, channel_cells, search_cells  # noqa: E402
@@ -508,3 +510,18 @@ def test_jump_to_a_frame_or_a_time() -> None:
         assert app.log_table.cursor == 0
 
     drive(BASIC, script, ring_size=40)
+
+
+def test_positions_kept_by_entry_number() -> None:
+    positions = Positions()
+    positions.append(np.array([2, 5, 9]))
+    positions.append(np.array([], dtype=np.int64))
+    positions.append(np.array([12, 20]))
+    assert [positions.get(n) for n in range(6)] == [2, 5, 9, 12, 20, None]
+    assert (positions.index_of(12), positions.index_of(11), positions.first_from(10)) == (
+        3, None, 3)
+    positions.trim(6)  # store positions before 6 let go: entries 0 and 1
+    assert (positions.start, positions.end, len(positions)) == (2, 5, 3)
+    assert (positions.get(1), positions.get(2)) == (None, 9)
+    assert [list(c) for c in positions.all()] == [[9], [12, 20]]
+    assert positions.first_from(0) == 2
