@@ -34,7 +34,6 @@ from tui.details import hexdump  # noqa: E402
 from tui.help import HelpScreen  # noqa: E402
 from tui.log import Positions  # noqa: E402
 from tui.model import Model, problem  # noqa: E402
-from tui.ring import Ring  # noqa: E402
 from tui.rows import Clock, channel_cells, search_cells  # noqa: E402
 from tui.source import FileSource  # noqa: E402
 from tui.status import StatusBar  # noqa: E402
@@ -346,17 +345,6 @@ def test_spilled_rows_read_back_the_same(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 # -- pieces ---------------------------------------------------------------------------------
-
-
-def test_ring_positions() -> None:
-    ring: Ring[int] = Ring(3)
-    ring.extend(range(5))
-    assert (ring.start, ring.end, list(ring)) == (2, 5, [2, 3, 4])
-    window = ring.window()
-    ring.append(5)
-    assert [window[i] for i in range(len(window))] == [None, 3, 4]  # 2 fell off
-    assert (ring.get(1), ring.get(5), ring.get(6)) == (None, 5, None)
-    assert window.items() == [3, 4]
 
 
 def test_file_pace() -> None:
