@@ -251,11 +251,13 @@ class PV:
         return events
 
     def write(self, data: Any) -> EventMask:
-        """Apply a client's write (a DBRValue of a plain type: the server answers the
-        others itself); return the events. Raises ConversionError when the values have
-        no meaning in the native type."""
+        """Apply a client's write (a DBRValue of a plain type, or an alarm
+        acknowledgement: DBR_PUT_ACKT, DBR_PUT_ACKS); return the events. Raises
+        ConversionError when the values have no meaning in the native type or the type
+        is one an IOC does not write. (The server itself takes acknowledgements and
+        refuses the other types before calling this: a subclass's write sees values.)"""
         if data.dbr_type > DBRType.DOUBLE:
-            raise ConversionError(f"{data.dbr_type.dbr_name} is no value to write")
+            return _acknowledge(self, data)
         source = layout(data.dbr_type).native_type
         values = convert(data.values, source, self.data_type, enum_strings=self.enum_strings,
                          precision=self.precision)
@@ -344,19 +346,27 @@ def _read_payload(pv: PV, data_type: int, count: int) -> tuple[int, int, bytes]:
 
 
 def _write(pv: PV, data: DBRValue) -> EventMask:
-    """A client's write as an IOC takes it: DBR_PUT_ACKT and DBR_PUT_ACKS acknowledge
-    alarms, a plain type is the PV's to apply (:meth:`PV.write`, which a subclass may
-    refine), any other type cannot be written (ConversionError: ECA_PUTFAIL)."""
-    if data.dbr_type in (DBRType.PUT_ACKT, DBRType.PUT_ACKS):
-        if not len(data.values):
-            raise ConversionError(f"no value in a {data.dbr_type.dbr_name} write")
-        value = int(data.values[0])
-        if data.dbr_type == DBRType.PUT_ACKT:
-            return pv.acknowledge_transients(bool(value))
-        return pv.acknowledge(value)
+    """A client's write as an IOC takes it: a plain type is the PV's to apply
+    (:meth:`PV.write`, which a subclass may refine); DBR_PUT_ACKT and DBR_PUT_ACKS
+    acknowledge alarms, any other type cannot be written (ConversionError:
+    ECA_PUTFAIL)."""
     if data.dbr_type > DBRType.DOUBLE:
-        raise ConversionError(f"{data.dbr_type.dbr_name} cannot be written")
+        return _acknowledge(pv, data)
     return pv.write(data)
+
+
+def _acknowledge(pv: PV, data: DBRValue) -> EventMask:
+    """A write of other than a plain type: DBR_PUT_ACKT and DBR_PUT_ACKS acknowledge
+    alarms; the STS to CTRL families, DBR_STSACK_STRING and DBR_CLASS_NAME cannot be
+    written (ConversionError)."""
+    if data.dbr_type not in (DBRType.PUT_ACKT, DBRType.PUT_ACKS):
+        raise ConversionError(f"{data.dbr_type.dbr_name} cannot be written")
+    if not len(data.values):
+        raise ConversionError(f"no value in a {data.dbr_type.dbr_name} write")
+    value = int(data.values[0])
+    if data.dbr_type == DBRType.PUT_ACKT:
+        return pv.acknowledge_transients(bool(value))
+    return pv.acknowledge(value)
 
 
 class _Refused(Exception):

@@ -31,9 +31,10 @@ from ca_conformance import CID, Target, Wire, clear_channel, expect, open_channe
 
 from decoder import ECA, EventMask
 from decoder import messages as m
-from decoder.dbr import DBRType
+from decoder.dbr import DBRType, DBRValue
 from decoder.protocol import SearchReply
 from shark.ioc.pv import IocPV
+from shark.peers.convert import ConversionError
 from shark.peers.misbehaviour import Kind
 from shark.peers.server import PV, Server, record_type_of
 
@@ -297,6 +298,11 @@ def test_special_types_of_a_pv() -> None:
     pv.update(severity=2, status=3)
     pv.update(severity=1, status=3)
     assert pv.acks == 1  # without ACKT, what is unacknowledged follows the alarm down
+    # Acknowledgements written to the PV directly, as the server takes them.
+    assert pv.write(DBRValue(DBRType.PUT_ACKT, [1])) == EventMask.ALARM and pv.ackt
+    assert pv.write(DBRValue(DBRType.PUT_ACKS, [2])) == EventMask.ALARM and pv.acks == 0
+    with pytest.raises(ConversionError, match="DBR_CLASS_NAME cannot be written"):
+        pv.write(DBRValue(DBRType.CLASS_NAME, ["ai"]))
 
 
 def test_an_acknowledgement_posts_an_alarm_update() -> None:
