@@ -10,7 +10,9 @@ The file::
     type = "double"                  # double float long short char enum string
                                      # (default: from the value)
     value = 21.5                     # a scalar, or a list for an array (default: 0, empty
-                                     # text, the first state; an array of zeros)
+                                     # text, the first state; an array of zeros);
+                                     # [] for an array: no elements yet, as a waveform
+                                     # never written
     count = 1                        # elements (default: as many as the value has)
     units = "degC"                   # numbers only
     precision = 2                    # float and double only
@@ -215,7 +217,8 @@ def define(
     count = _integer(count, "count", fail, lowest=1)
     if len(values) > count:
         raise fail("value", f"{len(values)} values for {count} elements")
-    if not values:  # 0, empty text or the first state; an array of zeros
+    empty = value == [] and count > 1  # (an array with no elements yet, as RSRV's)
+    if not values and not empty:  # 0, empty text or the first state; an array of zeros
         values = [_ZERO.get(data_type, 0)] * count
     limits: dict[str, float] = {}
     beyond = Beyond.CLIP

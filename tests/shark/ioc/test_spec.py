@@ -78,6 +78,12 @@ def test_defaults_without_a_value() -> None:
     assert define("A", type="enum", enum=["x", "y"]).value == [0]
 
 
+def test_an_empty_list_is_an_array_with_no_elements_yet() -> None:
+    # as a waveform never written: what a client reading it gets (0 elements)
+    assert define("A", type="short", count=5, value=[]).value == []
+    assert define("A", type="short", value=[]).value == [0]  # (a scalar has its value)
+
+
 def _error(text: str, tmp_path: Path) -> str:
     path = tmp_path / "ioc.toml"
     path.write_text(text)

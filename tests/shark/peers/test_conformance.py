@@ -103,9 +103,6 @@ type = "short"
 count = 5
 value = []
 """
-#: Checks that need ``aval`` to have no elements yet: ``shark serve`` fills an array
-#: declared without values with zeros.
-NEEDS_EMPTY_ARRAY = {"array_get_zero_old_client", "array_monitor_dynamic"}
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +141,7 @@ def _writes_last(name: str) -> tuple[bool, str]:
     return name in _WRITES, name
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(reason="an array declared empty is zeros",
-                                               strict=False))
-    if name in NEEDS_EMPTY_ARRAY else name for name in conformance.SUITE])
+@pytest.mark.parametrize("name", list(conformance.SUITE))
 def test_shark_serve_behaves(shark_serve: dict[str, str], name: str) -> None:
     assert shark_serve[name] == "ok"
 
