@@ -33,7 +33,7 @@ import pyarrow as pa
 __all__ = ["DEFAULT_BUDGET", "BatchStore"]
 
 #: Bytes of batches kept in memory before the oldest go to disk.
-DEFAULT_BUDGET = 64 << 20
+DEFAULT_BUDGET = 32 << 20
 #: Batches read back from disk kept at hand (the screen reads a few, many times).
 _CACHED = 8
 
