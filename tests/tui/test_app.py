@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from builders import ROOT, capture, pcap_bytes
+from builders import ROOT, capture, corpus_params, pcap_bytes
 
 import shark
 from shark.analysis.filters import compile_filter
 from shark.capture.files import read_frames
 from shark.cli import main as shark_main
+from shark.output.text import Clock as TextClock
 
 pytest.importorskip("textual")
 
@@ -513,3 +514,20 @@ def test_positions_kept_by_entry_number() -> None:
     assert (positions.get(1), positions.get(2)) == (None, 9)
     assert [list(c) for c in positions.all()] == [[9], [12, 20]]
     assert positions.first_from(0) == 2
+
+
+@pytest.mark.parametrize("path", corpus_params())
+def test_the_log_is_shark_read_on_every_capture(path: Path) -> None:
+    """The log's rows (read back from disk: a tiny budget) are shark read's records, in
+    order, their times as its text lines write them."""
+    model = Model(budget=50_000)
+    source = FileSource(model, path)
+    source.run()
+    assert source.error is None
+    expected = records(path)
+    rows = model.log_rows()
+    assert [(r.frame, r.command_name, r.pv, r.src) for r in rows] == [
+        key(r) for r in expected]
+    clock, text = Clock(model.first_time), TextClock("relative")
+    text.start = model.first_time
+    assert [clock.ns(r.time) for r in rows] == [text(r.time).strip() for r in expected]
