@@ -20,6 +20,11 @@ load for ``--seconds`` each:
 ``--capture FILE`` measures the same two consumers on a capture file played at full
 speed instead: the pipeline's capacity when the CPU is all its own.
 
+``--load FILE`` times the TUI (headless) loading a capture file whole, as a person
+opening it would wait: the first rows on screen, every row reachable (the source done,
+the log holding them all, Home on frame 1), the error filter over all of them, peak
+RSS, the spill to disk; against ``shark export -t messages`` of the same file.
+
 At the end of each run the IOC is stopped, so that the clients read every byte sent
 before counting; the report gives, per consumer, the subscription updates sent (as the
 clients received them), those decoded, the kernel's drops, and the rates.
