@@ -516,7 +516,7 @@ class SharkApp(App[None]):
             self._pause()
         log = self.log_table
         rows = log.rows
-        position = self.model.find(record.frame, record.command_name)
+        position = self.model.find(record)
         number = (rows.number_of(position) if isinstance(rows, LogRows)
                   and position is not None else None)
         if number is None:

@@ -677,16 +677,23 @@ class Model:
             return position + int(np.flatnonzero(values >= value)[0])
         return None
 
-    def find(self, frame: int, command: str) -> int | None:
-        """The position of the first row held of frame ``frame`` with ``command`` (what
-        a record of a pane names the log's row by), None if none."""
+    def find(self, record: Record) -> int | None:
+        """The position of the row held that ``record`` (of a pane) was made into: the
+        first of its frame with its command and PV, else with its command; None if
+        none."""
+        command, pv = record.command_name, record.pv
         for position, batch in self.store.batches():
             frames = batch.column("frame").to_numpy()
-            if not len(frames) or frames.min() > frame or frames.max() < frame:
+            if not len(frames) or frames.min() > record.frame or frames.max() < record.frame:
                 continue
-            for index in np.flatnonzero(frames == frame).tolist():
+            found = None
+            for index in np.flatnonzero(frames == record.frame).tolist():
                 if batch.column("command")[index].as_py() == command:
-                    return position + index
+                    if batch.column("pv")[index].as_py() == pv:
+                        return position + index
+                    found = position + index if found is None else found
+            if found is not None:
+                return found
         return None
 
     def is_problem_row(self, position: int) -> bool:
