@@ -355,6 +355,8 @@ def load(path: Path, budget: int | None) -> int:
             out["home_s"] = round(time.monotonic() - started - out["loaded_s"], 2)
             before = time.monotonic()
             app._apply_filter("error")
+            while app.filtering:  # (on a thread, the screen going on)
+                await pilot.pause(0.02)
             out["filter_error_s"] = round(time.monotonic() - before, 2)
             out["filter_error_rows"] = len(app.model.log_rows())
             store = model.store

@@ -61,6 +61,8 @@ DETAILS_REFRESH = 0.5
 #: packets), the screen is redrawn only every BUSY_DIVIDER-th tick.
 BUSY = 0.9
 BUSY_DIVIDER = 3
+#: Rows beyond which the log is filtered again on a thread, the screen going on.
+BACKGROUND_ROWS = 500_000
 
 W = TypeVar("W", bound=Widget)
 
@@ -137,6 +139,10 @@ class SharkApp(App[None]):
         self.follow_pv: str | None = None
         self.paused = False
         self._filter: Filter | None = None
+        #: Filters asked for, and applied (the log is filtered again on a thread when it
+        #: holds many rows): the latest asked for wins.
+        self._filtering = 0
+        self._filtered = 0
         self._initial_filter = filter_text
         self._shown: LogRow | Record | None = None
         self._pane_version = -1
@@ -282,6 +288,8 @@ class SharkApp(App[None]):
         parts.append((f"errors {model.error_count:,}", "red" if model.error_count else ""))
         if self.filter_text:
             parts.append((f"filter: {self.filter_text}", "bold cyan"))
+        if self.filtering:
+            parts.append((f"filtering {len(model.store):,} rows ...", "bold cyan"))
         if self.follow_pv is not None:
             parts.append((f"PV: {self.follow_pv}", "bold magenta"))
         self._main("#status", StatusBar).show(parts)
@@ -469,13 +477,38 @@ class SharkApp(App[None]):
         return keep
 
     def _update_view(self) -> None:
-        """The filter or the followed PV changed: filter the log again."""
-        log = self.log_table
-        row = log.cursor_row
-        self.model.set_filter(self._row_filter())
+        """The filter or the followed PV changed: filter the log again, on a thread
+        when there are many rows (the screen goes on meanwhile, saying so)."""
+        row = self.log_table.cursor_row
+        position = row.position if isinstance(row, LogRow) else None
+        row_filter = self._row_filter()
+        self._filtering += 1
+        generation = self._filtering
+        if row_filter is None or len(self.model.store) < BACKGROUND_ROWS:
+            self.model.set_filter(row_filter)
+            self._view_changed(generation, position)
+            return
+
+        def work() -> None:
+            if self.model.set_filter(row_filter, lambda: generation == self._filtering):
+                self.call_from_thread(self._view_changed, generation, position)
+
+        self.run_worker(work, thread=True, group="filter")
+        self._status()
+
+    @property
+    def filtering(self) -> bool:
+        """Whether the log is being filtered again (on a thread)."""
+        return self._filtered != self._filtering
+
+    def _view_changed(self, generation: int, position: int | None) -> None:
+        """The log's rows were filtered again: show them (the cursor, paused, on the
+        row at store ``position`` or the next shown)."""
+        if generation != self._filtering:
+            return
+        self._filtered = generation
         if self.paused:
-            self._set_log_rows(self.model.log_rows(),
-                               row.position if isinstance(row, LogRow) else None)
+            self._set_log_rows(self.model.log_rows(), position)
         else:
             self.refresh_view()
 

@@ -622,18 +622,35 @@ class Model:
 
     # -- the reader's side (screen) -----------------------------------------------------
 
-    def set_filter(self, row_filter: RowFilter | None) -> None:
+    def set_filter(self, row_filter: RowFilter | None,
+                   current: Callable[[], bool] = lambda: True) -> bool:
         """Show only the rows ``row_filter`` keeps (None: all): every row held is
-        filtered again, a batch at a time, under the lock."""
+        filtered again, a batch at a time. The rows held when it starts are filtered
+        without the lock (batches never change: the decoder and the screen go on), those
+        that came meanwhile under it, and the result is installed then, unless
+        ``current()`` says it is no longer wanted (a newer filter came): False then."""
+        if row_filter is None:
+            with self.lock:
+                if not current():
+                    return False
+                self.row_filter = self.view = None
+                return True
         with self.lock:
-            self.row_filter = row_filter
-            if row_filter is None:
-                self.view = None
-                return
-            view = Positions()
-            for position, batch in self.store.batches():
+            end = self.store.end
+        view = Positions()
+        for position, batch in self.store.batches(0, end):
+            view.append(np.flatnonzero(row_filter(batch)) + position)
+            if not current():
+                return False
+        with self.lock:
+            if not current():
+                return False
+            for position, batch in self.store.batches(end):
                 view.append(np.flatnonzero(row_filter(batch)) + position)
-            self.view = view
+            if self.store.start:  # (a live capture's window moved on meanwhile)
+                view.trim(self.store.start)
+            self.row_filter, self.view = row_filter, view
+        return True
 
     def log_rows(self) -> LogRows:
         """The rows the log shows now (all, or the filter's), as a sequence that keeps

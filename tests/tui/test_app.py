@@ -531,3 +531,30 @@ def test_the_log_is_shark_read_on_every_capture(path: Path) -> None:
     clock, text = Clock(model.first_time), TextClock("relative")
     text.start = model.first_time
     assert [clock.ns(r.time) for r in rows] == [text(r.time).strip() for r in expected]
+
+
+def test_a_long_log_is_filtered_on_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past BACKGROUND_ROWS the log is filtered again on a thread, the screen going on;
+    the latest filter asked for is the one shown."""
+    monkeypatch.setattr("tui.app.BACKGROUND_ROWS", 0)
+    expected = records(BASIC)
+    wave = [key(r) for r in expected if r.pv == "DEMO:BASIC:WAVE"]
+
+    async def settled(app: SharkApp, pilot: Any) -> None:
+        deadline = time.monotonic() + 10
+        while app.filtering and time.monotonic() < deadline:
+            await pilot.pause(0.02)
+        assert not app.filtering
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await type_filter(app, pilot, "command=VERSION")
+        await type_filter(app, pilot, "pv=DEMO:BASIC:WAVE")  # asked for before the first is done
+        await settled(app, pilot)
+        assert [key(r) for r in shown(app)] == wave
+        await pilot.press("home")
+        await type_filter(app, pilot, "")  # paused: the cursor stays on its row
+        await settled(app, pilot)
+        assert key(app.log_table.cursor_row) == wave[0]
+        assert len(shown(app)) == len(expected)
+
+    drive(BASIC, script)
