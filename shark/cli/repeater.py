@@ -98,9 +98,9 @@ def _counts(repeater: Repeater, told: Stats, every: float) -> Stats:
     now = Stats(**vars(repeater.stats))
     if now.datagrams > told.datagrams:
         logging.getLogger("shark.peers.repeater").info(
-            "forwarded %d beacons (%d datagrams) in %g s to %d clients",
-            now.beacons - told.beacons, now.datagrams - told.datagrams, every,
-            len(repeater.core.clients))
+            "in the last %g s: %d beacons in %d datagrams, %d copies sent to %d clients",
+            every, now.beacons - told.beacons, now.datagrams - told.datagrams,
+            now.sent - told.sent, len(repeater.core.clients))
     return now
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,7 +15,10 @@ import sys
 import time
 
 import hypothesis.strategies as st
+import peers
+import pyepics_sessions
 import pytest
+import repeater_peers
 from hypothesis import given, settings
 
 from decoder import messages as m
@@ -325,4 +329,87 @@ def test_the_command_says_where_it_listens_logs_and_sums_up_at_the_end():
         "0 clients gone, 0 not CA",
         f"client {LOOPBACK}:{port}: 1 beacons in 1 datagrams"]
     assert f"client {LOOPBACK}:{port} registered (1 clients)" in err
-    assert "forwarded 1 beacons (1 datagrams) in 0.2 s to 1 clients" in err
+    assert "in the last 0.2 s: 1 beacons in 1 datagrams, 1 copies sent to 1 clients" in err
+
+
+# --------------------------------------------------- libca through it, an IOC restarted
+
+
+@pytest.fixture(scope="module")
+def restart(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The scenario of :mod:`repeater_peers`: shark's repeater on 5065, a softioc, a
+    pyepics client monitoring a counter; the softioc killed and started again."""
+    reason = peers.peers_missing()
+    if reason:
+        pytest.skip(reason)
+    if peers.namespace_command() is None:
+        pytest.skip("needs a private network namespace (root and unshare) of its own: "
+                    "the repeater must own port 5065 there, as on a real host")
+    result, done = pyepics_sessions.run_session(
+        repeater_peers.SCRIPT, tmp_path_factory.mktemp("repeater"), client_timeout=45,
+        timeout=90)
+    assert result is not None, done
+    assert not result["errors"], (result["errors"], done["stderr"])
+    return result
+
+
+def lines(result: dict, name: str) -> list[str]:
+    return [line for _, line in result[name]["lines"]]
+
+
+def client_ports(result: dict) -> set[int]:
+    return set(result["udp_ports"][str(result["pids"]["client"])])
+
+
+def test_shark_s_repeater_alone_holds_the_repeater_port(restart: dict):
+    assert restart["ports"] == [5064, 5065]
+    assert 5065 not in restart["taken_before"]
+    holders = [pid for pid, ports in restart["udp_ports"].items() if 5065 in ports]
+    assert holders == [str(restart["pids"]["repeater"])]
+    assert lines(restart, "repeater")[0] == "CA repeater on 0.0.0.0:5065"
+    assert restart["strays_stopped"] == []  # libca started no caRepeater of its own
+    assert restart["repeater"]["returncode"] == 0
+
+
+def test_libca_registers_with_it_and_takes_its_confirm(restart: dict):
+    registered = [re.search(r"client 127\.0\.0\.1:(\d+) registered \(", line)
+                  for line in lines(restart, "repeater")]
+    ports = {int(match[1]) for match in registered if match}
+    assert client_ports(restart) & ports
+    # libca's own account: confirmed, so it stopped registering.
+    assert any(re.match(r"repeater subscribe timer: attempts=\d+ registered=1", line)
+               for line in lines(restart, "client"))
+
+
+def test_the_client_reconnects_after_the_ioc_restarts_and_its_monitor_resumes(restart: dict):
+    client = restart["client"]["lines"]
+    changes = [(t, line.split()[1]) for t, line in client if line.startswith("conn ")]
+    assert [state for _, state in changes] == ["1", "0", "1"]
+    down, back = changes[1][0], changes[2][0]
+    assert down < restart["events"]["restarted"] < restart["events"]["ioc_ready"] < back
+    values = [(t, float(line.split()[1])) for t, line in client if line.startswith("value ")]
+    before = [v for t, v in values if t < down]
+    after = [v for t, v in values if t > back]
+    assert len(before) >= 2 and len(after) >= 2
+    assert after[0] < before[-1]  # a new IOC's counter, counting up again
+    assert after == sorted(after)
+
+
+def test_the_repeater_forwarded_the_beacons_and_libca_saw_them(restart: dict):
+    repeater = lines(restart, "repeater")
+    summary = [line for line in repeater if line.startswith("forwarded ")]
+    assert len(summary) == 1 and summary[0].endswith(", 0 not CA")
+    per_client = {int(match[1]): int(match[2]) for line in repeater
+                  if (match := re.match(r"client 127\.0\.0\.1:(\d+): (\d+) beacons", line))}
+    (port,) = client_ports(restart) & set(per_client)
+    assert per_client[port] >= 3
+    # Beacons of the restarted IOC went through after it was back.
+    restarted = restart["events"]["restarted"]
+    assert any(t > restarted and "(1 beacons) forwarded to" in line
+               for t, line in restart["repeater"]["lines"])
+    # libca estimated the server's beacon period: it had beacons, and only the
+    # repeater could have given them (nothing else sends to its UDP port).
+    periods = [float(match[1]) for line in lines(restart, "client")
+               if (match := re.search(r"CA beacon hash entry .* period (?:estimate )?"
+                                      r"([\d.]+)", line))]
+    assert periods and all(0 < period < 5 for period in periods)
