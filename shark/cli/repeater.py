@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -57,31 +58,29 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    _log_to_stderr(logging.DEBUG if args.verbose else logging.INFO)
+    logger = logging.getLogger("shark.peers.repeater")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         repeater = Repeater(args.host, args.port)
         asyncio.run(_serve(repeater, args.every))
     except RepeaterError as exc:
         print(f"shark repeater: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        logger.removeHandler(handler)
     _summary(repeater)
     return 0
-
-
-def _log_to_stderr(level: int) -> None:
-    logger = logging.getLogger("shark.peers.repeater")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
 
 
 async def _serve(repeater: Repeater, every: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        with contextlib.suppress(NotImplementedError):  # not on Windows: Ctrl-C still ends it
+            loop.add_signal_handler(signum, stop.set)
     async with repeater:
         host, port = repeater.address
         print(f"CA repeater on {host}:{port}", flush=True)

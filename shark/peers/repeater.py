@@ -59,8 +59,9 @@ log = logging.getLogger(__name__)
 
 #: An IPv4 socket address, as asyncio gives and takes them.
 Address = tuple[str, int]
-#: How many clients the repeater keeps; a host has a few dozen CA clients, rarely more.
-MAX_CLIENTS = 4096
+#: How many clients the repeater keeps: a host has a few dozen CA clients, rarely more,
+#: and each newcomer has every client checked (a bind each).
+MAX_CLIENTS = 1024
 #: How many source hosts' first undecodable datagram are logged (the rest only counted).
 MAX_TOLD_HOSTS = 256
 _REGISTER = int(Command.REPEATER_REGISTER).to_bytes(2, "big")
