@@ -505,6 +505,19 @@ class Server(Service):
             events |= EventMask.VALUE | EventMask.LOG | EventMask.ALARM
         self._post(pv, events)
 
+    # -- what a subclass may watch ----------------------------------------------------
+
+    def opened(self, peer: Any) -> None:
+        """A client's circuit is open (``peer``: its address). Nothing by default."""
+
+    def closed(self, peer: Any) -> None:
+        """A client's circuit is closed. Nothing by default."""
+
+    def requested(self, peer: Any, request: m.Message, pv: PV | None) -> None:
+        """A request the circuit of ``peer`` accepted, before it is answered (``pv``:
+        the PV of its channel, None for one not connected yet). Nothing by default: a
+        replay moves its timeline here."""
+
     # -- inside --------------------------------------------------------------------
 
     def _new_sid(self) -> int:
@@ -547,10 +560,12 @@ class Server(Service):
         task = asyncio.current_task()
         assert task is not None
         self._circuits[circuit] = task
+        self.opened(circuit.peer)
         try:
             await circuit.run()
         finally:
             del self._circuits[circuit]
+            self.closed(circuit.peer)
 
     async def _beacon_loop(self) -> None:
         assert self._udp is not None and self.beacon_address is not None
@@ -709,7 +724,9 @@ class _ServerCircuit:
             self._refuse(request, self._status_of_breach(request), str(error))
             return
         try:
-            handler(request, self._pv(attribution.channel))
+            pv = self._pv(attribution.channel)
+            self.server.requested(self.peer, request, pv)
+            handler(request, pv)
         except DecodeError as error:
             self._refuse(request, ECA.ECA_INTERNAL, str(error))
 
