@@ -6,38 +6,123 @@ clients were told, the metadata its GR/CTRL replies carried (defaults otherwise:
 :attr:`Recording.notes` says which), and the values of its timeline. A GR/CTRL read
 of a type the capture shows a reply of gets that reply's metadata as it was (an IOC
 gives integer types limits of their own); any other is converted from the reply that
-tells it best (:func:`shark.replay.recording._merge_metadata`: NaN limits stay NaN). The timeline is
-played on the replay clock (``speed`` times the capture's): a read gets the last
-value captured before the replay time (the first one, before that), and monitor
-updates are posted when the capture shows them, so a subscriber gets the captured
-sequence at the captured pace. Writes are accepted as the server engine accepts
-them and hold until the timeline next changes the PV (a captured read of the same
-value is no change).
+tells it best (:func:`shark.replay.recording._merge_metadata`: NaN limits stay NaN).
+
+The timeline: each PV holds a position on the capture's clock, which runs ``speed``
+times as fast as captured (from :meth:`ReplayServer.play`, over and over with
+``loop``), and the states the capture shows up to that position: monitor updates are
+posted when the capture shows them, so a subscriber gets the captured sequence at
+the captured pace. A client's request that matches one the capture shows (the same
+kind, PV and DBR type: the next such request of the capture on that circuit) moves
+its PV to the moment that request was answered, forwards (posting each change in
+between) or backwards (a client that comes late, or a second time): a read gets
+what the captured read got, a subscription starts where the captured one did, a
+write leaves the PV as the captured write did (and fails if the captured one did),
+whatever the pace of either side. A circuit acts out one captured client: the first
+one not yet acted out whose first request is the circuit's (all of them again once
+each has been), so that clients captured one after the other are matched in turn.
+Why: a capture replayed against its own replay must give its own answers, or a user
+cannot tell the tool's timing from a server's behaviour. A write of another value
+than captured holds until the timeline next changes the PV (no request moves it
+back before that), and so does a PV some client subscribes to (its updates go
+forwards, as an IOC's do); requests the capture does not show move nothing.
+
+Each client connecting and each of its requests are logged (``shark.replay.serve``:
+INFO and DEBUG), so that a user sees what a client asked for and where it put the
+timeline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from decoder import ECA, EventMask
+from decoder import messages as m
+from decoder.dbr import dbr_name
+from decoder.status import eca_name
+from shark.peers.convert import ConversionError
 from shark.peers.server import DEFAULT_BEACON_ADDRESS, PV, Server
-from shark.replay.recording import UPDATE, RecordedPV, RecordedServer, Recording, State
+from shark.replay.recording import (
+    CANCEL,
+    CLEAR,
+    CREATE,
+    READ_OP,
+    SUBSCRIBE,
+    UPDATE,
+    WRITE_NOTIFY,
+    WRITE_OP,
+    Operation,
+    RecordedClient,
+    RecordedPV,
+    RecordedServer,
+    Recording,
+    State,
+    short,
+)
 
 __all__ = ["ReplayPV", "ReplayServer", "serve"]
+
+log = logging.getLogger(__name__)
+
+#: A request as the capture's operations are matched by: kind, PV, DBR type.
+Key = tuple[str, str, int | None]
+
+_KINDS: dict[type[m.Message], str] = {
+    m.CreateChanRequest: CREATE, m.ReadNotifyRequest: READ_OP, m.ReadRequest: READ_OP,
+    m.WriteRequest: WRITE_OP, m.WriteNotifyRequest: WRITE_NOTIFY,
+    m.EventAddRequest: SUBSCRIBE, m.EventCancelRequest: CANCEL, m.ClearChannelRequest: CLEAR,
+}
+_TYPED = frozenset({READ_OP, WRITE_OP, WRITE_NOTIFY, SUBSCRIBE, CANCEL})
+
+
+@dataclass
+class _Track:
+    """One PV's place on the capture's clock: the state applied (``index``), and the
+    capture time ``anchor`` it was at when the loop's clock read ``wall`` (None: the
+    clock is not running)."""
+
+    name: str
+    states: list[State]
+    #: Indices of the states that change something (:func:`_changes`), in order.
+    events: list[int]
+    times: list[float] = field(init=False)
+    index: int = 0
+    anchor: float = 0.0
+    wall: float | None = None
+    #: A client wrote what the capture does not show: held until the timeline changes it.
+    written: bool = False
+    timer: asyncio.TimerHandle | None = None
+
+    def __post_init__(self) -> None:
+        self.times = [state.time for state in self.states]
+
+    def at(self, capture_time: float) -> int:
+        """The index of the state the capture shows at ``capture_time``."""
+        return max(0, bisect_right(self.times, capture_time) - 1)
+
+    def next_event(self) -> int | None:
+        position = bisect_right(self.events, self.index)
+        return self.events[position] if position < len(self.events) else None
 
 
 class ReplayServer:
     """One captured server, served on ``host``:``port`` (0: any free port), its
     timeline played ``speed`` times as fast as captured, over and over with ``loop``.
-    ``duration`` is the length of one pass (the capture's, by default)."""
+    ``duration`` is the length of one pass (the capture's, by default); ``clients``
+    are the captured clients of this server, whose requests a replaying client's are
+    matched with."""
 
     def __init__(
         self,
         recorded: RecordedServer,
         *,
+        clients: Sequence[RecordedClient] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         speed: float = 1.0,
@@ -50,15 +135,33 @@ class ReplayServer:
         self.recorded = recorded
         self.speed = speed
         self.loop = loop
-        self.duration = duration
         timelines = {pv.name: pv.states() for pv in recorded.pvs.values()}
         #: The states of each PV served (those with a value captured), in time order.
         self.timelines = {name: states for name, states in timelines.items() if states}
-        self.server = Server(
-            [_pv(recorded.pvs[name], states[0]) for name, states in self.timelines.items()],
+        #: The length of one pass of the timeline, in capture seconds.
+        self.duration = max([duration, *(s[-1].time for s in self.timelines.values())])
+        self.tracks = {name: _Track(name, states, _changes(states))
+                       for name, states in self.timelines.items()}
+        self.server = _Engine(
+            self, [_pv(recorded.pvs[name], states[0]) for name, states in self.timelines.items()],
             host=host, port=port, beacon_address=beacon_address)
-        self._player: asyncio.Task | None = None
-        #: Set when a pass of the timeline has been played to its end.
+        #: The captured clients with requests, and each one's by kind, PV and type.
+        self.clients = [client for client in clients if client.operations]
+        self.scripts: list[dict[Key, list[Operation]]] = []
+        for client in self.clients:
+            script: dict[Key, list[Operation]] = {}
+            for op in client.operations:
+                script.setdefault(_op_key(op), []).append(op)
+            self.scripts.append(script)
+        #: Per circuit (by peer address): the captured client it acts out, and how
+        #: many of its requests of each key it has made.
+        self._cursors: dict[Any, tuple[int, dict[Key, int]] | None] = {}
+        #: The captured clients acted out in this pass.
+        self._taken: set[int] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._playing = False
+        self._unplayed = set(self.tracks)
+        #: Set when every PV's timeline has been played to its end (once).
         self.played = asyncio.Event()
 
     async def __aenter__(self) -> ReplayServer:
@@ -70,56 +173,252 @@ class ReplayServer:
 
     async def start(self, play: bool = True) -> None:
         """Serve; with ``play`` (the default), start the timeline at once too."""
+        self._loop = asyncio.get_running_loop()
         await self.server.start()
         if play:
             self.play()
 
     def play(self) -> None:
-        """Start the timeline (once): a caller may first let its clients connect."""
-        if self._player is None:
-            self._player = asyncio.create_task(self._play())
+        """Start the timeline's clock (once): a caller may first let its clients connect.
+        A PV a request has already moved goes on from there."""
+        if self._playing or self._loop is None:
+            return
+        self._playing = True
+        now = self._loop.time()
+        for track in self.tracks.values():
+            track.wall = now
+            self._schedule(track)
+        self._check_played()
 
     async def stop(self) -> None:
-        if self._player is not None:
-            self._player.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._player
+        for track in self.tracks.values():
+            if track.timer is not None:
+                track.timer.cancel()
         await self.server.stop()
 
-    async def _play(self) -> None:
-        """Apply each change at its time on the replay clock, pass after pass; a pass
-        after the first starts from the first states again."""
-        events = sorted(((state.time, name, state) for name, states in self.timelines.items()
-                         for state in _changes(states)), key=lambda event: event[0])
-        end = max([self.duration, *(when for when, _, _ in events)])
-        loop = asyncio.get_running_loop()
-        while True:
-            start = loop.time()
-            if self.played.is_set():
-                for name, states in self.timelines.items():
-                    self._apply(name, states[0])
-            for when, name, state in events:
-                await asyncio.sleep(max(0.0, start + when / self.speed - loop.time()))
-                self._apply(name, state)
-            self.played.set()
-            if not self.loop or end <= 0:
-                return
-            await asyncio.sleep(max(0.0, start + end / self.speed - loop.time()))
+    # -- the clock ---------------------------------------------------------------------
 
-    def _apply(self, name: str, state: State) -> None:
-        if name not in self.server.pvs:  # removed through the API
+    def _position(self, track: _Track, now: float) -> float:
+        if track.wall is None:
+            return track.anchor
+        return track.anchor + (now - track.wall) * self.speed
+
+    def _schedule(self, track: _Track) -> None:
+        """Wake when the track's next change is due (or its pass ends, with ``loop``)."""
+        if track.timer is not None:
+            track.timer.cancel()
+            track.timer = None
+        if track.wall is None or self._loop is None:
             return
-        self.server.set(name, state.values, status=state.status, severity=state.severity,
-                        stamp=state.stamp, force=state.kind == UPDATE)
+        following = track.next_event()
+        if following is not None:
+            due = track.times[following]
+        elif self.loop and self.duration > 0:
+            due = self.duration
+        else:
+            self._unplayed.discard(track.name)
+            return
+        when = track.wall + (due - track.anchor) / self.speed
+        track.timer = self._loop.call_at(when, self._tick, track, due)
+
+    def _tick(self, track: _Track, due: float) -> None:
+        assert self._loop is not None
+        track.timer = None
+        now = self._loop.time()
+        position = max(self._position(track, now), due)
+        self._forward(track, track.at(position))
+        if self.loop and self.duration > 0 and position >= self.duration:
+            self._unplayed.discard(track.name)
+            # A new pass: the capture's first state again, then on from there.
+            track.anchor -= self.duration
+            track.index = 0
+            self._apply(track, force=False)
+            self._forward(track, track.at(self._position(track, now)))
+        self._schedule(track)
+        self._check_played()
+
+    def _check_played(self) -> None:
+        if not self._unplayed:
+            self.played.set()
+
+    def _forward(self, track: _Track, target: int) -> None:
+        """Apply each change up to state ``target``, in order."""
+        for index in track.events[bisect_right(track.events, track.index):]:
+            if index > target:
+                break
+            track.index = index
+            track.written = False
+            self._apply(track, force=track.states[index].kind == UPDATE)
+        track.index = max(track.index, target)
+
+    def _seek(self, track: _Track, capture_time: float) -> str:
+        """Move the PV to the state the capture shows at ``capture_time``, and its clock
+        on from there; what was done, in words."""
+        target = track.at(capture_time)
+        if target >= track.index:
+            self._forward(track, target)
+            moved = "forwards"
+        elif track.written:
+            moved = "not back (holds a client's write)"
+        elif self.server.watched(track.name):
+            moved = "not back (subscribed to: its updates go forwards)"
+        else:
+            track.index = target
+            self._apply(track, force=False)
+            moved = "back"
+        track.anchor = capture_time
+        if self._playing and self._loop is not None:
+            track.wall = self._loop.time()
+        self._schedule(track)
+        return moved
+
+    def _apply(self, track: _Track, force: bool) -> None:
+        if track.name not in self.server.pvs:  # removed through the API
+            return
+        state = track.states[track.index]
+        self.server.set(track.name, state.values, status=state.status,
+                        severity=state.severity, stamp=state.stamp, force=force)
+
+    # -- the clients ---------------------------------------------------------------------
+
+    def _opened(self, peer: Any) -> None:
+        self._cursors[peer] = None
+        log.info("%s: client %s connected", self.recorded.address, _peer(peer))
+
+    def _closed(self, peer: Any) -> None:
+        cursor = self._cursors.pop(peer, None)
+        made = 0 if cursor is None else sum(cursor[1].values())
+        log.info("%s: client %s disconnected (%d requests as captured)",
+                 self.recorded.address, _peer(peer), made)
+
+    def _cast(self, peer: Any, key: Key) -> tuple[int, dict[Key, int]] | None:
+        """The captured client the circuit of ``peer`` acts out, chosen at its first
+        request the capture shows: the first one not yet acted out that began with it,
+        else that made it at all."""
+        cursor = self._cursors.get(peer)
+        if cursor is not None:
+            return cursor
+        if len(self._taken) >= len(self.clients):
+            self._taken.clear()  # each has been acted out: a new pass
+        free = [i for i in range(len(self.clients)) if i not in self._taken]
+        first = [i for i in free if _op_key(self.clients[i].operations[0]) == key]
+        chosen = (first or [i for i in free if key in self.scripts[i]] or [None])[0]
+        if chosen is None:
+            return None
+        self._taken.add(chosen)
+        cursor = self._cursors[peer] = chosen, {}
+        client = self.clients[chosen]
+        log.info("%s: client %s acts as the captured %s (circuit %d)", self.recorded.address,
+                 _peer(peer), client.address, client.circuit)
+        return cursor
+
+    def _requested(self, peer: Any, request: m.Message, pv: PV | None) -> None:
+        """Match a request with the capture's, and move its PV to where that one was."""
+        kind = _KINDS.get(type(request))
+        name = request.name if isinstance(request, m.CreateChanRequest) else (
+            pv.name if pv is not None else None)
+        if kind is None or name is None:
+            return
+        key: Key = (kind, name, request.data_type if kind in _TYPED else None)
+        what = _describe(key, request) if log.isEnabledFor(logging.DEBUG) else ""
+        if isinstance(pv, ReplayPV):
+            pv.script = None  # set again below for a write the capture shows
+        cast = self._cast(peer, key)
+        track = self.tracks.get(name)
+        ops = [] if cast is None else self.scripts[cast[0]].get(key, [])
+        taken = 0 if cast is None else cast[1].get(key, 0)
+        if taken >= len(ops) or track is None or cast is None:
+            log.debug("%s: %s: %s (not in the capture)", self.recorded.address,
+                      _peer(peer), what)
+            return
+        cast[1][key] = taken + 1
+        op = ops[taken]
+        when = _answered_at(op)
+        moved = self._seek(track, when)
+        if kind in (WRITE_OP, WRITE_NOTIFY):
+            if isinstance(pv, ReplayPV):
+                pv.script = op
+            if not _same_write(op, request):
+                track.written = True
+                moved += "; another value than captured: held"
+        log.debug("%s: %s: %s (as captured at %.3f s: %s)", self.recorded.address,
+                  _peer(peer), what, when, moved)
 
 
-def _changes(states: list[State]) -> list[State]:
-    """The states that change something: a value or alarm other than the one before,
-    or a monitor update (posted again even when the same). A read that finds what
-    was there before is no event, and must not undo a replay client's write."""
-    return [after for before, after in pairwise(states)
-            if after.kind == UPDATE or (after.values, after.status, after.severity)
-            != (before.values, before.status, before.severity)]
+class _Engine(Server):
+    """The CA server of a replay, telling it of each circuit and request."""
+
+    def __init__(self, replay: ReplayServer, pvs: Sequence[PV], **options: Any) -> None:
+        super().__init__(pvs, **options)
+        self.replay = replay
+
+    def opened(self, peer: Any) -> None:
+        self.replay._opened(peer)
+
+    def closed(self, peer: Any) -> None:
+        self.replay._closed(peer)
+
+    def requested(self, peer: Any, request: m.Message, pv: PV | None) -> None:
+        self.replay._requested(peer, request, pv)
+
+    def watched(self, name: str) -> bool:
+        """Some client subscribes to ``name``."""
+        return bool(self._watches.get(name))
+
+
+def _op_key(op: Operation) -> Key:
+    return (op.kind, op.pv, op.data_type if op.kind in _TYPED else None)
+
+
+def _answered_at(op: Operation) -> float:
+    """When the server answered ``op`` (for a write with no answer, when it was sent):
+    the PV's state then is what the answer shows."""
+    return op.answer.time if op.answer is not None else op.time
+
+
+def _same_write(op: Operation, request: m.Message) -> bool:
+    if op.data is None:
+        return False
+    try:
+        values = request.data.values  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a payload that does not decode: the server refuses it
+        return False
+    return _items(values) == _items(op.data.values)
+
+
+def _items(values: Any) -> list[Any]:
+    return [v.item() if hasattr(v, "item") else v for v in values]
+
+
+def _describe(key: Key, request: m.Message) -> str:
+    kind, name, data_type = key
+    text = f"{kind} {name}"
+    if data_type is not None:
+        text += f" {dbr_name(data_type)}"
+    if kind in (WRITE_OP, WRITE_NOTIFY):
+        try:
+            text += f" {short(request.data.values)}"  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - said by the server's refusal
+            text += " (undecodable)"
+    return text
+
+
+def _peer(peer: Any) -> str:
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
+
+
+def _changes(states: list[State]) -> list[int]:
+    """The indices of the states that change something: a value or alarm other than
+    the one before, or a monitor update of a new processing (another timestamp: posted
+    again even when the same value). A read that finds what was there before is no
+    event, and must not undo a replay client's write; nor is the same update seen by
+    another subscription."""
+    def state(s: State) -> tuple[Any, ...]:
+        return s.values, s.status, s.severity
+
+    return [index for index, (before, after) in enumerate(pairwise(states), 1)
+            if state(after) != state(before)
+            or (after.kind == UPDATE and after.stamp != before.stamp)]
 
 
 class ReplayPV(PV):
@@ -132,10 +431,27 @@ class ReplayPV(PV):
         self.captured = {int(data_type): dict(fields)
                          for data_type, fields in (captured or {}).items()}
 
+        #: The captured write the next write acts out (set as it is matched).
+        self.script: Operation | None = None
+
     def metadata_for(self, data_type: int) -> dict[str, Any]:
         metadata = self.metadata()
         metadata.update(self.captured.get(data_type, {}))
         return metadata
+
+    def write(self, data: Any) -> EventMask:
+        """A write the capture shows fails as the captured one did (ECA_PUTFAIL), and
+        one it shows taken is taken even when its values mean nothing here (an enum
+        state's name, with no enum strings captured): the timeline holds the result."""
+        script, self.script = self.script, None
+        if script is None:
+            return super().write(data)
+        if script.answer is not None and script.answer.status != ECA.ECA_NORMAL:
+            raise ConversionError(f"the captured write failed ({eca_name(script.answer.status)})")
+        try:
+            return super().write(data)
+        except ConversionError:
+            return EventMask.NONE
 
 
 def _pv(recorded: RecordedPV, first: State) -> PV:
@@ -158,5 +474,6 @@ def serve(recording: Recording, ports: Sequence[int] = (), *, host: str = "127.0
                 if any(pv.servable for pv in server.pvs.values())]
     return [ReplayServer(server, host=host, port=ports[i] if i < len(ports) else 0,
                          speed=speed, loop=loop, duration=recording.duration,
-                         beacon_address=beacon_address)
+                         beacon_address=beacon_address,
+                         clients=[c for c in recording.clients if c.server == server.address])
             for i, server in enumerate(recorded)]
