@@ -117,6 +117,15 @@ class RecordedPV:
                     "limits 0 or NaN, no enum strings)")
         return ""
 
+    def changes_on_its_own(self) -> bool:
+        """The capture shows the PV change with no write before the change: a counter, a
+        scanned input. What a client reads of such a PV depends on when it reads, so a
+        replay's verdicts tell those differences apart from others."""
+        return any(before.kind != WRITE and after.kind != WRITE
+                   and (before.values, before.status, before.severity)
+                   != (after.values, after.status, after.severity)
+                   for before, after in pairwise(self.states()))
+
     def states(self) -> list[State]:
         """The timeline as the PV's successive states in its native type.
 

@@ -4,9 +4,14 @@ Each captured client circuit gets a :class:`shark.peers.client.Client` of its ow
 searches for its channels at the addresses given and so maps the captured ids (CID,
 SID, IOID, subscription id) onto fresh ones. Its operations are issued in the
 captured order at the captured pace (``speed`` times faster; 0: each as soon as the
-previous one is answered), each answer timed, and a subscription's updates collected
-until its captured cancel (or the end of its circuit). Then every answer is compared
-with the captured one (:mod:`shark.replay.compare`).
+previous one is answered, and a client the capture shows beginning after another
+ended waits for it), each answer timed, and a subscription's updates collected
+until its captured cancel (or the end of its circuit). A subscription is not cancelled
+before it has as many updates as captured, or has lasted as long as it did in the
+capture (``speed`` times faster; at 0, as long): at ``--speed 0`` a subscription
+cancelled as soon as its first update came would say nothing of the others. Then every
+answer is compared with the captured one (:mod:`shark.replay.compare`), the values of
+a PV the capture shows changing on its own as differences of timing.
 
 The engine sends what libca would for the same intent, which is not always the
 captured bytes: a captured READ is re-issued as READ_NOTIFY, and a circuit's
@@ -20,6 +25,7 @@ shared by the replaying clients, for the caller to report once per cause.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +33,7 @@ from typing import Any
 from decoder import ECA, EventMask
 from shark.peers.client import CAError, Client, ClientSubscription, ServerError
 from shark.peers.misbehaviour import Misbehaviours
-from shark.replay.compare import Difference, differences
+from shark.replay.compare import EXACT, Difference, Tolerance, Verdict, differences, verdict
 from shark.replay.recording import (
     CANCEL,
     CLEAR,
@@ -60,30 +66,57 @@ class Outcome:
     differences: list[Difference] = field(default_factory=list)
 
     @property
+    def verdict(self) -> Verdict:
+        """DIFFERENT for a field that differs for real, or an answer missing that the
+        capture has; TIMING when only what depends on timing differs."""
+        if self.error and self.operation.answer is not None:
+            return Verdict.DIFFERENT
+        return verdict(self.differences)
+
+    @property
     def differs(self) -> bool:
-        """Something differs: a field of the answer, or an answer missing that the
-        capture has."""
-        return bool(self.differences) or (bool(self.error) and self.operation.answer is not None)
+        """Something differs for real (not only in timing)."""
+        return self.verdict is Verdict.DIFFERENT
 
 
 async def replay_clients(recording: Recording, addresses: Sequence[tuple[str, int]], *,
                          speed: float = 1.0, timeout: float = 2.0,
-                         latency_slack: float = 0.1,
+                         latency_slack: float = 0.1, tolerance: Tolerance = EXACT,
+                         strict: bool = False,
                          misbehaviour: Misbehaviours | None = None) -> list[Outcome]:
     """Replay every captured client against the server searched for at ``addresses``
     (concurrently, as captured); the outcomes client by client, in captured order.
-    The server's misbehaviour is noted in ``misbehaviour`` (if given)."""
+    Numbers within ``tolerance`` are the same; with ``strict``, differences of timing
+    count as real ones. The server's misbehaviour is noted in ``misbehaviour`` (if
+    given)."""
     clients = [client for client in recording.clients if client.operations]
     if not clients:
         return []
     origin = min(client.operations[0].time for client in clients)
     clock = _Clock(origin, speed)
-    done = await asyncio.gather(*(
-        _Replay(client, clock, addresses, timeout, misbehaviour).run() for client in clients))
+    ended = {id(client): asyncio.Event() for client in clients}
+
+    async def replay(client: RecordedClient) -> list[Outcome]:
+        # At speed 0, a client the capture shows beginning after others ended waits for
+        # them: a write of one must come before the read of the next, as captured.
+        if speed == 0:
+            for before in clients:
+                if before.end < client.operations[0].time:
+                    await ended[id(before)].wait()
+        try:
+            return await _Replay(client, clock, addresses, timeout, misbehaviour).run()
+        finally:
+            ended[id(client)].set()
+
+    done = await asyncio.gather(*(replay(client) for client in clients))
     outcomes = [outcome for replayed in done for outcome in replayed]
+    changing = {(server.address, pv.name) for server in recording.servers.values()
+                for pv in server.pvs.values() if pv.servable and pv.changes_on_its_own()}
     for outcome in outcomes:
-        outcome.differences = differences(outcome.operation, outcome.answer,
-                                          outcome.updates, latency_slack)
+        outcome.differences = differences(
+            outcome.operation, outcome.answer, outcome.updates, latency_slack,
+            changing=(outcome.client.server, outcome.operation.pv) in changing,
+            tolerance=tolerance, strict=strict)
     return outcomes
 
 
@@ -127,6 +160,9 @@ class _Replay:
         self.creates: dict[str, tuple[asyncio.Task, Outcome]] = {}
         #: The replayed subscriptions, by their subscribe operation.
         self.subscriptions: dict[int, ClientSubscription] = {}
+        #: Their outcomes, when they were sent, and an event set once they have as
+        #: many updates as captured.
+        self.collected: dict[int, tuple[Outcome, float, asyncio.Event]] = {}
         self.issuers: dict[str, Callable[[Client, Operation, Outcome, float], Any]] = {
             CREATE: self._create, READ_OP: self._read, WRITE_OP: self._write,
             WRITE_NOTIFY: self._write, SUBSCRIBE: self._subscribe, CANCEL: self._cancel,
@@ -148,7 +184,19 @@ class _Replay:
                     await self._issue(client, op, outcome)
             await asyncio.gather(*(task for task, _ in self.creates.values()))
             await self.clock.until(self.recorded.end)  # updates until the circuit ended
+            for key in list(self.collected):
+                await self._settle(key, self.recorded.end)
         return outcomes
+
+    async def _settle(self, key: int, until: float) -> None:
+        """Wait until the subscription ``key`` has as many updates as captured, or has
+        lasted as long as captured (to the capture time ``until``)."""
+        outcome, sent, enough = self.collected.pop(key)
+        span = max(0.0, until - outcome.operation.time)
+        left = sent + span / (self.clock.speed or 1.0) - self.clock.now()
+        if left > 0 and not enough.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(enough.wait(), left)
 
     async def _connected(self, name: str, outcome: Outcome) -> bool:
         """Wait for the channel's create, if one was replayed; False if it failed."""
@@ -199,13 +247,16 @@ class _Replay:
     async def _subscribe(self, client: Client, op: Operation, outcome: Outcome,
                          sent: float) -> None:
         """Subscribe, and wait for the first update: it answers the request."""
-        first = asyncio.Event()
+        first, enough = asyncio.Event(), asyncio.Event()
+        self.collected[id(op)] = outcome, sent, enough
 
         def collect(value: Any) -> None:
             now = self.clock.now()
             update = Answer(now, None if outcome.updates else now - sent, data=value)
             outcome.updates.append(update)
             first.set()
+            if len(outcome.updates) >= len(op.updates):
+                enough.set()
 
         self.subscriptions[id(op)] = client.subscribe(
             op.pv, op.data_type, count=op.count, callback=collect,
@@ -219,11 +270,18 @@ class _Replay:
         if sub is None:  # a capture may show a client cancelling twice
             outcome.error = "already cancelled"
             return
+        if id(op.subscription) in self.collected:
+            await self._settle(id(op.subscription), op.time)
+            sent = self.clock.now()  # the cancel is sent now
         await sub.cancel(self.timeout)
         self._answer(outcome, sent)
 
     async def _clear(self, client: Client, op: Operation, outcome: Outcome,
                      sent: float) -> None:
+        for key, (subscribed, _, _) in list(self.collected.items()):
+            if subscribed.operation.pv == op.pv:
+                await self._settle(key, op.time)
+                sent = self.clock.now()
         await client.clear(op.pv)
         self._answer(outcome, sent)
         self.creates.pop(op.pv, None)

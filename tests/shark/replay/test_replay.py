@@ -33,7 +33,7 @@ from decoder import ECA, AccessRights, EventMask
 from decoder.dbr import DBRType, DBRValue
 from shark.peers.client import Client
 from shark.replay import Answer, RecordedServer, load, replay_clients, serve
-from shark.replay.compare import differences
+from shark.replay.compare import Tolerance, Verdict, differences, verdict
 
 MONITORS = OWN_CAPTURES / "softioc_pyepics_monitors.pcap"
 LOOPBACK = peers.LOOPBACK
@@ -221,14 +221,30 @@ def test_what_differs() -> None:
     assert [str(d) for d in differences(read, slow, [], latency_slack=0.1)] == [
         "status: ECA_NORMAL -> ECA_GETFAIL", "type: DBR_CTRL_DOUBLE -> DBR_CTRL_LONG",
         "count: 1 -> 2", "value: 85.5 -> [85, 1] (2)", "units: 'degC' -> 'K'",
-        f"latency: {captured.latency * 1e3:.1f} ms -> {(captured.latency + 0.5) * 1e3:.1f} ms"]
+        f"latency: {captured.latency * 1e3:.1f} ms -> {(captured.latency + 0.5) * 1e3:.1f} ms"
+        " (timing)"]
     subscribe = next(op for op in client.operations if op.kind == "subscribe")
     updates = [Answer(0, 0.001, data=u.data) for u in subscribe.updates]
     updates[3] = Answer(0, None, data=DBRValue(DBRType.TIME_DOUBLE, [0.0], status=3,
                                                severity=2))
     assert [str(d) for d in differences(subscribe, updates[0], updates[:-1], 0.1)] == [
-        "updates: 11 -> 10", "update 4 value: 24.0 -> 0.0", "update 4 severity: 0 -> 2",
-        "update 4 status: 0 -> 3"]
+        "updates: 11 -> 10 (timing)", "update 4 value: 24.0 -> 0.0",
+        "update 4 severity: 0 -> 2", "update 4 status: 0 -> 3"]
+    # A PV the capture shows changing on its own: its values and alarms depend on timing.
+    found = differences(subscribe, updates[0], updates[:-1], 0.1, changing=True)
+    assert [str(d) for d in found] == [
+        "updates: 11 -> 10 (timing)", "update 4 value: 24.0 -> 0.0 (timing)",
+        "update 4 severity: 0 -> 2 (timing)", "update 4 status: 0 -> 3 (timing)"]
+    assert verdict(found) is Verdict.TIMING
+    strict = differences(subscribe, updates[0], updates[:-1], 0.1, changing=True, strict=True)
+    assert not any(d.timing for d in strict) and verdict(strict) is Verdict.DIFFERENT
+    # Numbers within a tolerance are the same.
+    near = Answer(0, captured.latency, data=DBRValue(
+        DBRType.CTRL_DOUBLE, [85.5 + 1e-3], **captured.data.metadata()))
+    assert [d.what for d in differences(read, near, [], 0.1)] == ["value"]
+    assert differences(read, near, [], 0.1, tolerance=Tolerance(absolute=0.01)) == []
+    assert differences(read, near, [], 0.1, tolerance=Tolerance(relative=1e-4)) == []
+    assert differences(read, near, [], 0.1, tolerance=Tolerance(relative=1e-6)) != []
     created = next(op for op in client.operations if op.kind == "create")
     other = Answer(0, 0.001, native_type=DBRType.LONG, native_count=3,
                    access=AccessRights.READ)
