@@ -201,7 +201,8 @@ class RepeaterCore:
         self.stats.registrations += 1
         confirm = m.RepeaterConfirmResponse(repeater_address=_ipv4(host))
         outcome.sends.append((confirm.to_bytes(), source))
-        # The others hear a no-op, as from caRepeater (for which it kept sockets in use).
+        # The others hear a no-op, as from caRepeater (whose failed sends find clients
+        # that left while no beacons flow; here the bind test does, but clients expect it).
         outcome.sends.extend((NOOP, other.address) for other in self._clients.values()
                              if other.address != source)
 
