@@ -202,7 +202,7 @@ class RepeaterCore:
         confirm = m.RepeaterConfirmResponse(repeater_address=_ipv4(host))
         outcome.sends.append((confirm.to_bytes(), source))
         # The others hear a no-op, as from caRepeater (whose failed sends find clients
-        # that left while no beacons flow; here the bind test does, but clients expect it).
+        # that left while no beacons flow; here the bind test does: kept to behave alike).
         outcome.sends.extend((NOOP, other.address) for other in self._clients.values()
                              if other.address != source)
 
