@@ -23,6 +23,12 @@ connection once it is lost.
 
 It is built for debugging and tests, not speed: every operation takes a
 timeout and raises :class:`TimeoutError` past it.
+
+Two hooks let a tool show what happens: ``tap`` is called with a :class:`WireEvent`
+for every datagram and TCP segment the client sends or receives, and for each circuit
+opened and closed, with the addresses and the time (``shark get --wire`` prints and saves
+them); ``on_connection`` is called with a channel and True or False each time it connects
+or loses its connection.
 """
 
 from __future__ import annotations
@@ -33,8 +39,11 @@ import getpass
 import itertools
 import logging
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from decoder import (
@@ -59,7 +68,8 @@ from shark.peers.convert import from_python
 from shark.peers.misbehaviour import Kind, Misbehaviours
 from shark.peers.service import Service
 
-__all__ = ["CAError", "Client", "ClientChannel", "ClientSubscription", "ServerError"]
+__all__ = ["CAError", "Client", "ClientChannel", "ClientSubscription", "ServerError",
+           "WireEvent", "WireKind"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +79,29 @@ _READ_CHUNK = 1 << 16
 _MAX_SEARCH_DATAGRAM = 1400
 _FIRST_SEARCH_INTERVAL = 0.03
 _END = object()
+
+
+class WireKind(Enum):
+    """What a :class:`WireEvent` is: bytes that went or came, or a circuit's ends."""
+
+    DATA = "data"
+    OPEN = "open"
+    CLOSE = "close"
+
+
+@dataclass(frozen=True, slots=True)
+class WireEvent:
+    """One thing the client did on the network, as the tap sees it: a datagram or the
+    bytes of one TCP send or receive (``transport`` "udp" or "tcp"), or a TCP circuit
+    opened or closed; from ``source`` to ``destination`` (for OPEN and CLOSE: from the
+    client to the server), at ``time`` (Unix seconds)."""
+
+    kind: WireKind
+    transport: str
+    source: tuple[str, int]
+    destination: tuple[str, int]
+    data: bytes
+    time: float
 
 
 class CAError(SharkError):
@@ -204,7 +237,8 @@ class Client(Service):
     After ``echo_interval`` seconds of silence a circuit is probed with ECHO,
     and dropped if another interval passes without a word from the server.
     ``misbehaviour`` is where what servers do wrong is noted (a new one by default;
-    several clients may share one).
+    several clients may share one). ``tap`` sees every :class:`WireEvent`;
+    ``on_connection(channel, connected)`` every connection and loss of one.
     """
 
     def __init__(
@@ -219,6 +253,8 @@ class Client(Service):
         client_name: str | None = None,
         host_name: str | None = None,
         misbehaviour: Misbehaviours | None = None,
+        tap: Callable[[WireEvent], Any] | None = None,
+        on_connection: Callable[[ClientChannel, bool], Any] | None = None,
     ) -> None:
         self.addresses = list(addresses)
         self.bind_host = bind_host
@@ -241,6 +277,8 @@ class Client(Service):
         self._failures: dict[Address, int] = {}
         self._retries: set[asyncio.TimerHandle] = set()
         self.misbehaviour = Misbehaviours(log) if misbehaviour is None else misbehaviour
+        self.tap = tap
+        self.on_connection = on_connection
 
     async def start(self) -> None:
         """Open the search socket; names asked for from now on are searched."""
@@ -402,9 +440,11 @@ class Client(Service):
                 current = current[:1]
             current.append(request)
         datagrams.append(b"".join(current))
+        local = self._udp.get_extra_info("sockname")
         for address in self.addresses:
             for datagram in datagrams:
                 self._udp.sendto(datagram, address)
+                self._tapped(WireKind.DATA, "udp", local, address, datagram)
 
     def _found(self, reply: m.SearchResponse, source: Address) -> None:
         channel = self._searching.pop(reply.cid, None)
@@ -429,7 +469,9 @@ class Client(Service):
         channels = [ch for ch in circuit.channels.values() if ch.error is None]
         for channel in channels:
             channel.circuit = None
-            channel._connected.clear()
+            if channel._connected.is_set():
+                channel._connected.clear()
+                self._connection(channel, False)
         if not channels:
             return
         if urgent:
@@ -449,12 +491,35 @@ class Client(Service):
         retry = asyncio.get_running_loop().call_later(delay, search_again)
         self._retries.add(retry)
 
+    def _tapped(self, kind: WireKind, transport: str, source: Any, destination: Any,
+                data: bytes = b"") -> None:
+        """Tell the tap (if any) of a WireEvent, now; the tap's own errors stay its own."""
+        if self.tap is None:
+            return
+        try:
+            self.tap(WireEvent(kind, transport, (source[0], source[1]),
+                               (destination[0], destination[1]), bytes(data), time.time()))
+        except Exception:
+            log.exception("the wire tap failed")
+
+    def _connection(self, channel: ClientChannel, connected: bool) -> None:
+        if self.on_connection is None:
+            return
+        try:
+            self.on_connection(channel, connected)
+        except Exception:
+            log.exception("the connection callback failed")
+
 
 class _SearchListener(asyncio.DatagramProtocol):
     def __init__(self, client: Client) -> None:
         self.client = client
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
+        client = self.client
+        if client.tap is not None and client._udp is not None:
+            client._tapped(WireKind.DATA, "udp", addr, client._udp.get_extra_info("sockname"),
+                           data)
         try:
             replies = split_datagram(data, Role.SERVER)
         except DecodeError as error:
@@ -488,6 +553,8 @@ class _ClientCircuit:
         self._last_heard = 0.0
         self._probing = False
         self._failed = False
+        #: The local (host, port) of the circuit once open (for the tap).
+        self.local: Address | None = None
         self.task = asyncio.create_task(self._run())
 
     def attach(self, channel: ClientChannel) -> None:
@@ -586,7 +653,10 @@ class _ClientCircuit:
         if self._writer.transport.is_closing():
             raise CAError(ECA.ECA_DISCONN, f"circuit to {self.address} lost")
         self.state.handle(message, Role.CLIENT)
-        self._writer.write(message.to_bytes())
+        data = message.to_bytes()
+        self._writer.write(data)
+        if self.client.tap is not None:
+            self.client._tapped(WireKind.DATA, "tcp", self.local, self.address, data)
 
     async def _drain(self) -> None:
         if self._writer is not None:
@@ -606,6 +676,9 @@ class _ClientCircuit:
             except (OSError, asyncio.TimeoutError) as error:
                 self._fail(Kind.UNREACHABLE, f"cannot connect: {_reason(error)}")
                 return
+            sockname = self._writer.get_extra_info("sockname")
+            self.local = (sockname[0], sockname[1])
+            self.client._tapped(WireKind.OPEN, "tcp", self.local, self.address)
             self._send(m.VersionRequest(priority=self.client.priority))
             self._send(m.HostNameRequest(name=self.client.host_name))
             self._send(m.ClientNameRequest(name=self.client.client_name))
@@ -641,6 +714,8 @@ class _ClientCircuit:
         loop = asyncio.get_running_loop()
         while data := await reader.read(_READ_CHUNK):
             self._last_heard, self._probing = loop.time(), False
+            if self.client.tap is not None:
+                self.client._tapped(WireKind.DATA, "tcp", self.address, self.local, data)
             for message in self.framer.feed(data):
                 self._dispatch(message)
 
@@ -668,6 +743,8 @@ class _ClientCircuit:
         # that broke the protocol or could not be reached waits for the back-off.
         urgent, self.ready = self.ready and not self._failed, False
         self.state.close()
+        if self.local is not None:
+            self.client._tapped(WireKind.CLOSE, "tcp", self.local, self.address)
         if self._writer is not None:
             self._writer.transport.abort()
         lost = CAError(ECA.ECA_DISCONN, f"circuit to {self.address} lost")
@@ -716,6 +793,7 @@ class _ClientCircuit:
             return
         self.client._failures.pop(self.address, None)  # the server works: no back-off
         channel._connected.set()
+        self.client._connection(channel, True)
         for sub in list(channel.subscriptions):
             try:
                 self.subscribe(sub)
@@ -751,6 +829,7 @@ class _ClientCircuit:
             channel._connected.set()
         else:
             channel._connected.clear()
+            self.client._connection(channel, False)
             self.client._search([channel], urgent=True)
 
     def _answer(self, ioid: int, status: int, result: Callable[[], Any]) -> None:
