@@ -41,6 +41,7 @@ from shark.extract.record import Record
 
 from . import rows as r
 from .details import details, row_details
+from .graphs import Graphs
 from .help import HelpScreen
 from .log import LogRow, LogRows
 from .model import ChannelRow, CircuitRow, ErrorRow, Model, RowFilter, ServerRow
@@ -65,6 +66,10 @@ BUSY_DIVIDER = 3
 BACKGROUND_ROWS = 500_000
 
 W = TypeVar("W", bound=Widget)
+
+
+#: The id of the pane of pictures (after the panes of tables).
+GRAPHS = "graphs"
 
 
 class FilterInput(Input):
@@ -125,6 +130,7 @@ class SharkApp(App[None]):
         Binding("l", "focus_log", "Log", show=False),
         *(Binding(str(n), f"pane('{pane}')", title, show=False)
           for n, (pane, title) in enumerate(PANES, 1)),
+        Binding(str(len(PANES) + 1), f"pane('{GRAPHS}')", "Graphs"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -174,6 +180,8 @@ class SharkApp(App[None]):
             for name, title in PANES:
                 with TabPane(title, id=name):
                     yield tables[name]
+            with TabPane("Graphs", id=GRAPHS):
+                yield Graphs()
         yield FilterInput(placeholder="filter: pv=GLOB command=NAME host=IP[:PORT] "
                                       "latency>10ms status=failed error, or/not/(...) "
                                       "(Enter applies, Esc cancels)", id="filter")
@@ -251,6 +259,10 @@ class SharkApp(App[None]):
         """Rebuild the rows of the pane shown (the others wait until shown)."""
         tabs = self._main("#tabs", TabbedContent)
         active = tabs.active or PANES[0][0]
+        if active == GRAPHS:
+            self._main("Graphs", Graphs).show(self.model, self._selection(),
+                                               self._selected_server())
+            return
         rows = self.panes.rows(active, self.follow_pv)
         self._main(f"#{active}-table", VirtualTable).set_rows(rows)
         for pane, title in self.panes.titles(active, rows).items():
@@ -567,7 +579,25 @@ class SharkApp(App[None]):
         self._main("#tabs", TabbedContent).active = pane
         self._pane_version = -1
         self.refresh_panes()
-        self._main(f"#{pane}-table", VirtualTable).focus()
+        if pane != GRAPHS:
+            self._main(f"#{pane}-table", VirtualTable).focus()
+
+    def _what(self) -> str:
+        """What is shown, for titles: "live", or the capture file's name."""
+        path = getattr(self.source, "path", None)
+        return "live" if path is None else Path(str(path)).name
+
+    def _selection(self) -> str | None:
+        """What the log is restricted to, in words (None: nothing)."""
+        parts = [self.filter_text] if self.filter_text else []
+        if self.follow_pv is not None:
+            parts.append(f"PV {self.follow_pv}")
+        return " and ".join(parts) or None
+
+    def _selected_server(self) -> str | None:
+        """The server under the Servers pane's cursor, if any."""
+        row = self._main("#servers-table", VirtualTable).cursor_row
+        return getattr(row, "address", None)
 
     def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
         self._pane_version = -1
@@ -580,7 +610,7 @@ class SharkApp(App[None]):
         self.log_table.focus()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self._what()))
 
     def action_export(self) -> None:
         """Write the log as shown (filter applied) to a Parquet file, off the UI thread."""

@@ -32,6 +32,9 @@ KEYS = [
     ("e / E", "next / previous error in the log"),
     ("Esc", "stop following the PV, then clear the filter"),
     ("1 2 3 4 5", "panes: channels, circuits, searches, servers, errors"),
+    ("6", "graphs: messages/s over time with errors marked, the latency histogram (of "
+          "the filter's or followed PV's rows when there are), the beacon periods of "
+          "the server picked in the servers pane (else the one with most anomalies)"),
     ("l", "back to the message log"),
     ("d", "hide / show the details pane (more room for the log)"),
     ("Enter", "in a pane: follow that PV (channels, searches), filter that circuit or "
@@ -56,17 +59,27 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "dismiss", "Close"),
     ]
 
+    def __init__(self, what: str = "live") -> None:
+        super().__init__()
+        #: What is shown: "live", or the capture file's name.
+        self.what = what
+
     def compose(self) -> ComposeResult:
         keys = Table.grid(padding=(0, 2))
         keys.add_column(style="bold cyan", justify="right", no_wrap=True)
         keys.add_column()
         for key, meaning in KEYS:
             keys.add_row(key, meaning)
-        note = Text("\nRed rows are problems: ERROR messages, failed statuses, gaps in the "
-                    "capture, undecodable bytes, anomalies of the circuit state. Server "
-                    "messages are cyan, UDP (searches, beacons) magenta.", style="dim")
+        note = Text("\nIn the log, red rows are problems: ERROR messages, failed statuses, "
+                    "gaps in the capture, undecodable bytes, anomalies of the circuit "
+                    "state; server messages are cyan, UDP (searches, beacons) magenta, "
+                    "circuit ends and lost bytes dim. In the channels pane, red is a "
+                    "channel whose circuit failed or was cut off (a capture that ends "
+                    "while circuits are open cuts them off), dim a cleared one, italic a "
+                    "subscription whose channel the capture never showed created. In the "
+                    "graphs, red marks are errors and beacon anomalies.", style="dim")
         with VerticalScroll():
-            yield Static(Text("shark — Channel Access, live\n", style="bold"))
+            yield Static(Text(f"shark — Channel Access, {self.what}\n", style="bold"))
             yield Static(keys)
             yield Static(note)
 

@@ -56,6 +56,7 @@ from shark.analysis.problems import (
     problem_mask,
     problems,
 )
+from shark.analysis.series import BeaconPeriods, Latencies, Rates
 from shark.extract.bulk import UpdateBatch
 from shark.extract.record import CLOSE, GAP, MESSAGE, OPEN, UPDATES, Record
 from shark.output.text import seconds_ns
@@ -352,6 +353,13 @@ class Model:
         #: What the log's filter keeps (None: every row), and the positions it kept.
         self.row_filter: RowFilter | None = None
         self.view: Positions | None = None
+        #: What the pictures show (:mod:`shark.analysis.series`), counted as batches come:
+        #: the whole capture's, and the filter's rows' (None without a filter).
+        self.rates = Rates()
+        self.latencies = Latencies()
+        self.beacon_periods = BeaconPeriods()
+        self.view_rates: Rates | None = None
+        self.view_latencies: Latencies | None = None
         #: By channel (or, for a subscription whose channel is unknown, subscription).
         self.channels: dict[Channel | Subscription, ChannelRow] = {}
         self.circuits: dict[int, CircuitRow] = {}
@@ -475,8 +483,13 @@ class Model:
         found = problem_mask(batch, self.judge.midstream)
         if found.any():
             self.problem_rows.append(np.flatnonzero(found) + position)
+        self.rates.add(batch, errors=found)
+        self.latencies.add(batch)
+        self.beacon_periods.add(batch)
         if self.view is not None and self.row_filter is not None:
-            self.view.append(np.flatnonzero(self.row_filter(batch)) + position)
+            kept = self.row_filter(batch)
+            self.view.append(np.flatnonzero(kept) + position)
+            _count_view(self.view_rates, self.view_latencies, batch, kept, found)
         if store.start:  # (a live capture's window moved on)
             self.problem_rows.trim(store.start)
             if self.view is not None:
@@ -634,23 +647,41 @@ class Model:
                 if not current():
                     return False
                 self.row_filter = self.view = None
+                self.view_rates = self.view_latencies = None
                 return True
         with self.lock:
             end = self.store.end
         view = Positions()
+        rates, latencies = Rates(), Latencies()
+
+        def count(position: int, batch: pa.RecordBatch, problem_rows: np.ndarray) -> None:
+            kept = row_filter(batch)
+            view.append(np.flatnonzero(kept) + position)
+            problems = np.zeros(batch.num_rows, dtype=bool)
+            low, high = np.searchsorted(problem_rows, [position, position + batch.num_rows])
+            problems[problem_rows[low:high] - position] = True
+            _count_view(rates, latencies, batch, kept, problems)
+
+        problem_rows = self._problem_positions()
         for position, batch in self.store.batches(0, end):
-            view.append(np.flatnonzero(row_filter(batch)) + position)
+            count(position, batch, problem_rows)
             if not current():
                 return False
         with self.lock:
             if not current():
                 return False
+            problem_rows = self._problem_positions()
             for position, batch in self.store.batches(end):
-                view.append(np.flatnonzero(row_filter(batch)) + position)
+                count(position, batch, problem_rows)
             if self.store.start:  # (a live capture's window moved on meanwhile)
                 view.trim(self.store.start)
             self.row_filter, self.view = row_filter, view
+            self.view_rates, self.view_latencies = rates, latencies
         return True
+
+    def _problem_positions(self) -> np.ndarray:
+        """The store positions of the rows with problems, in one sorted array."""
+        return np.concatenate([*self.problem_rows.all(), np.zeros(0, np.int64)])
 
     def log_rows(self) -> LogRows:
         """The rows the log shows now (all, or the filter's), as a sequence that keeps
@@ -722,6 +753,15 @@ class Model:
         if self.session is None:
             return []
         return search_rows(list(self.session.discovery.searches.values()))
+
+
+def _count_view(rates: Rates | None, latencies: Latencies | None, batch: pa.RecordBatch,
+                kept: np.ndarray, problems: np.ndarray) -> None:
+    """Count the rows of ``batch`` the filter ``kept`` in the filter's pictures."""
+    if rates is not None:
+        rates.add(batch, kept, errors=problems)
+    if latencies is not None:
+        latencies.add(batch, kept)
 
 
 def search_rows(searches: list[Search]) -> list[Search]:

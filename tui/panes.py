@@ -88,9 +88,10 @@ class Panes:
             "servers": f"Servers ({len(model.servers)})",
             "errors": f"Errors ({model.error_count})",
         }
-        if active == "searches":
-            unanswered = sum(1 for search in rows if not search.replies)
-            titles["searches"] = f"Searches ({unanswered} unanswered)"
+        # Unanswered searches are the pane's news: counted whichever pane is shown.
+        unanswered = sum(1 for search in searches.values() if not search.replies)
+        if unanswered:
+            titles["searches"] = f"Searches ({len(searches)}, {unanswered} unanswered)"
         return titles
 
 

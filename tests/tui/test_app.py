@@ -9,16 +9,15 @@ really did), not against the TUI's own model.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from builders import ROOT, capture, corpus_params, pcap_bytes
+from tui_pilot import drive, type_filter
 
 import shark
 from shark.analysis.filters import compile_filter
@@ -42,40 +41,6 @@ from tui.table import VirtualTable, fit  # noqa: E402
 from tui.textview import TextView  # noqa: E402
 
 BASIC = ROOT / "captures" / "softioc_pyepics_basic.pcap"
-Script = Callable[[SharkApp, Any], Awaitable[None]]
-
-
-def drive(path: Path, script: Script, ring_size: int = 100_000, model: Model | None = None,
-          **options: Any) -> SharkApp:
-    """Run the app on ``path`` until the file is decoded and shown, then ``script``."""
-
-    async def main() -> SharkApp:
-        nonlocal model
-        model = Model(ring_size) if model is None else model
-        app = SharkApp(model, FileSource(model, path), **options)
-        async with app.run_test(size=(200, 50)) as pilot:
-            deadline = time.monotonic() + 20
-            while not app.source.finished and time.monotonic() < deadline:
-                await pilot.pause(0.05)
-            assert app.source.finished and app.source.error is None
-            app.refresh_view()  # a redraw after the last batch, and of the pane shown
-            app.refresh_panes()
-            await pilot.pause()
-            await script(app, pilot)
-        return app
-
-    return asyncio.run(main())
-
-
-async def type_filter(app: SharkApp, pilot: Any, text: str) -> None:
-    """``/``, the filter, Enter (the text is set at once: typing long filters key by key
-    would only make the tests slow; test_filter_with_slash types one)."""
-    await pilot.press("slash")
-    field = app.focused
-    assert isinstance(field, FilterInput)
-    field.value = text
-    await pilot.press("enter")
-    await pilot.pause()
 
 
 def records(path: Path) -> list[shark.Record]:
@@ -193,6 +158,7 @@ def test_select_a_message_read_its_details_and_the_help() -> None:
         await pilot.press("question_mark")
         await pilot.pause(0.3)  # the redraw timer keeps running under the help screen
         assert isinstance(app.screen, HelpScreen)
+        assert app.screen.what == BASIC.name  # a file's help is titled with the file
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
