@@ -17,6 +17,7 @@ from decoder import AccessRights, DecodeError, Search, dbr
 from decoder import messages as m
 from decoder.describe import STATUS_AMONG_FIELDS
 from decoder.text import shown_text
+from shark.analysis.notes import note
 from shark.extract.record import Record
 from shark.output.text import format_value, micro, seconds_ns, subject
 
@@ -101,6 +102,9 @@ def log_info(row: LogRow) -> str:
     command = row.command
     if command in _ENDS:
         return f"({row.reason})"
+    named = note(command, row.transport, row.src, row.dst)
+    if named is not None:
+        return named
     if command in _LOST:
         return f"{row.size} bytes: {row.reason}"
     parts = []

@@ -87,3 +87,4 @@ def test_beacon_periods_of_the_server_with_anomalies() -> None:
         assert len(beacons.anomalies) == len(periods.series(worst).anomalies) > 0
 
     drive(path, script)
+
