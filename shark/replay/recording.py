@@ -133,12 +133,16 @@ class RecordedPV:
         type a timestamp. The rest is inferred: an alarm holds until the next one
         seen (and the first one seen holds from the start); a timestamp holds while
         the value does (backwards too, so that a plain read followed by a TIME read
-        of the same value shares its timestamp); a new value with no timestamp seen
+        of the same value shares its timestamp); a read of the first elements of an
+        array that shows what they were holds the rest; a new value with no timestamp seen
         gets the capture time of its packet. Samples whose values have no meaning in
         the native type (text that is no number) are left out.
         """
         states = [state for state in map(self._state, self.samples) if state is not None]
         for before, after in pairwise(states):  # forwards: what holds on
+            shown = len(after.values)
+            if shown < len(before.values) and after.values == before.values[:shown]:
+                after.values = before.values  # a read of the first elements only
             if after.status is None:
                 after.status, after.severity = before.status, before.severity
             if after.stamp is None and after.values == before.values:

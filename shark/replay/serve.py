@@ -21,6 +21,8 @@ write leaves the PV as the captured write did (and fails if the captured one did
 whatever the pace of either side. A circuit acts out one captured client: the first
 one not yet acted out whose first request is the circuit's (all of them again once
 each has been), so that clients captured one after the other are matched in turn.
+The writes of a captured client acted out are its circuit's to make: the clock waits
+at each until the circuit makes it (and a PV no client writes plays on).
 Why: a capture replayed against its own replay must give its own answers, or a user
 cannot tell the tool's timing from a server's behaviour. A write of another value
 than captured holds until the timeline next changes the PV (no request moves it
@@ -39,7 +41,6 @@ import logging
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 from decoder import ECA, EventMask
@@ -52,9 +53,11 @@ from shark.replay.recording import (
     CANCEL,
     CLEAR,
     CREATE,
+    INITIAL,
     READ_OP,
     SUBSCRIBE,
     UPDATE,
+    WRITE,
     WRITE_NOTIFY,
     WRITE_OP,
     Operation,
@@ -158,6 +161,17 @@ class ReplayServer:
         self._cursors: dict[Any, tuple[int, dict[Key, int]] | None] = {}
         #: The captured clients acted out in this pass.
         self._taken: set[int] = set()
+        #: Per PV, the captured writes (when sent, by which client, the operation):
+        #: the clock waits at those of a client acted out until its circuit writes.
+        self.barriers: dict[str, list[tuple[float, int, Operation]]] = {}
+        for index, client in enumerate(self.clients):
+            for op in client.operations:
+                if op.kind in (WRITE_OP, WRITE_NOTIFY):
+                    self.barriers.setdefault(op.pv, []).append((op.time, index, op))
+        for barriers in self.barriers.values():
+            barriers.sort(key=lambda barrier: barrier[0])
+        #: The captured writes made again in this pass (by id).
+        self._written: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._playing = False
         self._unplayed = set(self.tracks)
@@ -203,8 +217,19 @@ class ReplayServer:
             return track.anchor
         return track.anchor + (now - track.wall) * self.speed
 
+    def _barrier(self, track: _Track) -> float | None:
+        """When the next captured write of the PV was sent, if the client that sent it
+        is acted out and has not made it again yet: its change is the circuit's to make,
+        and the clock must not make it first (nor post the updates it caused)."""
+        now = track.times[track.index]
+        for when, client, op in self.barriers.get(track.name, ()):
+            if when >= now and client in self._taken and id(op) not in self._written:
+                return when
+        return None
+
     def _schedule(self, track: _Track) -> None:
-        """Wake when the track's next change is due (or its pass ends, with ``loop``)."""
+        """Wake when the track's next change is due (or its pass ends, with ``loop``),
+        unless a write a client is to make comes first."""
         if track.timer is not None:
             track.timer.cancel()
             track.timer = None
@@ -218,6 +243,9 @@ class ReplayServer:
         else:
             self._unplayed.discard(track.name)
             return
+        barrier = self._barrier(track)
+        if barrier is not None and due >= barrier:
+            return  # the circuit's write moves it on
         when = track.wall + (due - track.anchor) / self.speed
         track.timer = self._loop.call_at(when, self._tick, track, due)
 
@@ -226,6 +254,9 @@ class ReplayServer:
         track.timer = None
         now = self._loop.time()
         position = max(self._position(track, now), due)
+        barrier = self._barrier(track)
+        if barrier is not None:
+            position = min(position, barrier - 1e-9)
         self._forward(track, track.at(position))
         if self.loop and self.duration > 0 and position >= self.duration:
             self._unplayed.discard(track.name)
@@ -253,7 +284,11 @@ class ReplayServer:
 
     def _seek(self, track: _Track, capture_time: float) -> str:
         """Move the PV to the state the capture shows at ``capture_time``, and its clock
-        on from there; what was done, in words."""
+        on from there; what was done, in words. Not past a write a client acted out
+        has still to make: a client that does not make it does not see it made."""
+        barrier = self._barrier(track)
+        if barrier is not None:
+            capture_time = min(capture_time, barrier - 1e-9)
         target = track.at(capture_time)
         if target >= track.index:
             self._forward(track, target)
@@ -300,6 +335,7 @@ class ReplayServer:
             return cursor
         if len(self._taken) >= len(self.clients):
             self._taken.clear()  # each has been acted out: a new pass
+            self._written.clear()
         free = [i for i in range(len(self.clients)) if i not in self._taken]
         first = [i for i in free if _op_key(self.clients[i].operations[0]) == key]
         chosen = (first or [i for i in free if key in self.scripts[i]] or [None])[0]
@@ -334,6 +370,8 @@ class ReplayServer:
         cast[1][key] = taken + 1
         op = ops[taken]
         when = _answered_at(op)
+        if kind in (WRITE_OP, WRITE_NOTIFY):
+            self._written.add(id(op))
         moved = self._seek(track, when)
         if kind in (WRITE_OP, WRITE_NOTIFY):
             if isinstance(pv, ReplayPV):
@@ -409,16 +447,28 @@ def _peer(peer: Any) -> str:
 
 def _changes(states: list[State]) -> list[int]:
     """The indices of the states that change something: a value or alarm other than
-    the one before, or a monitor update of a new processing (another timestamp: posted
-    again even when the same value). A read that finds what was there before is no
-    event, and must not undo a replay client's write; nor is the same update seen by
-    another subscription."""
+    the one before, or a monitor update of a new processing (another timestamp, and
+    not the update a write just before caused: posted again even when the same
+    value). A read that finds what was there before is no event, and must not undo a
+    replay client's write; nor is the same update seen by another subscription, nor a
+    monitor's value older than the one before (a server that sent a subscription's
+    first value after the writes that followed it)."""
     def state(s: State) -> tuple[Any, ...]:
         return s.values, s.status, s.severity
 
-    return [index for index, (before, after) in enumerate(pairwise(states), 1)
-            if state(after) != state(before)
-            or (after.kind == UPDATE and after.stamp != before.stamp)]
+    def stale(before: State, after: State) -> bool:
+        return (after.kind in (UPDATE, INITIAL) and after.stamp is not None
+                and before.stamp is not None and after.stamp < before.stamp)
+
+    events, before = [], states[0]
+    for index, after in enumerate(states[1:], 1):
+        if stale(before, after):
+            continue
+        if state(after) != state(before) or (after.kind == UPDATE and before.kind != WRITE
+                                             and after.stamp != before.stamp):
+            events.append(index)
+        before = after
+    return events
 
 
 class ReplayPV(PV):

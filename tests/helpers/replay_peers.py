@@ -38,8 +38,9 @@ SCRIPT = Path(__file__).resolve()
 BASIC = OWN_CAPTURES / "softioc_pyepics_basic.pcap"
 LOOPBACK = peers.LOOPBACK
 
-#: softioc records whose values change only when a client writes: a capture of them
-#: replayed against a fresh IOC must give the same answers.
+#: softioc records whose values change only when a client writes (a capture of them
+#: replayed against a fresh IOC must give the same answers), and a counter that
+#: changes on its own (its values can only be the same in timing).
 RECORDS: list[dict[str, Any]] = [
     {"name": "RPL:TEMP", "type": "ai", "value": 21.5,
      "fields": {"EGU": "degC", "PREC": 1, "HOPR": 50, "LOPR": -10, "HIGH": 20, "HSV": "MINOR",
@@ -51,6 +52,8 @@ RECORDS: list[dict[str, Any]] = [
     {"name": "RPL:SETPOINT", "type": "ao", "value": 0.5, "fields": {"EGU": "mm", "PREC": 2}},
     {"name": "RPL:WAVE", "type": "waveform_out", "ftvl": "DOUBLE", "nelm": 5,
      "value": [1.0, 2.0, 3.0]},
+    {"name": "RPL:TICK", "type": "calc", "db": True,
+     "fields": {"SCAN": ".1 second", "CALC": "A+1", "INPA": "RPL:TICK"}},
 ]
 NAMES = [record["name"] for record in RECORDS]
 #: The deliberate change: another value and other units.
@@ -84,14 +87,19 @@ def _capture_client_main(params_path: str) -> int:
     updates: list[Any] = []
     sub = ca.create_subscription(chids["RPL:SETPOINT"], use_time=True,
                                  callback=lambda value=None, **_: updates.append(value))
+    ticks: list[Any] = []
+    tick = ca.create_subscription(chids["RPL:TICK"], use_time=True,
+                                  callback=lambda value=None, **_: ticks.append(value))
     time.sleep(0.2)
     for value in (1.25, 2.5):
         ca.put(chids["RPL:SETPOINT"], value, wait=True, timeout=5)
         time.sleep(0.2)
+    ca.clear_subscription(tick[2])
     ca.clear_subscription(sub[2])
     ca.put(chids["RPL:WAVE"], [4.0, 5.0], wait=True, timeout=5)
     seen["wave_after"] = ca.get(chids["RPL:WAVE"], timeout=5)
     seen["updates"] = updates
+    seen["ticks"] = ticks
     for chid in chids.values():
         ca.clear_channel(chid)
     ca.finalize_libca()
