@@ -241,6 +241,9 @@ def _metadata(value: DBRValue) -> dict[str, Any]:
 
 
 def _promote(native: int, form: str) -> int:
+    """The DBR type a form reads (pyepics reads a string's CTRL form as TIME)."""
+    if native == _STRING and form == "ctrl":
+        return int(DBRType.TIME_STRING)
     return native + {"time": 14, "ctrl": 28}.get(form, 0)
 
 
@@ -343,7 +346,14 @@ class PV:
             self._context.later(_positional(callback, read, write), pv=self)
         self.connected = True
         self._check_auto_monitor()
-        self._up.set()
+        if self._subscription is None:
+            self._up.set()
+        else:  # connected once the first value is in (or, failing that, a second later)
+            asyncio.get_running_loop().call_later(1.0, self._set_up, channel)
+
+    def _set_up(self, channel: ClientChannel) -> None:
+        if channel.connected:
+            self._up.set()
 
     def _disconnected(self) -> None:
         self.connected = False
@@ -367,6 +377,8 @@ class PV:
         """On the loop: a monitor update; user callbacks get a copy of the state."""
         meta = _metadata(value)
         self._args.update(meta)
+        # As libca's event: the count is the update's (an array's current length).
+        self._args.update(ftype=int(value.dbr_type), count=len(value.values))
         self._args["value"] = _unpack(value, self._args["nelm"])
         if "timestamp" not in meta:
             self._args["timestamp"] = time.time()
@@ -374,11 +386,15 @@ class PV:
         if self.verbose:
             _write(f"{self.pvname}: {self._args['char_value']} "
                    f"({fmt_time(self._args['timestamp'])})")
-        self._context.later(self.run_callbacks)
+        self._up.set()
+        # The callbacks there are now, with the state of now: the callback thread may
+        # run them later, but they are this update's.
+        self._context.later(_run, callbacks=list(self.callbacks.items()), state=dict(self._args),
+                            pv=self)
 
     def wait_for_connection(self, timeout: float | None = None) -> bool:
         """Wait until connected, at most ``timeout`` (default: the connection timeout)."""
-        if not self.connected:
+        if not self._up.is_set():
             self._up.wait(self.connection_timeout if timeout is None else timeout)
         return self.connected
 
@@ -847,6 +863,18 @@ class PV:
                     f"type={self._args['typefull']}, access={self._args['access']}>")
         return (f"<PV '{self.pvname}', count={self._args['count']}/{self._args['nelm']}, "
                 f"type={self._args['typefull']}, access={self._args['access']}>")
+
+
+def _run(callbacks: list[tuple[int, tuple[Callable[..., Any], dict]]], state: dict[str, Any],
+         pv: PV) -> None:
+    """On the callback thread: the callbacks of one update, as pyepics calls them."""
+    for index, (function, kwargs) in sorted(callbacks, key=lambda item: item[0]):
+        if index not in pv.callbacks:  # removed since
+            continue
+        try:
+            function(**{**state, **kwargs, "cb_info": (index, pv)})
+        except Exception:  # one user's callback must not keep the others from running
+            log.exception("shark.epics: callback %r of %s failed", function, pv.pvname)
 
 
 def _positional(callback: Callable[..., Any], *args: Any) -> Callable[..., Any]:

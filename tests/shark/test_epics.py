@@ -1,0 +1,82 @@
+"""``shark.epics``, pyepics' API on shark's client: its conversions, and one script run
+through pyepics and through it against one softioc, giving the same results (times
+aside; the script is ``tests/helpers/epics_compat.py``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+import epics_compat
+import numpy
+import peers
+import pytest
+
+from decoder.dbr import DBRType, DBRValue
+from shark import epics
+
+
+def test_addresses_come_from_the_environment() -> None:
+    assert epics.addresses_from_environment({}) == [("127.0.0.1", 5064)]
+    env = {"EPICS_CA_ADDR_LIST": "127.0.0.1 127.0.0.2:6000 bad:port",
+           "EPICS_CA_SERVER_PORT": "7064"}
+    assert epics.addresses_from_environment(env) == [("127.0.0.1", 7064), ("127.0.0.2", 6000)]
+
+
+@pytest.mark.parametrize(("dbr_type", "values", "nelm", "expected"), [
+    (DBRType.TIME_DOUBLE, numpy.array([1.5], ">f8"), 1, 1.5),
+    (DBRType.TIME_LONG, numpy.array([42], ">i4"), 1, 42),
+    (DBRType.TIME_STRING, ["hello"], 1, "hello"),
+    (DBRType.TIME_STRING, ["a", "b"], 2, ["a", "b"]),
+    (DBRType.TIME_ENUM, numpy.array([2], ">u2"), 1, 2),
+])
+def test_values_are_unpacked_as_pyepics_gives_them(dbr_type: DBRType, values: object,
+                                                   nelm: int, expected: object) -> None:
+    got = epics._unpack(DBRValue(dbr_type, values), nelm)
+    assert got == expected and type(got) is type(expected)
+
+
+def test_arrays_are_numpy_in_the_native_dtype() -> None:
+    got = epics._unpack(DBRValue(DBRType.SHORT, numpy.array([1, 2], ">i2")), 2)
+    assert got.dtype == numpy.int16 and got.tolist() == [1, 2]
+    chars = epics._unpack(DBRValue(DBRType.CHAR, numpy.array([97], "u1")), 32)
+    assert chars.dtype == numpy.uint8 and chars.tolist() == [97]
+    assert epics._unpack(DBRValue(DBRType.LONG, numpy.array([1, 2], ">i4")), 2,
+                         as_numpy=False) == [1, 2]
+
+
+def test_time_metadata_has_pyepics_names() -> None:
+    value = DBRValue(DBRType.TIME_DOUBLE, [1.0], status=3, severity=2, seconds=10,
+                     nanoseconds=123456789)
+    meta = epics._metadata(value)
+    assert meta == {"status": 3, "severity": 2, "posixseconds": 631152010,
+                    "nanoseconds": 123456789, "timestamp": 631152010 + 0.123456}
+
+
+def test_a_pv_nobody_serves_is_none_and_the_threads_are_daemons(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert epics.caget("SHARK:EPICS:NOBODY", connection_timeout=0.2) is None
+    assert "cannot connect to SHARK:EPICS:NOBODY" in capsys.readouterr().out
+    ours = [t for t in threading.enumerate() if t.name.startswith("shark.epics")]
+    assert len(ours) == 2 and all(t.daemon for t in ours)
+    epics._shutdown()
+    assert not any(t.is_alive() for t in ours)
+
+
+def test_one_script_through_pyepics_and_shark_epics(tmp_path) -> None:
+    reason = peers.peers_missing()
+    if reason:
+        pytest.skip(reason)
+    result = peers.run_scenario(
+        epics_compat.RECORDS, [sys.executable, epics_compat.__file__], tmp_path,
+        client_timeout=90)
+    assert result["ok"], json.dumps(
+        {k: result.get(k) for k in ("errors", "processes")}, indent=1)[-4000:]
+    ran = result["client_result"]
+    theirs, ours = ran["pyepics"], ran["shark"]
+    assert theirs.keys() == ours.keys()
+    differ = {label: {"pyepics": theirs[label], "shark": ours[label]}
+              for label in theirs if theirs[label] != ours[label]}
+    assert not differ, json.dumps(differ, indent=1)[-6000:]
+    assert len(theirs["camonitor"]) == 3  # the three puts, none after the clear
