@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -257,6 +260,12 @@ def test_cli_usage_and_dry_run(tmp_path: Path) -> None:
     assert cli("replay", str(BASIC), "--as-client")[0] == 2
     assert cli("replay", str(BASIC), "--as-server", "--to", "127.0.0.1:5064")[0] == 2
     assert cli("replay", str(BASIC), "--as-server", "--speed", "0")[0] == 2
+    assert cli("replay", str(BASIC), "--as-server", "--tolerance", "1")[0] == 2
+    assert cli("replay", str(BASIC), "--as-client", "--dry-run", "-v")[0] == 2
+    for wrong in ("x", "-1", "inf%"):
+        with pytest.raises(SystemExit) as exit_:
+            cli("replay", str(BASIC), "--as-client", "--dry-run", "--tolerance", wrong)
+        assert exit_.value.code == 2
     status, _, err = cli("replay", __file__, "--as-client", "--dry-run")
     assert status == 2 and "error" in err
     cut = tmp_path / "cut.pcap"
@@ -270,6 +279,38 @@ def test_cli_usage_and_dry_run(tmp_path: Path) -> None:
     assert lines[8].split() == ["+0.754", "s", "read", "DEMO:BASIC:TEMP", "DBR_DOUBLE[0]"]
     assert "write_notify DEMO:BASIC:WAVE DBR_DOUBLE[10] [1.0, 2.0, 3.0, 4.0, ...] (10)" in out
     assert "subscribe DEMO:BASIC:COUNTER DBR_TIME_DOUBLE[0] mask=VALUE|ALARM" in out
+
+
+def test_the_basic_capture_against_its_own_replay_server() -> None:
+    """Issue 17's check of the tool against itself: ``shark replay --as-server`` of the
+    basic capture, then ``--as-client`` of it at --speed 1 and, once the server's
+    timeline has run out (the client comes late), at --speed 0: no difference, not
+    even in timing (the write of 42 after the reads, the counter's 11 updates). The
+    server logs each client and each request it was asked for (-vv)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "shark", "replay", str(BASIC), "--as-server", "--port", "0",
+         "-vv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        found = re.search(r"searches on UDP port (\d+)", line)
+        assert found, line
+        to = f"{LOOPBACK}:{found.group(1)}"
+        reports = [cli("replay", str(BASIC), "--as-client", "--to", to, "--speed", speed)
+                   for speed in ("1", "0")]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=10)
+    for status, out, _ in reports:
+        assert status == 0, out
+        assert out.splitlines()[-1].endswith(": 31 same, 0 timing-dependent, 0 differ"), out
+    assert server.returncode == 0, err
+    assert len(re.findall(r"client 127\.0\.0\.1:\d+ connected", err)) == 2, err
+    assert err.count("acts as the captured 127.0.0.1:33700 (circuit 1)") == 2
+    assert "read DEMO:BASIC:MODE DBR_LONG (as captured at 2.46" in err
+    assert "write DEMO:BASIC:MODE DBR_LONG 42 (as captured at 2.49" in err
+    assert "subscribe DEMO:BASIC:COUNTER DBR_TIME_DOUBLE (as captured at 2.50" in err
+    assert err.count("disconnected (31 requests as captured)") == 2
 
 
 def test_as_client_without_a_server_is_a_connection_error() -> None:
