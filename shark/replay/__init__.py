@@ -6,10 +6,12 @@ its PVs and their timelines, per client its operations and their answers);
 :class:`ReplayServer` (made per captured server by :func:`serve`) is a stand-in IOC
 acting out a server's side, and :func:`replay_clients` re-issues the clients'
 requests to a live server and says, per operation, what differs from the captured
-answer (:class:`Outcome`, :class:`Difference`). ``shark replay`` is the command.
+answer (:class:`Outcome`, :class:`Difference`), and whether for real or only in
+timing (:class:`Verdict`; numbers within a :class:`Tolerance`). ``shark replay`` is
+the command.
 """
 
-from shark.replay.compare import Difference
+from shark.replay.compare import Difference, Tolerance, Verdict
 from shark.replay.recording import (
     Answer,
     Operation,
@@ -24,5 +26,6 @@ from shark.replay.serve import ReplayServer, serve
 
 __all__ = [
     "Answer", "Difference", "Operation", "Outcome", "RecordedClient", "RecordedPV",
-    "RecordedServer", "Recording", "ReplayServer", "load", "replay_clients", "serve",
+    "RecordedServer", "Recording", "ReplayServer", "Tolerance", "Verdict", "load",
+    "replay_clients", "serve",
 ]
