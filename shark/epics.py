@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
+import contextlib
 import copy
 import logging
-import os
-import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from math import log10
 from types import SimpleNamespace
 from typing import Any
@@ -45,8 +43,8 @@ import numpy
 
 from decoder import AccessRights
 from decoder.dbr import DBRType, DBRValue
-from decoder.protocol import SERVER_PORT
-from shark.peers.client import CAError, Client, ClientChannel, ClientSubscription, ServerError
+from shark.peers.background import Background
+from shark.peers.client import CAError, ClientChannel, ClientSubscription, ServerError
 
 __all__ = [
     "INVALID_ALARM", "MAJOR_ALARM", "MINOR_ALARM", "NO_ALARM", "PV", "caget", "caget_many",
@@ -79,109 +77,16 @@ _STATUSES = (
 # ------------------------------------------------------------------ the background loop
 
 
-def addresses_from_environment(environ: dict[str, str] | None = None) -> list[tuple[str, int]]:
-    """Where searches go: ``EPICS_CA_ADDR_LIST`` (default port ``EPICS_CA_SERVER_PORT``,
-    else 5064), or 127.0.0.1 when it names nothing."""
-    env = os.environ if environ is None else environ
-    try:
-        port = int(env.get("EPICS_CA_SERVER_PORT", "") or SERVER_PORT)
-    except ValueError:
-        port = SERVER_PORT
-    found = []
-    for word in env.get("EPICS_CA_ADDR_LIST", "").split():
-        host, _, text = word.partition(":")
-        try:
-            found.append((host, int(text) if text else port))
-        except ValueError:
-            log.warning("EPICS_CA_ADDR_LIST: %r is no address, left out", word)
-    return found or [("127.0.0.1", port)]
-
-
-class _Context:
-    """The loop thread, its client, and the thread user callbacks run on."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.callbacks: queue.SimpleQueue[tuple[Callable[..., Any], dict] | None] = \
-            queue.SimpleQueue()
-        self.loop_thread = threading.Thread(target=self.loop.run_forever, daemon=True,
-                                            name="shark.epics loop")
-        self.callback_thread = threading.Thread(target=self._run_callbacks, daemon=True,
-                                                name="shark.epics callbacks")
-        self.loop_thread.start()
-        self.callback_thread.start()
-        addresses = addresses_from_environment()
-        loopback = all(host.startswith("127.") or host == "localhost" for host, _ in addresses)
-        self.client = Client(addresses, bind_host="127.0.0.1" if loopback else "0.0.0.0",
-                             timeout=DEFAULT_CONNECTION_TIMEOUT)
-        self.call(self.client.start(), 10.0)
-
-    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def call(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
-        """Run ``coro`` on the loop and wait for its result (TimeoutError past
-        ``timeout``, the coroutine then cancelled)."""
-        if threading.current_thread() is self.loop_thread:
-            raise RuntimeError("shark.epics: a blocking call made on its own loop")
-        future = self.submit(coro)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError from None
-
-    def later(self, function: Callable[..., Any], **kwargs: Any) -> None:
-        """Have ``function(**kwargs)`` called on the callback thread."""
-        self.callbacks.put((function, kwargs))
-
-    async def _stop(self) -> None:
-        """On the loop: stop the client, then end what is left (the PVs' watches)."""
-        await self.client.stop()
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _run_callbacks(self) -> None:
-        while (item := self.callbacks.get()) is not None:
-            function, kwargs = item
-            try:
-                function(**kwargs)
-            except Exception:  # a user's callback must not end the thread
-                log.exception("shark.epics: callback %r failed", function)
-
-    def close(self) -> None:
-        with _suppress():
-            self.call(self._stop(), 3.0)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.loop_thread.join(2.0)
-        self.callbacks.put(None)
-        if threading.current_thread() is not self.callback_thread:
-            self.callback_thread.join(2.0)
-        if not self.loop_thread.is_alive():
-            self.loop.close()
-
-
-class _suppress:
-    """Swallow what goes wrong while closing: the interpreter is leaving."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, *_: object) -> bool:
-        return kind is not None and issubclass(kind, Exception)
-
-
 _lock = threading.Lock()
-_current: _Context | None = None
+_current: Background | None = None
 
 
-def _context() -> _Context:
+def _context() -> Background:
+    """The one client of the module, started at the first call."""
     global _current
     with _lock:
         if _current is None:
-            _current = _Context()
+            _current = Background("shark.epics", timeout=DEFAULT_CONNECTION_TIMEOUT)
             atexit.register(_shutdown)
         return _current
 
@@ -423,7 +328,7 @@ class PV:
     def _cancel_subscription(self) -> None:
         sub, self._subscription = self._subscription, None
         if sub is not None:
-            with _suppress():
+            with contextlib.suppress(Exception):
                 self._context.call(sub.cancel(1.0), 2.0)
 
     def disconnect(self, deepclean: bool = True) -> None:

@@ -5,6 +5,7 @@ aside; the script is ``tests/helpers/epics_compat.py``)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 
@@ -15,13 +16,14 @@ import pytest
 
 from decoder.dbr import DBRType, DBRValue
 from shark import epics
+from shark.peers.background import addresses_from_environment
 
 
 def test_addresses_come_from_the_environment() -> None:
-    assert epics.addresses_from_environment({}) == [("127.0.0.1", 5064)]
+    assert addresses_from_environment({}) == [("127.0.0.1", 5064)]
     env = {"EPICS_CA_ADDR_LIST": "127.0.0.1 127.0.0.2:6000 bad:port",
            "EPICS_CA_SERVER_PORT": "7064"}
-    assert epics.addresses_from_environment(env) == [("127.0.0.1", 7064), ("127.0.0.2", 6000)]
+    assert addresses_from_environment(env) == [("127.0.0.1", 7064), ("127.0.0.2", 6000)]
 
 
 @pytest.mark.parametrize(("dbr_type", "values", "nelm", "expected"), [
@@ -80,3 +82,13 @@ def test_one_script_through_pyepics_and_shark_epics(tmp_path) -> None:
               for label in theirs if theirs[label] != ours[label]}
     assert not differ, json.dumps(differ, indent=1)[-6000:]
     assert len(theirs["camonitor"]) == 3  # the three puts, none after the clear
+
+
+def test_the_interpreter_leaves_with_pvs_still_searched_for() -> None:
+    code = ("from shark import epics\n"
+            "pv = epics.PV('SHARK:EPICS:NOBODY', callback=print)\n"
+            "print(epics.caget('SHARK:EPICS:NOBODY:EITHER', connection_timeout=0.1))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=20)
+    assert done.returncode == 0 and done.stdout.endswith("None\n"), done
+    assert done.stderr == "", done.stderr
