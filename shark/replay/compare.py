@@ -130,11 +130,12 @@ def data_differences(captured: DBRValue, replayed: DBRValue, prefix: str = "", *
                                 short(replayed.values), timing=timing))
     mine, theirs = captured.metadata(), replayed.metadata()
     for name in sorted((mine.keys() | theirs.keys()) - _NOT_COMPARED):
-        if not EXACT.same(mine.get(name), theirs.get(name)):
+        a, b = mine.get(name), theirs.get(name)
+        # Limits are numbers like the values; status, severity, precision are codes.
+        if not (tolerance if isinstance(a, float) and isinstance(b, float) else EXACT).same(a, b):
             # The alarm of a PV changing on its own changes with its value.
             alarm = name in ("status", "severity")
-            found.append(Difference(prefix + name, repr(mine.get(name)),
-                                    repr(theirs.get(name)), timing=timing and alarm))
+            found.append(Difference(prefix + name, repr(a), repr(b), timing=timing and alarm))
     return found
 
 

@@ -248,6 +248,11 @@ def test_what_differs() -> None:
     assert differences(read, near, [], 0.1, tolerance=Tolerance(absolute=0.01)) == []
     assert differences(read, near, [], 0.1, tolerance=Tolerance(relative=1e-4)) == []
     assert differences(read, near, [], 0.1, tolerance=Tolerance(relative=1e-6)) != []
+    # Limits too, not the codes (severity).
+    limits = {**captured.data.metadata(), "upper_disp_limit": 150.001, "severity": 2}
+    off = Answer(0, captured.latency, data=DBRValue(DBRType.CTRL_DOUBLE, [85.5], **limits))
+    assert [d.what for d in differences(read, off, [], 0.1, tolerance=Tolerance(0.01))] == [
+        "severity"]
     created = next(op for op in client.operations if op.kind == "create")
     other = Answer(0, 0.001, native_type=DBRType.LONG, native_count=3,
                    access=AccessRights.READ)
