@@ -220,7 +220,11 @@ class ClientSubscription:
 
     def _deliver(self, value: DBRValue) -> None:
         if self.callback is not None:
-            self.callback(value)
+            try:
+                self.callback(value)
+            except Exception:  # the caller's bug: not the circuit's end
+                log.exception("the callback of the subscription to %s failed",
+                              self.channel.name)
         else:
             self._queue.put_nowait(value)
 
@@ -238,7 +242,9 @@ class Client(Service):
     and dropped if another interval passes without a word from the server.
     ``misbehaviour`` is where what servers do wrong is noted (a new one by default;
     several clients may share one). ``tap`` sees every :class:`WireEvent`;
-    ``on_connection(channel, connected)`` every connection and loss of one.
+    ``on_connection(channel, connected)`` every connection and loss of one;
+    ``on_error(message)`` each ERROR that answers no request waiting (a WRITE's, which
+    has no reply of its own): without it, such errors are noted as misbehaviour.
     """
 
     def __init__(
@@ -255,6 +261,7 @@ class Client(Service):
         misbehaviour: Misbehaviours | None = None,
         tap: Callable[[WireEvent], Any] | None = None,
         on_connection: Callable[[ClientChannel, bool], Any] | None = None,
+        on_error: Callable[[m.ErrorResponse], Any] | None = None,
     ) -> None:
         self.addresses = list(addresses)
         self.bind_host = bind_host
@@ -279,6 +286,7 @@ class Client(Service):
         self.misbehaviour = Misbehaviours(log) if misbehaviour is None else misbehaviour
         self.tap = tap
         self.on_connection = on_connection
+        self.on_error = on_error
 
     async def start(self) -> None:
         """Open the search socket; names asked for from now on are searched."""
@@ -858,6 +866,11 @@ class _ClientCircuit:
         future = self._pending.get(ioid) if ioid is not None else None
         if future is not None and not future.done():
             future.set_exception(CAError(message.status, message.error_message))
+        elif self.client.on_error is not None:
+            try:
+                self.client.on_error(message)
+            except Exception:
+                log.exception("the error callback failed")
         else:
             self.client.misbehaviour.note(
                 self.peer, Kind.ERROR_MESSAGE, f"{eca_name(message.status)} for "
