@@ -23,7 +23,7 @@ from builders import ROOT
 #: of equal rank are independent of each other.
 STAGES = {
     "capture": 1, "network": 2, "extract": 3, "analysis": 4, "output": 5, "tables": 5,
-    "peers": 6, "replay": 7, "ioc": 7, "cli": 8,
+    "peers": 6, "replay": 7, "ioc": 7, "catools": 7, "cli": 8,
 }
 #: Modules of shark's top level any stage may import.
 SHARED = {"errors"}
