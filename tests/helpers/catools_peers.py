@@ -17,8 +17,8 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,17 +130,14 @@ def run_in_process(argv: list[str]) -> tuple[int, str]:
 
 
 def run_terminated(argv: list[str], after: float) -> tuple[int, str]:
-    """``shark ARGV`` as a process sent SIGTERM after ``after`` seconds."""
-    proc = subprocess.Popen([sys.executable, "-m", "shark", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
-    time.sleep(after)
-    proc.send_signal(signal.SIGTERM)
+    """``shark ARGV`` in this process, sent SIGTERM after ``after`` seconds (a monitor
+    catches it: it ends as camonitor killed by it does, status 143)."""
+    timer = threading.Timer(after, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
     try:
-        out, _ = proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return proc.returncode, out
+        return run_in_process([*argv, "--duration", str(after + 5)])
+    finally:
+        timer.cancel()
 
 
 def client_main(params_path: str) -> int:
@@ -152,8 +149,6 @@ def client_main(params_path: str) -> int:
             status, text = run_terminated(step["argv"], step["term"])
         else:
             status, text = run_in_process(step["argv"])
-        if step.get("background"):  # a put while a monitor runs: not waited for here
-            pass
         results.append({"argv": step["argv"], "status": status, "output": text,
                          "seconds": round(time.monotonic() - started, 3)})
     peers.save_client_result(params, results)

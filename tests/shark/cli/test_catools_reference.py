@@ -1,0 +1,114 @@
+"""``shark get/put/info/monitor`` print what caget, caput, cainfo and camonitor print.
+
+Every sample of the reference file (``../shared/reference/catools.md``) whose tool is
+one of those four is run against a softioc serving the reference's records, in a
+private network namespace pinned to 127.0.0.1, and compared with the recorded output
+line for line, byte for byte, timestamps aside, with the same exit status. The samples
+were recorded in an order that is not the file's, so a few records are first put in the
+state the sample shows as ``Old``.
+
+Left out: the monitors that need something to happen while they run (a put, a property
+change, an IOC restart), casw, and of ``caput TEST:LONG notanumber`` the CA.Client.Exception
+block (libca's source file and line): its Old and New lines and status are compared.
+Monitors of the counter are compared by the shape of their lines (times, relative
+times and the count masked), since the count moves on.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter
+from typing import Any
+
+import catools_peers
+import peers
+import pytest
+
+#: The state each sample starts from in the recording, where it is not the one the file's
+#: order leaves: (command, occurrence) -> shark commands to run first.
+SETUPS = {
+    ("caget -a TEST:AI", 0): ["put TEST:AI 95"],
+    ("caput TEST:AI 95", 0): ["put TEST:AI 85"],
+    ("caget -f3 TEST:AI", 0): ["put TEST:AI 3.14159"],
+    ("caget TEST:WFSHORT", 0): ["put -a TEST:WFSHORT 5 1 2 3 -4 5"],
+    ("caput -a TEST:WFSHORT 5 1 2 3 -4 5", 0): ["put -a TEST:WFSHORT 10 0 0 0 0 0 0 0 0 0 0"],
+    ("caput TEST:AO 99", 0): ["put TEST:AO 5.5"],
+    ("caput -F , TEST:LONG 7", 0): ["put TEST:LONG 12345"],
+}
+#: Monitors that need more than time to pass: left out.
+UNSUPPORTED = {"camonitor TEST:COUNTER TEST:AO", "camonitor -m p TEST:AI",
+               "camonitor TEST:LONG"}
+#: Seconds a monitor runs before its SIGTERM.
+MONITOR_SECONDS = 0.8
+COUNTER = "TEST:COUNTER"
+ONLY_OLD_AND_NEW = {"caput TEST:LONG notanumber"}
+_RELATIVE = re.compile(r"[+-]\d+\.\d{6}")
+_COUNT = re.compile(r"(?<=[ ,(])\d+(\.\d+)?(?=(  |,,)$)")
+
+
+def _samples() -> list[catools_peers.Sample]:
+    return [s for s in catools_peers.samples()
+            if s.argv[0] in catools_peers.COMMANDS and s.command not in UNSUPPORTED]
+
+
+SAMPLES = _samples()
+
+
+def _steps() -> list[dict[str, Any]]:
+    seen: Counter = Counter()
+    steps = []
+    for sample in SAMPLES:
+        occurrence = seen[sample.command]
+        seen[sample.command] += 1
+        for setup in SETUPS.get((sample.command, occurrence), []):
+            steps.append({"argv": setup.split(), "setup": True})
+        step: dict[str, Any] = {"argv": sample.shark_argv, "sample": sample.command}
+        if sample.argv[0] == "camonitor":
+            step["term"] = MONITOR_SECONDS + (0.7 if "-w" in sample.argv else 0)
+        steps.append(step)
+    return steps
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    missing = peers.peers_missing()
+    if missing:
+        pytest.skip(missing)
+    steps = _steps()
+    result = peers.run_scenario(
+        catools_peers.RECORDS, [sys.executable, str(catools_peers.SCRIPT), "client"],
+        tmp_path_factory.mktemp("catools"), client_params={"steps": steps},
+        client_timeout=90, max_array_bytes=catools_peers.MAX_ARRAY_BYTES)
+    assert result["ok"], result["errors"]
+    ran = result["client_result"]
+    return [r for r, step in zip(ran, steps, strict=True) if not step.get("setup")]
+
+
+def _expected(sample: catools_peers.Sample) -> list[str]:
+    tool = sample.argv[0]
+    shark = f"shark {catools_peers.COMMANDS[tool]}"
+    return [line.replace(f"'{tool} -h'", f"'{shark} -h'") for line in sample.output]
+
+
+def _shape(lines: list[str]) -> set[str]:
+    return {_COUNT.sub("<N>", _RELATIVE.sub("<DT>", line))
+            for line in catools_peers.masked(lines)}
+
+
+@pytest.mark.parametrize("index", range(len(SAMPLES)),
+                         ids=[f"{i}:{s.command}" for i, s in enumerate(SAMPLES)])
+def test_the_output_is_the_tools(outputs: list[dict[str, Any]], index: int) -> None:
+    sample = SAMPLES[index]
+    ran = outputs[index]
+    ours = ran["output"].splitlines()
+    expected = _expected(sample)
+    assert ran["status"] == sample.status, ran["output"]
+    if sample.command in ONLY_OLD_AND_NEW:
+        ours = [line for line in ours if line.startswith(("Old :", "New :"))]
+        expected = [line for line in expected if line.startswith(("Old :", "New :"))]
+    if sample.argv[0] == "camonitor" and COUNTER in sample.argv:
+        assert len(ours) >= 2, ran["output"]
+        assert _shape(ours) == _shape(expected)
+        return
+    assert catools_peers.masked(ours) == catools_peers.masked(expected)
