@@ -3,7 +3,9 @@
 value with all its metadata, and the bytes as they were on the wire.
 
 Built as one Rich :class:`~rich.text.Text` when a message is selected; a value's
-elements and the hex dump are cut at a length a terminal can show. A row of the log
+elements and the hex dump are cut at a length a terminal can show, and the hex dump
+is laid out for the pane's width (16, 8 or 4 bytes a line) so that no byte nor its
+character is cut off at the edge. A row of the log
 (:func:`row_details`) is a row of the messages table: what the session attributed is
 in its columns, and the message itself is decoded again, statelessly, from its bytes
 (the table's ``raw`` column). A pane's record (a channel's last value, an error) is
@@ -39,7 +41,7 @@ from .model import problem
 from .rows import Clock, access_text
 from .table import clean
 
-__all__ = ["details", "hexdump", "row_details"]
+__all__ = ["details", "dump_width", "hexdump", "row_details"]
 
 _SENDERS = {"server": Role.SERVER, "client": Role.CLIENT}
 _KINDS = {"OPEN": OPEN, "CLOSE": CLOSE, "GAP": GAP, "UNDECODED": ERROR}
@@ -52,16 +54,19 @@ _ADDRESS_FIELDS = frozenset(("ip", "address", "repeater_address", "client_addres
 _LABEL = 20
 
 
-def details(record: Record | None, clock: Clock, midstream: Container[int] = ()) -> Text:
-    """The details pane's text for ``record`` (a hint when there is none). Whatever the
-    bytes, this returns: what cannot be shown is said so, in place."""
+def details(record: Record | None, clock: Clock, midstream: Container[int] = (),
+            width: int = 0) -> Text:
+    """The details pane's text for ``record`` (a hint when there is none), its hex dump
+    fitted to ``width`` cells (0: 16 bytes a line). Whatever the bytes, this returns:
+    what cannot be shown is said so, in place."""
     try:
-        return _details(record, clock, midstream)
+        return _details(record, clock, midstream, width)
     except Exception as exc:  # a bug or a payload no one foresaw must not end the session
         return Text(f"cannot show this record: {type(exc).__name__}: {exc}", style="red")
 
 
-def _details(record: Record | None, clock: Clock, midstream: Container[int]) -> Text:
+def _details(record: Record | None, clock: Clock, midstream: Container[int],
+             width: int) -> Text:
     out = Text()
     if record is None:
         out.append("No message selected.\n\n", style="bold")
@@ -92,24 +97,25 @@ def _details(record: Record | None, clock: Clock, midstream: Container[int]) -> 
     _concerns(out, record)
     _message(out, message)
     out.append("\nBytes\n", style="bold underline")
-    out.append(hexdump(message.to_bytes()), style="green")
+    out.append(hexdump(message.to_bytes(), width=width), style="green")
     return out
 
 
 def row_details(row: LogRow | None, raw: bytes | None, clock: Clock,
-                midstream: Container[int] = ()) -> Text:
+                midstream: Container[int] = (), width: int = 0) -> Text:
     """The details pane's text for a row of the log, ``raw`` its message's bytes (a
-    hint when there is no row). Whatever the bytes, this returns."""
+    hint when there is no row), the hex dump fitted to ``width`` cells (0: 16 bytes a
+    line). Whatever the bytes, this returns."""
     if row is None:
         return details(None, clock)
     try:
-        return _row_details(row, raw, clock, midstream)
+        return _row_details(row, raw, clock, midstream, width)
     except Exception as exc:  # a bug or a payload no one foresaw must not end the session
         return Text(f"cannot show this message: {type(exc).__name__}: {exc}", style="red")
 
 
 def _row_details(row: LogRow, raw: bytes | None, clock: Clock,
-                 midstream: Container[int]) -> Text:
+                 midstream: Container[int], width: int) -> Text:
     out = Text()
     sender = _SENDERS.get(row.sender or "")
     message: Message | None = None
@@ -151,7 +157,7 @@ def _row_details(row: LogRow, raw: bytes | None, clock: Clock,
     _row_concerns(out, row)
     _message(out, message, row.display)
     out.append("\nBytes\n", style="bold underline")
-    out.append(hexdump(raw or b""), style="green")
+    out.append(hexdump(raw or b"", width=width), style="green")
     return out
 
 
@@ -289,15 +295,25 @@ def _value(out: Text, data: DBRValue) -> None:
         _line(out, name, shown)
 
 
-def hexdump(data: bytes, limit: int = MAX_DUMP) -> str:
-    """Offset, 16 bytes in hex, and their printable characters, per line."""
+def dump_width(per_line: int) -> int:
+    """The cells a hex dump line of ``per_line`` bytes takes: the offset, the bytes in
+    groups of eight, their characters."""
+    groups = (per_line + 7) // 8
+    return 4 + 2 + 3 * per_line - 1 + (groups - 1) + 2 + per_line
+
+
+def hexdump(data: bytes, limit: int = MAX_DUMP, width: int = 0) -> str:
+    """Offset, the bytes in hex (in groups of eight), and their printable characters,
+    per line: 16 bytes a line, or 8 or 4 when ``width`` (cells, 0: any) is narrower
+    than such a line, so that nothing is cut at the edge of the pane."""
+    per_line = next((n for n in (16, 8) if not width or dump_width(n) <= width), 4)
     lines = []
-    for offset in range(0, min(len(data), limit), 16):
-        chunk = data[offset : offset + 16]
-        left = " ".join(f"{b:02x}" for b in chunk[:8])
-        right = " ".join(f"{b:02x}" for b in chunk[8:])
+    for offset in range(0, min(len(data), limit), per_line):
+        chunk = data[offset : offset + per_line]
+        groups = [" ".join(f"{b:02x}" for b in chunk[at : at + 8]).ljust(min(per_line, 8) * 3 - 1)
+                  for at in range(0, per_line, 8)]
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{offset:04x}  {left:<23}  {right:<23}  {text}")
+        lines.append(f"{offset:04x}  {'  '.join(groups)}  {text}")
     if len(data) > limit:
         lines.append(f"... {len(data) - limit} more bytes")
     return "\n".join(lines) + "\n"

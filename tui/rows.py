@@ -27,7 +27,7 @@ from .table import Cell, Column
 
 __all__ = [
     "CHANNEL_COLUMNS", "CIRCUIT_COLUMNS", "ERROR_COLUMNS", "LOG_COLUMNS", "SEARCH_COLUMNS",
-    "SERVER_COLUMNS", "Clock",
+    "SERVER_COLUMNS", "Clock", "latency_text", "log_cells", "log_info", "via",
 ]
 
 class Clock:
@@ -61,10 +61,17 @@ def _where(record: Record) -> str:
 
 # -- the message log ----------------------------------------------------------------------
 
+#: The log's columns, by how much they matter on a narrow screen (see
+#: :class:`~tui.table.Column`): at 80 columns time, command, PV, latency and a short
+#: info; wider, the frame number and the circuit with its server. The two full
+#: addresses are offered by the column chooser (the circuit names them once).
 LOG_COLUMNS = [
-    Column("No.", 7, right=True), Column("Time", 10, right=True), Column("Source", 21),
-    Column("Destination", 21), Column("Via", 4), Column("Command", 14), Column("PV", 24),
-    Column("Info"),
+    Column("No.", 7, right=True, priority=60), Column("Time", 10, right=True, priority=100),
+    Column("Via", 26, priority=40, min_width=12),
+    Column("Source", 21, priority=20, hidden=True),
+    Column("Destination", 21, priority=20, hidden=True),
+    Column("Command", 14, priority=95, min_width=12), Column("PV", 26, priority=90, min_width=16),
+    Column("Latency", 9, right=True, priority=70), Column("Info", priority=90),
 ]
 
 
@@ -74,12 +81,42 @@ _LOST = frozenset({"GAP", "UNDECODED"})
 
 
 def log_cells(row: LogRow, clock: Clock) -> list[Cell]:
-    return [str(row.frame), clock.ns(row.time), row.src, row.dst, _via(row), row.command,
-            log_subject(row), log_info(row)]
+    return [str(row.frame), clock.ns(row.time), via(row), row.src, row.dst, row.command,
+            log_subject(row), latency_text(row.latency), log_info(row)]
 
 
-def _via(row: LogRow) -> str:
-    return row.transport if row.circuit is None else f"#{row.circuit}"
+def via(row: LogRow) -> str:
+    """Where a message went, short: on a circuit its number, an arrow to (``→``) or from
+    (``←``) the server, and the server; its ends (and a message whose sender is not
+    known) name both ends; a datagram its two ends. A host is written once when both
+    ends are on it (``127.0.0.1:52133→:5064``)."""
+    if row.circuit is None:
+        return f"{row.transport} {pair(row.src, row.dst)}"
+    if row.sender == "client":
+        return f"#{row.circuit} → {row.dst}"
+    if row.sender == "server":
+        return f"#{row.circuit} ← {row.src}"
+    return f"#{row.circuit} {pair(row.src, row.dst)}"
+
+
+def pair(src: str, dst: str) -> str:
+    """``src→dst``, the destination's host left out when it is the source's."""
+    host, _, port = dst.rpartition(":")
+    if host and src.rpartition(":")[0] == host:
+        return f"{src}→:{port}"
+    return f"{src}→{dst}"
+
+
+def latency_text(latency: float | None) -> str:
+    """A response's latency (seconds) in milliseconds, to about four digits
+    (``0.136 ms``, ``12.35 ms``, ``1250 ms``); seconds from 10 s on."""
+    if latency is None:
+        return ""
+    ms = latency * 1e3
+    if ms >= 10_000:
+        return f"{latency:.1f} s"
+    digits = 3 if ms < 10 else 2 if ms < 100 else 1 if ms < 1000 else 0
+    return f"{ms:.{digits}f} ms"
 
 
 def log_subject(row: LogRow) -> str:
@@ -95,9 +132,9 @@ def log_subject(row: LogRow) -> str:
 
 
 def log_info(row: LogRow) -> str:
-    """What a row says besides its command and PV, from the table's columns: the value
-    first (what a person scans the log for; the column is cut at the screen's edge),
-    the type, status and other fields, the alarm, the latency of a response and an
+    """What a row says besides its command, PV and latency (a column of its own), from
+    the table's columns: the value first (what a person scans the log for; the column
+    is cut at the screen's edge), the type, status and other fields, the alarm and an
     anomaly; why a circuit opened or closed; how many bytes were lost and why."""
     command = row.command
     if command in _ENDS:
@@ -120,8 +157,6 @@ def log_info(row: LogRow) -> str:
         parts.append(row.fields)
     if row.severity is not None and row.severity != "NO_ALARM":
         parts.append(f"{row.severity}/{row.alarm_status}")
-    if row.latency is not None:
-        parts.append(f"[{row.latency * 1e3:.3f} ms]")
     if row.anomaly is not None:
         parts.append(f"! {row.anomaly}")
     return "  ".join(parts)

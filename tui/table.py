@@ -9,6 +9,12 @@ costs nothing, and each screen refresh formats the 20-50 rows in view and no oth
 The header stays on the first line; a cursor row can be moved with the keyboard or
 the mouse, and is reported with :class:`VirtualTable.Highlighted` (moved) and
 :class:`VirtualTable.Selected` (Enter or a click on the cursor row).
+
+Any width: each column says how much it matters (``priority``) and how narrow it may
+be squeezed (``min_width``). When the columns do not fit, the squeezable ones give way
+first, then the least important are left out (the rightmost of equals first), so a
+narrow terminal shows the few that matter rather than the first few cut. A column can
+also be hidden by choice (:attr:`VirtualTable.hidden`, the column chooser).
 """
 
 from __future__ import annotations
@@ -34,13 +40,28 @@ __all__ = ["Column", "VirtualTable", "clean", "fit"]
 Cell = str | Text
 
 
+#: The narrowest a column of no fixed width (the one that takes what is left) may be.
+FLEX_MIN = 12
+
+
 @dataclass(frozen=True)
 class Column:
-    """A column: its title, its width in cells (0: what the others leave), alignment."""
+    """A column: its title, its width in cells (0: what the others leave), alignment;
+    how much it matters when the screen is narrow (the lowest ``priority`` is left out
+    first), the narrowest it may be squeezed to (``min_width``, 0: not squeezed), and
+    whether it starts hidden (shown only when chosen)."""
 
     title: str
     width: int = 0
     right: bool = False
+    priority: int = 50
+    min_width: int = 0
+    hidden: bool = False
+
+    @property
+    def least(self) -> int:
+        """The narrowest this column is drawn."""
+        return self.min_width or self.width or FLEX_MIN
 
 
 class VirtualTable(ScrollView, can_focus=True):
@@ -97,6 +118,8 @@ class VirtualTable(ScrollView, can_focus=True):
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.columns = list(columns)
+        #: Titles of the columns hidden by choice (the chooser); kept for the session.
+        self.hidden: set[str] = {c.title for c in self.columns if c.hidden}
         self.render_row = render_row
         self.row_style = row_style
         self.rows: Sequence[Any] = ()
@@ -108,6 +131,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self._styles: dict[str, Style] = {}
         self._base = Style()
         self._width = 0
+        self._layout: tuple[tuple[int, frozenset[str]], list[tuple[int, int]]] | None = None
 
     # -- data -----------------------------------------------------------------------------
 
@@ -223,9 +247,44 @@ class VirtualTable(ScrollView, can_focus=True):
             self._styles[name] = style
         return style
 
-    def _widths(self, width: int) -> list[int]:
-        fixed = sum(c.width for c in self.columns) + len(self.columns) - 1
-        return [c.width or max(1, width - fixed) for c in self.columns]
+    def set_hidden(self, titles: set[str]) -> None:
+        """Hide the columns titled ``titles`` (and show the others)."""
+        self.hidden = set(titles)
+        self._layout = None
+        self.refresh()
+
+    def shown_columns(self, width: int | None = None) -> list[Column]:
+        """The columns drawn at ``width`` cells (the table's own width if None)."""
+        if width is None:
+            width = self.scrollable_content_region.width or self.size.width
+        return [self.columns[index] for index, _ in self.layout(width)]
+
+    def layout(self, width: int) -> list[tuple[int, int]]:
+        """(index, width) of each column drawn in ``width`` cells, left to right:
+        those not hidden, less the least important while even squeezed they do not
+        fit; squeezed columns get their room back first, then the flexible column
+        takes what is left."""
+        key = (width, frozenset(self.hidden))
+        if self._layout is not None and self._layout[0] == key:
+            return self._layout[1]
+        columns = self.columns
+        kept = [i for i, c in enumerate(columns) if c.title not in self.hidden]
+        drop = sorted(kept, key=lambda i: (columns[i].priority, -i))
+        while len(kept) > 1 and sum(columns[i].least for i in kept) + len(kept) - 1 > width:
+            kept.remove(drop.pop(0))
+        widths = {i: columns[i].least for i in kept}
+        spare = width - sum(widths.values()) - (len(kept) - 1)
+        for i in sorted(kept, key=lambda i: -columns[i].priority):
+            grow = min(max(spare, 0), columns[i].width - widths[i])
+            if grow > 0:
+                widths[i] += grow
+                spare -= grow
+        flexible = [i for i in kept if not columns[i].width]
+        if flexible and spare > 0:
+            widths[flexible[0]] += spare
+        result = [(i, widths[i]) for i in kept]
+        self._layout = (key, result)
+        return result
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # what every line needs, worked out once per redraw rather than once per line
@@ -266,8 +325,12 @@ class VirtualTable(ScrollView, can_focus=True):
         cheaper than laying out Rich text); Text cells keep their own styles."""
         segments: list[Segment] = []
         append = segments.append
-        for number, (column, cell_width, cell) in enumerate(
-                zip(self.columns, self._widths(width), cells, strict=False)):
+        columns = self.columns
+        if len(cells) == 1 < len(columns):  # (a row that could not be made: say why)
+            return Strip([Segment(fit(str(cells[0]), width), style)])
+        for number, (index, cell_width) in enumerate(self.layout(width)):
+            column = columns[index]
+            cell = cells[index] if index < len(cells) else ""
             if number:
                 append(Segment(" ", style))
             if isinstance(cell, Text):
