@@ -76,18 +76,21 @@ class Sighting:
 
 class BeaconWatcher(Service):
     """Hears beacons (from the repeater at ``repeater``, or bound to ``listen``) and
-    calls ``seen(sighting)`` for each, on the loop. ``begin`` is when watching
-    started, for the judge's ``new server`` rule (default: at :meth:`start`)."""
+    calls ``seen(sighting)`` for each, on the loop. The judge's ``begin`` (libca's
+    program start, for the ``new server`` rule) is when :meth:`start` is called; a
+    confirmed registration is renewed every ``renew_period`` seconds."""
 
     def __init__(self, seen: Callable[[Sighting], object], *,
                  repeater: Address | None = ("127.0.0.1", 5065), listen: Address | None = None,
-                 bind_host: str = "127.0.0.1", clock: Callable[[], float] = time.time) -> None:
+                 bind_host: str = "127.0.0.1", renew_period: float = RENEW_PERIOD,
+                 clock: Callable[[], float] = time.time) -> None:
         if (repeater is None) == (listen is None):
             raise ValueError("either a repeater or an address to listen on")
         self.seen = seen
         self.repeater = repeater
         self.listen = listen
         self.bind_host = bind_host
+        self.renew_period = renew_period
         self.clock = clock
         self.source = Source.REPEATER if repeater is not None else Source.DIRECT
         self.judge = BeaconJudge()
@@ -135,8 +138,9 @@ class BeaconWatcher(Service):
             self._transport.sendto(register, self.repeater)
             self.registrations += 1
             await asyncio.sleep(RETRY_PERIOD)
-            if self.confirmed is not None and self.clock() - self.confirmed < RENEW_PERIOD:
-                await asyncio.sleep(RENEW_PERIOD - (self.clock() - self.confirmed))
+            since = None if self.confirmed is None else self.clock() - self.confirmed
+            if since is not None and since < self.renew_period:
+                await asyncio.sleep(self.renew_period - since)
 
     def received(self, data: bytes, source: Address) -> None:
         """Account for a datagram: a confirmation, beacons, or nothing of interest."""

@@ -153,3 +153,36 @@ def test_casw_through_shark_repeater_across_a_softioc_restart(tmp_path) -> None:
     kinds = [match.group(4) for match in marked]
     assert kinds[0] == "new server", printed
     assert any("restart" in kind for kind in kinds[1:]), printed
+
+
+def test_a_restarted_repeater_takes_the_watcher_back() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        async with Repeater(LOOPBACK, 0) as first:
+            address = first.address
+            watcher = BeaconWatcher(lambda _: None, repeater=address, renew_period=0.3)
+            await watcher.start()
+            for _ in range(100):
+                if first.core.clients:
+                    break
+                await asyncio.sleep(0.02)
+            registered_first = bool(first.core.clients)
+        await asyncio.sleep(0.1)  # the socket closes on the loop's next turns
+        async with Repeater(*address) as second:
+            for _ in range(100):
+                if second.core.clients:
+                    break
+                await asyncio.sleep(0.02)
+            registered_again = bool(second.core.clients)
+        await watcher.stop()
+        return registered_first, registered_again
+
+    assert asyncio.run(scenario()) == (True, True)
+
+
+def test_no_repeater_is_said_once_and_the_watch_goes_on() -> None:
+    port = peers.free_port()
+    done = peers.run_bounded([sys.executable, "-m", "shark", "casw", "--repeater",
+                              f"{LOOPBACK}:{port}", "-w", "3.5"], timeout=20)
+    assert done["returncode"] == 0, done
+    assert done["stderr"].count("no CA repeater answers on") == 1, done
+    assert done["stdout"] == ""
