@@ -18,7 +18,7 @@ __all__ = ["add_common", "add_value_flags", "output_format", "value_format"]
 OUTPUTS = ("text", "jsonl")
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
@@ -55,7 +55,7 @@ def _priority(text: str) -> int:
     return number
 
 
-def _separator(text: str) -> str:
+def separator(text: str) -> str:
     if len(text) != 1:
         raise argparse.ArgumentTypeError(f"the separator is one character: {text!r}")
     return text
@@ -74,7 +74,7 @@ def _count(text: str) -> int:
 def add_common(parser: argparse.ArgumentParser, float_formats: bool = False) -> None:
     """``-w``, ``-p``, ``--wire``, ``--write``, ``--format`` (and ``-f`` for text or
     jsonl, unless ``float_formats`` gives it to :func:`add_value_flags`)."""
-    parser.add_argument("-w", dest="timeout", type=_seconds, default=1.0, metavar="SEC",
+    parser.add_argument("-w", dest="timeout", type=seconds, default=1.0, metavar="SEC",
                         help="wait time, the CA timeout (default: 1 second)")
     parser.add_argument("-p", dest="priority", type=_priority, default=0, metavar="PRIO",
                         help="CA priority (0-99, default 0)")
@@ -116,7 +116,7 @@ def add_value_flags(parser: argparse.ArgumentParser) -> None:
     for base, name in ((Base.HEX, "hex"), (Base.OCT, "octal"), (Base.BIN, "binary")):
         parser.add_argument(f"-0{base.value}", dest="int_base", action="store_const",
                             const=base, help=f"print integers as {name} numbers")
-    parser.add_argument("-F", dest="ofs", type=_separator, default=" ", metavar="OFS",
+    parser.add_argument("-F", dest="ofs", type=separator, default=" ", metavar="OFS",
                         help="output field separator (default: a space)")
 
 

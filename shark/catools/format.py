@@ -151,7 +151,7 @@ class Times:
 def unix_time_text(seconds: float) -> str:
     """``YYYY-MM-DD HH:MM:SS.uuuuuu`` in local time, microseconds truncated."""
     whole = math.floor(seconds)
-    micro = min(999999, int((seconds - whole) * 1e6))
+    micro = min(999999, round((seconds - whole) * 1e9) // 1000)
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(whole)) + f".{micro:06d}"
 
 

@@ -16,14 +16,13 @@ import asyncio
 import sys
 from typing import Any
 
-from decoder.dbr import DBRType, DBRValue, promote
-from decoder.dbr import Family as _Family
-from decoder.status import ECA
+from decoder.dbr import DBRValue
 from shark.catools import flags
 from shark.catools.format import Format, block, plain_line, wide_line
 from shark.catools.jsonl import channel_fields, dumps, value_fields
-from shark.catools.session import ca_message, connect_all, run_tool
-from shark.peers.client import CAError, Client, ClientChannel
+from shark.catools.requests import failure_text, request_count, request_type
+from shark.catools.session import connect_all, run_tool
+from shark.peers.client import Client, ClientChannel
 
 NAME = "get"
 HELP = "read PVs as caget does (and show the wire)"
@@ -49,26 +48,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="+", metavar="PV", help="PV names")
 
 
-def request_type(channel: ClientChannel, fmt: Format, family: _Family = _Family.TIME
-                 ) -> DBRType:
-    """What caget asks for when no ``-d`` is given: the native type in ``family``,
-    enums as strings (``-n``: as numbers), floats as strings with ``-s``."""
-    native = channel.native_type
-    if native is None:  # (not connected: never asked)
-        native = DBRType.DOUBLE
-    if native == DBRType.ENUM:
-        native = DBRType.SHORT if fmt.enum_as_number else DBRType.STRING
-    elif native in (DBRType.FLOAT, DBRType.DOUBLE) and fmt.float_as_string:
-        native = DBRType.STRING
-    return promote(native, family)
-
-
-def request_count(channel: ClientChannel, fmt: Format) -> int:
-    """The native count, or ``-#`` when that is fewer."""
-    native = channel.native_count or 1
-    return native if not fmt.count or native < fmt.count else fmt.count
-
-
 async def read_values(client: Client, channels: dict[str, ClientChannel], names: list[str],
                       types: dict[str, int], fmt: Format, timeout: float
                       ) -> dict[str, DBRValue | BaseException]:
@@ -79,19 +58,6 @@ async def read_values(client: Client, channels: dict[str, ClientChannel], names:
 
     results = await asyncio.gather(*(one(name) for name in names), return_exceptions=True)
     return dict(zip(names, results, strict=True))
-
-
-def failure_text(error: BaseException) -> str:
-    """caget's words for a read that failed."""
-    if isinstance(error, CAError):
-        if error.status == ECA.ECA_NORDACCESS:
-            return "*** no read access"
-        if error.status == ECA.ECA_DISCONN:
-            return "*** not connected"
-        return f"*** CA error {ca_message(error.status)}"
-    if isinstance(error, (asyncio.TimeoutError, TimeoutError)):
-        return "*** no data available (timeout)"
-    return f"*** error {error}"
 
 
 def run(args: argparse.Namespace) -> int:

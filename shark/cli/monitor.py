@@ -24,9 +24,9 @@ from decoder import EventMask
 from shark.catools import flags
 from shark.catools.format import Format, TimeKeys, Times, status_line, unix_time_text, wide_line
 from shark.catools.jsonl import dumps, value_fields
+from shark.catools.requests import request_count, request_type
 from shark.catools.session import run_tool
 from shark.catools.stats import UpdateStats
-from shark.cli.get import request_count, request_type
 from shark.peers.client import Client, ClientChannel
 
 NAME = "monitor"
@@ -60,7 +60,7 @@ def _keys(text: str) -> TimeKeys:
 
 
 def _duration(text: str) -> float:
-    return flags._seconds(text)
+    return flags.seconds(text)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

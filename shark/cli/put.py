@@ -24,8 +24,8 @@ from decoder.dbr import DBRType
 from shark.catools import flags
 from shark.catools.format import Format, plain_line, wide_line
 from shark.catools.jsonl import channel_fields, dumps, value_fields
+from shark.catools.requests import failure_text, request_count, request_type
 from shark.catools.session import ca_message, connect_all, run_tool
-from shark.cli.get import failure_text, request_count, request_type
 from shark.errors import SharkError
 from shark.peers.client import CAError, Client, ClientChannel
 
@@ -58,7 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="enums: take the value as a state string only")
     parser.add_argument("-a", dest="array", action="store_true",
                         help="put an array: the values are COUNT V1 V2 ...")
-    parser.add_argument("-F", dest="ofs", type=flags._separator, default=" ", metavar="OFS",
+    parser.add_argument("-F", dest="ofs", type=flags.separator, default=" ", metavar="OFS",
                         help="output field separator (default: a space)")
     parser.add_argument("name", metavar="PV", help="PV name")
     parser.add_argument("values", nargs="*", metavar="VALUE",
