@@ -41,7 +41,7 @@ Cell = str | Text
 
 
 #: The narrowest a column of no fixed width (the one that takes what is left) may be.
-FLEX_MIN = 12
+FLEX_MIN = 16
 
 
 @dataclass(frozen=True)
@@ -282,6 +282,8 @@ class VirtualTable(ScrollView, can_focus=True):
         flexible = [i for i in kept if not columns[i].width]
         if flexible and spare > 0:
             widths[flexible[0]] += spare
+        elif spare < 0:  # (one column left, and even it is too wide: cut it)
+            widths[kept[-1]] = max(1, widths[kept[-1]] + spare)
         result = [(i, widths[i]) for i in kept]
         self._layout = (key, result)
         return result
