@@ -30,7 +30,7 @@ DESCRIPTION = (
     "judged as shark stats judges a capture's. Beacons come through the CA repeater "
     "(start `shark repeater` where none runs), or with --listen straight from the port.")
 #: Seconds to wait for the repeater's confirmation before saying none answers.
-_PATIENCE = 3.0
+_PATIENCE = 2.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -53,9 +53,9 @@ async def _scenario(spec: dict[str, Any], netns: bool) -> dict[str, Any]:
         started.append(("ioc_first", ioc))
         await ioc.wait_for(peers.IOC_READY, timeout=30)
         new = await casw.wait_for(r"new server", timeout=10)
-        await asyncio.sleep(1.5)  # a beacon or two at the full period
+        await asyncio.sleep(0.5)  # a few beacons more
         out["ioc_first"] = await ioc.stop(signal.SIGKILL)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
         ioc = await Lines.start("ioc", *ioc_argv, env=env)
         started.append(("ioc", ioc))
         await ioc.wait_for(peers.IOC_READY, timeout=30)

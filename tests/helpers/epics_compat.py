@@ -94,7 +94,7 @@ def script(ca: ModuleType) -> dict[str, Any]:
             [ca.caget(name, use_monitor=False), ca.caget(name, as_string=True),
              ca.get_pv(name).severity])
     out["caput no wait"] = typed(ca.caput(LONG, 8))
-    time.sleep(0.3)
+    time.sleep(0.15)
     out["after caput no wait"] = typed(ca.caget(LONG, use_monitor=False))
     seen: list[Any] = []
 
@@ -106,15 +106,15 @@ def script(ca: ModuleType) -> dict[str, Any]:
     ca.camonitor(AO, callback=monitor)
     for value in (1.25, 9.0, 3.0):
         ca.caput(AO, value, wait=True)
-    time.sleep(0.5)
+    time.sleep(0.25)
     ca.camonitor_clear(AO)
     ca.caput(AO, 4.0, wait=True)
-    time.sleep(0.3)
+    time.sleep(0.15)
     out["camonitor"] = seen
     lines: list[str] = []
     ca.camonitor(LONG, writer=lines.append)
     ca.caput(LONG, 9, wait=True)
-    time.sleep(0.5)
+    time.sleep(0.25)
     ca.camonitor_clear(LONG)
     out["camonitor writer"] = [line.split()[0::3] for line in lines]  # name and value
     events: list[Any] = []
@@ -124,14 +124,14 @@ def script(ca: ModuleType) -> dict[str, Any]:
     index = pv.add_callback(lambda pvname=None, value=None, char_value=None, **_: events.append(
         ["value", pvname, value, char_value]))
     pv.put("On", wait=True)
-    time.sleep(0.5)
+    time.sleep(0.25)
     pv.remove_callback(index)
     pv.put(2, wait=True)
-    time.sleep(0.3)
+    time.sleep(0.15)
     out["PV callbacks"] = events
     done: list[Any] = []
     out["put callback"] = typed(pv.put(0, callback=lambda **kw: done.append(sorted(kw))))
-    time.sleep(0.5)
+    time.sleep(0.25)
     out["put callback called"] = done
     pv.disconnect()
     for name in (AI, AO, LONG, ENUM, WFCHAR):

@@ -182,7 +182,7 @@ def test_a_restarted_repeater_takes_the_watcher_back() -> None:
 def test_no_repeater_is_said_once_and_the_watch_goes_on() -> None:
     port = peers.free_port()
     done = peers.run_bounded([sys.executable, "-m", "shark", "casw", "--repeater",
-                              f"{LOOPBACK}:{port}", "-w", "3.5"], timeout=20)
+                              f"{LOOPBACK}:{port}", "-w", "2.5"], timeout=20)
     assert done["returncode"] == 0, done
     assert done["stderr"].count("no CA repeater answers on") == 1, done
     assert done["stdout"] == ""
