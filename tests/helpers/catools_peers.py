@@ -5,7 +5,8 @@ reference file (``../shared/reference/catools.md``), and that file's samples rea
 * :func:`samples`: the reference's ``$ command`` blocks, with their output and status;
 * ``catools_peers.py client PARAMS``: what runs in the namespace beside the IOC: each
   step's ``shark`` command line, in process (the output of both streams, merged, and
-  the status), or as a process that gets SIGTERM after ``term`` seconds (a monitor);
+  the status), or sent SIGTERM after ``term`` seconds (a monitor), with puts made
+  ``meanwhile`` by another client;
   steps marked ``setup`` only bring the records to the state a sample starts from.
 """
 
@@ -140,15 +141,38 @@ def run_terminated(argv: list[str], after: float) -> tuple[int, str]:
         timer.cancel()
 
 
+def put_later(delay: float, name: str, value: str) -> threading.Thread:
+    """Write ``value`` to ``name`` after ``delay`` seconds, on a thread with a client of
+    its own (what a monitor running meanwhile should see), printing nothing."""
+    def put() -> None:
+        import asyncio
+
+        from shark.catools.session import open_client
+
+        async def write() -> None:
+            async with open_client(2.0) as client:
+                await client.write(name, value, notify=True)
+
+        time.sleep(delay)
+        asyncio.run(write())
+
+    thread = threading.Thread(target=put, daemon=True)
+    thread.start()
+    return thread
+
+
 def client_main(params_path: str) -> int:
     params = peers.load_client_params([params_path])
     results = []
     for step in params["steps"]:
         started = time.monotonic()
+        meanwhile = [put_later(*put) for put in step.get("meanwhile", [])]
         if step.get("term"):
             status, text = run_terminated(step["argv"], step["term"])
         else:
             status, text = run_in_process(step["argv"])
+        for thread in meanwhile:
+            thread.join(10)
         results.append({"argv": step["argv"], "status": status, "output": text,
                          "seconds": round(time.monotonic() - started, 3)})
     peers.save_client_result(params, results)
