@@ -40,6 +40,7 @@ class _Running:
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.server: Server | None = None
+        self.stopped = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         assert self.ready.wait(10), "server not started"
@@ -58,9 +59,15 @@ class _Running:
     def call(self, function, *args) -> None:  # noqa: ANN001 - a server method
         self.loop.call_soon_threadsafe(function, *args)
 
-    def stop(self) -> None:
+    def stop_server(self) -> None:
+        """Stop serving (the circuits close), the loop going on."""
         assert self.server is not None
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        if not self.stopped:
+            self.stopped = True
+            asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+
+    def stop(self) -> None:
+        self.stop_server()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
@@ -198,3 +205,14 @@ def test_jsonl_is_one_object_a_line_for_every_command(server, capsys):
     assert json.loads(out)["server_version"] == "4.13"
     _, out, _ = _run(capsys, "monitor", "-f", "jsonl", "--duration", "0.2", "RW:VALUE")
     assert json.loads(out.splitlines()[0])["value"] == 6.0
+
+
+def test_monitor_says_when_the_server_goes(server, capsys):
+    timer = threading.Timer(0.3, server.stop_server)
+    timer.start()
+    status, out, _ = _run(capsys, "monitor", "--duration", "0.8", "-F", ",", "RW:VALUE")
+    timer.join()
+    assert status == 0
+    first, gone = out.splitlines()
+    assert first.startswith("RW:VALUE,") and first.endswith(",2.5,,")
+    assert gone.startswith("RW:VALUE,2") and gone.endswith(" *** disconnected")
