@@ -4,10 +4,12 @@ aside; the script is ``tests/helpers/epics_compat.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import threading
+import time
 
 import epics_compat
 import numpy
@@ -17,6 +19,8 @@ import pytest
 from decoder.dbr import DBRType, DBRValue
 from shark import epics
 from shark.peers.background import addresses_from_environment
+from shark.peers.server import PV as ServerPV
+from shark.peers.server import Server
 
 
 def test_addresses_come_from_the_environment() -> None:
@@ -92,3 +96,74 @@ def test_the_interpreter_leaves_with_pvs_still_searched_for() -> None:
                           timeout=20)
     assert done.returncode == 0 and done.stdout.endswith("None\n"), done
     assert done.stderr == "", done.stderr
+
+
+class ServerThread:
+    """A shark server on a loop of its own thread (shark.epics blocks the test's)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server: Server | None = None
+        self.port = 0
+
+    def run(self, coro: object) -> object:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def start(self) -> None:
+        async def start() -> None:
+            pvs = [ServerPV("EPX:VAL", DBRType.DOUBLE, 1.5, precision=2, units="mm"),
+                   ServerPV("EPX:MODE", DBRType.ENUM, 0, enum_strings=["Off", "On"])]
+            self.server = Server(pvs, port=self.port, beacon_address=None)
+            await self.server.start()
+            self.port = self.server.udp_port
+
+        self.run(start())
+
+    def stop(self) -> None:
+        assert self.server is not None
+        self.run(self.server.stop())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def test_connection_callbacks_follow_the_server_away_and_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ServerThread()
+    try:
+        server.port = peers.free_port()
+        server.start()
+        epics._shutdown()  # the next call starts a client on this environment
+        monkeypatch.setenv("EPICS_CA_ADDR_LIST", f"127.0.0.1:{server.port}")
+        events: list[tuple[str, object]] = []
+        changed = threading.Event()
+
+        def connection(pvname: str = "", conn: bool = False, **_: object) -> None:
+            events.append(("conn", conn))
+            changed.set()
+
+        def update(value: object = None, char_value: str = "", **_: object) -> None:
+            events.append(("value", char_value))
+
+        pv = epics.PV("EPX:VAL", callback=update, connection_callback=connection)
+        assert pv.wait_for_connection(5) and pv.get() == 1.5
+        assert epics.caput("EPX:MODE", "On", wait=True) == 1
+        assert epics.caget("EPX:MODE", as_string=True) == "On"
+        changed.clear()
+        server.stop()
+        assert changed.wait(5) and events[-1] == ("conn", False)
+        changed.clear()
+        server.start()
+        assert changed.wait(10) and events[-1] == ("conn", True)
+        assert epics.caput("EPX:VAL", 2.25, wait=True) == 1
+        deadline = time.monotonic() + 5
+        while ("value", "2.25") not in events and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ("value", "2.25") in events, events
+        server.stop()
+    finally:
+        epics._shutdown()
+        server.close()
