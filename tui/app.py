@@ -20,14 +20,14 @@ held, and the errors ``e`` jumps to are those of every row held.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import time
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -41,11 +41,13 @@ from shark.extract.record import Record
 
 from . import rows as r
 from .details import details, row_details
+from .filterbar import FilterInput, count_matches, restrictions, row_filter
 from .graphs import Graphs
 from .help import HelpScreen
 from .log import LogRow, LogRows
+from .marks import Marks
 from .model import ChannelRow, CircuitRow, ErrorRow, Model, RowFilter, ServerRow
-from .panes import PANES, Panes, pv_of, record_of
+from .panes import PANES, Panes, PaneTable, pv_of, record_of
 from .source import Source
 from .status import RateMeter, StatusBar, human
 from .table import VirtualTable
@@ -70,15 +72,6 @@ W = TypeVar("W", bound=Widget)
 
 #: The id of the pane of pictures (after the panes of tables).
 GRAPHS = "graphs"
-
-
-class FilterInput(Input):
-    """The ``/`` filter line; Escape gives up."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
-
-    def action_cancel(self) -> None:
-        self.app.call_later(self.app.action_close_filter)  # type: ignore[attr-defined]
 
 
 class JumpInput(Input):
@@ -118,14 +111,23 @@ class SharkApp(App[None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("slash", "open_filter", "Filter", key_display="/"),
-        Binding("colon", "open_jump", "Jump", key_display=":"),
+        # (with priority: the bar takes focus before the next key is handled)
+        Binding("slash", "open_filter", "Filter", key_display="/", priority=True),
+        Binding("colon", "open_jump", "Jump", key_display=":", priority=True),
         Binding("space", "pause", "Pause"),
         Binding("f", "follow", "Follow PV"),
         Binding("e", "error(1)", "Next error"),
         Binding("E", "error(-1)", "Prev error", show=False),
         Binding("x", "export", "Export"),
         Binding("escape", "clear", "Clear", show=False),
+        Binding("backspace", "clear_filter", "Clear filter", show=False),
+        Binding("c", "clear_scope", "Clear circuit", show=False),
+        Binding("m", "mark", "Mark"),
+        Binding("n", "next_mark(1)", "Next mark", show=False),
+        Binding("N", "next_mark(-1)", "Prev mark", show=False),
+        Binding("ctrl+t", "time_reference", "Time ref", show=False),
+        Binding("s", "sort(1)", "Sort", show=False),
+        Binding("S", "sort(-1)", "Reverse sort", show=False),
         Binding("d", "toggle_details", "Details", show=False),
         Binding("l", "focus_log", "Log", show=False),
         *(Binding(str(n), f"pane('{pane}')", title, show=False)
@@ -143,8 +145,17 @@ class SharkApp(App[None]):
         self.clock = r.Clock()
         self.filter_text = ""
         self.follow_pv: str | None = None
+        #: The circuit or server picked in a pane (``circuit=3``, ``host=IP:PORT``).
+        self.scope: str | None = None
+        self._scope: Filter | None = None
+        self.marks = Marks()
+        #: The store position of the row whose time the log's times count from (None:
+        #: the capture's first message).
+        self.time_reference: int | None = None
+        self._reference_frame = 0
         self.paused = False
         self._filter: Filter | None = None
+        self._counting = 0
         #: Filters asked for, and applied (the log is filtered again on a thread when it
         #: holds many rows): the latest asked for wins.
         self._filtering = 0
@@ -158,8 +169,9 @@ class SharkApp(App[None]):
         self._meter = RateMeter()
         self._widgets: dict[str, Widget] = {}
         self.panes = Panes(model, self.clock, self._now)
-        #: The Parquet file of the last export.
+        #: The Parquet file of the last export, and its pcapng slice.
         self.last_export: Path | None = None
+        self.last_slice: Path | None = None
         self._rates = (0.0, 0.0)
 
     # -- layout -------------------------------------------------------------------------
@@ -192,6 +204,9 @@ class SharkApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        log = self.log_table
+        log.row_style = self.marks.style(log.row_style)
+        log.render_row = self.marks.cells(log.render_row)
         if self._initial_filter:
             self._apply_filter(self._initial_filter)
         self.log_table.focus()
@@ -298,12 +313,17 @@ class SharkApp(App[None]):
         parts.append((f"drops {dropped:,}", "bold red" if dropped else ""))
         parts.append((f"gaps {model.gaps:,}", "bold red" if model.gaps else ""))
         parts.append((f"errors {model.error_count:,}", "red" if model.error_count else ""))
-        if self.filter_text:
-            parts.append((f"filter: {self.filter_text}", "bold cyan"))
+        found = restrictions(self.filter_text, self.follow_pv, self.scope)
+        if found:
+            text = "  ".join(str(r) for r in found)
+            parts.append((f"{text}  ({model.shown_rows():,} of {len(model.store):,})",
+                          "bold cyan"))
         if self.filtering:
             parts.append((f"filtering {len(model.store):,} rows ...", "bold cyan"))
-        if self.follow_pv is not None:
-            parts.append((f"PV: {self.follow_pv}", "bold magenta"))
+        if self.marks:
+            parts.append((f"{len(self.marks)} marked", "bold blue"))
+        if self.time_reference is not None:
+            parts.append((f"times from frame {self._reference_frame}", "bold yellow"))
         self._main("#status", StatusBar).show(parts)
 
     # -- details ---------------------------------------------------------------------------
@@ -324,6 +344,8 @@ class SharkApp(App[None]):
         self._show(table.cursor_row if table.id == "log" else record_of(event.row))
 
     def on_virtual_table_selected(self, event: VirtualTable.Selected) -> None:
+        if self._main("#filter", FilterInput).open:
+            return  # (an Enter meant for the filter bar)
         row = event.row
         if isinstance(row, ChannelRow):
             if row.name is not None:
@@ -331,9 +353,9 @@ class SharkApp(App[None]):
         elif isinstance(row, Search):
             self.follow(row.name)
         elif isinstance(row, CircuitRow):
-            self._apply_filter(f"circuit={row.number}")
+            self.restrict(f"circuit={row.number}")
         elif isinstance(row, ServerRow):
-            self._apply_filter(f"host={row.address}")
+            self.restrict(f"host={row.address}")
         elif isinstance(row, ErrorRow):
             self.reveal(row.record)
         elif isinstance(row, (LogRow, Record)):
@@ -374,37 +396,77 @@ class SharkApp(App[None]):
     # -- filter and follow ----------------------------------------------------------------
 
     def action_open_filter(self) -> None:
+        """Open the bar and focus it now, before the next key is handled (a key typed
+        right after ``/`` while a capture loads must reach it)."""
+        if self.screen is not self.screen_stack[0]:
+            raise SkipAction()  # (the help is on top)
         field = self._main("#filter", FilterInput)
+        field.open = True
         field.value = self.filter_text
         field.add_class("shown")
-        field.focus()
+        self.screen.set_focus(field)
 
     def action_close_filter(self) -> None:
         field = self._main("#filter", FilterInput)
+        field.open = False
         field.remove_class("shown")
-        self.log_table.focus()
+        self.screen_stack[0].set_focus(self.log_table)
+
+    def submit_filter(self, text: str) -> None:
+        """Enter in the bar: apply ``text`` and close the bar, or say why it is wrong."""
+        if self._apply_filter(text):
+            self.action_close_filter()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Say as it is typed whether the filter is understood (why not, if not), and
+        how many rows it keeps (counted on a thread)."""
+        field = event.input
+        if not isinstance(field, FilterInput):
+            return
+        self._counting += 1
+        result = event.validation_result
+        if result is not None and not result.is_valid:
+            field.border_title = result.failure_descriptions[0]
+            field.border_subtitle = ""
+            return
+        field.border_title = "filter ok" if event.value.strip() else "no filter: every row"
+        text = event.value.strip()
+        wanted = compile_filter([text]) if text else None
+        keep = row_filter(self.model, None if wanted is None or wanted.matches_all else wanted,
+                          self.follow_pv, self._scope)
+        generation = self._counting
+
+        def work() -> None:
+            time.sleep(0.2)  # (typing goes on: count what the typing stops at)
+            counted = count_matches(self.model, keep, lambda: generation == self._counting)
+            if counted is not None:
+                self.call_from_thread(self._show_count, generation, *counted)
+
+        self.run_worker(work, thread=True, group="count")
+
+    def _show_count(self, generation: int, kept: int, total: int) -> None:
+        if generation == self._counting:
+            field = self._main("#filter", FilterInput)
+            field.border_subtitle = f"{kept:,} of {total:,} match"
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "jump":
             if self.jump(event.value.strip()):
                 self.action_close_jump()
-            return
-        if event.input.id != "filter":
-            return
-        if self._apply_filter(event.value.strip()):
-            self.action_close_filter()
 
     # -- jump to a frame or a time ----------------------------------------------------------
 
     def action_open_jump(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            raise SkipAction()
         field = self._main("#jump", JumpInput)
         field.value = ""
         field.add_class("shown")
-        field.focus()
+        self.screen.set_focus(field)
 
     def action_close_jump(self) -> None:
         self._main("#jump", JumpInput).remove_class("shown")
-        self.log_table.focus()
+        self.screen_stack[0].set_focus(self.log_table)
 
     def jump(self, text: str) -> bool:
         """Put the log's cursor (paused) on the first row shown of frame ``text`` or
@@ -466,27 +528,32 @@ class SharkApp(App[None]):
         self.follow(pv)
 
     def action_clear(self) -> None:
+        """Escape: stop following the PV, else drop the circuit, else the filter."""
         if self.follow_pv is not None:
             self.follow(None)
+        elif self.scope is not None:
+            self.restrict(None)
         elif self.filter_text:
             self._apply_filter("")
 
+    def action_clear_filter(self) -> None:
+        if self.filter_text:
+            self._apply_filter("")
+
+    def action_clear_scope(self) -> None:
+        if self.scope is not None:
+            self.restrict(None)
+
+    def restrict(self, scope: str | None) -> None:
+        """Show only the rows of a circuit (``circuit=3``) or server (``host=IP:PORT``),
+        with the filter and the PV followed; None: of every one."""
+        self.scope = scope
+        self._scope = compile_filter([scope]) if scope is not None else None
+        self._update_view()
+
     def _row_filter(self) -> RowFilter | None:
-        """What the log shows: the rows the filter keeps (times counted from the
-        capture's first, errors judged knowing the circuits joined mid-stream), of the
-        followed PV's."""
-        wanted, pv, model = self._filter, self.follow_pv, self.model
-        if wanted is None and pv is None:
-            return None
-
-        def keep(batch: pa.RecordBatch) -> np.ndarray:
-            mask = (np.ones(batch.num_rows, dtype=bool) if wanted is None
-                    else wanted.mask(batch, model.first_time, model.midstream))
-            if pv is not None:
-                mask &= _equal(batch.column("pv"), pv)
-            return mask
-
-        return keep
+        """What the log shows: the rows every restriction keeps."""
+        return row_filter(self.model, self._filter, self.follow_pv, self._scope)
 
     def _update_view(self) -> None:
         """The filter or the followed PV changed: filter the log again, on a thread
@@ -573,6 +640,88 @@ class SharkApp(App[None]):
         log.focus()
         self._show(log.cursor_row)
 
+    # -- marks and the time reference ------------------------------------------------------
+
+    def action_mark(self) -> None:
+        """Mark the log's cursor row, or unmark it."""
+        row = self.log_table.cursor_row
+        if not isinstance(row, LogRow):
+            self.notify("no message under the cursor to mark", timeout=2)
+            return
+        marked = self.marks.toggle(row.position)
+        self.log_table.refresh()
+        self.notify(f"frame {row.frame} {'marked' if marked else 'unmarked'} "
+                    f"({len(self.marks)} marked; n / N go to them, x exports them)",
+                    timeout=2)
+
+    def action_next_mark(self, direction: int) -> None:
+        """Move the log's cursor (paused) to the next (1) or previous (-1) mark shown."""
+        if not self.marks:
+            self.notify("no marks: m marks the row under the cursor", timeout=2)
+            return
+        log = self.log_table
+        if not self.paused:
+            self._pause()
+        rows = log.rows
+        if not isinstance(rows, LogRows):
+            return
+        row = log.cursor_row
+        at = row.position if isinstance(row, LogRow) else None
+        found = self.marks.step(rows, at, direction)
+        if found is None:
+            self.notify(f"no {'later' if direction > 0 else 'earlier'} mark in the log",
+                        timeout=2)
+            return
+        log.move_cursor(found, notify=False, center=True)
+        self._show(log.cursor_row)
+        self.screen_stack[0].set_focus(log)
+
+    def action_time_reference(self) -> None:
+        """Count the times shown from the log's cursor row (as Wireshark's Ctrl-T); on
+        that row again, from the capture's first message again."""
+        row = self.log_table.cursor_row
+        log = self.log_table
+        title = r.LOG_COLUMNS[1].title
+        if not isinstance(row, LogRow) or row.position == self.time_reference:
+            self.time_reference = None
+            self.clock.zero = self.model.first_time
+            log.columns = [*log.columns[:1], r.LOG_COLUMNS[1], *log.columns[2:]]
+            self.notify("times count from the capture's first message", timeout=2)
+        else:
+            self.time_reference = row.position
+            self._reference_frame = row.frame
+            self.clock.zero = row.time / 1e9
+            log.columns = [*log.columns[:1],
+                           dataclasses.replace(r.LOG_COLUMNS[1], title=f"Δ{title}"),
+                           *log.columns[2:]]
+            self.notify(f"times count from frame {row.frame} (Ctrl-T there again: from "
+                        "the first message)", timeout=3)
+        self._shown = None
+        self._show(row)
+        log.refresh()
+        self._pane_version = -1
+
+    # -- sorting the panes -------------------------------------------------------------------
+
+    def action_sort(self, direction: int) -> None:
+        """``s``: sort the pane shown by its next column; ``S``: the other way."""
+        tabs = self._main("#tabs", TabbedContent)
+        pane = tabs.active or PANES[0][0]
+        if pane == GRAPHS:
+            return
+        how = self.panes.sort(pane, step=1) if direction > 0 else self.panes.sort(
+            pane, reverse=True)
+        self._pane_version = -1
+        self.refresh_panes()
+        self.notify(f"{dict(PANES)[pane]} sorted {how}", timeout=2)
+
+    def on_pane_table_header_clicked(self, event: PaneTable.HeaderClicked) -> None:
+        pane = (event.table.id or "").removesuffix("-table")
+        how = self.panes.sort(pane, column=event.column)
+        self._pane_version = -1
+        self.refresh_panes()
+        self.notify(f"{dict(PANES).get(pane, pane)} sorted {how}", timeout=2)
+
     # -- panes, help, export --------------------------------------------------------------
 
     def action_pane(self, pane: str) -> None:
@@ -613,26 +762,43 @@ class SharkApp(App[None]):
         self.push_screen(HelpScreen(self._what()))
 
     def action_export(self) -> None:
-        """Write the log as shown (filter applied) to a Parquet file, off the UI thread."""
-        rows = self.log_table.rows if self.paused else self.model.log_rows()
-        if not isinstance(rows, LogRows):
-            rows = self.model.log_rows()
+        """Write the marked rows (if any), else the log as shown (restrictions applied),
+        to a Parquet file and, from a capture file, their frames to a pcapng slice; off
+        the UI thread."""
+        if self.marks:
+            rows, what = self.marks.rows(self.model.rows), "marked"
+        else:
+            rows = self.log_table.rows if self.paused else self.model.log_rows()
+            if not isinstance(rows, LogRows):
+                rows = self.model.log_rows()
+            what = "shown"
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = self.export_dir / f"shark-{stamp}.parquet"
-        self.notify(f"exporting {len(rows):,} messages to {path} ...", timeout=2)
-        self.run_worker(lambda: self._export(rows, path), thread=True, group="export")
+        capture = getattr(self.source, "path", None)
+        self.notify(f"exporting {len(rows):,} {what} messages to {path} ...", timeout=2)
+        self.run_worker(lambda: self._export(rows, path, capture), thread=True,
+                        group="export")
 
-    def _export(self, rows: LogRows, path: Path) -> None:
-        from .export import export_rows
+    def _export(self, rows: LogRows, path: Path, capture: Path | None) -> None:
+        from .export import export_rows, export_slice
 
         try:
             count = export_rows(rows, path)
+            frames = None
+            if capture is not None:
+                frames = export_slice(rows, capture, path.with_suffix(".pcapng"))
         except Exception as exc:  # reported, not raised: the capture goes on
             self.call_from_thread(self.notify, f"export failed: {exc}", severity="error")
             return
         self.last_export = path
-        self.call_from_thread(self.notify, f"{count:,} messages written to {path}",
-                              title="Export")
+        if frames is None:
+            sliced = "no pcapng slice: a live capture has no file to cut it from"
+        else:
+            self.last_slice = path.with_suffix(".pcapng")
+            sliced = f"their {frames:,} frames (with their channels' set-ups) to " \
+                     f"{self.last_slice}"
+        self.call_from_thread(self.notify, f"{count:,} messages written to {path}; "
+                              f"{sliced}", title="Export")
 
 
 def _next_problem(model: Model, rows: LogRows, at: int | None, direction: int
@@ -656,13 +822,3 @@ def _next_problem(model: Model, rows: LogRows, at: int | None, direction: int
         return None
     return rows.number_of(int(problems[0] if direction > 0 else problems[-1]))
 
-
-def _equal(column: pa.Array, text: str) -> np.ndarray:
-    """Which values of a dictionary column of strings are ``text``."""
-    if pa.types.is_dictionary(column.type):
-        names = column.dictionary.to_pylist()
-        if text not in names:
-            return np.zeros(len(column), dtype=bool)
-        codes = column.indices.fill_null(-1).to_numpy()
-        return codes == names.index(text)
-    return np.asarray(pc.fill_null(pc.equal(column, text), False))

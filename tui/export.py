@@ -18,7 +18,19 @@ from shark.extract.record import Record
 
 from .log import LogRows
 
-__all__ = ["export_parquet", "export_rows"]
+__all__ = ["export_parquet", "export_rows", "export_slice"]
+
+
+def _wanted(rows: LogRows) -> tuple[int, int, np.ndarray | None]:
+    """The store positions ``rows`` shows: from, to, and which between (None: all)."""
+    if rows.index is None:
+        return rows.first, rows.last, None
+    chunks = [c for c in rows.index.all() if len(c)]
+    everything = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
+    start = rows.index.start
+    wanted = everything[max(0, rows.first - start) : max(0, rows.last - start)]
+    first, last = (int(wanted[0]), int(wanted[-1]) + 1) if len(wanted) else (0, 0)
+    return first, last, wanted
 
 
 def export_rows(rows: LogRows, path: str | Path) -> int:
@@ -27,14 +39,7 @@ def export_rows(rows: LogRows, path: str | Path) -> int:
     import pyarrow.parquet as pq
 
     store = rows.reader.store
-    if rows.index is None:
-        first, last, wanted = rows.first, rows.last, None
-    else:
-        chunks = [c for c in rows.index.all() if len(c)]
-        everything = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
-        start = rows.index.start
-        wanted = everything[max(0, rows.first - start) : max(0, rows.last - start)]
-        first, last = (int(wanted[0]), int(wanted[-1]) + 1) if len(wanted) else (0, 0)
+    first, last, wanted = _wanted(rows)
     written = 0
     writer = None
     try:
@@ -69,3 +74,29 @@ def export_parquet(records: Iterable[Record | None], path: str | Path) -> int:
     frame = builder.table("messages")
     frame.to_parquet(path, index=False)
     return len(frame)
+
+
+def export_slice(rows: LogRows, capture: str | Path, path: str | Path) -> int:
+    """Write the frames of the rows ``rows`` shows, with the frames that set up their
+    channels (:class:`shark.tables.selection.FrameSelection`: so that the slice reads
+    back with its PVs named), from the capture file ``capture`` to a new pcapng file
+    ``path``; the number of frames written."""
+    from shark.capture.slice import write_slice
+    from shark.tables.selection import FrameSelection
+
+    store = rows.reader.store
+    first, last, wanted = _wanted(rows)
+    selection = FrameSelection()
+    columns = ["frame", "command", "sender", "circuit", "pv"]
+    for position, batch in store.batches(store.start, last):
+        batch = batch.select(columns)  # (set-ups come before the rows they name)
+        if position + batch.num_rows <= first:
+            chosen = batch.slice(0, 0)
+        elif wanted is None:
+            lo, hi = max(first - position, 0), min(last - position, batch.num_rows)
+            chosen = batch.slice(lo, hi - lo)
+        else:
+            lo, hi = np.searchsorted(wanted, [position, position + batch.num_rows])
+            chosen = batch.take(wanted[lo:hi] - position)
+        selection.add(batch, chosen)
+    return write_slice(capture, selection.frames(), path)

@@ -2,13 +2,23 @@
 
 Rows are rebuilt from the model when a pane is shown (twice a second at most); sorting
 thousands of channels each time would be wasted, so the sorted list is kept until
-channels come or go.
+channels come or go (or, sorted by a figure that changes, such as the rate, until the
+model changes).
+
+Each pane can be sorted by any of its columns (``s`` picks the next column, ``S``
+reverses, or a click on the column's title): numbers as numbers, blanks last, and the
+title of the sorted column carries an arrow. Figures that mean nothing are blank: the
+rate of a channel that has had fewer than two values.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from textual import events
+from textual.message import Message
 
 from decoder import Search
 from shark.extract.record import Record
@@ -16,13 +26,41 @@ from shark.extract.record import Record
 from . import rows as r
 from .log import LogRow
 from .model import ChannelRow, ErrorRow, Model
-from .table import VirtualTable
+from .table import Cell, Column, VirtualTable
 
-__all__ = ["PANES", "Panes", "pv_of", "record_of"]
+__all__ = ["PANES", "PaneTable", "Panes", "pv_of", "record_of"]
 
 #: The panes: (id, title), in the order of their keys 1 to 5.
 PANES = [("channels", "Channels"), ("circuits", "Circuits"), ("searches", "Searches"),
          ("servers", "Servers"), ("errors", "Errors")]
+
+
+class PaneTable(VirtualTable):
+    """A pane's table: a click on a column's title asks to sort by it."""
+
+    class HeaderClicked(Message):
+        """The title of column ``column`` was clicked."""
+
+        def __init__(self, table: PaneTable, column: int) -> None:
+            super().__init__()
+            self.table = table
+            self.column = column
+
+    def _on_click(self, event: events.Click) -> None:
+        if event.y != 0:
+            return  # (rows: the table's own)
+        width = self.scrollable_content_region.width or self.size.width
+        left = 0
+        for number, cells in enumerate(self._widths(width)):
+            if left <= event.x < left + cells + 1:
+                self.post_message(self.HeaderClicked(self, number))
+                return
+            left += cells + 1
+
+
+#: Sorting by these columns of these panes follows figures that change as traffic
+#: comes: the order is worked out again whenever the model changes.
+_LIVE = {"channels": {"Rate/s", "Updates", "Last update", "Last value"}}
 
 
 class Panes:
@@ -34,38 +72,111 @@ class Panes:
         self.clock = clock
         self.now = now
         self._sorted: tuple[Any, list[ChannelRow]] | None = None
+        #: Per pane: the column sorted by and whether in reverse (none: its own order).
+        self.sorting: dict[str, tuple[int, bool]] = {}
+        self._tables: dict[str, VirtualTable] = {}
+        self._columns: dict[str, list[Column]] = {}
 
     def tables(self) -> dict[str, VirtualTable]:
         """One table per pane, by pane id (their widget ids: ``<pane>-table``)."""
         clock, now = self.clock, self.now
-        return {
-            "channels": VirtualTable(r.CHANNEL_COLUMNS,
-                                     lambda row: r.channel_cells(row, clock, now()),
-                                     r.channel_style, id="channels-table"),
-            "circuits": VirtualTable(r.CIRCUIT_COLUMNS, lambda row: r.circuit_cells(row, clock),
-                                     r.circuit_style, id="circuits-table"),
-            "searches": VirtualTable(r.SEARCH_COLUMNS, lambda row: r.search_cells(row, clock),
-                                     id="searches-table"),
-            "servers": VirtualTable(r.SERVER_COLUMNS, lambda row: r.server_cells(row, clock),
-                                    id="servers-table"),
-            "errors": VirtualTable(r.ERROR_COLUMNS, lambda row: r.error_cells(row, clock),
-                                   lambda _row: "red", id="errors-table"),
+        self._columns = {
+            "channels": r.CHANNEL_COLUMNS, "circuits": r.CIRCUIT_COLUMNS,
+            "searches": r.SEARCH_COLUMNS, "servers": r.SERVER_COLUMNS,
+            "errors": r.ERROR_COLUMNS,
         }
+        self._tables = {
+            "channels": PaneTable(r.CHANNEL_COLUMNS,
+                                  lambda row: channel_cells(row, clock, now()),
+                                  r.channel_style, id="channels-table"),
+            "circuits": PaneTable(r.CIRCUIT_COLUMNS, lambda row: r.circuit_cells(row, clock),
+                                  r.circuit_style, id="circuits-table"),
+            "searches": PaneTable(r.SEARCH_COLUMNS, lambda row: r.search_cells(row, clock),
+                                  id="searches-table"),
+            "servers": PaneTable(r.SERVER_COLUMNS, lambda row: r.server_cells(row, clock),
+                                 id="servers-table"),
+            "errors": PaneTable(r.ERROR_COLUMNS, lambda row: r.error_cells(row, clock),
+                                lambda _row: "red", id="errors-table"),
+        }
+        return dict(self._tables)
+
+    def sort(self, pane: str, column: int | None = None, step: int = 0,
+             reverse: bool = False) -> str:
+        """Sort ``pane`` by ``column``, or by the ``step``-th next column (after the last,
+        its own order again), or (``reverse``) the other way; says how, in words."""
+        columns = self._columns.get(pane)
+        if not columns:
+            return ""
+        current = self.sorting.get(pane)
+        if reverse:
+            at, backwards = current if current is not None else (0, False)
+            self.sorting[pane] = (at, not backwards)
+        elif column is not None:
+            backwards = current is not None and current[0] == column and not current[1]
+            self.sorting[pane] = (column, backwards)
+        else:
+            at = (current[0] if current is not None else -1) + step
+            if 0 <= at < len(columns):
+                self.sorting[pane] = (at, False)
+            else:
+                self.sorting.pop(pane, None)
+        self._sorted = None
+        table = self._tables.get(pane)
+        sorting = self.sorting.get(pane)
+        if table is not None:
+            table.columns = [
+                dataclasses.replace(c, title=f"{c.title}{'▼' if sorting[1] else '▲'}")
+                if sorting is not None and number == sorting[0] else c
+                for number, c in enumerate(columns)]
+            table.refresh()
+        if sorting is None:
+            return "in its own order"
+        title = columns[sorting[0]].title
+        return f"by {title}, {'descending' if sorting[1] else 'ascending'}"
+
+    def _ordered(self, pane: str, rows: list[Any]) -> list[Any]:
+        """``rows`` in the order picked for ``pane`` (as they are if none)."""
+        sorting = self.sorting.get(pane)
+        table = self._tables.get(pane)
+        if sorting is None or table is None:
+            return rows
+        column, backwards = sorting
+        title = self._columns[pane][column].title
+        if pane == "channels" and title in _CHANNEL_KEYS:
+            now = self.now()
+            key = _CHANNEL_KEYS[title]
+            keyed = [(key(row, now), row) for row in rows]
+        else:
+            render = table.render_row
+            keyed = [(_natural(_cell(render(row), column)), row) for row in rows]
+        present = [item for item in keyed if item[0] is not None]
+        blank = [row for value, row in keyed if value is None]
+        present.sort(key=lambda item: item[0], reverse=backwards)
+        return [row for _value, row in present] + blank
 
     def rows(self, pane: str, follow: str | None) -> Sequence[Any]:
         """The rows of ``pane`` in the order shown; ``follow``: only that PV's (channels,
         searches)."""
         model = self.model
         if pane == "channels":
-            key = (model.rows_version, follow, len(model.channels))
+            key: tuple[Any, ...] = (model.rows_version, follow, len(model.channels))
+            sorting = self.sorting.get(pane)
+            if sorting is not None and (self._columns[pane][sorting[0]].title
+                                        in _LIVE["channels"]):
+                key = (*key, model.version)
             if self._sorted is not None and self._sorted[0] == key:
                 return self._sorted[1]
             channels = list(model.channels.values())
             if follow is not None:
                 channels = [c for c in channels if c.name == follow]
             channels.sort(key=lambda c: (c.pv, c.circuit or 0))
+            channels = self._ordered(pane, channels)
             self._sorted = (key, channels)
             return channels
+        return self._ordered(pane, self._rows(pane, follow))
+
+    def _rows(self, pane: str, follow: str | None) -> list[Any]:
+        model = self.model
         if pane == "circuits":
             return sorted(model.circuits.values(), key=lambda c: c.number)
         if pane == "searches":
@@ -93,6 +204,50 @@ class Panes:
         if unanswered:
             titles["searches"] = f"Searches ({len(searches)}, {unanswered} unanswered)"
         return titles
+
+
+def channel_cells(row: ChannelRow, clock: r.Clock, now: float | None) -> list[Cell]:
+    """A channel's cells, its rate blank until it has had two values (one value has no
+    rate: its figure would be noise)."""
+    cells = r.channel_cells(row, clock, now)
+    if row.updates < 2:
+        cells[_RATE] = ""
+    return cells
+
+
+_RATE = [c.title for c in r.CHANNEL_COLUMNS].index("Rate/s")
+
+
+def _rate(row: ChannelRow, now: float | None) -> float | None:
+    if row.updates < 2:
+        return None
+    return row.rate(now if now is not None else row.last_time)
+
+
+#: Exact keys for the channels' figures (their cells are rounded).
+_CHANNEL_KEYS: dict[str, Callable[[ChannelRow, float | None], Any]] = {
+    "Rate/s": _rate,
+    "Updates": lambda row, _now: row.updates,
+    "Last update": lambda row, _now: row.last_time if row.updates or row.writes else None,
+}
+
+
+def _cell(cells: Sequence[Cell], column: int) -> str:
+    cell = cells[column] if column < len(cells) else ""
+    return cell if isinstance(cell, str) else cell.plain
+
+
+def _natural(text: str) -> tuple[int, float, str] | None:
+    """A cell's sort key: numbers (``12``, ``1.5 s``) as numbers, before words; None
+    for a blank cell (sorted last either way)."""
+    text = text.strip()
+    if not text:
+        return None
+    head = text.split()[0].lstrip("#")
+    try:
+        return (0, float(head), text)
+    except ValueError:
+        return (1, 0.0, text)
 
 
 def record_of(row: Any) -> Record | LogRow | None:
