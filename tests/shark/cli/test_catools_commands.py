@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,12 +60,39 @@ class _Running:
     def call(self, function, *args) -> None:  # noqa: ANN001 - a server method
         self.loop.call_soon_threadsafe(function, *args)
 
+    def when_connected(self, then, *args) -> threading.Thread:  # noqa: ANN001
+        """Call ``then(*args)`` on a thread once a client has connected (the command
+        under test starts after its modules are imported, which takes a while)."""
+        def wait() -> None:
+            deadline = time.monotonic() + 10
+            while self.server.circuit_count == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.1)
+            then(*args)
+
+        thread = threading.Thread(target=wait, daemon=True)
+        thread.start()
+        return thread
+
     def stop_server(self) -> None:
         """Stop serving (the circuits close), the loop going on."""
         assert self.server is not None
         if not self.stopped:
             self.stopped = True
             asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+
+    def restart_server(self) -> None:
+        """A new server on the same ports, as an IOC restarted is."""
+        assert self.server is not None
+        old = self.server
+
+        async def start() -> None:
+            self.server = Server(_pvs(), port=old.udp_port, tcp_port=old.tcp_port,
+                                 beacon_address=None)
+            await self.server.start()
+            self.stopped = False
+
+        asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
 
     def stop(self) -> None:
         self.stop_server()
@@ -208,11 +236,25 @@ def test_jsonl_is_one_object_a_line_for_every_command(server, capsys):
 
 
 def test_monitor_says_when_the_server_goes(server, capsys):
-    timer = threading.Timer(0.3, server.stop_server)
-    timer.start()
-    status, out, _ = _run(capsys, "monitor", "--duration", "0.8", "-F", ",", "RW:VALUE")
-    timer.join()
+    stopping = server.when_connected(server.stop_server)
+    status, out, _ = _run(capsys, "monitor", "--duration", "1.0", "-F", ",", "RW:VALUE")
+    stopping.join()
     assert status == 0
     first, gone = out.splitlines()
     assert first.startswith("RW:VALUE,") and first.endswith(",2.5,,")
     assert gone.startswith("RW:VALUE,2") and gone.endswith(" *** disconnected")
+
+
+def test_monitor_comes_back_with_the_server(server, capsys):
+    def bounce() -> None:
+        server.stop_server()
+        time.sleep(0.3)
+        server.restart_server()
+
+    bouncing = server.when_connected(bounce)
+    status, out, _ = _run(capsys, "monitor", "--duration", "2.0", "-t", "n", "RW:COUNT")
+    bouncing.join()
+    assert status == 0
+    first, gone, back = out.splitlines()
+    assert first.split() == back.split() == ["RW:COUNT", "7"]
+    assert gone.endswith(" *** disconnected")  # at the client's time, whatever -t says
