@@ -279,7 +279,15 @@ class PV:
             callback=self._on_changes, **kwargs)
 
     def _on_changes(self, value: DBRValue) -> None:
-        """On the loop: a monitor update; user callbacks get a copy of the state."""
+        """On the loop: a monitor update. Nothing may escape to the client, whose
+        circuit would go with it (and every other PV on it)."""
+        try:
+            self._update(value)
+        except Exception:  # a bug of ours: this update is lost, the circuit goes on
+            log.exception("shark.epics: update of %s not taken", self.pvname)
+
+    def _update(self, value: DBRValue) -> None:
+        """The PV's state from an update; user callbacks get a copy of it."""
         meta = _metadata(value)
         self._args.update(meta)
         # As libca's event: the count is the update's (an array's current length).
@@ -440,7 +448,8 @@ class PV:
             callback_data: Any = None) -> int | None:
         """Write ``value``: 1 once sent (``wait``: once the server says it is done),
         -1 when it failed or ``wait`` timed out, None when the PV is not connected.
-        ``callback(pvname=, data=callback_data)`` runs on completion."""
+        ``callback(pvname=, data=callback_data)`` runs on completion (a dict of
+        ``callback_data`` gives its items as keywords instead)."""
         if not self.wait_for_connection():
             return None
         assert self.ftype is not None
@@ -478,8 +487,9 @@ class PV:
 
     def _completed(self, callback: Callable[..., Any] | None, data: Any) -> None:
         self._put_complete = True
-        if callback is not None:
-            self._context.later(callback, pvname=self.pvname, data=data)
+        if callback is not None:  # callback_data: a dict of keywords, or ``data``
+            kwargs = data if isinstance(data, dict) else {"data": data}
+            self._context.later(callback, **{**kwargs, "pvname": self.pvname})
 
     @property
     def put_complete(self) -> bool | None:
