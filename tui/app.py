@@ -2,7 +2,10 @@
 
 Layout: the message log (top left) with the details of the selected message beside
 it; below, the panes (channels, circuits, searches, servers and beacons, errors);
-at the bottom the status bar and the keys.
+at the bottom the status bar and the keys. Narrower than :data:`WIDE` columns the
+details are shown over the whole screen on ``d`` or Enter instead, and the log's
+columns give way by importance (:mod:`tui.table`); shorter than :data:`TALL` lines
+the log gets more of the height.
 
 How it keeps up: a :class:`~tui.source.Source` thread decodes and fills the
 :class:`~tui.model.Model`; a timer redraws ten times a second from whatever the model
@@ -20,13 +23,13 @@ held, and the errors ``e`` jumps to are those of every row held.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import time
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+from rich.text import Text
 from textual.actions import SkipAction
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -40,6 +43,7 @@ from shark.analysis.filters import Filter, FilterError, compile_filter
 from shark.extract.record import Record
 
 from . import rows as r
+from .columns import ColumnChooser
 from .details import details, row_details
 from .filterbar import FilterInput, count_matches, restrictions, row_filter
 from .graphs import Graphs
@@ -47,6 +51,7 @@ from .help import HelpScreen
 from .log import LogRow, LogRows
 from .marks import Marks
 from .model import ChannelRow, CircuitRow, ErrorRow, Model, RowFilter, ServerRow
+from .overlay import DetailsScreen
 from .panes import PANES, Panes, PaneTable, pv_of, record_of
 from .source import Source
 from .status import RateMeter, StatusBar, human
@@ -58,6 +63,11 @@ __all__ = ["FilterInput", "MessageLog", "SharkApp"]
 #: Seconds between redraws of the log and status bar, and of the pane shown below.
 REFRESH = 0.1
 PANE_REFRESH = 0.5
+#: Columns from which the details pane is shown beside the log (narrower: over the
+#: whole screen, on ``d`` or Enter), and lines from which the panes below get their
+#: share (fewer: the log gets more).
+WIDE = 120
+TALL = 32
 #: Seconds between two updates of the details pane while it follows the newest message.
 DETAILS_REFRESH = 0.5
 #: When the decoder is busier than this (the fraction of time it did not wait for
@@ -95,6 +105,8 @@ class SharkApp(App[None]):
     """Shows what ``source`` decodes into ``model``."""
 
     TITLE = "shark"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (WIDE, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (TALL, "-tall")]
     CSS = """
     #top { height: 3fr; }
     #log { width: 1fr; border: round $primary 50%; border-title-align: left; }
@@ -108,6 +120,8 @@ class SharkApp(App[None]):
     TabPane { padding: 0; }
     #filter, #jump { dock: bottom; display: none; }
     #filter.shown, #jump.shown { display: block; }
+    Screen.-narrow #details { display: none; }
+    Screen.-short #tabs { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -129,6 +143,7 @@ class SharkApp(App[None]):
         Binding("s", "sort(1)", "Sort", show=False),
         Binding("S", "sort(-1)", "Reverse sort", show=False),
         Binding("d", "toggle_details", "Details", show=False),
+        Binding("v", "columns", "Columns", show=False),
         Binding("l", "focus_log", "Log", show=False),
         *(Binding(str(n), f"pane('{pane}')", title, show=False)
           for n, (pane, title) in enumerate(PANES, 1)),
@@ -328,16 +343,46 @@ class SharkApp(App[None]):
 
     # -- details ---------------------------------------------------------------------------
 
-    def _show(self, row: LogRow | Record | None) -> None:
-        if row is self._shown and row is not None:
+    def _show(self, row: LogRow | Record | None, again: bool = False) -> None:
+        """Show ``row``'s details (in the pane, and over the screen when open there),
+        the hex dump fitted to their width; ``again``: even if it is shown (resized)."""
+        if row is self._shown and row is not None and not again:
             return
         self._shown = row
         model = self.model
+        overlay = self.screen if isinstance(self.screen, DetailsScreen) else None
+        pane = self._main("#details", TextView)
+        width = (overlay.text_width if overlay is not None
+                 else pane.scrollable_content_region.width)
         if isinstance(row, LogRow):
-            text = row_details(row, model.raw(row.position), self.clock, model.midstream)
+            text = row_details(row, model.raw(row.position), self.clock, model.midstream,
+                               width)
         else:
-            text = details(row, self.clock, model.midstream)
-        self._main("#details", TextView).show(text)
+            text = details(row, self.clock, model.midstream, width)
+        pane.show(text)
+        if overlay is not None:
+            overlay.show(text)
+
+    @property
+    def narrow(self) -> bool:
+        """Whether the screen is too narrow for the details beside the log."""
+        return self.size.width < WIDE
+
+    def open_details(self) -> None:
+        """The details over the whole screen (a narrow one)."""
+        if isinstance(self.screen, DetailsScreen):
+            return
+        shown = self._shown if self._shown is not None else self.log_table.cursor_row
+        self.push_screen(DetailsScreen(Text(""), self._move_in_log),
+                         callback=lambda _: self._show(self._shown, again=True))
+        # (made again once the overlay is laid out, for its width)
+        self.call_after_refresh(lambda: self._show(shown, again=True))
+
+    def _move_in_log(self, delta: int) -> None:
+        self.log_table.action_cursor(delta)
+
+    def on_resize(self, _event: object) -> None:
+        self.call_after_refresh(lambda: self._show(self._shown, again=True))
 
     def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
         table = event.table
@@ -360,6 +405,8 @@ class SharkApp(App[None]):
             self.reveal(row.record)
         elif isinstance(row, (LogRow, Record)):
             self._show(row)
+            if self.narrow:
+                self.open_details()
 
     # -- pause -----------------------------------------------------------------------------
 
@@ -668,9 +715,10 @@ class SharkApp(App[None]):
         row = log.cursor_row
         at = row.position if isinstance(row, LogRow) else None
         found = self.marks.step(rows, at, direction)
+        if found is None:  # past the last (first): round to the first (last)
+            found = self.marks.step(rows, None, direction)
         if found is None:
-            self.notify(f"no {'later' if direction > 0 else 'earlier'} mark in the log",
-                        timeout=2)
+            self.notify("no mark among the rows shown", timeout=2)
             return
         log.move_cursor(found, notify=False, center=True)
         self._show(log.cursor_row)
@@ -681,19 +729,17 @@ class SharkApp(App[None]):
         that row again, from the capture's first message again."""
         row = self.log_table.cursor_row
         log = self.log_table
-        title = r.LOG_COLUMNS[1].title
         if not isinstance(row, LogRow) or row.position == self.time_reference:
             self.time_reference = None
             self.clock.zero = self.model.first_time
-            log.columns = [*log.columns[:1], r.LOG_COLUMNS[1], *log.columns[2:]]
+            log.header_titles = {}
             self.notify("times count from the capture's first message", timeout=2)
         else:
             self.time_reference = row.position
             self._reference_frame = row.frame
             self.clock.zero = row.time / 1e9
-            log.columns = [*log.columns[:1],
-                           dataclasses.replace(r.LOG_COLUMNS[1], title=f"Δ{title}"),
-                           *log.columns[2:]]
+            at = [c.title for c in log.columns].index("Time")
+            log.header_titles = {at: "ΔTime"}
             self.notify(f"times count from frame {row.frame} (Ctrl-T there again: from "
                         "the first message)", timeout=3)
         self._shown = None
@@ -753,7 +799,32 @@ class SharkApp(App[None]):
         self.refresh_panes()
 
     def action_toggle_details(self) -> None:
-        self._main("#details", TextView).toggle_class("hidden")
+        if self.narrow:
+            self.open_details()
+        else:
+            self._main("#details", TextView).toggle_class("hidden")
+
+    def action_columns(self) -> None:
+        """Choose the columns of the focused table (the log's if none is)."""
+        focused = self.focused
+        table = focused if isinstance(focused, VirtualTable) else self.log_table
+        title = "Log columns" if table is self.log_table else "Columns"
+        self.push_screen(ColumnChooser(table, title))
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """Save the screen as SVG (the command palette's Screenshot) where exports go,
+        and say where; Textual's own delivery writes to a Downloads folder, which a
+        server or a container seldom has, and then fails."""
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        folder = Path(path) if path is not None else self.export_dir
+        try:
+            saved = self.save_screenshot(filename or f"shark-{stamp}.svg", str(folder))
+        except OSError as exc:
+            self.notify(f"screenshot failed: {exc}", title="Screenshot", severity="error")
+            return None
+        self.notify(f"saved to {saved}", title="Screenshot")
+        return saved
 
     def action_focus_log(self) -> None:
         self.log_table.focus()

@@ -17,14 +17,15 @@ Script = Callable[[SharkApp, Any], Awaitable[None]]
 
 
 def drive(path: Path, script: Script, ring_size: int = 100_000, model: Model | None = None,
-          **options: Any) -> SharkApp:
-    """Run the app on ``path`` until the file is decoded and shown, then ``script``."""
+          size: tuple[int, int] = (200, 50), **options: Any) -> SharkApp:
+    """Run the app on ``path`` in a terminal of ``size`` (columns, lines) until the file
+    is decoded and shown, then ``script``."""
 
     async def main() -> SharkApp:
         nonlocal model
         model = Model(ring_size) if model is None else model
         app = SharkApp(model, FileSource(model, path), **options)
-        async with app.run_test(size=(200, 50)) as pilot:
+        async with app.run_test(size=size) as pilot:
             deadline = time.monotonic() + 20
             while not app.source.finished and time.monotonic() < deadline:
                 await pilot.pause(0.05)

@@ -148,9 +148,11 @@ def test_select_a_message_read_its_details_and_the_help() -> None:
         assert row.command_name == "READ_NOTIFY" and row.sender == "server"
         [reply] = [r for r in records(BASIC) if (r.frame, r.command_name) == (
             row.frame, "READ_NOTIFY")]
-        text = app._main("#details", TextView).text.plain
+        view = app._main("#details", TextView)
+        text = view.text.plain
+        dump = hexdump(reply.message.to_bytes(), width=view.scrollable_content_region.width)
         for part in ("PV                  DEMO:BASIC:WAVE", "answers", "Value  DBR_",
-                     "[9]", "4.5", "Bytes", hexdump(reply.message.to_bytes())[:40]):
+                     "[9]", "4.5", "Bytes", dump):
             assert part in text, part
         await pilot.press("end")  # back to the tail
         await pilot.pause()
