@@ -2,7 +2,8 @@
 judged by the judge ``shark stats`` uses, printed as EPICS base's casw prints them. A
 shark server started, stopped and started again on 127.0.0.1 (ephemeral ports) is a new
 server, then a restart; the same with a softioc, ``shark repeater`` and the command in a
-private network namespace (the scenario is ``tests/helpers/casw_peers.py``)."""
+private network namespace (the scenario is ``tests/helpers/casw_peers.py``); beacons back
+after a silence, on a clock of the test's, are connectivity restored."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import peers
 import pyepics_sessions
 import pytest
 
+from decoder import messages as m
 from decoder.beacons import BeaconAnomalyKind, BeaconJudge
 from shark.cli import main
 from shark.peers.casw import BeaconWatcher, Sighting, lines, stamp
@@ -186,3 +188,20 @@ def test_no_repeater_is_said_once_and_the_watch_goes_on() -> None:
     assert done["returncode"] == 0, done
     assert done["stderr"].count("no CA repeater answers on") == 1, done
     assert done["stdout"] == ""
+
+
+def test_beacons_back_after_a_silence_are_restored_connectivity() -> None:
+    now = [1000.0]
+    seen: list[Sighting] = []
+    watcher = BeaconWatcher(seen.append, repeater=None, listen=(LOOPBACK, 0),
+                            clock=lambda: now[0])
+    watcher.judge.begin = 1000.5  # just before the first beacon: a server already there
+    for beacon_id in [*range(10), 15]:  # one a second, then five seconds of nothing
+        now[0] += 5.0 if beacon_id == 15 else 1.0
+        watcher.received(m.Beacon(server_port=5064, beaconid=beacon_id,
+                                  address=0x7F000001).to_bytes(), (LOOPBACK, 5064))
+    kinds = [a.kind for s in seen for a in s.anomalies]
+    assert kinds == [KIND.IDS_JUMPED, KIND.PERIOD_LONG], kinds
+    (line, numbers) = lines(seen[-1], 1)
+    assert line.endswith(" ids jumped, period long") and numbers == \
+        "\testimate=1.000000 current=5.000000"
