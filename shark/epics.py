@@ -12,9 +12,11 @@ thread-safe futures. User callbacks (monitors, connection changes, put completio
 on one callback thread of their own, in order, never on the loop: a callback may call
 ``caget`` or ``caput`` without blocking the client.
 
-Where the client searches: ``EPICS_CA_ADDR_LIST`` (hosts, each optionally ``:port``,
-``EPICS_CA_SERVER_PORT`` or 5064 otherwise), else 127.0.0.1. Unlike libca, no broadcast
-address is ever added (``EPICS_CA_AUTO_ADDR_LIST`` is not followed).
+Where the client searches is where ``shark get`` searches
+(:func:`shark.catools.session.ca_addresses`): ``EPICS_CA_ADDR_LIST`` (hosts, each
+optionally ``:port``, ``EPICS_CA_SERVER_PORT`` or 5064 otherwise), else 127.0.0.1.
+Unlike libca, no broadcast address is ever added (``EPICS_CA_AUTO_ADDR_LIST`` is not
+followed).
 
 Left out, compared with pyepics: the low-level ``epics.ca`` and ``epics.dbr`` modules
 (chids, contexts, ``ca.poll`` pending events, put/get callbacks by chid), ``Device``,
@@ -43,6 +45,7 @@ import numpy
 
 from decoder import AccessRights
 from decoder.dbr import DBRType, DBRValue
+from shark.catools.session import open_client
 from shark.peers.background import Background
 from shark.peers.client import CAError, ClientChannel, ClientSubscription, ServerError
 
@@ -86,7 +89,7 @@ def _context() -> Background:
     global _current
     with _lock:
         if _current is None:
-            _current = Background("shark.epics", timeout=DEFAULT_CONNECTION_TIMEOUT)
+            _current = Background("shark.epics", open_client(DEFAULT_CONNECTION_TIMEOUT))
             atexit.register(_shutdown)
         return _current
 

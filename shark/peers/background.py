@@ -15,44 +15,23 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from decoder.protocol import SERVER_PORT
 from shark.peers.client import Client
 
-__all__ = ["Background", "addresses_from_environment"]
+__all__ = ["Background"]
 
 log = logging.getLogger(__name__)
 
 
-def addresses_from_environment(environ: dict[str, str] | None = None) -> list[tuple[str, int]]:
-    """Where searches go: ``EPICS_CA_ADDR_LIST`` (default port ``EPICS_CA_SERVER_PORT``,
-    else 5064), or 127.0.0.1 when it names nothing. No broadcast address is added:
-    ``EPICS_CA_AUTO_ADDR_LIST`` is not followed."""
-    env = os.environ if environ is None else environ
-    try:
-        port = int(env.get("EPICS_CA_SERVER_PORT", "") or SERVER_PORT)
-    except ValueError:
-        port = SERVER_PORT
-    found = []
-    for word in env.get("EPICS_CA_ADDR_LIST", "").split():
-        host, _, text = word.partition(":")
-        try:
-            found.append((host, int(text) if text else port))
-        except ValueError:
-            log.warning("EPICS_CA_ADDR_LIST: %r is no address, left out", word)
-    return found or [("127.0.0.1", port)]
-
-
 class Background:
-    """The loop thread, its started client, and the callback thread, named ``name``."""
+    """``client`` started on a loop of its own thread, and the callback thread; the
+    threads are named after ``name``."""
 
-    def __init__(self, name: str, timeout: float = 2.0,
-                 addresses: list[tuple[str, int]] | None = None) -> None:
+    def __init__(self, name: str, client: Client) -> None:
         self.name = name
         self.loop = asyncio.new_event_loop()
         self.callbacks: queue.SimpleQueue[tuple[Callable[..., Any], dict] | None] = \
@@ -63,11 +42,8 @@ class Background:
                                                 name=f"{name} callbacks")
         self.loop_thread.start()
         self.callback_thread.start()
-        addresses = addresses_from_environment() if addresses is None else addresses
-        loopback = all(host.startswith("127.") or host == "localhost" for host, _ in addresses)
-        self.client = Client(addresses, bind_host="127.0.0.1" if loopback else "0.0.0.0",
-                             timeout=timeout)
-        self.call(self.client.start(), 10.0)
+        self.client = client
+        self.call(client.start(), 10.0)
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
         """Start ``coro`` on the loop; its future, to wait on or not."""

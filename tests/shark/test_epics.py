@@ -18,16 +18,8 @@ import pytest
 
 from decoder.dbr import DBRType, DBRValue
 from shark import epics
-from shark.peers.background import addresses_from_environment
 from shark.peers.server import PV as ServerPV
 from shark.peers.server import Server
-
-
-def test_addresses_come_from_the_environment() -> None:
-    assert addresses_from_environment({}) == [("127.0.0.1", 5064)]
-    env = {"EPICS_CA_ADDR_LIST": "127.0.0.1 127.0.0.2:6000 bad:port",
-           "EPICS_CA_SERVER_PORT": "7064"}
-    assert addresses_from_environment(env) == [("127.0.0.1", 7064), ("127.0.0.2", 6000)]
 
 
 @pytest.mark.parametrize(("dbr_type", "values", "nelm", "expected"), [
