@@ -13,7 +13,6 @@ rate of a channel that has had fewer than two values.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,9 +50,9 @@ class PaneTable(VirtualTable):
             return  # (rows: the table's own)
         width = self.scrollable_content_region.width or self.size.width
         left = 0
-        for number, cells in enumerate(self._widths(width)):
+        for index, cells in self.layout(width):
             if left <= event.x < left + cells + 1:
-                self.post_message(self.HeaderClicked(self, number))
+                self.post_message(self.HeaderClicked(self, index))
                 return
             left += cells + 1
 
@@ -124,10 +123,8 @@ class Panes:
         table = self._tables.get(pane)
         sorting = self.sorting.get(pane)
         if table is not None:
-            table.columns = [
-                dataclasses.replace(c, title=f"{c.title}{'▼' if sorting[1] else '▲'}")
-                if sorting is not None and number == sorting[0] else c
-                for number, c in enumerate(columns)]
+            table.header_titles = {} if sorting is None else {
+                sorting[0]: f"{columns[sorting[0]].title}{'▼' if sorting[1] else '▲'}"}
             table.refresh()
         if sorting is None:
             return "in its own order"

@@ -120,6 +120,9 @@ class VirtualTable(ScrollView, can_focus=True):
         self.columns = list(columns)
         #: Titles of the columns hidden by choice (the chooser); kept for the session.
         self.hidden: set[str] = {c.title for c in self.columns if c.hidden}
+        #: Titles shown in the header instead of the columns' own, by column index
+        #: (a sort's arrow, the time reference): the columns keep their names.
+        self.header_titles: dict[int, str] = {}
         self.render_row = render_row
         self.row_style = row_style
         self.rows: Sequence[Any] = ()
@@ -163,8 +166,11 @@ class VirtualTable(ScrollView, can_focus=True):
         """Rows that fit on screen under the header."""
         return max(1, self.scrollable_content_region.height - 1)
 
-    def move_cursor(self, index: int, notify: bool = True, center: bool = False) -> None:
-        """Put the cursor on row ``index`` (clamped) and scroll it into view."""
+    def move_cursor(self, index: int, notify: bool = True, center: bool = False,
+                    always: bool = False) -> None:
+        """Put the cursor on row ``index`` (clamped) and scroll it into view; say so
+        (:class:`Highlighted`) if it moved, or ``always`` (a key the user pressed: what
+        shows the row, the details, may show another table's since)."""
         count = len(self.rows)
         if not count:
             return
@@ -173,7 +179,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self.cursor = index
         self.scroll_to_cursor(center)
         self.refresh()
-        if changed and notify:
+        if (changed or always) and notify:
             self.post_message(self.Highlighted(self, index, self.rows[index]))
 
     def scroll_to_cursor(self, center: bool = False) -> None:
@@ -198,19 +204,19 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def action_cursor(self, delta: int) -> None:
         self._browse()
-        self.move_cursor(self.cursor + delta)
+        self.move_cursor(self.cursor + delta, always=True)
 
     def action_page(self, direction: int) -> None:
         self._browse()
-        self.move_cursor(self.cursor + direction * self.page_rows)
+        self.move_cursor(self.cursor + direction * self.page_rows, always=True)
 
     def action_first(self) -> None:
         self._browse()
-        self.move_cursor(0)
+        self.move_cursor(0, always=True)
 
     def action_last(self) -> None:
         self._browse()
-        self.move_cursor(len(self.rows) - 1)
+        self.move_cursor(len(self.rows) - 1, always=True)
 
     def action_select(self) -> None:
         row = self.cursor_row
@@ -297,7 +303,8 @@ class VirtualTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width, base = self._width, self._base
         if y == 0:
-            cells: Sequence[Cell] = [c.title for c in self.columns]
+            titles = self.header_titles
+            cells: Sequence[Cell] = [titles.get(i, c.title) for i, c in enumerate(self.columns)]
             return self._strip(cells, width, base + self._style("virtual-table--header"))
         index = int(self.scroll_y) + y - 1
         rows = self.rows

@@ -1,0 +1,216 @@
+"""Sorting the panes, marks, the time reference, and the export of the marked or shown
+rows as Parquet and as a pcapng slice any tool reads."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import dpkt
+import pytest
+from builders import ROOT, capture
+from tui_pilot import drive, type_filter
+
+import shark
+from shark.cli import main as shark_main
+
+pytest.importorskip("textual")
+
+from tui.app import SharkApp  # noqa: E402
+from tui.marks import MARKER  # noqa: E402
+from tui.panes import channel_cells  # noqa: E402
+from tui.rows import Clock  # noqa: E402
+from tui.table import VirtualTable  # noqa: E402
+
+BASIC = ROOT / "captures" / "softioc_pyepics_basic.pcap"
+
+
+def table(app: SharkApp, pane: str) -> VirtualTable:
+    return app._main(f"#{pane}-table", VirtualTable)
+
+
+def rate(app: SharkApp, row: Any) -> float | None:
+    return None if row.updates < 2 else row.rate(app.model.last_time)
+
+
+async def exported(app: SharkApp, pilot: Any) -> None:
+    app.last_export = app.last_slice = None
+    await pilot.press("x")
+    deadline = time.monotonic() + 15
+    while app.last_slice is None and time.monotonic() < deadline:
+        await pilot.pause(0.1)
+    assert app.last_export is not None and app.last_slice is not None
+
+
+def read_back(path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """``shark read`` of a file, as JSON lines."""
+    capsys.readouterr()
+    assert shark_main(["read", "--format", "jsonl", str(path)]) in (0, None)
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+
+
+def dpkt_frames(path: Path) -> list[bytes]:
+    with open(path, "rb") as stream:
+        return [bytes(data) for _, data in dpkt.pcapng.Reader(stream)]
+
+
+# -- sorting --------------------------------------------------------------------------------
+
+
+def test_channels_sorted_by_rate_and_by_a_click_on_a_title() -> None:
+    path = capture("ca_monitors_100hz.pcap")
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await pilot.press("1")
+        channels = table(app, "channels")
+        titles = [c.title for c in channels.columns]
+        for _ in range(titles.index("Rate/s") + 1):  # s: the next column each time
+            await pilot.press("s")
+        await pilot.pause()
+        assert channels.header_titles == {titles.index("Rate/s"): "Rate/s▲"}
+        rates = [rate(app, row) for row in channels.rows]
+        known = [r for r in rates if r is not None]
+        assert known == sorted(known) and len(known) >= 2
+        assert rates[: len(known)] == known  # blanks (one value or none) last
+        await pilot.press("S")  # the other way: the fastest first
+        await pilot.pause()
+        assert channels.header_titles == {titles.index("Rate/s"): "Rate/s▼"}
+        first = channels.rows[0]
+        assert first.pv == "DEMO:MON:FAST" and rate(app, first) == max(known)
+        # a click on the Updates title sorts by it
+        layout = channels.layout(channels.scrollable_content_region.width)
+        x = sum(width + 1 for index, width in layout if index < titles.index("Updates")) + 1
+        await pilot.click("#channels-table", offset=(x, 0))
+        await pilot.pause()
+        updates = [row.updates for row in channels.rows]
+        assert updates == sorted(updates)
+        assert channels.header_titles == {titles.index("Updates"): "Updates▲"}
+
+    drive(path, script)
+
+
+def test_a_channel_read_once_has_no_rate() -> None:
+    async def script(app: SharkApp, pilot: Any) -> None:
+        rows = table(app, "channels").rows
+        once = [row for row in rows if row.updates < 2]
+        assert once
+        titles = [c.title for c in table(app, "channels").columns]
+        for row in once:
+            assert channel_cells(row, Clock(), app.model.last_time)[
+                titles.index("Rate/s")] == ""
+
+    drive(BASIC, script)
+
+
+def test_circuits_sorted_by_messages() -> None:
+    path = capture("ca_two_clients_two_iocs.pcapng")
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await pilot.press("2")
+        circuits = table(app, "circuits")
+        titles = [c.title for c in circuits.columns]
+        await pilot.press(*["s"] * (titles.index("Messages") + 1), "S")
+        await pilot.pause()
+        messages = [row.messages for row in circuits.rows]
+        assert len(messages) > 1 and messages == sorted(messages, reverse=True)
+
+    drive(path, script)
+
+
+# -- marks and the time reference -----------------------------------------------------------
+
+
+def test_marks_and_jumping_between_them() -> None:
+    async def script(app: SharkApp, pilot: Any) -> None:
+        log = app.log_table
+        await pilot.press("home", "down", "down", "m")
+        first = log.cursor_row
+        await pilot.press(*["down"] * 10, "m")
+        second = log.cursor_row
+        assert set(app.marks.positions().tolist()) == {first.position, second.position}
+        assert str(log.render_row(second)[0]).startswith(MARKER)
+        assert "on" in (log.row_style(second) or "")
+        await pilot.press("end", "n")  # past the last mark: round to the first
+        await pilot.pause()
+        assert app.paused and log.cursor_row.position == first.position
+        await pilot.press("n")
+        assert log.cursor_row.position == second.position
+        await pilot.press("N")
+        assert log.cursor_row.position == first.position
+        await pilot.press("m")  # unmark
+        assert app.marks.positions().tolist() == [second.position]
+        await type_filter(app, pilot, "command=VERSION")  # marks hidden by the filter
+        await pilot.press("n")
+        assert log.cursor_row.command != second.command or (
+            log.cursor_row.position != second.position)
+
+    drive(BASIC, script)
+
+
+def test_the_time_reference() -> None:
+    async def script(app: SharkApp, pilot: Any) -> None:
+        log = app.log_table
+        column = [c.title for c in log.columns].index("Time")
+        rows = list(log.rows)
+        at = next(i for i in range(20, len(rows) - 1) if rows[i - 1].time < rows[i].time)
+        await pilot.press("home", *["down"] * at, "ctrl+t")
+        await pilot.pause()
+        here = log.cursor_row
+        assert log.render_row(here)[column] == "0.000000"
+        assert log.header_titles == {column: "ΔTime"}
+        earlier, later = rows[at - 1], rows[at + 1]
+        assert log.render_row(earlier)[column].startswith("-")
+        delta = (later.time - here.time) / 1e9
+        assert abs(float(log.render_row(later)[column]) - delta) < 2e-6
+        await pilot.press("ctrl+t")  # on the same row: from the first message again
+        await pilot.pause()
+        assert log.header_titles == {}
+        assert log.render_row(rows[0])[column] == "0.000000"
+
+    drive(BASIC, script)
+
+
+# -- export ---------------------------------------------------------------------------------
+
+
+def test_marked_rows_exported_as_parquet_and_a_pcapng_slice(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pandas = pytest.importorskip("pandas")
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await type_filter(app, pilot, "pv=DEMO:BASIC:WAVE command=READ_NOTIFY")
+        await pilot.press("home", "m", "down", "m")  # the request and its reply
+        await type_filter(app, pilot, "")
+        await exported(app, pilot)
+
+    app = drive(BASIC, script, export_dir=tmp_path)
+    frame = pandas.read_parquet(app.last_export)
+    assert list(frame["command"]) == ["READ_NOTIFY", "READ_NOTIFY"]
+    assert list(frame["sender"]) == ["client", "server"]
+    assert set(frame["pv"]) == {"DEMO:BASIC:WAVE"}
+    back = read_back(app.last_slice, capsys)
+    reads = [r for r in back if r.get("command") == "READ_NOTIFY"]
+    assert [r.get("pv") for r in reads] == ["DEMO:BASIC:WAVE"] * 2  # named: set-ups kept
+    assert any(r.get("command") == "CREATE_CHAN" for r in back)
+    frames = dpkt_frames(app.last_slice)
+    originals = {bytes(f.data) for f in shark.capture.files.read_frames(BASIC)}
+    assert 2 <= len(frames) < len(originals) and set(frames) <= originals
+
+
+def test_shown_rows_exported_as_a_slice(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    wave = [(r.command_name, r.sender.name.lower()) for r in shark.read(BASIC)
+            if r.pv == "DEMO:BASIC:WAVE"]
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await type_filter(app, pilot, "pv=DEMO:BASIC:WAVE")
+        await exported(app, pilot)
+
+    app = drive(BASIC, script, export_dir=tmp_path)
+    back = read_back(app.last_slice, capsys)
+    assert [(r["command"], r["sender"]) for r in back
+            if r.get("pv") == "DEMO:BASIC:WAVE"] == wave
+    assert len(dpkt_frames(app.last_slice)) == len(
+        list(shark.capture.files.read_frames(app.last_slice)))
