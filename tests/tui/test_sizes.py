@@ -208,6 +208,14 @@ def test_home_shows_the_first_row_details() -> None:
         await pilot.press("down", "home")
         await settle(pilot)
         assert f"frame               {first.frame}\n" in pane.text.plain
+        # a pane's row shown in the details, then Home in the log, already on its first
+        await pilot.press("1", "down", "up")
+        await settle(pilot)
+        assert f"frame               {first.frame}\n" not in pane.text.plain
+        await pilot.press("l", "home")
+        await settle(pilot)
+        assert log.cursor == 0
+        assert f"frame               {first.frame}\n" in pane.text.plain
 
     drive(BASIC, script, size=LARGE)
 
