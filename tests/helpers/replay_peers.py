@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import io
 import json
 import random
@@ -59,6 +60,19 @@ NAMES = [record["name"] for record in RECORDS]
 #: The deliberate change: another value and other units.
 CHANGED = [{**RECORDS[0], "value": 22.5, "fields": {**RECORDS[0]["fields"], "EGU": "K"}},
            *RECORDS[1:]]
+
+
+def basic_records() -> list[dict[str, Any]]:
+    """The softioc records :data:`BASIC` was captured from (``captures/make_captures.py``)."""
+    import importlib.util
+
+    path = OWN_CAPTURES / "make_captures.py"
+    spec = importlib.util.spec_from_file_location("make_captures", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return copy.deepcopy(module.BASIC_RECORDS)
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
@@ -111,7 +125,8 @@ def _replay_client_main(params_path: str) -> int:
     """``shark replay CAPTURE --as-client`` against the scenario's softioc."""
     params = peers.load_client_params([params_path])
     status, out, err = cli("replay", params["capture"], "--as-client", "--to",
-                           f"{LOOPBACK}:{params['port']}", "--latency-slack", "2")
+                           f"{LOOPBACK}:{params['port']}", "--latency-slack", "2",
+                           *params.get("options", []))
     peers.save_client_result(params, {"status": status, "stdout": out, "stderr": err})
     return 0
 

@@ -391,6 +391,39 @@ def test_as_client_reports_a_changed_record(real_capture: dict[str, Any],
     assert "same" in out  # the other records are as captured
 
 
+@pytest.mark.parametrize("changed", [False, True], ids=["same", "changed"])
+def test_the_basic_capture_against_softioc(changed: bool, tmp_path: Path) -> None:
+    """Issue 17's capture against a softioc loaded with the records it was made from:
+    only the counter, which counts on its own, differs (in timing); with MODE changed
+    on purpose, exactly one PV differs. --timing strict counts the counter."""
+    reason = peers.peers_missing()
+    if reason:
+        pytest.skip(reason)
+    records = replay_peers.basic_records()
+    mode = next(record for record in records if record["name"] == "DEMO:BASIC:MODE")
+    if changed:
+        mode["value"] = 4
+    result = peers.run_scenario(
+        records, [sys.executable, str(replay_peers.SCRIPT), "replay-client"], tmp_path,
+        client_params={"capture": str(BASIC),
+                       "options": ["--speed", "0"] + ([] if changed else ["--timing", "strict"])},
+        client_timeout=30, timeout=50)
+    assert result["ok"], result["errors"]
+    out = result["client_result"]["stdout"]
+    lines = out.splitlines()
+    verdicts = _verdicts(out)
+    if changed:
+        assert result["client_result"]["status"] == 1, out
+        assert lines[-1] == "1 PV differs: DEMO:BASIC:MODE", out
+        assert "value: 3 -> 4" in out
+        assert all(" DEMO:BASIC:COUNTER " in line for line in verdicts["timing"]), out
+    else:  # strict: the counter's reads and subscription differ
+        assert result["client_result"]["status"] == 1, out
+        assert verdicts["DIFFERS"] and all(" DEMO:BASIC:COUNTER " in line
+                                           for line in verdicts["DIFFERS"]), out
+        assert "timing" not in verdicts and lines[-1] == "1 PV differs: DEMO:BASIC:COUNTER"
+
+
 @pytest.mark.parametrize("speed", [0, 1])
 def test_client_replay_against_the_replay_server(real_capture: dict[str, Any],
                                                  speed: float) -> None:
