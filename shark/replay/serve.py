@@ -294,9 +294,9 @@ class ReplayServer:
             self._forward(track, target)
             moved = "forwards"
         elif track.written:
-            moved = "not back (holds a client's write)"
+            return "not back (holds a client's write)"  # and its clock goes on
         elif self.server.watched(track.name):
-            moved = "not back (subscribed to: its updates go forwards)"
+            return "not back (subscribed to: its updates go forwards)"
         else:
             track.index = target
             self._apply(track, force=False)
