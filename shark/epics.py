@@ -23,7 +23,10 @@ Left out, compared with pyepics: the low-level ``epics.ca`` and ``epics.dbr`` mo
 ``Motor``, ``Alarm``, the multiprocessing helpers, ``monitor_delta`` (accepted, not
 applied), ``access_callback`` is called once on connection only (access rights changes
 are not followed), and ``host`` is the server's address as ``ip:port`` where libca
-names the host (``localhost:5064``).
+names the host (``localhost:5064``). Differences on purpose: ``as_numpy=False`` always
+gives a list (pyepics gives a ctypes array for a value read rather than monitored), and
+a monitored PV counts as connected once its first value is in, so that a callback added
+after :meth:`PV.wait_for_connection` never gets it (with libca it may, or may not).
 """
 
 from __future__ import annotations

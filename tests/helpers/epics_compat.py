@@ -86,6 +86,32 @@ def script(ca: ModuleType) -> dict[str, Any]:
             "upper_disp_limit": pv.upper_disp_limit, "lower_alarm_limit": pv.lower_alarm_limit,
         })
         pv.disconnect()
+    for form in ("native", "ctrl"):
+        for name in (AI, ENUM, WFSHORT, STR):
+            pv = ca.PV(name, form=form)
+            pv.wait_for_connection(5.0)
+            out[f"PV {name} form={form}"] = typed({
+                "metadata": pv.get_with_metadata(), "value": pv.value, "type": pv.type,
+                "char_severity": pv.char_severity, "char_status": pv.char_status})
+            pv.disconnect()
+    pv = ca.PV(WFDBL, auto_monitor=False)
+    pv.wait_for_connection(5.0)
+    # Read rather than monitored, pyepics gives a ctypes array for as_numpy=False (from
+    # a monitor a list); shark.epics a list both ways: compared as lists.
+    out["PV auto_monitor=False"] = typed([pv.get(), pv.get(count=2),
+                                          list(pv.get(as_numpy=False)), pv.auto_monitor])
+    pv.disconnect()
+    pv = ca.PV(AO)
+    pv.wait_for_connection(5.0)
+    pv.value = 3.5
+    time.sleep(0.15)
+    out["PV value set"] = typed([pv.value, pv.char_value])
+    out["put use_complete"] = typed(pv.put(4.5, use_complete=True))
+    deadline = time.time() + 5
+    while not pv.put_complete and time.time() < deadline:
+        time.sleep(0.01)
+    out["put_complete"] = typed([pv.put_complete, ca.caget(AO, use_monitor=False)])
+    pv.disconnect()
     puts = [(AO, 2.5), (AO, 6.0), (LONG, 7), (STR, "bye"), (ENUM, "Fault"), (ENUM, 0),
             (WFDBL, [9.0, 8.0, 7.0]), (WFCHAR, "hi there")]
     for name, value in puts:
@@ -121,6 +147,9 @@ def script(ca: ModuleType) -> dict[str, Any]:
     pv = ca.PV(ENUM, connection_callback=lambda pvname=None, conn=None, **_: events.append(
         ["conn", pvname, conn]))
     pv.wait_for_connection(5.0)
+    # libca may hand pyepics the first update after wait_for_connection returns (then
+    # a callback added now is called with it) or before: let it come first.
+    time.sleep(0.25)
     index = pv.add_callback(lambda pvname=None, value=None, char_value=None, **_: events.append(
         ["value", pvname, value, char_value]))
     pv.put("On", wait=True)
