@@ -23,6 +23,7 @@ from decoder import Search
 from shark.extract.record import Record
 
 from . import rows as r
+from .latency import ChannelLatencies
 from .log import LogRow
 from .model import ChannelRow, ErrorRow, Model
 from .table import Cell, Column, VirtualTable
@@ -59,7 +60,14 @@ class PaneTable(VirtualTable):
 
 #: Sorting by these columns of these panes follows figures that change as traffic
 #: comes: the order is worked out again whenever the model changes.
-_LIVE = {"channels": {"Rate/s", "Updates", "Last update", "Last value"}}
+_LIVE = {"channels": {"Rate/s", "Updates", "Last update", "Last value", "p50 ms",
+                      "p99 ms"}}
+
+#: The channels' columns: the rows' own, with the percentiles of their reply latencies
+#: before the last value.
+LATENCY_COLUMNS = [Column("p50 ms", 8, right=True, priority=40),
+                   Column("p99 ms", 8, right=True, priority=40)]
+CHANNEL_COLUMNS = [*r.CHANNEL_COLUMNS[:-1], *LATENCY_COLUMNS, r.CHANNEL_COLUMNS[-1]]
 
 
 class Panes:
@@ -75,18 +83,20 @@ class Panes:
         self.sorting: dict[str, tuple[int, bool]] = {}
         self._tables: dict[str, VirtualTable] = {}
         self._columns: dict[str, list[Column]] = {}
+        #: Each channel's reply latencies, read from the store as it fills.
+        self.latencies = ChannelLatencies(model.store)
 
     def tables(self) -> dict[str, VirtualTable]:
         """One table per pane, by pane id (their widget ids: ``<pane>-table``)."""
-        clock, now = self.clock, self.now
+        clock, now, latencies = self.clock, self.now, self.latencies
         self._columns = {
-            "channels": r.CHANNEL_COLUMNS, "circuits": r.CIRCUIT_COLUMNS,
+            "channels": CHANNEL_COLUMNS, "circuits": r.CIRCUIT_COLUMNS,
             "searches": r.SEARCH_COLUMNS, "servers": r.SERVER_COLUMNS,
             "errors": r.ERROR_COLUMNS,
         }
         self._tables = {
-            "channels": PaneTable(r.CHANNEL_COLUMNS,
-                                  lambda row: channel_cells(row, clock, now()),
+            "channels": PaneTable(CHANNEL_COLUMNS,
+                                  lambda row: channel_cells(row, clock, now(), latencies),
                                   r.channel_style, id="channels-table"),
             "circuits": PaneTable(r.CIRCUIT_COLUMNS, lambda row: r.circuit_cells(row, clock),
                                   r.circuit_style, id="circuits-table"),
@@ -143,6 +153,9 @@ class Panes:
             now = self.now()
             key = _CHANNEL_KEYS[title]
             keyed = [(key(row, now), row) for row in rows]
+        elif pane == "channels" and title in _PERCENTILES:
+            q, latencies = _PERCENTILES[title], self.latencies
+            keyed = [(latencies.percentile(row.circuit, row.name, q), row) for row in rows]
         else:
             render = table.render_row
             keyed = [(_natural(_cell(render(row), column)), row) for row in rows]
@@ -156,6 +169,7 @@ class Panes:
         searches)."""
         model = self.model
         if pane == "channels":
+            self.latencies.update()
             key: tuple[Any, ...] = (model.rows_version, follow, len(model.channels))
             sorting = self.sorting.get(pane)
             if sorting is not None and (self._columns[pane][sorting[0]].title
@@ -203,13 +217,25 @@ class Panes:
         return titles
 
 
-def channel_cells(row: ChannelRow, clock: r.Clock, now: float | None) -> list[Cell]:
+def channel_cells(row: ChannelRow, clock: r.Clock, now: float | None,
+                  latencies: ChannelLatencies | None = None) -> list[Cell]:
     """A channel's cells, its rate blank until it has had two values (one value has no
-    rate: its figure would be noise)."""
+    rate: its figure would be noise), with the percentiles of its reply latencies (in
+    milliseconds; blank without replies) when ``latencies`` are given."""
     cells = r.channel_cells(row, clock, now)
     if row.updates < 2:
         cells[_RATE] = ""
+    if latencies is not None:
+        figures = []
+        for q in _PERCENTILES.values():
+            value = latencies.percentile(row.circuit, row.name, q)
+            figures.append("" if value is None else f"{value * 1e3:.3f}")
+        cells[-1:-1] = figures
     return cells
+
+
+#: The latency columns' percentiles.
+_PERCENTILES = {"p50 ms": 50.0, "p99 ms": 99.0}
 
 
 _RATE = [c.title for c in r.CHANNEL_COLUMNS].index("Rate/s")

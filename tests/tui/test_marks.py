@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import dpkt
+import numpy as np
 import pytest
 from builders import ROOT, capture
 from tui_pilot import drive, type_filter
@@ -214,3 +215,37 @@ def test_shown_rows_exported_as_a_slice(tmp_path: Path,
             if r.get("pv") == "DEMO:BASIC:WAVE"] == wave
     assert len(dpkt_frames(app.last_slice)) == len(
         list(shark.capture.files.read_frames(app.last_slice)))
+
+
+def test_channels_sorted_by_a_latency_percentile() -> None:
+    path = capture("ca_two_clients_two_iocs.pcapng")
+    replies: dict[tuple[int, str], list[float]] = {}
+    for record in shark.read(path):
+        if record.latency is not None and record.pv is not None:
+            replies.setdefault((record.circuit, record.pv), []).append(record.latency)
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        await pilot.press("1")
+        channels = table(app, "channels")
+        titles = [c.title for c in channels.columns]
+        await pilot.press(*["s"] * (titles.index("p99 ms") + 1), "S")
+        await pilot.pause()
+        assert channels.header_titles == {titles.index("p99 ms"): "p99 ms▼"}
+        latencies = app.panes.latencies
+        shown = [latencies.percentile(row.circuit, row.name, 99) for row in channels.rows]
+        known = [value for value in shown if value is not None]
+        assert known and known == sorted(known, reverse=True)
+        assert shown[: len(known)] == known  # channels without replies last
+        for row in channels.rows:
+            values = replies.get((row.circuit, row.name))
+            for q in (50, 99):
+                expected = (None if not values else
+                            float(np.percentile(values, q, method="inverted_cdf")))
+                got = latencies.percentile(row.circuit, row.name, q)
+                assert got == pytest.approx(expected, abs=1e-6) if expected is not None \
+                    else got is None, (row.pv, q)
+            cells = channels.render_row(row)
+            p50 = cells[titles.index("p50 ms")]
+            assert (p50 == "") == (not values)
+
+    drive(path, script)
