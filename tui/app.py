@@ -40,6 +40,7 @@ from textual.widgets import Footer, Input, TabbedContent, TabPane
 
 from decoder import Search
 from shark.analysis.filters import Filter, FilterError, compile_filter
+from shark.capture.files import CaptureError
 from shark.extract.record import Record
 
 from . import rows as r
@@ -845,7 +846,8 @@ class SharkApp(App[None]):
             what = "shown"
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = self.export_dir / f"shark-{stamp}.parquet"
-        capture = getattr(self.source, "path", None)
+        # (a live capture's slice comes from the file it is saved to, if it is)
+        capture = getattr(self.source, "path", None) or getattr(self.source, "written", None)
         self.notify(f"exporting {len(rows):,} {what} messages to {path} ...", timeout=2)
         self.run_worker(lambda: self._export(rows, path, capture), thread=True,
                         group="export")
@@ -853,21 +855,25 @@ class SharkApp(App[None]):
     def _export(self, rows: LogRows, path: Path, capture: Path | None) -> None:
         from .export import export_rows, export_slice
 
+        unsaved = ""
         try:
             count = export_rows(rows, path)
             frames = None
             if capture is not None:
-                frames = export_slice(rows, capture, path.with_suffix(".pcapng"))
+                try:
+                    frames = export_slice(rows, capture, path.with_suffix(".pcapng"))
+                except CaptureError:  # (a live capture's file, its last block being written)
+                    frames, unsaved = 0, " on disk so far"
         except Exception as exc:  # reported, not raised: the capture goes on
             self.call_from_thread(self.notify, f"export failed: {exc}", severity="error")
             return
         self.last_export = path
         if frames is None:
-            sliced = "no pcapng slice: a live capture has no file to cut it from"
+            sliced = "no pcapng slice: a live capture saved to no file (--write) has none"
         else:
             self.last_slice = path.with_suffix(".pcapng")
-            sliced = f"their {frames:,} frames (with their channels' set-ups) to " \
-                     f"{self.last_slice}"
+            which = f"their frames{unsaved}" if unsaved else f"their {frames:,} frames"
+            sliced = f"{which} (with their channels' set-ups) to {self.last_slice}"
         self.call_from_thread(self.notify, f"{count:,} messages written to {path}; "
                               f"{sliced}", title="Export")
 

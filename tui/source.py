@@ -215,6 +215,8 @@ class LiveSource(Source):
         model.live()  # a live capture may run for days: the log keeps its latest rows
         self.capture = LiveCapture(interface, self.ports)
         self.writer: PcapngWriter | None = None
+        #: The pcapng file the capture is saved to (the TUI's export slices it).
+        self.written = Path(write) if write is not None else None
         if write is not None:
             try:
                 self.writer = PcapngWriter(write)
