@@ -44,8 +44,8 @@ class ColumnChooser(ModalScreen[None]):
         table = self.table
         with Vertical() as box:
             box.border_title = self.title_text
-            yield SelectionList[str](*((c.title or "(blank)", c.title, c.title not in table.hidden)
-                                       for c in table.columns))
+            yield SelectionList[str](*((c.title, c.title, c.title not in table.hidden)
+                                       for c in table.columns if c.title))
             yield Static(self._note(), id="columns-note")
 
     def on_mount(self) -> None:

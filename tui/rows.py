@@ -178,11 +178,14 @@ def log_style(row: LogRow) -> str | None:
 
 # -- channels -----------------------------------------------------------------------------
 
+#: The panes' columns, like the log's, by how much they matter on a narrow screen: a
+#: pane at 80 columns keeps what names a row and its headline numbers.
 CHANNEL_COLUMNS = [
-    Column("PV", 30), Column("Server", 21), Column("Via", 5), Column("Type", 13),
-    Column("Count", 6, right=True), Column("Access", 10), Column("Rate/s", 8, right=True),
-    Column("Updates", 8, right=True), Column("Last update", 11, right=True),
-    Column("Last value"),
+    Column("PV", 30, priority=100, min_width=18), Column("Server", 21, priority=30),
+    Column("Via", 5, priority=45), Column("Type", 13, priority=55),
+    Column("Count", 6, right=True, priority=35), Column("Access", 10, priority=25),
+    Column("Rate/s", 8, right=True, priority=70), Column("Updates", 8, right=True, priority=65),
+    Column("Last update", 11, right=True, priority=50), Column("Last value", priority=90),
 ]
 
 
@@ -235,11 +238,13 @@ def access_text(rights: AccessRights | int | None) -> str:
 # -- circuits -----------------------------------------------------------------------------
 
 CIRCUIT_COLUMNS = [
-    Column("#", 5, right=True), Column("Client", 21), Column("Server", 21), Column("State", 6),
-    Column("User", 10), Column("Host", 14), Column("Ver", 4, right=True),
-    Column("Chans", 6, right=True), Column("Subs", 5, right=True),
-    Column("Messages", 9, right=True), Column("Bytes", 11, right=True),
-    Column("Opened", 10, right=True), Column("Last", 10, right=True),
+    Column("#", 5, right=True, priority=100), Column("Client", 21, priority=80),
+    Column("Server", 21, priority=85), Column("State", 6, priority=75),
+    Column("User", 10, priority=40), Column("Host", 14, priority=40),
+    Column("Ver", 4, right=True, priority=20), Column("Chans", 6, right=True, priority=60),
+    Column("Subs", 5, right=True, priority=55), Column("Messages", 9, right=True, priority=65),
+    Column("Bytes", 11, right=True, priority=45), Column("Opened", 10, right=True, priority=30),
+    Column("Last", 10, right=True, priority=35),
 ]
 
 
@@ -262,9 +267,10 @@ def circuit_style(row: CircuitRow) -> str | None:
 # -- searches -----------------------------------------------------------------------------
 
 SEARCH_COLUMNS = [
-    Column("PV", 30), Column("Client", 21), Column("Tries", 6, right=True),
-    Column("Answer", 10), Column("First", 10, right=True), Column("Last", 10, right=True),
-    Column("Servers"),
+    Column("PV", 30, priority=100, min_width=18), Column("Client", 21, priority=50),
+    Column("Tries", 6, right=True, priority=70), Column("Answer", 10, priority=90),
+    Column("First", 10, right=True, priority=40), Column("Last", 10, right=True, priority=45),
+    Column("Servers", priority=80),
 ]
 
 
@@ -289,10 +295,13 @@ def _time(context: Any) -> float | None:
 # -- servers and beacons ------------------------------------------------------------------
 
 SERVER_COLUMNS = [
-    Column("Server", 21), Column("Beacons", 8, right=True), Column("Beacon id", 10, right=True),
-    Column("Interval", 9, right=True), Column("Restarts", 9, right=True),
-    Column("Anomalies", 10, right=True), Column("Circuits", 9, right=True),
-    Column("Last seen", 10, right=True), Column(""),
+    Column("Server", 21, priority=100), Column("Beacons", 8, right=True, priority=70),
+    Column("Beacon id", 10, right=True, priority=40), Column("Interval", 9, right=True,
+                                                             priority=75),
+    Column("Restarts", 9, right=True, priority=80),
+    Column("Anomalies", 10, right=True, priority=80), Column("Circuits", 9, right=True,
+                                                             priority=60),
+    Column("Last seen", 10, right=True, priority=50), Column("", priority=0, min_width=1),
 ]
 
 
@@ -306,8 +315,9 @@ def server_cells(row: ServerRow, clock: Clock) -> list[Cell]:
 # -- errors -------------------------------------------------------------------------------
 
 ERROR_COLUMNS = [
-    Column("Time", 11, right=True), Column("No.", 7, right=True), Column("Via", 5),
-    Column("Command", 14), Column("PV", 26), Column("Problem"),
+    Column("Time", 11, right=True, priority=90), Column("No.", 7, right=True, priority=60),
+    Column("Via", 5, priority=50), Column("Command", 14, priority=80, min_width=12),
+    Column("PV", 26, priority=85, min_width=16), Column("Problem", priority=100),
 ]
 
 
