@@ -464,6 +464,9 @@ class _Builder:
     def finish(self) -> Recording:
         recording = self.recording
         recording.start = self.start or 0.0
+        for server in recording.servers.values():
+            for pv in server.pvs.values():
+                _name_states(pv)
         if self.undecodable:
             recording.notes.append(f"{self.undecodable} messages with undecodable payloads: "
                                    "left out")
@@ -514,6 +517,37 @@ def _merge_metadata(pv: RecordedPV) -> None:
     record_type = pv.metadata.get("record_type")
     pv.metadata = {**merged, **({"record_type": record_type} if record_type else {})}
     pv.metadata_from = dbr_name(sources[0])
+
+
+def _name_states(pv: RecordedPV) -> None:
+    """The names of an enum PV's states, when no GR/CTRL reply told them but a read
+    as a string did: the text read (or written) next to the index read (or written),
+    with no other write between them (a replay then answers a read as a string with
+    the name, not the number, and takes a write of the name).
+    States no read named are named by their number, as an IOC names an unnamed one."""
+    if pv.native_type != DBRType.ENUM or pv.metadata.get("enum_strings"):
+        return
+    names: dict[int, str] = {}
+    index: int | None = None
+    text: str | None = None
+    for sample in pv.samples:
+        native = layout(sample.data.dbr_type).native_type
+        if not len(sample.data.values):
+            continue
+        value = sample.data.values[0]
+        if native == DBRType.STRING:
+            if sample.kind == WRITE:
+                index = None  # the state written by its name: a read of its index names it
+            text = str(value)
+        elif native != DBRType.CHAR:
+            number = int(value)
+            if (index is not None and number != index) or sample.kind == WRITE:
+                text = None
+            index = number
+        if index is not None and text is not None and 0 <= index < 16:
+            names.setdefault(index, text)
+    if names:
+        pv.metadata["enum_strings"] = [names.get(i, str(i)) for i in range(max(names) + 1)]
 
 
 def flag_names(flags: type[IntFlag], value: int) -> str:

@@ -105,6 +105,19 @@ def test_recording_of_the_monitors_capture() -> None:
     assert tick.metadata_from == "DBR_CTRL_DOUBLE"  # from the updates of a CTRL subscription
 
 
+def test_enum_states_named_by_reads_as_strings() -> None:
+    """With no GR/CTRL reply, an enum PV's states are named by what a read (or write)
+    as a string showed next to the index: the replay answers a string read with the
+    name, and takes a write of it."""
+    puts = load(capture("ca_put_callback_and_errors.pcapng"))
+    [server] = puts.servers.values()
+    assert server.pvs["DEMO:PUT:SHUTTER"].metadata["enum_strings"] == ["0", "Open", "Moving"]
+    basic = load(capture("ca_basic_default_port.pcap"))
+    [server] = basic.servers.values()
+    assert server.pvs["DEMO:BASIC:STATE"].metadata["enum_strings"][1] == "Running"
+    assert "enum_strings" not in server.pvs["DEMO:BASIC:MODE"].metadata  # no enum
+
+
 # ------------------------------------------------------------ replay server, in process
 
 
