@@ -202,6 +202,7 @@ class SharkApp(App[None]):
             yield log
             view = TextView(details(None, clock), id="details")
             view.border_title = "Details"
+            view.on_width = self._details_resized
             yield view
         with TabbedContent(id="tabs"):
             tables = self.panes.tables()
@@ -373,17 +374,18 @@ class SharkApp(App[None]):
         """The details over the whole screen (a narrow one)."""
         if isinstance(self.screen, DetailsScreen):
             return
-        shown = self._shown if self._shown is not None else self.log_table.cursor_row
-        self.push_screen(DetailsScreen(Text(""), self._move_in_log),
+        if self._shown is None:
+            self._shown = self.log_table.cursor_row
+        # (the details are made again once the overlay is laid out, for its width)
+        self.push_screen(DetailsScreen(Text(""), self._move_in_log, self._details_resized),
                          callback=lambda _: self._show(self._shown, again=True))
-        # (made again once the overlay is laid out, for its width)
-        self.call_after_refresh(lambda: self._show(shown, again=True))
 
     def _move_in_log(self, delta: int) -> None:
         self.log_table.action_cursor(delta)
 
-    def on_resize(self, _event: object) -> None:
-        self.call_after_refresh(lambda: self._show(self._shown, again=True))
+    def _details_resized(self, _width: int) -> None:
+        """The details' width changed (resized, shown, hidden): made again for it."""
+        self._show(self._shown, again=True)
 
     def on_virtual_table_highlighted(self, event: VirtualTable.Highlighted) -> None:
         table = event.table
@@ -861,7 +863,9 @@ class SharkApp(App[None]):
             frames = None
             if capture is not None:
                 try:
-                    frames = export_slice(rows, capture, path.with_suffix(".pcapng"))
+                    frames, wanted = export_slice(rows, capture, path.with_suffix(".pcapng"))
+                    if frames < wanted:  # (a live capture's file: the newest not saved yet)
+                        unsaved = f" on disk so far ({frames:,} of {wanted:,})"
                 except CaptureError:  # (a live capture's file, its last block being written)
                     frames, unsaved = 0, " on disk so far"
         except Exception as exc:  # reported, not raised: the capture goes on

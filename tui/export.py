@@ -76,11 +76,12 @@ def export_parquet(records: Iterable[Record | None], path: str | Path) -> int:
     return len(frame)
 
 
-def export_slice(rows: LogRows, capture: str | Path, path: str | Path) -> int:
+def export_slice(rows: LogRows, capture: str | Path, path: str | Path) -> tuple[int, int]:
     """Write the frames of the rows ``rows`` shows, with the frames that set up their
     channels (:class:`shark.tables.selection.FrameSelection`: so that the slice reads
     back with its PVs named), from the capture file ``capture`` to a new pcapng file
-    ``path``; the number of frames written."""
+    ``path``; the frames written, and those wanted (more when the file ends before
+    them: a live capture's, still being saved)."""
     from shark.capture.slice import write_slice
     from shark.tables.selection import FrameSelection
 
@@ -99,4 +100,5 @@ def export_slice(rows: LogRows, capture: str | Path, path: str | Path) -> int:
             lo, hi = np.searchsorted(wanted, [position, position + batch.num_rows])
             chosen = batch.take(wanted[lo:hi] - position)
         selection.add(batch, chosen)
-    return write_slice(capture, selection.frames(), path)
+    frames = selection.frames()
+    return write_slice(capture, frames, path), len(frames)

@@ -249,3 +249,23 @@ def test_channels_sorted_by_a_latency_percentile() -> None:
             assert (p50 == "") == (not values)
 
     drive(path, script)
+
+
+def test_a_slice_from_a_file_that_ends_early_says_so(tmp_path: Path) -> None:
+    """A live capture's file lags behind what is shown: the frames it does not hold yet
+    are counted, not silently left out."""
+    from shark.capture.slice import write_slice
+    from tui.export import export_slice
+
+    early = tmp_path / "early.pcapng"  # the first half of the capture, as saved so far
+    count = len(list(shark.capture.files.read_frames(BASIC)))
+    write_slice(BASIC, range(1, count // 2 + 1), early)
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        rows = app.model.log_rows()
+        whole, wanted = export_slice(rows, BASIC, tmp_path / "whole.pcapng")
+        assert whole == wanted  # every frame that holds a row
+        written, wanted = export_slice(rows, early, tmp_path / "slice.pcapng")
+        assert 0 < written < wanted == whole
+
+    drive(BASIC, script)
