@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from decoder import ECA, EventMask
@@ -160,6 +161,8 @@ class _Replay:
         self.creates: dict[str, tuple[asyncio.Task, Outcome]] = {}
         #: The replayed subscriptions, by their subscribe operation.
         self.subscriptions: dict[int, ClientSubscription] = {}
+        #: When the capture shows each request's next one sent (by id).
+        self.following = {id(op): after.time for op, after in pairwise(recorded.operations)}
         #: Their outcomes, when they were sent, and an event set once they have as
         #: many updates as captured.
         self.collected: dict[int, tuple[Outcome, float, asyncio.Event]] = {}
@@ -197,6 +200,8 @@ class _Replay:
         if left > 0 and not enough.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(enough.wait(), left)
+        if not outcome.updates and not outcome.error:
+            outcome.error = "no update came"
 
     async def _connected(self, name: str, outcome: Outcome) -> bool:
         """Wait for the channel's create, if one was replayed; False if it failed."""
@@ -246,7 +251,9 @@ class _Replay:
 
     async def _subscribe(self, client: Client, op: Operation, outcome: Outcome,
                          sent: float) -> None:
-        """Subscribe, and wait for the first update: it answers the request."""
+        """Subscribe, and wait for the first update: it answers the request. Not when
+        the capture shows the client's next request before it (an IOC that sends no
+        first update of an empty array: the next request, a write, brings one)."""
         first, enough = asyncio.Event(), asyncio.Event()
         self.collected[id(op)] = outcome, sent, enough
 
@@ -254,6 +261,8 @@ class _Replay:
             now = self.clock.now()
             update = Answer(now, None if outcome.updates else now - sent, data=value)
             outcome.updates.append(update)
+            if outcome.answer is None:
+                outcome.answer = update
             first.set()
             if len(outcome.updates) >= len(op.updates):
                 enough.set()
@@ -261,8 +270,10 @@ class _Replay:
         self.subscriptions[id(op)] = client.subscribe(
             op.pv, op.data_type, count=op.count, callback=collect,
             mask=_DEFAULT_MASK if op.mask is None else op.mask)
+        following = self.following.get(id(op))
+        if op.answer is not None and following is not None and following < op.answer.time:
+            return
         await asyncio.wait_for(first.wait(), self.timeout)
-        outcome.answer = outcome.updates[0]
 
     async def _cancel(self, client: Client, op: Operation, outcome: Outcome,
                       sent: float) -> None:
