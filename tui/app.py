@@ -480,6 +480,7 @@ class SharkApp(App[None]):
             field.border_subtitle = ""
             return
         field.border_title = "filter ok" if event.value.strip() else "no filter: every row"
+        field.border_subtitle = "counting ..."
         text = event.value.strip()
         wanted = compile_filter([text]) if text else None
         keep = row_filter(self.model, None if wanted is None or wanted.matches_all else wanted,

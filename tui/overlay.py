@@ -38,13 +38,16 @@ class DetailsScreen(ModalScreen[None]):
         Binding("pagedown", "scroll(1)", "Scroll down", show=False),
     ]
 
-    def __init__(self, text: Text, move: Callable[[int], None]) -> None:
+    def __init__(self, text: Text, move: Callable[[int], None],
+                 resized: Callable[[int], None] | None = None) -> None:
         super().__init__()
         self._text = text
         self._move = move
+        self._resized = resized
 
     def compose(self) -> ComposeResult:
         view = TextView(self._text, id="overlay-details")
+        view.on_width = self._resized
         view.border_title = "Details  (↑ ↓ messages, PgUp PgDn scroll, Esc closes)"
         yield view
 

@@ -8,7 +8,10 @@ size, which stays the same while one kind of message follows another.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
+from textual import events
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -29,8 +32,18 @@ class TextView(ScrollView, can_focus=True):
         self.text = Text()
         self._lines: list[Text] = []
         self._strips: dict[int, Strip] = {}
+        #: Told the width of a line when it changes (the details' hex dump is made for it).
+        self.on_width: Callable[[int], None] | None = None
+        self._known_width = -1
         if text is not None:
             self.show(text)
+
+    def on_resize(self, _event: events.Resize) -> None:
+        width = self.scrollable_content_region.width
+        if width != self._known_width:
+            self._known_width = width
+            if self.on_width is not None:
+                self.on_width(width)
 
     def show(self, text: Text) -> None:
         """Replace the text (scrolled back to its top)."""

@@ -234,3 +234,24 @@ def test_the_palette_screenshot_is_saved(tmp_path: Path) -> None:
         assert "<svg" in saved.read_text()[:500]
 
     drive(BASIC, script, size=SMALL, export_dir=tmp_path)
+
+
+def test_resizing_adapts_the_layout_and_the_panes() -> None:
+    async def script(app: SharkApp, pilot: Any) -> None:
+        log, pane = app.log_table, app._main("#details", TextView)
+        assert pane.display and "Via" in header(log)
+        await pilot.press("up")  # a message (the last row is the circuit's end)
+        await settle(pilot)
+        await pilot.resize_terminal(*SMALL)
+        await settle(pilot)
+        assert not pane.display and "Via" not in header(log) and "Latency" in header(log)
+        channels = app._main("#channels-table", VirtualTable)
+        titles = [c.title for c in channels.shown_columns()]
+        assert titles[0] == "PV" and "Last value" in titles and "Rate/s" in titles
+        await pilot.resize_terminal(*LARGE)
+        await settle(pilot)
+        assert pane.display and "Via" in header(log)
+        dump = dump_lines(pane.text.plain)  # made again for the pane's width
+        assert all(len(line) <= pane.scrollable_content_region.width for line in dump)
+
+    drive(BASIC, script, size=LARGE)
