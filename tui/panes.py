@@ -60,8 +60,8 @@ class PaneTable(VirtualTable):
 
 #: Sorting by these columns of these panes follows figures that change as traffic
 #: comes: the order is worked out again whenever the model changes.
-_LIVE = {"channels": {"Rate/s", "Updates", "Last update", "Last value", "p50 ms",
-                      "p99 ms"}}
+#: (Not the last value: sorting by it formats every channel's value, once when asked.)
+_LIVE = {"channels": {"Rate/s", "Updates", "Last update", "p50 ms", "p99 ms"}}
 
 #: The channels' columns: the rows' own, with the percentiles of their reply latencies
 #: before the last value.
@@ -249,6 +249,11 @@ def _rate(row: ChannelRow, now: float | None) -> float | None:
 
 #: Exact keys for the channels' figures (their cells are rounded).
 _CHANNEL_KEYS: dict[str, Callable[[ChannelRow, float | None], Any]] = {
+    "PV": lambda row, _now: row.pv,
+    "Server": lambda row, _now: row.server,
+    "Via": lambda row, _now: row.circuit,
+    "Count": lambda row, _now: (row.channel.native_count if row.channel is not None
+                                else None),
     "Rate/s": _rate,
     "Updates": lambda row, _now: row.updates,
     "Last update": lambda row, _now: row.last_time if row.updates or row.writes else None,
