@@ -25,8 +25,11 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser, modules = _parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Only the command asked for is imported (each brings its own dependencies: a
+    # `shark read` must not wait for the TUI's); the list of all is for help and errors.
+    parser, modules = _parser(_command_modules(words[0] if words else None))
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help()
         return 2
@@ -45,12 +48,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _command_modules() -> list[ModuleType]:
+def _command_modules(wanted: str | None = None) -> list[ModuleType]:
+    """The subcommands' modules: only ``wanted``'s when it names one, else all."""
+    names = [info.name for info in pkgutil.iter_modules(__path__)]
+    entries = list(metadata.entry_points(group="shark.commands"))
+    if wanted in names:
+        module = importlib.import_module(f"{__name__}.{wanted}")
+        if getattr(module, "NAME", None) == wanted:
+            return [module]
+    elif wanted in {entry.name for entry in entries}:
+        entries = [entry for entry in entries if entry.name == wanted]
+        names = []
     found = [
-        module for info in pkgutil.iter_modules(__path__)
-        if hasattr(module := importlib.import_module(f"{__name__}.{info.name}"), "NAME")
+        module for name in names
+        if hasattr(module := importlib.import_module(f"{__name__}.{name}"), "NAME")
     ]
-    for entry in metadata.entry_points(group="shark.commands"):
+    for entry in entries:
         try:
             found.append(entry.load())
         except ImportError as exc:  # an optional extra that is not installed
@@ -58,14 +71,14 @@ def _command_modules() -> list[ModuleType]:
     return found
 
 
-def _parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+def _parser(commands: list[ModuleType]) -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     parser = argparse.ArgumentParser(
         prog="shark", description="Packet analysis and debugging for EPICS Channel Access."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {shark.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
-    for module in _command_modules():
+    for module in commands:
         module.configure(subparsers.add_parser(module.NAME, help=module.HELP,
                                              description=module.DESCRIPTION))
         modules[module.NAME] = module

@@ -243,3 +243,19 @@ def test_worked_examples_of_the_readme(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["read", "-f", "jsonl", str(path), "--filter", f"host={host} port={port}"]) == 0
     shown = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert shown and all(client in (m["src"], m["dst"]) for m in shown)
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    # `shark read` must not wait for the TUI's or the client tools' imports
+    probe = ("import sys, io, contextlib\n"
+             "from shark.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "    try:\n        main(['read', '--help'])\n    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith(('shark.cli.', 'tui', "
+             "'textual'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60)
+    loaded = done.stdout.strip()
+    assert "shark.cli.read" in loaded
+    for other in ("shark.cli.get", "shark.cli.replay", "'tui", "'textual"):
+        assert other not in loaded, loaded
