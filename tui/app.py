@@ -34,6 +34,7 @@ from textual.actions import SkipAction
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Footer, Input, TabbedContent, TabPane
@@ -377,11 +378,15 @@ class SharkApp(App[None]):
         if self._shown is None:
             self._shown = self.log_table.cursor_row
         # (the details are made again once the overlay is laid out, for its width)
-        self.push_screen(DetailsScreen(Text(""), self._move_in_log, self._details_resized),
+        self.push_screen(DetailsScreen(Text(""), self._move_beneath, self._details_resized),
                          callback=lambda _: self._show(self._shown, again=True))
 
-    def _move_in_log(self, delta: int) -> None:
-        self.log_table.action_cursor(delta)
+    def _move_beneath(self, delta: int) -> None:
+        """↑ ↓ over the details: move in the table they came from (the log, or the pane
+        focused when they were opened)."""
+        focused = self.screen_stack[0].focused
+        table = focused if isinstance(focused, VirtualTable) else self.log_table
+        table.action_cursor(delta)
 
     def _details_resized(self, _width: int) -> None:
         """The details' width changed (resized, shown, hidden): made again for it."""
@@ -455,6 +460,7 @@ class SharkApp(App[None]):
         field.value = self.filter_text
         field.add_class("shown")
         self.screen.set_focus(field)
+        self._check_filter(field)  # (the PV or circuit may have changed since)
 
     def action_close_filter(self) -> None:
         field = self._main("#filter", FilterInput)
@@ -470,18 +476,19 @@ class SharkApp(App[None]):
     def on_input_changed(self, event: Input.Changed) -> None:
         """Say as it is typed whether the filter is understood (why not, if not), and
         how many rows it keeps (counted on a thread)."""
-        field = event.input
-        if not isinstance(field, FilterInput):
-            return
+        if isinstance(event.input, FilterInput):
+            self._check_filter(event.input)
+
+    def _check_filter(self, field: FilterInput) -> None:
         self._counting += 1
-        result = event.validation_result
+        result = field.validate(field.value)
         if result is not None and not result.is_valid:
-            field.border_title = result.failure_descriptions[0]
+            field.border_title = Content(result.failure_descriptions[0])  # (not markup)
             field.border_subtitle = ""
             return
-        field.border_title = "filter ok" if event.value.strip() else "no filter: every row"
+        text = field.value.strip()
+        field.border_title = "filter ok" if text else "no filter: every row"
         field.border_subtitle = "counting ..."
-        text = event.value.strip()
         wanted = compile_filter([text]) if text else None
         keep = row_filter(self.model, None if wanted is None or wanted.matches_all else wanted,
                           self.follow_pv, self._scope)
@@ -498,7 +505,9 @@ class SharkApp(App[None]):
     def _show_count(self, generation: int, kept: int, total: int) -> None:
         if generation == self._counting:
             field = self._main("#filter", FilterInput)
-            field.border_subtitle = f"{kept:,} of {total:,} match"
+            others = restrictions("", self.follow_pv, self.scope)  # (counted with them)
+            also = f" (with {', '.join(str(r) for r in others)})" if others else ""
+            field.border_subtitle = Content(f"{kept:,} of {total:,} match{also}")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "jump":

@@ -15,6 +15,7 @@ pytest.importorskip("textual")
 
 from textual import events  # noqa: E402
 from textual.app import _character_to_key  # noqa: E402
+from textual.content import Content  # noqa: E402
 
 from tui.app import FilterInput, SharkApp  # noqa: E402
 from tui.model import Model  # noqa: E402
@@ -92,6 +93,12 @@ def test_every_restriction_shown_and_cleared_by_its_key() -> None:
             assert part in line, (part, line)
         rows = [row for row in app.log_table.rows if row is not None]
         assert rows and {(row.pv, row.circuit) for row in rows} == {(pv, circuit)}
+        await pilot.press("slash")  # the bar counts with the PV and the circuit
+        field = app._main("#filter", FilterInput)
+        await until(pilot, lambda: "match" in str(field.border_subtitle))
+        assert Content.from_markup(field.border_subtitle).plain.endswith(
+            f"match (with PV {pv} [f], circuit {circuit} [c])")
+        await pilot.press("escape")
         await pilot.press("l", "backspace")  # the filter goes, the PV and circuit stay
         await pilot.pause()
         assert app.filter_text == "" and app.follow_pv == pv and app.scope is not None
