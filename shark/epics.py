@@ -80,7 +80,7 @@ _STATUSES = (
     "SIMM", "READ_ACCESS", "WRITE_ACCESS")
 
 
-# ------------------------------------------------------------------ the background loop
+# ------------------------------------------------------------------- the module's client
 
 
 _lock = threading.Lock()
@@ -93,6 +93,7 @@ def _context() -> Background:
     with _lock:
         if _current is None:
             _current = Background("shark.epics", open_client(DEFAULT_CONNECTION_TIMEOUT))
+            atexit.unregister(_shutdown)  # once, however many clients came and went
             atexit.register(_shutdown)
         return _current
 
