@@ -200,7 +200,7 @@ class _Replay:
         if left > 0 and not enough.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(enough.wait(), left)
-        if not outcome.updates and not outcome.error:
+        if outcome.operation.updates and not outcome.updates and not outcome.error:
             outcome.error = "no update came"
 
     async def _connected(self, name: str, outcome: Outcome) -> bool:
