@@ -47,7 +47,7 @@ from shark.extract.record import Record
 from . import rows as r
 from .columns import ColumnChooser
 from .details import details, row_details
-from .filterbar import FilterInput, count_matches, restrictions, row_filter
+from .filterbar import FilterInput, LineInput, count_matches, restrictions, row_filter
 from .graphs import Graphs
 from .help import HelpScreen
 from .log import LogRow, LogRows
@@ -86,13 +86,14 @@ W = TypeVar("W", bound=Widget)
 GRAPHS = "graphs"
 
 
-class JumpInput(Input):
+class JumpInput(LineInput):
     """The ``:`` line: a frame number, or a time (``12.5s``) to jump to; Escape gives up."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
-
     def action_cancel(self) -> None:
-        self.app.call_later(self.app.action_close_jump)  # type: ignore[attr-defined]
+        self.app.action_close_jump()  # type: ignore[attr-defined]
+
+    async def action_submit(self) -> None:
+        self.app.submit_jump(self.value.strip())  # type: ignore[attr-defined]
 
 
 class MessageLog(VirtualTable):
@@ -509,24 +510,27 @@ class SharkApp(App[None]):
             also = f" (with {', '.join(str(r) for r in others)})" if others else ""
             field.border_subtitle = Content(f"{kept:,} of {total:,} match{also}")
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "jump":
-            if self.jump(event.value.strip()):
-                self.action_close_jump()
-
     # -- jump to a frame or a time ----------------------------------------------------------
 
     def action_open_jump(self) -> None:
         if self.screen is not self.screen_stack[0]:
             raise SkipAction()
         field = self._main("#jump", JumpInput)
+        field.open = True
         field.value = ""
         field.add_class("shown")
         self.screen.set_focus(field)
 
     def action_close_jump(self) -> None:
-        self._main("#jump", JumpInput).remove_class("shown")
+        field = self._main("#jump", JumpInput)
+        field.open = False
+        field.remove_class("shown")
         self.screen_stack[0].set_focus(self.log_table)
+
+    def submit_jump(self, text: str) -> None:
+        """Enter in the ``:`` line: jump, and close the line unless ``text`` is wrong."""
+        if self.jump(text):
+            self.action_close_jump()
 
     def jump(self, text: str) -> bool:
         """Put the log's cursor (paused) on the first row shown of frame ``text`` or

@@ -35,8 +35,8 @@ from shark.analysis.filters import Filter, FilterError, compile_filter
 
 from .model import Model, RowFilter
 
-__all__ = ["FilterInput", "FilterValidator", "Restriction", "count_matches", "restrictions",
-           "row_filter"]
+__all__ = ["FilterInput", "FilterValidator", "LineInput", "Restriction", "count_matches",
+           "restrictions", "row_filter"]
 
 
 class FilterValidator(Validator):
@@ -51,26 +51,19 @@ class FilterValidator(Validator):
         return self.success()
 
 
-class FilterInput(Input):
-    """The ``/`` filter line: checked as typed; Enter applies, Escape gives up."""
+class LineInput(Input):
+    """A line the app opens for one answer (the filter, a place to jump to): Enter
+    gives it (:meth:`action_submit`), Escape gives up (:meth:`action_cancel`)."""
 
-    DEFAULT_CSS = """
-    FilterInput { border-title-align: left; border-subtitle-align: right; }
-    """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("validators", [FilterValidator()])
-        kwargs.setdefault("validate_on", ["changed"])
         super().__init__(*args, **kwargs)
-        #: Whether the bar is open (shown, taking keys).
+        #: Whether the line is open (shown, taking keys).
         self.open = False
 
     def action_cancel(self) -> None:
-        self.app.action_close_filter()  # type: ignore[attr-defined]
-
-    async def action_submit(self) -> None:
-        self.app.submit_filter(self.value.strip())  # type: ignore[attr-defined]
+        raise NotImplementedError
 
     async def _on_key(self, event: events.Key) -> None:
         """Enter and Escape act here, in the order the keys were typed (as bindings
@@ -92,6 +85,25 @@ class FilterInput(Input):
                 self.action_cancel()
             return
         await super()._on_key(event)
+
+
+class FilterInput(LineInput):
+    """The ``/`` filter line: checked as typed; Enter applies, Escape gives up."""
+
+    DEFAULT_CSS = """
+    FilterInput { border-title-align: left; border-subtitle-align: right; }
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("validators", [FilterValidator()])
+        kwargs.setdefault("validate_on", ["changed"])
+        super().__init__(*args, **kwargs)
+
+    def action_cancel(self) -> None:
+        self.app.action_close_filter()  # type: ignore[attr-defined]
+
+    async def action_submit(self) -> None:
+        self.app.submit_filter(self.value.strip())  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -151,3 +151,16 @@ def test_the_enter_of_the_bar_never_selects_in_a_pane() -> None:
         assert app.follow_pv is None and app.filter_text == ""
 
     drive(BASIC, script)
+
+
+def test_keys_typed_after_colon_reach_the_line_and_then_the_log() -> None:
+    async def script(app: SharkApp, pilot: Any) -> None:
+        rows = [row for row in app.log_table.rows if row is not None]
+        target = rows[len(rows) // 2]
+        burst(app, [":", *str(target.frame), "enter", "m"])  # jump there, mark it
+        await until(pilot, lambda: len(app.marks) == 1)
+        assert app.log_table.cursor_row.frame == target.frame
+        assert app.focused is app.log_table
+        assert app.marks.positions().tolist() == [app.log_table.cursor_row.position]
+
+    drive(BASIC, script)
