@@ -93,7 +93,15 @@ class HelpScreen(ModalScreen[None]):
                     "channel whose circuit failed or was cut off (a capture that ends "
                     "while circuits are open cuts them off), dim a cleared one, italic a "
                     "subscription whose channel the capture never showed created. In the "
-                    "graphs, red marks are errors and beacon anomalies.", style="dim")
+                    "graphs, red marks are errors and beacon anomalies. In the searches "
+                    "pane, UNANSWERED is red. In the status bar, green is a source "
+                    "running (red: failed) and a log following the newest message, "
+                    "yellow a paused log, the time reference, or a live log that let "
+                    "go of its oldest rows, "
+                    "cyan what restricts the log (each with its clearing key, and the "
+                    "rows it keeps), blue the marks, red drops, gaps and errors once "
+                    "there are any. A filter bar with a red border holds a filter that "
+                    "is not understood (why, above it).", style="dim")
         with VerticalScroll():
             yield Static(Text(f"shark — Channel Access, {self.what}\n", style="bold"))
             yield Static(keys)

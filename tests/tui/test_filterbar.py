@@ -164,3 +164,14 @@ def test_keys_typed_after_colon_reach_the_line_and_then_the_log() -> None:
         assert app.marks.positions().tolist() == [app.log_table.cursor_row.position]
 
     drive(BASIC, script)
+
+
+def test_the_help_explains_the_new_keys_and_colours() -> None:
+    from tui.help import KEYS
+
+    keys = " ".join(key for key, _ in KEYS)
+    for key in ("/", ":", "m", "n / N", "Ctrl-T", "s / S", "c", "backspace", "x", "Esc"):
+        assert key in keys, key
+    meanings = " ".join(meaning for _, meaning in KEYS)
+    for words in ("how many rows match", "pcapng slice", "ΔTime", "round the end"):
+        assert words in meanings, words
