@@ -92,7 +92,8 @@ def _context() -> Background:
     global _current
     with _lock:
         if _current is None:
-            _current = Background("shark.epics", open_client(DEFAULT_CONNECTION_TIMEOUT))
+            client = open_client(DEFAULT_CONNECTION_TIMEOUT, on_connection=_on_connection)
+            _current = Background("shark.epics", client)
             atexit.unregister(_shutdown)  # once, however many clients came and went
             atexit.register(_shutdown)
         return _current
@@ -103,10 +104,11 @@ def _shutdown() -> None:
     global _current
     with _lock:
         context, _current = _current, None
-    _PV_CACHE.clear()
-    _MONITORS.clear()
     if context is not None:
         context.close()
+    _PV_CACHE.clear()
+    _MONITORS.clear()
+    _FOLLOWERS.clear()
 
 
 # --------------------------------------------------------------------------- values
@@ -220,25 +222,27 @@ class PV:
         self._up = threading.Event()
         self._context = _context()
         self._channel: ClientChannel | None = None
-        self._watch = self._context.submit(self._follow())
+        self._context.submit(self._follow())
 
     # -- connection ------------------------------------------------------------------
 
     async def _follow(self) -> None:
-        """On the loop: connection changes, as long as the PV lives."""
+        """On the loop: the PV hears its channel's connection changes from now on
+        (:func:`_on_connection`), and takes it as connected if it already is."""
         channel = self._channel = self._context.client.channel(self.pvname)
-        while True:
-            try:
-                await channel.wait_connected()
-            except (CAError, ServerError) as error:
-                log.warning("shark.epics: %s: %s", self.pvname, error)
-                return
+        _FOLLOWERS.setdefault(self.pvname, set()).add(self)
+        if channel.connected:
             self._connected(channel)
-            while channel.connected:
-                await asyncio.sleep(0.05)
-            self._disconnected()
+
+    async def _unfollow(self) -> None:
+        followers = _FOLLOWERS.get(self.pvname, set())
+        followers.discard(self)
+        if not followers:
+            _FOLLOWERS.pop(self.pvname, None)
 
     def _connected(self, channel: ClientChannel) -> None:
+        if not channel.connected or self.connected:  # lost again since, or told already
+            return
         nelm = channel.native_count or 1
         native = int(channel.native_type or 0)
         self._args["nelm"] = nelm
@@ -268,6 +272,8 @@ class PV:
             self._up.set()
 
     def _disconnected(self) -> None:
+        if not self.connected:
+            return
         self.connected = False
         self._up.clear()
         for callback in self.connection_callbacks:
@@ -352,7 +358,7 @@ class PV:
         for key, pv in list(_PV_CACHE.items()):
             if pv is self:
                 del _PV_CACHE[key]
-        self._watch.cancel()
+        self._context.submit(self._unfollow())
         self._cancel_subscription()
         self.callbacks.clear()
         self.connection_callbacks = []
@@ -785,6 +791,21 @@ class PV:
                     f"type={self._args['typefull']}, access={self._args['access']}>")
         return (f"<PV '{self.pvname}', count={self._args['count']}/{self._args['nelm']}, "
                 f"type={self._args['typefull']}, access={self._args['access']}>")
+
+
+_FOLLOWERS: dict[str, set[PV]] = {}
+
+
+def _on_connection(channel: ClientChannel, connected: bool) -> None:
+    """The client's hook, on the loop: tell the PVs of the channel's name, on the
+    loop's next turn (the client renews the channel's subscriptions after calling the
+    hook: a PV subscribing within it would be subscribed twice)."""
+    loop = asyncio.get_running_loop()
+    for pv in list(_FOLLOWERS.get(channel.name, ())):
+        if connected:
+            loop.call_soon(pv._connected, channel)
+        else:
+            loop.call_soon(pv._disconnected)
 
 
 def _run(callbacks: list[tuple[int, tuple[Callable[..., Any], dict]]], state: dict[str, Any],
