@@ -497,11 +497,17 @@ class SharkApp(App[None]):
 
         def work() -> None:
             time.sleep(0.2)  # (typing goes on: count what the typing stops at)
-            counted = count_matches(self.model, keep, lambda: generation == self._counting)
+            if generation != self._counting:
+                return
+            try:
+                counted = count_matches(self.model, keep,
+                                        lambda: generation == self._counting)
+            except Exception:  # (a count is a hint: never worth the app; Enter will say)
+                return
             if counted is not None:
                 self.call_from_thread(self._show_count, generation, *counted)
 
-        self.run_worker(work, thread=True, group="count")
+        self.run_worker(work, thread=True, group="count", exit_on_error=False)
 
     def _show_count(self, generation: int, kept: int, total: int) -> None:
         if generation == self._counting:
