@@ -289,11 +289,14 @@ class _Strings(NamedTuple):
 def _series(column: Any, kind: str, dtype: Any, rows: int, strings: _Strings | None) -> Any:
     """A pandas array of a column's view (see :meth:`_Buffer.view`)."""
     if kind in (ELEMENTS, STRINGS):  # numpy arrays in objects, as Arrow gives pandas
-        if not column:
-            return np.full(rows, None, dtype=object)
-        return _elements(column, rows, kind).to_pandas().to_numpy()
-    if kind == TEXT:  # mostly null: Arrow makes it, pandas keeps it
-        return pd.array(_text(column, rows), dtype=dtype)
+        # (numpy fills a new object array with None; in a Series of that dtype already,
+        # pandas takes it as it is, where it would look at each object of an array)
+        objects = (np.empty(rows, dtype=object) if not column
+                   else _elements(column, rows, kind).to_pandas().to_numpy())
+        return pd.Series(objects, dtype=object, copy=False)
+    if kind == TEXT:  # mostly null: Arrow makes it, pandas keeps it (its parts as they are)
+        return pd.array(pa.chunked_array(_text_parts(column, rows), pa.large_string()),
+                        dtype=dtype)
     if kind == CATEGORY:
         indexes, words = _used(column, strings)
         # (Arrow gives an empty dictionary object categories: the same here)
@@ -366,10 +369,24 @@ def _elements(elements: dict[int, Any], rows: int, kind: str) -> pa.LargeListArr
 def _text(texts: dict[int, str] | _Texts, rows: int) -> pa.LargeStringArray:
     """A string column of ``rows`` rows: the sparse strings (:func:`_sparse_text`)
     between the dense parts of :class:`_Texts`."""
+    parts = _text_parts(texts, rows)
+    if len(parts) == 1:
+        return parts[0]
+    joined = pa.concat_arrays(parts)
+    if isinstance(texts, _Texts):  # kept as the one part it now is (the bytes once)
+        texts.dense[:] = [(0, joined)]
+    return joined
+
+
+def _text_parts(texts: dict[int, str] | _Texts, rows: int) -> list[pa.LargeStringArray]:
+    """A string column of ``rows`` rows as consecutive parts: the sparse strings
+    (:func:`_sparse_text`) between the dense parts of :class:`_Texts`. The parts of
+    :class:`_Texts` become these (a frame's column wraps them as they are: not copied
+    into one array, and the bytes held once)."""
     if isinstance(texts, dict):
-        return _sparse_text(texts, rows)
+        return [_sparse_text(texts, rows)]
     if not texts.dense:
-        return _sparse_text(texts.sparse, rows)
+        return [_sparse_text(texts.sparse, rows)]
     sparse = texts.sparse
     keys = np.sort(np.fromiter(sparse, np.int64, len(sparse)))
     pieces = []
@@ -386,12 +403,10 @@ def _text(texts: dict[int, str] | _Texts, rows: int) -> pa.LargeStringArray:
         pieces.append(array.cast(pa.large_string()))
         done = start + len(array)
     between(rows)
-    joined = pa.concat_arrays(pieces)
-    # Kept as the one part it now is: the table's frame holds these very bytes (pandas
-    # wraps Arrow strings without a copy), not a second copy beside the parts.
-    texts.dense[:] = [(0, joined)]
+    starts = np.cumsum([0] + [len(piece) for piece in pieces[:-1]]).tolist()
+    texts.dense[:] = list(zip(starts, pieces, strict=True))
     texts.sparse.clear()
-    return joined
+    return pieces
 
 
 def _sparse_text(texts: dict[int, str], rows: int) -> pa.LargeStringArray:
