@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from decoder import Command, Role, dbr
 from decoder import messages as m
+from decoder.circuit import learned
 from decoder.dbr import LAYOUTS, DBRType, dbr_name
 from decoder.display import ENUM_TYPES, MAX_PRECISION, shown_with
 from decoder.status import alarm_severity_name, alarm_status_name, eca_name
@@ -204,6 +205,33 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """``starts[0], starts[0] + 1, ... (lengths[0] of them), starts[1], ...``"""
     ends = np.cumsum(lengths)
     return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
+
+
+#: Per run: (learned count, subscriptions, then what :func:`_run_readings` gives).
+_RUN_READINGS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+_NEVER = np.iinfo(np.int64).max
+
+
+def _run_readings(run: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """What the channels of a :class:`shark.extract.bulk.Run`'s subscriptions read now:
+    per subscription (then one for ``run.subscription``'s -1), which of the distinct
+    readings (the list) its channel's present reading is (-1 for none), and the
+    :func:`decoder.circuit.learned` count at which that began. Kept until a channel
+    learns something (the count moves) or the run meets more subscriptions."""
+    clock, count = learned(), len(run.subscriptions)
+    cached = _RUN_READINGS.get(run)
+    if cached is not None and cached[0] == clock and cached[1] == count:
+        return cached[2:]
+    present = np.full(count + 1, -1, dtype=np.int64)
+    began = np.full(count + 1, _NEVER, dtype=np.int64)
+    distinct: dict[Any, int] = {}
+    for k, subscription in enumerate(run.subscriptions):
+        channel = None if subscription is None else subscription.channel
+        if channel is not None and channel.readings:
+            began[k], reading = channel.readings[-1]
+            present[k] = distinct.setdefault(reading, len(distinct))
+    _RUN_READINGS[run] = (clock, count, present, began, list(distinct))
+    return present, began, list(distinct)
 
 
 class _Rows:
@@ -593,30 +621,32 @@ class Chunk:
         """Per row, which of the distinct readings of the rows (the list: each a
         :class:`decoder.display.Reading`) the row's value is read with: what its channel
         knew when the value came (a record's ``reading``; an update's in bulk, its
-        batch's ``learned`` moment). None (in the list) or -1 for none.
+        batch's ``learned`` moment). -1 for none.
 
-        One attribute read per record, the readings told apart at once by their ids;
-        per run, one per subscription: no Python per update in bulk."""
+        One attribute read per record, the readings told apart at once by their ids,
+        then by their values (channels that read alike share one); per run, what its
+        subscriptions' channels read now, worked out again only once one has learnt
+        something (:func:`_run_readings`): no Python per update in bulk."""
         records = [r.reading for r in self._records]
         codes, _, first = group(np.fromiter(map(id, records), np.int64, len(records)))
-        codes = np.asarray(codes, dtype=np.int64)
-        # (None among them, if any record has no reading: its code reads as none)
-        readings: list[Any] = [records[i] for i in first.tolist()]
-        code = {id(reading): k for k, reading in enumerate(readings)}
-        if self._record_rows is None:
-            return codes, readings
-        keys = np.full(self.size, code.get(id(None), -1), dtype=np.int64)
-        keys[self._record_rows] = codes
+        readings: list[Any] = []
+        code: dict[Any, int] = {}
 
         def coded(reading: Any) -> int:
             if reading is None:
                 return -1
-            key = code.get(id(reading))
+            key = code.get(reading)
             if key is None:
-                key = code[id(reading)] = len(readings)
+                key = code[reading] = len(readings)
                 readings.append(reading)
             return key
 
+        record_keys = np.array([coded(records[i]) for i in first.tolist()],
+                               dtype=np.int64)[codes]
+        if self._record_rows is None:
+            return record_keys, readings
+        keys = np.full(self.size, -1, dtype=np.int64)
+        keys[self._record_rows] = record_keys
         # Updates in bulk: each reads with its channel's reading as of its batch
         # (``learned``): the channel's present one, unless it began after the batch
         # (rare: looked up in the channel's readings, row group by row group).
@@ -627,28 +657,21 @@ class Chunk:
             np.fromiter([b.learned for b in self._batches], np.int64, len(self._batches)),
             lengths)
         for run, rows, indexes in self._gathers:
-            subscription = run.subscription[indexes]
-            used = np.flatnonzero(np.bincount(subscription + 1,
-                                              minlength=len(run.subscriptions) + 1)[1:])
-            present = np.full(len(run.subscriptions) + 1, -1, dtype=np.int64)
-            began = np.full(len(run.subscriptions) + 1, np.iinfo(np.int64).max)
-            channels: dict[int, Any] = {}
-            for k in used.tolist():
-                channel = run.subscriptions[k].channel
-                if channel is not None and channel.readings:
-                    channels[k] = channel
-                    began[k], reading = channel.readings[-1]
-                    present[k] = coded(reading)
-            if not channels:
+            present, began, distinct = _run_readings(run)
+            if not distinct:
                 continue
+            mine = np.array([coded(reading) for reading in distinct] + [-1], dtype=np.int64)
+            subscription = run.subscription[indexes]
             at = when[rows]
-            keys[rows] = np.where(began[subscription] <= at, present[subscription], -1)
-            late = np.flatnonzero((began[subscription] > at) & (subscription >= 0)
-                                  & np.isin(subscription, list(channels)))
+            since = began[subscription]
+            which = present[subscription]  # (-1 for a subscription's -1: the last)
+            keys[rows] = np.where(since <= at, mine[which], -1)
+            late = np.flatnonzero((since > at) & (which >= 0))
             if len(late):  # (what a channel read as before it learnt its present reading)
                 pairs, inverse = np.unique(np.stack((subscription[late], at[late])), axis=1,
                                            return_inverse=True)
-                found = np.array([coded(channels[k].reading_at(t))
+                subscriptions = run.subscriptions
+                found = np.array([coded(subscriptions[k].channel.reading_at(t))
                                   for k, t in pairs.T.tolist()], dtype=np.int64)
                 keys[rows[late]] = found[inverse.ravel()]
         return keys, readings
