@@ -607,7 +607,11 @@ class Chunk:
 
     def alarm(self) -> tuple[np.ndarray, np.ndarray]:
         """Alarm status and severity name codes of every row, -1 where its value carries
-        no alarm (or it has no value)."""
+        no alarm (or it has no value): named once, for every table that asks."""
+        return self._alarm
+
+    @cached_property
+    def _alarm(self) -> tuple[np.ndarray, np.ndarray]:
         vocabularies = self.vocabularies
         values = self.values
         has = values.has_alarm
