@@ -392,12 +392,12 @@ def _elements(elements: dict[int, Any], rows: int, kind: str) -> pa.LargeListArr
 def _text(texts: dict[int, str] | _Texts, rows: int) -> pa.LargeStringArray:
     """A string column of ``rows`` rows: the sparse strings (:func:`_sparse_text`)
     between the dense parts of :class:`_Texts`."""
-    parts = _text_parts(texts, rows)
-    if len(parts) == 1:
-        return parts[0]
-    joined = pa.concat_arrays(parts)
-    if isinstance(texts, _Texts):  # kept as the one part it now is (the bytes once)
-        texts.dense[:] = [(0, joined)]
+    if isinstance(texts, dict) or not texts.dense:
+        return _sparse_text(texts if isinstance(texts, dict) else texts.sparse, rows)
+    # One array made of the parts, always: its bytes are then exactly those its offsets
+    # use (a part may hold more: output reads the bytes of a batch's strings as such).
+    joined = pa.concat_arrays(_text_parts(texts, rows))
+    texts.dense[:] = [(0, joined)]  # kept as the one part it now is (the bytes once)
     return joined
 
 
