@@ -313,6 +313,12 @@ class Chunk:
             self._source[rows] = indexes + (offset - low)
             offset += high - low
 
+    @property
+    def runs(self) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+        """Per run of the update batches (:class:`shark.extract.bulk.Run`): the run, the
+        rows here that are its messages, and their indexes in it."""
+        return self._gathers
+
     @cached_property
     def is_record(self) -> np.ndarray:
         """Which rows are records (the others: monitor updates of a batch)."""
