@@ -38,7 +38,7 @@ from decoder.text import shown_text
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record, RecordKind
 from shark.tables.display import fixed, integers, shortest
-from shark.tables.grouping import group
+from shark.tables.grouping import distinct, group
 from shark.tables.schema import NO_TIME, TIME_RANGE, seconds_to_ns
 from shark.tables.values import InBuffer, Values, extract_values
 
@@ -718,26 +718,27 @@ class Chunk:
         precision[own] = np.where(usable[own], values.precision[own], -1)
         number = values.has_value
         floating = number & ((native == DBRType.FLOAT) | (native == DBRType.DOUBLE))
-        pieces: list[tuple[np.ndarray, pa.Array]] = []
+        pieces: list[_Piece] = []
         teaching = np.isin(types, _ENUM_TEACHING)  # (their own strings: one at a time)
         named = self._enum_pieces(number & (native == DBRType.ENUM) & ~teaching, keys,
                                   channels, pieces)
         number = number & ~(teaching & (native == DBRType.ENUM))
         plain = number & ~floating & ~named
-        pieces.append((np.flatnonzero(plain), integers(values.value[plain])))
+        pieces.append(_formatted(np.flatnonzero(plain), values.value[plain], integers))
         loose = floating & (precision < 0)
-        pieces.append((np.flatnonzero(loose), shortest(values.value[loose])))
+        pieces.append(_formatted(np.flatnonzero(loose), values.value[loose], shortest))
         floating &= ~loose
         if floating.any():
             rows = np.flatnonzero(floating)
             decimals = precision[rows]
             for p in np.unique(decimals).tolist():
                 chosen = rows[decimals == p]
-                pieces.append((chosen, fixed(values.value[chosen], p)))
+                pieces.append(_formatted(chosen, values.value[chosen],
+                                         lambda v, p=p: fixed(v, p)))
         if values.text:
             rows = np.fromiter(values.text, np.int64, len(values.text))
             pieces.append((rows, pa.array([shown_text(t) for t in values.text.values()],
-                                          pa.large_string())))
+                                          pa.large_string()), None))
         rest = self.of_form(HAS_DATA) & ~number
         rest[list(values.text)] = False
         rest[list(values.errors)] = False
@@ -746,7 +747,7 @@ class Chunk:
         return _assemble(n, pieces)
 
     def _enum_pieces(self, enums: np.ndarray, keys: np.ndarray, channels: list[Any],
-                     pieces: list[tuple[np.ndarray, pa.Array]]) -> np.ndarray:
+                     pieces: list[_Piece]) -> np.ndarray:
         """Add to ``pieces`` the state strings of the ENUM rows ``enums`` whose channel
         knows them and whose index names one; say which rows those are."""
         named = np.zeros(self.size, dtype=bool)
@@ -764,12 +765,12 @@ class Chunk:
             index = self.values.value[chosen].astype(np.int64)
             inside = (index >= 0) & (index < len(strings))
             table = pa.array([shown_text(t) for t in strings], pa.large_string())
-            pieces.append((chosen[inside], table.take(pa.array(index[inside]))))
+            pieces.append((chosen[inside], table, index[inside]))
             named[chosen[inside]] = True
         return named
 
     def _shown_each(self, rows: np.ndarray, keys: np.ndarray, channels: list[Any]
-                    ) -> tuple[np.ndarray, pa.Array]:
+                    ) -> _Piece:
         """The values of ``rows`` decoded and judged one at a time (arrays)."""
         payloads: dict[int, tuple[int, Any]] = {}
         if self._record_rows is None:
@@ -796,19 +797,44 @@ class Chunk:
                 data = dbr.decode(int(types[row]), int(counts[row]),
                                   run.buffer[body : body + int(run.sizes[i])])
             out.append(shown_with(data, channels[keys[row]] if keys[row] >= 0 else None))
-        return rows, pa.array(out, pa.large_string())
+        return rows, pa.array(out, pa.large_string()), None
 
 
 #: The DBR types whose values carry their channel's enum strings (GR/CTRL_ENUM).
 _ENUM_TEACHING = np.array(sorted(ENUM_TYPES), dtype=np.int64)
 
 
-def _assemble(n: int, pieces: list[tuple[np.ndarray, pa.Array]]) -> pa.Array:
-    """One array of ``n`` strings from pieces (rows, their strings), null elsewhere."""
+#: Strings of some rows of a column: (rows, strings, which of them each row has: None
+#: for the strings in row order).
+_Piece = tuple[np.ndarray, pa.Array, "np.ndarray | None"]
+#: Values below this many are formatted as they are, alike or not.
+_DISTINCT_FROM = 256
+
+
+def _formatted(rows: np.ndarray, values: np.ndarray,
+               form: Callable[[np.ndarray], pa.Array]) -> _Piece:
+    """The piece of ``rows`` whose numbers are ``values``, each distinct one (by its
+    bits: -0.0 is not 0.0) written once by ``form``, when many are alike: every client
+    that monitors a channel gets its values, the same numbers again and again; told
+    apart by a hash, cheaper than writing them."""
+    if len(values) < _DISTINCT_FROM:
+        return rows, form(values), None
+    bits, index = distinct(values.view(np.int64))
+    if 3 * len(bits) > 2 * len(values):  # (too few alike to be worth a gather)
+        return rows, form(values), None
+    return rows, form(bits.view(np.float64)), index
+
+
+def _assemble(n: int, pieces: list[_Piece]) -> pa.Array:
+    """One array of ``n`` strings from pieces, null elsewhere: one gather from the
+    pieces' strings joined."""
     rows = np.concatenate([piece[0] for piece in pieces])
     if not len(rows):
         return pa.nulls(n, pa.large_string())
     strings = pa.concat_arrays([piece[1].cast(pa.large_string()) for piece in pieces])
     position = np.full(n, -1, dtype=np.int64)
-    position[rows] = np.arange(len(rows))
+    offset = 0
+    for where, texts, index in pieces:
+        position[where] = offset + (np.arange(len(where)) if index is None else index)
+        offset += len(texts)
     return strings.take(pa.array(position, mask=position < 0))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["group"]
+__all__ = ["distinct", "group"]
 
 #: A range of integer keys at most this many times the rows (and a little) is looked
 #: up in a table of the range: endpoint, command and circuit codes, small numbers. Past
@@ -46,3 +46,10 @@ def _group_range(keys: np.ndarray, low: int, high: int
     code = np.empty(high - low + 1, dtype=np.intp)
     code[present[order]] = np.arange(len(order), dtype=np.intp)
     return code[offsets], keys[first], first
+
+
+def distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys, in order of first appearance, and which of them each row's is
+    (a hash: for keys of any range, where the first row of each is not wanted)."""
+    codes, unique = pd.factorize(keys)
+    return unique, codes
