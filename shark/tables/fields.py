@@ -73,9 +73,11 @@ def fields_column(chunk: Chunk, rows: np.ndarray, size: int,
         null = texts.is_null().to_numpy(zero_copy_only=False)
         if null.any():  # (none expected: kept as nulls all the same)
             valid[where[null]] = False
-        lengths[where + 1] = pc.fill_null(pc.binary_length(texts), 0).to_numpy()
-        bounds = np.frombuffer(texts.buffers()[1], np.int64)[texts.offset:]
-        data = texts.buffers()[2][int(bounds[0]):int(bounds[len(texts)])]
+        bounds = np.frombuffer(texts.buffers()[1], np.int64)[texts.offset:][:len(texts) + 1]
+        lengths[where + 1] = np.diff(bounds)
+        data = texts.buffers()[2]
+        data = (pa.py_buffer(b"") if data is None
+                else data[int(bounds[0]):int(bounds[-1])])
     return pa.LargeStringArray.from_buffers(
         size, pa.py_buffer(np.cumsum(lengths)), data,
         pa.py_buffer(np.packbits(valid, bitorder="little")), int(size - valid.sum()))
