@@ -78,6 +78,19 @@ class _Growing:
     def extend(self, values: np.ndarray) -> None:
         self.reserve(len(values))[:] = values
 
+    def skip(self, rows: int) -> bool:
+        """Add ``rows`` rows whose values do not matter (nulls), without writing them,
+        if they are in a map: its pages not yet written read as zeros and take no
+        memory (a column that is all nulls, as some are for monitor updates, costs
+        nothing but its null mask). False (nothing done) if not."""
+        end = self.size + rows
+        if end > len(self.data):
+            self._grow(max(end, 2 * len(self.data)))
+        if self._map is None:
+            return False
+        self.size = end
+        return True
+
     def reserve(self, rows: int) -> np.ndarray:
         """Room for ``rows`` more at the end: the slots to fill (in a map, their pages
         handed out at once: :func:`_populate`)."""
@@ -212,7 +225,8 @@ class _Buffer:
                 mine.update({self.rows + row: values for row, values in part.items()})
             elif isinstance(mine, tuple):
                 values, valid = part if isinstance(part, tuple) else (part, None)
-                mine[0].extend(values)
+                if valid is None or valid.any() or not mine[0].skip(rows):
+                    mine[0].extend(values)
                 nulls = mine[1].reserve(rows)
                 if valid is None:
                     nulls[:] = False
