@@ -79,10 +79,11 @@ class _Growing:
         self.reserve(len(values))[:] = values
 
     def skip(self, rows: int) -> bool:
-        """Add ``rows`` rows whose values do not matter (nulls), without writing them,
-        if they are in a map: its pages not yet written read as zeros and take no
-        memory (a column that is all nulls, as some are for monitor updates, costs
-        nothing but its null mask). False (nothing done) if not."""
+        """Add ``rows`` rows of zeros (or whose values do not matter: nulls) without
+        writing them, if they are in a map: its pages not yet written read as zeros and
+        take no memory (a column that is all nulls, as some are for monitor updates,
+        costs nothing but its null mask; a mask of no nulls nothing at all). False
+        (nothing done) if not."""
         end = self.size + rows
         if end > len(self.data):
             self._grow(max(end, 2 * len(self.data)))
@@ -227,11 +228,11 @@ class _Buffer:
                 values, valid = part if isinstance(part, tuple) else (part, None)
                 if valid is None or valid.any() or not mine[0].skip(rows):
                     mine[0].extend(values)
-                nulls = mine[1].reserve(rows)
-                if valid is None:
-                    nulls[:] = False
+                if valid is None or valid.all():  # (a mask is False, zero, where valid)
+                    if not mine[1].skip(rows):
+                        mine[1].reserve(rows)[:] = False
                 else:
-                    np.logical_not(valid, out=nulls)
+                    np.logical_not(valid, out=mine[1].reserve(rows))
             else:
                 mine.extend(part)
         self.rows += rows
