@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import mmap
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -473,7 +474,6 @@ def _used(codes: np.ndarray, strings: _Strings) -> tuple[np.ndarray, list[str]]:
     gives the same files however its records were chunked), and those strings."""
     vocabulary = strings.vocabulary
     size = len(vocabulary.values)
-    words = vocabulary.values
     if strings.used is not None:
         used = np.flatnonzero(strings.used)
     elif codes.dtype.itemsize < 4:  # counted as unsigned: null (-1) counts past the codes
@@ -486,18 +486,8 @@ def _used(codes: np.ndarray, strings: _Strings) -> tuple[np.ndarray, list[str]]:
     else:
         shifted = codes + 1  # null (-1) to 0
         used = np.flatnonzero(np.bincount(shifted, minlength=size + 1)[1:])
-    order = sorted(used.tolist(), key=vocabulary.values.__getitem__)
-    # In the narrowest type that holds them, as pandas keeps categorical codes.
-    narrowest = next(t for t in (np.int8, np.int16, np.int32) if len(order) < np.iinfo(t).max)
-    renumber = np.full(len(vocabulary.values) + 1, -1, dtype=narrowest)  # [-1] stays -1
-    renumber[order] = np.arange(len(order), dtype=np.int32)
-    shown = [text_form(words[i]) for i in order]
-    if len(set(shown)) < len(shown):  # two strings of one text form (the byte 0xff, and
-        # the text "\xff"): one category, as a category column cannot name two alike
-        distinct = sorted(set(shown))
-        position = {word: index for index, word in enumerate(distinct)}
-        renumber[order] = [position[word] for word in shown]
-        shown = distinct
+    renumber, shown = _ordering(vocabulary, used)
+    narrowest = renumber.dtype.type
     if codes.dtype.itemsize == 1 and narrowest is np.int8:
         # Bytes to bytes: a translation table, some times faster than indexing.
         table = np.zeros(256, dtype=np.int8)
@@ -510,6 +500,39 @@ def _used(codes: np.ndarray, strings: _Strings) -> tuple[np.ndarray, list[str]]:
 
 #: Codes counted at a time.
 _COUNTED = 1 << 16
+#: Per vocabulary, the orderings of the sets of its strings used lately, by set.
+_ORDERINGS: weakref.WeakKeyDictionary[Vocabulary, dict[tuple[int, bytes], tuple]] = (
+    weakref.WeakKeyDictionary())
+#: Orderings kept per vocabulary (the batches of a stream use much the same strings).
+_KEPT_ORDERINGS = 8
+
+
+def _ordering(vocabulary: Vocabulary, used: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """For the codes ``used`` of ``vocabulary``: each code's index among them sorted by
+    their strings (in the narrowest type that holds them, as pandas keeps categorical
+    codes; -1 for the rest, and at the end for null), and those strings as written.
+    Kept for the sets used lately: every batch of a stream would sort them again."""
+    key = (len(vocabulary.values), used.tobytes())
+    kept = _ORDERINGS.setdefault(vocabulary, {})
+    found = kept.get(key)
+    if found is not None:
+        return found
+    words = vocabulary.values
+    order = sorted(used.tolist(), key=words.__getitem__)
+    narrowest = next(t for t in (np.int8, np.int16, np.int32) if len(order) < np.iinfo(t).max)
+    renumber = np.full(len(words) + 1, -1, dtype=narrowest)  # [-1] stays -1
+    renumber[order] = np.arange(len(order), dtype=np.int32)
+    shown = [text_form(words[i]) for i in order]
+    if len(set(shown)) < len(shown):  # two strings of one text form (the byte 0xff, and
+        # the text "\xff"): one category, as a category column cannot name two alike
+        distinct = sorted(set(shown))
+        position = {word: index for index, word in enumerate(distinct)}
+        renumber[order] = [position[word] for word in shown]
+        shown = distinct
+    if len(kept) >= _KEPT_ORDERINGS:
+        del kept[next(iter(kept))]
+    kept[key] = renumber, shown
+    return renumber, shown
 
 
 def _dictionary(codes: np.ndarray, strings: _Strings) -> pa.DictionaryArray:
