@@ -22,6 +22,7 @@ import sys
 from array import array
 from collections.abc import Sequence
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any
 
 from .errors import DecodeError
@@ -88,8 +89,11 @@ class DBRType(IntEnum):
         return "DBR_" + self.name
 
 
+@lru_cache(maxsize=1024)
 def dbr_name(data_type: int) -> str:
-    """``DBR_<NAME>`` for a known id, ``DBR_UNKNOWN_<id>`` otherwise."""
+    """``DBR_<NAME>`` for a known id, ``DBR_UNKNOWN_<id>`` otherwise (kept: the tables
+    name a type per channel and subscription row, and an enum lookup costs a
+    microsecond)."""
     try:
         return "DBR_" + DBRType(data_type).name
     except ValueError:

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from decoder import Command, Role, dbr
 from decoder import messages as m
+from decoder.circuit import learned
 from decoder.dbr import LAYOUTS, DBRType, dbr_name
 from decoder.display import ENUM_TYPES, MAX_PRECISION, shown_with
 from decoder.status import alarm_severity_name, alarm_status_name, eca_name
@@ -37,7 +38,7 @@ from decoder.text import shown_text
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record, RecordKind
 from shark.tables.display import fixed, integers, shortest
-from shark.tables.grouping import group
+from shark.tables.grouping import distinct, group
 from shark.tables.schema import NO_TIME, TIME_RANGE, seconds_to_ns
 from shark.tables.values import InBuffer, Values, extract_values
 
@@ -206,6 +207,33 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
 
 
+#: Per run: (learned count, subscriptions, then what :func:`_run_readings` gives).
+_RUN_READINGS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+_NEVER = np.iinfo(np.int64).max
+
+
+def _run_readings(run: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """What the channels of a :class:`shark.extract.bulk.Run`'s subscriptions read now:
+    per subscription (then one for ``run.subscription``'s -1), which of the distinct
+    readings (the list) its channel's present reading is (-1 for none), and the
+    :func:`decoder.circuit.learned` count at which that began. Kept until a channel
+    learns something (the count moves) or the run meets more subscriptions."""
+    clock, count = learned(), len(run.subscriptions)
+    cached = _RUN_READINGS.get(run)
+    if cached is not None and cached[0] == clock and cached[1] == count:
+        return cached[2:]
+    present = np.full(count + 1, -1, dtype=np.int64)
+    began = np.full(count + 1, _NEVER, dtype=np.int64)
+    distinct: dict[Any, int] = {}
+    for k, subscription in enumerate(run.subscriptions):
+        channel = None if subscription is None else subscription.channel
+        if channel is not None and channel.readings:
+            began[k], reading = channel.readings[-1]
+            present[k] = distinct.setdefault(reading, len(distinct))
+    _RUN_READINGS[run] = (clock, count, present, began, list(distinct))
+    return present, began, list(distinct)
+
+
 class _Rows:
     """The record of each row of a chunk with update batches (made when asked)."""
 
@@ -284,6 +312,12 @@ class Chunk:
             self._spans.append((run, slice(low, high)))
             self._source[rows] = indexes + (offset - low)
             offset += high - low
+
+    @property
+    def runs(self) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+        """Per run of the update batches (:class:`shark.extract.bulk.Run`): the run, the
+        rows here that are its messages, and their indexes in it."""
+        return self._gathers
 
     @cached_property
     def is_record(self) -> np.ndarray:
@@ -579,7 +613,11 @@ class Chunk:
 
     def alarm(self) -> tuple[np.ndarray, np.ndarray]:
         """Alarm status and severity name codes of every row, -1 where its value carries
-        no alarm (or it has no value)."""
+        no alarm (or it has no value): named once, for every table that asks."""
+        return self._alarm
+
+    @cached_property
+    def _alarm(self) -> tuple[np.ndarray, np.ndarray]:
         vocabularies = self.vocabularies
         values = self.values
         has = values.has_alarm
@@ -593,30 +631,32 @@ class Chunk:
         """Per row, which of the distinct readings of the rows (the list: each a
         :class:`decoder.display.Reading`) the row's value is read with: what its channel
         knew when the value came (a record's ``reading``; an update's in bulk, its
-        batch's ``learned`` moment). None (in the list) or -1 for none.
+        batch's ``learned`` moment). -1 for none.
 
-        One attribute read per record, the readings told apart at once by their ids;
-        per run, one per subscription: no Python per update in bulk."""
+        One attribute read per record, the readings told apart at once by their ids,
+        then by their values (channels that read alike share one); per run, what its
+        subscriptions' channels read now, worked out again only once one has learnt
+        something (:func:`_run_readings`): no Python per update in bulk."""
         records = [r.reading for r in self._records]
         codes, _, first = group(np.fromiter(map(id, records), np.int64, len(records)))
-        codes = np.asarray(codes, dtype=np.int64)
-        # (None among them, if any record has no reading: its code reads as none)
-        readings: list[Any] = [records[i] for i in first.tolist()]
-        code = {id(reading): k for k, reading in enumerate(readings)}
-        if self._record_rows is None:
-            return codes, readings
-        keys = np.full(self.size, code.get(id(None), -1), dtype=np.int64)
-        keys[self._record_rows] = codes
+        readings: list[Any] = []
+        code: dict[Any, int] = {}
 
         def coded(reading: Any) -> int:
             if reading is None:
                 return -1
-            key = code.get(id(reading))
+            key = code.get(reading)
             if key is None:
-                key = code[id(reading)] = len(readings)
+                key = code[reading] = len(readings)
                 readings.append(reading)
             return key
 
+        record_keys = np.array([coded(records[i]) for i in first.tolist()],
+                               dtype=np.int64)[codes]
+        if self._record_rows is None:
+            return record_keys, readings
+        keys = np.full(self.size, -1, dtype=np.int64)
+        keys[self._record_rows] = record_keys
         # Updates in bulk: each reads with its channel's reading as of its batch
         # (``learned``): the channel's present one, unless it began after the batch
         # (rare: looked up in the channel's readings, row group by row group).
@@ -627,28 +667,21 @@ class Chunk:
             np.fromiter([b.learned for b in self._batches], np.int64, len(self._batches)),
             lengths)
         for run, rows, indexes in self._gathers:
-            subscription = run.subscription[indexes]
-            used = np.flatnonzero(np.bincount(subscription + 1,
-                                              minlength=len(run.subscriptions) + 1)[1:])
-            present = np.full(len(run.subscriptions) + 1, -1, dtype=np.int64)
-            began = np.full(len(run.subscriptions) + 1, np.iinfo(np.int64).max)
-            channels: dict[int, Any] = {}
-            for k in used.tolist():
-                channel = run.subscriptions[k].channel
-                if channel is not None and channel.readings:
-                    channels[k] = channel
-                    began[k], reading = channel.readings[-1]
-                    present[k] = coded(reading)
-            if not channels:
+            present, began, distinct = _run_readings(run)
+            if not distinct:
                 continue
+            mine = np.array([coded(reading) for reading in distinct] + [-1], dtype=np.int64)
+            subscription = run.subscription[indexes]
             at = when[rows]
-            keys[rows] = np.where(began[subscription] <= at, present[subscription], -1)
-            late = np.flatnonzero((began[subscription] > at) & (subscription >= 0)
-                                  & np.isin(subscription, list(channels)))
+            since = began[subscription]
+            which = present[subscription]  # (-1 for a subscription's -1: the last)
+            keys[rows] = np.where(since <= at, mine[which], -1)
+            late = np.flatnonzero((since > at) & (which >= 0))
             if len(late):  # (what a channel read as before it learnt its present reading)
                 pairs, inverse = np.unique(np.stack((subscription[late], at[late])), axis=1,
                                            return_inverse=True)
-                found = np.array([coded(channels[k].reading_at(t))
+                subscriptions = run.subscriptions
+                found = np.array([coded(subscriptions[k].channel.reading_at(t))
                                   for k, t in pairs.T.tolist()], dtype=np.int64)
                 keys[rows[late]] = found[inverse.ravel()]
         return keys, readings
@@ -685,26 +718,27 @@ class Chunk:
         precision[own] = np.where(usable[own], values.precision[own], -1)
         number = values.has_value
         floating = number & ((native == DBRType.FLOAT) | (native == DBRType.DOUBLE))
-        pieces: list[tuple[np.ndarray, pa.Array]] = []
+        pieces: list[_Piece] = []
         teaching = np.isin(types, _ENUM_TEACHING)  # (their own strings: one at a time)
         named = self._enum_pieces(number & (native == DBRType.ENUM) & ~teaching, keys,
                                   channels, pieces)
         number = number & ~(teaching & (native == DBRType.ENUM))
         plain = number & ~floating & ~named
-        pieces.append((np.flatnonzero(plain), integers(values.value[plain])))
+        pieces.append(_formatted(np.flatnonzero(plain), values.value[plain], integers))
         loose = floating & (precision < 0)
-        pieces.append((np.flatnonzero(loose), shortest(values.value[loose])))
+        pieces.append(_formatted(np.flatnonzero(loose), values.value[loose], shortest))
         floating &= ~loose
         if floating.any():
             rows = np.flatnonzero(floating)
             decimals = precision[rows]
             for p in np.unique(decimals).tolist():
                 chosen = rows[decimals == p]
-                pieces.append((chosen, fixed(values.value[chosen], p)))
+                pieces.append(_formatted(chosen, values.value[chosen],
+                                         lambda v, p=p: fixed(v, p)))
         if values.text:
             rows = np.fromiter(values.text, np.int64, len(values.text))
             pieces.append((rows, pa.array([shown_text(t) for t in values.text.values()],
-                                          pa.large_string())))
+                                          pa.large_string()), None))
         rest = self.of_form(HAS_DATA) & ~number
         rest[list(values.text)] = False
         rest[list(values.errors)] = False
@@ -713,7 +747,7 @@ class Chunk:
         return _assemble(n, pieces)
 
     def _enum_pieces(self, enums: np.ndarray, keys: np.ndarray, channels: list[Any],
-                     pieces: list[tuple[np.ndarray, pa.Array]]) -> np.ndarray:
+                     pieces: list[_Piece]) -> np.ndarray:
         """Add to ``pieces`` the state strings of the ENUM rows ``enums`` whose channel
         knows them and whose index names one; say which rows those are."""
         named = np.zeros(self.size, dtype=bool)
@@ -731,12 +765,12 @@ class Chunk:
             index = self.values.value[chosen].astype(np.int64)
             inside = (index >= 0) & (index < len(strings))
             table = pa.array([shown_text(t) for t in strings], pa.large_string())
-            pieces.append((chosen[inside], table.take(pa.array(index[inside]))))
+            pieces.append((chosen[inside], table, index[inside]))
             named[chosen[inside]] = True
         return named
 
     def _shown_each(self, rows: np.ndarray, keys: np.ndarray, channels: list[Any]
-                    ) -> tuple[np.ndarray, pa.Array]:
+                    ) -> _Piece:
         """The values of ``rows`` decoded and judged one at a time (arrays)."""
         payloads: dict[int, tuple[int, Any]] = {}
         if self._record_rows is None:
@@ -763,19 +797,44 @@ class Chunk:
                 data = dbr.decode(int(types[row]), int(counts[row]),
                                   run.buffer[body : body + int(run.sizes[i])])
             out.append(shown_with(data, channels[keys[row]] if keys[row] >= 0 else None))
-        return rows, pa.array(out, pa.large_string())
+        return rows, pa.array(out, pa.large_string()), None
 
 
 #: The DBR types whose values carry their channel's enum strings (GR/CTRL_ENUM).
 _ENUM_TEACHING = np.array(sorted(ENUM_TYPES), dtype=np.int64)
 
 
-def _assemble(n: int, pieces: list[tuple[np.ndarray, pa.Array]]) -> pa.Array:
-    """One array of ``n`` strings from pieces (rows, their strings), null elsewhere."""
+#: Strings of some rows of a column: (rows, strings, which of them each row has: None
+#: for the strings in row order).
+_Piece = tuple[np.ndarray, pa.Array, "np.ndarray | None"]
+#: Values below this many are formatted as they are, alike or not.
+_DISTINCT_FROM = 256
+
+
+def _formatted(rows: np.ndarray, values: np.ndarray,
+               form: Callable[[np.ndarray], pa.Array]) -> _Piece:
+    """The piece of ``rows`` whose numbers are ``values``, each distinct one (by its
+    bits: -0.0 is not 0.0) written once by ``form``, when many are alike: every client
+    that monitors a channel gets its values, the same numbers again and again; told
+    apart by a hash, cheaper than writing them."""
+    if len(values) < _DISTINCT_FROM:
+        return rows, form(values), None
+    bits, index = distinct(values.view(np.int64))
+    if 3 * len(bits) > 2 * len(values):  # (too few alike to be worth a gather)
+        return rows, form(values), None
+    return rows, form(bits.view(np.float64)), index
+
+
+def _assemble(n: int, pieces: list[_Piece]) -> pa.Array:
+    """One array of ``n`` strings from pieces, null elsewhere: one gather from the
+    pieces' strings joined."""
     rows = np.concatenate([piece[0] for piece in pieces])
     if not len(rows):
         return pa.nulls(n, pa.large_string())
     strings = pa.concat_arrays([piece[1].cast(pa.large_string()) for piece in pieces])
     position = np.full(n, -1, dtype=np.int64)
-    position[rows] = np.arange(len(rows))
+    offset = 0
+    for where, texts, index in pieces:
+        position[where] = offset + (np.arange(len(where)) if index is None else index)
+        offset += len(texts)
     return strings.take(pa.array(position, mask=position < 0))

@@ -12,6 +12,7 @@ the chunk's header columns, each distinct number written once
 from __future__ import annotations
 
 from collections.abc import Collection
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -42,36 +43,53 @@ def fields_column(chunk: Chunk, rows: np.ndarray, size: int,
     ``rows[i]`` but ``hidden``, where ``rows[i] >= 0``; null elsewhere. ``rows`` rows
     must be messages (not gaps, not circuit ends); only those of forms with payload
     fields must be records. A status that is not its message's first field stays
-    among them (:data:`decoder.describe.STATUS_AMONG_FIELDS`)."""
-    positions = np.flatnonzero(rows >= 0)
+    among them (:data:`decoder.describe.STATUS_AMONG_FIELDS`).
+
+    Most rows are of forms without words (monitor updates: an empty string each), so
+    the column is made from its buffers: the words of the other rows, in row order,
+    and the offsets of every row (an empty string costs an offset, not a copy)."""
+    valid = rows >= 0
+    forms = np.where(valid, chunk.form[np.where(valid, rows, 0)], len(FORMS))
+    worded = _worded(hidden)[forms]
+    positions = np.flatnonzero(worded)
     pieces: list[pa.Array] = []
     order: list[np.ndarray] = []
-    empty: list[np.ndarray] = []
     if len(positions):
         mine = rows[positions]
-        forms = chunk.form[mine]
-        inverse, distinct, _ = group(forms)
-        for index, form in enumerate(distinct.tolist()):
-            which = np.flatnonzero(inverse == index) if len(distinct) > 1 else slice(None)
+        kinds = forms[positions]
+        for form in np.flatnonzero(np.bincount(kinds)).tolist():
+            which = np.flatnonzero(kinds == form)
             cls = FORMS[form]
-            own = _hidden(cls, hidden)
-            if not any(name not in own for name in (*cls.FIELDS, *cls.PAYLOAD_FIELDS)):
-                empty.append(positions[which])  # (monitor updates: most rows, no words)
-                continue
-            pieces.append(_form_fields(chunk, cls, mine[which], own))
+            pieces.append(_form_fields(chunk, cls, mine[which], _hidden(cls, hidden)))
             order.append(positions[which])
-    # One gather: the pieces joined, then a null and an empty string, indexed by where
-    # each position's is.
-    words = sum(map(len, pieces))
-    source = np.full(size, words, dtype=np.int64)
-    for where in empty:
-        source[where] = words + 1
-    offset = 0
-    for where, piece in zip(order, pieces, strict=True):
-        source[where] = np.arange(offset, offset + len(piece))
-        offset += len(piece)
-    joined = pa.concat_arrays([*pieces, pa.array([None, ""], pa.string())])
-    return joined.take(pa.array(source))
+    lengths = np.zeros(size + 1, dtype=np.int64)
+    if not pieces:
+        data = pa.py_buffer(b"")
+    else:
+        where = np.concatenate(order)
+        by_row = np.argsort(where, kind="stable")
+        texts = pa.concat_arrays(pieces).take(pa.array(by_row)).cast(pa.large_string())
+        where = where[by_row]
+        null = texts.is_null().to_numpy(zero_copy_only=False)
+        if null.any():  # (none expected: kept as nulls all the same)
+            valid[where[null]] = False
+        bounds = np.frombuffer(texts.buffers()[1], np.int64)[texts.offset:][:len(texts) + 1]
+        lengths[where + 1] = np.diff(bounds)
+        data = texts.buffers()[2]
+        data = (pa.py_buffer(b"") if data is None
+                else data[int(bounds[0]):int(bounds[-1])])
+    return pa.LargeStringArray.from_buffers(
+        size, pa.py_buffer(np.cumsum(lengths)), data,
+        pa.py_buffer(np.packbits(valid, bitorder="little")), int(size - valid.sum()))
+
+
+@cache
+def _worded(hidden: frozenset[str]) -> np.ndarray:
+    """Per form (then one for no message: False), whether its messages have words
+    with fields ``hidden`` left out."""
+    return np.array([isinstance(cls, type) and issubclass(cls, m.Message) and any(
+        name not in _hidden(cls, hidden) for name in (*cls.FIELDS, *cls.PAYLOAD_FIELDS))
+        for cls in FORMS] + [False])
 
 
 #: Where EVENT_ADD's mask is in its payload (after three float32 deadbands).

@@ -1,19 +1,55 @@
-"""Grouping rows by a key with a hash (pandas' factorize) rather than a sort."""
+"""Grouping rows by a key: by a lookup table over the keys' range where it is small,
+else with a hash (pandas' factorize); never with a sort."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["group"]
+__all__ = ["distinct", "group"]
+
+#: A range of integer keys at most this many times the rows (and a little) is looked
+#: up in a table of the range: endpoint, command and circuit codes, small numbers. Past
+#: it (object ids, addresses) a hash table costs less.
+_RANGE_PER_ROW = 4
+_SMALL_RANGE = 1 << 12
 
 
 def group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows grouped by key, groups in order of first appearance: the group of each row,
     the distinct keys, and the first row of each group."""
+    n = len(keys)
+    if n and keys.dtype.kind in "iu":
+        low, high = int(keys.min()), int(keys.max())
+        if high - low < _RANGE_PER_ROW * n + _SMALL_RANGE:
+            return _group_range(keys, low, high)
     codes, distinct = pd.factorize(keys)
     if not len(codes):
         return codes, distinct, codes
     # Codes are handed out in order: a row is its group's first when it beats them all.
     first = np.flatnonzero(np.r_[True, codes[1:] > np.maximum.accumulate(codes)[:-1]])
     return codes, distinct, first
+
+
+def _group_range(keys: np.ndarray, low: int, high: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`group` of integer keys from ``low`` to ``high``: the first row of each
+    key found in a table over the range, the groups numbered in the order of those."""
+    n = len(keys)
+    offsets = keys.astype(np.intp) - low
+    first_row = np.full(high - low + 1, n, dtype=np.intp)
+    np.minimum.at(first_row, offsets, np.arange(n, dtype=np.intp))
+    present = np.flatnonzero(first_row < n)
+    first = first_row[present]
+    order = np.argsort(first, kind="stable")
+    first = first[order]
+    code = np.empty(high - low + 1, dtype=np.intp)
+    code[present[order]] = np.arange(len(order), dtype=np.intp)
+    return code[offsets], keys[first], first
+
+
+def distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys, in order of first appearance, and which of them each row's is
+    (a hash: for keys of any range, where the first row of each is not wanted)."""
+    codes, unique = pd.factorize(keys)
+    return unique, codes

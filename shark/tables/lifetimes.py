@@ -11,6 +11,7 @@ the session recovers later is in the row.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 
 import numpy as np
@@ -212,6 +213,11 @@ class Lifetimes(Aggregate):
         self._channels = _Live()
         self._subscriptions = _Live()
         self._tally = _Tally()
+        #: Lifetimes of subscriptions begun and ended so far, and per run the slots of
+        #: its subscriptions as of a count of them (:meth:`_run_slots`).
+        self._changes = 0
+        self._run_slot_cache: weakref.WeakKeyDictionary[object, tuple[int, int, np.ndarray]] = (
+            weakref.WeakKeyDictionary())
         self._finished = {CHANNELS.name: Finished(max_rows),
                           SUBSCRIPTIONS.name: Finished(max_rows)}
 
@@ -246,6 +252,7 @@ class Lifetimes(Aggregate):
         if subscription is None:
             return None
         channel = subscription.channel
+        self._changes += 1
         lifetime = self._subscriptions.add(subscription, record, None if channel is None
                                            else id(channel))
         if lifetime.slot < 0:
@@ -256,6 +263,63 @@ class Lifetimes(Aggregate):
         rows = chunk.rows(_UPDATE)
         if not len(rows):
             return
+        slots = self._slots(chunk, rows)
+        if slots is None:  # a subscription not met before (or finished)
+            self._count_updates_by_id(chunk, rows)
+            return
+        counted = slots >= 0
+        rows, slots = rows[counted], slots[counted]
+        if not len(rows):
+            return
+        inverse, distinct, first = group(slots)
+        last = np.zeros(len(first), dtype=np.int64)
+        np.maximum.at(last, inverse, np.arange(len(rows)))
+        times = chunk.time[rows]
+        self._tally.count(distinct, times[first], times[last],
+                          np.bincount(inverse, minlength=len(first)),
+                          np.bincount(inverse, weights=chunk.size_bytes[rows],
+                                      minlength=len(first)).astype(np.int64))
+
+    def _slots(self, chunk: Chunk, rows: np.ndarray) -> np.ndarray | None:
+        """The tally slot of the subscription of each of ``rows`` (-1 for none: not
+        counted); None if a subscription has no lifetime here. Records one at a time,
+        updates in bulk through their run's slots (:meth:`_run_slots`)."""
+        slots = np.full(chunk.size, -1, dtype=np.int64)
+        by_id = self._subscriptions.by_id
+        records = chunk.records
+        mine = rows[chunk.is_record[rows]]
+        for row in mine.tolist():
+            subscription = records[row].subscription
+            if subscription is not None:
+                lifetime = by_id.get(id(subscription))
+                if lifetime is None:
+                    return None
+                slots[row] = lifetime.slot
+        for run, run_rows, indexes in chunk.runs:
+            found = self._run_slots(run)[run.subscription[indexes]]
+            if (found < 0).any():
+                return None
+            slots[run_rows] = found
+        return slots[rows]
+
+    def _run_slots(self, run: object) -> np.ndarray:
+        """The tally slot of each subscription of a :class:`shark.extract.bulk.Run`
+        (then -1, for its -1), -1 for those without a lifetime: looked up again only
+        once lifetimes of subscriptions began or ended, or the run met more."""
+        count = len(run.subscriptions)
+        cached = self._run_slot_cache.get(run)
+        if cached is not None and cached[0] == self._changes and cached[1] == count:
+            return cached[2]
+        by_id = self._subscriptions.by_id
+        lifetimes = [by_id.get(id(subscription)) for subscription in run.subscriptions]
+        slots = np.fromiter([-1 if lifetime is None else lifetime.slot
+                             for lifetime in lifetimes] + [-1], np.int64, count + 1)
+        self._run_slot_cache[run] = (self._changes, count, slots)
+        return slots
+
+    def _count_updates_by_id(self, chunk: Chunk, rows: np.ndarray) -> None:
+        """:meth:`_count_updates` with subscriptions told apart by id, those met for
+        the first time given lifetimes (from their first update's record)."""
         records = chunk.records
         inverse, ids, first = group(chunk.subscription_ids[rows])
         last = np.zeros(len(first), dtype=np.int64)
@@ -281,6 +345,7 @@ class Lifetimes(Aggregate):
         if subscription is None:  # the end of one never created: no row to end (the
             return  # message's row carries the session's anomaly, "response without request")
         channel = subscription.channel
+        self._changes += 1
         lifetime = self._subscriptions.pop(subscription, None if channel is None
                                            else id(channel))
         if lifetime is not None:

@@ -178,8 +178,10 @@ class Latency(Aggregate):
         self._min = np.concatenate([self._min, np.full(extra, np.inf)])
         self._max = np.concatenate([self._max, np.full(extra, -np.inf)])
         self._negative = np.concatenate([self._negative, np.zeros(extra, dtype=np.int64)])
-        self._histogram = np.concatenate([self._histogram,
-                                          np.zeros((extra, _BINS), dtype=np.int64)])
+        # (np.zeros: pages of zeros are handed out when first written, not now)
+        histogram = np.zeros((size, _BINS), dtype=np.int64)
+        histogram[: len(self._histogram)] = self._histogram
+        self._histogram = histogram
 
     def summary(self, by: tuple[str, ...]) -> pa.Table:
         """Latency statistics per distinct value of the key columns ``by`` (some of

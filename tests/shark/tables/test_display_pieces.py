@@ -1,0 +1,30 @@
+"""Numbers alike written once (shark.tables.chunk._formatted): the same strings as
+writing each, -0.0 apart from 0.0."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shark.tables.chunk import _assemble, _formatted
+from shark.tables.display import fixed, integers, shortest
+
+
+@pytest.mark.parametrize("form", [shortest, integers, lambda v: fixed(v, 3)],
+                         ids=["shortest", "integers", "fixed"])
+def test_alike_written_once_as_each(form) -> None:
+    rng = np.random.default_rng(5)
+    pool = np.concatenate([np.round(rng.normal(0, 50, 300)), [0.0, -0.0]])
+    if form is not integers:  # (integers: the values of integer DBR types)
+        pool = np.concatenate([pool, rng.normal(0, 50, 300),
+                               [1e-9, -1e300, np.nan, np.inf, -np.inf]])
+    values = rng.choice(pool, 5000)
+    rows = np.sort(rng.choice(7000, 5000, replace=False))
+    piece = _formatted(rows, values, form)
+    assert piece[2] is not None  # (written once each)
+    got = _assemble(7000, [piece]).to_pylist()
+    want = [None] * 7000
+    for row, text in zip(rows.tolist(), form(values).to_pylist(), strict=True):
+        want[row] = text
+    assert got == want
+    assert "-0.0" in set(shortest(np.array([-0.0])).to_pylist())
