@@ -318,7 +318,8 @@ class JsonLines:
 def _joined(texts: list[Strings], rows: int) -> tuple[Strings, np.ndarray]:
     """Several :class:`Strings` as one: their bytes and values one after the other,
     and the value of each row of each, by text and row."""
-    data = np.concatenate([t.data for t in texts])
+    # (only the bytes the offsets use: a sliced column's buffer holds more)
+    data = np.concatenate([t.data[t.offsets[0]:t.offsets[-1]] for t in texts])
     counts = [len(t.offsets) - 1 for t in texts]
     offsets = np.zeros(sum(counts) + 1, dtype=np.int64)
     index = np.empty((len(texts), rows), dtype=np.int64)

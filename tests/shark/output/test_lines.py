@@ -127,3 +127,18 @@ def test_compiled_and_python_loops_write_the_same_bytes(path: Path) -> None:
         finally:
             kernels.choose(None)
     assert written[False] == written[True]
+
+
+def test_a_sliced_batch_writes_the_same_lines() -> None:
+    # a slice's string buffers hold bytes before and after the rows it keeps
+    from builders import OWN_CAPTURES
+
+    from shark.output.lines import JsonLines, TextLines
+    from shark.tables.stream import MessageStream
+
+    stream = MessageStream.of_capture(OWN_CAPTURES / "softioc_pyepics_basic.pcap")
+    batch = next(iter(stream))
+    middle = batch.slice(5, 20)
+    compact = pa.RecordBatch.from_pylist(middle.to_pylist(), schema=middle.schema)
+    for make in (lambda: TextLines("relative", stream.first_time), JsonLines):
+        assert make()(middle) == make()(compact)
