@@ -379,7 +379,7 @@ def _verdicts(out: str) -> dict[str, list[str]]:
 def test_as_client_reproduces_the_captured_answers(real_capture: dict[str, Any],
                                                    tmp_path: Path) -> None:
     """No difference against a fresh softioc with the same records; the counter, which
-    counts on its own, differs only in timing."""
+    counts on its own, differs only in timing, if at all."""
     replayed = _replay_against_softioc(RECORDS, real_capture["pcap"], tmp_path)
     out = replayed["stdout"]
     assert replayed["status"] == 0, out
@@ -387,8 +387,10 @@ def test_as_client_reproduces_the_captured_answers(real_capture: dict[str, Any],
     assert summary.endswith(" 0 differ") and "DIFFERS" not in out, out
     verdicts = _verdicts(out)
     assert "subscribe RPL:SETPOINT DBR_TIME_DOUBLE[0] mask=VALUE|ALARM  same" in out
-    assert verdicts["timing"] and all(" RPL:TICK " in line for line in verdicts["timing"])
-    assert f"{len(verdicts['timing'])} timing-dependent" in summary
+    # (The IOC started as long before as when captured: the counter may even agree.)
+    timing = verdicts.get("timing", [])
+    assert all(" RPL:TICK " in line for line in timing), out
+    assert f"{len(timing)} timing-dependent" in summary
 
 
 def test_as_client_reports_a_changed_record(real_capture: dict[str, Any],
