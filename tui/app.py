@@ -323,15 +323,8 @@ class SharkApp(App[None]):
             parts.append((f"PAUSED (+{human(newer)} newer)", "bold yellow"))
         else:
             parts.append(("following", "green"))
-        parts.append((f"{human(self._rates[0])} msg/s  {human(self._rates[1], 'B')}/s", ""))
-        store = model.store
-        if model.bounded and store.start:
-            parts.append((f"showing the last {len(store):,} of {store.end:,} rows", "yellow"))
-        parts.append((f"{model.messages:,} messages", ""))
-        dropped = stats.dropped if stats is not None else 0
-        parts.append((f"drops {dropped:,}", "bold red" if dropped else ""))
-        parts.append((f"gaps {model.gaps:,}", "bold red" if model.gaps else ""))
-        parts.append((f"errors {model.error_count:,}", "red" if model.error_count else ""))
+        # what the log is restricted to (and why it may be empty) before the counters:
+        # a narrow screen cuts the line at its end
         found = restrictions(self.filter_text, self.follow_pv, self.scope)
         if found:
             text = "  ".join(str(r) for r in found)
@@ -343,6 +336,15 @@ class SharkApp(App[None]):
             parts.append((f"{len(self.marks)} marked", "bold blue"))
         if self.time_reference is not None:
             parts.append((f"times from frame {self._reference_frame}", "bold yellow"))
+        parts.append((f"{human(self._rates[0])} msg/s  {human(self._rates[1], 'B')}/s", ""))
+        store = model.store
+        if model.bounded and store.start:
+            parts.append((f"showing the last {len(store):,} of {store.end:,} rows", "yellow"))
+        parts.append((f"{model.messages:,} messages", ""))
+        dropped = stats.dropped if stats is not None else 0
+        parts.append((f"drops {dropped:,}", "bold red" if dropped else ""))
+        parts.append((f"gaps {model.gaps:,}", "bold red" if model.gaps else ""))
+        parts.append((f"errors {model.error_count:,}", "red" if model.error_count else ""))
         self._main("#status", StatusBar).show(parts)
 
     # -- details ---------------------------------------------------------------------------

@@ -91,6 +91,8 @@ def test_every_restriction_shown_and_cleared_by_its_key() -> None:
         line = status(app)
         for part in (f"filter pv={pv} [⌫]", f"PV {pv} [f]", f"circuit {circuit} [c]"):
             assert part in line, (part, line)
+        assert line.index("[c]") < line.index("msg/s")  # before the counters: a narrow
+        # screen cuts the line at its end
         rows = [row for row in app.log_table.rows if row is not None]
         assert rows and {(row.pv, row.circuit) for row in rows} == {(pv, circuit)}
         await pilot.press("slash")  # the bar counts with the PV and the circuit
