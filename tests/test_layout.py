@@ -27,6 +27,9 @@ STAGES = {
 }
 #: Modules of shark's top level any stage may import.
 SHARED = {"errors"}
+#: Modules of shark's top level that face users, built on the stages (pyepics' API):
+#: they may import any stage, and no stage imports them.
+FACADES = {"epics"}
 #: What the sans-I/O core may not import.
 IO_MODULES = {"socket", "asyncio", "threading", "selectors", "subprocess", "multiprocessing",
               "mmap", "ssl", "io"}
@@ -95,6 +98,15 @@ def test_a_stage_imports_only_the_stages_before_it(stage: str) -> None:
                 continue
             if target not in STAGES or STAGES[target] >= STAGES[stage]:
                 bad.append(f"{where(path, line)}: {stage} imports {module}")
+    assert not bad, "\n".join(bad)
+
+
+def test_top_level_modules_are_shared_or_facades() -> None:
+    modules = {p.stem for p in (ROOT / "shark").glob("*.py")} - {"__init__", "__main__"}
+    assert modules == SHARED | FACADES, "a top-level module was added: say what it is"
+    bad = [f"{where(path, line)} imports {module}"
+           for stage in STAGES for path in sources(f"shark/{stage}")
+           for line, module in imports(path) if stage_of(module) in FACADES]
     assert not bad, "\n".join(bad)
 
 
