@@ -1,8 +1,9 @@
 """The details of a message over the whole screen, for terminals too narrow to show
 them beside the log (below :data:`tui.app.WIDE` columns).
 
-Enter or ``d`` in the log opens it; ↑ and ↓ move the log's cursor beneath (the
-details follow), PgUp, PgDn and the mouse wheel scroll them, Esc, ``d`` or Enter close.
+Enter or ``d`` in the log opens it (``d`` in a pane too); ↑ and ↓ move the cursor of
+the table beneath (the details follow), PgUp, PgDn and the mouse wheel scroll them,
+Esc, ``d`` or Enter close.
 """
 
 from __future__ import annotations

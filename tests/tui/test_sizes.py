@@ -105,6 +105,17 @@ def test_80x24_details_open_over_the_screen() -> None:
         await pilot.press("d")
         await settle(pilot)
         assert not isinstance(app.screen, DetailsScreen)
+        # from the channels pane: up and down move in that pane, not in the log
+        await type_filter(app, pilot, "")
+        await pilot.press("1", "home", "d")
+        await settle(pilot)
+        channels = app._main("#channels-table", VirtualTable)
+        at = log.cursor
+        await pilot.press("down")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailsScreen)
+        assert channels.cursor == 1 and log.cursor == at
+        await pilot.press("escape")
 
     drive(BASIC, script, size=SMALL)
 
