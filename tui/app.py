@@ -174,6 +174,7 @@ class SharkApp(App[None]):
         self.paused = False
         self._filter: Filter | None = None
         self._counting = 0
+        self._restricted = ""
         #: Filters asked for, and applied (the log is filtered again on a thread when it
         #: holds many rows): the latest asked for wins.
         self._filtering = 0
@@ -326,10 +327,14 @@ class SharkApp(App[None]):
         # what the log is restricted to (and why it may be empty) before the counters:
         # a narrow screen cuts the line at its end
         found = restrictions(self.filter_text, self.follow_pv, self.scope)
+        text = ""
         if found:
             text = "  ".join(str(r) for r in found)
-            parts.append((f"{text}  ({model.shown_rows():,} of {len(model.store):,})",
-                          "bold cyan"))
+            text = f"{text}  ({model.shown_rows():,} of {len(model.store):,})"
+            parts.append((text, "bold cyan"))
+        if text != self._restricted:  # (and under the log, whatever the screen's width)
+            self._restricted = text
+            self.log_table.border_subtitle = Content(text)
         if self.filtering:
             parts.append((f"filtering {len(model.store):,} rows ...", "bold cyan"))
         if self.marks:
@@ -487,11 +492,9 @@ class SharkApp(App[None]):
         result = field.validate(field.value)
         if result is not None and not result.is_valid:
             field.border_title = Content(result.failure_descriptions[0])  # (not markup)
-            field.border_subtitle = ""
             return
         text = field.value.strip()
-        field.border_title = "filter ok" if text else "no filter: every row"
-        field.border_subtitle = "counting ..."
+        field.border_title = f"{'filter ok' if text else 'no filter: every row'}: counting ..."
         wanted = compile_filter([text]) if text else None
         keep = row_filter(self.model, None if wanted is None or wanted.matches_all else wanted,
                           self.follow_pv, self._scope)
@@ -516,7 +519,9 @@ class SharkApp(App[None]):
             field = self._main("#filter", FilterInput)
             others = restrictions("", self.follow_pv, self.scope)  # (counted with them)
             also = f" (with {', '.join(str(r) for r in others)})" if others else ""
-            field.border_subtitle = Content(f"{kept:,} of {total:,} match{also}")
+            verdict = "filter ok" if field.value.strip() else "no filter"
+            # (the top border: the bottom one is under the status bar)
+            field.border_title = Content(f"{verdict}: {kept:,} of {total:,} match{also}")
 
     # -- jump to a frame or a time ----------------------------------------------------------
 

@@ -91,7 +91,7 @@ class FilterInput(LineInput):
     """The ``/`` filter line: checked as typed; Enter applies, Escape gives up."""
 
     DEFAULT_CSS = """
-    FilterInput { border-title-align: left; border-subtitle-align: right; }
+    FilterInput { border-title-align: left; }
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -61,7 +61,8 @@ def test_the_bar_checks_and_counts_as_typed() -> None:
         await pilot.press("ctrl+u", *"pv=DEMO:BASIC:WAVE")
         assert not field.has_class("-invalid")
         wave = sum(1 for row in app.log_table.rows if row.pv == "DEMO:BASIC:WAVE")
-        await until(pilot, lambda: field.border_subtitle == f"{wave:,} of {total:,} match")
+        await until(pilot, lambda: str(field.border_title) == (
+            f"filter ok: {wave:,} of {total:,} match"))
         await pilot.press("enter")
         await pilot.pause()
         assert app.filter_text == "pv=DEMO:BASIC:WAVE" and app.focused is app.log_table
@@ -92,13 +93,15 @@ def test_every_restriction_shown_and_cleared_by_its_key() -> None:
         for part in (f"filter pv={pv} [⌫]", f"PV {pv} [f]", f"circuit {circuit} [c]"):
             assert part in line, (part, line)
         assert line.index("[c]") < line.index("msg/s")  # before the counters: a narrow
-        # screen cuts the line at its end
+        # screen cuts the line at its end; and under the log, whatever the width
+        under = Content.from_markup(app.log_table.border_subtitle).plain
+        assert under.startswith(f"filter pv={pv} [⌫]  PV {pv} [f]  circuit {circuit} [c]")
         rows = [row for row in app.log_table.rows if row is not None]
         assert rows and {(row.pv, row.circuit) for row in rows} == {(pv, circuit)}
         await pilot.press("slash")  # the bar counts with the PV and the circuit
         field = app._main("#filter", FilterInput)
-        await until(pilot, lambda: "match" in str(field.border_subtitle))
-        assert Content.from_markup(field.border_subtitle).plain.endswith(
+        await until(pilot, lambda: "match" in str(field.border_title))
+        assert Content.from_markup(field.border_title).plain.endswith(
             f"match (with PV {pv} [f], circuit {circuit} [c])")
         await pilot.press("escape")
         await pilot.press("l", "backspace")  # the filter goes, the PV and circuit stay
@@ -111,6 +114,7 @@ def test_every_restriction_shown_and_cleared_by_its_key() -> None:
         await pilot.press("f")
         await pilot.pause()
         assert app.follow_pv is None and "[f]" not in status(app)
+        assert not app.log_table.border_subtitle
         assert len([r for r in app.log_table.rows if r is not None]) == everything
 
     drive(path, script)
