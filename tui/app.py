@@ -19,6 +19,12 @@ it then freezes on the rows it showed (positions in the store, which never chang
 so the rows stay put while more arrive; End or space returns to the tail. Home goes
 to the capture's first message, the filter and ``f`` (follow a PV) apply to every row
 held, and the errors ``e`` jumps to are those of every row held.
+
+What restricts the log (the filter, the PV followed, the circuit or server picked in a
+pane) is said in the status bar and under the log, each with the key that clears it
+(:mod:`tui.filterbar`). Rows can be marked (:mod:`tui.marks`), times counted from one
+(Ctrl-T), the panes sorted by any column (:mod:`tui.panes`), and the marked or shown
+rows exported as Parquet and as a pcapng slice of the capture (:mod:`tui.export`).
 """
 
 from __future__ import annotations

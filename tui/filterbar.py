@@ -3,18 +3,23 @@
 The log shows the rows that every active restriction keeps: the filter typed after
 ``/`` (the filter language of ``shark read --filter``), the PV followed (``f``), and the
 circuit or server picked in a pane (Enter there). Each is cleared on its own, with its
-own key; :func:`restrictions` says them all, with those keys, for the status bar.
+own key; :func:`restrictions` says them all, with those keys, for the status bar and
+the log's lower border.
 
 The bar checks what is typed as it is typed (:class:`FilterValidator`): a filter that
 cannot be understood marks the bar invalid and says why in its title, and one that can
 is counted (:func:`count_matches`, on a thread: a file may hold millions of rows) into
-"n of N match" there.
+"n of N match" there, with the other restrictions.
 
-Keys typed quickly after ``/`` while a capture loads must reach the bar: the app binds
-``/`` with priority and focuses the bar before it handles the next key (see
-:meth:`tui.app.SharkApp.action_open_filter`); Enter and Escape are handled by the bar
-itself in the order typed, and a key that reaches the bar after it closed is handed back
-to the app, to go where it would have gone.
+Keys typed quickly after ``/`` while a capture loads must reach the bar. Textual hands
+a key to the widget focused when the app takes it from its queue, and ``focus()`` only
+takes effect later: the keys queued behind ``/`` went to the pane focused before (whose
+Enter followed a PV). So the app binds ``/`` (and ``:``) with priority, which runs
+before the next key is taken, and focuses the line there and then (see
+:meth:`tui.app.SharkApp.action_open_filter`); Enter and Escape are handled by the line
+itself in the order typed (as bindings they would act only when the key came back up to
+the app, after the keys typed next were put in the line), and a key that reaches the
+line after it closed is handed back to the app, to go where it would have gone.
 """
 
 from __future__ import annotations
