@@ -232,7 +232,8 @@ class SharkApp(App[None]):
     def on_mount(self) -> None:
         log = self.log_table
         log.row_style = self.marks.style(log.row_style)
-        log.render_row = self.marks.cells(log.render_row)
+        number = next((c.width for c in log.columns if c.title == "No."), 0)
+        log.render_row = self.marks.cells(log.render_row, number)
         if self._initial_filter:
             self._apply_filter(self._initial_filter)
         self.log_table.focus()

@@ -90,13 +90,20 @@ class Marks:
 
         return style
 
-    def cells(self, base: Callable[[Any], Sequence[Any]]) -> Callable[[Any], Sequence[Any]]:
-        """The log's cells with :data:`MARKER` before a marked row's frame number."""
+    def cells(self, base: Callable[[Any], Sequence[Any]], width: int = 0
+              ) -> Callable[[Any], Sequence[Any]]:
+        """The log's cells with :data:`MARKER` at the left of a marked row's frame
+        number (its column ``width`` cells wide, the number right-aligned: a marker that
+        does not fit beside it is left out, never the number's digits)."""
 
         def cells(row: Any) -> Sequence[Any]:
             out = base(row)
             if isinstance(row, LogRow) and row.position in self and out:
-                out = [f"{MARKER} {out[0]}", *out[1:]]
+                number = str(out[0])
+                if not width:
+                    out = [f"{MARKER} {number}", *out[1:]]
+                elif len(number) < width:
+                    out = [f"{MARKER}{number.rjust(width - 1)}", *out[1:]]
             return out
 
         return cells

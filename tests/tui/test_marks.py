@@ -269,3 +269,18 @@ def test_a_slice_from_a_file_that_ends_early_says_so(tmp_path: Path) -> None:
         assert 0 < written < wanted == whole
 
     drive(BASIC, script)
+
+
+def test_the_marker_never_cuts_a_frame_number() -> None:
+    from tui.log import LogRow
+    from tui.marks import Marks
+
+    marks = Marks()
+    short, long = LogRow(1, False), LogRow(2, False)
+    short.frame, long.frame = 12, 1234567
+    marks.toggle(1)
+    marks.toggle(2)
+    cells = marks.cells(lambda row: [str(row.frame), "x"], 7)
+    assert cells(short) == [f"{MARKER}    12", "x"]  # 7 cells in all
+    assert cells(long) == ["1234567", "x"]  # no room: the style alone marks it
+    assert marks.style(lambda _row: "red")(long) == "red on #3a3a7a"
