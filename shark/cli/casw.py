@@ -38,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         metavar="LEVEL",
                         help="0: anomalies (default); 1: with the period estimate and "
                              "current period; 2: every beacon, anomalies marked '*'")
-    parser.add_argument("-w", "--wait", type=_seconds, metavar="S",
+    parser.add_argument("-w", "--wait", type=options.seconds, metavar="S",
                         help="stop after S seconds (default: run until interrupted)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--repeater", type=_address, metavar="[HOST:]PORT",
@@ -47,16 +47,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--listen", type=_address, metavar="[HOST:]PORT",
                        help="bind this UDP port (host default 0.0.0.0) and hear beacons "
                             "there directly, without a repeater")
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
-    return seconds
 
 
 def _address(text: str) -> tuple[str, int]:

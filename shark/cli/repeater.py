@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "any free one)")
     parser.add_argument("--host", default="0.0.0.0", metavar="ADDRESS",
                         help="address to listen on (default: all, 0.0.0.0)")
-    parser.add_argument("--every", type=_seconds, default=60.0, metavar="S",
+    parser.add_argument("--every", type=options.seconds, default=60.0, metavar="S",
                         help="log the counts of forwarded beacons every S seconds while "
                              "there are some (default: 60)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -45,16 +45,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _bindable_port(text: str) -> int:
     return options.port(text, lowest=0)
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
-    return seconds
 
 
 def run(args: argparse.Namespace) -> int:
