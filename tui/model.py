@@ -190,13 +190,19 @@ class ChannelRow:
         self._last_time = record.time
         self._times.append(record.time)
 
-    def rate(self, now: float) -> float:
-        """Values per second over the :data:`RATE_WINDOW` seconds before ``now`` (capture
-        time), or over the latest :data:`RATE_SAMPLES` values if they came faster."""
+    def recent(self) -> list[float]:
+        """The capture times of the latest :data:`RATE_SAMPLES` values, oldest first
+        (those counted one by one and in bulk)."""
         times = list(self._times)
         bulk, slot = self.bulk, self.slot
         if bulk is not None and 0 <= slot < len(bulk.written):
             times = sorted(times + bulk.recent(slot))[-RATE_SAMPLES:]
+        return times
+
+    def rate(self, now: float) -> float:
+        """Values per second over the :data:`RATE_WINDOW` seconds before ``now`` (capture
+        time), or over the latest :data:`RATE_SAMPLES` values if they came faster."""
+        times = self.recent()
         recent = [t for t in times if t > now - RATE_WINDOW]
         if len(recent) == len(times) == RATE_SAMPLES:
             span = recent[-1] - recent[0]

@@ -16,16 +16,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from textual import events
 from textual.message import Message
 
 from decoder import Search
+from shark.analysis.series import sparkline
 from shark.extract.record import Record
 
 from . import rows as r
 from .latency import ChannelLatencies
 from .log import LogRow
 from .model import ChannelRow, ErrorRow, Model
+from .plots import spark_text
 from .table import Cell, Column, VirtualTable
 
 __all__ = ["PANES", "PaneTable", "Panes", "pv_of", "record_of"]
@@ -67,7 +70,9 @@ _LIVE = {"channels": {"Rate/s", "Updates", "Last update", "p50 ms", "p99 ms"}}
 #: before the last value.
 LATENCY_COLUMNS = [Column("p50 ms", 8, right=True, priority=40),
                    Column("p99 ms", 8, right=True, priority=40)]
-CHANNEL_COLUMNS = [*r.CHANNEL_COLUMNS[:-1], *LATENCY_COLUMNS, r.CHANNEL_COLUMNS[-1]]
+#: The update-rate sparkline: values per second over the time its latest values span.
+TREND = Column("Trend", TREND_WIDTH := 8, priority=38)
+CHANNEL_COLUMNS = [*r.CHANNEL_COLUMNS[:-1], *LATENCY_COLUMNS, TREND, r.CHANNEL_COLUMNS[-1]]
 
 
 class Panes:
@@ -230,8 +235,21 @@ def channel_cells(row: ChannelRow, clock: r.Clock, now: float | None,
         for q in _PERCENTILES.values():
             value = latencies.percentile(row.circuit, row.name, q)
             figures.append("" if value is None else f"{value * 1e3:.3f}")
-        cells[-1:-1] = figures
+        cells[-1:-1] = [*figures, trend(row, now)]
     return cells
+
+
+def trend(row: ChannelRow, now: float | None) -> str:
+    """The channel's update rate as a sparkline, over the time its latest values span
+    (blank with fewer than two: one value has no rate)."""
+    times = row.recent()
+    if len(times) < 2:
+        return ""
+    end = max(times[-1], now if now is not None else times[-1])
+    span = end - times[0]
+    if span <= 0:
+        return ""
+    return spark_text(sparkline(np.asarray(times), end, TREND_WIDTH, span))
 
 
 #: The latency columns' percentiles.

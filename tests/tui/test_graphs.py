@@ -88,3 +88,26 @@ def test_beacon_periods_of_the_server_with_anomalies() -> None:
 
     drive(path, script)
 
+
+
+def test_channels_show_their_update_rate_as_a_sparkline() -> None:
+    from builders import OWN_CAPTURES
+
+    from tui.panes import TREND_WIDTH, trend
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        rows = list(app.model.channels.values())
+        monitored = [row for row in rows if row.updates >= 2]
+        assert monitored
+        for row in monitored:
+            line = trend(row, app.model.last_time)
+            assert len(line) == TREND_WIDTH and line.strip(), row.pv
+        for row in rows:
+            if row.updates < 2:
+                assert trend(row, app.model.last_time) == ""  # one value has no rate
+        await pilot.press("1")
+        await pilot.pause()
+        table = app.query_one("#channels-table")
+        assert "Trend" in [column.title for column in table.columns]
+
+    drive(OWN_CAPTURES / "softioc_pyepics_monitors.pcap", script)

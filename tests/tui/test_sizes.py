@@ -137,6 +137,10 @@ def test_200x50_shows_latency_and_the_circuit_not_two_addresses() -> None:
         # the details beside the log, the hex dump laid out for the pane: nothing cut
         pane = app._main("#details", TextView)
         assert pane.display
+        for _ in range(40):  # (the details follow the cursor at a reading pace)
+            if "\nBytes\n" in pane.text.plain:
+                break
+            await pilot.pause(0.05)
         dump = dump_lines(pane.text.plain)
         width = pane.scrollable_content_region.width
         assert dump and all(len(line) <= width for line in dump)
