@@ -52,6 +52,11 @@ _RELATIVE = re.compile(r"[+-]\d+\.\d{6}")
 _COUNT = re.compile(r"(?<=[ ,(])\d+(\.\d+)?(?=(  |,,)$)")
 
 
+if not catools_peers.REFERENCE.is_file():
+    pytest.skip(f"the reference of EPICS base's tools is not at {catools_peers.REFERENCE}",
+                allow_module_level=True)
+
+
 def _samples() -> list[catools_peers.Sample]:
     return [s for s in catools_peers.samples()
             if s.argv[0] in catools_peers.COMMANDS and s.command not in UNSUPPORTED]
