@@ -304,10 +304,10 @@ class SharkApp(App[None]):
         if active == GRAPHS:
             self._main("Graphs", Graphs).show(self.model, self._selection(),
                                                self._selected_server())
-            return
-        rows = self.panes.rows(active, self.follow_pv)
-        self._main(f"#{active}-table", VirtualTable).set_rows(rows)
-        for pane, title in self.panes.titles(active, rows).items():
+        else:
+            rows = self.panes.rows(active, self.follow_pv)
+            self._main(f"#{active}-table", VirtualTable).set_rows(rows)
+        for pane, title in self.panes.titles().items():
             tab = tabs.get_tab(pane)
             if tab.label_text != title:
                 tab.label = title

@@ -204,8 +204,8 @@ class Panes:
             return sorted(model.servers.values(), key=lambda s: s.address)
         return list(model.errors)
 
-    def titles(self, active: str, rows: Sequence[Any]) -> dict[str, str]:
-        """Each pane's tab title, with its count (``rows``: those of the pane shown)."""
+    def titles(self) -> dict[str, str]:
+        """Each pane's tab title, with its count."""
         model = self.model
         searches = model.session.discovery.searches if model.session is not None else {}
         titles = {
@@ -216,7 +216,8 @@ class Panes:
             "errors": f"Errors ({model.error_count})",
         }
         # Unanswered searches are the pane's news: counted whichever pane is shown.
-        unanswered = sum(1 for search in searches.values() if not search.replies)
+        # (a list first: the decoding thread adds searches meanwhile)
+        unanswered = sum(1 for search in list(searches.values()) if not search.replies)
         if unanswered:
             titles["searches"] = f"Searches ({len(searches)}, {unanswered} unanswered)"
         return titles
