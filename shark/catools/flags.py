@@ -19,6 +19,8 @@ OUTPUTS = ("text", "jsonl")
 
 
 def seconds(text: str) -> float:
+    """A positive number of seconds, for argparse: caget's ``-w``, casw's, the
+    repeater's periods."""
     try:
         seconds = float(text)
     except ValueError:

@@ -18,6 +18,7 @@ import logging
 import signal
 import sys
 
+from shark.catools.flags import seconds
 from shark.cli import options
 from shark.peers.casw import BeaconWatcher, Sighting, WatchError, lines
 from shark.peers.repeater import RepeaterError, port_from_environment
@@ -38,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         metavar="LEVEL",
                         help="0: anomalies (default); 1: with the period estimate and "
                              "current period; 2: every beacon, anomalies marked '*'")
-    parser.add_argument("-w", "--wait", type=options.seconds, metavar="S",
+    parser.add_argument("-w", "--wait", type=seconds, metavar="S",
                         help="stop after S seconds (default: run until interrupted)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--repeater", type=_address, metavar="[HOST:]PORT",

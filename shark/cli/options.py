@@ -21,7 +21,6 @@ __all__ = [
     "message_filter",
     "port",
     "record_filter",
-    "seconds",
     "speed",
     "UsageError",
 ]
@@ -88,17 +87,6 @@ def port(text: str, lowest: int = 1) -> int:
     if not lowest <= number < 65536:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
     return number
-
-
-def seconds(text: str) -> float:
-    """A positive number of seconds, for argparse (a period, a timeout)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
-    return value
 
 
 def speed(text: str, zero: bool = False) -> float:

@@ -19,6 +19,7 @@ import logging
 import signal
 import sys
 
+from shark.catools.flags import seconds
 from shark.cli import options
 from shark.peers.repeater import Repeater, RepeaterError, Stats
 
@@ -36,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "any free one)")
     parser.add_argument("--host", default="0.0.0.0", metavar="ADDRESS",
                         help="address to listen on (default: all, 0.0.0.0)")
-    parser.add_argument("--every", type=options.seconds, default=60.0, metavar="S",
+    parser.add_argument("--every", type=seconds, default=60.0, metavar="S",
                         help="log the counts of forwarded beacons every S seconds while "
                              "there are some (default: 60)")
     parser.add_argument("-v", "--verbose", action="store_true",
