@@ -43,24 +43,30 @@ server's beacons and its circuits meet under one name.
 :class:`BeaconJudge` holds the watches of every server of one capture or network, and
 tells copies a CA repeater forwards from the server's own beacons. Every view of beacons
 (:class:`decoder.Discovery`, shark's ``beacons`` and ``beacon_anomalies`` tables, the
-``shark stats`` report, the TUI's Servers pane) asks it, so they cannot disagree.
+``shark stats`` report, the TUI's Servers pane) asks it, so they cannot disagree. A
+watch keeps the periods it counted (the newest :data:`MAX_PERIODS`), so that a picture
+of them (the TUI's beacon plot) draws what the judge decided instead of judging again.
 """
 
 from __future__ import annotations
 
+from array import array
 from enum import Enum
 from typing import NamedTuple
 
 from .protocol import SERVER_PORT
 
-__all__ = ["BeaconAnomaly", "BeaconAnomalyKind", "BeaconJudge", "BeaconServer", "BeaconWatch",
-           "server_name"]
+__all__ = ["MAX_PERIODS", "BeaconAnomaly", "BeaconAnomalyKind", "BeaconJudge", "BeaconServer",
+           "BeaconWatch", "server_name"]
 
 #: The first protocol revision with beacon ids (``CA_V410``).
 _IDS_FROM_VERSION = 10
 _ID_RANGE = 1 << 32
 #: libca's thresholds, as fractions of the period estimate.
 _LONG, _LATE, _SHORT = 3.25, 1.25, 0.80
+#: The periods a :class:`BeaconWatch` keeps for pictures of them (the newest): at a
+#: beacon every 15 s, the last eight and a half hours, in at most 64 kB per server.
+MAX_PERIODS = 2048
 
 
 class BeaconAnomalyKind(str, Enum):
@@ -118,6 +124,16 @@ class BeaconWatch:
         self.beacons = 1
         self.ignored = self.lost = self.late = self.restarts = self.anomalies = 0
         self.last_period: float | None = None
+        #: The periods that counted, oldest first, as one flat array ``time, period, time,
+        #: period ...`` (each pair added in one step: a reader on another thread never
+        #: sees half of one); the newest :data:`MAX_PERIODS`, for pictures (:meth:`periods`).
+        self.history = array("d")
+
+    def periods(self) -> tuple[list[float], list[float]]:
+        """The times of the beacons whose period counted, and those periods (seconds
+        since the beacon counted before): the newest :data:`MAX_PERIODS`."""
+        flat = self.history[-2 * MAX_PERIODS:].tolist()
+        return flat[0::2], flat[1::2]
 
     def see(self, time: float | None, beacon_id: int, version: int) -> list[BeaconAnomaly]:
         """Account for a beacon; return the anomalies it shows (usually none)."""
@@ -146,6 +162,10 @@ class BeaconWatch:
         period = time - self.stamp
         self.stamp = time
         self.last_period = period
+        history = self.history
+        history.extend((time, period))
+        if len(history) >= 4 * MAX_PERIODS:  # (halved now and then: appends stay cheap)
+            del history[: len(history) - 2 * MAX_PERIODS]
         estimate = self.estimate
         if estimate is None:
             self.estimate = period
