@@ -14,12 +14,14 @@ capture is read or captured live, never recounted.
   :func:`shark.analysis.problems.problem_mask`'s to say, as for every view of errors.
 - :class:`Latencies`: a histogram of the ``latency`` column on fixed log-spaced bins
   (1, 2, 5 per decade), so that histograms of different batches simply add.
-- :class:`BeaconPeriods`: each server's beacon periods over time, with its anomalies.
-  The anomalies are :class:`decoder.beacons.BeaconJudge`'s, the judge every view of
-  beacons asks (the ``messages`` table's ``anomaly`` column does not carry them): the
-  beacons of the batches are shown to a judge of this object's own, fed exactly as the
-  ``beacons`` table's is, so it comes to the same verdicts. Beacons are rare (a server
-  sends one every 15 s), so going through them one by one costs nothing.
+- :class:`BeaconPeriods`: each server's beacon periods over time, with its anomalies,
+  both :class:`decoder.beacons.BeaconJudge`'s, the judge every view of beacons asks
+  (the ``messages`` table's ``anomaly`` column does not carry them; its watches keep
+  the periods they counted). Where a session judged the beacons as it decoded them
+  (the TUI), the picture reads that session's judge, so each beacon is judged once;
+  from batches alone, they are shown to a judge of the object's own, fed exactly as
+  the ``beacons`` table's is, so it comes to the same verdicts. Beacons are rare (a
+  server sends one every 15 s), so going through them one by one costs nothing.
 - :func:`sparkline`: a channel's update rate over the last moments, for a table cell;
   :func:`update_times` gathers each channel's update times from a batch, and
   :class:`RecentUpdates` keeps the last minute's of every channel as batches come.
@@ -31,6 +33,7 @@ leaves them out.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -38,7 +41,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from decoder.beacons import BeaconAnomaly, BeaconJudge, server_name
+from decoder.beacons import BeaconAnomaly, BeaconJudge
+from decoder.discovery import MAX_BEACON_ANOMALIES, Discovery
 from shark.analysis.problems import problem_mask
 
 __all__ = [
@@ -430,30 +434,56 @@ class BeaconSeries(NamedTuple):
 
 
 class BeaconPeriods:
-    """Each server's beacon periods and anomalies, from the beacon (``RSRV_IS_UP``)
-    rows of the batches, judged by :class:`decoder.beacons.BeaconJudge` (module
-    docstring). Feed it every batch of a capture in order, unfiltered: the judge needs
-    every beacon, and the capture's first time for its ``new server`` rule."""
+    """Each server's beacon periods and anomalies, as a :class:`decoder.beacons.BeaconJudge`
+    decided them (module docstring): the periods its watches counted, and the anomalies
+    it found.
 
-    def __init__(self) -> None:
-        self.judge = BeaconJudge()
-        self._times: dict[str, list[float]] = {}
-        self._periods: dict[str, list[float]] = {}
-        self._anomalies: dict[str, list[BeaconAnomaly]] = {}
+    Over a session's judge (:meth:`of_discovery`: the judge of the
+    :class:`decoder.Discovery` that judged the beacons as the capture was decoded, and
+    the anomalies it kept) nothing is judged again: this only reads. Without one, it
+    has a judge of its own, fed by :meth:`add` with the beacon (``RSRV_IS_UP``) rows of
+    batches as the ``beacons`` table's is: feed it every batch of a capture in order,
+    unfiltered (the judge needs every beacon, and the capture's first time for its
+    ``new server`` rule)."""
+
+    def __init__(self, judge: BeaconJudge | None = None,
+                 anomalies: Iterable[BeaconAnomaly] | None = None) -> None:
+        #: Whether :meth:`add` feeds the judge (it is this object's own).
+        self.own = judge is None
+        self.judge = BeaconJudge() if judge is None else judge
+        #: The anomalies found, oldest first (a session's are its own, bounded).
+        self.anomalies: Iterable[BeaconAnomaly] = (
+            deque(maxlen=MAX_BEACON_ANOMALIES) if anomalies is None else anomalies)
 
     @classmethod
     def of(cls, batches: Iterable[pa.RecordBatch]) -> BeaconPeriods:
+        """The beacons of the batches of a capture, judged here."""
         periods = cls()
         for batch in batches:
             periods.add(batch)
         return periods
+
+    @classmethod
+    def of_discovery(cls, discovery: Discovery) -> BeaconPeriods:
+        """The beacons a session's discovery state judged (read, never judged again)."""
+        return cls(discovery.beacon_judge, discovery.beacon_anomalies)
 
     @property
     def servers(self) -> list[str]:
         """The servers that sent beacons, in the order they were first seen."""
         return list(self.judge.servers)
 
+    def anomaly_count(self, server: str) -> int:
+        """The anomalies the judge found in ``server``'s beacons (all of them, also
+        those older than the ones kept)."""
+        found = self.judge.servers.get(server)
+        return 0 if found is None else found.watch.anomalies
+
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Judge the beacons of ``batch`` (only with a judge of this object's own: a
+        session's judge has seen them already)."""
+        if not self.own:
+            raise ValueError("these beacons are a session's, judged as it decoded them")
         n = batch.num_rows
         if not n:
             return
@@ -469,40 +499,28 @@ class BeaconPeriods:
                  for src in pc.cast(rows.column("src"), pa.string()).to_pylist()]
         copies = _codes_of(rows.column("sender"), ("repeater",)).tolist()
         seconds = _seconds(rows).tolist()
+        see, anomalies = self.judge.see, self.anomalies
         for fields, host, copy, time in zip(parts.to_pylist(), hosts, copies, seconds,
                                             strict=True):
             if fields is None:  # (a beacon whose fields could not be read)
                 continue
-            self._see(fields, host, copy, None if np.isnan(time) else time)
-
-    def _see(self, fields: dict, host: str, copy: bool, time: float | None) -> None:
-        address = 0
-        for part in fields["address"].split("."):
-            address = address << 8 | int(part)
-        port = int(fields["port"])
-        before = self.judge.servers.get(server_name(address, port, host))
-        if before is not None:  # what tells whether the judge counts this beacon's period
-            stamp, ignored, copies = before.watch.stamp, before.watch.ignored, before.copies
-        server, anomalies = self.judge.see(address, port, int(fields["id"]),
-                                           int(fields["version"]), host, time, copy)
-        name = server.name
-        times = self._times.setdefault(name, [])
-        periods = self._periods.setdefault(name, [])
-        # A period when the judge took the beacon as one of the server's own (not a copy
-        # of them, not a duplicate) and both it and the last one counted have times.
-        if before is not None and time is not None and stamp is not None \
-                and server.watch.ignored == ignored and server.copies == copies:
-            times.append(time)
-            periods.append(server.watch.last_period)
-        if anomalies:
-            self._anomalies.setdefault(name, []).extend(anomalies)
+            address = 0
+            for part in fields["address"].split("."):
+                address = address << 8 | int(part)
+            _server, found = see(address, int(fields["port"]), int(fields["id"]),
+                                 int(fields["version"]), host,
+                                 None if np.isnan(time) else time, copy)
+            anomalies.extend(found)
 
     def series(self, server: str) -> BeaconSeries:
         """The beacons of ``server`` (``"ip:port"``, as :func:`decoder.beacons.server_name`
         names it); empty for a server that sent none."""
-        return BeaconSeries(server, np.array(self._times.get(server, ()), dtype=float),
-                            np.array(self._periods.get(server, ()), dtype=float),
-                            tuple(self._anomalies.get(server, ())))
+        found = self.judge.servers.get(server)
+        times, periods = ([], []) if found is None else found.watch.periods()
+        # (a copy first: a session's anomalies grow on the decoding thread)
+        anomalies = tuple(a for a in list(self.anomalies) if a.server == server)
+        return BeaconSeries(server, np.array(times, dtype=float),
+                            np.array(periods, dtype=float), anomalies)
 
 
 # -- channel sparklines ----------------------------------------------------------------

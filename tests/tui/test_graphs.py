@@ -73,7 +73,7 @@ def test_graphs_of_a_filter_count_its_rows_only() -> None:
     drive(BASIC, script)
 
 
-def test_beacon_periods_of_the_server_with_anomalies() -> None:
+def test_beacon_periods_are_the_sessions_judgements() -> None:
     path = capture("ca_server_restart.pcapng")
     periods = BeaconPeriods.of(_batches(path))
     assert periods.servers
@@ -84,30 +84,13 @@ def test_beacon_periods_of_the_server_with_anomalies() -> None:
         await pilot.pause()
         beacons = app.query_one(BeaconPlot).beacons
         assert beacons is not None and beacons.server == worst
-        assert len(beacons.anomalies) == len(periods.series(worst).anomalies) > 0
+        # Drawn from what the session decided as it decoded, not judged again.
+        discovery = app.model.session.discovery
+        session = tuple(a for a in discovery.beacon_anomalies if a.server == worst)
+        assert beacons.anomalies == session
+        assert len(session) == discovery.beacons[worst].watch.anomalies > 0
+        times, gaps = discovery.beacons[worst].watch.periods()
+        assert beacons.times.tolist() == times and beacons.periods.tolist() == gaps
+        assert [a[1:3] for a in session] == [a[1:3] for a in periods.series(worst).anomalies]
 
     drive(path, script)
-
-
-
-def test_channels_show_their_update_rate_as_a_sparkline() -> None:
-    from builders import OWN_CAPTURES
-
-    from tui.panes import TREND_WIDTH, trend
-
-    async def script(app: SharkApp, pilot: Any) -> None:
-        rows = list(app.model.channels.values())
-        monitored = [row for row in rows if row.updates >= 2]
-        assert monitored
-        for row in monitored:
-            line = trend(row, app.model.last_time)
-            assert len(line) == TREND_WIDTH and line.strip(), row.pv
-        for row in rows:
-            if row.updates < 2:
-                assert trend(row, app.model.last_time) == ""  # one value has no rate
-        await pilot.press("1")
-        await pilot.pause()
-        table = app.query_one("#channels-table")
-        assert "Trend" in [column.title for column in table.columns]
-
-    drive(OWN_CAPTURES / "softioc_pyepics_monitors.pcap", script)

@@ -16,6 +16,8 @@ from builders import OWN_CAPTURES, capture, corpus_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from decoder.beacons import MAX_PERIODS, BeaconWatch
+from shark.analysis.attribution import Session
 from shark.analysis.problems import problem_mask
 from shark.analysis.series import (
     LATENCY_EDGES,
@@ -28,6 +30,8 @@ from shark.analysis.series import (
     sparkline,
     update_times,
 )
+from shark.capture.files import read_blocks
+from shark.extract.reader import BLOCK_PACKETS, CaReader
 from shark.tables.capture import Capture
 from shark.tables.stream import MessageStream
 
@@ -274,6 +278,46 @@ def test_a_restarted_server_shows_its_ramp_twice() -> None:
     before, after = series.periods[series.times < restart], series.periods[series.times > restart]
     assert before.max() > 4 * after.min()  # the ramp starts again from 20 ms
     assert series.anomaly_times.tolist() == sorted(series.anomaly_times.tolist())
+
+
+def _session_of(path: Path) -> tuple[Session, list[pa.RecordBatch]]:
+    """The session that judged a capture's beacons as it was decoded, and its batches."""
+    session = Session()
+    reader = CaReader((), lifecycle=True, bulk=True)
+    records = session.batches(reader.batches(read_blocks(path, BLOCK_PACKETS)), True)
+    return session, list(MessageStream(records, lifecycle=True))
+
+
+@pytest.mark.parametrize("path", corpus_params())
+def test_a_sessions_beacons_are_read_not_judged_again(path: Path) -> None:
+    session, made = _session_of(path)
+    judged = session.discovery.beacon_judge
+    seen = {name: server.watch.beacons for name, server in judged.servers.items()}
+    read = BeaconPeriods.of_discovery(session.discovery)
+    again = BeaconPeriods.of(made)
+    assert read.judge is judged and read.servers == again.servers
+    for server in read.servers:
+        mine, theirs = read.series(server), again.series(server)
+        # (the same verdicts; times to the microsecond: a batch's times are nanoseconds)
+        assert [a[1:3] for a in mine.anomalies] == [a[1:3] for a in theirs.anomalies]
+        assert np.allclose(mine.anomaly_times, theirs.anomaly_times, rtol=0, atol=1e-6)
+        assert np.allclose(mine.times, theirs.times, rtol=0, atol=1e-6)
+        assert np.allclose(mine.periods, theirs.periods, rtol=0, atol=1e-6)
+        assert read.anomaly_count(server) == len(mine.anomalies)
+    assert {name: server.watch.beacons for name, server in judged.servers.items()} == seen
+    with pytest.raises(ValueError, match="judged"):
+        read.add(made[0])
+
+
+def test_a_watch_keeps_its_newest_periods() -> None:
+    watch = BeaconWatch(0.0, 0, 0.0)
+    beats = 3 * MAX_PERIODS
+    for i in range(1, beats + 1):
+        watch.see(15.0 * i, i, 13)
+    times, periods = watch.periods()
+    assert len(times) == len(periods) == MAX_PERIODS
+    assert times[-1] == 15.0 * beats and set(periods) == {15.0}
+    assert len(watch.history) <= 4 * MAX_PERIODS
 
 
 def test_beacon_periods_at_the_edges() -> None:
