@@ -8,8 +8,11 @@ is laid out for the pane's width (16, 8 or 4 bytes a line) so that no byte nor i
 character is cut off at the edge. A row of the log
 (:func:`row_details`) is a row of the messages table: what the session attributed is
 in its columns, and the message itself is decoded again, statelessly, from its bytes
-(the table's ``raw`` column). A pane's record (a channel's last value, an error) is
-shown from the record (:func:`details`).
+(the table's ``raw`` column); next to it, given the model, the row's channel as it
+stands now (:func:`channel_row`: its row of the Channels pane, whose cells give the
+last value as the pane shows it, PREC and enum strings applied): a message tells what
+was so then, the channel what came of it. A pane's record (a channel's last value, an
+error) is shown from the record (:func:`details`).
 """
 
 from __future__ import annotations
@@ -37,19 +40,25 @@ from shark.analysis.problems import problems
 from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 
 from .log import LogRow
-from .model import problem
-from .rows import Clock, access_text
+from .model import ChannelRow, Model, problem
+from .rows import CHANNEL_COLUMNS, Clock, access_text, channel_cells
 from .table import clean
 
-__all__ = ["details", "dump_width", "hexdump", "row_details"]
+__all__ = ["channel_row", "details", "dump_width", "hexdump", "row_details"]
 
 _SENDERS = {"server": Role.SERVER, "client": Role.CLIENT}
 _KINDS = {"OPEN": OPEN, "CLOSE": CLOSE, "GAP": GAP, "UNDECODED": ERROR}
 
 #: Elements of an array value listed.
 MAX_ELEMENTS = 32
+#: Subscriptions of a channel listed (the count is given).
+MAX_SUBSCRIPTIONS = 8
+#: Enum state strings listed.
+MAX_STATES = 16
 #: Bytes of a message shown in hex.
 MAX_DUMP = 1024
+#: Where the Channels pane's cells of a channel say its rate, last update and value.
+_CELL = {column.title: index for index, column in enumerate(CHANNEL_COLUMNS)}
 _ADDRESS_FIELDS = frozenset(("ip", "address", "repeater_address", "client_address"))
 _LABEL = 20
 
@@ -102,20 +111,25 @@ def _details(record: Record | None, clock: Clock, midstream: Container[int],
 
 
 def row_details(row: LogRow | None, raw: bytes | None, clock: Clock,
-                midstream: Container[int] = (), width: int = 0) -> Text:
+                midstream: Container[int] = (), width: int = 0,
+                model: Model | None = None) -> Text:
     """The details pane's text for a row of the log, ``raw`` its message's bytes (a
     hint when there is no row), the hex dump fitted to ``width`` cells (0: 16 bytes a
-    line). Whatever the bytes, this returns."""
+    line); with the ``model``, the row's channel as it stands now (its row of the
+    Channels pane, :func:`channel_row`). Whatever the bytes, this returns."""
     if row is None:
         return details(None, clock)
     try:
-        return _row_details(row, raw, clock, midstream, width)
+        channel = None if model is None else channel_row(model, row)
+        now = None if model is None else model.last_time
+        return _row_details(row, raw, clock, midstream, width, channel, now)
     except Exception as exc:  # a bug or a payload no one foresaw must not end the session
         return Text(f"cannot show this message: {type(exc).__name__}: {exc}", style="red")
 
 
 def _row_details(row: LogRow, raw: bytes | None, clock: Clock,
-                 midstream: Container[int], width: int) -> Text:
+                 midstream: Container[int], width: int, channel: ChannelRow | None = None,
+                 now: float | None = None) -> Text:
     out = Text()
     sender = _SENDERS.get(row.sender or "")
     message: Message | None = None
@@ -155,6 +169,8 @@ def _row_details(row: LogRow, raw: bytes | None, clock: Clock,
     _line(out, "size", f"{message.size} bytes (header {message.header_size}, payload "
                        f"{message.payload_size}{', extended' if message.extended else ''})")
     _row_concerns(out, row)
+    if channel is not None:
+        _channel_now(out, channel, clock, now)
     _message(out, message, row.display)
     out.append("\nBytes\n", style="bold underline")
     out.append(hexdump(raw or b"", width=width), style="green")
@@ -175,6 +191,117 @@ def _row_concerns(out: Text, row: LogRow) -> None:
             _line(out, "latency", f"{row.latency * 1e3:.3f} ms")
     if row.anomaly is not None:
         _line(out, "anomaly", row.anomaly, "red")
+
+
+def channel_row(model: Model, row: LogRow) -> ChannelRow | None:
+    """The channel a row of the log concerns, as the model has it now: its row of the
+    Channels pane (None for a row of no channel, or one the model let go of).
+
+    Found through the circuit's state by the row's subscription or SID (no search);
+    a channel gone from its circuit (cleared, its circuit closed) is looked for among
+    the model's channel rows, by circuit and SID, subscription or name."""
+    number = row.circuit
+    if number is None or (row.sid is None and row.subscription is None and row.pv is None):
+        return None
+    channels = model.channels
+    circuit = model.circuits.get(number)
+    state = None if circuit is None else circuit.state
+    if state is not None:
+        key: Any = None
+        if row.subscription is not None:
+            subscription = state.subscriptions.get(row.subscription)
+            if subscription is not None:
+                key = subscription.channel if subscription.channel is not None \
+                    else subscription
+        if key is None and row.sid is not None:
+            key = state.channels_by_sid.get(row.sid)
+        found = None if key is None else channels.get(key)
+        if found is not None:
+            return found
+    for candidate in list(channels.values()):  # (a copy: the decoder adds rows meanwhile)
+        if candidate.circuit == number and _is_of(candidate, row):
+            return candidate
+    return None
+
+
+def _is_of(candidate: ChannelRow, row: LogRow) -> bool:
+    """Whether the channel row (on the log row's circuit) is the log row's channel."""
+    channel = candidate.channel
+    if channel is None:
+        subscription = candidate.subscription
+        return (subscription is not None and row.subscription is not None
+                and subscription.subscriptionid == row.subscription)
+    if row.sid is not None and channel.sid is not None:
+        return channel.sid == row.sid
+    if row.subscription is not None and row.subscription in channel.subscriptions:
+        return True
+    return row.pv is not None and channel.name == row.pv
+
+
+def _channel_now(out: Text, row: ChannelRow, clock: Clock, now: float | None) -> None:
+    """The channel as it stands now: its state, type, rights, server, subscriptions,
+    last value (as the Channels pane shows it: PREC and enum strings applied) and
+    updates; what the capture did not show is left out."""
+    out.append("\nChannel now\n", style="bold underline")
+    cells = [str(cell) for cell in channel_cells(row, clock, now)]
+    channel = row.channel
+    if channel is None:
+        _line(out, "state", "not seen created (a circuit joined mid-stream)", "dim")
+    else:
+        state = channel.state.value
+        _line(out, "state", f"{state}  cid={channel.cid} sid={channel.sid}",
+              "red" if state in ("failed", "disconnected") else
+              "dim" if state in ("cleared", "clearing") else "bold")
+        if channel.native_type is not None:
+            _line(out, "native type",
+                  f"{dbr.dbr_name(channel.native_type)}[{channel.native_count}]")
+        if channel.access_rights is not None:
+            changes = channel.access_changes
+            _line(out, "access", access_text(channel.access_rights)
+                  + (f" (changed {changes} time{'s' * (changes != 1)})" if changes else ""))
+        if channel.precision is not None:
+            _line(out, "precision", str(channel.precision))
+        if channel.enum_strings is not None:
+            states = channel.enum_strings
+            shown = ", ".join(repr(text) for text in states[:MAX_STATES])
+            _line(out, "states", shown + (f", ... {len(states) - MAX_STATES} more"
+                                          if len(states) > MAX_STATES else ""))
+    _line(out, "server", row.server + ("" if row.circuit is None
+                                       else f"  (tcp circuit #{row.circuit})"))
+    _line(out, "client", row.client)
+    _subscriptions(out, row)
+    value = cells[_CELL["Last value"]]
+    if value:
+        _line(out, "last value", value, "bold")
+    if row.updates:
+        rate = f", {cells[_CELL['Rate/s']]}/s" if row.updates >= 2 else ""
+        _line(out, "updates", f"{row.updates:,}{rate}, last at "
+                              f"{cells[_CELL['Last update']]} s")
+    if row.writes:
+        _line(out, "writes", f"{row.writes:,}")
+
+
+def _subscriptions(out: Text, row: ChannelRow) -> None:
+    """The channel's subscriptions (or the one the row stands for), a line each."""
+    if row.channel is not None:
+        subscriptions = list(row.channel.subscriptions.values())
+    else:
+        subscriptions = [row.subscription] if row.subscription is not None else []
+    if not subscriptions:
+        return
+    _line(out, "subscriptions", str(len(subscriptions)))
+    for subscription in subscriptions[:MAX_SUBSCRIPTIONS]:
+        _line(out, f"  id={subscription.subscriptionid}",
+              f"{dbr.dbr_name(subscription.data_type)}[{subscription.data_count}] "
+              f"{_mask(subscription.mask)}, {subscription.updates:,} updates, "
+              f"{subscription.state.value}", None if subscription.active else "dim")
+    if len(subscriptions) > MAX_SUBSCRIPTIONS:
+        _line(out, "  ...", f"{len(subscriptions) - MAX_SUBSCRIPTIONS} more", "dim")
+
+
+def _mask(mask: int | None) -> str:
+    """A subscription's event mask (unknown when its EVENT_ADD request was not seen)."""
+    return "mask unknown" if mask is None else _flags(EventMask, mask)
 
 
 def _message(out: Text, message: Message, display: str | None = None) -> None:
