@@ -83,21 +83,10 @@ def _details(record: Record | None, clock: Clock, midstream: Container[int],
                    style="dim")
         return out
     message = record.message
-    out.append(record.command_name, style="bold")
-    if message is not None:
-        out.append(f"  {type(message).__name__}", style="dim")
-    out.append("\n")
-    _line(out, "frame", str(record.frame))
-    _line(out, "time", f"{clock(record.time, 6)} s")
-    _line(out, "date", datetime.datetime.fromtimestamp(record.time).isoformat(
-        " ", "microseconds"))
-    _line(out, "from", f"{record.src}  ({_sender(record)})")
-    _line(out, "to", record.dst)
-    _line(out, "via", record.transport if record.circuit is None
-          else f"tcp circuit #{record.circuit}")
-    trouble = problem(record, midstream)
-    if trouble is not None:
-        _line(out, "problem", trouble, "bold red")
+    sender = "sender unknown" if record.sender is None else record.sender.name.lower()
+    _header(out, record.command_name, message, record.frame, clock(record.time, 6),
+            record.time, record.src, sender, record.dst, record.transport, record.circuit,
+            problem(record, midstream))
     if message is None:
         _line(out, "bytes", str(record.size))
         return out
@@ -139,18 +128,7 @@ def _row_details(row: LogRow, raw: bytes | None, clock: Clock,
             message = split_datagram(raw, sender)[0]
         except (DecodeError, IndexError) as exc:
             undecodable = str(exc) or "no message"
-    out.append(row.command, style="bold")
-    if message is not None:
-        out.append(f"  {type(message).__name__}", style="dim")
-    out.append("\n")
-    _line(out, "frame", str(row.frame))
-    _line(out, "time", f"{clock.ns(row.time)} s")
-    _line(out, "date", datetime.datetime.fromtimestamp(row.seconds).isoformat(
-        " ", "microseconds"))
-    _line(out, "from", f"{row.src}  ({row.sender or 'sender unknown'})")
-    _line(out, "to", row.dst)
-    _line(out, "via", row.transport if row.circuit is None
-          else f"tcp circuit #{row.circuit}")
+    trouble = None
     if row.problem:
         record = Record(_KINDS.get(row.command, MESSAGE), row.frame, row.seconds, row.src,
                         row.dst, row.transport, row.circuit, sender, message,
@@ -158,7 +136,9 @@ def _row_details(row: LogRow, raw: bytes | None, clock: Clock,
         found = [p.text for p in problems(record, midstream)]
         if row.anomaly is not None:
             found.append(f"anomaly: {row.anomaly}")
-        _line(out, "problem", "; ".join(found) or "yes", "bold red")
+        trouble = "; ".join(found) or "yes"
+    _header(out, row.command, message, row.frame, clock.ns(row.time), row.seconds, row.src,
+            row.sender or "sender unknown", row.dst, row.transport, row.circuit, trouble)
     if message is None:
         _line(out, "bytes", str(row.size))
         if undecodable is not None:
@@ -175,6 +155,28 @@ def _row_details(row: LogRow, raw: bytes | None, clock: Clock,
     out.append("\nBytes\n", style="bold underline")
     out.append(hexdump(raw or b"", width=width), style="green")
     return out
+
+
+def _header(out: Text, command: str, message: Message | None, frame: int, when: str,
+            seconds: float, src: str, sender: str, dst: str, transport: str,
+            circuit: int | None, trouble: str | None) -> None:
+    """What every message's details begin with, a record's or a log row's: the command
+    (and the decoder's class of it), the frame, when (``when``: seconds from the start as
+    the clock writes them; ``seconds``: Unix), from, to, over which circuit, and what is
+    wrong with it (``trouble``; None: nothing)."""
+    out.append(command, style="bold")
+    if message is not None:
+        out.append(f"  {type(message).__name__}", style="dim")
+    out.append("\n")
+    _line(out, "frame", str(frame))
+    _line(out, "time", f"{when} s")
+    _line(out, "date", datetime.datetime.fromtimestamp(seconds).isoformat(
+        " ", "microseconds"))
+    _line(out, "from", f"{src}  ({sender})")
+    _line(out, "to", dst)
+    _line(out, "via", transport if circuit is None else f"tcp circuit #{circuit}")
+    if trouble is not None:
+        _line(out, "problem", trouble, "bold red")
 
 
 def _row_concerns(out: Text, row: LogRow) -> None:
@@ -332,10 +334,6 @@ def _line(out: Text, label: str, value: str, style: str | None = None) -> None:
     out.append(f"{label:<{_LABEL - 1}} ", style="dim")
     out.append(clean(value), style=style or "")
     out.append("\n")
-
-
-def _sender(record: Record) -> str:
-    return "sender unknown" if record.sender is None else f"{record.sender.name.lower()}"
 
 
 def _concerns(out: Text, record: Record) -> None:

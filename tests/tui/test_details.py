@@ -12,12 +12,13 @@ import pytest
 from builders import ROOT, pcap_bytes
 from tui_pilot import drive, type_filter
 
+import shark
 from shark.capture.files import read_frames
 
 pytest.importorskip("textual")
 
 from tui.app import SharkApp  # noqa: E402
-from tui.details import channel_row, row_details  # noqa: E402
+from tui.details import channel_row, details, row_details  # noqa: E402
 from tui.rows import CHANNEL_COLUMNS, channel_cells  # noqa: E402
 
 BASIC = ROOT / "captures" / "softioc_pyepics_basic.pcap"
@@ -115,3 +116,28 @@ def test_details_of_a_row_of_no_channel_have_no_channel_section() -> None:
             assert "Channel now" not in text and "Fields" in text
 
     drive(BASIC, script)
+
+
+def test_a_record_and_its_row_of_the_log_have_one_header() -> None:
+    records = {(r.frame, r.command_name): r for r in shark.read(BASIC, lifecycle=True)}
+
+    async def script(app: SharkApp, pilot: Any) -> None:
+        for wanted in ("command=READ_NOTIFY sender=server", "command=SEARCH",
+                       "command=CLOSE"):
+            row, text = await _details(app, pilot, wanted)
+            record = records[(row.frame, row.command)]
+            again = details(record, app.clock, app.model.midstream).plain
+            head = _head(text)
+            assert head == _head(again), wanted
+            assert [line.split()[0] for line in head] == [
+                row.command, "frame", "from", "to", "via"]
+
+    drive(BASIC, script)
+
+
+def _head(text: str) -> list[str]:
+    """The header's lines but its times (written from nanoseconds for a row, from
+    seconds for a record: the last digit may differ)."""
+    lines = text.split("\n")
+    return [lines[0], *(line for line in lines[1:9] if line.split()
+                        and line.split()[0] in ("frame", "from", "to", "via", "problem"))]
