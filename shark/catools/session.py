@@ -21,6 +21,7 @@ from typing import Any
 from decoder.status import ECA
 from shark.errors import SharkError
 from shark.peers.client import CAError, Client, ClientChannel, ServerError, WireEvent
+from shark.peers.environment import environment_port, port_number
 
 __all__ = [
     "ConnectError",
@@ -80,8 +81,7 @@ def ca_addresses(environ: Mapping[str, str] | None = None) -> list[tuple[str, in
     """Where searches go: ``EPICS_CA_ADDR_LIST``, else 127.0.0.1; a bad entry raises
     SharkError."""
     env = os.environ if environ is None else environ
-    default_port = _port(env.get("EPICS_CA_SERVER_PORT") or str(_SERVER_PORT),
-                         "EPICS_CA_SERVER_PORT")
+    default_port = environment_port("EPICS_CA_SERVER_PORT", _SERVER_PORT, env)
     entries = (env.get("EPICS_CA_ADDR_LIST") or "").split()
     if not entries:
         return [("127.0.0.1", default_port)]
@@ -95,18 +95,9 @@ def ca_addresses(environ: Mapping[str, str] | None = None) -> list[tuple[str, in
                 address = socket.gethostbyname(host)
             except OSError:
                 raise SharkError(f"EPICS_CA_ADDR_LIST: unknown host {host!r}") from None
-        found.append((address, _port(port, "EPICS_CA_ADDR_LIST") if port else default_port))
+        found.append((address, port_number(port, f"EPICS_CA_ADDR_LIST entry {entry!r}")
+                      if port else default_port))
     return found
-
-
-def _port(text: str, where: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if not 0 < number < 65536:
-        raise SharkError(f"{where}: not a port number: {text!r}")
-    return number
 
 
 def open_client(timeout: float, priority: int = 0,

@@ -38,10 +38,9 @@ import enum
 import errno
 import ipaddress
 import logging
-import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from decoder import messages as m
@@ -49,6 +48,7 @@ from decoder.errors import DecodeError
 from decoder.framing import split_datagram
 from decoder.protocol import HEADER_SIZE, REPEATER_PORT, Command, Role
 from shark.errors import SharkError
+from shark.peers.environment import PortError, environment_port
 
 __all__ = [
     "MAX_CLIENTS", "Client", "Outcome", "Registration", "Repeater", "RepeaterCore",
@@ -249,18 +249,14 @@ class RepeaterError(SharkError, OSError):
     """The repeater cannot listen where it was told to."""
 
 
-def port_from_environment(environ: dict[str, str] | None = None) -> int:
-    """``EPICS_CA_REPEATER_PORT``, else 5065, as libca and caRepeater read it."""
-    text = (os.environ if environ is None else environ).get("EPICS_CA_REPEATER_PORT", "")
-    if not text.strip():
-        return REPEATER_PORT
+def port_from_environment(environ: Mapping[str, str] | None = None) -> int:
+    """``EPICS_CA_REPEATER_PORT``, else 5065, read as every EPICS port variable is
+    (:func:`shark.peers.environment.environment_port`); a bad one is a
+    :class:`RepeaterError` (the repeater cannot know where to listen)."""
     try:
-        port = int(text)
-    except ValueError:
-        port = 0
-    if not 0 < port < 65536:
-        raise RepeaterError(f"EPICS_CA_REPEATER_PORT={text!r} is not a port number")
-    return port
+        return environment_port("EPICS_CA_REPEATER_PORT", REPEATER_PORT, environ)
+    except PortError as exc:
+        raise RepeaterError(str(exc)) from None
 
 
 def holds_port(address: Address) -> bool:
