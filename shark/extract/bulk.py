@@ -64,10 +64,17 @@ _SERVER_COMMAND = np.isin(np.arange(1 << 16), sorted(_SERVER_FORMS))
 #: Messages of one size checked at once when following the chain of messages.
 _STRIDE_MESSAGES = 4096
 #: The CA header (:data:`decoder.protocol.HEADER_LAYOUT`) as a numpy record, and per
-#: field its width and offset, to read it from a run's buffer as 16 and 32-bit words.
+#: field its width and offset, to read it from a run's buffer as 32-bit words.
 _HEADER = HEADER_LAYOUT.numpy_dtype()
 _HEADER_WORDS = [(_HEADER[name].itemsize, HEADER_LAYOUT.offsets[name])
                  for name in HEADER_LAYOUT.names]
+#: What a run keeps of each header field, per message: as narrow as the field (a
+#: run's arrays are most of what decoding holds), but for the payload size, which
+#: goes into offsets in the buffer, and the data count, which the extended header
+#: widens to 32 bits.
+_FIELD_TYPES = {"command": np.uint16, "payload_size": np.int64, "data_type": np.uint16,
+                "data_count": np.uint32, "parameter1": np.uint32, "parameter2": np.uint32}
+_FIELD_DTYPES = [_FIELD_TYPES[name] for name in HEADER_LAYOUT.names]
 #: Where the header's payload_size and data_count are, and the extension's payload size.
 _SIZE_AT = HEADER_LAYOUT.offsets["payload_size"]
 _COUNT_AT = HEADER_LAYOUT.offsets["data_count"]
@@ -123,17 +130,14 @@ class Run:
         self.times = times
         self._per_message: dict[str, np.ndarray] = {}
         if not (starts % 4).any():  # the rule: payloads padded to 8 (or no message)
-            shorts = np.frombuffer(buffer, ">u2", len(buffer) // 2)
-            words = np.frombuffer(buffer, ">u4", len(buffer) // 4)
-            half, quarter = starts // 2, starts // 4
-            fields = [shorts[half + at // 2] if width == 2 else words[quarter + at // 4]
-                      for width, at in _HEADER_WORDS]
+            fields = _aligned_fields(buffer, starts)
         else:
             data = np.frombuffer(buffer, np.uint8)
             header = sliding_window_view(data, HEADER_SIZE)[starts].view(_HEADER).ravel()
-            fields = [header[name] for name in _HEADER.names]
+            fields = [header[name].astype(dtype)
+                      for name, dtype in zip(_HEADER.names, _FIELD_DTYPES, strict=True)]
         (self.command, self.sizes, self.data_type, self.data_count, self.parameter1,
-         self.parameter2) = (field.astype(np.int64) for field in fields)
+         self.parameter2) = fields
         self.extended = (self.sizes == EXTENDED_MARKER) & (self.data_count == 0)
         self.bodies = starts + HEADER_SIZE
         for i in np.flatnonzero(self.extended).tolist():  # large arrays: rare
@@ -141,7 +145,7 @@ class Run:
             self.sizes[i], self.data_count[i] = _EXTENSION.unpack_from(buffer, at)
             self.bodies[i] = int(starts[i]) + EXTENDED_HEADER_SIZE
         self.subscriptions: list[Any] = []
-        self.subscription = np.full(len(starts), -1, dtype=np.int64)
+        self.subscription = np.full(len(starts), -1, dtype=np.int32)
 
     def sizes_fit(self) -> bool:
         """Whether every message's header claims a payload size its other fields allow
@@ -193,6 +197,24 @@ class Run:
         other = (self.command != _EVENT_ADD) | (self.sizes == 0)
         before = np.concatenate(([0], np.cumsum(other)))
         return before[self.bounds[1:]] == before[self.bounds[:-1]]
+
+
+def _aligned_fields(buffer: bytes, starts: np.ndarray) -> list[np.ndarray]:
+    """The header fields of the messages at ``starts`` (each a multiple of 4), in
+    :data:`_FIELD_TYPES`: each 32-bit word of the headers read once, its 16-bit
+    halves shifted out of it, with no copy at 64 bits on the way."""
+    words = np.frombuffer(buffer, ">u4", len(buffer) // 4)
+    quarter = starts // 4
+    read: dict[int, np.ndarray] = {}
+    fields = []
+    for (width, at), dtype in zip(_HEADER_WORDS, _FIELD_DTYPES, strict=True):
+        word = read.get(at // 4)
+        if word is None:
+            word = read[at // 4] = words[quarter + at // 4].astype(np.uint32)
+        if width == 2:  # big-endian: the first half of a word is its high half
+            word = word >> 16 if at % 4 == 0 else word & 0xFFFF
+        fields.append(word.astype(dtype, copy=False))
+    return fields
 
 
 def _packet_indexes(run: Run) -> np.ndarray:
