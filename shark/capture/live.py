@@ -46,7 +46,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from shark.capture.files import Frame, LinkType
+from shark.capture.files import Frame, FrameBlock, LinkType
 from shark.errors import SharkError
 
 __all__ = [
@@ -151,7 +151,8 @@ def filter_expression(ports: Iterable[int] = ()) -> str:
 
 class LiveCapture:
     """Captures packets from a network interface, as :class:`~shark.capture.files.Frame`
-    objects numbered from 1: iterate over it, or call :meth:`read_batch` to wait with a
+    objects numbered from 1: iterate over it, or call :meth:`read_batch` (frames) or
+    :meth:`read_blocks` (blocks of them, as the kernel handed them over) to wait with a
     timeout.
 
     ``interface`` is a name from :func:`list_interfaces` or ``"any"``. The kernel filter
@@ -221,15 +222,17 @@ class LiveCapture:
         self._poller.register(self._sock, select.POLLIN)
         self._poller.register(self._wake, select.POLLIN)
 
-    def read_batch(self, timeout: float | None = None) -> list[Frame]:
+    def read_blocks(self, timeout: float | None = None) -> list[FrameBlock]:
         """The frames available now, or the first ones to arrive within ``timeout``
-        seconds (None: until some arrive); ``[]`` on timeout and once stopped."""
+        seconds (None: until some arrive), as they lie in the kernel's ring blocks: a
+        :class:`~shark.capture.files.FrameBlock` per ring block, for a reader that takes
+        frames in bulk; ``[]`` on timeout and once stopped."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while not (self._stopping or self._closed):
-                frames = self._drain()
-                if frames:
-                    return frames
+                blocks = self._drain()
+                if blocks:
+                    return blocks
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
                 for fd, event in self._poller.poll(None if wait is None else wait * 1000):
                     if fd == self._sock.fileno() and event & (select.POLLERR | select.POLLHUP):
@@ -239,6 +242,10 @@ class LiveCapture:
                 if wait == 0.0:
                     return self._drain()
             return []
+
+    def read_batch(self, timeout: float | None = None) -> list[Frame]:
+        """The frames of :meth:`read_blocks`, one by one."""
+        return [frame for block in self.read_blocks(timeout) for frame in block.frames()]
 
     def __iter__(self) -> Iterator[Frame]:
         while True:
@@ -285,19 +292,19 @@ class LiveCapture:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _drain(self) -> list[Frame]:
+    def _drain(self) -> list[FrameBlock]:
         """Copy out the blocks the kernel has handed over, hand them back, and return
-        their frames: memoryview slices of one copy per block (cheaper than a copy per
-        frame; a frame kept keeps its block's copy alive)."""
+        their frames, a :class:`~shark.capture.files.FrameBlock` for each: where each
+        frame lies in one copy of its block (cheaper than a copy per frame; a frame kept
+        keeps its block's copy alive)."""
         ring, block_size, blocks = self._ring, self._block_size, self._blocks
         cooked = self.linktype == LinkType.LINUX_SLL
         linktype, number = self.linktype, self._number
         unpack_packet, unpack_ll, pack_sll = (
             _TPACKET3_HDR.unpack_from, _SOCKADDR_LL.unpack_from, _SLL.pack_into
         )
-        make = Frame._make
-        frames: list[Frame] = []
-        append = frames.append
+        sll = _SLL.size
+        drained: list[FrameBlock] = []
         for _ in range(blocks):
             base = self._block_index * block_size
             status, count, offset, used = _BLOCK.unpack_from(ring, base)
@@ -306,7 +313,11 @@ class LiveCapture:
             block = bytearray(self._view[base : base + used])
             struct.pack_into("<I", ring, base + _BLOCK_STATUS_OFFSET, 0)  # TP_STATUS_KERNEL
             self._block_index = (self._block_index + 1) % blocks
-            view = memoryview(block).toreadonly()
+            if not count:
+                continue
+            starts: list[int] = []
+            ends: list[int] = []
+            stamps: list[int] = []
             for _ in range(count):
                 following, sec, nsec, caplen, _wire, _status, start, _net = unpack_packet(
                     block, offset
@@ -316,17 +327,19 @@ class LiveCapture:
                     protocol, hatype, pkttype, halen, address = unpack_ll(
                         block, offset + _SOCKADDR_LL_OFFSET
                     )
-                    start -= _SLL.size
+                    start -= sll
                     pack_sll(block, start, pkttype, hatype, halen, address[:halen], protocol)
-                    caplen += _SLL.size
-                number += 1
-                time_ns = sec * 1_000_000_000 + nsec
-                append(make((number, time_ns / 1_000_000_000, time_ns, linktype,
-                             view[start : start + caplen])))
+                    caplen += sll
+                starts.append(start)
+                ends.append(start + caplen)
+                stamps.append(sec * 1_000_000_000 + nsec)
                 offset += following
+            drained.append(FrameBlock(number + 1, linktype, memoryview(block).toreadonly(),
+                                      starts, ends, stamps))
+            number += count
         self._received += number - self._number
         self._number = number
-        return frames
+        return drained
 
 
 def _arphrd(interface: str) -> int:
