@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from shark.capture.files import Frame
+from shark.capture.files import Frame, FrameBlock
 from shark.capture.live import LiveCapture
 from shark.capture.writer import PcapngWriter
 
@@ -22,7 +22,9 @@ POLL_TIMEOUT = 0.2
 
 
 class FramePump:
-    """The frames of a live capture as one iterable, for :class:`shark.extract.reader.CaReader`.
+    """The frames of a live capture as one iterable, for :class:`shark.extract.reader.CaReader`:
+    frame by frame, or (:meth:`blocks`) in the blocks the kernel hands over, which a bulk
+    reader frames and attributes a block at a time.
 
     Because the reader pulls frames lazily, every record of the frames handed out so far
     has been consumed when the pump is asked for more: that is when ``on_idle`` runs
@@ -52,25 +54,34 @@ class FramePump:
         self.capture.stop()
 
     def __iter__(self) -> Iterator[Frame]:
+        for block in self.blocks():
+            yield from block.frames()
+
+    def blocks(self) -> Iterator[FrameBlock]:
+        """The frames as the kernel hands them over, a block of them at a time (see
+        :meth:`shark.capture.live.LiveCapture.read_blocks`), for a reader that takes
+        frames in bulk: ``on_idle`` runs once the reader has asked for the next block,
+        having made all the records of those before."""
         capture, writer = self.capture, self.writer
         while True:
             self.on_idle()
             self.check_drops()
             before = time.monotonic()
-            batch = capture.read_batch(POLL_TIMEOUT)
+            blocks = capture.read_blocks(POLL_TIMEOUT)
             self.waited += time.monotonic() - before
-            if not batch:
+            if not blocks:
                 if self.stopped:
                     return
                 if writer is not None:
                     writer.flush()
                 continue
-            self.frames += len(batch)
-            self.bytes += sum(len(frame.data) for frame in batch)
-            if writer is not None:
-                for frame in batch:
-                    writer.write(frame)
-            yield from batch
+            for block in blocks:
+                self.frames += len(block)
+                self.bytes += sum(block.ends) - sum(block.starts)
+                if writer is not None:
+                    for frame in block.frames():
+                        writer.write(frame)
+            yield from blocks
 
     def check_drops(self, force: bool = False) -> None:
         """Read the kernel's counter (at most every :data:`STATS_INTERVAL` seconds)."""

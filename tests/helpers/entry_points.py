@@ -32,7 +32,7 @@ from typing import Any
 from unittest import mock
 
 import shark
-from shark.capture.files import CaptureError, Frame, LinkType, read_frames
+from shark.capture.files import CaptureError, Frame, FrameBlock, LinkType, read_frames
 from shark.capture.live import CaptureStats
 from shark.cli import main as shark_main
 
@@ -367,6 +367,15 @@ class RingStandIn:
         else:
             time.sleep(min(timeout or 0.01, 0.01))
         return []
+
+    def read_blocks(self, timeout: float | None = None) -> list[FrameBlock]:
+        """The frames of :meth:`read_batch` in blocks, one per link type in a row."""
+        blocks: list[list[Frame]] = []
+        for frame in self.read_batch(timeout):
+            if not blocks or blocks[-1][0].linktype != frame.linktype:
+                blocks.append([])
+            blocks[-1].append(frame)
+        return [FrameBlock.of(frames) for frames in blocks]
 
     def stats(self) -> CaptureStats:
         return CaptureStats(self.handed, 0)
