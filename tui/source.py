@@ -11,10 +11,14 @@ every :data:`BATCH` rows, and always before it waits (for packets, or for a file
 original pace). The screen then draws whatever the model holds, ten times a second,
 without waiting for the decoder.
 
-A file read at full speed is read as the tables read it: in blocks of frames, monitor
-updates framed and attributed in bulk (:mod:`shark.extract.bulk`), so that a capture of
-millions of updates loads at the speed of ``shark export``. A live capture, or a file
-played at its pace, goes a frame at a time: nothing waits for a block to fill.
+Frames are read as the tables read them: in blocks, monitor updates framed and
+attributed in bulk (:mod:`shark.extract.bulk`), so that a capture of millions of updates
+loads at the speed of ``shark export``, and a live capture keeps up with more traffic.
+Nothing waits for a block to fill: a live capture's blocks are what the kernel has
+handed over (:meth:`shark.capture.live.LiveCapture.read_blocks`), a file played at its
+pace is cut into blocks of the frames already due, and the reader frames every block
+whole before the next one is read, so that the commit interval still bounds the wait
+of a row.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from shark.analysis.attribution import Session
-from shark.capture.files import CaptureError, Frame, FrameBlock, read_blocks, read_frames
+from shark.capture.files import CaptureError, FrameBlock, read_blocks
 from shark.capture.live import LiveCapture, LiveCaptureError
 from shark.capture.pump import FramePump
 from shark.capture.writer import PcapngWriter
@@ -47,6 +53,12 @@ BATCH = 1 << 15
 #: (:data:`shark.extract.reader.BLOCK_PACKETS`), so that the first rows show sooner (a
 #: capture of large packets holds hundreds of updates each); as fast over the whole.
 BLOCK = 2048
+
+
+def _part(block: FrameBlock, begin: int, stop: int) -> FrameBlock:
+    """Frames ``begin`` to ``stop`` (from 0) of ``block``, in its buffer."""
+    return FrameBlock(block.first + begin, block.linktype, block.view, block.starts[begin:stop],
+                      block.ends[begin:stop], block.time_ns[begin:stop])
 
 
 class SourceStats(NamedTuple):
@@ -126,11 +138,13 @@ class Source(threading.Thread):
         return max(0.0, min(1.0, 1.0 - (waited - last_waited) / (now - last)))
 
     def _records(self, session: Session) -> Iterator[Record | UpdateBatch]:
-        """The attributed records (circuit ends too), a frame at a time."""
-        reader = CaReader(self.ports, lifecycle=True)
-        return session.records(reader.records(self._frames()), lifecycle=True)
+        """The attributed records (circuit ends too), a block of frames at a time."""
+        reader = CaReader(self.ports, lifecycle=True, bulk=True)
+        return session.batches(reader.batches(self._blocks()), lifecycle=True)
 
-    def _frames(self) -> Iterator[Frame]:
+    def _blocks(self) -> Iterator[FrameBlock]:
+        """The frames, in blocks: each is asked for once the records of the one before
+        are all in the batch to commit."""
         raise NotImplementedError
 
     def _close(self) -> None:
@@ -162,16 +176,14 @@ class FileSource(Source):
         pace = "full speed" if not speed else "original pace" if speed == 1 else f"x{speed:g}"
         self.description = f"{self.path.name} ({pace})"
 
-    def _records(self, session: Session) -> Iterator[Record | UpdateBatch]:
-        if self.speed:
-            return super()._records(session)
-        reader = CaReader(self.ports, lifecycle=True, bulk=True)
-        return session.batches(reader.batches(self._blocks()), lifecycle=True)
-
     def _blocks(self) -> Iterator[FrameBlock]:
-        """The file's frames in blocks, at full speed."""
+        """The file's frames in blocks: at full speed as they are read, else cut where
+        a frame is not due yet, to wait for it."""
         stopping = self._stopping
-        for block in read_blocks(self.path, BLOCK):
+        blocks = read_blocks(self.path, BLOCK)
+        if self.speed:
+            blocks = self._paced(blocks)
+        for block in blocks:
             if stopping.is_set():
                 return
             self.frames += len(block)
@@ -179,26 +191,31 @@ class FileSource(Source):
             self._maybe_commit()
             yield block
 
-    def _frames(self) -> Iterator[Frame]:
-        speed, stopping = self.speed, self._stopping
-        first: float | None = None
-        started = 0.0
-        for frame in read_frames(self.path):
-            if stopping.is_set():
-                return
-            self.frames += 1
-            self.bytes += len(frame.data)
-            if speed:
-                if first is None:
-                    first, started = frame.time, time.monotonic()
-                delay = started + (frame.time - first) / speed - time.monotonic()
-                if delay > 0:
+    def _paced(self, blocks: Iterable[FrameBlock]) -> Iterator[FrameBlock]:
+        """``blocks`` at ``speed`` times the pace they were captured at: each as the
+        frames of it that are due, waiting (having committed) for the next one due."""
+        speed, stopping = self.speed or 1.0, self._stopping
+        started: float | None = None
+        first = 0
+        for block in blocks:
+            stamps = np.asarray(block.time_ns, dtype=np.int64)
+            if started is None:
+                first, started = int(stamps[0]), time.monotonic()
+            # when each frame is due (frames out of time order go with the one before)
+            due = np.maximum.accumulate(started + (stamps - first) / (1e9 * speed))
+            begin, size = 0, len(block)
+            while begin < size:
+                now = time.monotonic()
+                stop = int(np.searchsorted(due, now, "right"))
+                if stop <= begin:
+                    delay = float(due[begin]) - now
                     self._commit()
                     self._waited += delay
                     if stopping.wait(delay):
                         return
-            self._maybe_commit()
-            yield frame
+                    continue
+                yield block if begin == 0 and stop == size else _part(block, begin, stop)
+                begin = stop
 
 
 class LiveSource(Source):
@@ -228,8 +245,12 @@ class LiveSource(Source):
         self._pump = FramePump(self.capture, self.writer, on_idle=self._commit)
         self._dropped = 0
 
-    def _frames(self) -> Iterator[Frame]:
-        return iter(self._pump)
+    def _blocks(self) -> Iterator[FrameBlock]:
+        """The blocks the kernel hands over; the pump commits before it waits for more,
+        and a backlog read at once is committed as the interval says."""
+        for block in self._pump.blocks():
+            self._maybe_commit()
+            yield block
 
     def stop(self) -> None:
         super().stop()
