@@ -175,19 +175,23 @@ def read_frames(source: str | Path | BinaryIO) -> Iterator[Frame]:
             yield item
 
 
-def read_blocks(source: str | Path | BinaryIO, frames: int = BLOCK_FRAMES
-                ) -> Iterator[FrameBlock]:
+def read_blocks(source: str | Path | BinaryIO, frames: int = BLOCK_FRAMES,
+                block_bytes: int | None = None) -> Iterator[FrameBlock]:
     """:func:`read_frames` in blocks of up to ``frames`` frames (a block also ends where
     the link type changes, or where a stream's read window moves on; pcapng's, whose
-    frames are copied together, at :data:`RELEASE_EVERY` bytes)."""
+    frames are copied together, at :data:`RELEASE_EVERY` bytes). With ``block_bytes``,
+    a block also ends once its records span that many bytes: what a reader decodes of
+    a block is alive at once, so a consumer that wants memory small asks for small
+    blocks (a few megabytes of monitor updates are still tens of thousands)."""
+    limit = sys.maxsize if block_bytes is None else max(block_bytes, 1)
     pending: list[Frame] = []
     size = 0
     try:
-        for item in _items(source, frames):
+        for item in _items(source, frames, limit):
             if type(item) is FrameBlock:
                 yield item
                 continue
-            if pending and (len(pending) == frames or size >= RELEASE_EVERY
+            if pending and (len(pending) == frames or size >= min(RELEASE_EVERY, limit)
                             or item.linktype != pending[0].linktype):
                 yield FrameBlock.of(pending)
                 pending, size = [], 0
@@ -201,16 +205,18 @@ def read_blocks(source: str | Path | BinaryIO, frames: int = BLOCK_FRAMES
         yield FrameBlock.of(pending)
 
 
-def _items(source: str | Path | BinaryIO, frames: int) -> Iterator[Frame | FrameBlock]:
+def _items(source: str | Path | BinaryIO, frames: int, block_bytes: int = sys.maxsize
+           ) -> Iterator[Frame | FrameBlock]:
     """The frames of a capture, pcap's in blocks, pcapng's one by one."""
     if isinstance(source, (str, Path)):
         if str(source) == "-":
-            yield from _reader(_Source(b"", _raw_chunks(sys.stdin.buffer)), frames)
+            yield from _reader(_Source(b"", _raw_chunks(sys.stdin.buffer)), frames,
+                               block_bytes)
             return
         with open(source, "rb") as stream:
-            yield from _reader(_mapped(stream), frames)
+            yield from _reader(_mapped(stream), frames, block_bytes)
         return
-    yield from _reader(_Source(b"", _raw_chunks(source)), frames)
+    yield from _reader(_Source(b"", _raw_chunks(source)), frames, block_bytes)
 
 
 def _mapped(stream: BinaryIO) -> _Source:
@@ -224,7 +230,8 @@ def _mapped(stream: BinaryIO) -> _Source:
     return _Source(mapped, iter(()))
 
 
-def _reader(source: _Source, frames: int) -> Iterator[Frame | FrameBlock]:
+def _reader(source: _Source, frames: int, block_bytes: int = sys.maxsize
+            ) -> Iterator[Frame | FrameBlock]:
     """The generator for the format ``source`` starts with (the caller iterates it
     directly: one generator less to pass every frame through)."""
     if source.ensure(2) and source.buf[:2] == _GZIP_MAGIC:
@@ -234,7 +241,7 @@ def _reader(source: _Source, frames: int) -> Iterator[Frame | FrameBlock]:
                            "empty input: not a capture file")
     (magic,) = struct.unpack_from("<I", source.buf, 0)
     if magic in _PCAP_MAGIC:
-        return _read_pcap(source, *_PCAP_MAGIC[magic], frames)
+        return _read_pcap(source, *_PCAP_MAGIC[magic], frames, block_bytes)
     if magic == _PCAPNG_SHB:
         return _read_pcapng(source)
     raise CaptureError(
@@ -364,8 +371,8 @@ class _Source:
 # -- pcap --------------------------------------------------------------------------------
 
 
-def _read_pcap(source: _Source, order: str, nanoseconds: bool, frames: int
-               ) -> Iterator[FrameBlock]:
+def _read_pcap(source: _Source, order: str, nanoseconds: bool, frames: int,
+               block_bytes: int = sys.maxsize) -> Iterator[FrameBlock]:
     if not source.ensure(24):
         raise source.truncated("pcap file header", 24)
     _magic, major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(
@@ -384,9 +391,11 @@ def _read_pcap(source: _Source, order: str, nanoseconds: bool, frames: int
     stamps: list[int] = []
     # The position is kept in a local and written back to ``source`` only when the
     # window must be refilled (or an error reported): this loop runs once per frame.
-    # A block ends before the window moves (its frames are views of the window).
+    # A block ends before the window moves (its frames are views of the window), and
+    # past ``cut``: where the pages read are given back, or ``block_bytes`` on.
     pos, buf, view, size = 24, source.buf, source.view, len(source.buf)
     release = source.release_at
+    cut = min(release, pos + block_bytes)
     while True:
         if size - pos < 16:
             if starts:
@@ -398,6 +407,7 @@ def _read_pcap(source: _Source, order: str, nanoseconds: bool, frames: int
                     return
                 raise source.truncated("pcap record header", 16)
             pos, buf, view, size = source.pos, source.buf, source.view, len(source.buf)
+            cut = min(release, pos + block_bytes)
         seconds, frac, caplen, _wirelen = unpack(buf, pos)
         end = pos + 16 + caplen
         if caplen > limit or end > size:
@@ -414,17 +424,19 @@ def _read_pcap(source: _Source, order: str, nanoseconds: bool, frames: int
                 raise source.truncated(f"pcap record of {caplen} bytes", 16 + caplen)
             pos, buf, view, size = source.pos, source.buf, source.view, len(source.buf)
             end = pos + 16 + caplen
+            cut = min(release, pos + block_bytes)
         number += 1
         starts.append(pos + 16)
         ends.append(end)
         stamps.append(seconds * _NS_PER_S + frac * frac_ns)
         pos = end
-        if len(starts) == frames or pos > release:
+        if len(starts) == frames or pos > cut:
             yield FrameBlock(number - len(starts) + 1, linktype, view, starts, ends, stamps)
             starts, ends, stamps = [], [], []
             if pos > release:  # a memory-mapped file: let go of the pages read
                 source.pos = pos
                 release = source.release()
+            cut = min(release, pos + block_bytes)
 
 
 # -- pcapng ------------------------------------------------------------------------------

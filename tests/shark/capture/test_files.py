@@ -369,3 +369,16 @@ def test_pcapng_blocks_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> 
     assert len(blocks) > 1
     assert all(b.ends[-2] - b.starts[0] < 2000 for b in blocks if len(b) > 1)
     assert [f.data for b in blocks for f in b.frames()] == [f.data for f in read_frames(path)]
+
+
+@pytest.mark.parametrize("name", ["ca_many_channels_500.pcap", "ca_two_clients_two_iocs.pcapng"])
+def test_blocks_are_bounded_in_bytes_when_asked(name: str) -> None:
+    """With ``block_bytes``, a block ends once its frames span that many bytes (from a
+    map or a stream), and the frames are the same."""
+    path = capture(name)
+    frames = [bytes(f.data) for f in read_frames(path)]
+    for source in (path, io.BytesIO(path.read_bytes())):
+        blocks = list(read_blocks(source, 4096, block_bytes=3000))
+        assert len(blocks) > 3
+        assert all(b.ends[-2] - b.starts[0] <= 3000 for b in blocks if len(b) > 1)
+        assert [bytes(f.data) for b in blocks for f in b.frames()] == frames

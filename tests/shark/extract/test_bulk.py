@@ -243,6 +243,13 @@ def test_small_blocks(monkeypatch: pytest.MonkeyPatch, name: str, packets: int,
     assert_equivalent(source(name))
 
 
+@pytest.mark.parametrize("block_bytes", [1, 2000])
+@pytest.mark.parametrize("name", MONITORED)
+def test_blocks_of_few_bytes(name: str, block_bytes: int) -> None:
+    """Blocks bounded in bytes (``read(..., block_bytes=)``) give the same records."""
+    assert_same_records(source(name), block_bytes=block_bytes)
+
+
 def test_max_payload() -> None:
     """Updates larger than max_payload are errors, both ways."""
     built, _ = assert_equivalent(source("ca_big_arrays.pcap"), max_payload=100_000)
