@@ -2,9 +2,11 @@
 
 The same lines (or JSON objects) and the same attribution as ``shark read``, from a
 :class:`shark.capture.live.LiveCapture` instead of a file, optionally saved as they arrive to
-a pcapng file (``-w``; every captured frame, whatever ``--filter`` shows). Output is
-flushed after every batch the kernel hands over, so a pipe sees messages within the
-ring's block timeout (50 ms).
+a pcapng file (``-w``; every captured frame, whatever ``--filter`` shows). Frames are
+decoded as the kernel hands them over, a ring block at a time, monitor updates framed
+and attributed in bulk (:mod:`shark.extract.bulk`) as ``shark read`` does a file's; output
+is flushed once those are decoded, so a pipe sees messages within the ring's block
+timeout (50 ms).
 
 Frames the kernel had to drop (its ring was full) are reported where they happened,
 as a line in the output (``DROPPED``: in jsonl an object with ``dropped`` and
@@ -40,8 +42,9 @@ from shark.cli.options import (
     add_time_option,
     message_filter,
 )
+from shark.extract.bulk import UpdateBatch
 from shark.extract.reader import CaReader
-from shark.extract.record import Record
+from shark.extract.record import UPDATES, Record
 from shark.output.lines import JSON_KEYS, JsonLines, TextLines
 from shark.tables.stream import MessageStream, shown_rows
 
@@ -99,10 +102,11 @@ def run(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.duration, pump.stop)
         timer.daemon = True
         timer.start()
-    reader = CaReader(args.port, lifecycle=True)
+    reader = CaReader(args.port, lifecycle=True, bulk=True)
     status = 0
     try:
-        printer.print(Session().records(reader.records(pump), lifecycle=args.format == "text"))
+        printer.print(Session().batches(reader.batches(pump.blocks()),
+                                        lifecycle=args.format == "text"))
     except LiveCaptureError as exc:
         sys.stdout.flush()
         print(f"shark: error: {exc}", file=sys.stderr)
@@ -141,10 +145,11 @@ def _stop_on_signals(stop_capture: Callable[[], None]) -> dict[int, Any]:
 class _Printer:
     """Writes records as ``shark read`` does (through the same batches of the
     ``messages`` table, filter and formats), and drop notices where they happened.
-    Records wait in a batch until the capture is idle (each block of frames the kernel
-    hands over) or the batch is full."""
+    Records (and a bulk reader's update batches) wait in a batch until the capture is
+    idle (each time the frames the kernel handed over are all decoded) or the batch is
+    full."""
 
-    #: Records that make a batch without waiting for the capture to be idle.
+    #: Rows that make a batch without waiting for the capture to be idle.
     BATCH = 4096
 
     def __init__(self, out: TextIO, fmt: str, wanted: Filter | None,
@@ -158,15 +163,17 @@ class _Printer:
         self._stream = MessageStream((), lifecycle=True)
         self._select = None if wanted is None or wanted.matches_all else wanted.selector()
         self._lines: TextLines | JsonLines | None = JsonLines() if self.jsonl else None
-        self._pending: list[Record] = []
+        self._pending: list[Record | UpdateBatch] = []
+        self._rows = 0
         #: Called once ``count`` messages have been shown.
         self.on_done: Callable[[], None] = lambda: None
 
-    def print(self, records: Iterable[Record]) -> None:
-        pending = self._pending
+    def print(self, records: Iterable[Record | UpdateBatch]) -> None:
+        pending, batch = self._pending, self.BATCH
         for record in records:
             pending.append(record)
-            if len(pending) >= self.BATCH:
+            self._rows += len(record) if record.kind is UPDATES else 1
+            if self._rows >= batch:
                 self._write()
         self._write()
 
@@ -177,6 +184,7 @@ class _Printer:
         stream = self._stream
         batches = stream.take(self._pending)
         self._pending.clear()  # (in place: print() holds it)
+        self._rows = 0
         for batch in batches:
             batch, _ = shown_rows(batch, self._select, stream.first_time, ends=not self.jsonl)
             if self.count is not None:  # stopping: the reader is flushing what is left
