@@ -25,6 +25,7 @@ from shark.ioc.group import PVGroup
 from shark.ioc.pv import IocPV
 from shark.ioc.scan import Scan, run_scan
 from shark.ioc.spec import IocSpec
+from shark.peers.environment import PortError, environment_port
 from shark.peers.server import Server
 from shark.peers.service import Service
 
@@ -65,12 +66,14 @@ def _first(addresses: str | None) -> str:
 
 
 def _port(env: Mapping[str, str], name: str, fallback: str, default: int) -> int:
+    """The port ``name`` gives, else ``fallback``, else ``default``: read as the peers
+    and the CA tools read theirs (:mod:`shark.peers.environment`), in the same words."""
     for variable in (name, fallback):
-        text = env.get(variable, "").strip()
-        if text:
-            if not text.isdigit() or not 0 < int(text) < 65536:
-                raise ServeError(f"{variable}={text!r} is not a port number")
-            return int(text)
+        if env.get(variable, "").strip():
+            try:
+                return environment_port(variable, default, env)
+            except PortError as error:
+                raise ServeError(str(error)) from None
     return default
 
 

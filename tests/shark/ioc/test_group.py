@@ -136,5 +136,5 @@ def test_the_placement_follows_the_epics_server_variables() -> None:
     assert Placement.from_environment(env) == Placement("127.0.0.2", 6000,
                                                         ("127.0.0.3", 6001))
     env["EPICS_CAS_SERVER_PORT"] = "70000"
-    with pytest.raises(ServeError, match="EPICS_CAS_SERVER_PORT='70000' is not a port"):
+    with pytest.raises(ServeError, match="EPICS_CAS_SERVER_PORT: '70000' is not a port number"):
         Placement.from_environment(env)
