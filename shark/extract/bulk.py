@@ -41,9 +41,9 @@ from decoder import Command, Role, dbr
 from decoder.circuit import learned
 from decoder.messages import (
     _SERVER_FORMS,
+    EventAddResponse,
     EventCancelResponse,
     decode_header,
-    make_message,
     message_class,
 )
 from decoder.protocol import (
@@ -151,14 +151,27 @@ class Run:
         """Whether every message's header claims a payload size its other fields allow
         (:mod:`decoder.sizes`, as :class:`decoder.StreamFramer` checks it with
         ``check_sizes``); if not, the stretch must go the way that reports the bad header
-        and resynchronises. Worked out from the fields already read, all at once."""
-        command, size = self.command, self.sizes
+        and resynchronises. Worked out from the fields already read, all at once, for
+        each message whose fields differ from those of the one before it (a
+        subscription's updates repeat theirs: often most messages of a run)."""
+        command, size, kinds, counts = self.command, self.sizes, self.data_type, self.data_count
+        if len(command) > 1:
+            differs = np.empty(len(command), dtype=bool)
+            differs[0] = True
+            np.not_equal(command[1:], command[:-1], out=differs[1:])
+            differs[1:] |= size[1:] != size[:-1]
+            differs[1:] |= kinds[1:] != kinds[:-1]
+            differs[1:] |= counts[1:] != counts[:-1]
+            if not differs.all():
+                rows = np.flatnonzero(differs)
+                command, size, kinds, counts = (command[rows], size[rows], kinds[rows],
+                                                counts[rows])
         least, most = _LEAST[command], _MOST[command]
         cancel = (command == _EVENT_ADD) & (size == 0)
         values = _DBR_DATA[command] & ~cancel
         if cancel.any():
             least[cancel], most[cancel] = _CANCEL_LEAST, _CANCEL_MOST
-        kind, count = self.data_type[values], self.data_count[values]
+        kind, count = kinds[values], counts[values]
         if len(kind):
             known = kind < _DBR_TYPES
             if not known.all():
@@ -182,14 +195,33 @@ class Run:
         return values
 
     def messages(self, start: int, stop: int) -> list[Any]:
-        """Messages ``start`` to ``stop`` as the stream framer makes them."""
+        """Messages ``start`` to ``stop`` as the stream framer makes them: the server's
+        form of each command (every one is known: :func:`frame_run` checked), its
+        header fields as they are (``Message.from_wire``, inlined: this runs once for
+        every message of a run that is not an update taken in bulk)."""
         buffer = self.buffer
-        return [make_message(command, Role.SERVER, data_type, count, parameter1, parameter2,
-                             buffer[body : body + size], extended)
-                for command, data_type, count, parameter1, parameter2, body, size, extended
-                in zip(*(field[start:stop].tolist() for field in (
+        forms = _SERVER_FORMS
+        new = object.__new__
+        out = []
+        append = out.append
+        for command, data_type, count, parameter1, parameter2, body, size, extended in zip(
+                *(field[start:stop].tolist() for field in (
                     self.command, self.data_type, self.data_count, self.parameter1,
-                    self.parameter2, self.bodies, self.sizes, self.extended)), strict=True)]
+                    self.parameter2, self.bodies, self.sizes, self.extended)), strict=True):
+            cls = forms[command]
+            if cls is EventAddResponse and not size:
+                cls = EventCancelResponse
+            message = new(cls)
+            message.data_type = data_type
+            message.data_count = count
+            message.parameter1 = parameter1
+            message.parameter2 = parameter2
+            message.payload = buffer[body : body + size]
+            message.extended = extended
+            message.role_guessed = False
+            message._decoded = None
+            append(message)
+        return out
 
     def updates_only(self) -> np.ndarray:
         """Per packet: whether every message it completed is an update (an EVENT_ADD
