@@ -166,20 +166,31 @@ class Session:
         distinct, inverse = _distinct(ids)
         known = circuit.subscriptions.get
         subscriptions = [known(i) for i in distinct.tolist()]
-        named = np.fromiter(
-            [s is not None and s.channel is not None and s.channel.name is not None
-             for s in subscriptions], bool, len(distinct))
-        fresh = named & np.fromiter([s is not None and not s.updates for s in subscriptions],
-                                    bool, len(distinct))
-        unusable = ~named[inverse]
-        if fresh.any():  # (rare: the first updates after subscribing)
-            unusable[np.unique(inverse, return_index=True)[1][fresh]] = True
-        segment.updates = (subscriptions,
-                           np.bincount(inverse[~unusable], minlength=len(distinct)))
-        run.subscription[first:stop] = np.where(unusable, -1, inverse + len(run.subscriptions))
+        # Per subscription, in one pass: 0 unknown or of a channel with no name, 1 known
+        # and updated before, 2 known and not yet updated.
+        usable = np.fromiter(
+            [0 if s is None or s.channel is None or s.channel.name is None
+             else 1 if s.updates else 2 for s in subscriptions], np.int8, len(distinct))
+        named = usable > 0
+        offset = len(run.subscriptions)
+        if named.all() and not (usable == 2).any():  # the common case: all of them
+            unusable = None
+            segment.updates = (subscriptions, np.bincount(inverse, minlength=len(distinct)))
+            np.add(inverse, offset, out=run.subscription[first:stop], casting="unsafe")
+            segment.unusable = []
+        else:
+            unusable = ~named[inverse]
+            fresh = usable == 2
+            if fresh.any():  # (rare: the first updates after subscribing)
+                unusable[np.unique(inverse, return_index=True)[1][fresh]] = True
+            segment.updates = (subscriptions,
+                               np.bincount(inverse[~unusable], minlength=len(distinct)))
+            run.subscription[first:stop] = np.where(unusable, -1, inverse + offset)
+            segment.unusable = (np.flatnonzero(unusable) + first).tolist()
         run.subscriptions += subscriptions
-        segment.unusable = (np.flatnonzero(unusable) + first).tolist()
-        teaching = _TEACHES[run.data_type[first:stop]] & ~unusable
+        teaching = _TEACHES[run.data_type[first:stop]]
+        if unusable is not None:
+            teaching &= ~unusable
         if teaching.any():  # GR/CTRL updates: each subscription's last teaches its channel
             latest = np.full(len(distinct), -1, dtype=np.int64)
             np.maximum.at(latest, inverse[teaching], np.flatnonzero(teaching))
