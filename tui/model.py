@@ -18,9 +18,12 @@ model keeps up with 100k messages/s.
 Memory is bounded whatever the capture's length: the store's budget (or a live
 capture's window) bounds the rows; channels, circuits and servers have one row each,
 and when there are more than :data:`MAX_ROWS` of a kind the least recently active are
-forgotten; the errors list keeps the last :data:`MAX_ERRORS`. Messages kept as records
-(a channel's last value, errors) get their own copy of their payload, so that they do
-not keep a live capture's ring block alive.
+forgotten; the errors list keeps the last :data:`MAX_ERRORS`. A channel's values are
+counted in numpy arrays (:class:`BulkUpdates`), and its last value read back from its
+row of the log: no record is kept per channel while the log holds every row (a
+capture file). Messages kept as records (a channel's last value when its row may be
+let go, errors) get their own copy of their payload, so that they do not keep a live
+capture's ring block alive.
 
 What is an error is :mod:`shark.analysis.problems`' to say, and what is a beacon anomaly
 :mod:`decoder.beacons`' (through the session's :class:`decoder.Discovery`), as for every
@@ -103,10 +106,16 @@ class ChannelRow:
 
     On a circuit the capture joined mid-stream, a subscription's updates may come for a
     channel the capture never saw created: the row is then the subscription's
-    (``channel`` None), so that its values still show."""
+    (``channel`` None), so that its values still show.
 
-    __slots__ = ("channel", "subscription", "circuit", "server", "client", "_updates",
-                 "writes", "_last", "_last_time", "_times", "bulk", "slot")
+    The values are counted in the model's :class:`BulkUpdates` (how many, when, the
+    latest's row of the log), at the row's ``slot`` there: a row holds no record of
+    its own while the log holds the rows of every value (a capture file), only the
+    record of its last value otherwise (a live capture's window, records handed
+    without their rows)."""
+
+    __slots__ = ("channel", "subscription", "circuit", "server", "client", "writes",
+                 "_last", "_last_time", "bulk", "slot")
 
     def __init__(self, channel: Channel | None, circuit: int | None, server: str, client: str,
                  time: float, subscription: Subscription | None = None) -> None:
@@ -115,18 +124,14 @@ class ChannelRow:
         self.circuit = circuit
         self.server = server
         self.client = client
-        #: Values received as records (subscription updates and read replies), values
-        #: written.
-        self._updates = 0
+        #: Values written.
         self.writes = 0
-        #: The record of the last value received as a record, and the capture time of
-        #: any activity.
+        #: The record of the last value received as a record, when its row of the log
+        #: may not be held; the capture time of any activity.
         self._last: Record | None = None
         self._last_time = time
-        #: Capture times of the latest values received as records, for the update rate.
-        self._times: deque[float] = deque(maxlen=RATE_SAMPLES)
-        #: Where the updates counted in bulk are counted (:class:`BulkUpdates`), and
-        #: this row's place there (-1: none yet).
+        #: Where the values received are counted (:class:`BulkUpdates`), and this row's
+        #: place there (-1: none yet).
         self.bulk: BulkUpdates | None = None
         self.slot = -1
 
@@ -135,8 +140,8 @@ class ChannelRow:
         """Values received (subscription updates and read replies)."""
         bulk, slot = self.bulk, self.slot
         if bulk is None or not 0 <= slot < len(bulk.updates):
-            return self._updates
-        return self._updates + int(bulk.updates[slot])
+            return 0
+        return int(bulk.updates[slot])
 
     @property
     def last_time(self) -> float:
@@ -152,8 +157,8 @@ class ChannelRow:
 
     @property
     def last(self) -> Record | LogRow | None:
-        """The last value received: its record, or its row of the log when it came
-        with updates counted in bulk."""
+        """The last value received: its row of the log, or its record when the row
+        is not held."""
         bulk, slot, record = self.bulk, self.slot, self._last
         if bulk is None or not 0 <= slot < len(bulk.last_time):
             return record
@@ -183,21 +188,12 @@ class ChannelRow:
             return channel.name
         return f"<unnamed sid={channel.sid}>" if channel.sid is not None else "<unnamed>"
 
-    def value(self, record: Record) -> None:
-        """A value arrived (:meth:`Model.add_batch` does the same inline)."""
-        self._updates += 1
-        self._last = record
-        self._last_time = record.time
-        self._times.append(record.time)
-
     def recent(self) -> list[float]:
-        """The capture times of the latest :data:`RATE_SAMPLES` values, oldest first
-        (those counted one by one and in bulk)."""
-        times = list(self._times)
+        """The capture times of the latest :data:`RATE_SAMPLES` values, oldest first."""
         bulk, slot = self.bulk, self.slot
-        if bulk is not None and 0 <= slot < len(bulk.written):
-            times = sorted(times + bulk.recent(slot))[-RATE_SAMPLES:]
-        return times
+        if bulk is None or not 0 <= slot < len(bulk.written):
+            return []
+        return bulk.recent(slot)
 
     def rate(self, now: float) -> float:
         """Values per second over the :data:`RATE_WINDOW` seconds before ``now`` (capture
@@ -211,12 +207,13 @@ class ChannelRow:
 
 
 class BulkUpdates:
-    """The monitor updates counted in bulk (from :class:`shark.extract.bulk.UpdateBatch`
-    items), per channel row (a slot each): how many, when the latest came and where
-    its row is in the store, and the times of the latest :data:`RATE_SAMPLES`. Updated
-    with a few numpy operations per batch of updates, whatever the channels in it: a
+    """The values each channel row received (a slot each), counted in bulk a commit at
+    a time (the monitor updates of :class:`shark.extract.bulk.UpdateBatch` items, and
+    the values that came as records): how many, when the latest came and where its row
+    is in the store (-1: not held), and the times of the latest :data:`RATE_SAMPLES`.
+    Updated with a few numpy operations per commit, whatever the channels in it: a
     capture of thousands of monitored channels must not cost a Python step per channel
-    per batch."""
+    per batch, nor keep a Python object per value kept."""
 
     def __init__(self, rows: RowReader, capacity: int = 1024) -> None:
         self.rows = rows
@@ -356,6 +353,9 @@ class Model:
             weakref.WeakKeyDictionary())
         #: A commit's updates counted in bulk: (slots, times, positions) per batch.
         self._bulk: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        #: Whether the rows of the records being accounted for are in the store for
+        #: good: a channel's last value is then read from its row, not kept as a record.
+        self._held = False
         #: What the log's filter keeps (None: every row), and the positions it kept.
         self.row_filter: RowFilter | None = None
         self.view: Positions | None = None
@@ -412,6 +412,8 @@ class Model:
             return
         with self.lock:
             if records:
+                # (the rows of a capture file stay, those of a live capture's window go)
+                self._held = bool(batches) and self.store.keep is None
                 self._account(records, self.store.end)
             for batch in batches:
                 self._store(batch)
@@ -423,13 +425,22 @@ class Model:
             self.first_time = records[0].time
         last = records[-1]
         self.last_time = last.time if last.kind is not UPDATES else _last_time(last)
-        circuits, channels = self.circuits, self.channels
+        circuits, channels, bulk = self.circuits, self.channels, self.bulk
         messages = 0
         rows = len(records)
         server = Role.SERVER
+        # The values that come as records: their slots, times and rows (-1: the row is
+        # not kept, the record is), counted with the bulk updates, in capture order.
+        held = self._held
+        slots: list[int] = []
+        times: list[float] = []
+        places: list[int] = []
         for index, record in enumerate(records):
             if record.kind is not MESSAGE:
                 if record.kind is UPDATES:
+                    if slots:
+                        self._bulk.append(_values(slots, times, places))
+                        slots, times, places = [], [], []
                     count = self._updates(record, position + index + rows - len(records))
                     messages += count
                     rows += count - 1
@@ -461,11 +472,17 @@ class Model:
                     row = self._new_channel(record, channel)
                 if cls in VALUE_RESPONSES:
                     if record.sender is server:
-                        row._updates += 1
-                        _own_payload(message)
-                        row._last = record
-                        row._last_time = time
-                        row._times.append(time)
+                        slot = row.slot
+                        if slot < 0:
+                            row.bulk, row.slot = bulk, (slot := bulk.slot())
+                        slots.append(slot)
+                        times.append(time)
+                        if held:
+                            places.append(position + index + rows - len(records))
+                        else:
+                            places.append(-1)
+                            _own_payload(message)
+                            row._last = record
                 elif cls in WRITES:
                     row.writes += 1
                     row._last_time = time
@@ -478,6 +495,8 @@ class Model:
                     self._error(record, found)
         self.records += rows
         self.messages += messages
+        if slots:
+            self._bulk.append(_values(slots, times, places))
         if self._bulk:  # (the updates counted in bulk, all at once)
             self.bulk.add(*(np.concatenate(parts) for parts in zip(*self._bulk, strict=True)))
             self._bulk = []
@@ -803,6 +822,13 @@ _CIRCUIT_FACTS: dict[type, Callable[[CircuitRow, Any], None]] = {
     m.HostNameRequest: _set_host,
     m.VersionRequest: _set_version,
 }
+def _values(slots: list[int], times: list[float], places: list[int]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values that came as records, for :meth:`BulkUpdates.add`."""
+    return (np.array(slots, dtype=np.int64), np.array(times, dtype=np.float64),
+            np.array(places, dtype=np.int64))
+
+
 def _run_times(run: Any) -> np.ndarray:
     """The capture time of each packet of a run (per message: ``run.per_message``, the
     same the tables use)."""
