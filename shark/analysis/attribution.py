@@ -315,7 +315,7 @@ def _host(record: Record, sender: Role) -> str:
 def read(
     source: str | Path | BinaryIO, ports: Iterable[int] = (), lifecycle: bool = False,
     max_payload: int = DEFAULT_MAX_PAYLOAD, bulk: bool = False,
-    block_bytes: int | None = None,
+    block_bytes: int | None = _reader.BLOCK_BYTES,
 ) -> Iterator[Record | UpdateBatch]:
     """The attributed records of a capture (a path, ``"-"`` for stdin, or a stream);
     with ``bulk``, monitor updates come in :class:`shark.extract.bulk.UpdateBatch` items where
@@ -323,8 +323,8 @@ def read(
 
     With ``bulk``, the capture is decoded a block of frames at a time, and what a block
     decodes to is alive at once (the bytes of its updates, their header fields, the
-    records of everything else): ``block_bytes`` bounds a block's bytes, for consumers
-    that would rather hold less than go a little faster (the default: some 16 MB)."""
+    records of everything else): ``block_bytes`` bounds a block's bytes
+    (:data:`shark.extract.reader.BLOCK_BYTES` unless told; None: only by its frames)."""
     reader = CaReader(ports, max_payload, lifecycle=True, bulk=bulk)
     frames = (read_blocks(source, _reader.BLOCK_PACKETS, block_bytes) if bulk
               else read_frames(source))

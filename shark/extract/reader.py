@@ -103,6 +103,11 @@ _NS_PER_S = 1_000_000_000
 #: With ``bulk``: packets per list of records, and bytes held back per direction at most.
 BLOCK_PACKETS = 16384
 HOLD_BYTES = 8 << 20
+#: With ``bulk``: bytes of capture per block of frames read at a time
+#: (:func:`shark.capture.files.read_blocks`), so per list of records at most. What a
+#: list holds is alive at once (its updates' bytes and header fields, the records of
+#: the rest): 8 MB of monitor updates are some 150 thousand, plenty to go fast with.
+BLOCK_BYTES = 8 << 20
 #: Endpoints and hosts remembered (UDP rules, address strings): past this many, a
 #: collection is emptied and learnt again, so that memory stays bounded.
 _MAX_REMEMBERED = 65536
