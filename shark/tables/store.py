@@ -32,8 +32,10 @@ import pyarrow as pa
 
 __all__ = ["DEFAULT_BUDGET", "BatchStore"]
 
-#: Bytes of batches kept in memory before the oldest go to disk.
-DEFAULT_BUDGET = 32 << 20
+#: Bytes of batches kept in memory before the oldest go to disk: little more than the
+#: newest batch or two (those the screen shows while they come), since the rows on
+#: disk read back memory-mapped as fast, and what is held here is resident memory.
+DEFAULT_BUDGET = 8 << 20
 #: Batches read back from disk kept at hand (the screen reads a few, many times).
 _CACHED = 8
 
