@@ -34,9 +34,11 @@ LOG_FIELDS = (
     "alarm_status", "fields", "latency", "anomaly", "reason", "size", "request_frame",
     "epics_time",
 )
-#: Rows read at once for the screen, and pages kept.
+#: Rows read at once for the screen, and pages kept: enough for a screenful of the
+#: log and the last values of a pane's channels (each on a page of its own), not for
+#: every page the log went through while it followed the tail (each row costs ~1 kB).
 PAGE = 64
-PAGES = 256
+PAGES = 64
 
 
 class LogRow:
