@@ -54,7 +54,12 @@ class ChannelLatencies:
                                            grouped.column("latency_list").to_pylist(),
                                            strict=True):
                 key = (circuit if circuit is not None else -1, pv)
-                self._parts.setdefault(key, []).append(np.asarray(values, dtype=np.float64))
+                parts = self._parts.setdefault(key, [])
+                parts.append(np.asarray(values, dtype=np.float64))
+                # (merged while the one before is at most twice as long: a few arrays per
+                # channel, not one per batch that had its replies, each ~100 bytes)
+                while len(parts) > 1 and len(parts[-2]) <= len(parts[-1]) * 2:
+                    parts[-2:] = [np.concatenate(parts[-2:])]
                 self._sorted.pop(key, None)
         self._read = end
 
