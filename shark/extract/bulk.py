@@ -59,8 +59,6 @@ from shark.extract.record import MESSAGE, UPDATES, Record
 __all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_run", "place", "placed"]
 
 _EVENT_ADD = int(Command.EVENT_ADD)
-#: Per command id: whether a server sends it.
-_SERVER_COMMAND = np.isin(np.arange(1 << 16), sorted(_SERVER_FORMS))
 #: Messages of one size checked at once when following the chain of messages.
 _STRIDE_MESSAGES = 4096
 #: The CA header (:data:`decoder.protocol.HEADER_LAYOUT`) as a numpy record, and per
@@ -81,6 +79,8 @@ _COUNT_AT = HEADER_LAYOUT.offsets["data_count"]
 _TYPE_AT = HEADER_LAYOUT.offsets["data_type"]
 _EXTENDED_SIZE_AT = HEADER_SIZE + EXTENSION_LAYOUT.offsets["payload_size"]
 _EXTENSION = EXTENSION_LAYOUT.struct
+#: A header's payload size field as numpy reads it in place.
+_SIZE_FIELD = np.dtype(">u2")
 
 
 def _size_tables() -> tuple[np.ndarray, ...]:
@@ -129,7 +129,11 @@ class Run:
         self.frames = frames
         self.times = times
         self._per_message: dict[str, np.ndarray] = {}
-        if not (starts % 4).any():  # the rule: payloads padded to 8 (or no message)
+        step = int(starts[1] - starts[0]) if len(starts) > 1 else 0
+        if step and starts[-1] - starts[0] == step * (len(starts) - 1) and (
+                np.diff(starts) == step).all():
+            fields = _strided_fields(buffer, int(starts[0]), step, len(starts))
+        elif not (starts % 4).any():  # the rule: payloads padded to 8 (or no message)
             fields = _aligned_fields(buffer, starts)
         else:
             data = np.frombuffer(buffer, np.uint8)
@@ -148,9 +152,10 @@ class Run:
         self.subscription = np.full(len(starts), -1, dtype=np.int32)
 
     def sizes_fit(self) -> bool:
-        """Whether every message's header claims a payload size its other fields allow
-        (:mod:`decoder.sizes`, as :class:`decoder.StreamFramer` checks it with
-        ``check_sizes``); if not, the stretch must go the way that reports the bad header
+        """Whether every message's header is one a server sends (a known command) and
+        claims a payload size its other fields allow (:mod:`decoder.sizes`, as
+        :class:`decoder.StreamFramer` checks it with ``check_sizes``; an unknown command
+        has no size that fits); if not, the stretch must go the way that reports the bad header
         and resynchronises. Worked out from the fields already read, all at once, for
         each message whose fields differ from those of the one before it (a
         subscription's updates repeat theirs: often most messages of a run)."""
@@ -196,7 +201,7 @@ class Run:
 
     def messages(self, start: int, stop: int) -> list[Any]:
         """Messages ``start`` to ``stop`` as the stream framer makes them: the server's
-        form of each command (every one is known: :func:`frame_run` checked), its
+        form of each command (every one is known: :meth:`sizes_fit` checked), its
         header fields as they are (``Message.from_wire``, inlined: this runs once for
         every message of a run that is not an update taken in bulk)."""
         buffer = self.buffer
@@ -229,6 +234,15 @@ class Run:
         other = (self.command != _EVENT_ADD) | (self.sizes == 0)
         before = np.concatenate(([0], np.cumsum(other)))
         return before[self.bounds[1:]] == before[self.bounds[:-1]]
+
+
+def _strided_fields(buffer: bytes, first: int, step: int, count: int) -> list[np.ndarray]:
+    """The header fields of ``count`` messages ``step`` bytes apart from ``first``
+    (a subscription's updates, or several of one size: most runs, often all of a run),
+    in :data:`_FIELD_TYPES`: each read in place, a strided view, with no index at all."""
+    return [np.ndarray((count,), _HEADER[name], buffer, first + at, (step,)).astype(dtype)
+            for name, (_, at), dtype in zip(_HEADER.names, _HEADER_WORDS, _FIELD_DTYPES,
+                                             strict=True)]
 
 
 def _aligned_fields(buffer: bytes, starts: np.ndarray) -> list[np.ndarray]:
@@ -451,17 +465,17 @@ def placed(items: list[Any]) -> list[Any]:
 def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
     """Cut ``buffer`` (which starts at a message boundary) into messages as
     :class:`decoder.StreamFramer` would: (where each whole message starts, where the
-    incomplete one at the end starts). None if a header is not one a server sends (an
-    unknown command, a payload above ``max_payload``), also that of the incomplete
-    message, whose payload size must also be one its fields allow (:mod:`decoder.sizes`;
-    :meth:`Run.sizes_fit` checks the others'): the bytes must then go the way that
-    reports and resynchronises.
+    incomplete one at the end starts). None if a header claims a payload above
+    ``max_payload``, or if that of the incomplete message is not one a server sends (an
+    unknown command, a payload size its fields do not allow: :mod:`decoder.sizes`): the
+    bytes must then go the way that reports and resynchronises. The whole messages'
+    commands and sizes are :meth:`Run.sizes_fit`'s to check (it refuses a command a
+    server does not send, as a size nothing fits), all at once.
 
     A subscription's updates all have one size, so where a message is followed by
     one of the same size, the sizes of up to :data:`_STRIDE_MESSAGES` more at that stride
     are checked at once, and the chain is followed a message at a time only where the
     size changes."""
-    data = np.frombuffer(buffer, np.uint8)
     pieces: list[np.ndarray] = []
     starts: list[int] = []
     append = starts.append
@@ -483,16 +497,17 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
             return None
         stride = body + size
         follow = position + stride
-        if (body == HEADER_SIZE and end - follow >= stride
+        if (body == HEADER_SIZE and size != EXTENDED_MARKER and end - follow >= stride
                 and buffer[follow + size_at] == high and buffer[follow + size_at + 1] == low):
             count = min((end - position) // stride, _STRIDE_MESSAGES)
-            at = position + stride * np.arange(count)
-            same = (data[at + size_at] == high) & (data[at + size_at + 1] == low)
+            # The size fields at that stride, read in place (a strided view).
+            same = np.ndarray((count,), _SIZE_FIELD, buffer, position + size_at,
+                              (stride,)) == size
             count = count if same.all() else int(same.argmin())
             if starts:
                 pieces.append(np.array(starts, dtype=np.int64))
                 starts.clear()
-            pieces.append(at[:count])
+            pieces.append(position + stride * np.arange(count))
             position += count * stride
             continue
         if size > max_payload:
@@ -503,8 +518,6 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
         position = follow
     pieces.append(np.array(starts, dtype=np.int64))
     at = np.concatenate(pieces)
-    if not _SERVER_COMMAND[data[at].astype(np.intp) << 8 | data[at + 1]].all():
-        return None
     if end - position >= 2 and (buffer[position] << 8 | buffer[position + 1]) > max(Command):
         return None
     if end - position >= HEADER_SIZE:  # the incomplete message's header, if whole
