@@ -191,17 +191,14 @@ class BatchStore:
         if batch is not None:
             return batch
         if not keep:
-            mapped = pa.memory_map(str(self._path), "r")
-            return pa.ipc.open_stream(mapped.read_at(entry.length, entry.offset)
-                                      ).read_next_batch()
+            return _read(pa.memory_map(str(self._path), "r"), entry)
         cached = self._read.get(entry.start)
         if cached is not None:
             self._read.move_to_end(entry.start)
             return cached
         if self._map is None or entry.offset + entry.length > self._map.size():
             self._map = pa.memory_map(str(self._path), "r")
-        data = self._map.read_at(entry.length, entry.offset)
-        batch = pa.ipc.open_stream(data).read_next_batch()
+        batch = _read(self._map, entry)
         self._read[entry.start] = batch
         if len(self._read) > _CACHED:
             self._read.popitem(last=False)
@@ -237,6 +234,15 @@ class BatchStore:
         pieces = [batch if columns is None else batch.select(columns)
                   for _position, batch in self.batches(start, stop)]
         return pa.Table.from_batches(pieces) if pieces else None
+
+
+def _read(mapped: pa.MemoryMappedFile, entry: _Entry) -> pa.RecordBatch:
+    """An entry's batch from the map of the spill file, zero-copy: its columns are views
+    of the mapped pages (``read_at`` would copy the batch's bytes into a Python bytes
+    object: a spilled batch read for one row cost its whole size in memory). The map's
+    position moves: callers hold the store's lock, or a map of their own."""
+    mapped.seek(entry.offset)
+    return pa.ipc.open_stream(mapped.read_buffer(entry.length)).read_next_batch()
 
 
 def _remove(file: object, folder: Path) -> None:
