@@ -49,13 +49,17 @@ class ChannelLatencies:
             table = table.set_column(1, "pv", pc.cast(table.column("pv"), pa.string()))
             grouped = table.group_by(["circuit", "pv"], use_threads=False).aggregate(
                 [("latency", "list")])
-            for circuit, pv, values in zip(grouped.column("circuit").to_pylist(),
-                                           grouped.column("pv").to_pylist(),
-                                           grouped.column("latency_list").to_pylist(),
-                                           strict=True):
+            # (each channel's values a slice of one array: no Python float per reply)
+            lists = grouped.column("latency_list").combine_chunks()
+            values = lists.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+            stops = pc.list_value_length(lists).to_numpy(zero_copy_only=False).cumsum()
+            starts = stops - pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+            for circuit, pv, first, stop in zip(grouped.column("circuit").to_pylist(),
+                                                grouped.column("pv").to_pylist(),
+                                                starts.tolist(), stops.tolist(), strict=True):
                 key = (circuit if circuit is not None else -1, pv)
                 parts = self._parts.setdefault(key, [])
-                parts.append(np.asarray(values, dtype=np.float64))
+                parts.append(values[first:stop])
                 # (merged while the one before is at most twice as long: a few arrays per
                 # channel, not one per batch that had its replies, each ~100 bytes)
                 while len(parts) > 1 and len(parts[-2]) <= len(parts[-1]) * 2:
