@@ -319,6 +319,7 @@ def load(path: Path, budget: int | None) -> int:
     file (which decodes the same table to Parquet)."""
     from shark.tables.store import DEFAULT_BUDGET
     from tui.app import SharkApp
+    from tui.memory import use_system_pool
     from tui.model import Model
     from tui.source import FileSource
 
@@ -329,6 +330,7 @@ def load(path: Path, budget: int | None) -> int:
         export = time.monotonic() - started
 
     async def run() -> dict[str, Any]:
+        use_system_pool()  # (as shark tui does)
         model = Model(budget=DEFAULT_BUDGET if budget is None else budget)
         source = FileSource(model, path)
         app = SharkApp(model, source)

@@ -49,6 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .memory import use_system_pool
     from .model import Model
     from .source import FileSource, LiveSource, Source
 
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ring < 1:
         print("shark: error: --ring must be positive", file=sys.stderr)
         return 2
+    use_system_pool()  # (before anything is loaded: see tui.memory)
     model = Model(ring_size=args.ring)
     source: Source
     if args.capture:
