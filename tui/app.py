@@ -193,7 +193,9 @@ class SharkApp(App[None]):
         self._ticks = 0
         self._meter = RateMeter()
         self._widgets: dict[str, Widget] = {}
-        self.panes = Panes(model, self.clock, self._now)
+        #: Whether the decoder was busier than BUSY at the last look.
+        self._busy = False
+        self.panes = Panes(model, self.clock, self._now, lambda: self._busy)
         #: The Parquet file of the last export, and its pcapng slice.
         self.last_export: Path | None = None
         self.last_slice: Path | None = None
@@ -265,8 +267,10 @@ class SharkApp(App[None]):
     def _tick(self) -> None:
         self._ticks += 1
         source = self.source
-        if self._ticks % BUSY_DIVIDER and source is not None and source.load() > BUSY:
-            return  # the decoder needs the CPU: draw a third as often
+        if self._ticks % BUSY_DIVIDER and source is not None:
+            self._busy = source.load() > BUSY
+            if self._busy:
+                return  # the decoder needs the CPU: draw a third as often
         self.refresh_view()
 
     def refresh_view(self) -> None:
@@ -292,7 +296,8 @@ class SharkApp(App[None]):
                 self._show(log.cursor_row)
         self._status()
         now = time.monotonic()
-        if now >= self._pane_due and model.version != self._pane_version:
+        if now >= self._pane_due and (model.version != self._pane_version
+                                      or self.panes.stale):
             self._pane_due = now + PANE_REFRESH
             self._pane_version = model.version
             self.refresh_panes()

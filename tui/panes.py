@@ -13,6 +13,7 @@ rate of a channel that has had fewer than two values.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -75,14 +76,31 @@ TREND = Column("Trend", TREND_WIDTH := 8, priority=38)
 CHANNEL_COLUMNS = [*r.CHANNEL_COLUMNS[:-1], *LATENCY_COLUMNS, TREND, r.CHANNEL_COLUMNS[-1]]
 
 
+#: Seconds between two reads of the channels' reply latencies from the store while the
+#: decoder is busy (a file loading at full speed): reading them as the rows come costs
+#: the screen's thread a group-by of every batch, and its memory on top of the
+#: decoder's at the load's peak (20 MB on a 2 M-message capture); they are read in
+#: full once it is done.
+LATENCY_BUSY_INTERVAL = 5.0
+
+
 class Panes:
     """Builds the tables and their rows for ``model``; ``clock`` formats times and
-    ``now`` gives the capture time the channels' update rates are measured at."""
+    ``now`` gives the capture time the channels' update rates are measured at;
+    ``busy`` says whether the decoder is busy (the latencies are then read less
+    often)."""
 
-    def __init__(self, model: Model, clock: r.Clock, now: Callable[[], float | None]) -> None:
+    def __init__(self, model: Model, clock: r.Clock, now: Callable[[], float | None],
+                 busy: Callable[[], bool] = lambda: False) -> None:
         self.model = model
         self.clock = clock
         self.now = now
+        self.busy = busy
+        self._latencies_due = 0.0
+        self._latency_reads = 0
+        #: Whether the channels pane was drawn without the latest latencies (to be
+        #: drawn again, even if the model did not change).
+        self.stale = False
         self._sorted: tuple[Any, list[ChannelRow]] | None = None
         #: Per pane: the column sorted by and whether in reverse (none: its own order).
         self.sorting: dict[str, tuple[int, bool]] = {}
@@ -173,13 +191,19 @@ class Panes:
         """The rows of ``pane`` in the order shown; ``follow``: only that PV's (channels,
         searches)."""
         model = self.model
+        self.stale = False
         if pane == "channels":
-            self.latencies.update()
+            now = time.monotonic()
+            self.stale = self.busy() and now < self._latencies_due
+            if not self.stale:
+                self._latencies_due = now + LATENCY_BUSY_INTERVAL
+                self.latencies.update()
+                self._latency_reads += 1
             key: tuple[Any, ...] = (model.rows_version, follow, len(model.channels))
             sorting = self.sorting.get(pane)
             if sorting is not None and (self._columns[pane][sorting[0]].title
                                         in _LIVE["channels"]):
-                key = (*key, model.version)
+                key = (*key, model.version, self._latency_reads)
             if self._sorted is not None and self._sorted[0] == key:
                 return self._sorted[1]
             channels = list(model.channels.values())

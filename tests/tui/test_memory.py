@@ -1,0 +1,100 @@
+"""What the TUI holds while it shows a capture: no record per channel, no copy of a
+spilled batch, a few arrays per channel's latencies, the latencies read less often
+while the decoder is busy."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from builders import ROOT, capture
+
+import shark
+from shark.tables.store import BatchStore
+
+pytest.importorskip("textual")
+
+from tui.latency import ChannelLatencies  # noqa: E402
+from tui.log import LogRow  # noqa: E402
+from tui.model import Model  # noqa: E402
+from tui.panes import Panes  # noqa: E402
+from tui.rows import Clock  # noqa: E402
+from tui.source import FileSource  # noqa: E402
+
+MONITORS = ROOT / "captures" / "softioc_pyepics_monitors.pcap"
+
+
+def test_a_file_s_channels_keep_no_record() -> None:
+    """Loaded from a file, whose rows all stay in the store, a channel's last value is
+    its row of the log; records handed without their rows are kept."""
+    model = Model()
+    FileSource(model, MONITORS).run()
+    rows = [row for row in model.channels.values() if row.updates]
+    assert rows and all(row._last is None for row in rows)
+    assert all(isinstance(row.last, LogRow) for row in rows)
+    plain = Model()
+    plain.add_batch(list(shark.read(MONITORS)))
+    assert all(row._last is not None for row in plain.channels.values() if row.updates)
+    assert sorted((row.pv, row.updates) for row in rows) == sorted(
+        (row.pv, row.updates) for row in plain.channels.values() if row.updates)
+
+
+def test_a_spilled_batch_reads_back_without_a_copy(tmp_path: Path) -> None:
+    store = BatchStore(budget=1, directory=tmp_path)  # all but the newest to disk
+    values = np.arange(1 << 18, dtype=np.float64)  # 2 MB a batch
+    for _ in range(3):
+        store.append(pa.record_batch({"value": values}))
+    assert store.spilled
+    tracemalloc.start()
+    try:
+        batch, index = store.locate(0)
+        rows = [batch for _position, batch in store.batches()]
+        grown = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert index == 0 and len(rows) == 3
+    assert batch.column("value").to_numpy()[5] == 5.0
+    assert grown < 1 << 20  # (a copy would be 2 MB a batch)
+
+
+def _latency_batch(circuit: int, pv: str, latencies: list[float]) -> pa.RecordBatch:
+    return pa.record_batch({
+        "circuit": pa.array([circuit] * len(latencies), pa.uint32()),
+        "pv": pa.array([pv] * len(latencies)).dictionary_encode(),
+        "latency": pa.array(latencies, pa.float64()),
+    })
+
+
+def test_latencies_from_many_batches_stay_a_few_arrays() -> None:
+    store = BatchStore(budget=None)
+    latencies = ChannelLatencies(store)
+    rng = np.random.default_rng(1)
+    everything = []
+    for _ in range(200):
+        some = rng.random(int(rng.integers(1, 5))).tolist()
+        everything += some
+        store.append(_latency_batch(1, "A", some))
+        latencies.update()
+    assert len(latencies._parts[(1, "A")]) <= 8
+    assert latencies.count(1, "A") == len(everything)
+    for q in (50, 99):
+        assert latencies.percentile(1, "A", q) == pytest.approx(
+            float(np.percentile(everything, q, method="inverted_cdf")))
+
+
+def test_latencies_are_read_less_often_while_the_decoder_is_busy() -> None:
+    model = Model()
+    FileSource(model, capture("ca_two_clients_two_iocs.pcapng")).run()
+    busy = [True]
+    panes = Panes(model, Clock(), lambda: model.last_time, lambda: busy[0])
+    panes.rows("channels", None)
+    assert not panes.stale and panes.latencies._read == model.store.end
+    model.store.append(_latency_batch(1, "LATE", [0.5]))
+    panes.rows("channels", None)
+    assert panes.stale and panes.latencies.percentile(1, "LATE", 50) is None
+    busy[0] = False
+    panes.rows("channels", None)
+    assert not panes.stale and panes.latencies.percentile(1, "LATE", 50) == 0.5
