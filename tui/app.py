@@ -379,7 +379,7 @@ class SharkApp(App[None]):
                  else pane.scrollable_content_region.width)
         if isinstance(row, LogRow):
             text = row_details(row, model.raw(row.position), self.clock, model.midstream,
-                               width)
+                               width, model=model)
         else:
             text = details(row, self.clock, model.midstream, width)
         pane.show(text)

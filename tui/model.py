@@ -59,7 +59,7 @@ from shark.analysis.problems import (
     problem_mask,
     problems,
 )
-from shark.analysis.series import BeaconPeriods, Latencies, Rates
+from shark.analysis.series import Latencies, Rates
 from shark.extract.bulk import UpdateBatch
 from shark.extract.record import CLOSE, GAP, MESSAGE, OPEN, UPDATES, Record
 from shark.output.text import seconds_ns
@@ -363,7 +363,6 @@ class Model:
         #: the whole capture's, and the filter's rows' (None without a filter).
         self.rates = Rates()
         self.latencies = Latencies()
-        self.beacon_periods = BeaconPeriods()
         self.view_rates: Rates | None = None
         self.view_latencies: Latencies | None = None
         #: By channel (or, for a subscription whose channel is unknown, subscription).
@@ -510,7 +509,6 @@ class Model:
             self.problem_rows.append(np.flatnonzero(found) + position)
         self.rates.add(batch, errors=found)
         self.latencies.add(batch)
-        self.beacon_periods.add(batch)
         if self.view is not None and self.row_filter is not None:
             kept = self.row_filter(batch)
             self.view.append(np.flatnonzero(kept) + position)

@@ -20,6 +20,7 @@ pytest.importorskip("textual")
 from tui.app import SharkApp  # noqa: E402
 from tui.details import channel_row, details, row_details  # noqa: E402
 from tui.rows import CHANNEL_COLUMNS, channel_cells  # noqa: E402
+from tui.textview import TextView  # noqa: E402
 
 BASIC = ROOT / "captures" / "softioc_pyepics_basic.pcap"
 _VALUE = [column.title for column in CHANNEL_COLUMNS].index("Last value")
@@ -70,6 +71,10 @@ def test_details_show_the_channel_as_it_stands_at_the_end() -> None:
 
         _row, text = await _details(app, pilot, "pv=DEMO:BASIC:TEMP command=READ_NOTIFY")
         assert "precision           2" in _section(text)
+        # The app's own Details pane shows the same (the model handed over).
+        await pilot.pause()
+        shown = app._main("#details", TextView).text.plain
+        assert "Channel now" in shown and "precision           2" in _section(shown)
 
     drive(BASIC, script)
 
