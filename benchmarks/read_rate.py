@@ -518,6 +518,11 @@ TABLE_TARGET = 1.5e6
 ITERATOR_SHARE = 1 / 3
 #: "Flat" peak RSS: the whole file's at most this many times its first 10 %'s.
 FLAT_RSS = 1.25
+#: Issue 15's targets for ``shark read`` text and jsonl: a time within this many times
+#: dpkt's iteration of the same file's packets, and this many times tshark + ca.lua's
+#: messages per second.
+DPKT_TIME = 1.25
+TSHARK_RATE = 50
 
 
 def targets(series: dict[str, Series]) -> list[tuple[str, str, bool]]:
@@ -535,6 +540,23 @@ def targets(series: dict[str, Series]) -> list[tuple[str, str, bool]]:
                       f"{share:.2f} x (fastest runs: "
                       f"{iterator.rate(best=True) / dpkt.rate(best=True):.2f} x)",
                       share >= ITERATOR_SHARE))
+    tshark = series.get("tshark")
+    tshark_rate = tshark.rate() if tshark else None
+    for key in ("read-text", "read-jsonl"):
+        entry = series.get(key)
+        if not entry or not entry.whole:
+            continue
+        label = entry.program.label.split(" > ")[0]
+        if dpkt and dpkt.whole:
+            ratio = entry.time() / dpkt.time()
+            found.append((f"{label}: time <= {DPKT_TIME:g} x dpkt's iteration (issue 15)",
+                          f"x{ratio:.1f} ({entry.time():.2f} s against {dpkt.time():.2f} s, "
+                          f"whole process against dpkt's own loop)", ratio <= DPKT_TIME))
+        if tshark_rate and entry.rate():
+            ratio = entry.rate() / tshark_rate
+            found.append((f"{label}: msg/s >= {TSHARK_RATE} x tshark + ca.lua's (issue 15)",
+                          f"x{ratio:.1f} ({entry.rate():,.0f} against {tshark_rate:,.0f} "
+                          f"msg/s)", ratio >= TSHARK_RATE))
     for entry in series.values():
         if entry.program.streams and entry.whole and entry.part:
             grown = entry.rss() / entry.rss(part=True)
