@@ -108,6 +108,11 @@ HOLD_BYTES = 8 << 20
 #: list holds is alive at once (its updates' bytes and header fields, the records of
 #: the rest): 8 MB of monitor updates are some 150 thousand, plenty to go fast with.
 BLOCK_BYTES = 8 << 20
+#: Records (or batches of updates) a list of a block holds at most: a block of small
+#: messages (a client cancelling thousands of subscriptions and clearing their channels
+#: at once, 16 bytes each) gives a record each, an object or three apiece, and these
+#: are handed on before the rest of the block is read, not all alive at once.
+BLOCK_RECORDS = 4096
 #: Endpoints and hosts remembered (UDP rules, address strings): past this many, a
 #: collection is emptied and learnt again, so that memory stays bounded.
 _MAX_REMEMBERED = 65536
@@ -220,7 +225,7 @@ class CaReader:
         try:
             for frame in frames:
                 if type(frame) is FrameBlock:
-                    self._block(frame, out)
+                    yield from self._block(frame, out)
                     if bulk:
                         out = self._released(out)
                     if out:
@@ -255,6 +260,13 @@ class CaReader:
             out += self._tcp_event(event)
         return self._released(out)
 
+    def _handed(self, out: list[Record]) -> list[Record]:
+        """The records of ``out`` as a list to hand on now (those held released, as at
+        the end of a block), ``out`` emptied for the next ones."""
+        ready = self._released(out) if self.bulk else out[:]
+        out.clear()
+        return ready
+
     def _released(self, out: list[Record]) -> list[Record]:
         """``out`` with every packet held framed, and in the place of each batch what
         stands for it (:func:`shark.extract.bulk.place`)."""
@@ -285,15 +297,19 @@ class CaReader:
                     continue
             out += self._tcp_event(event)
 
-    def _block(self, block: FrameBlock, out: list[Record]) -> None:
-        """Add the records of a block of frames to ``out``. With ``bulk``, a server's
-        next segments in order (most frames of a capture of monitor updates) are held
-        from the fields :func:`shark.network.segments.tcp_segments` read, with no packet
-        object, a stretch of them at once; every other frame goes the general way."""
+    def _block(self, block: FrameBlock, out: list[Record]) -> Iterator[list[Record]]:
+        """Add the records of a block of frames to ``out``, yielding them as a list of
+        their own (``out`` emptied) whenever it holds :data:`BLOCK_RECORDS`. With
+        ``bulk``, a server's next segments in order (most frames of a capture of monitor
+        updates) are held from the fields :func:`shark.network.segments.tcp_segments`
+        read, with no packet object, a stretch of them at once; every other frame goes
+        the general way."""
         decode = self._packets.decode
         segments = tcp_segments(block) if self.bulk else None
         if segments is None:
             for frame in block.frames():
+                if len(out) >= BLOCK_RECORDS:
+                    yield self._handed(out)
                 packet = decode(frame)
                 if packet is not None:
                     self._packet(packet, out)
@@ -313,6 +329,8 @@ class CaReader:
         server = Role.SERVER
         stretches = segments.stretches
         for begin, stop in zip(stretches, stretches[1:], strict=False):
+            if len(out) >= BLOCK_RECORDS:
+                yield self._handed(out)
             connection = connections[begin]
             direction = directions[connection] if connection >= 0 else None
             if direction is not None:  # the next bytes of one direction, frame after frame?
