@@ -98,3 +98,32 @@ def test_latencies_are_read_less_often_while_the_decoder_is_busy() -> None:
     busy[0] = False
     panes.rows("channels", None)
     assert not panes.stale and panes.latencies.percentile(1, "LATE", 50) == 0.5
+
+
+def test_a_closed_channel_keeps_no_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channels cleared (and those of a circuit that closed) let go of the records of
+    the messages that created, connected and closed them; the Channels pane shows them
+    as it would have."""
+    from shark.extract.record import Record
+    from tui.rows import channel_cells
+
+    basic = ROOT / "captures" / "softioc_pyepics_basic.pcap"
+
+    def shown(model: Model) -> list[list[str]]:
+        clock = Clock()
+        return sorted([str(cell) for cell in channel_cells(row, clock, model.last_time)]
+                      for row in model.channels.values())
+
+    model = Model()
+    FileSource(model, basic).run()
+    closed = [row.channel for row in model.channels.values()
+              if row.channel is not None and row.channel.closed is not None]
+    assert closed and all(not isinstance(channel.closed, Record)
+                          and not isinstance(channel.connected, Record)
+                          and channel.request is None for channel in closed)
+    monkeypatch.setattr("tui.model._let_go", lambda channel: None)
+    kept = Model()
+    FileSource(kept, basic).run()
+    assert any(isinstance(row.channel.closed, Record) for row in kept.channels.values()
+               if row.channel is not None)
+    assert shown(model) == shown(kept)
