@@ -127,3 +127,16 @@ def test_a_closed_channel_keeps_no_record(monkeypatch: pytest.MonkeyPatch) -> No
     assert any(isinstance(row.channel.closed, Record) for row in kept.channels.values()
                if row.channel is not None)
     assert shown(model) == shown(kept)
+
+
+def test_the_tui_allocates_arrow_memory_from_the_system() -> None:
+    """The TUI's process: Arrow's buffers from the system allocator, large blocks
+    mapped (glibc's threshold fixed; nothing to do, and no error, elsewhere)."""
+    from tui.memory import use_system_pool
+
+    before = pa.default_memory_pool()
+    try:
+        use_system_pool()
+        assert pa.default_memory_pool().backend_name == "system"
+    finally:
+        pa.set_memory_pool(before)
