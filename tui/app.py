@@ -342,7 +342,7 @@ class SharkApp(App[None]):
         text = ""
         if found:
             text = "  ".join(str(r) for r in found)
-            text = f"{text}  ({model.shown_rows():,} of {len(model.store):,})"
+            text = f"{text}  ({model.shown_rows():,} of {len(model.store):,} rows)"
             parts.append((text, "bold cyan"))
         if text != self._restricted:  # (and under the log, whatever the screen's width)
             self._restricted = text

@@ -66,7 +66,7 @@ def test_the_bar_checks_and_counts_as_typed() -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert app.filter_text == "pv=DEMO:BASIC:WAVE" and app.focused is app.log_table
-        assert f"filter pv=DEMO:BASIC:WAVE [⌫]  ({wave:,} of {total:,})" in status(app)
+        assert f"filter pv=DEMO:BASIC:WAVE [⌫]  ({wave:,} of {total:,} rows)" in status(app)
         await pilot.press("slash", "ctrl+u", *"frame>", "enter")  # wrong: the bar stays
         await pilot.pause()
         assert app.focused is field and app.filter_text == "pv=DEMO:BASIC:WAVE"
