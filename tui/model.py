@@ -367,6 +367,8 @@ class Model:
         self.view_latencies: Latencies | None = None
         #: By channel (or, for a subscription whose channel is unknown, subscription).
         self.channels: dict[Channel | Subscription, ChannelRow] = {}
+        #: The channels of each circuit not yet let go (:func:`_let_go`), for its end.
+        self._circuit_channels: dict[int, dict[Channel, None]] = {}
         self.circuits: dict[int, CircuitRow] = {}
         self.servers: dict[str, ServerRow] = {}
         self.errors: deque[ErrorRow] = deque(maxlen=MAX_ERRORS)
@@ -487,6 +489,7 @@ class Model:
                     row._last_time = time
                 elif cls in _ENDS and type(channel) is Channel and channel.closed is not None:
                     _let_go(channel)
+                    self._circuit_channels.get(row.circuit, {}).pop(channel, None)
             elif cls is m.Beacon:
                 self._beacon(record, message)
             if record.anomaly is not None or (
@@ -589,12 +592,12 @@ class Model:
             if circuit is not None and circuit.closed is None:
                 circuit.closed = record.reason or "closed"
                 circuit.last_time = record.time
-            state = (self.session.circuits.get(record.circuit)
-                     if self.session is not None else None)
-            if state is not None:  # its channels closed with it
-                for channel in list(state.channels_by_cid.values()):
-                    if channel.closed is not None:
-                        _let_go(channel)
+            channels = self._circuit_channels.get(record.circuit, {})
+            for channel in [c for c in channels if c.closed is not None]:  # closed with it
+                _let_go(channel)  # (at the second end of a circuit closed one way first)
+                del channels[channel]
+            if not channels:
+                self._circuit_channels.pop(record.circuit, None)
         elif kind is GAP:
             self.gaps += 1
             self.gap_bytes += record.size
@@ -643,6 +646,8 @@ class Model:
             row = ChannelRow(None, record.circuit, server, client, record.time, key)
         else:
             row = ChannelRow(key, record.circuit, server, client, record.time)
+            if record.circuit is not None:
+                self._circuit_channels.setdefault(record.circuit, {})[key] = None
         self.channels[key] = row
         self.rows_version += 1
         _bound(self.channels, lambda row: row.last_time)
