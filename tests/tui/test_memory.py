@@ -1,5 +1,5 @@
 """What the TUI holds while it shows a capture: no record per channel, no copy of a
-spilled batch, a few arrays per channel's latencies, the latencies read less often
+spilled batch, a few arrays per channel's latencies, the latencies not read
 while the decoder is busy."""
 
 from __future__ import annotations
@@ -85,14 +85,18 @@ def test_latencies_from_many_batches_stay_a_few_arrays() -> None:
             float(np.percentile(everything, q, method="inverted_cdf")))
 
 
-def test_latencies_are_read_less_often_while_the_decoder_is_busy() -> None:
+def test_latencies_are_read_once_the_decoder_is_not_busy() -> None:
     model = Model()
     FileSource(model, capture("ca_two_clients_two_iocs.pcapng")).run()
     busy = [True]
     panes = Panes(model, Clock(), lambda: model.last_time, lambda: busy[0])
     panes.rows("channels", None)
+    assert panes.stale and panes.latencies._read == 0
+    busy[0] = False
+    panes.rows("channels", None)
     assert not panes.stale and panes.latencies._read == model.store.end
     model.store.append(_latency_batch(1, "LATE", [0.5]))
+    busy[0] = True
     panes.rows("channels", None)
     assert panes.stale and panes.latencies.percentile(1, "LATE", 50) is None
     busy[0] = False
@@ -140,3 +144,18 @@ def test_the_tui_allocates_arrow_memory_from_the_system() -> None:
         assert pa.default_memory_pool().backend_name == "system"
     finally:
         pa.set_memory_pool(before)
+
+
+def test_the_channels_of_a_closed_circuit_keep_no_record() -> None:
+    """A server restarted: the channels of its first circuit end with the circuit (no
+    CLEAR_CHANNEL), and let go of their records too."""
+    from decoder import ChannelState
+    from shark.extract.record import Record
+
+    model = Model()
+    FileSource(model, capture("ca_server_restart.pcapng")).run()
+    channels = [row.channel for row in model.channels.values() if row.channel is not None]
+    cut = [channel for channel in channels if channel.state is ChannelState.DISCONNECTED]
+    assert cut and all(not isinstance(channel.closed, Record) and channel.request is None
+                       for channel in cut)
+    assert not model._circuit_channels  # (every circuit ended: nothing kept for one)
