@@ -77,9 +77,11 @@ MAX_ROWS = 100_000
 #: Errors listed (the count goes on).
 MAX_ERRORS = 10_000
 #: Seconds of capture time over which a channel's update rate is measured, and the most
-#: values it is measured on (a faster channel is measured over less time).
+#: values it is measured on (a faster channel is measured over less time: 32 values
+#: give a periodic channel's rate as well as 64, and every channel row keeps this many
+#: times, a capture of 14 thousand channels 3.6 MB at 32).
 RATE_WINDOW = 2.0
-RATE_SAMPLES = 64
+RATE_SAMPLES = 32
 
 #: Responses that carry a channel's value from the server.
 VALUE_RESPONSES = frozenset({m.EventAddResponse, m.ReadNotifyResponse, m.ReadResponse})
