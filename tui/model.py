@@ -77,9 +77,10 @@ MAX_ROWS = 100_000
 #: Errors listed (the count goes on).
 MAX_ERRORS = 10_000
 #: Seconds of capture time over which a channel's update rate is measured, and the most
-#: values it is measured on (a faster channel is measured over less time: 32 values
-#: give a periodic channel's rate as well as 64, and every channel row keeps this many
-#: times, a capture of 14 thousand channels 3.6 MB at 32).
+#: values it is measured on (a faster channel is measured over less time). Every channel
+#: row keeps this many times (14 thousand channels: 3.6 MB at 32, twice that at 64); 32
+#: give a periodic channel's rate as well as 64, but updates that come in bursts show
+#: the burst's rate once 32 of them (not 64) fall within the window.
 RATE_WINDOW = 2.0
 RATE_SAMPLES = 32
 
