@@ -22,7 +22,7 @@ from typing import Any
 
 import peers
 from pyepics_sessions import script_main, session_ports
-from repeater_peers import Lines
+from repeater_peers import Lines, stop_started
 
 SCRIPT = Path(__file__).resolve()
 RECORDS = [{"name": "CASW:AI", "type": "ai", "value": 1.0}]
@@ -63,9 +63,7 @@ async def _scenario(spec: dict[str, Any], netns: bool) -> dict[str, Any]:
     except Exception as exc:  # reported in the result
         out["errors"].append(f"{type(exc).__name__}: {exc}")
     finally:
-        for key, lines in sorted(started, key=lambda item: item[0] == "repeater"):
-            if key not in out:
-                out[key] = await lines.stop()
+        await stop_started(started, out)
     return out
 
 

@@ -103,6 +103,14 @@ class Lines:
                 "lines": [[t, line] for t, line in self.lines]}
 
 
+async def stop_started(started: list[tuple[str, Lines]], out: dict[str, Any]) -> None:
+    """Stop what a scenario started, each once, its report in ``out`` under its name: the
+    repeater last (its totals count what the others sent)."""
+    for key, lines in sorted(started, key=lambda item: item[0] == "repeater"):
+        if key not in out:
+            out[key] = await lines.stop()
+
+
 def udp_ports() -> dict[int, set[int]]:
     """The local ports of the UDP sockets of each process (of this namespace), by PID."""
     ports_by_inode = {}
@@ -168,11 +176,8 @@ async def _scenario(spec: dict[str, Any], netns: bool) -> dict[str, Any]:
         await asyncio.sleep(1.5)  # a beacon or two more through the repeater
     except Exception as exc:  # reported in the result
         out["errors"].append(f"{type(exc).__name__}: {exc}")
-    finally:
-        # The client first (its lines are complete), the repeater last (its totals too).
-        for key, lines in sorted(started, key=lambda item: item[0] == "repeater"):
-            if key not in out:
-                out[key] = await lines.stop()
+    finally:  # (the client's lines are complete once it is stopped)
+        await stop_started(started, out)
     return out
 
 
