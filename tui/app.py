@@ -483,10 +483,7 @@ class SharkApp(App[None]):
         self._check_filter(field)  # (the PV or circuit may have changed since)
 
     def action_close_filter(self) -> None:
-        field = self._main("#filter", FilterInput)
-        field.open = False
-        field.remove_class("shown")
-        self.screen_stack[0].set_focus(self.log_table)
+        self._close_bar(self._main("#filter", FilterInput))
 
     def submit_filter(self, text: str) -> None:
         """Enter in the bar: apply ``text`` and close the bar, or say why it is wrong."""
@@ -547,7 +544,10 @@ class SharkApp(App[None]):
         self.screen.set_focus(field)
 
     def action_close_jump(self) -> None:
-        field = self._main("#jump", JumpInput)
+        self._close_bar(self._main("#jump", JumpInput))
+
+    def _close_bar(self, field: FilterInput | JumpInput) -> None:
+        """Hide the filter bar or the ``:`` line, the log's keys again."""
         field.open = False
         field.remove_class("shown")
         self.screen_stack[0].set_focus(self.log_table)
