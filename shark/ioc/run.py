@@ -25,7 +25,7 @@ from shark.ioc.group import PVGroup
 from shark.ioc.pv import IocPV
 from shark.ioc.scan import Scan, run_scan
 from shark.ioc.spec import IocSpec
-from shark.peers.environment import PortError, environment_port
+from shark.peers.environment import PortError, port_number
 from shark.peers.server import Server
 from shark.peers.service import Service
 
@@ -69,9 +69,10 @@ def _port(env: Mapping[str, str], name: str, fallback: str, default: int) -> int
     """The port ``name`` gives, else ``fallback``, else ``default``: read as the peers
     and the CA tools read theirs (:mod:`shark.peers.environment`), in the same words."""
     for variable in (name, fallback):
-        if env.get(variable, "").strip():
+        text = env.get(variable, "")
+        if text.strip():
             try:
-                return environment_port(variable, default, env)
+                return port_number(text, variable)
             except PortError as error:
                 raise ServeError(str(error)) from None
     return default
