@@ -55,12 +55,6 @@ BATCH = 1 << 15
 BLOCK = 2048
 
 
-def _part(block: FrameBlock, begin: int, stop: int) -> FrameBlock:
-    """Frames ``begin`` to ``stop`` (from 0) of ``block``, in its buffer."""
-    return FrameBlock(block.first + begin, block.linktype, block.view, block.starts[begin:stop],
-                      block.ends[begin:stop], block.time_ns[begin:stop])
-
-
 class SourceStats(NamedTuple):
     """What a source has read so far."""
 
@@ -214,7 +208,7 @@ class FileSource(Source):
                     if stopping.wait(delay):
                         return
                     continue
-                yield block if begin == 0 and stop == size else _part(block, begin, stop)
+                yield block if begin == 0 and stop == size else block.part(begin, stop)
                 begin = stop
 
 

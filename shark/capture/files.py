@@ -114,6 +114,12 @@ class FrameBlock:
         return _new(Frame, (self.first + index, ns / _NS_PER_S, ns, self.linktype,
                             self.view[self.starts[index] : self.ends[index]]))
 
+    def part(self, begin: int, stop: int) -> FrameBlock:
+        """Its frames ``begin`` to ``stop`` (from 0), in the same buffer."""
+        return FrameBlock(self.first + begin, self.linktype, self.view,
+                          self.starts[begin:stop], self.ends[begin:stop],
+                          self.time_ns[begin:stop])
+
     def frames(self) -> Iterator[Frame]:
         view, linktype = self.view, self.linktype
         for number, ns, start, end in zip(count(self.first), self.time_ns, self.starts,

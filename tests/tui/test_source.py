@@ -19,7 +19,7 @@ import tui.source
 from shark.capture.files import read_blocks, read_frames
 from shark.extract.record import UPDATES
 from tui.model import Model
-from tui.source import COMMIT_INTERVAL, FileSource, LiveSource, _part
+from tui.source import COMMIT_INTERVAL, FileSource, LiveSource
 
 
 def _monitors() -> Path:
@@ -46,7 +46,7 @@ def _updates_in_bulk(model: Model) -> list[int]:
 
 def test_part_of_a_block_is_its_frames() -> None:
     block = next(read_blocks(_monitors(), 50))
-    part = _part(block, 10, 20)
+    part = block.part(10, 20)
     assert [(f.number, f.time_ns, bytes(f.data)) for f in part.frames()] == [
         (f.number, f.time_ns, bytes(f.data)) for f in list(block.frames())[10:20]]
 
