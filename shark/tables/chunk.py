@@ -18,11 +18,12 @@ their columns come from the arrays of their runs, without a Python object per ro
 
 from __future__ import annotations
 
+import enum
 import math
 import operator
 import weakref
 from collections.abc import Callable, Iterable
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -100,10 +101,6 @@ HAS_DATA = form_mask(lambda f: _is_class(f, m._DataPayload))
 NOT_MESSAGE = form_mask(lambda f: isinstance(f, RecordKind))
 _COMMAND_ID = np.array([getattr(f, "command", -1) if f is not m.UnknownCommand else -1
                         for f in FORMS] + [-1], dtype=np.int32)
-
-
-#: The native type of each DBR type, then -1 (for types that are none).
-_NATIVE_OF = np.array([lay.native_type for lay in LAYOUTS] + [-1], dtype=np.int64)
 
 
 #: Numbers below this are named through a lookup table (:meth:`Vocabulary.codes`).
@@ -704,37 +701,25 @@ class Chunk:
         if not n:
             return pa.nulls(0, pa.large_string())
         values = self.values
-        types = self.data_type_number
-        known = (types >= 0) & (types < len(LAYOUTS))
-        native = _NATIVE_OF[np.where(known, types, len(LAYOUTS))]
         keys, channels = self._channel_keys
-        precision = np.array([-1 if c is None or c.precision is None else c.precision
-                              for c in channels] + [-1], np.int64)
-        precision[(precision < 0) | (precision > MAX_PRECISION)] = -1  # none to use
-        precision = precision[keys]
-        # A GR/CTRL value carries its own precision, which its channel learnt as it came.
-        own = values.has_precision
-        usable = (values.precision >= 0) & (values.precision <= MAX_PRECISION)
-        precision[own] = np.where(usable[own], values.precision[own], -1)
-        number = values.has_value
-        floating = number & ((native == DBRType.FLOAT) | (native == DBRType.DOUBLE))
+        way = _WAY_OF[np.clip(self.data_type_number, -1, len(LAYOUTS))]
+        # GR/CTRL_ENUM values carry their own strings: one at a time (below).
+        number = values.has_value & (way != _Way.TEACHING)
         pieces: list[_Piece] = []
-        teaching = np.isin(types, _ENUM_TEACHING)  # (their own strings: one at a time)
-        named = self._enum_pieces(number & (native == DBRType.ENUM) & ~teaching, keys,
-                                  channels, pieces)
-        number = number & ~(teaching & (native == DBRType.ENUM))
+        named = self._enum_pieces(number & (way == _Way.ENUM), keys, channels, pieces)
+        floating = number & (way == _Way.FLOATING)
         plain = number & ~floating & ~named
-        pieces.append(_formatted(np.flatnonzero(plain), values.value[plain], integers))
-        loose = floating & (precision < 0)
-        pieces.append(_formatted(np.flatnonzero(loose), values.value[loose], shortest))
-        floating &= ~loose
+        if plain.any():
+            pieces.append(_formatted(np.flatnonzero(plain), values.value[plain], integers))
         if floating.any():
             rows = np.flatnonzero(floating)
-            decimals = precision[rows]
-            for p in np.unique(decimals).tolist():
-                chosen = rows[decimals == p]
+            decimals = self._decimals(rows, keys, channels)
+            # Rows by precision (-1: none, the shortest form), a pass per precision met.
+            counts = np.bincount(decimals + 1)
+            for p in (np.flatnonzero(counts) - 1).tolist():
+                chosen = rows if counts[p + 1] == len(rows) else rows[decimals == p]
                 pieces.append(_formatted(chosen, values.value[chosen],
-                                         lambda v, p=p: fixed(v, p)))
+                                         shortest if p < 0 else partial(fixed, precision=p)))
         if values.text:
             rows = np.fromiter(values.text, np.int64, len(values.text))
             pieces.append((rows, pa.array([shown_text(t) for t in values.text.values()],
@@ -745,6 +730,22 @@ class Chunk:
         if rest.any():  # arrays (and empty ones): the record path's judge, row by row
             pieces.append(self._shown_each(np.flatnonzero(rest), keys, channels))
         return _assemble(n, pieces)
+
+    def _decimals(self, rows: np.ndarray, keys: np.ndarray, channels: list[Any]
+                  ) -> np.ndarray:
+        """The precision floating values of ``rows`` are shown with: their channel's
+        (``keys``: :attr:`_channel_keys`), or for a GR/CTRL value its own, which its
+        channel learnt as it came; -1 where none (or none to use)."""
+        precision = np.array([-1 if c is None or c.precision is None else c.precision
+                              for c in channels] + [-1], np.int64)
+        precision[(precision < 0) | (precision > MAX_PRECISION)] = -1  # none to use
+        decimals = precision[keys[rows]]
+        values = self.values
+        own = values.has_precision[rows]
+        if own.any():
+            theirs = values.precision[rows[own]].astype(np.int64)
+            decimals[own] = np.where((theirs >= 0) & (theirs <= MAX_PRECISION), theirs, -1)
+        return decimals
 
     def _enum_pieces(self, enums: np.ndarray, keys: np.ndarray, channels: list[Any],
                      pieces: list[_Piece]) -> np.ndarray:
@@ -800,8 +801,27 @@ class Chunk:
         return rows, pa.array(out, pa.large_string()), None
 
 
-#: The DBR types whose values carry their channel's enum strings (GR/CTRL_ENUM).
-_ENUM_TEACHING = np.array(sorted(ENUM_TYPES), dtype=np.int64)
+class _Way(enum.IntEnum):
+    """How the ``display`` column shows a value of one number, by its DBR type."""
+
+    INTEGER = 0  #: as ``str(int(v))`` (integer types; and types unknown, which have none)
+    FLOATING = 1  #: with its channel's precision, else as ``repr``
+    ENUM = 2  #: as its channel's state string, where it knows one
+    TEACHING = 3  #: GR/CTRL_ENUM: with the strings it carries, one at a time
+
+
+def _way(data_type: int) -> _Way:
+    if data_type in ENUM_TYPES:
+        return _Way.TEACHING
+    native = LAYOUTS[data_type].native_type
+    if native in (DBRType.FLOAT, DBRType.DOUBLE):
+        return _Way.FLOATING
+    return _Way.ENUM if native == DBRType.ENUM else _Way.INTEGER
+
+
+#: The way of each DBR type, then of the types unknown (looked up with types clipped
+#: to -1 ... len(LAYOUTS)).
+_WAY_OF = np.array([_way(t) for t in range(len(LAYOUTS))] + [_Way.INTEGER], dtype=np.int8)
 
 
 #: Strings of some rows of a column: (rows, strings, which of them each row has: None
@@ -827,14 +847,17 @@ def _formatted(rows: np.ndarray, values: np.ndarray,
 
 def _assemble(n: int, pieces: list[_Piece]) -> pa.Array:
     """One array of ``n`` strings from pieces, null elsewhere: one gather from the
-    pieces' strings joined."""
-    rows = np.concatenate([piece[0] for piece in pieces])
-    if not len(rows):
+    pieces' strings joined, then a null that the rows of no piece take."""
+    pieces = [piece for piece in pieces if len(piece[0])]
+    if not pieces:
         return pa.nulls(n, pa.large_string())
-    strings = pa.concat_arrays([piece[1].cast(pa.large_string()) for piece in pieces])
-    position = np.full(n, -1, dtype=np.int64)
+    strings = [piece[1] if piece[1].type == pa.large_string()
+               else piece[1].cast(pa.large_string()) for piece in pieces]
+    offset = sum(len(texts) for texts in strings)
+    position = np.full(n, offset, dtype=np.int64)
     offset = 0
-    for where, texts, index in pieces:
-        position[where] = offset + (np.arange(len(where)) if index is None else index)
+    for (where, _, index), texts in zip(pieces, strings, strict=True):
+        position[where] = np.arange(offset, offset + len(where)) if index is None \
+            else index + offset
         offset += len(texts)
-    return strings.take(pa.array(position, mask=position < 0))
+    return pa.concat_arrays([*strings, pa.nulls(1, pa.large_string())]).take(position)
