@@ -68,12 +68,12 @@ def fields_column(chunk: Chunk, rows: np.ndarray, size: int,
     else:
         where = np.concatenate(order)
         by_row = np.argsort(where, kind="stable")
-        texts = pa.concat_arrays(pieces).take(pa.array(by_row)).cast(pa.large_string())
+        texts = pa.concat_arrays(pieces).take(pa.array(by_row))  # (string: its 32-bit
+        # offsets read as they are, not cast to 64 bits first, the bytes copied again)
         where = where[by_row]
-        null = texts.is_null().to_numpy(zero_copy_only=False)
-        if null.any():  # (none expected: kept as nulls all the same)
-            valid[where[null]] = False
-        bounds = np.frombuffer(texts.buffers()[1], np.int64)[texts.offset:][:len(texts) + 1]
+        if texts.null_count:  # (none expected: kept as nulls all the same)
+            valid[where[texts.is_null().to_numpy(zero_copy_only=False)]] = False
+        bounds = np.frombuffer(texts.buffers()[1], np.int32)[texts.offset:][:len(texts) + 1]
         lengths[where + 1] = np.diff(bounds)
         data = texts.buffers()[2]
         data = (pa.py_buffer(b"") if data is None
@@ -96,22 +96,44 @@ def _worded(hidden: frozenset[str]) -> np.ndarray:
 _MASK_AT = 12
 
 
-def _masks(records: object, rows: np.ndarray) -> pa.Array:
+def _masks(records: object, rows: np.ndarray, lead: str) -> pa.Array:
     """``mask=...`` of EVENT_ADD requests (subscriptions: many in a busy capture), each
-    distinct mask named once; a payload too short for it as the decoder says."""
+    distinct mask named once; a payload too short for it as the decoder says. ``lead``
+    goes before each word that is not empty."""
     payloads = [bytes(records[row].message.payload[_MASK_AT:_MASK_AT + 2])
                 for row in rows.tolist()]
     whole = np.array([len(p) == 2 for p in payloads])
     masks = np.frombuffer(b"".join(p if len(p) == 2 else b"\0\0" for p in payloads), ">u2")
     inverse, distinct, _ = group(masks.astype(np.int64))
-    named = pa.array([f"mask={header_field_text('mask', n)}" for n in distinct.tolist()],
+    named = pa.array([f"{lead}mask={header_field_text('mask', n)}" for n in distinct.tolist()],
                      pa.string()).take(pa.array(inverse))
     if whole.all():
         return named
     short = np.flatnonzero(~whole)
+    texts = [payload_text(records[int(rows[i])].message, HIDDEN_FIELDS) for i in short.tolist()]
     return pc.replace_with_mask(named, pa.array(~whole), pa.array(
-        [payload_text(records[int(rows[i])].message, HIDDEN_FIELDS) for i in short.tolist()],
-        pa.string()))
+        [lead + text if text else text for text in texts], pa.string()))
+
+
+def _payload_words(records: object, rows: np.ndarray, form: type[m.Message],
+                   hidden: Collection[str], lead: str) -> pa.Array:
+    """The payload words of chunk rows ``rows`` (messages of class ``form``), written
+    once per distinct payload: they are made of the payload alone, and a busy capture
+    repeats them (the same names searched and connected again and again, the same
+    server version in every search reply). ``lead`` goes before each word that is not
+    empty."""
+    payloads = pa.array([bytes(records[row].message.payload) for row in rows.tolist()],
+                        pa.binary()).dictionary_encode()
+    if form.PAYLOAD_FIELDS == ("name",):  # (names: CREATE_CHAN, SEARCH ...)
+        # straight from the payload: its text up to the NUL, as field_text writes it
+        words = [f"name={text_form(name)!r}" for name in (
+            payload.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            for payload in payloads.dictionary.to_pylist())]
+    else:
+        _, first = np.unique(payloads.indices.to_numpy(), return_index=True)
+        words = [payload_text(records[row].message, hidden) for row in rows[first].tolist()]
+    return pa.array([lead + word if word else word for word in words],
+                    pa.string()).take(payloads.indices)
 
 
 def _hidden(form: type[m.Message], hidden: frozenset[str]) -> frozenset[str]:
@@ -127,39 +149,32 @@ def _hidden(form: type[m.Message], hidden: frozenset[str]) -> frozenset[str]:
 
 def _form_fields(chunk: Chunk, form: type[m.Message], rows: np.ndarray,
                  hidden: Collection[str]) -> pa.Array:
-    """The fields text of chunk rows ``rows``, all messages of class ``form``."""
-    words: list[pa.Array] = []
+    """The fields text of chunk rows ``rows``, all messages of class ``form``: its
+    words and the spaces between them joined in one go (a join per word, then of the
+    words, then of the header and the payload, cost three times that)."""
+    pieces: list[pa.Array | str] = []  # joined with nothing between them
     for name, slot in form.FIELDS.items():
         if name in hidden:
             continue
+        lead = " " if pieces else ""
         numbers = getattr(chunk, _SLOT_COLUMN[slot])[rows]
         if name not in NAMED_FIELDS:  # a number as it is
-            words.append(pc.binary_join_element_wise(f"{name}=", pa.array(numbers).cast(
-                pa.string()), ""))
+            pieces += [f"{lead}{name}=", pa.array(numbers).cast(pa.string())]
             continue
         inverse, distinct, _ = group(numbers)
-        texts = pa.array([f"{name}={header_field_text(name, n)}" for n in distinct.tolist()],
-                         pa.string())
-        words.append(texts.take(pa.array(inverse)))
-    header = (None if not words else words[0] if len(words) == 1
-              else pc.binary_join_element_wise(*words, " "))
-    if not any(name not in hidden for name in form.PAYLOAD_FIELDS):
-        return pa.array(np.full(len(rows), ""), pa.string()) if header is None else header
-    records = chunk.records
-    if form is m.EventAddRequest and hidden.issuperset(("low", "high", "to")) \
-            and "mask" not in hidden:
-        payload = _masks(records, rows)
-    elif form.PAYLOAD_FIELDS == ("name",) and "name" not in hidden:
-        # Names (CREATE_CHAN, SEARCH ...: many in a busy capture) straight from the
-        # payload: its text up to the NUL, written as field_text writes it.
-        payload = pa.array([f"name={text_form(name)!r}" for name in (
-            bytes(records[row].message.payload).split(b"\0", 1)[0].decode(
-                "utf-8", "surrogateescape") for row in rows.tolist())], pa.string())
-    else:
-        payload = pa.array([payload_text(records[row].message, hidden)
-                            for row in rows.tolist()], pa.string())
-    if header is None:
-        return payload
-    # (an empty payload word, as of payload fields all hidden, adds no space)
-    return pc.if_else(pc.equal(payload, ""), header,
-                      pc.binary_join_element_wise(header, payload, " "))
+        texts = pa.array([f"{lead}{name}={header_field_text(name, n)}"
+                          for n in distinct.tolist()], pa.string())
+        pieces.append(texts.take(pa.array(inverse)))
+    if any(name not in hidden for name in form.PAYLOAD_FIELDS):
+        lead = " " if pieces else ""
+        records = chunk.records
+        if form is m.EventAddRequest and hidden.issuperset(("low", "high", "to")) \
+                and "mask" not in hidden:
+            pieces.append(_masks(records, rows, lead))
+        else:
+            pieces.append(_payload_words(records, rows, form, hidden, lead))
+    if not pieces:
+        return pa.array(np.full(len(rows), ""), pa.string())
+    if len(pieces) == 1:
+        return pieces[0]
+    return pc.binary_join_element_wise(*pieces, "")
