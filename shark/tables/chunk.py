@@ -38,7 +38,7 @@ from decoder.status import alarm_severity_name, alarm_status_name, eca_name
 from decoder.text import shown_text
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record, RecordKind
-from shark.tables.display import fixed, integers, shortest
+from shark.tables.display import Texts, fixed_texts, integer_texts, shortest_texts
 from shark.tables.grouping import distinct, group
 from shark.tables.schema import NO_TIME, TIME_RANGE, seconds_to_ns
 from shark.tables.values import InBuffer, Values, extract_values
@@ -710,7 +710,8 @@ class Chunk:
         floating = number & (way == _Way.FLOATING)
         plain = number & ~floating & ~named
         if plain.any():
-            pieces.append(_formatted(np.flatnonzero(plain), values.value[plain], integers))
+            pieces.append(_formatted(np.flatnonzero(plain), values.value[plain],
+                                     integer_texts))
         if floating.any():
             rows = np.flatnonzero(floating)
             decimals = self._decimals(rows, keys, channels)
@@ -719,7 +720,8 @@ class Chunk:
             for p in (np.flatnonzero(counts) - 1).tolist():
                 chosen = rows if counts[p + 1] == len(rows) else rows[decimals == p]
                 pieces.append(_formatted(chosen, values.value[chosen],
-                                         shortest if p < 0 else partial(fixed, precision=p)))
+                                         shortest_texts if p < 0
+                                         else partial(fixed_texts, precision=p)))
         if values.text:
             rows = np.fromiter(values.text, np.int64, len(values.text))
             pieces.append((rows, pa.array([shown_text(t) for t in values.text.values()],
@@ -832,17 +834,18 @@ _DISTINCT_FROM = 256
 
 
 def _formatted(rows: np.ndarray, values: np.ndarray,
-               form: Callable[[np.ndarray], pa.Array]) -> _Piece:
+               form: Callable[[np.ndarray], Texts]) -> _Piece:
     """The piece of ``rows`` whose numbers are ``values``, each distinct one (by its
     bits: -0.0 is not 0.0) written once by ``form``, when many are alike: every client
     that monitors a channel gets its values, the same numbers again and again; told
     apart by a hash, cheaper than writing them."""
     if len(values) < _DISTINCT_FROM:
-        return rows, form(values), None
+        return (rows, *form(values))
     bits, index = distinct(values.view(np.int64))
     if 3 * len(bits) > 2 * len(values):  # (too few alike to be worth a gather)
-        return rows, form(values), None
-    return rows, form(bits.view(np.float64)), index
+        return (rows, *form(values))
+    strings, which = form(bits.view(np.float64))
+    return rows, strings, index if which is None else which[index]
 
 
 def _assemble(n: int, pieces: list[_Piece]) -> pa.Array:

@@ -13,8 +13,14 @@ pyarrow over the column:
   ulp of a half) or is too large to be an exact integer, and for NaN and infinities,
   Python formats the value itself;
 * the shortest form: Arrow's float-to-string cast, which writes the same digits as
-  ``repr`` and in the same notation for magnitudes from 1e-4 up to 1e10 (an integral
-  value lacks ``.0``, added here); Python writes the others (rare in practice).
+  ``repr`` and in the same notation for magnitudes from 1e-4 up to 1e10 (but for an
+  integral value, which it writes without ``.0``: those are composed here, as fixed
+  decimals of one place); Python writes the others (rare in practice).
+
+The few values written another way are not put back into the Arrow strings (a copy of
+them all): the ``*_texts`` functions give the strings with an index saying which each
+value has (:data:`Texts`), and the table's one gather of a column
+(:func:`shark.tables.chunk._assemble`) follows it.
 
 Tests hold both to Python's own formatting, on many values.
 """
@@ -27,38 +33,63 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["fixed", "integers", "shortest"]
+__all__ = ["Texts", "fixed", "fixed_texts", "integers", "integer_texts", "shortest",
+           "shortest_texts"]
+
+#: Strings of values: the strings, and which of them each value has (None: one each,
+#: in order). Values formatted in parts (most by numpy or Arrow, a few by Python) are
+#: joined by the index, not by copying the strings back into order.
+Texts = tuple[pa.Array, "np.ndarray | None"]
 
 #: Magnitudes whose Arrow form is ``repr``'s (but for ``.0``).
 _SHORTEST_RANGE = (1e-4, 1e10)
 #: Below this a double holds every integer, and the ulp of a product is under a half.
 _EXACT = float(2**52)
 _MINUS, _POINT, _ZERO = b"-"[0], b"."[0], b"0"[0]
-_DOT_ZERO, _EMPTY = pa.scalar(".0", pa.large_string()), pa.scalar("", pa.large_string())
 
 
 def integers(values: np.ndarray) -> pa.Array:
     """Integral values (of an integer DBR type, held as floats) as ``str(int(v))``."""
-    values = np.asarray(values, dtype=np.float64)
-    return _compose(values < 0, np.abs(values).astype(np.int64), 0)
+    return _in_order(integer_texts(values))
 
 
 def shortest(values: np.ndarray) -> pa.Array:
     """Floats as ``repr(float(v))``."""
-    values = np.asarray(values, dtype=np.float64)
-    magnitude = np.abs(values)
-    low, high = _SHORTEST_RANGE
-    fast = ((magnitude >= low) & (magnitude < high)) | (values == 0)
-    text = pc.cast(pa.array(values), pa.large_string())
-    whole = fast & (values == np.floor(values))
-    if whole.any():  # Arrow writes 2.0 as "2"
-        text = pc.replace_with_mask(text, pa.array(whole), pc.binary_join_element_wise(
-            text.filter(pa.array(whole)), _DOT_ZERO, _EMPTY))
-    return _python_where(text, ~fast & np.isfinite(values), values, repr)
+    return _in_order(shortest_texts(values))
 
 
 def fixed(values: np.ndarray, precision: int) -> pa.Array:
     """Floats as ``f"{v:.{precision}f}"`` (precision 0 to 17)."""
+    return _in_order(fixed_texts(values, precision))
+
+
+def integer_texts(values: np.ndarray) -> Texts:
+    """:func:`integers` as :data:`Texts`."""
+    values = np.asarray(values, dtype=np.float64)
+    return _compose(values < 0, np.abs(values).astype(np.int64), 0), None
+
+
+def shortest_texts(values: np.ndarray) -> Texts:
+    """:func:`shortest` as :data:`Texts`: Arrow writes most; integral values, which
+    Arrow writes without ``.0`` (``2`` for ``2.0``), are composed here with it."""
+    values = np.asarray(values, dtype=np.float64)
+    magnitude = np.abs(values)
+    low, high = _SHORTEST_RANGE
+    fast = ((magnitude >= low) & (magnitude < high)) | (values == 0)
+    whole = fast & (values == np.floor(values))
+    slow = ~fast & np.isfinite(values)  # (NaN and infinities: Arrow writes repr's)
+    text = pc.cast(pa.array(values), pa.large_string())
+    if not whole.any() and not slow.any():
+        return text, None
+    whole = np.flatnonzero(whole)
+    return _over(text, [
+        (whole, _compose(np.signbit(values[whole]),
+                         (magnitude[whole] * 10).astype(np.int64), 1)),
+        _python(np.flatnonzero(slow), values, repr)])
+
+
+def fixed_texts(values: np.ndarray, precision: int) -> Texts:
+    """:func:`fixed` as :data:`Texts`."""
     values = np.asarray(values, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         magnitude = np.abs(values * 10.0**precision)
@@ -66,7 +97,33 @@ def fixed(values: np.ndarray, precision: int) -> pa.Array:
         exact = (magnitude < _EXACT) & (np.abs(fraction - 0.5) > np.spacing(magnitude))
     rounded = np.rint(np.where(exact, magnitude, 0)).astype(np.int64)
     text = _compose(np.signbit(values), rounded, precision)
-    return _python_where(text, ~exact, values, lambda v: f"{v:.{precision}f}")
+    if exact.all():
+        return text, None
+    return _over(text, [_python(np.flatnonzero(~exact), values,
+                                lambda v: f"{v:.{precision}f}")])
+
+
+def _in_order(texts: Texts) -> pa.Array:
+    strings, index = texts
+    return strings if index is None else strings.take(index)
+
+
+def _over(text: pa.Array, parts: list[tuple[np.ndarray, pa.Array]]) -> Texts:
+    """:data:`Texts` of the values written in order as ``text``, but for those of each
+    part's rows, written as its strings."""
+    index = np.arange(len(text))
+    offset = len(text)
+    for rows, _ in parts:
+        index[rows] = np.arange(offset, offset + len(rows))
+        offset += len(rows)
+    return pa.concat_arrays([text, *(strings for _, strings in parts)]), index
+
+
+def _python(rows: np.ndarray, values: np.ndarray, form: Callable[[float], str]
+            ) -> tuple[np.ndarray, pa.Array]:
+    """The values at ``rows`` as Python writes them, with ``form`` (for those the
+    vectorized way cannot be sure of)."""
+    return rows, pa.array([form(v) for v in values[rows].tolist()], pa.large_string())
 
 
 def _compose(negative: np.ndarray, digits: np.ndarray, point: int) -> pa.Array:
@@ -100,13 +157,3 @@ def _compose(negative: np.ndarray, digits: np.ndarray, point: int) -> pa.Array:
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
-
-
-def _python_where(text: pa.Array, where: np.ndarray, values: np.ndarray,
-                  form: Callable[[float], str]) -> pa.Array:
-    """``text`` with the entries at ``where`` replaced by ``form(value)`` (Python's own
-    formatting, for the values the vectorized way cannot be sure of)."""
-    if not where.any():
-        return text
-    return pc.replace_with_mask(text, pa.array(where), pa.array(
-        [form(v) for v in values[where].tolist()], pa.large_string()))
