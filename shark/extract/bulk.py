@@ -230,10 +230,13 @@ class Run:
 
     def updates_only(self) -> np.ndarray:
         """Per packet: whether every message it completed is an update (an EVENT_ADD
-        response with a payload; without one it is the EVENT_CANCEL reply)."""
-        other = (self.command != _EVENT_ADD) | (self.sizes == 0)
-        before = np.concatenate(([0], np.cumsum(other)))
-        return before[self.bounds[1:]] == before[self.bounds[:-1]]
+        response with a payload; without one it is the EVENT_CANCEL reply). The other
+        messages are few: each marks its packet (the last whose first message is at or
+        before it), with no count over every message."""
+        other = np.flatnonzero((self.command != _EVENT_ADD) | (self.sizes == 0))
+        updates = np.ones(len(self.bounds) - 1, dtype=bool)
+        updates[np.searchsorted(self.bounds, other, "right") - 1] = False
+        return updates
 
 
 def _strided_fields(buffer: bytes, first: int, step: int, count: int) -> list[np.ndarray]:
