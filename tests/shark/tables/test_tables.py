@@ -484,6 +484,23 @@ def test_columns_handed_out_are_never_moved() -> None:
     assert (column.view()[: len(before)] == before).all() and column.view()[-1] == -1
 
 
+def test_category_columns_know_the_codes_they_hold() -> None:
+    """A category column's ``used`` is exactly the codes it holds, however they came:
+    new codes among many, few, between codes seen, nulls, codes past a type's range."""
+    from shark.tables.rowgroups import _Codes
+
+    rng = np.random.default_rng(5)
+    column = _Codes()
+    parts = [np.full(10, -1), np.array([3, -1, 3]), np.array([0, 7, 7]),
+             rng.integers(-1, 40, 500), np.array([5, 2, 9, -1]), np.array([1, 3, 20, 39]),
+             rng.integers(30, 300, 1000), np.array([], dtype=np.int64), np.array([299, 150])]
+    for done, part in enumerate(parts, 1):
+        column.extend(part.astype(np.int32))
+        held = np.concatenate(parts[:done])
+        assert (np.flatnonzero(column.used) == np.unique(held[held >= 0])).all()
+    assert (column.view() == np.concatenate(parts)).all()
+
+
 def test_full_collections_are_deferred_while_a_capture_is_read() -> None:
     """Python's full garbage collections come ten times less often while tables read a
     capture (see ``shark.tables.builder``), and as they did once it is read, also when
