@@ -91,8 +91,9 @@ class Session:
         them in bulk, as their records otherwise."""
         tcp, udp = self._tcp, self._udp
         batches = self._starting(batches, batched=True)
+        updates = self._updates
         for batch in batches:
-            marks = bulk = False
+            marks = split = False
             for record in batch:
                 kind = record.kind
                 if kind is MESSAGE:  # attribute(), inlined for the commonest records
@@ -101,12 +102,12 @@ class Session:
                     else:
                         tcp(record)
                 elif kind is UPDATES:
-                    self._updates(record)
-                    bulk = True
+                    if not updates(record):
+                        split = True
                 else:
                     self.attribute(record)
                     marks = marks or kind in _LIFECYCLE
-            if bulk:
+            if split:  # (rare: most batches are taken in bulk, and the list stays as it is)
                 batch = [item for record in batch for item in (
                     record.expanded if record.kind is UPDATES and not record.bulk
                     else (record,)) if lifecycle or item.kind not in _LIFECYCLE]
@@ -131,15 +132,16 @@ class Session:
         first = None
         yield from items
 
-    def _updates(self, batch: UpdateBatch) -> None:
+    def _updates(self, batch: UpdateBatch) -> bool:
         """Attribute an update batch: in bulk as far as its segment allows, the rest as
-        its records."""
+        its records (its ``expanded``). Whether it stays whole, taken in bulk."""
         segment = batch.segment
         if segment.unusable is None:
             self._resolve(segment)
         unusable = segment.unusable
         at = bisect_left(unusable, batch.start)
-        if at == len(unusable) or unusable[at] >= batch.stop:
+        whole = at == len(unusable) or unusable[at] >= batch.stop
+        if whole:
             batch.bulk = True
             batch.read_as_now()
         else:
@@ -151,6 +153,7 @@ class Session:
                     record.read_as_now()
         if batch.stop_packet == segment.stop:
             segment.count_updates()
+        return whole
 
     def _resolve(self, segment: Segment) -> None:
         """Decide which updates of a segment are attributed in bulk: those of known
