@@ -56,7 +56,8 @@ from decoder.protocol import (
 from decoder.sizes import PAYLOAD, Payload, payload_bounds
 from shark.extract.record import MESSAGE, UPDATES, Record
 
-__all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_run", "place", "placed"]
+__all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_headers", "frame_run", "place",
+           "placed"]
 
 _EVENT_ADD = int(Command.EVENT_ADD)
 #: Messages of one size checked at once when following the chain of messages.
@@ -124,15 +125,19 @@ class Run:
                  "subscriptions", "subscription", "_per_message", "__weakref__")
 
     def __init__(self, buffer: bytes, starts: np.ndarray, bounds: np.ndarray,
-                 frames: list[int], times: list[float]) -> None:
+                 frames: list[int], times: list[float], headers: np.ndarray | None = None
+                 ) -> None:
         self.buffer = buffer
         self.starts = starts
         self.bounds = bounds
         self.frames = frames
         self.times = times
         self._per_message: dict[str, np.ndarray] = {}
-        step = int(starts[1] - starts[0]) if len(starts) > 1 else 0
-        if step and starts[-1] - starts[0] == step * (len(starts) - 1) and (
+        step = int(starts[1] - starts[0]) if len(starts) > 1 and headers is None else 0
+        if headers is not None:  # copied out already (:func:`frame_headers`)
+            fields = [headers[name].astype(dtype)
+                      for name, dtype in zip(_HEADER.names, _FIELD_DTYPES, strict=True)]
+        elif step and starts[-1] - starts[0] == step * (len(starts) - 1) and (
                 np.diff(starts) == step).all():
             fields = _strided_fields(buffer, int(starts[0]), step, len(starts))
         elif not (starts % 4).any():  # the rule: payloads padded to 8 (or no message)
@@ -472,7 +477,16 @@ def placed(items: list[Any]) -> list[Any]:
 def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
     """Cut ``buffer`` (which starts at a message boundary) into messages as
     :class:`decoder.StreamFramer` would: (where each whole message starts, where the
-    incomplete one at the end starts). None if a header claims a payload above
+    incomplete one at the end starts), or None (:func:`frame_headers`)."""
+    framed = frame_headers(buffer, max_payload)
+    return None if framed is None else framed[:2]
+
+
+def frame_headers(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int, np.ndarray] | None:
+    """Cut ``buffer`` (which starts at a message boundary) into messages as
+    :class:`decoder.StreamFramer` would: (where each whole message starts, where the
+    incomplete one at the end starts, the whole messages' headers as a :data:`_HEADER`
+    array for :class:`Run`). None if a header claims a payload above
     ``max_payload``, or if that of the incomplete message is not one a server sends (an
     unknown command, a payload size its fields do not allow: :mod:`decoder.sizes`): the
     bytes must then go the way that reports and resynchronises. The whole messages'
@@ -480,14 +494,19 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
     server does not send, as a size nothing fits), all at once.
 
     A subscription's updates all have one size, so where a message is followed by
-    one of the same size, the sizes of up to :data:`_STRIDE_MESSAGES` more at that stride
-    are checked at once, and the chain is followed a message at a time only where the
-    size changes."""
+    one of the same size, the headers of up to :data:`_STRIDE_MESSAGES` more at that
+    stride are copied out at once and their sizes checked, and the chain is followed a
+    message at a time only where the size changes. The headers go into an array as
+    long as the most messages the buffer could hold (the pages never written are never
+    mapped), so that the run reads its fields from them without reading the buffer
+    again."""
     pieces: list[np.ndarray] = []
     starts: list[int] = []
     append = starts.append
     position = 0
     end = len(buffer)
+    rows = np.empty(end // HEADER_SIZE, _ROW)
+    count_rows = 0
     size_at, count_at, extended_size_at = _SIZE_AT, _COUNT_AT, _EXTENDED_SIZE_AT
     while end - position >= HEADER_SIZE:
         high, low = buffer[position + size_at], buffer[position + size_at + 1]
@@ -507,14 +526,17 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
         if (body == HEADER_SIZE and size != EXTENDED_MARKER and end - follow >= stride
                 and buffer[follow + size_at] == high and buffer[follow + size_at + 1] == low):
             count = min((end - position) // stride, _STRIDE_MESSAGES)
-            # The size fields at that stride, read in place (a strided view).
-            same = np.ndarray((count,), _SIZE_FIELD, buffer, position + size_at,
-                              (stride,)) == size
-            count = count if same.all() else int(same.argmin())
             if starts:
+                count_rows = _copy_headers(buffer, starts, rows, count_rows)
                 pieces.append(np.array(starts, dtype=np.int64))
                 starts.clear()
+            # The headers at that stride, copied out in one pass, and their sizes.
+            stretch = rows[count_rows : count_rows + count]
+            stretch[...] = np.ndarray((count,), _ROW, buffer, position, (stride,))
+            same = stretch.view(_HEADER)["payload_size"] == size
+            count = count if same.all() else int(same.argmin())
             pieces.append(position + stride * np.arange(count))
+            count_rows += count
             position += count * stride
             continue
         if size > max_payload:
@@ -523,6 +545,8 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
             break
         append(position)
         position = follow
+    if starts:
+        count_rows = _copy_headers(buffer, starts, rows, count_rows)
     pieces.append(np.array(starts, dtype=np.int64))
     at = np.concatenate(pieces)
     if end - position >= 2 and (buffer[position] << 8 | buffer[position + 1]) > max(Command):
@@ -531,7 +555,15 @@ def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
         header = decode_header(buffer, position)
         if header is not None and not _header_fits(header):
             return None
-    return at, position
+    return at, position, rows[:count_rows].view(_HEADER)
+
+
+def _copy_headers(buffer: bytes, starts: list[int], rows: np.ndarray, count: int) -> int:
+    """Copy the headers at ``starts`` into ``rows`` from ``count`` on; the new count."""
+    data = np.frombuffer(buffer, np.uint8)
+    stop = count + len(starts)
+    rows[count:stop] = sliding_window_view(data, HEADER_SIZE)[starts].view(_ROW).ravel()
+    return stop
 
 
 def _header_fits(header: tuple) -> bool:

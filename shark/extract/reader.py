@@ -85,7 +85,7 @@ from decoder import (
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.protocol import HEADER_LAYOUT, HEADER_SIZE, REPEATER_PORT, SERVER_PORT
 from shark.capture.files import CaptureError, Frame, FrameBlock, read_frames
-from shark.extract.bulk import Run, UpdateBatch, frame_run, place, placed
+from shark.extract.bulk import Run, UpdateBatch, frame_headers, place, placed
 from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 from shark.extract.resync import find_message_start, misfit_length, whole_messages
 from shark.network.packets import TCP, UDP, LostDatagram, Packet, PacketDecoder, format_address
@@ -409,14 +409,14 @@ class CaReader:
         framer = state.framer
         prefix = framer.detach()
         buffer = b"".join([prefix, *datas])
-        framed = frame_run(buffer, self.max_payload)
+        framed = frame_headers(buffer, self.max_payload)
         run = None
         if framed is not None:
-            starts, end = framed
+            starts, end, headers = framed
             packet_ends = np.cumsum([len(prefix), *map(len, datas)])[1:]
             message_ends = np.append(starts[1:], end) if len(starts) else starts
             bounds = np.concatenate(([0], np.searchsorted(message_ends, packet_ends, "right")))
-            run = Run(buffer, starts, bounds, frames, times)
+            run = Run(buffer, starts, bounds, frames, times, headers)
             if not run.sizes_fit():
                 run = None
         if run is None:  # not all CA: the ordinary way, which reports and resyncs

@@ -17,7 +17,7 @@ import shark
 from decoder import Command, Role
 from decoder import messages as m
 from shark.capture.files import read_frames
-from shark.extract.bulk import Run, frame_run
+from shark.extract.bulk import Run, frame_headers, frame_run
 from shark.extract.reader import CaReader
 from shark.extract.record import ERROR, GAP, MESSAGE, UPDATES
 
@@ -116,6 +116,33 @@ def test_bulk_framing_refuses_a_header_its_fields_contradict() -> None:
     assert _bulk_frames(update + empty)
     string = m.HEADER.pack(1, 8, 0, 1, 1, 3) + b"on".ljust(8, b"\0")  # rsrv's short string
     assert _bulk_frames(string + update)
+
+
+def test_headers_copied_while_framing_are_those_of_the_messages() -> None:
+    """The headers :func:`frame_headers` copies out while it follows the chain (a stride
+    of one size at once, a message at a time where sizes change, an extended header)
+    give a run the very fields it reads from the buffer itself."""
+    def update(kind: int, count: int, subscription: int) -> bytes:
+        values = [0.5 * k for k in range(count)]
+        return m.EventAddResponse(data_type=kind, data_count=count, status=1,
+                                  subscriptionid=subscription, data=values).to_bytes()
+
+    big = m.EventAddResponse(data_type=6, data_count=9000, status=1, subscriptionid=9,
+                             data=[1.0] * 9000, extended=True).to_bytes()
+    buffer = b"".join([update(6, 1, 1) * 5, update(6, 3, 2), update(5, 1, 3), big,
+                       update(6, 1, 1) * 3, update(6, 2, 4) * 2, update(6, 1, 5)])
+    buffer += update(6, 1, 1)[:20]  # an incomplete message at the end
+    starts, end, headers = frame_headers(buffer, 1 << 20)
+    framed = frame_run(buffer, 1 << 20)
+    assert framed is not None and framed[0].tolist() == starts.tolist() and framed[1] == end
+    assert len(headers) == len(starts) == 14 and end == len(buffer) - 20
+    copied = Run(buffer, starts, np.array([0, len(starts)]), [1], [0.0], headers)
+    read = Run(buffer, starts, np.array([0, len(starts)]), [1], [0.0])
+    for name in ("command", "sizes", "data_type", "data_count", "parameter1", "parameter2",
+                 "bodies", "extended"):
+        assert getattr(copied, name).dtype == getattr(read, name).dtype
+        assert getattr(copied, name).tolist() == getattr(read, name).tolist(), name
+    assert copied.data_count.tolist()[7] == 9000
 
 
 @pytest.mark.parametrize("lie", ["size", "payload"])
