@@ -197,8 +197,8 @@ class Session:
         if teaching.any():  # GR/CTRL updates: each subscription's last teaches its channel
             latest = np.full(len(distinct), -1, dtype=np.int64)
             np.maximum.at(latest, inverse[teaching], np.flatnonzero(teaching))
-            segment.teaching = [(subscriptions[k], first + int(latest[k]))
-                                for k in np.flatnonzero(latest >= 0).tolist()]
+            taught = np.flatnonzero(latest >= 0)
+            segment.teaching = (taught.tolist(), latest[taught] + first)
 
     def attribute(self, record: Record) -> None:
         """Fill ``record``'s pv, channel, subscription, request, latency and anomaly."""

@@ -39,6 +39,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from decoder import Command, Role, dbr
 from decoder.circuit import learned
+from decoder.display import PRECISION_OFFSET, PRECISION_TYPES
 from decoder.messages import (
     _SERVER_FORMS,
     EventAddResponse,
@@ -107,6 +108,9 @@ def _size_tables() -> tuple[np.ndarray, ...]:
 _LEAST, _MOST, _DBR_DATA, _VALUE_OFFSET, _VALUE_SIZE = _size_tables()
 _CANCEL_LEAST, _CANCEL_MOST = payload_bounds(EventCancelResponse, 0, 0)
 _DBR_TYPES = len(dbr.LAYOUTS)
+#: Per DBR type (a header's 16 bits): whether its payload carries a display precision.
+_PRECISION = np.zeros(1 << 16, dtype=bool)
+_PRECISION[sorted(PRECISION_TYPES)] = True
 _STRING = int(dbr.DBRType.STRING)
 
 
@@ -296,9 +300,10 @@ class Segment:
         #: The subscriptions met, and how many of their updates came in bulk.
         self.updates: tuple[list[Any], np.ndarray] = ([], np.zeros(0, dtype=np.int64))
         #: The last update taken in bulk of each subscription whose updates in bulk
-        #: carry a precision or enum strings (DBR_GR_/CTRL_ ...): (subscription, index
-        #: of the message in the run).
-        self.teaching: list[tuple[Any, int]] = []
+        #: carry a precision or enum strings (DBR_GR_/CTRL_ ...): the subscriptions
+        #: (indexes into those of :attr:`updates`) and the indexes of the messages in the
+        #: run; None when there are none.
+        self.teaching: tuple[list[int], np.ndarray] | None = None
 
     def count_updates(self) -> None:
         """Add the updates taken in bulk to their subscriptions' counts, and let their
@@ -310,13 +315,26 @@ class Segment:
         for subscription, count in zip(subscriptions, counts.tolist(), strict=True):
             if count:
                 subscription.updates += count
-        if self.teaching:
-            run = self.run
-            buffer = memoryview(run.buffer)
-            for subscription, index in self.teaching:
-                body = int(run.bodies[index])
-                subscription.channel.learn(int(run.data_type[index]),
-                                           buffer[body : body + int(run.sizes[index])])
+        if self.teaching is None:
+            return
+        taught, indexes = self.teaching
+        run = self.run
+        kinds, bodies, sizes = run.data_type[indexes], run.bodies[indexes], run.sizes[indexes]
+        # The precision of each payload that carries one, read all at once: learning
+        # the precision a channel has already changes nothing
+        # (:meth:`decoder.Channel.learn`), and is most of them by far.
+        precise = _PRECISION[kinds] & (sizes >= PRECISION_OFFSET + 2)
+        data = np.frombuffer(run.buffer, np.uint8)
+        at = np.where(precise, bodies + PRECISION_OFFSET, 0)
+        precisions = ((data[at].astype(np.uint16) << 8) | data[at + 1]).view(np.int16)
+        buffer = memoryview(run.buffer)
+        for k, kind, body, size, known, precision in zip(
+                taught, kinds.tolist(), bodies.tolist(), sizes.tolist(), precise.tolist(),
+                precisions.tolist(), strict=True):
+            channel = subscriptions[k].channel
+            if known and precision == channel.precision:
+                continue
+            channel.learn(kind, buffer[body : body + size])
 
     def add(self, batch: UpdateBatch) -> None:
         """Take the run's next packets (the segment's batches do not refer back to it:
