@@ -38,8 +38,8 @@ from decoder.status import alarm_severity_name, alarm_status_name, eca_name
 from decoder.text import shown_text
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record, RecordKind
-from shark.tables.display import Texts, fixed_texts, integer_texts, shortest_texts
-from shark.tables.grouping import distinct, group
+from shark.tables.display import Written, fixed_texts, integer_texts, shortest_texts
+from shark.tables.grouping import group
 from shark.tables.schema import NO_TIME, TIME_RANGE, seconds_to_ns
 from shark.tables.values import InBuffer, Values, extract_values
 
@@ -168,6 +168,8 @@ class Vocabularies:
         #: Command name code by form.
         self.form_command = np.array(
             [self.commands.code(n) if n else -1 for n in _FORM_COMMAND] + [-1], dtype=np.int32)
+        #: The texts of numbers the ``display`` column wrote (:attr:`Chunk.display`).
+        self.written = Written()
         #: PV codes of the subscriptions of runs still in use (:meth:`run_pvs`).
         self._run_pvs: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
 
@@ -709,9 +711,10 @@ class Chunk:
         named = self._enum_pieces(number & (way == _Way.ENUM), keys, channels, pieces)
         floating = number & (way == _Way.FLOATING)
         plain = number & ~floating & ~named
+        written = self.vocabularies.written
         if plain.any():
-            pieces.append(_formatted(np.flatnonzero(plain), values.value[plain],
-                                     integer_texts))
+            pieces.append((np.flatnonzero(plain), *written.texts(
+                _INTEGERS, values.value[plain], integer_texts)))
         if floating.any():
             rows = np.flatnonzero(floating)
             decimals = self._decimals(rows, keys, channels)
@@ -719,9 +722,9 @@ class Chunk:
             counts = np.bincount(decimals + 1)
             for p in (np.flatnonzero(counts) - 1).tolist():
                 chosen = rows if counts[p + 1] == len(rows) else rows[decimals == p]
-                pieces.append(_formatted(chosen, values.value[chosen],
-                                         shortest_texts if p < 0
-                                         else partial(fixed_texts, precision=p)))
+                pieces.append((chosen, *written.texts(
+                    p, values.value[chosen],
+                    shortest_texts if p < 0 else partial(fixed_texts, precision=p))))
         if values.text:
             rows = np.fromiter(values.text, np.int64, len(values.text))
             pieces.append((rows, pa.array([shown_text(t) for t in values.text.values()],
@@ -821,6 +824,9 @@ def _way(data_type: int) -> _Way:
     return _Way.ENUM if native == DBRType.ENUM else _Way.INTEGER
 
 
+#: How :class:`shark.tables.display.Written` knows integers apart from floating values
+#: (whose precision says their way; -1: none, the shortest form).
+_INTEGERS = -2
 #: The way of each DBR type, then of the types unknown (looked up with types clipped
 #: to -1 ... len(LAYOUTS)).
 _WAY_OF = np.array([_way(t) for t in range(len(LAYOUTS))] + [_Way.INTEGER], dtype=np.int8)
@@ -829,23 +835,6 @@ _WAY_OF = np.array([_way(t) for t in range(len(LAYOUTS))] + [_Way.INTEGER], dtyp
 #: Strings of some rows of a column: (rows, strings, which of them each row has: None
 #: for the strings in row order).
 _Piece = tuple[np.ndarray, pa.Array, "np.ndarray | None"]
-#: Values below this many are formatted as they are, alike or not.
-_DISTINCT_FROM = 256
-
-
-def _formatted(rows: np.ndarray, values: np.ndarray,
-               form: Callable[[np.ndarray], Texts]) -> _Piece:
-    """The piece of ``rows`` whose numbers are ``values``, each distinct one (by its
-    bits: -0.0 is not 0.0) written once by ``form``, when many are alike: every client
-    that monitors a channel gets its values, the same numbers again and again; told
-    apart by a hash, cheaper than writing them."""
-    if len(values) < _DISTINCT_FROM:
-        return (rows, *form(values))
-    bits, index = distinct(values.view(np.int64))
-    if 3 * len(bits) > 2 * len(values):  # (too few alike to be worth a gather)
-        return (rows, *form(values))
-    strings, which = form(bits.view(np.float64))
-    return rows, strings, index if which is None else which[index]
 
 
 def _assemble(n: int, pieces: list[_Piece]) -> pa.Array:

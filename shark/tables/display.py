@@ -27,13 +27,16 @@ Tests hold both to Python's own formatting, on many values.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Texts", "fixed", "fixed_texts", "integers", "integer_texts", "shortest",
+from shark.tables.grouping import distinct
+
+__all__ = ["Texts", "Written", "fixed", "fixed_texts", "integers", "integer_texts", "shortest",
            "shortest_texts"]
 
 #: Strings of values: the strings, and which of them each value has (None: one each,
@@ -46,6 +49,117 @@ _SHORTEST_RANGE = (1e-4, 1e10)
 #: Below this a double holds every integer, and the ulp of a product is under a half.
 _EXACT = float(2**52)
 _MINUS, _POINT, _ZERO = b"-"[0], b"."[0], b"0"[0]
+
+
+#: Fewer values than this are written as they are, alike or not.
+_ALIKE_FROM = 256
+#: Numbers a :class:`Written` keeps the texts of, per way of writing them, at most.
+_KEPT = 1 << 17
+#: Calls a :class:`Written` leaves its numbers alone for, at most, after they did not pay.
+_REST = 64
+
+
+class _Known:
+    """The numbers of one way of writing them that a :class:`Written` keeps."""
+
+    __slots__ = ("keys", "strings", "rest", "resting")
+
+    def __init__(self) -> None:
+        self.rest = self.resting = 0
+        self.forget()
+
+    def forget(self) -> None:
+        self.keys = pd.Index(np.empty(0, dtype=np.int64))  # their bits
+        self.strings: pa.Array = pa.array([], pa.large_string())  # their texts
+
+
+class Written:
+    """Numbers written before, kept for the values to come, by way of writing them.
+
+    Every client that monitors a channel gets its values: the same numbers again and
+    again in a chunk, and often from chunk to chunk (a channel read through a 16-bit
+    ADC, or a ``RNDM`` calc, takes some 65536 values at most). Numbers are told apart by
+    their bits (-0.0 is not 0.0) with a hash, which costs less than writing them: those
+    seen before are looked up, each new one is written once and kept (up to
+    :data:`_KEPT` per way: past it, no more).
+
+    Where few are found (under a quarter: values that seldom come again, or no more
+    the ones kept), looking them up costs more than it saves: the new ones are kept
+    still, but none looked up for a
+    while (1, 3, 7 ... up to :data:`_REST` calls), the values told apart among
+    themselves only; before the longest rest, those kept are dropped (the values may
+    have moved on), to be kept anew after it.
+    """
+
+    def __init__(self, kept: int = _KEPT) -> None:
+        self._kept = kept
+        self._ways: dict[Hashable, _Known] = {}
+
+    def texts(self, way: Hashable, values: np.ndarray,
+              form: Callable[[np.ndarray], Texts]) -> Texts:
+        """:data:`Texts` of ``values`` as ``form`` writes them (one of the ``*_texts``
+        functions; ``way`` says which, and with which precision)."""
+        n = len(values)
+        if n < _ALIKE_FROM:
+            return form(values)
+        known = self._ways.get(way)
+        if known is None:
+            known = self._ways[way] = _Known()
+        if known.resting:
+            known.resting -= 1
+            return _alike_once(values, form)
+        bits = values.view(np.int64)
+        at = known.keys.get_indexer(bits)
+        new = np.flatnonzero(at < 0)
+        if not len(new):
+            known.rest = 0
+            return _taken(known.strings, at)
+        fresh, codes = distinct(bits[new])
+        written = _in_order(form(fresh.view(np.float64)))
+        if 4 * (n - len(new)) >= n:  # found a quarter: paid (or will, once kept)
+            known.rest = 0
+        elif len(known.keys) >= n:  # kept enough to have found more: rest
+            known.rest = known.resting = min(2 * known.rest + 1, _REST)
+            if known.rest == _REST:  # (the longest rest: maybe the values moved on)
+                texts = _joined(at, new, codes, known.strings, written)
+                known.forget()
+                return texts
+        if len(known.keys) + len(fresh) > self._kept:  # full: keep what is kept
+            return _joined(at, new, codes, known.strings, written)
+        at[new] = codes + len(known.strings)
+        known.keys = known.keys.append(pd.Index(fresh))
+        known.strings = pa.concat_arrays([known.strings, written])
+        return _taken(known.strings, at)
+
+
+def _joined(at: np.ndarray, new: np.ndarray, codes: np.ndarray, kept: pa.Array,
+            written: pa.Array) -> Texts:
+    """:data:`Texts` of values some of which (``at`` >= 0) were found in ``kept``,
+    the others (``new``) just ``written`` (``codes``: which each is), without joining
+    all that is kept to them."""
+    found = np.flatnonzero(at >= 0)
+    index = np.empty(len(at), dtype=np.int64)
+    index[new] = codes
+    index[found] = np.arange(len(written), len(written) + len(found))
+    return pa.concat_arrays([written, kept.take(at[found])]), index
+
+
+def _alike_once(values: np.ndarray, form: Callable[[np.ndarray], Texts]) -> Texts:
+    """:data:`Texts` of ``values`` with each distinct one written once, when many are
+    alike."""
+    bits, index = distinct(values.view(np.int64))
+    if 3 * len(bits) > 2 * len(values):  # (too few alike to be worth a gather)
+        return form(values)
+    strings, which = form(bits.view(np.float64))
+    return strings, index if which is None else which[index]
+
+
+def _taken(strings: pa.Array, index: np.ndarray) -> Texts:
+    """``strings`` by ``index``: taken now when they are many more than the values (a
+    gather of a string costs some six times what joining one to a column's does)."""
+    if len(strings) > 8 * len(index):
+        return strings.take(index), None
+    return strings, index
 
 
 def integers(values: np.ndarray) -> pa.Array:

@@ -1,13 +1,14 @@
-"""Numbers alike written once (shark.tables.chunk._formatted): the same strings as
-writing each, -0.0 apart from 0.0."""
+"""Numbers alike written once (shark.tables.display.Written): the same strings as
+writing each, -0.0 apart from 0.0, within a chunk's values and from one to the next."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from shark.tables.chunk import _assemble, _formatted
+from shark.tables.chunk import _assemble
 from shark.tables.display import (
+    Written,
     fixed,
     fixed_texts,
     integer_texts,
@@ -16,19 +17,25 @@ from shark.tables.display import (
     shortest_texts,
 )
 
+FORMS = [(shortest_texts, shortest), (integer_texts, integers),
+         (lambda v: fixed_texts(v, 3), lambda v: fixed(v, 3))]
+IDS = ["shortest", "integers", "fixed"]
 
-@pytest.mark.parametrize(("texts", "form"), [
-    (shortest_texts, shortest), (integer_texts, integers),
-    (lambda v: fixed_texts(v, 3), lambda v: fixed(v, 3))], ids=["shortest", "integers", "fixed"])
+
+def pool(rng: np.random.Generator, integral: bool) -> np.ndarray:
+    values = np.concatenate([np.round(rng.normal(0, 50, 300)), [0.0, -0.0]])
+    if not integral:  # (integers: the values of integer DBR types)
+        values = np.concatenate([values, rng.normal(0, 50, 300),
+                                 [1e-9, -1e300, np.nan, np.inf, -np.inf]])
+    return values
+
+
+@pytest.mark.parametrize(("texts", "form"), FORMS, ids=IDS)
 def test_alike_written_once_as_each(texts, form) -> None:
     rng = np.random.default_rng(5)
-    pool = np.concatenate([np.round(rng.normal(0, 50, 300)), [0.0, -0.0]])
-    if form is not integers:  # (integers: the values of integer DBR types)
-        pool = np.concatenate([pool, rng.normal(0, 50, 300),
-                               [1e-9, -1e300, np.nan, np.inf, -np.inf]])
-    values = rng.choice(pool, 5000)
+    values = rng.choice(pool(rng, texts is integer_texts), 5000)
     rows = np.sort(rng.choice(7000, 5000, replace=False))
-    piece = _formatted(rows, values, texts)
+    piece = (rows, *Written().texts("way", values, texts))
     assert piece[2] is not None  # (written once each)
     got = _assemble(7000, [piece]).to_pylist()
     want = [None] * 7000
@@ -36,6 +43,23 @@ def test_alike_written_once_as_each(texts, form) -> None:
         want[row] = text
     assert got == want
     assert "-0.0" in set(shortest(np.array([-0.0])).to_pylist())
+
+
+@pytest.mark.parametrize(("texts", "form"), FORMS, ids=IDS)
+def test_kept_from_call_to_call(texts, form) -> None:
+    """Values met before, new ones, few or many, past what is kept, and values that do
+    not come again (the lookups left alone for a while): each as written alone."""
+    rng = np.random.default_rng(7)
+    integral = texts is integer_texts
+    written = Written(kept=2000)
+    alike = pool(rng, integral)
+    for size in [5000, 3000, 100, 4000, 300, 6000, 5000, 5000, 5000, 5000, 2000]:
+        fresh = np.round(rng.normal(0, 1e6, size)) if integral else rng.normal(0, 50, size)
+        for values in (rng.choice(alike, size), fresh,
+                       np.concatenate([rng.choice(alike, size), fresh[: size // 3]])):
+            strings, index = written.texts(("way", 1), values, texts)
+            got = (strings if index is None else strings.take(index)).to_pylist()
+            assert got == form(values).to_pylist()
 
 
 def test_texts_in_parts_are_in_order() -> None:
@@ -49,3 +73,16 @@ def test_texts_in_parts_are_in_order() -> None:
     strings, index = fixed_texts(edge, 3)
     assert index is not None
     assert strings.take(index).to_pylist() == [f"{v:.3f}" for v in edge.tolist()]
+
+
+def test_values_that_never_come_again() -> None:
+    """Lookups that find nothing rest ever longer, the kept numbers dropped before the
+    longest rest, then kept anew: the strings stay those written alone throughout."""
+    rng = np.random.default_rng(11)
+    written = Written()
+    alike = rng.normal(0, 50, 50)
+    for call in range(160):
+        values = rng.normal(0, 50, 300) if call < 130 else rng.choice(alike, 300)
+        strings, index = written.texts("way", values, shortest_texts)
+        got = (strings if index is None else strings.take(index)).to_pylist()
+        assert got == [repr(v) for v in values.tolist()]
