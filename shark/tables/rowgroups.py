@@ -403,7 +403,8 @@ def _series(column: Any, kind: str, dtype: Any, rows: int, strings: _Strings | N
         return pd.array(pa.chunked_array(_text_parts(column, rows), pa.large_string()),
                         dtype=dtype)
     if kind == CATEGORY:
-        indexes, words = _used(column, strings)
+        indexes, ordering = _used(column, strings)
+        words = ordering.shown
         # (Arrow gives an empty dictionary object categories: the same here)
         return pd.Categorical.from_codes(indexes, pd.Index(words, dtype="str" if words
                                                            else object), validate=False)
@@ -535,45 +536,71 @@ def _sparse_text(texts: dict[int, str], rows: int) -> pa.LargeStringArray:
         pa.py_buffer(np.packbits(valid, bitorder="little")), int(rows - len(texts)))
 
 
-def _used(codes: np.ndarray, strings: _Strings) -> tuple[np.ndarray, list[str]]:
+def _used(codes: np.ndarray, strings: _Strings) -> tuple[np.ndarray, _Ordering]:
     """Vocabulary codes as indexes into the strings used, sorted (so that a capture
     gives the same files however its records were chunked), and those strings."""
     vocabulary = strings.vocabulary
     size = len(vocabulary.values)
-    if strings.used is not None:
-        used = np.flatnonzero(strings.used)
-    elif codes.dtype.itemsize < 4:  # counted as unsigned: null (-1) counts past the codes
-        unsigned = codes.view(f"u{codes.dtype.itemsize}")
-        width = np.iinfo(unsigned.dtype).max + 1
-        counts = np.zeros(width, dtype=np.int64)
-        for start in range(0, len(codes), _COUNTED):  # (bincount widens what it counts)
-            counts += np.bincount(unsigned[start : start + _COUNTED], minlength=width)
-        used = np.flatnonzero(counts[: min(size, width)])
-    else:
-        shifted = codes + 1  # null (-1) to 0
-        used = np.flatnonzero(np.bincount(shifted, minlength=size + 1)[1:])
-    renumber, shown = _ordering(vocabulary, used)
-    narrowest = renumber.dtype.type
-    if codes.dtype.itemsize == 1 and narrowest is np.int8:
+    used = (np.flatnonzero(strings.used) if strings.used is not None
+            else _codes_in(codes, size))
+    ordering = _ordering(vocabulary, used)
+    renumber = ordering.renumber
+    if codes.dtype.itemsize == 1 and renumber.dtype.type is np.int8:
         # Bytes to bytes: a translation table, some times faster than indexing.
         table = np.zeros(256, dtype=np.int8)
         table[: min(size, 128)] = renumber[: min(size, 128)]
         table[255] = -1
         translated = bytearray(codes.view(np.uint8).data).translate(table.tobytes())
-        return np.frombuffer(translated, np.int8), shown
-    return np.take(renumber, codes), shown  # (a take: half the time of renumber[codes])
+        return np.frombuffer(translated, np.int8), ordering
+    return np.take(renumber, codes), ordering  # (a take: half the time of renumber[codes])
+
+
+def _codes_in(codes: np.ndarray, size: int) -> np.ndarray:
+    """Which of the codes from 0 to ``size - 1`` are among ``codes``, in order. The
+    smallest and the largest are; a few between them are each looked for (a
+    comparison of the codes), more are counted (some 25 times a comparison's cost)."""
+    if not len(codes):
+        return np.zeros(0, dtype=np.intp)
+    low, high = int(codes.min()), int(codes.max())
+    first = max(low, 0)
+    if high - first <= _LOOKED_FOR:
+        return np.array([code for code in range(first, high + 1)
+                         if code in (low, high) or (codes == code).any()], dtype=np.intp)
+    if codes.dtype.itemsize < 4:  # counted as unsigned: null (-1) counts past the codes
+        # (in the upper half, where no code of a signed type is)
+        unsigned = codes.view(f"u{codes.dtype.itemsize}")
+        width = np.iinfo(unsigned.dtype).max + 1
+        counts = np.zeros(width, dtype=np.int64)
+        for start in range(0, len(codes), _COUNTED):  # (bincount widens what it counts)
+            counts += np.bincount(unsigned[start : start + _COUNTED], minlength=width)
+        return np.flatnonzero(counts[: min(size, width // 2)])
+    shifted = codes + 1  # null (-1) to 0
+    return np.flatnonzero(np.bincount(shifted, minlength=size + 1)[1:])
 
 
 #: Codes counted at a time.
 _COUNTED = 1 << 16
+
+
+class _Ordering(NamedTuple):
+    """The strings of a set of a vocabulary's codes, sorted (see :func:`_ordering`)."""
+
+    #: Each code's index among them (-1 for the rest, and at the end for null).
+    renumber: np.ndarray
+    #: The strings, as written.
+    shown: list[str]
+    #: The same as an Arrow array (a batch's dictionary).
+    dictionary: pa.Array
+
+
 #: Per vocabulary, the orderings of the sets of its strings used lately, by set.
-_ORDERINGS: weakref.WeakKeyDictionary[Vocabulary, dict[tuple[int, bytes], tuple]] = (
+_ORDERINGS: weakref.WeakKeyDictionary[Vocabulary, dict[tuple[int, bytes], _Ordering]] = (
     weakref.WeakKeyDictionary())
 #: Orderings kept per vocabulary (the batches of a stream use much the same strings).
 _KEPT_ORDERINGS = 8
 
 
-def _ordering(vocabulary: Vocabulary, used: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def _ordering(vocabulary: Vocabulary, used: np.ndarray) -> _Ordering:
     """For the codes ``used`` of ``vocabulary``: each code's index among them sorted by
     their strings (in the narrowest type that holds them, as pandas keeps categorical
     codes; -1 for the rest, and at the end for null), and those strings as written.
@@ -597,16 +624,16 @@ def _ordering(vocabulary: Vocabulary, used: np.ndarray) -> tuple[np.ndarray, lis
         shown = distinct
     if len(kept) >= _KEPT_ORDERINGS:
         del kept[next(iter(kept))]
-    kept[key] = renumber, shown
-    return renumber, shown
+    found = kept[key] = _Ordering(renumber, shown, pa.array(shown, pa.string()))
+    return found
 
 
 def _dictionary(codes: np.ndarray, strings: _Strings) -> pa.DictionaryArray:
     """Vocabulary codes as a dictionary array of the strings used, sorted."""
-    indexes, words = _used(codes, strings)
+    indexes, ordering = _used(codes, strings)
     # (widened by numpy first: Arrow's own conversion of narrow ints costs twice that)
     return pa.DictionaryArray.from_arrays(pa.array(indexes.astype(np.int32), mask=indexes < 0),
-                                          pa.array(words, pa.string()))
+                                          ordering.dictionary)
 
 
 class ChunkedTable:

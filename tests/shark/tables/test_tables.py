@@ -501,6 +501,24 @@ def test_category_columns_know_the_codes_they_hold() -> None:
     assert (column.view() == np.concatenate(parts)).all()
 
 
+def test_the_codes_a_batch_uses_are_found() -> None:
+    """The codes of a part (a batch's, or a frame's rows since some row) are found
+    exactly, be they few or many, of any width, with nulls or without."""
+    from shark.tables.rowgroups import _codes_in
+
+    rng = np.random.default_rng(7)
+    for low, high in ((-1, 0), (-1, 1), (0, 5), (3, 12), (-1, 9), (-1, 40), (100, 3000)):
+        for dtype in (np.int8, np.int16, np.int32):
+            if high > np.iinfo(dtype).max:
+                continue
+            for rows in (1, 7, 5000):
+                codes = rng.integers(low, high + 1, rows).astype(dtype)
+                found = _codes_in(codes, 3001)
+                assert found.dtype == np.intp
+                assert found.tolist() == np.unique(codes[codes >= 0]).tolist()
+    assert _codes_in(np.zeros(0, dtype=np.int32), 5).tolist() == []
+
+
 def test_full_collections_are_deferred_while_a_capture_is_read() -> None:
     """Python's full garbage collections come ten times less often while tables read a
     capture (see ``shark.tables.builder``), and as they did once it is read, also when
