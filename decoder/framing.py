@@ -298,28 +298,50 @@ def split_datagram(
     """
     data = bytes(data)
     out: list[Message] = []
+    append = out.append
     offset = 0
     end = len(data)
+    unpack = HEADER.unpack_from
+    # The sender's forms, for the message objects made here (Message.from_wire,
+    # inlined); an unknown command, EVENT_ADD's two forms and a sender to be guessed
+    # go by make_message.
+    forms = None if sender is None else _CLIENT_FORMS if sender == Role.CLIENT else _SERVER_FORMS
+    new = object.__new__
     while offset < end:
-        header = decode_header(data, offset)
-        if header is None:
+        if end - offset < HEADER_SIZE:
             _fail(f"{end - offset} trailing bytes, too short for a CA header", offset, out)
-        command, size, data_type, count, p1, p2, header_size = header
+        command, size, data_type, count, p1, p2 = unpack(data, offset)
+        body = offset + HEADER_SIZE
+        extended = False
+        if size == EXTENDED_MARKER and count == 0:
+            if end - offset < EXTENDED_HEADER_SIZE:
+                _fail(f"{end - offset} trailing bytes, too short for a CA header", offset, out)
+            size, count = EXTENSION.unpack_from(data, body)
+            body = offset + EXTENDED_HEADER_SIZE
+            extended = True
         if size > max_payload:
             _fail(f"header claims a payload of {size} bytes", offset, out)
-        body = offset + header_size
         if body + size > end:
             _fail(
                 f"header claims a payload of {size} bytes, only {end - body} in the datagram",
                 offset,
                 out,
             )
-        out.append(
-            make_message(
-                command, sender, data_type, count, p1, p2, data[body : body + size],
-                header_size == EXTENDED_HEADER_SIZE,
-            )
-        )
+        cls = None if forms is None else forms.get(command)
+        if cls is None or cls is EventAddResponse:
+            append(make_message(command, sender, data_type, count, p1, p2,
+                                data[body : body + size], extended))
+        else:
+            msg = new(cls)
+            msg.data_type = data_type
+            msg.data_count = count
+            msg.parameter1 = p1
+            msg.parameter2 = p2
+            msg.payload = data[body : body + size]
+            msg.extended = extended
+            msg.role_guessed = False
+            msg._decoded = None
+            append(msg)
         offset = body + size
     return out
 

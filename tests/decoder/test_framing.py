@@ -418,3 +418,36 @@ def test_dbr_families_values_equal_what_the_client_saw() -> None:
     assert update.data_type == DBRType.TIME_CHAR
     assert bytes(update.data.values).split(b"\0")[0].decode() == caget["result"]
 
+
+
+@pytest.mark.parametrize("sender", [Role.CLIENT, Role.SERVER, Role.REPEATER, None])
+def test_split_datagram_makes_the_messages_make_message_makes(sender: Role | None) -> None:
+    """The splitter makes most message objects itself: each is what
+    :func:`decoder.messages.make_message` makes of its header and payload (its form, an
+    unknown command's id, EVENT_ADD's two forms, an extended header, a guessed sender)."""
+    wire = [
+        m.VersionRequest(priority=0, version=13).to_bytes(),
+        m.SearchRequest(reply=10, version=13, cid=7, name="DEMO:PV").to_bytes(),
+        m.HEADER.pack(0x7F00, 0, 1, 2, 3, 4),  # no such command
+        m.EventAddResponse(data_type=6, data_count=1, status=1, subscriptionid=3,
+                           data=[1.5]).to_bytes(),
+        m.HEADER.pack(1, 0, 6, 1, 1, 3),  # the EVENT_CANCEL reply
+        m.EventAddResponse(data_type=6, data_count=9000, status=1, subscriptionid=3,
+                           data=[0.5] * 9000, extended=True).to_bytes(),
+        m.SearchResponse(port=5064, cid=7).to_bytes(),
+    ]
+    messages = split_datagram(b"".join(wire), sender)
+    assert len(messages) == len(wire)
+    for raw, message in zip(wire, messages, strict=True):
+        header = m.decode_header(raw)
+        assert header is not None
+        command, size, data_type, count, p1, p2, header_size = header
+        made = m.make_message(command, sender, data_type, count, p1, p2,
+                              raw[header_size : header_size + size],
+                              header_size == m.EXTENDED_HEADER_SIZE)
+        assert type(message) is type(made)
+        assert message.to_bytes() == made.to_bytes() == raw
+        for field in ("data_type", "data_count", "parameter1", "parameter2", "extended",
+                      "role_guessed"):
+            assert getattr(message, field) == getattr(made, field), field
+    assert messages[2].command == 0x7F00
