@@ -31,6 +31,7 @@ import numpy as np
 
 from decoder import Circuit, Discovery, Role
 from decoder import messages as m
+from decoder.circuit import NOTHING
 from decoder.display import TEACHING_TYPES
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from shark.capture.files import read_blocks, read_frames
@@ -226,24 +227,36 @@ class Session:
         circuit = self.circuits.get(record.circuit)
         if circuit is None:
             circuit = self._circuit(record.circuit)
-        attribution = circuit.handle(message, sender, record)
+        kind = type(message)
+        expected = kind.sender
+        if expected is None or expected is sender:
+            # Circuit.handle, inlined for a message from the side that sends it (the
+            # rest go by handle, which makes the anomaly of a wrong direction).
+            handler = circuit.handlers.get(kind)
+            attribution = NOTHING if handler is None else handler(message, record)
+        else:
+            attribution = circuit.handle(message, sender, record)
         # Record fields are None already: only what is known is set.
         channel = attribution.channel
         if channel is not None:
             if channel.name is None and channel.cid is not None:
                 channel.name = self._searched(_host(record, sender), channel.cid,
-                                              type(message) in _CREATING)
+                                              kind in _CREATING)
             record.pv = channel.name
             record.channel = channel
             record.reading = channel.reading  # (after its own reply taught the channel)
-        if attribution.subscription is not None:
-            record.subscription = attribution.subscription
-        if attribution.anomaly is not None:
-            record.anomaly = attribution.anomaly
+        subscription = attribution.subscription
+        if subscription is not None:
+            record.subscription = subscription
+        anomaly = attribution.anomaly
+        if anomaly is not None:
+            record.anomaly = anomaly
         request = attribution.request
-        if request is not None and isinstance(request.context, Record):
-            record.request = request.context
-            record.latency = record.time - request.context.time
+        if request is not None:
+            context = request.context
+            if isinstance(context, Record):
+                record.request = context
+                record.latency = record.time - context.time
 
     def _udp(self, record: Record) -> None:
         message = record.message
