@@ -60,6 +60,7 @@ class TextLines:
         #: time, which write the times the column cannot hold).
         self.clock = Clock(base)
         self.clock.start = start
+        self._names = _Names()
 
     def __call__(self, batch: pa.RecordBatch) -> memoryview:
         """The lines of a batch's rows, each ending with a newline, as bytes."""
@@ -85,17 +86,18 @@ class TextLines:
         subscription, subscription_valid = _numbers(column("subscription"))
         latency = column("latency")
         latency_us = np.rint(latency.fill_null(0.0).to_numpy() * 1e6).astype(np.int64)
+        names = self._names
         words = {
-            "src": _names(column("src"), lambda s: f"{s:>21}"),
-            "dst": _names(column("dst"), lambda s: f"{s:<21}"),
-            "transport": _names(column("transport"), str),
-            "sender": _names(column("sender"), lambda s: f"{s.upper():<8}"),
-            "command": _names(command, str),
-            "pv": _names(column("pv"), shown_text),
-            "data_type": _names(column("data_type"), str),
-            "status": _names(status, str),
-            "severity": _names(severity, str),
-            "alarm_status": _names(column("alarm_status"), str),
+            "src": names("src", column("src"), lambda s: f"{s:>21}"),
+            "dst": names("dst", column("dst"), lambda s: f"{s:<21}"),
+            "transport": names("transport", column("transport"), str),
+            "sender": names("sender", column("sender"), lambda s: f"{s.upper():<8}"),
+            "command": names("command", command, str),
+            "pv": names("pv", column("pv"), shown_text),
+            "data_type": names("data_type", column("data_type"), str),
+            "status": names("status", status, str),
+            "severity": names("severity", severity, str),
+            "alarm_status": names("alarm_status", column("alarm_status"), str),
             "fields": _texts(column("fields")),
             "reason": _texts(column("reason")),
             "display": _texts(column("display")),
@@ -157,15 +159,31 @@ def _micro(ns: np.ndarray) -> np.ndarray:
     return np.where(ns < 0, -((-ns + 500) // 1000), (ns + 500) // 1000)
 
 
-def _names(column: pa.Array, shown: Callable[[str], str]) -> Strings:
-    """A dictionary column as :class:`Strings`: its words through ``shown``."""
-    if not pa.types.is_dictionary(column.type):
-        column = column.dictionary_encode()
-    encoded = [shown(word).encode() for word in column.dictionary.to_pylist()]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(word) for word in encoded])
-    index = pc.fill_null(column.indices, -1).to_numpy().astype(np.int64)
-    return Strings(np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets, index)
+class _Names:
+    """Dictionary columns as :class:`Strings`, their words shown as asked; the words
+    of each column kept from one batch to the next, for when its dictionary is the
+    same (as good as always for the thousands of PV names of a busy capture: not
+    formatted again for every batch)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[pa.Array, np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, name: str, column: pa.Array, shown: Callable[[str], str]) -> Strings:
+        """Column ``name`` (the key its words are kept by), words through ``shown``."""
+        if not pa.types.is_dictionary(column.type):
+            column = column.dictionary_encode()
+        dictionary = column.dictionary
+        kept = self._kept.get(name)
+        if kept is not None and kept[0].equals(dictionary):
+            data, offsets = kept[1], kept[2]
+        else:
+            encoded = [shown(word).encode() for word in dictionary.to_pylist()]
+            offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+            offsets[1:] = np.cumsum([len(word) for word in encoded])
+            data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+            self._kept[name] = dictionary, data, offsets
+        index = pc.fill_null(column.indices, -1).to_numpy().astype(np.int64)
+        return Strings(data, offsets, index)
 
 
 def _texts(column: pa.Array) -> Strings:
@@ -243,6 +261,9 @@ class JsonLines:
     written column by column (numbers by Arrow, strings escaped where they need it,
     each distinct name once)."""
 
+    def __init__(self) -> None:
+        self._names = _Names()
+
     def __call__(self, batch: pa.RecordBatch) -> memoryview:
         """The JSON lines of a batch's rows, each ending with a newline, as bytes."""
         if batch.num_rows == 0:
@@ -256,6 +277,10 @@ class JsonLines:
         kinds = np.array([_COMMAND_KIND.get(name, 0) for name in
                           command.dictionary.to_pylist()] or [0], dtype=np.int8)
         not_message = kinds[pc.fill_null(command.indices, 0).to_numpy()] > 0
+
+        def names(name: str) -> Strings:
+            return self._names(name, column(name), _JSON_STRING)
+
         texts: list[Strings] = []
         numbers: list[Numbers] = []
         spec: list[tuple[int, int]] = []  # (kind, which), by field
@@ -280,22 +305,22 @@ class JsonLines:
         number(column("frame"))
         seconds(column("time"), column("raw_time"))
         for name in ("src", "dst", "transport"):
-            text(_json_names(column(name)))
+            text(names(name))
         number(column("circuit"))
-        text(_json_names(column("sender")))
-        text(_json_names(command))
+        text(names("sender"))
+        text(names("command"))
         number(column("command_id"))
         for name in ("pv", "data_type"):
-            text(_json_names(column(name)))
+            text(names(name))
         number(column("data_count"))
-        text(_json_names(column("status")))
+        text(names("status"))
         text(_json_value(batch))
         text(_json_float(column("latency")))
         quoted(column("display"))
         number(column("sid"))
         number(column("request_frame"))
-        text(_json_names(column("severity")))
-        text(_json_names(column("alarm_status")))
+        text(names("severity"))
+        text(names("alarm_status"))
         seconds(column("epics_time"), None)
         quoted(column("anomaly"))
         size = column("size").to_numpy()
@@ -330,11 +355,6 @@ def _joined(texts: list[Strings], rows: int) -> tuple[Strings, np.ndarray]:
         values += count
         byte += int(t.offsets[-1] - t.offsets[0])
     return Strings(data, offsets, np.zeros(0, dtype=np.int64)), index
-
-
-def _json_names(column: pa.Array) -> Strings:
-    """A dictionary column's words as JSON strings."""
-    return _names(column, _JSON_STRING)
 
 
 def _heads() -> Strings:
@@ -454,3 +474,4 @@ _INTEGER_TYPES = frozenset(
 
 #: The JSON of each key and what precedes it, in the order of the fields.
 _JSON_HEADS = _heads()
+
