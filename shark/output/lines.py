@@ -269,10 +269,8 @@ class JsonLines:
         if batch.num_rows == 0:
             return memoryview(b"")
 
-        def column(name: str) -> pa.Array:
-            array = batch.column(name)
-            return array.cast(pa.string()) if pa.types.is_large_string(array.type) else array
-
+        column = batch.column
+        rows = batch.num_rows
         command = column("command")
         kinds = np.array([_COMMAND_KIND.get(name, 0) for name in
                           command.dictionary.to_pylist()] or [0], dtype=np.int8)
@@ -315,7 +313,9 @@ class JsonLines:
         number(column("data_count"))
         text(names("status"))
         text(_json_value(batch))
-        text(_json_float(column("latency")))
+        latency = _Sparse(rows)
+        latency.add(column("latency"), lambda numbers, where: _json_float(numbers))
+        text(latency.strings())
         quoted(column("display"))
         number(column("sid"))
         number(column("request_frame"))
@@ -327,7 +327,6 @@ class JsonLines:
         number(Numbers(size.astype(np.int64), not_message))
         quoted(column("reason"))
         kinds_, refs = (np.array(parts, dtype=np.int64) for parts in zip(*spec, strict=True))
-        rows = batch.num_rows
         # (a value in a dictionary written as it is, at most once a row; a row's own
         # text escaped, at most 6 bytes a byte)
         bound = rows * (len(_JSON_HEADS.data) + 40 * len(numbers) + 8 * len(texts) + 2) + sum(
@@ -415,31 +414,64 @@ def _seconds(times: pa.Array, raw: pa.Array | None) -> pa.Array:
     return text
 
 
-def _json_value(batch: pa.RecordBatch) -> pa.Array:
+def _json_value(batch: pa.RecordBatch) -> Strings:
     """The value: a number (integers of integer DBR types as such), a string, or the
     elements of an array."""
-    value = batch.column("value")
+    rows = batch.num_rows
+    integral = pc.fill_null(_in_dictionary(batch.column("data_type"), _INTEGER_TYPES), False)
+    value = _Sparse(rows)
+    value.add(batch.column("value"), lambda numbers, where: _json_number(
+        numbers, integral.filter(where)))
+    value.add(batch.column("value_text"), lambda strings, where: _json_text(strings))
+    if "elements" in batch.schema.names:
+        value.add(batch.column("elements"), lambda elements, where: _json_elements(
+            elements, integral.filter(where)))
+    if "element_texts" in batch.schema.names:
+        value.add(batch.column("element_texts"), lambda strings, where: pa.array([
+            json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+            for v in strings.to_pylist()], pa.string()))
+    return value.strings()
+
+
+def _json_number(value: pa.Array, integral: pa.Array) -> pa.Array:
+    """Numbers (no nulls) as JSON: integers where ``integral`` and finite."""
     text = _json_float(value)
-    names = batch.column("data_type")
-    integral = _in_dictionary(names, _INTEGER_TYPES) if len(names) else pa.array([], pa.bool_())
-    finite = pc.fill_null(pc.is_finite(value), False)
-    as_int = pc.and_(pc.fill_null(integral, False), finite)
+    as_int = pc.and_(integral, pc.is_finite(value))
     if pc.any(as_int).as_py():
         text = pc.if_else(as_int, pc.cast(value, pa.int64(), safe=False).cast(pa.string()),
                           text)
-    strings = _json_text(batch.column("value_text"))
-    text = pc.coalesce(text, strings)
-    if "elements" in batch.schema.names:
-        elements = batch.column("elements")
-        if elements.null_count < len(elements):
-            text = pc.coalesce(text, _json_elements(elements, integral))
-    if "element_texts" in batch.schema.names:
-        strings = batch.column("element_texts")
-        if strings.null_count < len(strings):
-            text = pc.coalesce(text, pa.array([
-                None if v is None else json.dumps(v, ensure_ascii=False, separators=(",", ":"))
-                for v in strings.to_pylist()], pa.string()))
     return text
+
+
+class _Sparse:
+    """A text column made of the values of some columns, each where those before it
+    are null: each column's text made of its rows that have a value only (a value or
+    a latency is in some of the rows; Arrow's casts cost as much for a null as for a
+    number)."""
+
+    def __init__(self, rows: int) -> None:
+        self.index = np.full(rows, -1, dtype=np.int64)
+        self._texts: list[pa.Array] = []
+        self._values = 0
+
+    def add(self, column: pa.Array, shown: Callable[[pa.Array, pa.Array], pa.Array]) -> None:
+        """Where the rows have no text yet: ``shown(values, where)``, the text (not
+        null) of the values of ``column`` (none null) at the rows ``where`` says."""
+        if column.null_count == len(column):
+            return
+        rows = column.is_valid().to_numpy(zero_copy_only=False) & (self.index < 0)
+        count = int(rows.sum())
+        if not count:
+            return
+        where = pa.array(rows)
+        self._texts.append(shown(column.filter(where), where).cast(pa.large_string()))
+        self.index[rows] = np.arange(self._values, self._values + count, dtype=np.int64)
+        self._values += count
+
+    def strings(self) -> Strings:
+        if not self._texts:
+            return _no_texts(len(self.index))._replace(index=self.index)
+        return _texts(pa.concat_arrays(self._texts))._replace(index=self.index)
 
 
 def _json_elements(elements: pa.Array, integral: pa.Array) -> pa.Array:
