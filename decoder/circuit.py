@@ -87,7 +87,7 @@ class Channel:
     __slots__ = (
         "name", "cid", "sid", "native_type", "native_count", "access_rights", "state",
         "request", "connected", "closed", "access_changes", "last_write", "subscriptions",
-        "precision", "enum_strings", "reading", "readings",
+        "precision", "enum_strings", "reading", "readings", "attribution",
     )
 
     def __init__(self, name: str | None, cid: int | None, sid: int | None = None) -> None:
@@ -122,6 +122,9 @@ class Channel:
         #: Every reading it had, with the :func:`learned` count at which it began (a
         #: value attributed at count n reads with the last one begun at n or before).
         self.readings: list[tuple[int, Reading]] = []
+        #: What a message that concerns it alone concerns, made once: its creation,
+        #: access rights and clearing each say so.
+        self.attribution = Attribution(self)
 
     def learn(self, data_type: int, payload: bytes | memoryview) -> None:
         """Take what a reply's payload of ``data_type`` tells of how the channel's values
@@ -525,7 +528,7 @@ class Circuit:
                 "duplicate CID", f"CID {message.cid} ({old.name}) reused for {message.name}",
                 message, context, channel,
             )
-        return Attribution(channel)
+        return channel.attribution
 
     def _on_CreateChanResponse(self, message: m.CreateChanResponse, context: Any) -> Attribution:
         channel, problem = self._by_cid(message, context)
@@ -547,7 +550,7 @@ class Circuit:
         if channel.access_rights is not None and channel.access_rights != message.access_rights:
             channel.access_changes += 1
         channel.access_rights = AccessRights(message.access_rights & 3)
-        return problem or Attribution(channel)
+        return problem or channel.attribution
 
     def _on_CreateChFailResponse(self, message: m.Message, context: Any) -> Attribution:
         channel, problem = self._by_cid(message, context)
@@ -561,7 +564,7 @@ class Circuit:
         problem = self._move(channel, message, context) or problem
         channel.closed = context
         self._forget_channel(channel)
-        return problem or Attribution(channel)
+        return problem or channel.attribution
 
     def _on_ClearChannelRequest(self, message: m.ClearChannelRequest, context: Any) -> Attribution:
         channel, problem = self._by_sid(message, context)
@@ -570,7 +573,7 @@ class Circuit:
             self._join(channel)
         problem = self._move(channel, message, context) or problem
         self._pending_clear[message.sid] = Pending(message, context, channel)
-        return problem or Attribution(channel)
+        return problem or channel.attribution
 
     def _on_ClearChannelResponse(
         self, message: m.ClearChannelResponse, context: Any
@@ -617,7 +620,7 @@ class Circuit:
         channel, problem = self._by_sid(message, context)
         problem = self._move(channel, message, context) or problem
         channel.last_write = Pending(message, context, channel)
-        return problem or Attribution(channel)
+        return problem or channel.attribution
 
     def _on_EventAddRequest(self, message: m.EventAddRequest, context: Any) -> Attribution:
         channel, problem = self._by_sid(message, context)
@@ -641,7 +644,7 @@ class Circuit:
                 f"subscription {message.subscriptionid} reused while active",
                 message, context, channel, sub,
             )
-        return Attribution(channel, sub)
+        return sub.attribution
 
     def _subscription(
         self, message: m.Message, context: Any
@@ -697,7 +700,7 @@ class Circuit:
                 return self._unexpected(sub, message, context)
             sub.state = after
         sub.cancel = Pending(message, context, sub.channel)
-        return problem or Attribution(sub.channel, sub)
+        return problem or sub.attribution
 
     def _on_EventCancelResponse(self, message: m.EventCancelResponse, context: Any) -> Attribution:
         sub = self.subscriptions.get(message.subscriptionid)
@@ -716,7 +719,7 @@ class Circuit:
             # does the update count, but the subscription goes on. With any other
             # type or count it is a reply to a cancel never sent.
             if dbr_bounds(message.data_type, message.data_count)[0] == 0:
-                return Attribution(sub.channel, sub)
+                return sub.attribution
             return self._anomaly(
                 "response without request",
                 f"EVENT_CANCEL reply for subscription {message.subscriptionid}, never "
