@@ -245,7 +245,8 @@ class MessagesTable(ChunkedTable):
             "data_count": masked(kept(chunk.data_count), data_type >= 0),
             "status": kept(chunk.status),
             "display": _display(chunk, every),
-            "latency": masked(np.nan_to_num(latency), answered),
+            "latency": masked(np.where(answered, latency, 0.0), answered),  # (half
+            # the time of nan_to_num, which looks for infinities too: none, of times)
             "sid": self._sids(chunk, keep, np.flatnonzero(
                 (pv < 0) & (circuit != 0) & ~not_message)),
             "subscription": masked(kept(chunk.parameter2), _HAS_SUBSCRIPTION[form]),
