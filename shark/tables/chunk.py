@@ -206,31 +206,102 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
 
 
-#: Per run: (learned count, subscriptions, then what :func:`_run_readings` gives).
-_RUN_READINGS: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
 _NEVER = np.iinfo(np.int64).max
+#: The readings of a subscription without a channel: none, ever.
+_NO_READINGS: list[Any] = []
+
+
+class _RunReadings:
+    """What :func:`_run_readings` worked out for one run, and from what: the
+    ``readings`` list of each subscription's channel (a list the channel only ever
+    appends to), and how long each was."""
+
+    __slots__ = ("clock", "lists", "lengths", "present", "began", "distinct")
+
+    def __init__(self) -> None:
+        self.clock = -1
+        self.lists: list[list[Any]] = []
+        self.lengths = np.zeros(0, dtype=np.int64)
+        self.present = np.full(1, -1, dtype=np.int64)
+        self.began = np.full(1, _NEVER, dtype=np.int64)
+        self.distinct: dict[Any, int] = {}
+
+    def copy(self) -> _RunReadings:
+        twin = _RunReadings()
+        twin.clock, twin.lists, twin.lengths = self.clock, list(self.lists), self.lengths
+        twin.present, twin.began, twin.distinct = self.present, self.began, dict(self.distinct)
+        return twin
+
+
+#: Per run still in use.
+_RUN_READINGS: weakref.WeakKeyDictionary[Any, _RunReadings] = weakref.WeakKeyDictionary()
+#: Per list of subscriptions (by their ids) some run had, the latest: with the
+#: subscriptions (alive while kept, so that their ids name them), what
+#: :func:`_run_readings` worked out for it. A session's runs come and go, but those of
+#: one circuit meet the same subscriptions in the same order again and again.
+_ALIKE: dict[bytes, tuple[list[Any], _RunReadings]] = {}
+#: Lists of subscriptions kept in :data:`_ALIKE`, at most (the oldest dropped first).
+_ALIKE_KEPT = 64
 
 
 def _run_readings(run: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """What the channels of a :class:`shark.extract.bulk.Run`'s subscriptions read now:
     per subscription (then one for ``run.subscription``'s -1), which of the distinct
-    readings (the list) its channel's present reading is (-1 for none), and the
-    :func:`decoder.circuit.learned` count at which that began. Kept until a channel
-    learns something (the count moves) or the run meets more subscriptions."""
-    clock, count = learned(), len(run.subscriptions)
-    cached = _RUN_READINGS.get(run)
-    if cached is not None and cached[0] == clock and cached[1] == count:
-        return cached[2:]
-    present = np.full(count + 1, -1, dtype=np.int64)
-    began = np.full(count + 1, _NEVER, dtype=np.int64)
-    distinct: dict[Any, int] = {}
-    for k, subscription in enumerate(run.subscriptions):
-        channel = None if subscription is None else subscription.channel
-        if channel is not None and channel.readings:
-            began[k], reading = channel.readings[-1]
+    readings (the list; maybe some no channel reads now) its channel's present reading
+    is (-1 for none), and the :func:`decoder.circuit.learned` count at which that began.
+
+    Kept while no channel learns anything (the count stays) and the run meets no more
+    subscriptions; else worked out again for the channels whose readings grew only,
+    told by the lengths of their lists (found, and measured, by ``map``: a loop in C,
+    over the thousands of subscriptions a run meets). A run met first starts from what
+    an earlier run with the same subscriptions had (:data:`_ALIKE`)."""
+    clock, subscriptions = learned(), run.subscriptions
+    count = len(subscriptions)
+    known = _RUN_READINGS.get(run)
+    if known is None:  # a run met first: like one before it, maybe
+        key = np.fromiter(map(id, subscriptions), np.int64, count).tobytes()
+        alike = _ALIKE.get(key)
+        known = _RUN_READINGS[run] = _RunReadings() if alike is None else alike[1].copy()
+        _readings_now(known, clock, subscriptions)
+        if len(_ALIKE) >= _ALIKE_KEPT:
+            del _ALIKE[next(iter(_ALIKE))]
+        _ALIKE[key] = (list(subscriptions), known.copy())
+    elif known.clock != clock or len(known.lists) != count:
+        _readings_now(known, clock, subscriptions)
+    return known.present, known.began, list(known.distinct)
+
+
+def _readings_now(known: _RunReadings, clock: int, subscriptions: list[Any]) -> None:
+    """Bring ``known`` up to what the channels of ``subscriptions`` read now."""
+    count = len(subscriptions)
+    present, began = known.present, known.began
+    if len(known.lists) < count:  # subscriptions met since: none read yet
+        known.lists += _readings_lists(subscriptions[len(known.lists):])
+        more = count - len(known.lengths)
+        known.lengths = np.concatenate((known.lengths, np.zeros(more, dtype=np.int64)))
+        present = np.concatenate((present[:-1], np.full(more + 1, -1, dtype=np.int64)))
+        began = np.concatenate((began[:-1], np.full(more + 1, _NEVER, dtype=np.int64)))
+    lengths = np.fromiter(map(len, known.lists), np.int64, count)
+    grew = np.flatnonzero(lengths != known.lengths)
+    if len(grew):  # (each channel's reading its own object: told apart by value)
+        present, began = present.copy(), began.copy()  # (as given before: kept as they were)
+        distinct, lists = known.distinct, known.lists
+        for k in grew.tolist():
+            began[k], reading = lists[k][-1]
             present[k] = distinct.setdefault(reading, len(distinct))
-    _RUN_READINGS[run] = (clock, count, present, began, list(distinct))
-    return present, began, list(distinct)
+    known.clock, known.lengths, known.present, known.began = clock, lengths, present, began
+
+
+_CHANNEL, _READINGS = operator.attrgetter("channel"), operator.attrgetter("readings")
+
+
+def _readings_lists(subscriptions: list[Any]) -> list[list[Any]]:
+    """The ``readings`` list of each subscription's channel (an empty one for none)."""
+    try:
+        return list(map(_READINGS, map(_CHANNEL, subscriptions)))
+    except AttributeError:  # (a subscription, or its channel, is None)
+        return [_NO_READINGS if s is None or s.channel is None else s.channel.readings
+                for s in subscriptions]
 
 
 class _Rows:
@@ -274,6 +345,8 @@ class Chunk:
         self._gathers: list[tuple[Any, np.ndarray, np.ndarray]] = []
         #: Per run: the messages of it that rows here are, from first to last.
         self._spans: list[tuple[Any, slice]] = []
+        #: Per run: which of the batches are of it (indexes, or a slice).
+        self._run_batches: list[np.ndarray | slice] = []
         if not is_batch.any():
             self.records: Any = items
             self.size = len(items)
@@ -307,6 +380,7 @@ class Chunk:
             rows = _ranges(batch_rows[which], batch_lengths[which])
             indexes = _ranges(starts[which], batch_lengths[which])
             self._gathers.append((run, rows, indexes))
+            self._run_batches.append(which)
             low, high = int(indexes.min()), int(indexes.max()) + 1
             self._spans.append((run, slice(low, high)))
             self._source[rows] = indexes + (offset - low)
@@ -654,35 +728,48 @@ class Chunk:
                                dtype=np.int64)[codes]
         if self._record_rows is None:
             return record_keys, readings
-        keys = np.full(self.size, -1, dtype=np.int64)
-        keys[self._record_rows] = record_keys
         # Updates in bulk: each reads with its channel's reading as of its batch
         # (``learned``): the channel's present one, unless it began after the batch
-        # (rare: looked up in the channel's readings, row group by row group).
-        lengths = np.fromiter([b.stop - b.start for b in self._batches], np.int64,
-                              len(self._batches))
-        when = np.zeros(self.size, dtype=np.int64)
-        when[_ranges(self.records.first_rows[self._batch_items], lengths)] = np.repeat(
-            np.fromiter([b.learned for b in self._batches], np.int64, len(self._batches)),
-            lengths)
-        for run, rows, indexes in self._gathers:
+        # (rare: looked up in the channel's readings, row group by row group). Per run,
+        # the key of each subscription, then of each row by its subscription; the rows
+        # of a run some of whose batches are older than a present reading, one by one.
+        learned_at = np.fromiter([b.learned for b in self._batches], np.int64,
+                                 len(self._batches))
+        by_subscription: dict[int, np.ndarray] = {}
+        late: list[int] = []
+        for index, ((run, _, _), batches) in enumerate(zip(self.runs, self._run_batches,
+                                                           strict=True)):
             present, began, distinct = _run_readings(run)
-            if not distinct:
-                continue
             mine = np.array([coded(reading) for reading in distinct] + [-1], dtype=np.int64)
+            by_subscription[id(run)] = mine[present]  # (-1 for a subscription's -1)
+            reads = present >= 0
+            if reads.any() and int(began[reads].max()) > int(learned_at[batches].min()):
+                late.append(index)
+        keys = self._column(record_keys, run_field=lambda run, span: by_subscription[id(run)][
+            run.subscription[span]])
+        if late:
+            when = np.zeros(self.size, dtype=np.int64)
+            lengths = np.fromiter([b.stop - b.start for b in self._batches], np.int64,
+                                  len(self._batches))
+            when[_ranges(self.records.first_rows[self._batch_items], lengths)] = np.repeat(
+                learned_at, lengths)
+        for index in late:
+            run, rows, indexes = self.runs[index]
+            present, began, _ = _run_readings(run)
             subscription = run.subscription[indexes]
             at = when[rows]
             since = began[subscription]
-            which = present[subscription]  # (-1 for a subscription's -1: the last)
-            keys[rows] = np.where(since <= at, mine[which], -1)
-            late = np.flatnonzero((since > at) & (which >= 0))
-            if len(late):  # (what a channel read as before it learnt its present reading)
-                pairs, inverse = np.unique(np.stack((subscription[late], at[late])), axis=1,
-                                           return_inverse=True)
+            which = present[subscription]
+            keys[rows] = np.where(since <= at, keys[rows], -1)
+            late_rows = np.flatnonzero((since > at) & (which >= 0))
+            if len(late_rows):  # (what a channel read as before it learnt its present one)
+                pairs, inverse = np.unique(
+                    np.stack((subscription[late_rows], at[late_rows])), axis=1,
+                    return_inverse=True)
                 subscriptions = run.subscriptions
                 found = np.array([coded(subscriptions[k].channel.reading_at(t))
                                   for k, t in pairs.T.tolist()], dtype=np.int64)
-                keys[rows[late]] = found[inverse.ravel()]
+                keys[rows[late_rows]] = found[inverse.ravel()]
         return keys, readings
 
     @cached_property
