@@ -24,6 +24,7 @@ import operator
 import weakref
 from collections.abc import Callable, Iterable
 from functools import cached_property, partial
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -311,9 +312,15 @@ class _Rows:
                  records: list[Record], record_rows: np.ndarray) -> None:
         self.items = items
         self.first_rows = first_rows
-        #: The rows that are records: most of those asked for.
-        self._records = dict(zip(record_rows.tolist(), records, strict=True))
+        self._given = (records, record_rows)
         self._made: dict[int, list[Record]] = {}
+
+    @cached_property
+    def _records(self) -> dict[int, Record]:
+        """The rows that are records (most of those asked for), by row: made when a
+        row is first asked for (few chunks have any asked)."""
+        records, record_rows = self._given
+        return dict(zip(record_rows.tolist(), records, strict=True))
 
     def __getitem__(self, row: int) -> Record:
         record = self._records.get(row)
@@ -352,8 +359,8 @@ class Chunk:
             self.size = len(items)
             self._record_rows: np.ndarray | None = None
             return
-        self._batches = [item for item in items if item.kind is UPDATES]
-        self._records = [item for item in items if item.kind is not UPDATES]
+        self._batches = list(compress(items, is_batch.tolist()))
+        self._records = list(compress(items, (~is_batch).tolist()))
         self._record_items = np.flatnonzero(~is_batch)
         self._batch_items = np.flatnonzero(is_batch)
         #: Rows per item: 1 per record, a row per message of a batch.
