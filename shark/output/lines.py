@@ -114,7 +114,7 @@ class TextLines:
             words["fields"], subscription, subscription_valid,
             column("size").to_numpy(), words["reason"], words["display"],
             words["severity"], quiet, words["alarm_status"],
-            latency_us, latency.is_valid().to_numpy(zero_copy_only=False))
+            latency_us, _valid(latency))
         return memoryview(out)[:size]
 
     def _time(self, times: pa.Array, raw: pa.Array) -> tuple[np.ndarray, Strings]:
@@ -182,7 +182,10 @@ class _Names:
             offsets[1:] = np.cumsum([len(word) for word in encoded])
             data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
             self._kept[name] = dictionary, data, offsets
-        index = pc.fill_null(column.indices, -1).to_numpy().astype(np.int64)
+        indices = column.indices
+        index = _integers(indices)
+        if indices.null_count:
+            index[~_valid(indices)] = -1
         return Strings(data, offsets, index)
 
 
@@ -196,7 +199,7 @@ def _texts(column: pa.Array) -> Strings:
     data = np.zeros(0, dtype=np.uint8) if data is None else np.frombuffer(data, np.uint8)
     index = np.arange(rows, dtype=np.int64)
     if column.null_count:
-        index[~column.is_valid().to_numpy(zero_copy_only=False)] = -1
+        index[~_valid(column)] = -1
     return Strings(data, offsets, index)
 
 
@@ -207,8 +210,39 @@ def _no_texts(rows: int) -> Strings:
 
 def _numbers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A number column's values (0 where null) and which are there."""
-    valid = column.is_valid().to_numpy(zero_copy_only=False)
-    return column.fill_null(0).to_numpy().astype(np.int64), valid
+    valid = _valid(column)
+    values = _integers(column)
+    if column.null_count:
+        values[~valid] = 0
+    return values, valid
+
+
+def _valid(column: pa.Array) -> np.ndarray:
+    """Which rows of a column are not null: its validity bitmap, unpacked by numpy
+    (the compute functions cost more, called for a few columns of every batch)."""
+    rows = len(column)
+    bitmap = column.buffers()[0]
+    if bitmap is None or not column.null_count:
+        return np.full(rows, column.null_count == 0)
+    start = column.offset
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=start + rows,
+                         bitorder="little")
+    return bits[start:].view(np.bool_)
+
+
+def _integers(column: pa.Array) -> np.ndarray:
+    """The values of an integer column (a dictionary's indices, a time's numbers) as
+    int64, in a new array, whatever is under its nulls."""
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        kind = pa.int64()
+    width = kind.bit_width // 8
+    dtype = np.dtype(f"{'u' if pa.types.is_unsigned_integer(kind) else 'i'}{width}")
+    data = column.buffers()[1]
+    if data is None:  # (a column of nulls alone may have no values)
+        return np.zeros(len(column), dtype=np.int64)
+    return np.frombuffer(data, dtype=dtype, count=len(column),
+                         offset=column.offset * width).astype(np.int64)
 
 
 def _longest(words: Strings) -> int:
@@ -459,7 +493,7 @@ class _Sparse:
         null) of the values of ``column`` (none null) at the rows ``where`` says."""
         if column.null_count == len(column):
             return
-        rows = column.is_valid().to_numpy(zero_copy_only=False) & (self.index < 0)
+        rows = _valid(column) & (self.index < 0)
         count = int(rows.sum())
         if not count:
             return
