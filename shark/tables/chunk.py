@@ -173,19 +173,28 @@ class Vocabularies:
         self.written = Written()
         #: PV codes of the subscriptions of runs still in use (:meth:`run_pvs`).
         self._run_pvs: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
+        #: The same, by the list of subscriptions some run had (:data:`_ALIKE`).
+        self._alike_pvs: dict[bytes, tuple[list[Any], np.ndarray]] = {}
 
     def run_pvs(self, run: Any) -> np.ndarray:
         """The PV name code of each subscription of a :class:`shark.extract.bulk.Run` (by its
         channel), then -1 (for ``run.subscription``'s -1): worked out once per
-        subscription the run met, as the session adds them."""
+        subscription the run met, as the session adds them; for a run met first, from
+        those of the latest run with the same subscriptions."""
         codes = self._run_pvs.get(run)
-        if codes is None:
-            codes = np.full(1, -1, dtype=np.int32)
-        if len(codes) <= len(run.subscriptions):
-            names = [None if s is None or s.channel is None else s.channel.name
-                     for s in run.subscriptions[len(codes) - 1:]]
+        subscriptions = run.subscriptions
+        if codes is None:  # a run met first: like one before it, maybe
+            key = _subscriptions_key(subscriptions)
+            alike = self._alike_pvs.get(key)
+            codes = np.full(1, -1, dtype=np.int32) if alike is None else alike[1]
+        else:
+            key = None
+        if len(codes) <= len(subscriptions):
+            names = _channel_names(subscriptions[len(codes) - 1:])
             codes = np.concatenate((codes[:-1], self.pvs.encode(names), codes[-1:]))
-            self._run_pvs[run] = codes
+        self._run_pvs[run] = codes
+        if key is not None:
+            _keep(self._alike_pvs, key, (list(subscriptions), codes))
         return codes
 
 
@@ -260,13 +269,11 @@ def _run_readings(run: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     count = len(subscriptions)
     known = _RUN_READINGS.get(run)
     if known is None:  # a run met first: like one before it, maybe
-        key = np.fromiter(map(id, subscriptions), np.int64, count).tobytes()
+        key = _subscriptions_key(subscriptions)
         alike = _ALIKE.get(key)
         known = _RUN_READINGS[run] = _RunReadings() if alike is None else alike[1].copy()
         _readings_now(known, clock, subscriptions)
-        if len(_ALIKE) >= _ALIKE_KEPT:
-            del _ALIKE[next(iter(_ALIKE))]
-        _ALIKE[key] = (list(subscriptions), known.copy())
+        _keep(_ALIKE, key, (list(subscriptions), known.copy()))
     elif known.clock != clock or len(known.lists) != count:
         _readings_now(known, clock, subscriptions)
     return known.present, known.began, list(known.distinct)
@@ -293,7 +300,32 @@ def _readings_now(known: _RunReadings, clock: int, subscriptions: list[Any]) -> 
     known.clock, known.lengths, known.present, known.began = clock, lengths, present, began
 
 
+def _subscriptions_key(subscriptions: list[Any]) -> bytes:
+    """A list of subscriptions as a key (their ids: a cache with this key keeps the
+    subscriptions alive, so that no other object takes an id)."""
+    return np.fromiter(map(id, subscriptions), np.int64, len(subscriptions)).tobytes()
+
+
+def _keep(cache: dict[bytes, Any], key: bytes, value: Any) -> None:
+    """Keep ``value`` by ``key`` in a cache of lists of subscriptions, dropping the
+    oldest past :data:`_ALIKE_KEPT`."""
+    cache.pop(key, None)
+    if len(cache) >= _ALIKE_KEPT:
+        del cache[next(iter(cache))]
+    cache[key] = value
+
+
 _CHANNEL, _READINGS = operator.attrgetter("channel"), operator.attrgetter("readings")
+_NAME = operator.attrgetter("name")
+
+
+def _channel_names(subscriptions: list[Any]) -> list[str | None]:
+    """The name of each subscription's channel (None for none)."""
+    try:
+        return list(map(_NAME, map(_CHANNEL, subscriptions)))
+    except AttributeError:  # (a subscription, or its channel, is None)
+        return [None if s is None or s.channel is None else s.channel.name
+                for s in subscriptions]
 
 
 def _readings_lists(subscriptions: list[Any]) -> list[list[Any]]:

@@ -1,6 +1,7 @@
-"""What the channels of a run's subscriptions read (shark.tables.chunk._run_readings):
-worked out again, as the channels learn and the run meets more subscriptions, the same
-as from scratch."""
+"""What the channels of a run's subscriptions read (shark.tables.chunk._run_readings),
+and their names (Vocabularies.run_pvs): worked out again as the channels learn and the
+run meets more subscriptions, and for runs like one before them, the same as from
+scratch."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import struct
 
 from decoder import DBRType
 from decoder.circuit import Channel, Subscription, learned
-from shark.tables.chunk import _run_readings
+from shark.tables.chunk import Vocabularies, _run_readings
 
 
 class FakeRun:
@@ -91,3 +92,27 @@ def test_a_run_like_one_before_it_reads_what_channels_read_now() -> None:
     third.subscriptions += subscriptions  # (as the first: not as the second grew)
     assert worked_out(third) == from_scratch(third)
     assert worked_out(first) == from_scratch(first)
+
+
+def test_pv_codes_of_a_run_like_one_before_it() -> None:
+    """Vocabularies.run_pvs: a run with the subscriptions of one before it, and one that
+    meets more later, name each by its channel (None: no channel, or none known)."""
+    vocabularies = Vocabularies()
+    channels = [Channel(f"PV{k}", cid=k) for k in range(3)]
+    subscriptions = [Subscription(k, channels[k], 6, 1, None) for k in range(3)]
+
+    def names(run: FakeRun) -> list[str | None]:
+        codes = vocabularies.run_pvs(run)
+        assert codes[-1] == -1 and len(codes) == len(run.subscriptions) + 1
+        return [None if c < 0 else vocabularies.pvs.values[c] for c in codes[:-1].tolist()]
+
+    first, second = FakeRun(), FakeRun()
+    first.subscriptions += subscriptions
+    second.subscriptions += subscriptions
+    assert names(first) == names(second) == ["PV0", "PV1", "PV2"]
+    second.subscriptions += [Subscription(7, None, 6, 1, None), None,
+                             Subscription(8, Channel("PV9", cid=9), 6, 1, None)]
+    assert names(second) == ["PV0", "PV1", "PV2", None, None, "PV9"]
+    third = FakeRun()
+    third.subscriptions += subscriptions
+    assert names(third) == ["PV0", "PV1", "PV2"]
