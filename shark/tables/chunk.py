@@ -39,7 +39,7 @@ from decoder.status import alarm_severity_name, alarm_status_name, eca_name
 from decoder.text import shown_text
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record, RecordKind
-from shark.tables.display import Written, fixed_texts, integer_texts, shortest_texts
+from shark.tables.display import Asked, Written, fixed_texts, integer_texts, shortest_texts
 from shark.tables.grouping import group
 from shark.tables.schema import NO_TIME, TIME_RANGE, seconds_to_ns
 from shark.tables.values import InBuffer, Values, extract_values
@@ -837,10 +837,11 @@ class Chunk:
         named = self._enum_pieces(number & (way == _Way.ENUM), keys, channels, pieces)
         floating = number & (way == _Way.FLOATING)
         plain = number & ~floating & ~named
-        written = self.vocabularies.written
+        numbers: list[np.ndarray] = []
+        asked: list[Asked] = []
         if plain.any():
-            pieces.append((np.flatnonzero(plain), *written.texts(
-                _INTEGERS, values.value[plain], integer_texts)))
+            numbers.append(np.flatnonzero(plain))
+            asked.append((_INTEGERS, values.value[plain], integer_texts))
         if floating.any():
             rows = np.flatnonzero(floating)
             decimals = self._decimals(rows, keys, channels)
@@ -848,9 +849,11 @@ class Chunk:
             counts = np.bincount(decimals + 1)
             for p in (np.flatnonzero(counts) - 1).tolist():
                 chosen = rows if counts[p + 1] == len(rows) else rows[decimals == p]
-                pieces.append((chosen, *written.texts(
-                    p, values.value[chosen],
-                    shortest_texts if p < 0 else partial(fixed_texts, precision=p))))
+                numbers.append(chosen)
+                asked.append((p, values.value[chosen],
+                              shortest_texts if p < 0 else partial(fixed_texts, precision=p)))
+        pieces += [(rows, *texts) for rows, texts in zip(
+            numbers, self.vocabularies.written.texts(asked), strict=True)]
         if values.text:
             rows = np.fromiter(values.text, np.int64, len(values.text))
             pieces.append((rows, pa.array([shown_text(t) for t in values.text.values()],
@@ -965,17 +968,40 @@ _Piece = tuple[np.ndarray, pa.Array, "np.ndarray | None"]
 
 def _assemble(n: int, pieces: list[_Piece]) -> pa.Array:
     """One array of ``n`` strings from pieces, null elsewhere: one gather from the
-    pieces' strings joined, then a null that the rows of no piece take."""
+    pieces' strings, joined when they are not all one array (as the numbers'
+    :attr:`shark.tables.display.Written.store` is). Rows of no piece take an empty
+    string the strings begin with, marked null, or else a null joined to them."""
     pieces = [piece for piece in pieces if len(piece[0])]
     if not pieces:
         return pa.nulls(n, pa.large_string())
-    strings = [piece[1] if piece[1].type == pa.large_string()
-               else piece[1].cast(pa.large_string()) for piece in pieces]
-    offset = sum(len(texts) for texts in strings)
-    position = np.full(n, offset, dtype=np.int64)
-    offset = 0
-    for (where, _, index), texts in zip(pieces, strings, strict=True):
+    used: dict[int, int] = {}
+    for rows, strings, _ in pieces:
+        used[id(strings)] = used.get(id(strings), 0) + len(rows)
+    if len(used) > 1:  # to be joined: gathered first where its rows use a few of many
+        pieces = [(rows, strings.take(index), None)
+                  if index is not None and len(strings) > 8 * used[id(strings)]
+                  else (rows, strings, index) for rows, strings, index in pieces]
+    arrays: list[pa.Array] = []
+    start: dict[int, int] = {}
+    for _, strings, _ in pieces:
+        if id(strings) not in start:
+            start[id(strings)] = sum(map(len, arrays))
+            arrays.append(strings if strings.type == pa.large_string()
+                          else strings.cast(pa.large_string()))
+    position = np.full(n, -1, dtype=np.int64)
+    for where, strings, index in pieces:
+        offset = start[id(strings)]
         position[where] = np.arange(offset, offset + len(where)) if index is None \
             else index + offset
-        offset += len(texts)
-    return pa.concat_arrays([*strings, pa.nulls(1, pa.large_string())]).take(position)
+    missing = position < 0
+    if not missing.any():
+        return (arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)).take(position)
+    first = arrays[0]
+    if len(arrays) > 1 or not len(first) or first[0].as_py() != "":
+        position[missing] = sum(map(len, arrays))
+        return pa.concat_arrays([*arrays, pa.nulls(1, pa.large_string())]).take(position)
+    position[missing] = 0
+    taken = first.take(position)
+    valid = pa.py_buffer(np.packbits(~missing, bitorder="little"))
+    return pa.Array.from_buffers(pa.large_string(), n, [valid, *taken.buffers()[1:]],
+                                 null_count=int(np.count_nonzero(missing)))

@@ -36,8 +36,8 @@ import pyarrow.compute as pc
 
 from shark.tables.grouping import distinct
 
-__all__ = ["Texts", "Written", "fixed", "fixed_texts", "integers", "integer_texts", "shortest",
-           "shortest_texts"]
+__all__ = ["Asked", "Texts", "Written", "fixed", "fixed_texts", "integer_texts", "integers",
+           "shortest", "shortest_texts"]
 
 #: Strings of values: the strings, and which of them each value has (None: one each,
 #: in order). Values formatted in parts (most by numpy or Arrow, a few by Python) are
@@ -53,24 +53,27 @@ _MINUS, _POINT, _ZERO = b"-"[0], b"."[0], b"0"[0]
 
 #: Fewer values than this are written as they are, alike or not.
 _ALIKE_FROM = 256
-#: Numbers a :class:`Written` keeps the texts of, per way of writing them, at most.
-_KEPT = 1 << 17
-#: Calls a :class:`Written` leaves its numbers alone for, at most, after they did not pay.
+#: Numbers a :class:`Written` keeps the texts of, at most.
+_KEPT = 1 << 18
+#: Calls a :class:`Written` leaves the numbers of a way alone for, at most, after they
+#: did not pay.
 _REST = 64
+#: What a :class:`Written` is asked for: values, the way of writing them (a key), and
+#: the function that does (one of the ``*_texts``).
+Asked = tuple[Hashable, np.ndarray, Callable[[np.ndarray], Texts]]
 
 
 class _Known:
     """The numbers of one way of writing them that a :class:`Written` keeps."""
 
-    __slots__ = ("keys", "strings", "rest", "resting")
+    __slots__ = ("keys", "at", "rest", "resting")
 
     def __init__(self) -> None:
         self.rest = self.resting = 0
-        self.forget()
-
-    def forget(self) -> None:
         self.keys = pd.Index(np.empty(0, dtype=np.int64))  # their bits
-        self.strings: pa.Array = pa.array([], pa.large_string())  # their texts
+        #: Where the text of each is in :attr:`Written.store`, then -1 (for a key not
+        #: found: ``get_indexer`` says -1).
+        self.at = np.full(1, -1, dtype=np.int64)
 
 
 class Written:
@@ -81,55 +84,80 @@ class Written:
     ADC, or a ``RNDM`` calc, takes some 65536 values at most). Numbers are told apart by
     their bits (-0.0 is not 0.0) with a hash, which costs less than writing them: those
     seen before are looked up, each new one is written once and kept (up to
-    :data:`_KEPT` per way: past it, no more).
+    :data:`_KEPT`: past it, no more).
+
+    The texts of every way are kept in one array, :attr:`store` (appended to, so that a
+    text keeps its place), which begins with an empty string: the values of a column
+    found here are all gathered from it, without joining arrays first, and its rows of
+    no value can take the empty string (and be marked null).
 
     Where few are found (under a quarter: values that seldom come again, or no more
     the ones kept), looking them up costs more than it saves: the new ones are kept
-    still, but none looked up for a
-    while (1, 3, 7 ... up to :data:`_REST` calls), the values told apart among
-    themselves only; before the longest rest, those kept are dropped (the values may
-    have moved on), to be kept anew after it.
+    still, but none of that way looked up for a while (1, 3, 7 ... up to :data:`_REST`
+    calls), the values told apart among themselves only; before the longest rest, all
+    that is kept is dropped (the values may have moved on), to be kept anew.
     """
 
     def __init__(self, kept: int = _KEPT) -> None:
         self._kept = kept
-        self._ways: dict[Hashable, _Known] = {}
+        self._forget()
 
-    def texts(self, way: Hashable, values: np.ndarray,
-              form: Callable[[np.ndarray], Texts]) -> Texts:
-        """:data:`Texts` of ``values`` as ``form`` writes them (one of the ``*_texts``
-        functions; ``way`` says which, and with which precision)."""
-        n = len(values)
-        if n < _ALIKE_FROM:
-            return form(values)
-        known = self._ways.get(way)
-        if known is None:
-            known = self._ways[way] = _Known()
-        if known.resting:
-            known.resting -= 1
-            return _alike_once(values, form)
-        bits = values.view(np.int64)
-        at = known.keys.get_indexer(bits)
-        new = np.flatnonzero(at < 0)
-        if not len(new):
-            known.rest = 0
-            return _taken(known.strings, at)
-        fresh, codes = distinct(bits[new])
-        written = _in_order(form(fresh.view(np.float64)))
-        if 4 * (n - len(new)) >= n:  # found a quarter: paid (or will, once kept)
-            known.rest = 0
-        elif len(known.keys) >= n:  # kept enough to have found more: rest
-            known.rest = known.resting = min(2 * known.rest + 1, _REST)
-            if known.rest == _REST:  # (the longest rest: maybe the values moved on)
-                texts = _joined(at, new, codes, known.strings, written)
-                known.forget()
-                return texts
-        if len(known.keys) + len(fresh) > self._kept:  # full: keep what is kept
-            return _joined(at, new, codes, known.strings, written)
-        at[new] = codes + len(known.strings)
-        known.keys = known.keys.append(pd.Index(fresh))
-        known.strings = pa.concat_arrays([known.strings, written])
-        return _taken(known.strings, at)
+    def _forget(self) -> None:
+        self._ways: dict[Hashable, _Known] = {}
+        #: The texts kept, after an empty string.
+        self.store: pa.Array = pa.array([""], pa.large_string())
+
+    def texts(self, asked: list[Asked]) -> list[Texts]:
+        """:data:`Texts` of the values of each of ``asked`` (those found or kept here:
+        of :attr:`store` as it is after the call)."""
+        out: list[Texts] = [(self.store, None)] * len(asked)
+        store, fresh_texts, size = self.store, [], len(self.store)
+        found_here: list[tuple[int, np.ndarray]] = []
+        forget = False
+        for i, (way, values, form) in enumerate(asked):
+            n = len(values)
+            if n < _ALIKE_FROM:
+                out[i] = form(values)
+                continue
+            known = self._ways.get(way)
+            if known is None:
+                known = self._ways[way] = _Known()
+            if known.resting:
+                known.resting -= 1
+                out[i] = _alike_once(values, form)
+                continue
+            bits = values.view(np.int64)
+            at = known.at[known.keys.get_indexer(bits)]
+            new = np.flatnonzero(at < 0)
+            if not len(new):
+                known.rest = 0
+                found_here.append((i, at))
+                continue
+            fresh, codes = distinct(bits[new])
+            written = _in_order(form(fresh.view(np.float64)))
+            if 4 * (n - len(new)) >= n:  # found a quarter: paid (or will, once kept)
+                known.rest = 0
+            elif len(known.keys) >= n:  # kept enough to have found more: rest
+                known.rest = known.resting = min(2 * known.rest + 1, _REST)
+                forget = forget or known.rest == _REST  # (maybe the values moved on)
+            if forget or size + len(fresh) > self._kept:  # not kept
+                if fresh_texts:  # (kept in this call: a way asked for twice)
+                    store = pa.concat_arrays([self.store, *fresh_texts])
+                out[i] = _joined(at, new, codes, store, written)
+                continue
+            at[new] = codes + size
+            known.keys = known.keys.append(pd.Index(fresh))
+            known.at = np.concatenate((known.at[:-1], np.arange(size, size + len(fresh)), [-1]))
+            fresh_texts.append(written)
+            size += len(fresh)
+            found_here.append((i, at))
+        if fresh_texts:
+            self.store = pa.concat_arrays([self.store, *fresh_texts])
+        for i, at in found_here:
+            out[i] = (self.store, at)
+        if forget:
+            self._forget()
+        return out
 
 
 def _joined(at: np.ndarray, new: np.ndarray, codes: np.ndarray, kept: pa.Array,
@@ -152,14 +180,6 @@ def _alike_once(values: np.ndarray, form: Callable[[np.ndarray], Texts]) -> Text
         return form(values)
     strings, which = form(bits.view(np.float64))
     return strings, index if which is None else which[index]
-
-
-def _taken(strings: pa.Array, index: np.ndarray) -> Texts:
-    """``strings`` by ``index``: taken now when they are many more than the values (a
-    gather of a string costs some six times what joining one to a column's does)."""
-    if len(strings) > 8 * len(index):
-        return strings.take(index), None
-    return strings, index
 
 
 def integers(values: np.ndarray) -> pa.Array:

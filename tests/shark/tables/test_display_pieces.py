@@ -3,12 +3,15 @@ writing each, -0.0 apart from 0.0, within a chunk's values and from one to the n
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
 from shark.tables.chunk import _assemble
 from shark.tables.display import (
     Written,
+    _in_order,
     fixed,
     fixed_texts,
     integer_texts,
@@ -35,7 +38,8 @@ def test_alike_written_once_as_each(texts, form) -> None:
     rng = np.random.default_rng(5)
     values = rng.choice(pool(rng, texts is integer_texts), 5000)
     rows = np.sort(rng.choice(7000, 5000, replace=False))
-    piece = (rows, *Written().texts("way", values, texts))
+    [texts_of] = Written().texts([("way", values, texts)])
+    piece = (rows, *texts_of)
     assert piece[2] is not None  # (written once each)
     got = _assemble(7000, [piece]).to_pylist()
     want = [None] * 7000
@@ -57,7 +61,7 @@ def test_kept_from_call_to_call(texts, form) -> None:
         fresh = np.round(rng.normal(0, 1e6, size)) if integral else rng.normal(0, 50, size)
         for values in (rng.choice(alike, size), fresh,
                        np.concatenate([rng.choice(alike, size), fresh[: size // 3]])):
-            strings, index = written.texts(("way", 1), values, texts)
+            [(strings, index)] = written.texts([(("way", 1), values, texts)])
             got = (strings if index is None else strings.take(index)).to_pylist()
             assert got == form(values).to_pylist()
 
@@ -83,6 +87,35 @@ def test_values_that_never_come_again() -> None:
     alike = rng.normal(0, 50, 50)
     for call in range(160):
         values = rng.normal(0, 50, 300) if call < 130 else rng.choice(alike, 300)
-        strings, index = written.texts("way", values, shortest_texts)
+        [(strings, index)] = written.texts([("way", values, shortest_texts)])
         got = (strings if index is None else strings.take(index)).to_pylist()
         assert got == [repr(v) for v in values.tolist()]
+
+
+def test_ways_asked_together_share_one_store() -> None:
+    """Ways asked for at once (one twice), kept past what fits: each value as written
+    alone; a column of them, with rows of no value, as the pieces say, nulls marked."""
+    rng = np.random.default_rng(13)
+    written = Written(kept=3000)
+    alike = rng.normal(0, 50, 400)
+    three = partial(fixed_texts, precision=3)
+    for size in [2000, 900, 3000, 600, 2500]:
+        asked = [("shortest", rng.choice(alike, size), shortest_texts),
+                 (3, np.concatenate([rng.choice(alike, size), rng.normal(0, 9, 300)]), three),
+                 ("shortest", rng.normal(0, 50, size // 2), shortest_texts)]
+        texts = written.texts(asked)
+        rows = np.sort(rng.choice(3 * size, sum(len(v) for _, v, _ in asked), replace=False))
+        n = int(rows[-1]) + 5
+        pieces, want, start = [], [None] * n, 0
+        for (_, values, form), (strings, index) in zip(asked, texts, strict=True):
+            alone = form(values)
+            assert _in_order((strings, index)).to_pylist() == _in_order(alone).to_pylist()
+            mine = rows[start : start + len(values)]
+            start += len(values)
+            pieces.append((mine, strings, index))
+            for row, text in zip(mine.tolist(), _in_order(alone).to_pylist(), strict=True):
+                want[row] = text
+        column = _assemble(n, pieces)
+        column.validate(full=True)
+        assert column.to_pylist() == want
+        assert column.null_count == want.count(None)
