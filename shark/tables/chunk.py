@@ -118,6 +118,10 @@ class Vocabulary:
         self.values: list[str] = []
         for text in initial:
             self.code(text)
+        #: The codes of small numbers by one naming function, -2 for those not named yet
+        #: (:meth:`codes`), with the function.
+        self._small: tuple[Callable[[int], str] | None, np.ndarray] = (
+            None, np.empty(0, dtype=np.int32))
 
     def code(self, text: str | None) -> int:
         code = self.index.get(text)
@@ -141,12 +145,22 @@ class Vocabulary:
     def codes(self, numbers: np.ndarray, name: Callable[[int], str]) -> np.ndarray:
         """Codes for an array of numbers named by ``name`` (each distinct number is
         named once)."""
-        if len(numbers) and 0 <= numbers.min() and numbers.max() < _SMALL:
-            # Small numbers (DBR types, statuses ...): a lookup table, no hashing.
-            distinct = np.flatnonzero(np.bincount(numbers))
-            table = np.full(distinct[-1] + 1, -1, dtype=np.int32)
-            table[distinct] = [self.code(name(n)) for n in distinct.tolist()]
-            return table[numbers]
+        if len(numbers) and 0 <= numbers.min() and (top := int(numbers.max())) < _SMALL:
+            # Small numbers (DBR types, statuses ...): a lookup table, no hashing, kept
+            # from call to call (a number is named once, when first met).
+            named, table = self._small
+            if named is not name or len(table) <= top:
+                grown = np.full(top + 1, -2, dtype=np.int32)
+                if named is name:
+                    grown[: len(table)] = table
+                table = grown
+                self._small = (name, table)
+            codes = table[numbers]
+            if (codes == -2).any():
+                new = np.flatnonzero(np.bincount(numbers[codes == -2]))
+                table[new] = [self.code(name(n)) for n in new.tolist()]
+                codes = table[numbers]
+            return codes
         inverse, distinct, _ = group(numbers)
         return np.array([self.code(name(n)) for n in distinct.tolist()],
                         dtype=np.int32)[inverse]
