@@ -169,7 +169,7 @@ class StreamFramer:
         unpack = HEADER.unpack_from
         forms = self._forms
         max_payload = self.max_payload
-        new = object.__new__
+        wire = Message.from_wire.__func__  # (a plain function: no lookup per message)
         check = self.check_sizes
         known = self._known
         known_get = None if known is None else known.get
@@ -189,17 +189,7 @@ class StreamFramer:
                     if stop > end:
                         need = stop - start
                         break
-                    # Message.from_wire, inlined: this runs once per message.
-                    msg = new(cls)
-                    msg.data_type = data_type
-                    msg.data_count = count
-                    msg.parameter1 = p1
-                    msg.parameter2 = p2
-                    msg.payload = buf[body:stop]
-                    msg.extended = False
-                    msg.role_guessed = False
-                    msg._decoded = None
-                    append(msg)
+                    append(wire(cls, data_type, count, p1, p2, buf[body:stop], False))
                     start = stop
                     continue
             command, size, data_type, count, p1, p2 = unpack(buf, start)
@@ -241,7 +231,7 @@ class StreamFramer:
             if cls is None:  # sender unknown, or a command this protocol lacks
                 msg = make_message(command, self.sender, data_type, count, p1, p2,
                                    buf[body:stop], extended)
-            else:  # a header not met before (the hot path above inlines this)
+            else:  # a header not met before
                 msg = cls.from_wire(data_type, count, p1, p2, buf[body:stop], extended)
             append(msg)
             start = stop
@@ -302,11 +292,11 @@ def split_datagram(
     offset = 0
     end = len(data)
     unpack = HEADER.unpack_from
-    # The sender's forms, for the message objects made here (Message.from_wire,
-    # inlined); an unknown command, EVENT_ADD's two forms and a sender to be guessed
+    # The sender's forms, for the message objects made here (by Message.from_wire);
+    # an unknown command, EVENT_ADD's two forms and a sender to be guessed
     # go by make_message.
     forms = None if sender is None else _CLIENT_FORMS if sender == Role.CLIENT else _SERVER_FORMS
-    new = object.__new__
+    wire = Message.from_wire.__func__
     while offset < end:
         if end - offset < HEADER_SIZE:
             _fail(f"{end - offset} trailing bytes, too short for a CA header", offset, out)
@@ -332,16 +322,7 @@ def split_datagram(
             append(make_message(command, sender, data_type, count, p1, p2,
                                 data[body : body + size], extended))
         else:
-            msg = new(cls)
-            msg.data_type = data_type
-            msg.data_count = count
-            msg.parameter1 = p1
-            msg.parameter2 = p2
-            msg.payload = data[body : body + size]
-            msg.extended = extended
-            msg.role_guessed = False
-            msg._decoded = None
-            append(msg)
+            append(wire(cls, data_type, count, p1, p2, data[body : body + size], extended))
         offset = body + size
     return out
 

@@ -44,6 +44,7 @@ from decoder.messages import (
     _SERVER_FORMS,
     EventAddResponse,
     EventCancelResponse,
+    Message,
     decode_header,
     message_class,
 )
@@ -213,11 +214,11 @@ class Run:
     def messages(self, start: int, stop: int) -> list[Any]:
         """Messages ``start`` to ``stop`` as the stream framer makes them: the server's
         form of each command (every one is known: :meth:`sizes_fit` checked), its
-        header fields as they are (``Message.from_wire``, inlined: this runs once for
-        every message of a run that is not an update taken in bulk)."""
+        header fields as they are (``Message.from_wire``, called as a plain function:
+        this runs once for every message of a run that is not an update taken in bulk)."""
         buffer = self.buffer
         forms = _SERVER_FORMS
-        new = object.__new__
+        wire = Message.from_wire.__func__
         out = []
         append = out.append
         for command, data_type, count, parameter1, parameter2, body, size, extended in zip(
@@ -227,16 +228,8 @@ class Run:
             cls = forms[command]
             if cls is EventAddResponse and not size:
                 cls = EventCancelResponse
-            message = new(cls)
-            message.data_type = data_type
-            message.data_count = count
-            message.parameter1 = parameter1
-            message.parameter2 = parameter2
-            message.payload = buffer[body : body + size]
-            message.extended = extended
-            message.role_guessed = False
-            message._decoded = None
-            append(message)
+            append(wire(cls, data_type, count, parameter1, parameter2,
+                        buffer[body : body + size], extended))
         return out
 
     def updates_only(self) -> np.ndarray:
