@@ -187,8 +187,15 @@ class Vocabularies:
         self.written = Written()
         #: PV codes of the subscriptions of runs still in use (:meth:`run_pvs`).
         self._run_pvs: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
-        #: The same, by the list of subscriptions some run had (:data:`_ALIKE`).
+        #: The same, by the list of subscriptions some run had (:attr:`alike_readings`).
         self._alike_pvs: dict[bytes, tuple[list[Any], np.ndarray]] = {}
+        #: Per list of subscriptions (by their ids) some run had, the latest: with the
+        #: subscriptions (alive while kept, so that their ids name them), what
+        #: :func:`_run_readings` worked out for it. A session's runs come and go, but
+        #: those of one circuit meet the same subscriptions in the same order again and
+        #: again. Kept by the builder's vocabularies, not the module: a capture's
+        #: subscriptions (and the channels they hold) go with its tables.
+        self.alike_readings: dict[bytes, tuple[list[Any], _RunReadings]] = {}
 
     def run_pvs(self, run: Any) -> np.ndarray:
         """The PV name code of each subscription of a :class:`shark.extract.bulk.Run` (by its
@@ -259,16 +266,13 @@ class _RunReadings:
 
 #: Per run still in use.
 _RUN_READINGS: weakref.WeakKeyDictionary[Any, _RunReadings] = weakref.WeakKeyDictionary()
-#: Per list of subscriptions (by their ids) some run had, the latest: with the
-#: subscriptions (alive while kept, so that their ids name them), what
-#: :func:`_run_readings` worked out for it. A session's runs come and go, but those of
-#: one circuit meet the same subscriptions in the same order again and again.
-_ALIKE: dict[bytes, tuple[list[Any], _RunReadings]] = {}
-#: Lists of subscriptions kept in :data:`_ALIKE`, at most (the oldest dropped first).
+#: Lists of subscriptions kept by :attr:`Vocabularies.alike_readings`, at most (the
+#: oldest dropped first).
 _ALIKE_KEPT = 64
 
 
-def _run_readings(run: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+def _run_readings(run: Any, alike_readings: dict[bytes, tuple[list[Any], _RunReadings]]
+                  ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """What the channels of a :class:`shark.extract.bulk.Run`'s subscriptions read now:
     per subscription (then one for ``run.subscription``'s -1), which of the distinct
     readings (the list; maybe some no channel reads now) its channel's present reading
@@ -278,16 +282,17 @@ def _run_readings(run: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     subscriptions; else worked out again for the channels whose readings grew only,
     told by the lengths of their lists (found, and measured, by ``map``: a loop in C,
     over the thousands of subscriptions a run meets). A run met first starts from what
-    an earlier run with the same subscriptions had (:data:`_ALIKE`)."""
+    an earlier run with the same subscriptions had (``alike_readings``:
+    :attr:`Vocabularies.alike_readings`)."""
     clock, subscriptions = learned(), run.subscriptions
     count = len(subscriptions)
     known = _RUN_READINGS.get(run)
     if known is None:  # a run met first: like one before it, maybe
         key = _subscriptions_key(subscriptions)
-        alike = _ALIKE.get(key)
+        alike = alike_readings.get(key)
         known = _RUN_READINGS[run] = _RunReadings() if alike is None else alike[1].copy()
         _readings_now(known, clock, subscriptions)
-        _keep(_ALIKE, key, (list(subscriptions), known.copy()))
+        _keep(alike_readings, key, (list(subscriptions), known.copy()))
     elif known.clock != clock or len(known.lists) != count:
         _readings_now(known, clock, subscriptions)
     return known.present, known.began, list(known.distinct)
@@ -792,7 +797,7 @@ class Chunk:
         late: list[int] = []
         for index, ((run, _, _), batches) in enumerate(zip(self.runs, self._run_batches,
                                                            strict=True)):
-            present, began, distinct = _run_readings(run)
+            present, began, distinct = _run_readings(run, self.vocabularies.alike_readings)
             mine = np.array([coded(reading) for reading in distinct] + [-1], dtype=np.int64)
             by_subscription[id(run)] = mine[present]  # (-1 for a subscription's -1)
             reads = present >= 0
@@ -808,7 +813,7 @@ class Chunk:
                 learned_at, lengths)
         for index in late:
             run, rows, indexes = self.runs[index]
-            present, began, _ = _run_readings(run)
+            present, began, _ = _run_readings(run, self.vocabularies.alike_readings)
             subscription = run.subscription[indexes]
             at = when[rows]
             since = began[subscription]
