@@ -33,6 +33,7 @@ from shark.tables.aggregate import MAX_ROWS, Aggregate
 from shark.tables.chunk import Chunk, Vocabularies
 from shark.tables.circuits import Circuits
 from shark.tables.discovery import Beacons, Searches
+from shark.tables.display import NUMBERS_KEPT
 from shark.tables.errors import Errors
 from shark.tables.lifetimes import Lifetimes
 from shark.tables.messages import MessagesTable, UpdatesTable
@@ -73,13 +74,16 @@ class TableBuilder:
     rows those tables keep otherwise (the newest are kept). ``max_rows`` bounds the
     rows of finished things the other tables keep (the newest are kept). With
     ``lifecycle`` the ``messages`` table has rows for circuit ends too (OPEN, CLOSE), as
-    ``shark read`` shows them.
+    ``shark read`` shows them. ``numbers_kept`` bounds the texts of numbers the
+    ``display`` column keeps from chunk to chunk, to write each once
+    (:class:`shark.tables.display.Written`: some megabytes for a capture of many
+    distinct values; 0 keeps none, where memory counts more than time).
     """
 
     def __init__(self, tables: Iterable[str] | None = None, *, sink: Sink | None = None,
                  keep_rows: int | None = None, max_rows: int = MAX_ROWS,
                  row_group_rows: int = ROW_GROUP_ROWS, chunk_rows: int = CHUNK_ROWS,
-                 lifecycle: bool = False) -> None:
+                 lifecycle: bool = False, numbers_kept: int = NUMBERS_KEPT) -> None:
         names = TABLES if tables is None else tuple(dict.fromkeys(tables))
         unknown = [name for name in names if name not in SCHEMAS]
         if unknown:
@@ -87,7 +91,7 @@ class TableBuilder:
                              f"{', '.join(TABLES)})")
         self.names = names
         self.chunk_rows = min(chunk_rows, row_group_rows)  # a chunk fits in a row group
-        self.vocabularies = Vocabularies()
+        self.vocabularies = Vocabularies(numbers_kept)
         self._producers: dict[str, ChunkedTable | Aggregate] = {}
         for cls in _CHUNKED:
             if cls.schema.name in names:

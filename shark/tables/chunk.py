@@ -39,7 +39,14 @@ from decoder.status import alarm_severity_name, alarm_status_name, eca_name
 from decoder.text import shown_text
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import CLOSE, ERROR, GAP, OPEN, Record, RecordKind
-from shark.tables.display import Asked, Written, fixed_texts, integer_texts, shortest_texts
+from shark.tables.display import (
+    NUMBERS_KEPT,
+    Asked,
+    Written,
+    fixed_texts,
+    integer_texts,
+    shortest_texts,
+)
 from shark.tables.grouping import group
 from shark.tables.schema import NO_TIME, TIME_RANGE, seconds_to_ns
 from shark.tables.values import InBuffer, Values, extract_values
@@ -167,9 +174,11 @@ class Vocabulary:
 
 
 class Vocabularies:
-    """The vocabularies of one builder's categorical columns."""
+    """The vocabularies of one builder's categorical columns (and what its chunks keep
+    from one to the next: ``numbers_kept``, the texts of numbers the ``display`` column
+    wrote, :class:`shark.tables.display.Written`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, numbers_kept: int = NUMBERS_KEPT) -> None:
         self.endpoints = Vocabulary()
         self.pvs = Vocabulary()
         self.commands = Vocabulary(dict.fromkeys(n for n in _FORM_COMMAND if n))
@@ -184,7 +193,7 @@ class Vocabularies:
         self.form_command = np.array(
             [self.commands.code(n) if n else -1 for n in _FORM_COMMAND] + [-1], dtype=np.int32)
         #: The texts of numbers the ``display`` column wrote (:attr:`Chunk.display`).
-        self.written = Written()
+        self.written = Written(numbers_kept)
         #: PV codes of the subscriptions of runs still in use (:meth:`run_pvs`).
         self._run_pvs: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
         #: The same, by the list of subscriptions some run had (:attr:`alike_readings`).

@@ -36,8 +36,8 @@ import pyarrow.compute as pc
 
 from shark.tables.grouping import distinct
 
-__all__ = ["Asked", "Texts", "Written", "fixed", "fixed_texts", "integer_texts", "integers",
-           "shortest", "shortest_texts"]
+__all__ = ["NUMBERS_KEPT", "Asked", "Texts", "Written", "fixed", "fixed_texts", "integer_texts",
+           "integers", "shortest", "shortest_texts"]
 
 #: Strings of values: the strings, and which of them each value has (None: one each,
 #: in order). Values formatted in parts (most by numpy or Arrow, a few by Python) are
@@ -54,7 +54,7 @@ _MINUS, _POINT, _ZERO = b"-"[0], b"."[0], b"0"[0]
 #: Fewer values than this are written as they are, alike or not.
 _ALIKE_FROM = 256
 #: Numbers a :class:`Written` keeps the texts of, at most.
-_KEPT = 1 << 18
+NUMBERS_KEPT = 1 << 18
 #: Calls a :class:`Written` leaves the numbers of a way alone for, at most, after they
 #: did not pay.
 _REST = 64
@@ -84,7 +84,8 @@ class Written:
     ADC, or a ``RNDM`` calc, takes some 65536 values at most). Numbers are told apart by
     their bits (-0.0 is not 0.0) with a hash, which costs less than writing them: those
     seen before are looked up, each new one is written once and kept (up to
-    :data:`_KEPT`: past it, no more).
+    :data:`NUMBERS_KEPT`, or as many as it is told: past it, no more; none, and
+    each call tells its values apart among themselves only).
 
     The texts of every way are kept in one array, :attr:`store` (appended to, so that a
     text keeps its place), which begins with an empty string: the values of a column
@@ -98,7 +99,7 @@ class Written:
     that is kept is dropped (the values may have moved on), to be kept anew.
     """
 
-    def __init__(self, kept: int = _KEPT) -> None:
+    def __init__(self, kept: int = NUMBERS_KEPT) -> None:
         self._kept = kept
         self._forget()
 
@@ -118,6 +119,9 @@ class Written:
             n = len(values)
             if n < _ALIKE_FROM:
                 out[i] = form(values)
+                continue
+            if not self._kept:
+                out[i] = _alike_once(values, form)
                 continue
             known = self._ways.get(way)
             if known is None:

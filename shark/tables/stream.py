@@ -25,6 +25,7 @@ from shark.analysis.filters import Selector
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.record import Record
 from shark.tables.builder import TableBuilder, _fewer_full_collections
+from shark.tables.display import NUMBERS_KEPT
 from shark.tables.messages import MESSAGES
 from shark.tables.raw import RAW, raw_column
 
@@ -44,15 +45,18 @@ class MessageStream:
     Iterate over it for the batches; then (or meanwhile) ``rows`` counts the rows made
     so far and ``first_time`` is the capture time of the first record of all (Unix
     seconds, None before any), which relative times count from. With ``raw`` the
-    batches have a last column more, ``raw``: each message's bytes.
+    batches have a last column more, ``raw``: each message's bytes. ``numbers_kept``:
+    as :class:`shark.tables.builder.TableBuilder` takes it.
     """
 
     def __init__(self, records: Iterable[Record | UpdateBatch], *, lifecycle: bool = False,
-                 rows: int = BATCH_ROWS, raw: bool = False) -> None:
+                 rows: int = BATCH_ROWS, raw: bool = False,
+                 numbers_kept: int = NUMBERS_KEPT) -> None:
         self._records = iter(records)
         self._ready: list[pa.RecordBatch] = []
         self._builder = TableBuilder(("messages",), sink=self._take, row_group_rows=rows,
-                                     chunk_rows=rows, lifecycle=lifecycle)
+                                     chunk_rows=rows, lifecycle=lifecycle,
+                                     numbers_kept=numbers_kept)
         self.rows = 0
         self.lifecycle = lifecycle
         #: With ``raw``: the bytes of the rows made or being made, not yet in a batch.

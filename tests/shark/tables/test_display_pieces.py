@@ -49,13 +49,15 @@ def test_alike_written_once_as_each(texts, form) -> None:
     assert "-0.0" in set(shortest(np.array([-0.0])).to_pylist())
 
 
+@pytest.mark.parametrize("kept", [2000, 0], ids=["some", "none"])
 @pytest.mark.parametrize(("texts", "form"), FORMS, ids=IDS)
-def test_kept_from_call_to_call(texts, form) -> None:
+def test_kept_from_call_to_call(texts, form, kept) -> None:
     """Values met before, new ones, few or many, past what is kept, and values that do
-    not come again (the lookups left alone for a while): each as written alone."""
+    not come again (the lookups left alone for a while): each as written alone. Told
+    to keep none (the TUI's stream), it keeps none."""
     rng = np.random.default_rng(7)
     integral = texts is integer_texts
-    written = Written(kept=2000)
+    written = Written(kept=kept)
     alike = pool(rng, integral)
     for size in [5000, 3000, 100, 4000, 300, 6000, 5000, 5000, 5000, 5000, 2000]:
         fresh = np.round(rng.normal(0, 1e6, size)) if integral else rng.normal(0, 50, size)
@@ -64,6 +66,7 @@ def test_kept_from_call_to_call(texts, form) -> None:
             [(strings, index)] = written.texts([(("way", 1), values, texts)])
             got = (strings if index is None else strings.take(index)).to_pylist()
             assert got == form(values).to_pylist()
+    assert len(written.store) > 1 if kept else len(written.store) == 1  # ("" alone)
 
 
 def test_texts_in_parts_are_in_order() -> None:
