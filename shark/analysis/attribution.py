@@ -31,7 +31,6 @@ import numpy as np
 
 from decoder import Circuit, Discovery, Role
 from decoder import messages as m
-from decoder.circuit import NOTHING
 from decoder.display import TEACHING_TYPES
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from shark.capture.files import read_blocks, read_frames
@@ -228,14 +227,7 @@ class Session:
         if circuit is None:
             circuit = self._circuit(record.circuit)
         kind = type(message)
-        expected = kind.sender
-        if expected is None or expected is sender:
-            # Circuit.handle, inlined for a message from the side that sends it (the
-            # rest go by handle, which makes the anomaly of a wrong direction).
-            handler = circuit.handlers.get(kind)
-            attribution = NOTHING if handler is None else handler(message, record)
-        else:
-            attribution = circuit.handle(message, sender, record)
+        attribution = circuit.handle(message, sender, record)
         # Record fields are None already: only what is known is set.
         channel = attribution.channel
         if channel is not None:
