@@ -58,17 +58,13 @@ from decoder.protocol import (
 from decoder.sizes import PAYLOAD, Payload, payload_bounds
 from shark.extract.record import MESSAGE, UPDATES, Record
 
-__all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_headers", "frame_run", "place",
-           "placed"]
+__all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_headers", "place", "placed"]
 
 _EVENT_ADD = int(Command.EVENT_ADD)
 #: Messages of one size checked at once when following the chain of messages.
 _STRIDE_MESSAGES = 4096
-#: The CA header (:data:`decoder.protocol.HEADER_LAYOUT`) as a numpy record, and per
-#: field its width and offset, to read it from a run's buffer as 32-bit words.
+#: The CA header (:data:`decoder.protocol.HEADER_LAYOUT`) as a numpy record.
 _HEADER = HEADER_LAYOUT.numpy_dtype()
-_HEADER_WORDS = [(_HEADER[name].itemsize, HEADER_LAYOUT.offsets[name])
-                 for name in HEADER_LAYOUT.names]
 #: A header as raw bytes, to copy headers out of a buffer in one pass.
 _ROW = np.dtype(f"V{HEADER_SIZE}")
 #: What a run keeps of each header field, per message: as narrow as the field (a
@@ -84,8 +80,6 @@ _COUNT_AT = HEADER_LAYOUT.offsets["data_count"]
 _TYPE_AT = HEADER_LAYOUT.offsets["data_type"]
 _EXTENDED_SIZE_AT = HEADER_SIZE + EXTENSION_LAYOUT.offsets["payload_size"]
 _EXTENSION = EXTENSION_LAYOUT.struct
-#: A header's payload size field as numpy reads it in place.
-_SIZE_FIELD = np.dtype(">u2")
 
 
 def _size_tables() -> tuple[np.ndarray, ...]:
@@ -120,7 +114,9 @@ class Run:
     with one entry per message (``starts``: where each begins in ``buffer``;
     ``bodies`` and ``sizes``: its payload), and ``bounds``: message ``bounds[k]`` to
     ``bounds[k + 1]`` are those packet ``k`` of the stretch completed, which was frame
-    ``frames[k]``, captured at ``times[k]``.
+    ``frames[k]``, captured at ``times[k]``. Its header fields are read from
+    ``headers``, the messages' headers as :func:`frame_headers` copied them out while
+    it framed the stretch (the buffer is not read for them again).
 
     The session fills ``subscriptions`` (the distinct ones met) and ``subscription``
     (per message, an index into them) for the updates it attributes in bulk."""
@@ -130,28 +126,15 @@ class Run:
                  "subscriptions", "subscription", "_per_message", "__weakref__")
 
     def __init__(self, buffer: bytes, starts: np.ndarray, bounds: np.ndarray,
-                 frames: list[int], times: list[float], headers: np.ndarray | None = None
-                 ) -> None:
+                 frames: list[int], times: list[float], headers: np.ndarray) -> None:
         self.buffer = buffer
         self.starts = starts
         self.bounds = bounds
         self.frames = frames
         self.times = times
         self._per_message: dict[str, np.ndarray] = {}
-        step = int(starts[1] - starts[0]) if len(starts) > 1 and headers is None else 0
-        if headers is not None:  # copied out already (:func:`frame_headers`)
-            fields = [headers[name].astype(dtype)
-                      for name, dtype in zip(_HEADER.names, _FIELD_DTYPES, strict=True)]
-        elif step and starts[-1] - starts[0] == step * (len(starts) - 1) and (
-                np.diff(starts) == step).all():
-            fields = _strided_fields(buffer, int(starts[0]), step, len(starts))
-        elif not (starts % 4).any():  # the rule: payloads padded to 8 (or no message)
-            fields = _aligned_fields(buffer, starts)
-        else:
-            data = np.frombuffer(buffer, np.uint8)
-            header = sliding_window_view(data, HEADER_SIZE)[starts].view(_HEADER).ravel()
-            fields = [header[name].astype(dtype)
-                      for name, dtype in zip(_HEADER.names, _FIELD_DTYPES, strict=True)]
+        fields = [headers[name].astype(dtype)
+                  for name, dtype in zip(_HEADER.names, _FIELD_DTYPES, strict=True)]
         (self.command, self.sizes, self.data_type, self.data_count, self.parameter1,
          self.parameter2) = fields
         self.extended = (self.sizes == EXTENDED_MARKER) & (self.data_count == 0)
@@ -241,35 +224,6 @@ class Run:
         updates = np.ones(len(self.bounds) - 1, dtype=bool)
         updates[np.searchsorted(self.bounds, other, "right") - 1] = False
         return updates
-
-
-def _strided_fields(buffer: bytes, first: int, step: int, count: int) -> list[np.ndarray]:
-    """The header fields of ``count`` messages ``step`` bytes apart from ``first``
-    (a subscription's updates, or several of one size: most runs, often all of a run),
-    in :data:`_FIELD_TYPES`. The headers are copied out of the buffer first, in one
-    strided pass with no index at all, and the fields read from that copy: six passes
-    over the buffer itself (megabytes apart from the cache) cost twice as much."""
-    headers = np.ndarray((count,), _ROW, buffer, first, (step,)).copy().view(_HEADER)
-    return [headers[name].astype(dtype)
-            for name, dtype in zip(_HEADER.names, _FIELD_DTYPES, strict=True)]
-
-
-def _aligned_fields(buffer: bytes, starts: np.ndarray) -> list[np.ndarray]:
-    """The header fields of the messages at ``starts`` (each a multiple of 4), in
-    :data:`_FIELD_TYPES`: each 32-bit word of the headers read once, its 16-bit
-    halves shifted out of it, with no copy at 64 bits on the way."""
-    words = np.frombuffer(buffer, ">u4", len(buffer) // 4)
-    quarter = starts // 4
-    read: dict[int, np.ndarray] = {}
-    fields = []
-    for (width, at), dtype in zip(_HEADER_WORDS, _FIELD_DTYPES, strict=True):
-        word = read.get(at // 4)
-        if word is None:
-            word = read[at // 4] = words[quarter + at // 4].astype(np.uint32)
-        if width == 2:  # big-endian: the first half of a word is its high half
-            word = word >> 16 if at % 4 == 0 else word & 0xFFFF
-        fields.append(word.astype(dtype, copy=False))
-    return fields
 
 
 def _packet_indexes(run: Run) -> np.ndarray:
@@ -483,14 +437,6 @@ def placed(items: list[Any]) -> list[Any]:
     return [item for entry in items for item in (
         entry.expanded if entry.kind is UPDATES and entry.expanded is not None
         else (entry,))]
-
-
-def frame_run(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int] | None:
-    """Cut ``buffer`` (which starts at a message boundary) into messages as
-    :class:`decoder.StreamFramer` would: (where each whole message starts, where the
-    incomplete one at the end starts), or None (:func:`frame_headers`)."""
-    framed = frame_headers(buffer, max_payload)
-    return None if framed is None else framed[:2]
 
 
 def frame_headers(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int, np.ndarray] | None:

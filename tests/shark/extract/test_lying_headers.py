@@ -17,7 +17,7 @@ import shark
 from decoder import Command, Role
 from decoder import messages as m
 from shark.capture.files import read_frames
-from shark.extract.bulk import Run, frame_headers, frame_run
+from shark.extract.bulk import Run, frame_headers
 from shark.extract.reader import CaReader
 from shark.extract.record import ERROR, GAP, MESSAGE, UPDATES
 
@@ -86,11 +86,11 @@ def test_a_flipped_command_bit_is_an_anomaly() -> None:
 
 
 def _run(buffer: bytes) -> Run | None:
-    framed = frame_run(buffer, 1 << 20)
+    framed = frame_headers(buffer, 1 << 20)
     if framed is None:
         return None
-    starts, _end = framed
-    return Run(buffer, starts, np.array([0, len(starts)]), [1], [0.0])
+    starts, _end, headers = framed
+    return Run(buffer, starts, np.array([0, len(starts)]), [1], [0.0], headers)
 
 
 def _bulk_frames(buffer: bytes) -> bool:
@@ -106,7 +106,7 @@ def test_bulk_framing_refuses_a_header_its_fields_contradict() -> None:
     assert _bulk_frames(update * 3)
     liar = bytearray(update)
     liar[2:4] = b"\xff\xf8"
-    assert frame_run(update + bytes(liar[:16]), 1 << 20) is None  # the incomplete one
+    assert frame_headers(update + bytes(liar[:16]), 1 << 20) is None  # the incomplete one
     assert not _bulk_frames(update + bytes(liar) + update)
     wrong_type = bytearray(update)
     wrong_type[4:6] = b"\x00\x14"  # TIME_DOUBLE takes 24 bytes, not 8
@@ -121,7 +121,7 @@ def test_bulk_framing_refuses_a_header_its_fields_contradict() -> None:
 def test_headers_copied_while_framing_are_those_of_the_messages() -> None:
     """The headers :func:`frame_headers` copies out while it follows the chain (a stride
     of one size at once, a message at a time where sizes change, an extended header)
-    give a run the very fields it reads from the buffer itself."""
+    give a run the very fields of each message's header, as the decoder reads it."""
     def update(kind: int, count: int, subscription: int) -> bytes:
         values = [0.5 * k for k in range(count)]
         return m.EventAddResponse(data_type=kind, data_count=count, status=1,
@@ -133,16 +133,20 @@ def test_headers_copied_while_framing_are_those_of_the_messages() -> None:
                        update(6, 1, 1) * 3, update(6, 2, 4) * 2, update(6, 1, 5)])
     buffer += update(6, 1, 1)[:20]  # an incomplete message at the end
     starts, end, headers = frame_headers(buffer, 1 << 20)
-    framed = frame_run(buffer, 1 << 20)
-    assert framed is not None and framed[0].tolist() == starts.tolist() and framed[1] == end
     assert len(headers) == len(starts) == 14 and end == len(buffer) - 20
-    copied = Run(buffer, starts, np.array([0, len(starts)]), [1], [0.0], headers)
-    read = Run(buffer, starts, np.array([0, len(starts)]), [1], [0.0])
-    for name in ("command", "sizes", "data_type", "data_count", "parameter1", "parameter2",
-                 "bodies", "extended"):
-        assert getattr(copied, name).dtype == getattr(read, name).dtype
-        assert getattr(copied, name).tolist() == getattr(read, name).tolist(), name
-    assert copied.data_count.tolist()[7] == 9000
+    run = Run(buffer, starts, np.array([0, len(starts)]), [1], [0.0], headers)
+    want, at = [], 0
+    while at < end:  # the chain of messages, header by header
+        command, size, data_type, count, p1, p2, header_size = m.decode_header(buffer, at)
+        want.append((at, command, size, data_type, count, p1, p2, at + header_size,
+                     header_size > m.HEADER_SIZE))
+        at += header_size + size
+    got = list(zip(starts.tolist(), run.command.tolist(), run.sizes.tolist(),
+                   run.data_type.tolist(), run.data_count.tolist(), run.parameter1.tolist(),
+                   run.parameter2.tolist(), run.bodies.tolist(), run.extended.tolist(),
+                   strict=True))
+    assert got == want
+    assert run.data_count.tolist()[7] == 9000
 
 
 @pytest.mark.parametrize("lie", ["size", "payload"])
