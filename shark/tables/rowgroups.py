@@ -175,32 +175,52 @@ class _Codes(_Growing):
         super().extend(values)
 
     def _mark(self, values: np.ndarray, low: int, high: int) -> None:
-        """Mark the codes of ``values`` (from ``low`` to ``high``) used. The two ends are
-        there; between them only the codes not seen yet are looked for, and a column's
-        codes are much the same from chunk to chunk: after the first few, none or a
-        couple (each a comparison of the values), rarely more (then they are counted,
-        every value: some 25 times what the comparison costs)."""
-        if high < 0:  # (all null)
-            return
-        used = self.used
-        if high >= len(used):
-            used = self.used = np.concatenate((used, np.zeros(high + 1 - len(used), bool)))
-        used[high] = True
-        if low >= 0:
-            used[low] = True
-        first = max(low, -1) + 1
-        unseen = np.flatnonzero(~used[first:high]) + first
-        if len(unseen) > _LOOKED_FOR:
-            present = np.bincount(values + np.intp(1))[1:] > 0  # (null counts first)
-            used[: len(present)] |= present
-        else:
-            for code in unseen.tolist():
-                if (values == code).any():
-                    used[code] = True
+        """Mark the codes of ``values`` (from ``low`` to ``high``) used: a column's codes
+        are much the same from chunk to chunk, so that after the first few none or a
+        couple are new (:func:`_mark_codes`)."""
+        if high >= len(self.used):
+            self.used = np.concatenate((self.used, np.zeros(high + 1 - len(self.used), bool)))
+        _mark_codes(self.used, values, low, high)
 
 
-#: Codes not seen yet that :meth:`_Codes._mark` looks for one by one (more: counted).
+def _mark_codes(used: np.ndarray, codes: np.ndarray, low: int, high: int) -> None:
+    """Mark in ``used`` (which has room for ``high``) the codes among ``codes`` (-1 for
+    null; from ``low`` to ``high``). The two ends are there; between them only the
+    codes not marked yet are looked for: a few each by a comparison of the codes, more
+    counted, every code (some 25 times what a comparison costs)."""
+    if high < 0:  # (all null)
+        return
+    used[high] = True
+    if low >= 0:
+        used[low] = True
+    first = max(low, -1) + 1
+    unseen = np.flatnonzero(~used[first:high]) + first
+    if len(unseen) > _LOOKED_FOR:
+        present = _present(codes)
+        used[: len(present)] |= present[: len(used)]
+    else:
+        for code in unseen.tolist():
+            if (codes == code).any():
+                used[code] = True
+
+
+def _present(codes: np.ndarray) -> np.ndarray:
+    """Per code from 0 up, whether it is among ``codes`` (-1 for null)."""
+    if codes.dtype.itemsize < 4:  # counted as unsigned: null (-1) counts past the codes
+        # (in the upper half, where no code of a signed type is)
+        unsigned = codes.view(f"u{codes.dtype.itemsize}")
+        width = np.iinfo(unsigned.dtype).max + 1
+        counts = np.zeros(width, dtype=np.int64)
+        for start in range(0, len(codes), _COUNTED):  # (bincount widens what it counts)
+            counts += np.bincount(unsigned[start : start + _COUNTED], minlength=width)
+        return counts[: width // 2] > 0
+    return np.bincount(codes + np.intp(1))[1:] > 0  # (null counts first)
+
+
+#: Codes not marked yet that :func:`_mark_codes` looks for one by one (more: counted).
 _LOOKED_FOR = 8
+#: Codes counted at a time.
+_COUNTED = 1 << 16
 
 
 #: pandas' NaT as int64 nanoseconds.
@@ -584,30 +604,14 @@ def _used(codes: np.ndarray, strings: _Strings) -> tuple[np.ndarray, _Ordering]:
 
 
 def _codes_in(codes: np.ndarray, size: int) -> np.ndarray:
-    """Which of the codes from 0 to ``size - 1`` are among ``codes``, in order. The
-    smallest and the largest are; a few between them are each looked for (a
-    comparison of the codes), more are counted (some 25 times a comparison's cost)."""
+    """Which of the codes from 0 to ``size - 1`` are among ``codes``, in order
+    (:func:`_mark_codes`, nothing marked before)."""
     if not len(codes):
         return np.zeros(0, dtype=np.intp)
     low, high = int(codes.min()), int(codes.max())
-    first = max(low, 0)
-    if high - first <= _LOOKED_FOR:
-        return np.array([code for code in range(first, high + 1)
-                         if code in (low, high) or (codes == code).any()], dtype=np.intp)
-    if codes.dtype.itemsize < 4:  # counted as unsigned: null (-1) counts past the codes
-        # (in the upper half, where no code of a signed type is)
-        unsigned = codes.view(f"u{codes.dtype.itemsize}")
-        width = np.iinfo(unsigned.dtype).max + 1
-        counts = np.zeros(width, dtype=np.int64)
-        for start in range(0, len(codes), _COUNTED):  # (bincount widens what it counts)
-            counts += np.bincount(unsigned[start : start + _COUNTED], minlength=width)
-        return np.flatnonzero(counts[: min(size, width // 2)])
-    shifted = codes + 1  # null (-1) to 0
-    return np.flatnonzero(np.bincount(shifted, minlength=size + 1)[1:])
-
-
-#: Codes counted at a time.
-_COUNTED = 1 << 16
+    used = np.zeros(max(high + 1, 0), dtype=bool)
+    _mark_codes(used, codes, low, high)
+    return np.flatnonzero(used[:size])
 
 
 class _Ordering(NamedTuple):
