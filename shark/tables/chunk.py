@@ -220,7 +220,7 @@ class Vocabularies:
         else:
             key = None
         if len(codes) <= len(subscriptions):
-            names = _channel_names(subscriptions[len(codes) - 1:])
+            names = _of_channels(subscriptions[len(codes) - 1:], "name", None)
             codes = np.concatenate((codes[:-1], self.pvs.encode(names), codes[-1:]))
         self._run_pvs[run] = codes
         if key is not None:
@@ -312,7 +312,8 @@ def _readings_now(known: _RunReadings, clock: int, subscriptions: list[Any]) -> 
     count = len(subscriptions)
     present, began = known.present, known.began
     if len(known.lists) < count:  # subscriptions met since: none read yet
-        known.lists += _readings_lists(subscriptions[len(known.lists):])
+        known.lists += _of_channels(subscriptions[len(known.lists):], "readings",
+                                    _NO_READINGS)
         more = count - len(known.lengths)
         known.lengths = np.concatenate((known.lengths, np.zeros(more, dtype=np.int64)))
         present = np.concatenate((present[:-1], np.full(more + 1, -1, dtype=np.int64)))
@@ -343,25 +344,13 @@ def _keep(cache: dict[bytes, Any], key: bytes, value: Any) -> None:
     cache[key] = value
 
 
-_CHANNEL, _READINGS = operator.attrgetter("channel"), operator.attrgetter("readings")
-_NAME = operator.attrgetter("name")
-
-
-def _channel_names(subscriptions: list[Any]) -> list[str | None]:
-    """The name of each subscription's channel (None for none)."""
+def _of_channels(subscriptions: list[Any], attribute: str, none: Any) -> list[Any]:
+    """An attribute of each subscription's channel (``none`` for a subscription, or a
+    channel, that is None): by ``map``, a loop in C, over the thousands a run meets."""
     try:
-        return list(map(_NAME, map(_CHANNEL, subscriptions)))
+        return list(map(operator.attrgetter(f"channel.{attribute}"), subscriptions))
     except AttributeError:  # (a subscription, or its channel, is None)
-        return [None if s is None or s.channel is None else s.channel.name
-                for s in subscriptions]
-
-
-def _readings_lists(subscriptions: list[Any]) -> list[list[Any]]:
-    """The ``readings`` list of each subscription's channel (an empty one for none)."""
-    try:
-        return list(map(_READINGS, map(_CHANNEL, subscriptions)))
-    except AttributeError:  # (a subscription, or its channel, is None)
-        return [_NO_READINGS if s is None or s.channel is None else s.channel.readings
+        return [none if s is None or s.channel is None else getattr(s.channel, attribute)
                 for s in subscriptions]
 
 
