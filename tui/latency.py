@@ -52,8 +52,9 @@ class ChannelLatencies:
             # (each channel's values a slice of one array: no Python float per reply)
             lists = grouped.column("latency_list").combine_chunks()
             values = lists.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
-            stops = pc.list_value_length(lists).to_numpy(zero_copy_only=False).cumsum()
-            starts = stops - pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+            lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+            stops = lengths.cumsum()
+            starts = stops - lengths
             for circuit, pv, first, stop in zip(grouped.column("circuit").to_pylist(),
                                                 grouped.column("pv").to_pylist(),
                                                 starts.tolist(), stops.tolist(), strict=True):
