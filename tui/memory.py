@@ -15,10 +15,10 @@ raises to the size of every such block freed (up to 32 MB): after the first few
 batches, the decoder's buffers of some megabytes (a run of monitor updates joined,
 its header fields) come from the heap instead, where freed space stays resident
 among live data. A fixed threshold keeps them maps: at 512 kB some 10 MB less at the
-peak of the same capture (310 against 298 MB), in the same time; at 256 kB 8 MB less
-again (308 against 300 MB, measured once the decoder had grown faster), for up to a
-tenth more loading time, the smaller buffers mapped and unmapped again and again
-(4.6 against 4.5 s: still less than the decoder took before).
+peak of the same capture (310 against 298 MB), in the same time; at 256 kB some 4 MB
+less again (299-300 against 302-304 MB, measured once the decoder had grown faster),
+for a little more loading time, the smaller buffers mapped and unmapped again and
+again (4.5-4.6 against 4.3-4.5 s: still less than the decoder took before).
 """
 
 from __future__ import annotations
