@@ -540,4 +540,3 @@ _INTEGER_TYPES = frozenset(
 
 #: The JSON of each key and what precedes it, in the order of the fields.
 _JSON_HEADS = _heads()
-
