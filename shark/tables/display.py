@@ -30,10 +30,10 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shark.tables.bitstable import BitsTable
 from shark.tables.grouping import distinct
 
 __all__ = ["NUMBERS_KEPT", "Asked", "Texts", "Written", "fixed", "fixed_texts", "integer_texts",
@@ -55,25 +55,12 @@ _MINUS, _POINT, _ZERO = b"-"[0], b"."[0], b"0"[0]
 _ALIKE_FROM = 256
 #: Numbers a :class:`Written` keeps the texts of, at most.
 NUMBERS_KEPT = 1 << 18
-#: Calls a :class:`Written` leaves the numbers of a way alone for, at most, after they
-#: did not pay.
-_REST = 64
+#: Ways of writing a :class:`Written` tells apart at once, at most (a tag of
+#: :class:`shark.tables.bitstable.BitsTable` each).
+_WAYS = 255
 #: What a :class:`Written` is asked for: values, the way of writing them (a key), and
 #: the function that does (one of the ``*_texts``).
 Asked = tuple[Hashable, np.ndarray, Callable[[np.ndarray], Texts]]
-
-
-class _Known:
-    """The numbers of one way of writing them that a :class:`Written` keeps."""
-
-    __slots__ = ("keys", "at", "rest", "resting")
-
-    def __init__(self) -> None:
-        self.rest = self.resting = 0
-        self.keys = pd.Index(np.empty(0, dtype=np.int64))  # their bits
-        #: Where the text of each is in :attr:`Written.store`, then -1 (for a key not
-        #: found: ``get_indexer`` says -1).
-        self.at = np.full(1, -1, dtype=np.int64)
 
 
 class Written:
@@ -82,8 +69,9 @@ class Written:
     Every client that monitors a channel gets its values: the same numbers again and
     again in a chunk, and often from chunk to chunk (a channel read through a 16-bit
     ADC, or a ``RNDM`` calc, takes some 65536 values at most). Numbers are told apart by
-    their bits (-0.0 is not 0.0) with a hash, which costs less than writing them: those
-    seen before are looked up, each new one is written once and kept (up to
+    their bits (-0.0 is not 0.0), looked up in a table
+    (:class:`shark.tables.bitstable.BitsTable`), which costs a tenth of writing them:
+    those seen before are found, each new one is written once and kept (up to
     :data:`NUMBERS_KEPT`, or as many as it is told: past it, no more; none, and
     each call tells its values apart among themselves only).
 
@@ -92,11 +80,10 @@ class Written:
     found here are all gathered from it, without joining arrays first, and its rows of
     no value can take the empty string (and be marked null).
 
-    Where few are found (under a quarter: values that seldom come again, or no more
-    the ones kept), looking them up costs more than it saves: the new ones are kept
-    still, but none of that way looked up for a while (1, 3, 7 ... up to :data:`_REST`
-    calls), the values told apart among themselves only; before the longest rest, all
-    that is kept is dropped (the values may have moved on), to be kept anew.
+    Once it is full, values that come again are still found, new ones written and not
+    kept; but where under a quarter of a call's values are found (the values moved on),
+    all that is kept is dropped after the call, to be kept anew. Values that never come
+    again are looked up for nothing, but a lookup costs little next to writing them.
     """
 
     def __init__(self, kept: int = NUMBERS_KEPT) -> None:
@@ -104,7 +91,9 @@ class Written:
         self._forget()
 
     def _forget(self) -> None:
-        self._ways: dict[Hashable, _Known] = {}
+        #: The tag of each way met (:data:`_WAYS` at most).
+        self._ways: dict[Hashable, int] = {}
+        self._table: BitsTable | None = None  # (made when first needed)
         #: The texts kept, after an empty string.
         self.store: pa.Array = pa.array([""], pa.large_string())
 
@@ -123,35 +112,30 @@ class Written:
             if not self._kept:
                 out[i] = _alike_once(values, form)
                 continue
-            known = self._ways.get(way)
-            if known is None:
-                known = self._ways[way] = _Known()
-            if known.resting:
-                known.resting -= 1
-                out[i] = _alike_once(values, form)
-                continue
+            tag = self._ways.get(way)
+            if tag is None:
+                if len(self._ways) == _WAYS:  # (more ways than tags: alike once, this call)
+                    out[i] = _alike_once(values, form)
+                    forget = True
+                    continue
+                tag = self._ways[way] = len(self._ways)
+            if self._table is None:
+                self._table = BitsTable(self._kept)
             bits = values.view(np.int64)
-            at = known.at[known.keys.get_indexer(bits)]
-            new = np.flatnonzero(at < 0)
+            at, new = self._table.find(bits, tag)
             if not len(new):
-                known.rest = 0
                 found_here.append((i, at))
                 continue
             fresh, codes = distinct(bits[new])
             written = _in_order(form(fresh.view(np.float64)))
-            if 4 * (n - len(new)) >= n:  # found a quarter: paid (or will, once kept)
-                known.rest = 0
-            elif len(known.keys) >= n:  # kept enough to have found more: rest
-                known.rest = known.resting = min(2 * known.rest + 1, _REST)
-                forget = forget or known.rest == _REST  # (maybe the values moved on)
-            if forget or size + len(fresh) > self._kept:  # not kept
+            if size + len(fresh) > self._kept:  # full: not kept
+                forget = forget or 4 * (n - len(new)) < n  # (maybe the values moved on)
                 if fresh_texts:  # (kept in this call: a way asked for twice)
                     store = pa.concat_arrays([self.store, *fresh_texts])
                 out[i] = _joined(at, new, codes, store, written)
                 continue
             at[new] = codes + size
-            known.keys = known.keys.append(pd.Index(fresh))
-            known.at = np.concatenate((known.at[:-1], np.arange(size, size + len(fresh)), [-1]))
+            self._table.put(fresh, tag, size)
             fresh_texts.append(written)
             size += len(fresh)
             found_here.append((i, at))
@@ -166,10 +150,10 @@ class Written:
 
 def _joined(at: np.ndarray, new: np.ndarray, codes: np.ndarray, kept: pa.Array,
             written: pa.Array) -> Texts:
-    """:data:`Texts` of values some of which (``at`` >= 0) were found in ``kept``,
+    """:data:`Texts` of values some of which (``at`` > 0) were found in ``kept``,
     the others (``new``) just ``written`` (``codes``: which each is), without joining
     all that is kept to them."""
-    found = np.flatnonzero(at >= 0)
+    found = np.flatnonzero(at > 0)
     index = np.empty(len(at), dtype=np.int64)
     index[new] = codes
     index[found] = np.arange(len(written), len(written) + len(found))
