@@ -906,16 +906,17 @@ class Chunk:
                 (of_channels < 0).all() or ((of_channels == of_channels[0]).all()
                                        and keys.min(where=floating, initial=0) >= 0)):
             return [(int(precision[0]), np.flatnonzero(floating))]
-        rows = np.flatnonzero(floating)
-        decimals = precision[keys[rows]]
-        own = values.has_precision[rows]
-        if own.any():
-            theirs = values.precision[rows[own]].astype(np.int64)
-            decimals[own] = np.where((theirs >= 0) & (theirs <= MAX_PRECISION), theirs, -1)
-        # A pass per precision met.
-        counts = np.bincount(decimals + 1)
-        return [(p, rows if counts[p + 1] == len(rows) else rows[decimals == p])
-                for p in (np.flatnonzero(counts) - 1).tolist()]
+        # Else over every row, in bytes (a precision is under 18): -2 for rows not
+        # floating, then a pass per precision met.
+        decimals = precision.astype(np.int8).take(keys)  # (-1 of a key -1: the last)
+        own = values.precision
+        usable = values.has_precision & (own >= 0) & (own <= MAX_PRECISION)
+        decimals[values.has_precision] = -1
+        decimals[usable] = own[usable]
+        decimals[~floating] = -2
+        counts = np.bincount(decimals.view(np.uint8) + np.uint8(2), minlength=2)
+        return [(p, np.flatnonzero(decimals == p))
+                for p in (np.flatnonzero(counts) - 2).tolist() if p >= -1]
 
     def _enum_pieces(self, enums: np.ndarray, keys: np.ndarray, channels: list[Any],
                      pieces: list[_Piece]) -> np.ndarray:
