@@ -94,14 +94,15 @@ class Written:
         #: The tag of each way met (:data:`_WAYS` at most).
         self._ways: dict[Hashable, int] = {}
         self._table: BitsTable | None = None  # (made when first needed)
+        self._strings = _Strings(self._kept)
         #: The texts kept, after an empty string.
-        self.store: pa.Array = pa.array([""], pa.large_string())
+        self.store: pa.Array = self._strings.array
 
     def texts(self, asked: list[Asked]) -> list[Texts]:
         """:data:`Texts` of the values of each of ``asked`` (those found or kept here:
         of :attr:`store` as it is after the call)."""
         out: list[Texts] = [(self.store, None)] * len(asked)
-        store, fresh_texts, size = self.store, [], len(self.store)
+        size = len(self.store)
         found_here: list[tuple[int, np.ndarray]] = []
         forget = False
         for i, (way, values, form) in enumerate(asked):
@@ -130,22 +131,71 @@ class Written:
             written = _in_order(form(fresh.view(np.float64)))
             if size + len(fresh) > self._kept:  # full: not kept
                 forget = forget or 4 * (n - len(new)) < n  # (maybe the values moved on)
-                if fresh_texts:  # (kept in this call: a way asked for twice)
-                    store = pa.concat_arrays([self.store, *fresh_texts])
-                out[i] = _joined(at, new, codes, store, written)
+                out[i] = _joined(at, new, codes, self.store, written)
                 continue
             at[new] = codes + size
             self._table.put(fresh, tag, size)
-            fresh_texts.append(written)
+            self.store = self._strings.append(written)
             size += len(fresh)
             found_here.append((i, at))
-        if fresh_texts:
-            self.store = pa.concat_arrays([self.store, *fresh_texts])
         for i, at in found_here:
             out[i] = (self.store, at)
         if forget:
             self._forget()
         return out
+
+
+class _Strings:
+    """Strings appended to (``most`` of them, or more if told), in buffers with room
+    to spare (twice what they hold, at most): an append copies the new strings only,
+    where joining Arrow arrays would copy all those before them too (as many as
+    :data:`NUMBERS_KEPT`, at each chunk that meets a new number). :attr:`array` is a
+    view of them all, which later appends leave as it is (they write past its end, or
+    into new buffers)."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most + 1  # (strings held at most, the empty one too)
+        self._offsets = np.zeros(min(1 << 10, self._most + 1), dtype=np.int64)
+        self._data = np.zeros(1 << 13, dtype=np.uint8)
+        self._count = 1  # (an empty string)
+        self.array = self._view()
+
+    def append(self, strings: pa.Array) -> pa.Array:
+        """Append ``strings`` (none null) and give :attr:`array`."""
+        strings = strings.cast(pa.large_string())
+        n, count = len(strings), self._count
+        if not n:
+            return self.array
+        _, offsets, data = strings.buffers()
+        bounds = np.frombuffer(offsets, np.int64, n + 1, strings.offset * 8)
+        low, high = int(bounds[0]), int(bounds[-1])
+        end = int(self._offsets[count])
+        self._offsets = _room(self._offsets, count + n + 1, self._most + 1)
+        self._data = _room(self._data, end + high - low)
+        self._offsets[count + 1 : count + n + 1] = bounds[1:] + (end - low)
+        if high > low:
+            self._data[end : end + high - low] = np.frombuffer(data, np.uint8, high - low, low)
+        self._count = count + n
+        self.array = self._view()
+        return self.array
+
+    def _view(self) -> pa.Array:
+        count = self._count
+        return pa.LargeStringArray.from_buffers(
+            count, pa.py_buffer(self._offsets[: count + 1]),
+            pa.py_buffer(self._data[: int(self._offsets[count])]))
+
+
+def _room(buffer: np.ndarray, size: int, most: int | None = None) -> np.ndarray:
+    """``buffer``, or a copy twice as large (or ``size``, if more; but no more than
+    ``most`` where ``size`` is not) where it holds fewer than ``size`` items."""
+    if size <= len(buffer):
+        return buffer
+    grown_size = max(size, 2 * len(buffer))
+    grown = np.zeros(grown_size if most is None else max(size, min(grown_size, most)),
+                     dtype=buffer.dtype)
+    grown[: len(buffer)] = buffer
+    return grown
 
 
 def _joined(at: np.ndarray, new: np.ndarray, codes: np.ndarray, kept: pa.Array,
