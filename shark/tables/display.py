@@ -58,6 +58,9 @@ NUMBERS_KEPT = 1 << 18
 #: Ways of writing a :class:`Written` tells apart at once, at most (a tag of
 #: :class:`shark.tables.bitstable.BitsTable` each).
 _WAYS = 255
+#: Calls a :class:`Written` leaves the numbers of a way alone for, at most, after they
+#: did not pay.
+_REST = 64
 #: What a :class:`Written` is asked for: values, the way of writing them (a key), and
 #: the function that does (one of the ``*_texts``).
 Asked = tuple[Hashable, np.ndarray, Callable[[np.ndarray], Texts]]
@@ -81,10 +84,13 @@ class Written:
     values of a column found here are all gathered from it, without joining arrays
     first, and its rows of no value can take the empty string (and be marked null).
 
-    Once it is full, values that come again are still found, new ones written and not
-    kept; but where under a quarter of a call's values are found (the values moved on),
-    all that is kept is dropped after the call, to be kept anew. Values that never come
-    again are looked up for nothing, but a lookup costs little next to writing them.
+    Where few are found (under a quarter: values that seldom come again, or no more
+    the ones kept), looking them up and keeping the new ones costs more than it saves
+    (values that never come again: some 70 % more than writing them): none of that way
+    is looked up for a while (1, 3, 7 ... up to :data:`_REST` calls), the values told
+    apart among themselves only; before the longest rest, or once it is full and a call
+    finds under a quarter, all that is kept is dropped (the values may have moved on),
+    to be kept anew.
     """
 
     def __init__(self, kept: int = NUMBERS_KEPT) -> None:
@@ -92,8 +98,8 @@ class Written:
         self._forget()
 
     def _forget(self) -> None:
-        #: The tag of each way met (:data:`_WAYS` at most).
-        self._ways: dict[Hashable, int] = {}
+        #: Each way met (:data:`_WAYS` at most).
+        self._ways: dict[Hashable, _Way] = {}
         self._table: BitsTable | None = None  # (made when first needed)
         self._strings = _Strings(self._kept)
         #: The texts kept, after an empty string.
@@ -114,28 +120,39 @@ class Written:
             if not self._kept:
                 out[i] = _alike_once(values, form)
                 continue
-            tag = self._ways.get(way)
-            if tag is None:
+            known = self._ways.get(way)
+            if known is None:
                 if len(self._ways) == _WAYS:  # (more ways than tags: alike once, this call)
                     out[i] = _alike_once(values, form)
                     forget = True
                     continue
-                tag = self._ways[way] = len(self._ways)
+                known = self._ways[way] = _Way(len(self._ways))
+            if known.resting:
+                known.resting -= 1
+                out[i] = _alike_once(values, form)
+                continue
             if self._table is None:
                 self._table = BitsTable(self._kept)
             bits = values.view(np.int64)
-            at, new = self._table.find(bits, tag)
+            at, new = self._table.find(bits, known.tag)
             if not len(new):
+                known.rest = 0
                 found_here.append((i, at))
                 continue
             fresh, codes = distinct(bits[new])
             written = _in_order(form(fresh.view(np.float64)))
-            if size + len(fresh) > self._kept:  # full: not kept
+            if 4 * (n - len(new)) >= n:  # found a quarter: paid (or will, once kept)
+                known.rest = 0
+            elif known.kept >= n:  # kept enough to have found more: rest
+                known.rest = known.resting = min(2 * known.rest + 1, _REST)
+                forget = forget or known.rest == _REST  # (maybe the values moved on)
+            if forget or size + len(fresh) > self._kept:  # not kept
                 forget = forget or 4 * (n - len(new)) < n  # (maybe the values moved on)
                 out[i] = _joined(at, new, codes, self.store, written)
                 continue
             at[new] = codes + size
-            self._table.put(fresh, tag, size)
+            self._table.put(fresh, known.tag, size)
+            known.kept += len(fresh)
             self.store = self._strings.append(written)
             size += len(fresh)
             found_here.append((i, at))
@@ -144,6 +161,17 @@ class Written:
         if forget:
             self._forget()
         return out
+
+
+class _Way:
+    """What a :class:`Written` knows of one way of writing numbers: its tag, the
+    numbers of it kept, and how long it rests (and rested last)."""
+
+    __slots__ = ("tag", "kept", "rest", "resting")
+
+    def __init__(self, tag: int) -> None:
+        self.tag = tag
+        self.kept = self.rest = self.resting = 0
 
 
 class _Strings:
