@@ -842,9 +842,21 @@ class Chunk:
         Computed over whole columns (:mod:`shark.tables.display`): Python runs per
         distinct channel and precision, and per row only for strings, arrays and the
         rare values the vectorized formatting cannot be sure of."""
+        return _gathered(self._display_gathering, None)
+
+    def display_of(self, rows: np.ndarray | None) -> pa.Array:
+        """:attr:`display` of rows ``rows`` (an index array; None: all), gathered from
+        the strings at once (a table that leaves rows out takes no copy of them all)."""
+        if rows is None or "display" in self.__dict__:
+            return self.display if rows is None else self.display.take(rows)
+        return _gathered(self._display_gathering, rows)
+
+    @cached_property
+    def _display_gathering(self) -> _Gathering:
+        """How :attr:`display` is gathered, by :meth:`display_of` too."""
         n = self.size
         if not n:
-            return pa.nulls(0, pa.large_string())
+            return _gathering(0, [])
         values = self.values
         keys, channels = self._channel_keys
         way = _WAY_OF[np.clip(self.data_type_number, -1, len(LAYOUTS))]
@@ -860,12 +872,7 @@ class Chunk:
             numbers.append(np.flatnonzero(plain))
             asked.append((_INTEGERS, values.value[plain], integer_texts))
         if floating.any():
-            rows = np.flatnonzero(floating)
-            decimals = self._decimals(rows, keys, channels)
-            # Rows by precision (-1: none, the shortest form), a pass per precision met.
-            counts = np.bincount(decimals + 1)
-            for p in (np.flatnonzero(counts) - 1).tolist():
-                chosen = rows if counts[p + 1] == len(rows) else rows[decimals == p]
+            for p, chosen in self._decimals(floating, keys, channels):
                 numbers.append(chosen)
                 asked.append((p, values.value[chosen],
                               shortest_texts if p < 0 else partial(fixed_texts, precision=p)))
@@ -880,23 +887,52 @@ class Chunk:
         rest[list(values.errors)] = False
         if rest.any():  # arrays (and empty ones): the record path's judge, row by row
             pieces.append(self._shown_each(np.flatnonzero(rest), keys, channels))
-        return _assemble(n, pieces)
+        return _gathering(n, pieces)
 
-    def _decimals(self, rows: np.ndarray, keys: np.ndarray, channels: list[Any]
-                  ) -> np.ndarray:
-        """The precision floating values of ``rows`` are shown with: their channel's
-        (``keys``: :attr:`_channel_keys`), or for a GR/CTRL value its own, which its
-        channel learnt as it came; -1 where none (or none to use)."""
+    def _decimals(self, floating: np.ndarray, keys: np.ndarray, channels: list[Any]
+                  ) -> list[tuple[int, np.ndarray]]:
+        """The ``floating`` rows (a mask) by the precision their values are shown with
+        (-1: none, the shortest form): their channel's (``keys``:
+        :attr:`_channel_keys`), or for a GR/CTRL value its own, which its channel learnt
+        as it came; -1 where none (or none to use). Where one precision holds for all
+        (one channel, or channels alike, and no value of its own: most chunks), the
+        rows are not looked at one by one."""
         precision = np.array([-1 if c is None or c.precision is None else c.precision
                               for c in channels] + [-1], np.int64)
         precision[(precision < 0) | (precision > MAX_PRECISION)] = -1  # none to use
-        decimals = precision[keys[rows]]
         values = self.values
-        own = values.has_precision[rows]
-        if own.any():
-            theirs = values.precision[rows[own]].astype(np.int64)
-            decimals[own] = np.where((theirs >= 0) & (theirs <= MAX_PRECISION), theirs, -1)
-        return decimals
+        of_channels = precision[:-1]
+        if not values.has_precision.any() and (
+                (of_channels < 0).all() or ((of_channels == of_channels[0]).all()
+                                            and (keys * floating).min() >= 0)):
+            return [(int(precision[0]), np.flatnonzero(floating))]
+        # Else over every row, in bytes (a precision is under 18), with masks as 0 or
+        # 1 times (numpy's masked and selecting calls cost ten times as much): -2 for
+        # rows not floating, then a pass per precision met: those of the channels,
+        # and the own ones (each looked for, else counted).
+        if len(channels) == 1:  # (most chunks: one reading, or none, per row)
+            decimals = (keys >= 0).view(np.int8) * np.int8(precision[0] + 1) - np.int8(1)
+        else:
+            decimals = precision.astype(np.int8)[keys]  # (-1 of a key -1: the last)
+        met: set[int] | None = set(precision.tolist())
+        has = values.has_precision
+        if has.any():
+            own = values.precision * has  # (0 for rows of none)
+            low, high = int(own.min()), int(own.max())
+            if 0 <= low and high <= MAX_PRECISION:
+                theirs = own.astype(np.int8)
+                met.update(p for p in range(high + 1)
+                           if p not in met and np.any((own == p) & has))
+            else:  # (some none to use: -1)
+                theirs = _OWN_DECIMALS[np.clip(own, -1, MAX_PRECISION + 1) + 1]
+                met = None
+            decimals += has.view(np.int8) * (theirs - decimals)
+        decimals = (decimals + np.int8(2)) * floating.view(np.int8) - np.int8(2)
+        if met is None:
+            counts = np.bincount(decimals.view(np.uint8) + np.uint8(2), minlength=2)
+            met = set((np.flatnonzero(counts) - 2).tolist())
+        groups = [(p, np.flatnonzero(decimals == p)) for p in sorted(met) if p >= -1]
+        return [(p, rows) for p, rows in groups if len(rows)]
 
     def _enum_pieces(self, enums: np.ndarray, keys: np.ndarray, channels: list[Any],
                      pieces: list[_Piece]) -> np.ndarray:
@@ -970,6 +1006,9 @@ def _way(data_type: int) -> _Way:
     return _Way.ENUM if native == DBRType.ENUM else _Way.INTEGER
 
 
+#: The precision a value's own is shown with, by its own clipped to -1 ... MAX + 1,
+#: plus one: -1 (none to use) for those out of range.
+_OWN_DECIMALS = np.array([-1, *range(MAX_PRECISION + 1), -1], dtype=np.int8)
 #: How :class:`shark.tables.display.Written` knows integers apart from floating values
 #: (whose precision says their way; -1: none, the shortest form).
 _INTEGERS = -2
@@ -985,12 +1024,23 @@ _Piece = tuple[np.ndarray, pa.Array, "np.ndarray | None"]
 
 def _assemble(n: int, pieces: list[_Piece]) -> pa.Array:
     """One array of ``n`` strings from pieces, null elsewhere: one gather from the
-    pieces' strings, joined when they are not all one array (as the numbers'
+    pieces' strings (:func:`_gathering`, then :func:`_gathered`)."""
+    return _gathered(_gathering(n, pieces), None)
+
+
+#: How to gather a column's strings (:func:`_gathering`): the strings, where each row's
+#: is among them, and which rows are null (None: none).
+_Gathering = tuple[pa.Array, np.ndarray, "np.ndarray | None"]
+
+
+def _gathering(n: int, pieces: list[_Piece]) -> _Gathering:
+    """How to gather ``n`` strings from pieces, null elsewhere: from the pieces'
+    strings, joined when they are not all one array (as the numbers'
     :attr:`shark.tables.display.Written.store` is). Rows of no piece take an empty
     string the strings begin with, marked null, or else a null joined to them."""
     pieces = [piece for piece in pieces if len(piece[0])]
     if not pieces:
-        return pa.nulls(n, pa.large_string())
+        return pa.nulls(1, pa.large_string()), np.zeros(n, dtype=np.int64), None
     used: dict[int, int] = {}
     for rows, strings, _ in pieces:
         used[id(strings)] = used.get(id(strings), 0) + len(rows)
@@ -1008,17 +1058,31 @@ def _assemble(n: int, pieces: list[_Piece]) -> pa.Array:
     position = np.full(n, -1, dtype=np.int64)
     for where, strings, index in pieces:
         offset = start[id(strings)]
-        position[where] = np.arange(offset, offset + len(where)) if index is None \
-            else index + offset
+        if index is None:
+            position[where] = np.arange(offset, offset + len(where))
+        else:
+            position[where] = index + offset if offset else index
     missing = position < 0
     if not missing.any():
-        return (arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)).take(position)
+        return (arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)), position, None
     first = arrays[0]
     if len(arrays) > 1 or not len(first) or first[0].as_py() != "":
         position[missing] = sum(map(len, arrays))
-        return pa.concat_arrays([*arrays, pa.nulls(1, pa.large_string())]).take(position)
+        return pa.concat_arrays([*arrays, pa.nulls(1, pa.large_string())]), position, None
     position[missing] = 0
-    taken = first.take(position)
+    return first, position, missing
+
+
+def _gathered(gathering: _Gathering, rows: np.ndarray | None) -> pa.Array:
+    """The strings of a :data:`_Gathering` of rows ``rows`` (None: all), in one take."""
+    strings, position, missing = gathering
+    if rows is not None:
+        position = position[rows]
+        missing = None if missing is None else missing[rows]
+    taken = strings.take(position)
+    if missing is None or not missing.any():
+        return taken
     valid = pa.py_buffer(np.packbits(~missing, bitorder="little"))
-    return pa.Array.from_buffers(pa.large_string(), n, [valid, *taken.buffers()[1:]],
+    return pa.Array.from_buffers(pa.large_string(), len(position),
+                                 [valid, *taken.buffers()[1:]],
                                  null_count=int(np.count_nonzero(missing)))

@@ -20,7 +20,7 @@ pyarrow over the column:
 The few values written another way are not put back into the Arrow strings (a copy of
 them all): the ``*_texts`` functions give the strings with an index saying which each
 value has (:data:`Texts`), and the table's one gather of a column
-(:func:`shark.tables.chunk._assemble`) follows it.
+(:func:`shark.tables.chunk._gathering`) follows it.
 
 Tests hold both to Python's own formatting, on many values.
 """
@@ -30,10 +30,10 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shark.tables.bitstable import BitsTable
 from shark.tables.grouping import distinct
 
 __all__ = ["NUMBERS_KEPT", "Asked", "Texts", "Written", "fixed", "fixed_texts", "integer_texts",
@@ -55,6 +55,9 @@ _MINUS, _POINT, _ZERO = b"-"[0], b"."[0], b"0"[0]
 _ALIKE_FROM = 256
 #: Numbers a :class:`Written` keeps the texts of, at most.
 NUMBERS_KEPT = 1 << 18
+#: Ways of writing a :class:`Written` tells apart at once, at most (a tag of
+#: :class:`shark.tables.bitstable.BitsTable` each).
+_WAYS = 255
 #: Calls a :class:`Written` leaves the numbers of a way alone for, at most, after they
 #: did not pay.
 _REST = 64
@@ -63,40 +66,31 @@ _REST = 64
 Asked = tuple[Hashable, np.ndarray, Callable[[np.ndarray], Texts]]
 
 
-class _Known:
-    """The numbers of one way of writing them that a :class:`Written` keeps."""
-
-    __slots__ = ("keys", "at", "rest", "resting")
-
-    def __init__(self) -> None:
-        self.rest = self.resting = 0
-        self.keys = pd.Index(np.empty(0, dtype=np.int64))  # their bits
-        #: Where the text of each is in :attr:`Written.store`, then -1 (for a key not
-        #: found: ``get_indexer`` says -1).
-        self.at = np.full(1, -1, dtype=np.int64)
-
-
 class Written:
     """Numbers written before, kept for the values to come, by way of writing them.
 
     Every client that monitors a channel gets its values: the same numbers again and
     again in a chunk, and often from chunk to chunk (a channel read through a 16-bit
     ADC, or a ``RNDM`` calc, takes some 65536 values at most). Numbers are told apart by
-    their bits (-0.0 is not 0.0) with a hash, which costs less than writing them: those
-    seen before are looked up, each new one is written once and kept (up to
-    :data:`NUMBERS_KEPT`, or as many as it is told: past it, no more; none, and
-    each call tells its values apart among themselves only).
+    their bits (-0.0 is not 0.0), looked up in a table
+    (:class:`shark.tables.bitstable.BitsTable`), which costs a fraction of writing
+    them (some 20 ns a value against 60 to 200): those seen before are found, each
+    new one is written once and kept (up to :data:`NUMBERS_KEPT`, or as many as it is
+    told: past it, no more; none, and each call tells its values apart among
+    themselves only).
 
     The texts of every way are kept in one array, :attr:`store` (appended to, so that a
-    text keeps its place), which begins with an empty string: the values of a column
-    found here are all gathered from it, without joining arrays first, and its rows of
-    no value can take the empty string (and be marked null).
+    text keeps its place: :class:`_Strings`), which begins with an empty string: the
+    values of a column found here are all gathered from it, without joining arrays
+    first, and its rows of no value can take the empty string (and be marked null).
 
     Where few are found (under a quarter: values that seldom come again, or no more
-    the ones kept), looking them up costs more than it saves: the new ones are kept
-    still, but none of that way looked up for a while (1, 3, 7 ... up to :data:`_REST`
-    calls), the values told apart among themselves only; before the longest rest, all
-    that is kept is dropped (the values may have moved on), to be kept anew.
+    the ones kept), looking them up and keeping the new ones costs more than it saves
+    (values that never come again: some 70 % more than writing them): none of that way
+    is looked up for a while (1, 3, 7 ... up to :data:`_REST` calls), the values told
+    apart among themselves only; before the longest rest, or once it is full and a call
+    finds under a quarter, all that is kept is dropped (the values may have moved on),
+    to be kept anew.
     """
 
     def __init__(self, kept: int = NUMBERS_KEPT) -> None:
@@ -104,15 +98,18 @@ class Written:
         self._forget()
 
     def _forget(self) -> None:
-        self._ways: dict[Hashable, _Known] = {}
+        #: Each way met (:data:`_WAYS` at most).
+        self._ways: dict[Hashable, _Way] = {}
+        self._table: BitsTable | None = None  # (made when first needed)
+        self._strings = _Strings(self._kept)
         #: The texts kept, after an empty string.
-        self.store: pa.Array = pa.array([""], pa.large_string())
+        self.store: pa.Array = self._strings.array
 
     def texts(self, asked: list[Asked]) -> list[Texts]:
         """:data:`Texts` of the values of each of ``asked`` (those found or kept here:
         of :attr:`store` as it is after the call)."""
         out: list[Texts] = [(self.store, None)] * len(asked)
-        store, fresh_texts, size = self.store, [], len(self.store)
+        size = len(self.store)
         found_here: list[tuple[int, np.ndarray]] = []
         forget = False
         for i, (way, values, form) in enumerate(asked):
@@ -125,14 +122,19 @@ class Written:
                 continue
             known = self._ways.get(way)
             if known is None:
-                known = self._ways[way] = _Known()
+                if len(self._ways) == _WAYS:  # (more ways than tags: alike once, this call)
+                    out[i] = _alike_once(values, form)
+                    forget = True
+                    continue
+                known = self._ways[way] = _Way(len(self._ways))
             if known.resting:
                 known.resting -= 1
                 out[i] = _alike_once(values, form)
                 continue
+            if self._table is None:
+                self._table = BitsTable(self._kept)
             bits = values.view(np.int64)
-            at = known.at[known.keys.get_indexer(bits)]
-            new = np.flatnonzero(at < 0)
+            at, new = self._table.find(bits, known.tag)
             if not len(new):
                 known.rest = 0
                 found_here.append((i, at))
@@ -141,22 +143,19 @@ class Written:
             written = _in_order(form(fresh.view(np.float64)))
             if 4 * (n - len(new)) >= n:  # found a quarter: paid (or will, once kept)
                 known.rest = 0
-            elif len(known.keys) >= n:  # kept enough to have found more: rest
+            elif known.kept >= n:  # kept enough to have found more: rest
                 known.rest = known.resting = min(2 * known.rest + 1, _REST)
                 forget = forget or known.rest == _REST  # (maybe the values moved on)
             if forget or size + len(fresh) > self._kept:  # not kept
-                if fresh_texts:  # (kept in this call: a way asked for twice)
-                    store = pa.concat_arrays([self.store, *fresh_texts])
-                out[i] = _joined(at, new, codes, store, written)
+                forget = forget or 4 * (n - len(new)) < n  # (maybe the values moved on)
+                out[i] = _joined(at, new, codes, self.store, written)
                 continue
             at[new] = codes + size
-            known.keys = known.keys.append(pd.Index(fresh))
-            known.at = np.concatenate((known.at[:-1], np.arange(size, size + len(fresh)), [-1]))
-            fresh_texts.append(written)
+            self._table.put(fresh, known.tag, size)
+            known.kept += len(fresh)
+            self.store = self._strings.append(written)
             size += len(fresh)
             found_here.append((i, at))
-        if fresh_texts:
-            self.store = pa.concat_arrays([self.store, *fresh_texts])
         for i, at in found_here:
             out[i] = (self.store, at)
         if forget:
@@ -164,12 +163,76 @@ class Written:
         return out
 
 
+class _Way:
+    """What a :class:`Written` knows of one way of writing numbers: its tag, the
+    numbers of it kept, and how long it rests (and rested last)."""
+
+    __slots__ = ("tag", "kept", "rest", "resting")
+
+    def __init__(self, tag: int) -> None:
+        self.tag = tag
+        self.kept = self.rest = self.resting = 0
+
+
+class _Strings:
+    """Strings appended to (``most`` of them, or more if told), in buffers with room
+    to spare (twice what they hold, at most): an append copies the new strings only,
+    where joining Arrow arrays would copy all those before them too (as many as
+    :data:`NUMBERS_KEPT`, at each chunk that meets a new number). :attr:`array` is a
+    view of them all, which later appends leave as it is (they write past its end, or
+    into new buffers)."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most + 1  # (strings held at most, the empty one too)
+        self._offsets = np.zeros(min(1 << 10, self._most + 1), dtype=np.int64)
+        self._data = np.zeros(1 << 13, dtype=np.uint8)
+        self._count = 1  # (an empty string)
+        self.array = self._view()
+
+    def append(self, strings: pa.Array) -> pa.Array:
+        """Append ``strings`` (none null) and give :attr:`array`."""
+        strings = strings.cast(pa.large_string())
+        n, count = len(strings), self._count
+        if not n:
+            return self.array
+        _, offsets, data = strings.buffers()
+        bounds = np.frombuffer(offsets, np.int64, n + 1, strings.offset * 8)
+        low, high = int(bounds[0]), int(bounds[-1])
+        end = int(self._offsets[count])
+        self._offsets = _room(self._offsets, count + n + 1, self._most + 1)
+        self._data = _room(self._data, end + high - low)
+        self._offsets[count + 1 : count + n + 1] = bounds[1:] + (end - low)
+        if high > low:
+            self._data[end : end + high - low] = np.frombuffer(data, np.uint8, high - low, low)
+        self._count = count + n
+        self.array = self._view()
+        return self.array
+
+    def _view(self) -> pa.Array:
+        count = self._count
+        return pa.LargeStringArray.from_buffers(
+            count, pa.py_buffer(self._offsets[: count + 1]),
+            pa.py_buffer(self._data[: int(self._offsets[count])]))
+
+
+def _room(buffer: np.ndarray, size: int, most: int | None = None) -> np.ndarray:
+    """``buffer``, or a copy twice as large (or ``size``, if more; but no more than
+    ``most`` where ``size`` is not) where it holds fewer than ``size`` items."""
+    if size <= len(buffer):
+        return buffer
+    grown_size = max(size, 2 * len(buffer))
+    grown = np.zeros(grown_size if most is None else max(size, min(grown_size, most)),
+                     dtype=buffer.dtype)
+    grown[: len(buffer)] = buffer
+    return grown
+
+
 def _joined(at: np.ndarray, new: np.ndarray, codes: np.ndarray, kept: pa.Array,
             written: pa.Array) -> Texts:
-    """:data:`Texts` of values some of which (``at`` >= 0) were found in ``kept``,
+    """:data:`Texts` of values some of which (``at`` > 0) were found in ``kept``,
     the others (``new``) just ``written`` (``codes``: which each is), without joining
     all that is kept to them."""
-    found = np.flatnonzero(at >= 0)
+    found = np.flatnonzero(at > 0)
     index = np.empty(len(at), dtype=np.int64)
     index[new] = codes
     index[found] = np.arange(len(written), len(written) + len(found))

@@ -173,7 +173,11 @@ def _time_columns(chunk: Chunk, rows: np.ndarray | None) -> dict[str, Any]:
 
 
 def _display(chunk: Chunk, rows: np.ndarray | None) -> pa.Array | dict[int, str]:
-    """How the values of chunk rows ``rows`` (None: all) are shown (``Chunk.display``)."""
+    """How the values of chunk rows ``rows`` (None: all) are shown (``Chunk.display``:
+    of those rows only, in one gather, where the chunk can)."""
+    display_of = getattr(chunk, "display_of", None)
+    if display_of is not None:
+        return display_of(rows)
     display = getattr(chunk, "display", None)
     if display is None:  # until the chunk says: the value as it is
         values = chunk.values

@@ -6,12 +6,14 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from shark.tables.chunk import _assemble
 from shark.tables.display import (
     Written,
     _in_order,
+    _Strings,
     fixed,
     fixed_texts,
     integer_texts,
@@ -122,3 +124,23 @@ def test_ways_asked_together_share_one_store() -> None:
         column.validate(full=True)
         assert column.to_pylist() == want
         assert column.null_count == want.count(None)
+
+
+def test_strings_appended_keep_what_was_given() -> None:
+    """The store's strings (shark.tables.display._Strings): appended from arrays of
+    either string type, sliced or not, past the room first made; a view given before
+    stays as it was."""
+    strings = _Strings(3000)
+    want = [""]
+    views = [(strings.array, list(want))]
+    rng = np.random.default_rng(17)
+    for size in [3, 0, 700, 1, 5000, 40]:
+        texts = [str(v) * int(rng.integers(0, 4)) for v in rng.normal(0, 1e6, size + 6)]
+        part = pa.array(texts, pa.string() if size % 2 else pa.large_string()).slice(3, size)
+        array = strings.append(part)
+        want += texts[3 : 3 + size]
+        array.validate(full=True)
+        assert array.to_pylist() == want
+        views.append((array, list(want)))
+    for view, was in views:
+        assert view.to_pylist() == was
