@@ -484,6 +484,11 @@ class Chunk:
             return rows.tolist()
         return np.searchsorted(self._record_rows, rows).tolist()
 
+    def messages_of(self, rows: np.ndarray) -> list[m.Message | _Blank]:
+        """The messages of ``rows`` (rows that are records)."""
+        messages = self.messages
+        return [messages[i] for i in self._record_index(rows)]
+
     @cached_property
     def messages(self) -> list[m.Message | _Blank]:
         """The records' messages, a blank with zero header fields and no payload for

@@ -250,7 +250,7 @@ class MessagesTable(ChunkedTable):
             "sid": self._sids(chunk, keep, np.flatnonzero(
                 (pv < 0) & (circuit != 0) & ~not_message)),
             "subscription": masked(kept(chunk.parameter2), _HAS_SUBSCRIPTION[form]),
-            "fields": fields_column(chunk, np.where(~not_message, keep, -1), n, _OWN_COLUMNS),
+            "fields": fields_column(chunk, every, ~not_message, _OWN_COLUMNS),
             "request_frame": masked(kept(chunk.request_frame), answered),
             "anomaly": _moved(anomalies, every),
             "size": kept(chunk.size_bytes),
