@@ -24,7 +24,7 @@ import operator
 import weakref
 from collections.abc import Callable, Iterable
 from functools import cached_property, partial
-from itertools import compress
+from itertools import compress, repeat
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,8 @@ _NO_MESSAGE = len(FORMS)  # the form of _Blank until the record kind says which
 _FORM = {form: index for index, form in enumerate(FORMS)}
 _FORM[_Blank] = _NO_MESSAGE
 _SENDER = {None: -1, **{role: role.value for role in Role}}
+_KIND = operator.attrgetter("kind")
+_RUN = operator.attrgetter("run")
 
 #: Command names in form order (UnknownCommand's depends on the message).
 _FORM_COMMAND = [
@@ -392,7 +394,9 @@ class Chunk:
 
     def __init__(self, items: list[Record | UpdateBatch], vocabularies: Vocabularies) -> None:
         self.vocabularies = vocabularies
-        is_batch = np.fromiter([item.kind is UPDATES for item in items], bool, len(items))
+        # (the batches found by loops in C: a chunk holds tens of thousands of records)
+        batch_items = list(compress(range(len(items)), map(operator.is_, map(_KIND, items),
+                                                            repeat(UPDATES))))
         #: The records (not the batches), and the rows they are.
         self._records: list[Record] = items
         self._batches: list[UpdateBatch] = []
@@ -402,15 +406,24 @@ class Chunk:
         self._spans: list[tuple[Any, slice]] = []
         #: Per run: which of the batches are of it (indexes, or a slice).
         self._run_batches: list[np.ndarray | slice] = []
-        if not is_batch.any():
+        if not batch_items:
             self.records: Any = items
             self.size = len(items)
             self._record_rows: np.ndarray | None = None
             return
-        self._batches = list(compress(items, is_batch.tolist()))
-        self._records = list(compress(items, (~is_batch).tolist()))
+        self._batches = [items[i] for i in batch_items]
+        # The records: the stretches between batches, a slice each.
+        records: list[Record] = []
+        previous = 0
+        for i in batch_items:
+            records += items[previous:i]
+            previous = i + 1
+        records += items[previous:]
+        self._records = records
+        self._batch_items = np.array(batch_items, dtype=np.intp)
+        is_batch = np.zeros(len(items), dtype=bool)
+        is_batch[self._batch_items] = True
         self._record_items = np.flatnonzero(~is_batch)
-        self._batch_items = np.flatnonzero(is_batch)
         #: Rows per item: 1 per record, a row per message of a batch.
         lengths = self._item_lengths = np.ones(len(items), dtype=np.int64)
         batch_lengths = np.fromiter([b.stop - b.start for b in self._batches], np.int64,
@@ -421,8 +434,15 @@ class Chunk:
         self._record_rows = first_rows[self._record_items]
         self.records = _Rows(items, first_rows, self._records, self._record_rows)
         batch_rows = first_rows[self._batch_items]
-        inverse, _, first = group(np.fromiter([id(b.run) for b in self._batches], np.int64,
-                                              len(self._batches)))
+        # The batches by run (runs in order of first batch): a dict of a few runs.
+        run_of: dict[int, int] = {}
+        first_batches: list[int] = []
+        for index, batch in enumerate(self._batches):
+            if run_of.setdefault(id(batch.run), len(run_of)) == len(first_batches):
+                first_batches.append(index)
+        inverse = np.fromiter(map(run_of.__getitem__, map(id, map(_RUN, self._batches))),
+                              np.intp, len(self._batches))
+        first = np.array(first_batches, dtype=np.intp)
         starts = np.fromiter([b.start for b in self._batches], np.int64, len(self._batches))
         #: Where each row's value is in the records' values followed by those spans
         #: (:meth:`_column`).
@@ -436,7 +456,8 @@ class Chunk:
             indexes = _ranges(starts[which], batch_lengths[which])
             self._gathers.append((run, rows, indexes))
             self._run_batches.append(which)
-            low, high = int(indexes.min()), int(indexes.max()) + 1
+            low = int(starts[which].min())
+            high = int((starts[which] + batch_lengths[which]).max())
             self._spans.append((run, slice(low, high)))
             self._source[rows] = indexes + (offset - low)
             offset += high - low
