@@ -247,6 +247,10 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
 
 
+#: Update rows a batch has on average, at least, for a column to be made of copies of
+#: the batches (each costs a slice, a microsecond or so: a gather of a thousand rows).
+_STRETCH_ROWS = 256
+
 _NEVER = np.iinfo(np.int64).max
 #: The readings of a subscription without a channel: none, ever.
 _NO_READINGS: list[Any] = []
@@ -444,11 +448,6 @@ class Chunk:
                               np.intp, len(self._batches))
         first = np.array(first_batches, dtype=np.intp)
         starts = np.fromiter([b.start for b in self._batches], np.int64, len(self._batches))
-        #: Where each row's value is in the records' values followed by those spans
-        #: (:meth:`_column`).
-        self._source = np.empty(self.size, dtype=np.int64)
-        self._source[self._record_rows] = np.arange(len(self._records))
-        offset = len(self._records)
         for index, row in enumerate(first.tolist()):
             which = np.flatnonzero(inverse == index) if len(first) > 1 else slice(None)
             run = self._batches[row].run
@@ -459,8 +458,26 @@ class Chunk:
             low = int(starts[which].min())
             high = int((starts[which] + batch_lengths[which]).max())
             self._spans.append((run, slice(low, high)))
-            self._source[rows] = indexes + (offset - low)
-            offset += high - low
+        #: Where few batches hold the updates (long ones), each batch's rows and where
+        #: they begin in its run's span: (run, first row, row past the last, start).
+        self._stretches: list[tuple[int, int, int, int]] | None = None
+        if len(self._batches) * _STRETCH_ROWS <= int(batch_lengths.sum()):
+            lows = np.array([span.start for _, span in self._spans], dtype=np.int64)
+            self._stretches = list(zip(inverse.tolist(), batch_rows.tolist(),
+                                       (batch_rows + batch_lengths).tolist(),
+                                       (starts - lows[inverse]).tolist(), strict=True))
+
+    @cached_property
+    def _source(self) -> np.ndarray:
+        """Where each row's value is in the records' values followed by the runs'
+        spans (:meth:`_column`, where the batches are many)."""
+        source = np.empty(self.size, dtype=np.int64)
+        source[self._record_rows] = np.arange(len(self._records))
+        offset = len(self._records)
+        for (_, rows, indexes), (_, span) in zip(self._gathers, self._spans, strict=True):
+            source[rows] = indexes + (offset - span.start)
+            offset += span.stop - span.start
+        return source
 
     @property
     def runs(self) -> list[tuple[Any, np.ndarray, np.ndarray]]:
@@ -494,9 +511,16 @@ class Chunk:
             out = np.full(self.size, fill, dtype=records.dtype)
             out[self._record_rows] = records
             return out
+        spans = [run_field(run, span) for run, span in self._spans]
+        if self._stretches is not None:  # long batches: a copy of each
+            out = np.empty(self.size, dtype=records.dtype)
+            out[self._record_rows] = records
+            for run, start, stop, first in self._stretches:
+                out[start:stop] = spans[run][first : first + stop - start]
+            return out
         # One gather from the values joined, not a gather and a scatter per run.
-        return np.concatenate([records, *(run_field(run, span) for run, span in self._spans)],
-                              dtype=records.dtype, casting="same_kind")[self._source]
+        return np.concatenate([records, *spans], dtype=records.dtype,
+                              casting="same_kind")[self._source]
 
     def _record_index(self, rows: np.ndarray) -> list[int]:
         """Which of the records (``_records``) rows that are records are."""
