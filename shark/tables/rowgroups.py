@@ -9,7 +9,8 @@ growing (at most ``keep_rows`` rows and as many more when a bound is asked for: 
 newest are kept), and the DataFrame is made from them directly: its number and time
 columns are views of them (memory holds the rows once; a column grows in place, its
 pages moved by the kernel, not copied: :class:`_Growing`), and each categorical column
-gets one dictionary, of the strings it uses, sorted (through Arrow, every row group's
+gets one dictionary, of the strings it uses, sorted, its codes renumbered to that
+order or, where they are in it already, views too (through Arrow, every row group's
 dictionary would have to be unified with the others: that costs more than everything
 else).
 """
