@@ -24,7 +24,7 @@ import operator
 import weakref
 from collections.abc import Callable, Iterable
 from functools import cached_property, partial
-from itertools import compress
+from itertools import compress, repeat
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,8 @@ _NO_MESSAGE = len(FORMS)  # the form of _Blank until the record kind says which
 _FORM = {form: index for index, form in enumerate(FORMS)}
 _FORM[_Blank] = _NO_MESSAGE
 _SENDER = {None: -1, **{role: role.value for role in Role}}
+_KIND = operator.attrgetter("kind")
+_RUN = operator.attrgetter("run")
 
 #: Command names in form order (UnknownCommand's depends on the message).
 _FORM_COMMAND = [
@@ -138,16 +140,15 @@ class Vocabulary:
         return code
 
     def encode(self, texts: list[str | None]) -> np.ndarray:
-        """The codes of ``texts`` (int32): one comprehension of dict lookups (the fastest
-        loop there is), once every string is in the vocabulary."""
-        index = self.index
+        """The codes of ``texts`` (int32): dict lookups by ``map``, a loop in C, straight
+        into the array, once every string is in the vocabulary."""
+        lookup = self.index.__getitem__
         try:
-            codes = [index[text] for text in texts]
+            return np.fromiter(map(lookup, texts), np.int32, len(texts))
         except KeyError:  # new strings: add them, then again
             for text in dict.fromkeys(texts):
                 self.code(text)
-            codes = [index[text] for text in texts]
-        return np.fromiter(codes, np.int32, len(codes))
+            return np.fromiter(map(lookup, texts), np.int32, len(texts))
 
     def codes(self, numbers: np.ndarray, name: Callable[[int], str]) -> np.ndarray:
         """Codes for an array of numbers named by ``name`` (each distinct number is
@@ -245,6 +246,10 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     ends = np.cumsum(lengths)
     return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
 
+
+#: Update rows a batch has on average, at least, for a column to be made of copies of
+#: the batches (each costs a slice, a microsecond or so: a gather of a thousand rows).
+_STRETCH_ROWS = 256
 
 _NEVER = np.iinfo(np.int64).max
 #: The readings of a subscription without a channel: none, ever.
@@ -393,7 +398,9 @@ class Chunk:
 
     def __init__(self, items: list[Record | UpdateBatch], vocabularies: Vocabularies) -> None:
         self.vocabularies = vocabularies
-        is_batch = np.fromiter([item.kind is UPDATES for item in items], bool, len(items))
+        # (the batches found by loops in C: a chunk holds tens of thousands of records)
+        batch_items = list(compress(range(len(items)), map(operator.is_, map(_KIND, items),
+                                                            repeat(UPDATES))))
         #: The records (not the batches), and the rows they are.
         self._records: list[Record] = items
         self._batches: list[UpdateBatch] = []
@@ -403,15 +410,24 @@ class Chunk:
         self._spans: list[tuple[Any, slice]] = []
         #: Per run: which of the batches are of it (indexes, or a slice).
         self._run_batches: list[np.ndarray | slice] = []
-        if not is_batch.any():
+        if not batch_items:
             self.records: Any = items
             self.size = len(items)
             self._record_rows: np.ndarray | None = None
             return
-        self._batches = list(compress(items, is_batch.tolist()))
-        self._records = list(compress(items, (~is_batch).tolist()))
+        self._batches = [items[i] for i in batch_items]
+        # The records: the stretches between batches, a slice each.
+        records: list[Record] = []
+        previous = 0
+        for i in batch_items:
+            records += items[previous:i]
+            previous = i + 1
+        records += items[previous:]
+        self._records = records
+        self._batch_items = np.array(batch_items, dtype=np.intp)
+        is_batch = np.zeros(len(items), dtype=bool)
+        is_batch[self._batch_items] = True
         self._record_items = np.flatnonzero(~is_batch)
-        self._batch_items = np.flatnonzero(is_batch)
         #: Rows per item: 1 per record, a row per message of a batch.
         lengths = self._item_lengths = np.ones(len(items), dtype=np.int64)
         batch_lengths = np.fromiter([b.stop - b.start for b in self._batches], np.int64,
@@ -422,14 +438,16 @@ class Chunk:
         self._record_rows = first_rows[self._record_items]
         self.records = _Rows(items, first_rows, self._records, self._record_rows)
         batch_rows = first_rows[self._batch_items]
-        inverse, _, first = group(np.fromiter([id(b.run) for b in self._batches], np.int64,
-                                              len(self._batches)))
+        # The batches by run (runs in order of first batch): a dict of a few runs.
+        run_of: dict[int, int] = {}
+        first_batches: list[int] = []
+        for index, batch in enumerate(self._batches):
+            if run_of.setdefault(id(batch.run), len(run_of)) == len(first_batches):
+                first_batches.append(index)
+        inverse = np.fromiter(map(run_of.__getitem__, map(id, map(_RUN, self._batches))),
+                              np.intp, len(self._batches))
+        first = np.array(first_batches, dtype=np.intp)
         starts = np.fromiter([b.start for b in self._batches], np.int64, len(self._batches))
-        #: Where each row's value is in the records' values followed by those spans
-        #: (:meth:`_column`).
-        self._source = np.empty(self.size, dtype=np.int64)
-        self._source[self._record_rows] = np.arange(len(self._records))
-        offset = len(self._records)
         for index, row in enumerate(first.tolist()):
             which = np.flatnonzero(inverse == index) if len(first) > 1 else slice(None)
             run = self._batches[row].run
@@ -437,10 +455,29 @@ class Chunk:
             indexes = _ranges(starts[which], batch_lengths[which])
             self._gathers.append((run, rows, indexes))
             self._run_batches.append(which)
-            low, high = int(indexes.min()), int(indexes.max()) + 1
+            low = int(starts[which].min())
+            high = int((starts[which] + batch_lengths[which]).max())
             self._spans.append((run, slice(low, high)))
-            self._source[rows] = indexes + (offset - low)
-            offset += high - low
+        #: Where few batches hold the updates (long ones), each batch's rows and where
+        #: they begin in its run's span: (run, first row, row past the last, start).
+        self._stretches: list[tuple[int, int, int, int]] | None = None
+        if len(self._batches) * _STRETCH_ROWS <= int(batch_lengths.sum()):
+            lows = np.array([span.start for _, span in self._spans], dtype=np.int64)
+            self._stretches = list(zip(inverse.tolist(), batch_rows.tolist(),
+                                       (batch_rows + batch_lengths).tolist(),
+                                       (starts - lows[inverse]).tolist(), strict=True))
+
+    @cached_property
+    def _source(self) -> np.ndarray:
+        """Where each row's value is in the records' values followed by the runs'
+        spans (:meth:`_column`, where the batches are many)."""
+        source = np.empty(self.size, dtype=np.int64)
+        source[self._record_rows] = np.arange(len(self._records))
+        offset = len(self._records)
+        for (_, rows, indexes), (_, span) in zip(self._gathers, self._spans, strict=True):
+            source[rows] = indexes + (offset - span.start)
+            offset += span.stop - span.start
+        return source
 
     @property
     def runs(self) -> list[tuple[Any, np.ndarray, np.ndarray]]:
@@ -474,15 +511,39 @@ class Chunk:
             out = np.full(self.size, fill, dtype=records.dtype)
             out[self._record_rows] = records
             return out
+        spans = [run_field(run, span) for run, span in self._spans]
+        if self._stretches is not None:  # long batches: a copy of each
+            out = np.empty(self.size, dtype=records.dtype)
+            out[self._record_rows] = records
+            for run, start, stop, first in self._stretches:
+                out[start:stop] = spans[run][first : first + stop - start]
+            return out
         # One gather from the values joined, not a gather and a scatter per run.
-        return np.concatenate([records, *(run_field(run, span) for run, span in self._spans)],
-                              dtype=records.dtype, casting="same_kind")[self._source]
+        return np.concatenate([records, *spans], dtype=records.dtype,
+                              casting="same_kind")[self._source]
 
     def _record_index(self, rows: np.ndarray) -> list[int]:
         """Which of the records (``_records``) rows that are records are."""
         if self._record_rows is None:
             return rows.tolist()
         return np.searchsorted(self._record_rows, rows).tolist()
+
+    def records_of(self, rows: np.ndarray) -> list[Record]:
+        """The records of ``rows`` (those of update rows made): for a few rows, without
+        the table of every record by row that ``records[row]`` makes first."""
+        records = self._records
+        if self._record_rows is None:
+            return [records[i] for i in rows.tolist()]
+        index = np.searchsorted(self._record_rows, rows)
+        found = index < len(records)
+        found[found] = self._record_rows[index[found]] == rows[found]
+        return [records[i] if ok else self.records[row] for i, ok, row in zip(
+            index.tolist(), found.tolist(), rows.tolist(), strict=True)]
+
+    def messages_of(self, rows: np.ndarray) -> list[m.Message | _Blank]:
+        """The messages of ``rows`` (rows that are records)."""
+        messages = self.messages
+        return [messages[i] for i in self._record_index(rows)]
 
     @cached_property
     def messages(self) -> list[m.Message | _Blank]:

@@ -1,18 +1,20 @@
 """The ``fields`` column: each message's other fields as ``name=value`` words, made a
-form (message class) at a time.
+word position at a time over every form (message class) of a chunk.
 
-Most fields are header fields, a number each: a form's words for them are made from
-the chunk's header columns, each distinct number written once
-(:func:`decoder.describe.header_field_text`) and gathered by Arrow. Only payload fields
-(names, EVENT_ADD's mask, an ERROR's original request) are written message by message
-(:func:`decoder.describe.payload_text`). The words are those of
-:func:`decoder.describe.field_text`, in the same order: a test holds the two to it.
+Most fields are header fields, a number each: their words are made from the chunk's
+header columns, cast to text by Arrow, names of numbers written once per distinct
+number (:func:`decoder.describe.header_field_text`). Only payload fields (names,
+EVENT_ADD's mask, an ERROR's original request) are read message by message, and
+written once per distinct payload (:func:`decoder.describe.payload_text`). The words
+are those of :func:`decoder.describe.field_text`, in the same order: a test holds the
+two to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -32,49 +34,39 @@ from shark.tables.grouping import group
 
 __all__ = ["fields_column"]
 
-#: The chunk column of each header slot.
-_SLOT_COLUMN = {"parameter1": "parameter1", "parameter2": "parameter2",
-                "data_type": "data_type_number", "data_count": "data_count"}
-
-
-def fields_column(chunk: Chunk, rows: np.ndarray, size: int,
+def fields_column(chunk: Chunk, keep: np.ndarray | None, message: np.ndarray,
                   hidden: frozenset[str]) -> pa.Array:
-    """A string array of ``size`` entries: at position i the fields of chunk row
-    ``rows[i]`` but ``hidden``, where ``rows[i] >= 0``; null elsewhere. ``rows`` rows
-    must be messages (not gaps, not circuit ends); only those of forms with payload
-    fields must be records. A status that is not its message's first field stays
-    among them (:data:`decoder.describe.STATUS_AMONG_FIELDS`).
+    """A string array of ``len(message)`` entries: at position i the fields of chunk
+    row ``keep[i]`` (``keep`` sorted; None: row i) but ``hidden``, where ``message[i]``
+    (that row is a message, not a gap or a circuit end); null elsewhere. Only rows of
+    forms with payload fields must be records. A status that is not its message's
+    first field stays among them (:data:`decoder.describe.STATUS_AMONG_FIELDS`).
 
     Most rows are of forms without words (monitor updates: an empty string each), so
     the column is made from its buffers: the words of the other rows, in row order,
-    and the offsets of every row (an empty string costs an offset, not a copy)."""
-    valid = rows >= 0
-    forms = np.where(valid, chunk.form[np.where(valid, rows, 0)], len(FORMS))
-    worded = _worded(hidden)[forms]
-    positions = np.flatnonzero(worded)
-    pieces: list[pa.Array] = []
-    order: list[np.ndarray] = []
-    if len(positions):
-        mine = rows[positions]
-        kinds = forms[positions]
-        for form in np.flatnonzero(np.bincount(kinds)).tolist():
-            which = np.flatnonzero(kinds == form)
-            cls = FORMS[form]
-            pieces.append(_form_fields(chunk, cls, mine[which], _hidden(cls, hidden)))
-            order.append(positions[which])
+    and the offsets of every row (an empty string costs an offset, not a copy). The
+    rows with words are found among the records (:meth:`Chunk.rows`), not by a look
+    at every row."""
+    size = len(message)
+    rows = chunk.rows(_worded(hidden))
+    if keep is None:
+        positions = rows
+    else:
+        positions = np.searchsorted(keep, rows)
+        inside = positions < len(keep)
+        inside[inside] = keep[positions[inside]] == rows[inside]
+        rows, positions = rows[inside], positions[inside]
     lengths = np.zeros(size + 1, dtype=np.int64)
-    if not pieces:
+    valid = message
+    if not len(rows):
         data = pa.py_buffer(b"")
     else:
-        where = np.concatenate(order)
-        by_row = np.argsort(where, kind="stable")
-        texts = pa.concat_arrays(pieces).take(pa.array(by_row))  # (string: its 32-bit
-        # offsets read as they are, not cast to 64 bits first, the bytes copied again)
-        where = where[by_row]
+        texts = _texts(chunk, rows, hidden)
         if texts.null_count:  # (none expected: kept as nulls all the same)
-            valid[where[texts.is_null().to_numpy(zero_copy_only=False)]] = False
+            valid = valid.copy()
+            valid[positions[texts.is_null().to_numpy(zero_copy_only=False)]] = False
         bounds = np.frombuffer(texts.buffers()[1], np.int32)[texts.offset:][:len(texts) + 1]
-        lengths[where + 1] = np.diff(bounds)
+        lengths[positions + 1] = np.diff(bounds)
         data = texts.buffers()[2]
         data = (pa.py_buffer(b"") if data is None
                 else data[int(bounds[0]):int(bounds[-1])])
@@ -96,44 +88,42 @@ def _worded(hidden: frozenset[str]) -> np.ndarray:
 _MASK_AT = 12
 
 
-def _masks(records: object, rows: np.ndarray, lead: str) -> pa.Array:
+def _masks(messages: list[m.Message], lead: str) -> tuple[pa.Array, np.ndarray]:
     """``mask=...`` of EVENT_ADD requests (subscriptions: many in a busy capture), each
     distinct mask named once; a payload too short for it as the decoder says. ``lead``
-    goes before each word that is not empty."""
-    payloads = [bytes(records[row].message.payload[_MASK_AT:_MASK_AT + 2])
-                for row in rows.tolist()]
+    goes before each word that is not empty. The words, and which of them each is."""
+    payloads = [bytes(message.payload[_MASK_AT:_MASK_AT + 2]) for message in messages]
     whole = np.array([len(p) == 2 for p in payloads])
     masks = np.frombuffer(b"".join(p if len(p) == 2 else b"\0\0" for p in payloads), ">u2")
     inverse, distinct, _ = group(masks.astype(np.int64))
-    named = pa.array([f"{lead}mask={header_field_text('mask', n)}" for n in distinct.tolist()],
-                     pa.string()).take(pa.array(inverse))
-    if whole.all():
-        return named
-    short = np.flatnonzero(~whole)
-    texts = [payload_text(records[int(rows[i])].message, HIDDEN_FIELDS) for i in short.tolist()]
-    return pc.replace_with_mask(named, pa.array(~whole), pa.array(
-        [lead + text if text else text for text in texts], pa.string()))
+    words = [f"{lead}mask={header_field_text('mask', n)}" for n in distinct.tolist()]
+    if not whole.all():
+        short = np.flatnonzero(~whole)
+        inverse[short] = np.arange(len(words), len(words) + len(short))
+        texts = [payload_text(messages[i], HIDDEN_FIELDS) for i in short.tolist()]
+        words += [lead + text if text else text for text in texts]
+    return pa.array(words, pa.string()), inverse
 
 
-def _payload_words(records: object, rows: np.ndarray, form: type[m.Message],
-                   hidden: Collection[str], lead: str) -> pa.Array:
-    """The payload words of chunk rows ``rows`` (messages of class ``form``), written
-    once per distinct payload: they are made of the payload alone, and a busy capture
-    repeats them (the same names searched and connected again and again, the same
-    server version in every search reply). ``lead`` goes before each word that is not
-    empty."""
-    payloads = pa.array([bytes(records[row].message.payload) for row in rows.tolist()],
+def _payload_words(messages: list[m.Message], form: type[m.Message],
+                   hidden: Collection[str], lead: str) -> tuple[pa.Array, np.ndarray]:
+    """The payload words of ``messages`` (of class ``form``), written once per distinct
+    payload: they are made of the payload alone, and a busy capture repeats them (the
+    same names searched and connected again and again, the same server version in
+    every search reply). ``lead`` goes before each word that is not empty. The words,
+    and which of them each message's is."""
+    payloads = pa.array([bytes(message.payload) for message in messages],
                         pa.binary()).dictionary_encode()
+    which = payloads.indices.to_numpy()
     if form.PAYLOAD_FIELDS == ("name",):  # (names: CREATE_CHAN, SEARCH ...)
         # straight from the payload: its text up to the NUL, as field_text writes it
         words = [f"name={text_form(name)!r}" for name in (
             payload.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
             for payload in payloads.dictionary.to_pylist())]
     else:
-        _, first = np.unique(payloads.indices.to_numpy(), return_index=True)
-        words = [payload_text(records[row].message, hidden) for row in rows[first].tolist()]
-    return pa.array([lead + word if word else word for word in words],
-                    pa.string()).take(payloads.indices)
+        _, first = np.unique(which, return_index=True)
+        words = [payload_text(messages[i], hidden) for i in first.tolist()]
+    return pa.array([lead + word if word else word for word in words], pa.string()), which
 
 
 def _hidden(form: type[m.Message], hidden: frozenset[str]) -> frozenset[str]:
@@ -147,34 +137,108 @@ def _hidden(form: type[m.Message], hidden: frozenset[str]) -> frozenset[str]:
     return hidden
 
 
-def _form_fields(chunk: Chunk, form: type[m.Message], rows: np.ndarray,
-                 hidden: Collection[str]) -> pa.Array:
-    """The fields text of chunk rows ``rows``, all messages of class ``form``: its
-    words and the spaces between them joined in one go (a join per word, then of the
-    words, then of the header and the payload, cost three times that)."""
-    pieces: list[pa.Array | str] = []  # joined with nothing between them
+#: The chunk columns of the header slots, by the index :class:`_Word` gives them.
+_COLUMNS = ("parameter1", "parameter2", "data_type_number", "data_count")
+_SLOT_INDEX = {"parameter1": 0, "parameter2": 1, "data_type": 2, "data_count": 3}
+
+
+class _Word(NamedTuple):
+    """A header field's word in a form's fields: ``prefix`` (a space but before the
+    first, the name, ``=``) then the field's number, or its name
+    (:func:`decoder.describe.header_field_text`) if ``named``."""
+
+    prefix: str
+    name: str
+    slot: int
+    named: bool
+
+
+@cache
+def _layout(form: type[m.Message], hidden: frozenset[str]
+            ) -> tuple[tuple[_Word, ...], str | None]:
+    """The header words of ``form``'s messages with fields ``hidden`` left out, and
+    what goes before their payload words (None: they have none)."""
+    shown = _hidden(form, hidden)
+    words: list[_Word] = []
     for name, slot in form.FIELDS.items():
-        if name in hidden:
-            continue
-        lead = " " if pieces else ""
-        numbers = getattr(chunk, _SLOT_COLUMN[slot])[rows]
-        if name not in NAMED_FIELDS:  # a number as it is
-            pieces += [f"{lead}{name}=", pa.array(numbers).cast(pa.string())]
-            continue
-        inverse, distinct, _ = group(numbers)
-        texts = pa.array([f"{lead}{name}={header_field_text(name, n)}"
-                          for n in distinct.tolist()], pa.string())
-        pieces.append(texts.take(pa.array(inverse)))
-    if any(name not in hidden for name in form.PAYLOAD_FIELDS):
-        lead = " " if pieces else ""
-        records = chunk.records
-        if form is m.EventAddRequest and hidden.issuperset(("low", "high", "to")) \
-                and "mask" not in hidden:
-            pieces.append(_masks(records, rows, lead))
+        if name not in shown:
+            words.append(_Word(f"{' ' if words else ''}{name}=", name, _SLOT_INDEX[slot],
+                               name in NAMED_FIELDS))
+    if not any(name not in shown for name in form.PAYLOAD_FIELDS):
+        return tuple(words), None
+    return tuple(words), " " if words else ""
+
+
+def _texts(chunk: Chunk, rows: np.ndarray, hidden: frozenset[str]) -> pa.Array:
+    """The fields text of chunk rows ``rows`` (of forms with words), in their order.
+
+    Made a word position at a time over every form (the first word of each row, then
+    the second ...): per position, the prefixes (``cid=``, `` sid=`` ...) gathered from
+    a few strings, and the numbers of the rows cast to text at once, names (status,
+    access rights ...) written once per distinct number; then one join of them all and
+    of the payload words. Some ten Arrow calls a chunk, not as many per form: a chunk
+    of a busy capture holds a dozen forms with words, each some hundred rows."""
+    forms = chunk.form[rows]
+    present = np.flatnonzero(np.bincount(forms))
+    local = np.zeros(int(present[-1]) + 1, dtype=np.intp)
+    local[present] = np.arange(len(present))
+    which = local[forms]  # (each row's form among those present)
+    layouts = [_layout(FORMS[form], hidden) for form in present.tolist()]
+    taken = pa.array(which)
+    n = len(rows)
+    numbers_of: dict[int, np.ndarray] = {}  # the rows' numbers, by slot
+    pieces: list[pa.Array] = []
+    for position in range(max(len(words) for words, _ in layouts)):
+        entries = [words[position] if position < len(words) else None
+                   for words, _ in layouts]
+        pieces.append(pa.array(["" if e is None else e.prefix for e in entries],
+                               pa.string()).take(taken))
+        slots = {e.slot for e in entries if e is not None}
+        for slot in slots - numbers_of.keys():
+            numbers_of[slot] = getattr(chunk, _COLUMNS[slot])[rows]
+        if len(slots) == 1:
+            numbers = numbers_of[next(iter(slots))]
         else:
-            pieces.append(_payload_words(records, rows, form, hidden, lead))
-    if not pieces:
-        return pa.array(np.full(len(rows), ""), pa.string())
+            slot_of = np.array([-1 if e is None else e.slot for e in entries])[which]
+            numbers = np.zeros(n, dtype=np.int64)
+            for slot in slots:
+                np.copyto(numbers, numbers_of[slot], where=slot_of == slot)
+        texts = pa.array(numbers).cast(pa.string())
+        if all(e is not None and not e.named for e in entries):
+            pieces.append(texts)
+            continue
+        # the rows of forms without this word: an empty string (after the numbers);
+        # named fields: their names, after that
+        index = np.arange(n)
+        index[np.array([e is None for e in entries])[which]] = n
+        named: list[str] = []
+        for k, e in enumerate(entries):
+            if e is None or not e.named:
+                continue
+            mine = np.flatnonzero(which == k)
+            inverse, distinct, _ = group(numbers[mine])
+            index[mine] = n + 1 + len(named) + inverse
+            named += [header_field_text(e.name, number) for number in distinct.tolist()]
+        pieces.append(pa.concat_arrays([texts, pa.array(["", *named], pa.string())])
+                      .take(pa.array(index)))
+    payload = [(k, lead) for k, (_, lead) in enumerate(layouts) if lead is not None]
+    if payload:
+        arrays = [pa.array([""], pa.string())]  # (the rows of forms without any)
+        index = np.zeros(n, dtype=np.int64)
+        start = 1
+        for k, lead in payload:
+            mine = np.flatnonzero(which == k)
+            form = FORMS[int(present[k])]
+            messages = chunk.messages_of(rows[mine])
+            if form is m.EventAddRequest and hidden.issuperset(("low", "high", "to")) \
+                    and "mask" not in hidden:
+                words, inverse = _masks(messages, lead)
+            else:
+                words, inverse = _payload_words(messages, form, _hidden(form, hidden), lead)
+            index[mine] = start + inverse
+            start += len(words)
+            arrays.append(words)
+        pieces.append(pa.concat_arrays(arrays).take(pa.array(index)))
     if len(pieces) == 1:
         return pieces[0]
     return pc.binary_join_element_wise(*pieces, "")

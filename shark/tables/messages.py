@@ -213,14 +213,16 @@ class MessagesTable(ChunkedTable):
     lifecycle = False
 
     def columns(self, chunk: Chunk) -> tuple[int, dict[str, Any]]:
-        if self.lifecycle:
-            keep = np.arange(chunk.size)
+        ends = None if self.lifecycle else chunk.rows(_LIFECYCLE)
+        if ends is None or not len(ends):  # most chunks have no OPEN or CLOSE
+            every = None
+            n = chunk.size
         else:
-            keep = np.flatnonzero(~chunk.of_form(_LIFECYCLE))
-        n = len(keep)
-        every = None if n == chunk.size else keep  # most chunks have no OPEN or CLOSE
+            shown = np.ones(chunk.size, dtype=bool)
+            shown[ends] = False
+            every = np.flatnonzero(shown)
+            n = len(every)
         kept = _taker(every)
-        records = chunk.records
         columns = _value_columns(chunk, every)
         columns.update(_time_columns(chunk, every))
         anomalies = {row: f"undecodable value: {text}"
@@ -231,9 +233,13 @@ class MessagesTable(ChunkedTable):
         latency = kept(chunk.latency)
         answered = ~np.isnan(latency)
         data_type = kept(chunk.data_type)
-        not_message = kept(chunk.of_form(NOT_MESSAGE))
+        # (the rows of records that are not messages, few: found among the records)
+        not_message = _positions(chunk.rows(NOT_MESSAGE), every)
+        message = np.ones(n, dtype=bool)
+        message[not_message] = False
         pv = kept(chunk.pv)
-        form = kept(chunk.form)
+        unnamed = np.flatnonzero(pv < 0)  # (few: a message of a channel without a name)
+        unnamed = unnamed[(circuit[unnamed] != 0) & message[unnamed]]
         columns.update({
             "frame": kept(chunk.frame),
             "src": kept(chunk.src),
@@ -251,30 +257,50 @@ class MessagesTable(ChunkedTable):
             "display": _display(chunk, every),
             "latency": masked(np.where(answered, latency, 0.0), answered),  # (half
             # the time of nan_to_num, which looks for infinities too: none, of times)
-            "sid": self._sids(chunk, keep, np.flatnonzero(
-                (pv < 0) & (circuit != 0) & ~not_message)),
-            "subscription": masked(kept(chunk.parameter2), _HAS_SUBSCRIPTION[form]),
-            "fields": fields_column(chunk, np.where(~not_message, keep, -1), n, _OWN_COLUMNS),
+            "sid": self._sids(chunk, every, n, unnamed),
+            "subscription": masked(kept(chunk.parameter2),
+                                   kept(chunk.of_form(_HAS_SUBSCRIPTION))),
+            "fields": fields_column(chunk, every, message, _OWN_COLUMNS),
             "request_frame": masked(kept(chunk.request_frame), answered),
             "anomaly": _moved(anomalies, every),
             "size": kept(chunk.size_bytes),
-            "reason": {p: records[keep[p]].reason for p in np.flatnonzero(not_message).tolist()},
+            "reason": {p: record.reason for p, record in zip(
+                not_message.tolist(), chunk.records_of(_rows(not_message, every)),
+                strict=True)},
         })
         return n, columns
 
     @staticmethod
-    def _sids(chunk: Chunk, keep: np.ndarray, unnamed: np.ndarray
+    def _sids(chunk: Chunk, every: np.ndarray | None, n: int, unnamed: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
         """The SID of channels whose name is unknown (``shark read``'s ``sid`` key), at
-        positions ``unnamed`` among chunk rows ``keep`` (TCP messages without a PV)."""
-        sids = np.zeros(len(keep), dtype=np.int64)
-        known = np.zeros(len(keep), dtype=bool)
-        for position in unnamed.tolist():
-            channel = chunk.records[keep[position]].channel
+        positions ``unnamed`` among chunk rows ``every`` (None: all; ``n`` of them) (TCP
+        messages without a PV)."""
+        sids = np.zeros(n, dtype=np.int64)
+        known = np.zeros(n, dtype=bool)
+        for position, record in zip(unnamed.tolist(), chunk.records_of(_rows(unnamed, every)),
+                                    strict=True):
+            channel = record.channel
             if channel is not None and channel.sid is not None:
                 sids[position] = channel.sid
                 known[position] = True
         return masked(sids, known)
+
+
+def _positions(rows: np.ndarray, every: np.ndarray | None) -> np.ndarray:
+    """The positions of chunk rows ``rows`` among ``every`` (sorted; None: all), of
+    those that are among them."""
+    if every is None:
+        return rows
+    positions = np.searchsorted(every, rows)
+    inside = positions < len(every)
+    inside[inside] = every[positions[inside]] == rows[inside]
+    return positions[inside]
+
+
+def _rows(positions: np.ndarray, every: np.ndarray | None) -> np.ndarray:
+    """The chunk rows at ``positions`` among ``every`` (None: all)."""
+    return positions if every is None else every[positions]
 
 
 class UpdatesTable(ChunkedTable):

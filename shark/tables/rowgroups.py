@@ -9,7 +9,8 @@ growing (at most ``keep_rows`` rows and as many more when a bound is asked for: 
 newest are kept), and the DataFrame is made from them directly: its number and time
 columns are views of them (memory holds the rows once; a column grows in place, its
 pages moved by the kernel, not copied: :class:`_Growing`), and each categorical column
-gets one dictionary, of the strings it uses, sorted (through Arrow, every row group's
+gets one dictionary, of the strings it uses, sorted, its codes renumbered to that
+order or, where they are in it already, views too (through Arrow, every row group's
 dictionary would have to be unified with the others: that costs more than everything
 else).
 """
@@ -307,9 +308,23 @@ class _Buffer:
         schema: its number columns are views of these (memory holds the rows once)."""
         dtypes = self.schema.dtypes
         rows = self.rows - first
-        return pd.DataFrame({c.name: _series(self.view(c.name, first), c.kind,
-                                             dtypes[c.name], rows, self._strings(c.name, first))
-                             for c in self.schema.columns}, copy=False)
+        columns: dict[str, Any] = {}
+        nones: pd.Series | None = None
+        for c in self.schema.columns:
+            view = self.view(c.name, first)
+            if c.kind in (ELEMENTS, STRINGS) and not view:
+                # Columns of None only (as good as always) share one array: its pages
+                # are the costly part (8 bytes a row, handed out by the system), and a
+                # write to one column copies it first (pandas' copy on write).
+                if nones is None:
+                    nones = pd.Series(np.empty(rows, dtype=object), dtype=object, copy=False)
+                    columns[c.name] = nones
+                else:
+                    columns[c.name] = nones.copy(deep=False)
+                continue
+            columns[c.name] = _series(view, c.kind, dtypes[c.name], rows,
+                                      self._strings(c.name, first))
+        return pd.DataFrame(columns, copy=False)
 
     def _strings(self, name: str, first: int) -> _Strings | None:
         """What names the codes of category column ``name`` from row ``first`` on."""
@@ -591,6 +606,9 @@ def _used(codes: np.ndarray, strings: _Strings) -> tuple[np.ndarray, _Ordering]:
             else _codes_in(codes, size))
     ordering = _ordering(vocabulary, used)
     renumber = ordering.renumber
+    if ordering.same and codes.dtype == renumber.dtype:  # (as the codes of a vocabulary
+        # met in sorted order are: PV names numbered alike, a protocol, the transports)
+        return codes, ordering
     if renumber.dtype.type is np.int8 and (codes.dtype.itemsize == 1 or size <= 128):
         # Bytes to bytes: a translation table, some times faster than indexing (wider
         # codes of a vocabulary of so few strings narrowed first: still three times).
@@ -623,6 +641,9 @@ class _Ordering(NamedTuple):
     shown: list[str]
     #: The same as an Arrow array (a batch's dictionary).
     dictionary: pa.Array
+    #: Whether each code is its own index (the codes used are all the vocabulary's,
+    #: already in order): the codes then need no renumbering.
+    same: bool
 
 
 #: Per vocabulary, the orderings of the sets of its strings used lately, by set.
@@ -656,7 +677,9 @@ def _ordering(vocabulary: Vocabulary, used: np.ndarray) -> _Ordering:
         shown = distinct
     if len(kept) >= _KEPT_ORDERINGS:
         del kept[next(iter(kept))]
-    found = kept[key] = _Ordering(renumber, shown, pa.array(shown, pa.string()))
+    same = len(order) == len(words) and bool(
+        (renumber[:-1] == np.arange(len(words), dtype=renumber.dtype)).all())
+    found = kept[key] = _Ordering(renumber, shown, pa.array(shown, pa.string()), same)
     return found
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from decoder import Role
 from decoder import messages as m
-from decoder.describe import field_text
+from decoder.describe import STATUS_AMONG_FIELDS, field_text
 from shark.extract.record import Record, RecordKind
 from shark.tables.chunk import Chunk, Vocabularies
 from shark.tables.fields import fields_column
@@ -29,8 +29,40 @@ def test_names_are_written_as_field_text_writes_them() -> None:
     records = [Record(RecordKind.MESSAGE, frame, 1.0, "10.0.0.1:40000", "10.0.0.2:5064",
                       "tcp", 1, Role.CLIENT, message)
                for frame, message in enumerate(messages, 1)]
-    size = len(records) + 2  # (and two rows that are not messages: null)
-    rows = np.concatenate((np.arange(len(records)), [-1, -1]))
-    column = fields_column(Chunk(records, Vocabularies()), rows, size, _OWN_COLUMNS)
+    # (and two rows that are not messages: null)
+    records += [Record(RecordKind.GAP, 90 + i, 1.0, "10.0.0.1:40000", "10.0.0.2:5064",
+                       "tcp", 1, Role.CLIENT, None) for i in range(2)]
+    message = np.arange(len(records)) < len(messages)
+    column = fields_column(Chunk(records, Vocabularies()), None, message, _OWN_COLUMNS)
     assert column.to_pylist() == [field_text(message, _OWN_COLUMNS)
                                   for message in messages] + [None, None]
+    # some rows of the chunk only, in their order
+    keep = np.array([1, 2, 5, len(messages) - 1, len(messages)])
+    column = fields_column(Chunk(records, Vocabularies()), keep, message[keep], _OWN_COLUMNS)
+    assert column.to_pylist() == [field_text(messages[i], _OWN_COLUMNS)
+                                  for i in keep[:-1].tolist()] + [None]
+
+
+def test_forms_mixed_in_one_chunk_keep_their_words_in_row_order() -> None:
+    """Forms of words at different positions (numbers, names of numbers, payloads)
+    interleaved: each row's words are its own form's."""
+    messages: list[m.Message] = [
+        m.AccessRightsResponse(cid=7, access_rights=3),
+        m.SearchRequest(cid=1, payload=b"A:B\0\0\0\0\0"),
+        m.ErrorResponse(cid=5, status=48, payload=bytes(16)),
+        m.ClearChannelRequest(sid=2, cid=3),
+        m.EventAddRequest(sid=4, subscriptionid=9, payload=bytes(12) + b"\0\x05\0\0"),
+        m.AccessRightsResponse(cid=8, access_rights=1),
+        m.VersionRequest(priority=1, version=13, sequence_number=2),
+        m.CreateChanRequest(cid=11, payload=b"A:B\0\0\0\0\0"),
+        m.ClearChannelRequest(sid=6, cid=1),
+    ]
+    records = [Record(RecordKind.MESSAGE, frame, 1.0, "10.0.0.1:40000", "10.0.0.2:5064",
+                      "tcp", 1, Role.CLIENT, message)
+               for frame, message in enumerate(messages, 1)]
+    column = fields_column(Chunk(records, Vocabularies()), None,
+                           np.ones(len(records), dtype=bool), _OWN_COLUMNS)
+    # (ERROR's status is not its first field: it stays among them)
+    assert column.to_pylist() == [field_text(message, _OWN_COLUMNS - {"status"}
+                                             if type(message) in STATUS_AMONG_FIELDS
+                                             else _OWN_COLUMNS) for message in messages]
