@@ -100,6 +100,8 @@ _TCP_OPEN, _TCP_DATA, _TCP_GAP, _TCP_DROPPED, _TCP_CLOSE = (
     TcpEventKind.OPEN, TcpEventKind.DATA, TcpEventKind.GAP, TcpEventKind.DROPPED,
     TcpEventKind.CLOSE)
 _NS_PER_S = 1_000_000_000
+#: The messages that announce a server port (:meth:`CaReader._learn`).
+_ANNOUNCING = frozenset((SearchResponse, Beacon))
 #: With ``bulk``: packets per list of records, and bytes held back per direction at most.
 BLOCK_PACKETS = 16384
 HOLD_BYTES = 8 << 20
@@ -472,10 +474,13 @@ class CaReader:
             return []
         src, dst = self._endpoint(*source), self._endpoint(*destination)
         out = []
+        frame, time = packet.frame, packet.time
         for message in messages:
-            self._learn(message)
-            out.append(Record(MESSAGE, packet.frame, packet.time, src, dst, "udp", None,
-                              role if role is not None else type(message).sender, message))
+            kind = type(message)
+            if kind in _ANNOUNCING:
+                self._learn(message)
+            out.append(Record(MESSAGE, frame, time, src, dst, "udp", None,
+                              role if role is not None else kind.sender, message))
         if error is not None:
             out.append(Record(ERROR, packet.frame, packet.time, src, dst, "udp", None, role,
                               None, len(payload) - (error.offset or 0), str(error)))
@@ -525,7 +530,8 @@ class CaReader:
         return None
 
     def _learn(self, message: Message) -> None:
-        """Note the server ports that search replies and beacons announce."""
+        """Note the server ports that search replies and beacons announce
+        (:data:`_ANNOUNCING`)."""
         if type(message) is SearchResponse and message.port:
             self.server_ports.add(message.port)
         elif type(message) is Beacon and message.server_port:
