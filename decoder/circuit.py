@@ -68,6 +68,10 @@ _ACTIVE = SubscriptionState.ACTIVE
 if SUBSCRIPTION.get((_ACTIVE, m.EventAddResponse)) is not _ACTIVE:
     raise ImportError("decoder.lifecycle: an update must keep a subscription active")
 
+#: The access rights a reply's two bits grant, made once: calling an ``IntFlag`` costs
+#: more than the rest of the reply's handling.
+_ACCESS_RIGHTS = tuple(AccessRights(bits) for bits in range(4))
+
 
 #: How many times a channel's reading changed, in this process: the clock of
 #: :attr:`Channel.readings`.
@@ -548,7 +552,7 @@ class Circuit:
         problem = self._move(channel, message, context) or problem
         if channel.access_rights is not None and channel.access_rights != message.access_rights:
             channel.access_changes += 1
-        channel.access_rights = AccessRights(message.access_rights & 3)
+        channel.access_rights = _ACCESS_RIGHTS[message.access_rights & 3]
         return problem or channel.attribution
 
     def _on_CreateChFailResponse(self, message: m.Message, context: Any) -> Attribution:

@@ -85,7 +85,7 @@ from decoder import (
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.protocol import HEADER_LAYOUT, HEADER_SIZE, REPEATER_PORT, SERVER_PORT
 from shark.capture.files import CaptureError, Frame, FrameBlock, read_frames
-from shark.extract.bulk import Run, UpdateBatch, frame_headers, place, placed
+from shark.extract.bulk import Run, UpdateBatch, frame_headers, header_rows, place, placed
 from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 from shark.extract.resync import find_message_start, misfit_length, whole_messages
 from shark.network.packets import TCP, UDP, LostDatagram, Packet, PacketDecoder, format_address
@@ -100,6 +100,8 @@ _TCP_OPEN, _TCP_DATA, _TCP_GAP, _TCP_DROPPED, _TCP_CLOSE = (
     TcpEventKind.OPEN, TcpEventKind.DATA, TcpEventKind.GAP, TcpEventKind.DROPPED,
     TcpEventKind.CLOSE)
 _NS_PER_S = 1_000_000_000
+#: The messages that announce a server port (:meth:`CaReader._learn`).
+_ANNOUNCING = frozenset((SearchResponse, Beacon))
 #: With ``bulk``: packets per list of records, and bytes held back per direction at most.
 BLOCK_PACKETS = 16384
 HOLD_BYTES = 8 << 20
@@ -204,6 +206,9 @@ class CaReader:
         #: IP addresses seen on datagrams of UDP rule 1.
         self._hosts: set[bytes] = set()
         self._endpoints: dict[tuple[bytes, int], str] = {}
+        #: With ``bulk``: where the headers of the bytes held are copied, array after
+        #: array (:func:`shark.extract.bulk.header_rows`).
+        self._header_rows: np.ndarray | None = None
 
     def records(self, frames: Iterable[Frame]) -> Iterator[Record]:
         """Yield the records of ``frames``; at the end (or on a :class:`CaptureError`,
@@ -409,7 +414,8 @@ class CaReader:
         framer = state.framer
         prefix = framer.detach()
         buffer = b"".join([prefix, *datas])
-        framed = frame_headers(buffer, self.max_payload)
+        rows = self._header_rows = header_rows(len(buffer), self._header_rows)
+        framed = frame_headers(buffer, self.max_payload, rows)
         run = None
         if framed is not None:
             starts, end, headers = framed
@@ -472,10 +478,13 @@ class CaReader:
             return []
         src, dst = self._endpoint(*source), self._endpoint(*destination)
         out = []
+        frame, time = packet.frame, packet.time
         for message in messages:
-            self._learn(message)
-            out.append(Record(MESSAGE, packet.frame, packet.time, src, dst, "udp", None,
-                              role if role is not None else type(message).sender, message))
+            kind = type(message)
+            if kind in _ANNOUNCING:
+                self._learn(message)
+            out.append(Record(MESSAGE, frame, time, src, dst, "udp", None,
+                              role if role is not None else kind.sender, message))
         if error is not None:
             out.append(Record(ERROR, packet.frame, packet.time, src, dst, "udp", None, role,
                               None, len(payload) - (error.offset or 0), str(error)))
@@ -525,7 +534,8 @@ class CaReader:
         return None
 
     def _learn(self, message: Message) -> None:
-        """Note the server ports that search replies and beacons announce."""
+        """Note the server ports that search replies and beacons announce
+        (:data:`_ANNOUNCING`)."""
         if type(message) is SearchResponse and message.port:
             self.server_ports.add(message.port)
         elif type(message) is Beacon and message.server_port:
