@@ -58,8 +58,7 @@ from decoder.protocol import (
 from decoder.sizes import PAYLOAD, Payload, payload_bounds
 from shark.extract.record import MESSAGE, UPDATES, Record
 
-__all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_headers", "header_rows", "place",
-           "placed"]
+__all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_headers", "place", "placed"]
 
 _EVENT_ADD = int(Command.EVENT_ADD)
 #: Messages of one size checked at once when following the chain of messages.
@@ -479,19 +478,7 @@ def placed(items: list[Any]) -> list[Any]:
         else (entry,))]
 
 
-def header_rows(size: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """Room for :func:`frame_headers` to copy the headers of a buffer of ``size`` bytes
-    into: ``rows`` if it is long enough, else a new array. A reader frames buffer
-    after buffer: handing the same array each time, it writes to pages already
-    mapped, which costs several times less than a first write to fresh memory (on
-    storm, some 30 MB of headers in 120 buffers)."""
-    if rows is not None and len(rows) >= size // HEADER_SIZE:
-        return rows
-    return np.empty(size // HEADER_SIZE, _ROW)
-
-
-def frame_headers(buffer: bytes, max_payload: int, rows: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, int, np.ndarray] | None:
+def frame_headers(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int, np.ndarray] | None:
     """Cut ``buffer`` (which starts at a message boundary) into messages as
     :class:`decoder.StreamFramer` would: (where each whole message starts, where the
     incomplete one at the end starts, the whole messages' headers as a :data:`_HEADER`
@@ -508,14 +495,13 @@ def frame_headers(buffer: bytes, max_payload: int, rows: np.ndarray | None = Non
     message at a time only where the size changes. The headers go into an array as
     long as the most messages the buffer could hold (the pages never written are never
     mapped), so that the run reads its fields from them without reading the buffer
-    again: ``rows`` (:func:`header_rows`) if given, whose headers are then those of
-    this buffer until the next."""
+    again."""
     pieces: list[np.ndarray] = []
     starts: list[int] = []
     append = starts.append
     position = 0
     end = len(buffer)
-    rows = header_rows(end, rows)
+    rows = np.empty(end // HEADER_SIZE, _ROW)
     count_rows = 0
     size_at, count_at, extended_size_at = _SIZE_AT, _COUNT_AT, _EXTENDED_SIZE_AT
     while end - position >= HEADER_SIZE:

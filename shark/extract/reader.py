@@ -85,7 +85,7 @@ from decoder import (
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.protocol import HEADER_LAYOUT, HEADER_SIZE, REPEATER_PORT, SERVER_PORT
 from shark.capture.files import CaptureError, Frame, FrameBlock, read_frames
-from shark.extract.bulk import Run, UpdateBatch, frame_headers, header_rows, place, placed
+from shark.extract.bulk import Run, UpdateBatch, frame_headers, place, placed
 from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 from shark.extract.resync import find_message_start, misfit_length, whole_messages
 from shark.network.packets import TCP, UDP, LostDatagram, Packet, PacketDecoder, format_address
@@ -206,9 +206,6 @@ class CaReader:
         #: IP addresses seen on datagrams of UDP rule 1.
         self._hosts: set[bytes] = set()
         self._endpoints: dict[tuple[bytes, int], str] = {}
-        #: With ``bulk``: where the headers of the bytes held are copied, array after
-        #: array (:func:`shark.extract.bulk.header_rows`).
-        self._header_rows: np.ndarray | None = None
 
     def records(self, frames: Iterable[Frame]) -> Iterator[Record]:
         """Yield the records of ``frames``; at the end (or on a :class:`CaptureError`,
@@ -414,8 +411,7 @@ class CaReader:
         framer = state.framer
         prefix = framer.detach()
         buffer = b"".join([prefix, *datas])
-        rows = self._header_rows = header_rows(len(buffer), self._header_rows)
-        framed = frame_headers(buffer, self.max_payload, rows)
+        framed = frame_headers(buffer, self.max_payload)
         run = None
         if framed is not None:
             starts, end, headers = framed
