@@ -31,7 +31,6 @@ import numpy as np
 
 from decoder import Circuit, Discovery, Role
 from decoder import messages as m
-from decoder.circuit import NOTHING
 from decoder.display import TEACHING_TYPES
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from shark.capture.files import read_blocks, read_frames
@@ -228,14 +227,7 @@ class Session:
         if circuit is None:
             circuit = self._circuit(record.circuit)
         kind = type(message)
-        expected = kind.sender
-        if expected is sender or expected is None:
-            # What Circuit.handle does for a message in its right direction, without
-            # the call: a Python call per message is a good part of attributing it.
-            handler = circuit._handlers.get(kind)
-            attribution = NOTHING if handler is None else handler(message, record)
-        else:  # (wrong direction, or a sender given as a plain value)
-            attribution = circuit.handle(message, sender, record)
+        attribution = circuit.handle(message, sender, record)
         # Record fields are None already: only what is known is set.
         channel = attribution.channel
         if channel is not None:
