@@ -789,16 +789,18 @@ class Chunk:
     def values(self) -> Values:
         """The DBR payloads (value, alarm, EPICS time) of the rows that carry one."""
         values = Values(self.size)
-        has_data = self.of_form(HAS_DATA)
         types, counts = self.data_type_number, self.data_count
         messages = self.messages
-        mine = (np.flatnonzero(has_data) if self._record_rows is None
-                else self._record_rows[has_data[self._record_rows]])
+        which = np.flatnonzero(HAS_DATA[self._record_forms])  # (of the records)
+        mine = which if self._record_rows is None else self._record_rows[which]
         extract_values(values, mine, types[mine], counts[mine],
-                       [messages[i].payload for i in self._record_index(mine)])
-        for run, rows, indexes in self._gathers:
-            extract_values(values, rows, types[rows], counts[rows],
-                           InBuffer(run.buffer, run.bodies[indexes], run.sizes[indexes]))
+                       [messages[i].payload for i in which.tolist()])
+        for (run, rows, indexes), (_, span) in zip(self._gathers, self._spans, strict=True):
+            # A run's rows here most often are every message of its span (in order):
+            # its arrays sliced, not gathered.
+            taken = span if len(indexes) == span.stop - span.start else indexes
+            extract_values(values, rows, run.data_type[taken], run.data_count[taken],
+                           InBuffer(run.buffer, run.bodies[taken], run.sizes[taken]))
         return values
 
     def alarm(self) -> tuple[np.ndarray, np.ndarray]:
