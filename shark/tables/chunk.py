@@ -35,6 +35,7 @@ from decoder import messages as m
 from decoder.circuit import learned
 from decoder.dbr import LAYOUTS, DBRType, dbr_name
 from decoder.display import ENUM_TYPES, MAX_PRECISION, shown_with
+from decoder.protocol import HEADER_SIZE
 from decoder.status import alarm_severity_name, alarm_status_name, eca_name
 from decoder.text import shown_text
 from shark.extract.bulk import UPDATES, UpdateBatch
@@ -238,6 +239,14 @@ def _times(run: Any) -> np.ndarray:
 
 def _times_ns(run: Any) -> np.ndarray:
     return seconds_to_ns(_times(run))
+
+
+def _wire_sizes(run: Any, span: slice) -> np.ndarray:
+    """Bytes on the wire of a run's messages ``span``: header and payload (one pass
+    where none has the extended header: every header is then as long)."""
+    if not run.extended[span].any():
+        return run.sizes[span] + HEADER_SIZE
+    return run.bodies[span] - run.starts[span] + run.sizes[span]
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -717,7 +726,7 @@ class Chunk:
         sizes = self._column(
             np.fromiter([len(x.payload) + (24 if x.extended else 16) for x in messages],
                         np.int64, len(messages)),
-            run_field=lambda run, span: run.bodies[span] - run.starts[span] + run.sizes[span])
+            run_field=_wire_sizes)
         rows = self.rows(NOT_MESSAGE)
         for row, i in zip(rows.tolist(), self._record_index(rows), strict=True):
             sizes[row] = self._records[i].size
