@@ -820,10 +820,16 @@ class Chunk:
         mine = which if self._record_rows is None else self._record_rows[which]
         extract_values(values, mine, types[mine], counts[mine],
                        [messages[i].payload for i in which.tolist()])
-        for (run, rows, indexes), (_, span) in zip(self._gathers, self._spans, strict=True):
-            # A run's rows here most often are every message of its span (in order):
-            # its arrays sliced, not gathered.
-            taken = span if len(indexes) == span.stop - span.start else indexes
+        starts = np.fromiter([b.start for b in self._batches], np.int64, len(self._batches))
+        for (run, rows, indexes), (_, span), which in zip(
+                self._gathers, self._spans, self._run_batches, strict=True):
+            # A run's rows here most often are every message of its span, in order
+            # (its batches' messages, in the order of the batches): its arrays
+            # sliced, not gathered.
+            firsts = starts[which]
+            whole = (len(indexes) == span.stop - span.start
+                     and bool((firsts[1:] > firsts[:-1]).all()))
+            taken = span if whole else indexes
             extract_values(values, rows, run.data_type[taken], run.data_count[taken],
                            InBuffer(run.buffer, run.bodies[taken], run.sizes[taken]))
         return values
