@@ -35,6 +35,7 @@ from decoder import messages as m
 from decoder.circuit import learned
 from decoder.dbr import LAYOUTS, DBRType, dbr_name
 from decoder.display import ENUM_TYPES, MAX_PRECISION, shown_with
+from decoder.protocol import HEADER_SIZE
 from decoder.status import alarm_severity_name, alarm_status_name, eca_name
 from decoder.text import shown_text
 from shark.extract.bulk import UPDATES, UpdateBatch
@@ -198,14 +199,14 @@ class Vocabularies:
         #: PV codes of the subscriptions of runs still in use (:meth:`run_pvs`).
         self._run_pvs: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
         #: The same, by the list of subscriptions some run had (:attr:`alike_readings`).
-        self._alike_pvs: dict[bytes, tuple[list[Any], np.ndarray]] = {}
-        #: Per list of subscriptions (by their ids) some run had, the latest: with the
+        self._alike_pvs: dict[_Key, tuple[list[Any], np.ndarray]] = {}
+        #: Per list of subscriptions some run had (:func:`_alike`), the latest: with the
         #: subscriptions (alive while kept, so that their ids name them), what
         #: :func:`_run_readings` worked out for it. A session's runs come and go, but
         #: those of one circuit meet the same subscriptions in the same order again and
         #: again. Kept by the builder's vocabularies, not the module: a capture's
         #: subscriptions (and the channels they hold) go with its tables.
-        self.alike_readings: dict[bytes, tuple[list[Any], _RunReadings]] = {}
+        self.alike_readings: dict[_Key, tuple[list[Any], _RunReadings]] = {}
 
     def run_pvs(self, run: Any) -> np.ndarray:
         """The PV name code of each subscription of a :class:`shark.extract.bulk.Run` (by its
@@ -215,8 +216,7 @@ class Vocabularies:
         codes = self._run_pvs.get(run)
         subscriptions = run.subscriptions
         if codes is None:  # a run met first: like one before it, maybe
-            key = _subscriptions_key(subscriptions)
-            alike = self._alike_pvs.get(key)
+            key, alike = _alike(self._alike_pvs, subscriptions)
             codes = np.full(1, -1, dtype=np.int32) if alike is None else alike[1]
         else:
             key = None
@@ -241,6 +241,14 @@ def _times_ns(run: Any) -> np.ndarray:
     return seconds_to_ns(_times(run))
 
 
+def _wire_sizes(run: Any, span: slice) -> np.ndarray:
+    """Bytes on the wire of a run's messages ``span``: header and payload (one pass
+    where none has the extended header: every header is then as long)."""
+    if not run.extended[span].any():
+        return run.sizes[span] + HEADER_SIZE
+    return run.bodies[span] - run.starts[span] + run.sizes[span]
+
+
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """``starts[0], starts[0] + 1, ... (lengths[0] of them), starts[1], ...``"""
     ends = np.cumsum(lengths)
@@ -252,6 +260,8 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 _STRETCH_ROWS = 256
 
 _NEVER = np.iinfo(np.int64).max
+#: A list of subscriptions as a key (:func:`_subscriptions_key`).
+_Key = tuple[int, int, int]
 #: The readings of a subscription without a channel: none, ever.
 _NO_READINGS: list[Any] = []
 
@@ -285,7 +295,7 @@ _RUN_READINGS: weakref.WeakKeyDictionary[Any, _RunReadings] = weakref.WeakKeyDic
 _ALIKE_KEPT = 64
 
 
-def _run_readings(run: Any, alike_readings: dict[bytes, tuple[list[Any], _RunReadings]]
+def _run_readings(run: Any, alike_readings: dict[_Key, tuple[list[Any], _RunReadings]]
                   ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """What the channels of a :class:`shark.extract.bulk.Run`'s subscriptions read now:
     per subscription (then one for ``run.subscription``'s -1), which of the distinct
@@ -302,8 +312,7 @@ def _run_readings(run: Any, alike_readings: dict[bytes, tuple[list[Any], _RunRea
     count = len(subscriptions)
     known = _RUN_READINGS.get(run)
     if known is None:  # a run met first: like one before it, maybe
-        key = _subscriptions_key(subscriptions)
-        alike = alike_readings.get(key)
+        key, alike = _alike(alike_readings, subscriptions)
         known = _RUN_READINGS[run] = _RunReadings() if alike is None else alike[1].copy()
         _readings_now(known, clock, subscriptions)
         _keep(alike_readings, key, (list(subscriptions), known.copy()))
@@ -334,13 +343,29 @@ def _readings_now(known: _RunReadings, clock: int, subscriptions: list[Any]) -> 
     known.clock, known.lengths, known.present, known.began = clock, lengths, present, began
 
 
-def _subscriptions_key(subscriptions: list[Any]) -> bytes:
-    """A list of subscriptions as a key (their ids: a cache with this key keeps the
-    subscriptions alive, so that no other object takes an id)."""
-    return np.fromiter(map(id, subscriptions), np.int64, len(subscriptions)).tobytes()
+def _subscriptions_key(subscriptions: list[Any]) -> _Key:
+    """A list of subscriptions as a key, made without a look at each: its length and
+    the ids of its ends (lists alike in those are told apart by :func:`_alike`)."""
+    if not subscriptions:
+        return (0, 0, 0)
+    return (len(subscriptions), id(subscriptions[0]), id(subscriptions[-1]))
 
 
-def _keep(cache: dict[bytes, Any], key: bytes, value: Any) -> None:
+def _alike(cache: dict[_Key, tuple[list[Any], Any]], subscriptions: list[Any]
+           ) -> tuple[_Key, tuple[list[Any], Any] | None]:
+    """The key of a list of subscriptions, and what a cache of such lists keeps for
+    the same subscriptions, in the same order (None if nothing): the list kept with it
+    compared to them, by a loop in C (a subscription equals itself only: it has no
+    ``__eq__``; the list kept holds them alive, so that no other object takes an id of
+    a key)."""
+    key = _subscriptions_key(subscriptions)
+    kept = cache.get(key)
+    if kept is not None and kept[0] != subscriptions:
+        kept = None
+    return key, kept
+
+
+def _keep(cache: dict[_Key, Any], key: _Key, value: Any) -> None:
     """Keep ``value`` by ``key`` in a cache of lists of subscriptions, dropping the
     oldest past :data:`_ALIKE_KEPT`."""
     cache.pop(key, None)
@@ -701,7 +726,7 @@ class Chunk:
         sizes = self._column(
             np.fromiter([len(x.payload) + (24 if x.extended else 16) for x in messages],
                         np.int64, len(messages)),
-            run_field=lambda run, span: run.bodies[span] - run.starts[span] + run.sizes[span])
+            run_field=_wire_sizes)
         rows = self.rows(NOT_MESSAGE)
         for row, i in zip(rows.tolist(), self._record_index(rows), strict=True):
             sizes[row] = self._records[i].size
@@ -789,16 +814,24 @@ class Chunk:
     def values(self) -> Values:
         """The DBR payloads (value, alarm, EPICS time) of the rows that carry one."""
         values = Values(self.size)
-        has_data = self.of_form(HAS_DATA)
         types, counts = self.data_type_number, self.data_count
         messages = self.messages
-        mine = (np.flatnonzero(has_data) if self._record_rows is None
-                else self._record_rows[has_data[self._record_rows]])
+        which = np.flatnonzero(HAS_DATA[self._record_forms])  # (of the records)
+        mine = which if self._record_rows is None else self._record_rows[which]
         extract_values(values, mine, types[mine], counts[mine],
-                       [messages[i].payload for i in self._record_index(mine)])
-        for run, rows, indexes in self._gathers:
-            extract_values(values, rows, types[rows], counts[rows],
-                           InBuffer(run.buffer, run.bodies[indexes], run.sizes[indexes]))
+                       [messages[i].payload for i in which.tolist()])
+        starts = np.fromiter([b.start for b in self._batches], np.int64, len(self._batches))
+        for (run, rows, indexes), (_, span), which in zip(
+                self._gathers, self._spans, self._run_batches, strict=True):
+            # A run's rows here most often are every message of its span, in order
+            # (its batches' messages, in the order of the batches): its arrays
+            # sliced, not gathered.
+            firsts = starts[which]
+            whole = (len(indexes) == span.stop - span.start
+                     and bool((firsts[1:] > firsts[:-1]).all()))
+            taken = span if whole else indexes
+            extract_values(values, rows, run.data_type[taken], run.data_count[taken],
+                           InBuffer(run.buffer, run.bodies[taken], run.sizes[taken]))
         return values
 
     def alarm(self) -> tuple[np.ndarray, np.ndarray]:
@@ -852,18 +885,29 @@ class Chunk:
         # of a run some of whose batches are older than a present reading, one by one.
         learned_at = np.fromiter([b.learned for b in self._batches], np.int64,
                                  len(self._batches))
-        by_subscription: dict[int, np.ndarray] = {}
+        by_subscription: dict[int, np.ndarray | int] = {}
         late: list[int] = []
         for index, ((run, _, _), batches) in enumerate(zip(self.runs, self._run_batches,
                                                            strict=True)):
             present, began, distinct = _run_readings(run, self.vocabularies.alike_readings)
             mine = np.array([coded(reading) for reading in distinct] + [-1], dtype=np.int64)
-            by_subscription[id(run)] = mine[present]  # (-1 for a subscription's -1)
+            keyed = mine[present]  # (-1 for a subscription's -1)
+            # One key for every subscription (most runs: their channels read alike, or
+            # none reads yet): that key for every row, without a look at each (a row
+            # in bulk has a subscription: no -1).
+            one = len(keyed) == 1 or bool((keyed[:-1] == keyed[0]).all())
+            by_subscription[id(run)] = int(keyed[0]) if one else keyed
             reads = present >= 0
             if reads.any() and int(began[reads].max()) > int(learned_at[batches].min()):
                 late.append(index)
-        keys = self._column(record_keys, run_field=lambda run, span: by_subscription[id(run)][
-            run.subscription[span]])
+
+        def run_keys(run: Any, span: slice) -> np.ndarray:
+            keyed = by_subscription[id(run)]
+            if isinstance(keyed, int):
+                return np.broadcast_to(np.int64(keyed), (span.stop - span.start,))
+            return keyed[run.subscription[span]]
+
+        keys = self._column(record_keys, run_field=run_keys)
         if late:
             when = np.zeros(self.size, dtype=np.int64)
             lengths = np.fromiter([b.stop - b.start for b in self._batches], np.int64,

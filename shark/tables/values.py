@@ -126,7 +126,8 @@ def extract_values(out: Values, at: np.ndarray, data_types: np.ndarray, counts: 
     key = _one_layout(data_types, counts, lengths)
     if key is not None:  # (a subscription's updates): no grouping
         layouts, keys = None, [key]
-    else:
+    else:  # (a run's fields are narrow and unsigned: widened, for the sums below)
+        data_types, counts = data_types.astype(np.int64), counts.astype(np.int64)
         known = (data_types >= 0) & (data_types < len(LAYOUTS))
         types = np.where(known, data_types, 0)
         fits = known & (lengths >= _needed(types, counts))
@@ -203,9 +204,14 @@ def _read(out: Values, where: np.ndarray, rows: np.ndarray | slice, data_type: i
     one layout, of which ``size`` bytes are read."""
     structs = payloads.structs(rows, _struct(data_type, scalar, size))
     fields = structs.dtype.fields
-    if "severity" in fields:
-        out.status[where] = structs["status"]
-        out.severity[where] = structs["severity"]
+    if "alarm" in fields:  # status and severity, read as one number (one pass over them)
+        alarm = structs["alarm"].astype(np.int32)
+        if fields["alarm"][0].kind == "u":  # (DBR_STSACK_STRING's: unsigned)
+            out.status[where] = (alarm >> 16) & 0xFFFF
+            out.severity[where] = alarm & 0xFFFF
+        else:
+            out.status[where] = alarm >> 16
+            out.severity[where] = (alarm << 16) >> 16
         out.has_alarm[where] = True
     if "precision" in fields:
         out.precision[where] = structs["precision"]
@@ -231,8 +237,9 @@ def _struct(data_type: int, scalar: int, size: int) -> np.dtype:
     lay = LAYOUTS[data_type]
     fields = []
     if "status" in lay.meta_names:
-        code = ">u2" if data_type == DBRType.STSACK_STRING else ">i2"
-        fields += [("status", code, 0), ("severity", code, 2)]
+        # (status at 0, severity at 2: both in one big-endian 32-bit number)
+        code = ">u4" if data_type == DBRType.STSACK_STRING else ">i4"
+        fields.append(("alarm", code, 0))
     if "seconds" in lay.meta_names:
         fields += [("seconds", ">u4", 4), ("nanoseconds", ">u4", 8)]
     if "precision" in lay.meta_names:

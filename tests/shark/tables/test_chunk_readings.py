@@ -121,3 +121,23 @@ def test_pv_codes_of_a_run_like_one_before_it() -> None:
     third = FakeRun()
     third.subscriptions += subscriptions
     assert names(third) == ["PV0", "PV1", "PV2"]
+
+
+def test_runs_alike_only_in_their_ends_are_told_apart() -> None:
+    """A run whose subscriptions are as many as another's, with the same first and last
+    but others between, reads (and names) its own: the cache's key is not enough."""
+    vocabularies = Vocabularies()
+    channels = [Channel(f"PV{k}", cid=k) for k in range(4)]
+    teach(channels[1], 2)
+    ends = [Subscription(k, channels[k], 6, 1, None) for k in (0, 3)]
+    first, second = FakeRun(), FakeRun()
+    first.subscriptions += [ends[0], Subscription(1, channels[1], 6, 1, None), ends[1]]
+    second.subscriptions += [ends[0], Subscription(2, channels[2], 6, 1, None), ends[1]]
+    alike: dict = Vocabularies().alike_readings
+    for run in (first, second):
+        present, began, distinct = _run_readings(run, alike)
+        assert [(None, -1) if p < 0 else (distinct[p], int(b)) for p, b in zip(
+            present[:-1].tolist(), began[:-1].tolist(), strict=True)] == from_scratch(run)
+        codes = vocabularies.run_pvs(run)
+        assert [vocabularies.pvs.values[c] for c in codes[:-1].tolist()] == [
+            s.channel.name for s in run.subscriptions]

@@ -45,3 +45,33 @@ def test_columns_of_batches_copied_or_gathered_alike(path: str,
     for copied, gathered in zip(*made, strict=True):
         assert copied.dtype == gathered.dtype
         assert np.array_equal(copied, gathered)
+
+
+def _values(chunk: Chunk) -> list:
+    v = chunk.values
+    return [v.value, v.has_value, v.status, v.severity, v.has_alarm, v.epics_ns, v.has_time,
+            v.precision, v.has_precision, v.text, v.errors]
+
+
+@pytest.mark.parametrize("change", ["as read", "a batch left out", "batches swapped"])
+def test_values_of_updates_in_bulk_are_those_of_their_records(change: str) -> None:
+    """Chunk.values of a run's updates in bulk, read from the run's arrays (sliced where
+    the chunk has every message of the run's span in order, else gathered), are those
+    of the same updates as records."""
+    items = list(read(OWN_CAPTURES / "softioc_pyepics_monitors.pcap", lifecycle=True,
+                      bulk=True))
+    batches = [i for i, item in enumerate(items) if item.kind is UPDATES]
+    assert len(batches) >= 3 and len({id(items[i].run) for i in batches}) == 1
+    if change == "a batch left out":  # (a gap in the run's span)
+        del items[batches[1]]
+    elif change == "batches swapped":  # (the span's messages, not in order)
+        items[batches[0]], items[batches[1]] = items[batches[1]], items[batches[0]]
+    records = [record for item in items
+               for record in (item.records() if item.kind is UPDATES else (item,))]
+    bulk, one_by_one = Chunk(items, Vocabularies()), Chunk(records, Vocabularies())
+    assert bulk.size == one_by_one.size and not bulk.is_record.all()
+    for mine, theirs in zip(_values(bulk), _values(one_by_one), strict=True):
+        if isinstance(mine, dict):
+            assert mine == theirs
+        else:
+            assert np.array_equal(mine, theirs, equal_nan=mine.dtype.kind == "f")
