@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from functools import cache
+from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -84,6 +85,8 @@ def _worded(hidden: frozenset[str]) -> np.ndarray:
         for cls in FORMS] + [False])
 
 
+_PAYLOAD = attrgetter("payload")
+
 #: Where EVENT_ADD's mask is in its payload (after three float32 deadbands).
 _MASK_AT = 12
 
@@ -112,18 +115,68 @@ def _payload_words(messages: list[m.Message], form: type[m.Message],
     same names searched and connected again and again, the same server version in
     every search reply). ``lead`` goes before each word that is not empty. The words,
     and which of them each message's is."""
-    payloads = pa.array([bytes(message.payload) for message in messages],
-                        pa.binary()).dictionary_encode()
+    # (bytes or memoryviews, as the framer left them: Arrow takes either)
+    payloads = pa.array(list(map(_PAYLOAD, messages)), pa.binary()).dictionary_encode()
     which = payloads.indices.to_numpy()
     if form.PAYLOAD_FIELDS == ("name",):  # (names: CREATE_CHAN, SEARCH ...)
-        # straight from the payload: its text up to the NUL, as field_text writes it
-        words = [f"name={text_form(name)!r}" for name in (
-            payload.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            for payload in payloads.dictionary.to_pylist())]
+        return _name_words(payloads.dictionary, lead), which
     else:
         _, first = np.unique(which, return_index=True)
         words = [payload_text(messages[i], hidden) for i in first.tolist()]
     return pa.array([lead + word if word else word for word in words], pa.string()), which
+
+
+#: Bytes a name may hold for ``repr`` to be it between single quotes: printable ASCII
+#: but the quote and the backslash (which it escapes).
+_PLAIN = np.zeros(256, dtype=bool)
+_PLAIN[0x20:0x7F] = True
+_PLAIN[[ord("'"), ord("\\")]] = False
+
+
+def _name_words(payloads: pa.BinaryArray, lead: str) -> pa.Array:
+    """``name='...'`` of each payload (distinct ones: of CREATE_CHAN, SEARCH ...), after
+    ``lead``: its text up to the NUL, as :func:`decoder.describe.field_text` writes
+    it. A busy capture searches and connects thousands of names a chunk, most of them
+    plain (printable ASCII, no quote, no backslash: ``repr`` puts them between single
+    quotes as they are): their words are copied together from the payloads' bytes with
+    numpy; the others (rare) are written one at a time."""
+    n = len(payloads)
+    offsets = np.frombuffer(payloads.buffers()[1], np.int32)[payloads.offset:][: n + 1]
+    data = payloads.buffers()[2]
+    raw = np.zeros(0, np.uint8) if data is None else np.frombuffer(data, np.uint8)
+    starts, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
+    # each name ends at its payload's first byte that is not plain: if a NUL (or the
+    # payload's end), the name is plain
+    others = np.flatnonzero(~_PLAIN[raw[offsets[0]:offsets[-1]]]) + int(offsets[0])
+    at = np.searchsorted(others, starts)
+    first = np.minimum(np.append(others, ends[-1] if n else 0)[at], ends)
+    plain = first == ends
+    plain[~plain] = raw[first[~plain]] == 0
+    lengths = (first - starts) * plain
+    prefix = np.frombuffer(f"{lead}name='".encode(), np.uint8)
+    sizes = len(prefix) + lengths + 1
+    bounds = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    words = np.empty(int(bounds[-1]), dtype=np.uint8)
+    for k, byte in enumerate(prefix.tolist()):
+        words[bounds[:-1] + k] = byte
+    words[bounds[1:] - 1] = ord("'")
+    words[_spans(bounds[:-1] + len(prefix), lengths)] = raw[_spans(starts, lengths)]
+    texts = pa.StringArray.from_buffers(n, pa.py_buffer(bounds.astype(np.int32)),
+                                        pa.py_buffer(words))
+    if plain.all():
+        return texts
+    rest = np.flatnonzero(~plain)
+    named = [f"{lead}name={text_form(name)!r}" for name in (
+        payload.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        for payload in payloads.take(pa.array(rest)).to_pylist())]
+    return pc.replace_with_mask(texts, pa.array(~plain), pa.array(named, pa.string()))
+
+
+def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``starts[0], starts[0] + 1, ... (lengths[0] of them), starts[1], ...``"""
+    ends = np.cumsum(lengths)
+    return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
 
 
 def _hidden(form: type[m.Message], hidden: frozenset[str]) -> frozenset[str]:
