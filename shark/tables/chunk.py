@@ -150,12 +150,15 @@ class Vocabulary:
                 self.code(text)
             return np.fromiter(map(lookup, texts), np.int32, len(texts))
 
-    def codes(self, numbers: np.ndarray, name: Callable[[int], str]) -> np.ndarray:
+    def codes(self, numbers: np.ndarray, name: Callable[[int], str],
+              where: np.ndarray | None = None) -> np.ndarray:
         """Codes for an array of numbers named by ``name`` (each distinct number is
-        named once)."""
+        named once), -1 where ``where`` (None: everywhere) is False."""
         if len(numbers) and 0 <= numbers.min() and (top := int(numbers.max())) < _SMALL:
             # Small numbers (DBR types, statuses ...): a lookup table, no hashing, kept
-            # from call to call (a number is named once, when first met).
+            # from call to call (a number is named once, when first met). Looked up for
+            # every row, those not ``where`` too (no gather of the others, no scatter
+            # back): only those ``where`` are named.
             named, table = self._small
             if named is not name or len(table) <= top:
                 grown = np.full(top + 1, -2, dtype=np.int32)
@@ -163,11 +166,23 @@ class Vocabulary:
                     grown[: len(table)] = table
                 table = grown
                 self._small = (name, table)
-            codes = table[numbers]
-            if (codes == -2).any():
-                new = np.flatnonzero(np.bincount(numbers[codes == -2]))
-                table[new] = [self.code(name(n)) for n in new.tolist()]
-                codes = table[numbers]
+            codes = table.take(numbers)  # (not table[numbers]: three times as long
+            # for int32 numbers, the values' alarms)
+            new = codes == -2
+            if where is not None:
+                new &= where
+            if new.any():
+                fresh = np.flatnonzero(np.bincount(numbers[new]))
+                table[fresh] = [self.code(name(n)) for n in fresh.tolist()]
+                codes = table.take(numbers)
+            if where is not None:  # -1 elsewhere: all bits set, by an OR with 0 or -1
+                # (a select, or a masked write, costs ten times as much where the rows
+                # left out are scattered)
+                codes |= where.view(np.int8) - np.int8(1)
+            return codes
+        if where is not None:
+            codes = np.full(len(numbers), -1, dtype=np.int32)
+            codes[where] = self.codes(numbers[where], name)
             return codes
         inverse, distinct, _ = group(numbers)
         return np.array([self.code(name(n)) for n in distinct.tolist()],
@@ -781,9 +796,7 @@ class Chunk:
     @staticmethod
     def _named(numbers: np.ndarray, where: np.ndarray, vocabulary: Vocabulary,
                name: Callable[[int], str]) -> np.ndarray:
-        codes = np.full(len(numbers), -1, dtype=np.int32)
-        codes[where] = vocabulary.codes(numbers[where], name)
-        return codes
+        return vocabulary.codes(numbers, name, where)
 
     @cached_property
     def values(self) -> Values:
