@@ -57,23 +57,37 @@ def fields_column(chunk: Chunk, keep: np.ndarray | None, message: np.ndarray,
         inside = positions < len(keep)
         inside[inside] = keep[positions[inside]] == rows[inside]
         rows, positions = rows[inside], positions[inside]
-    lengths = np.zeros(size + 1, dtype=np.int64)
     valid = message
     if not len(rows):
         data = pa.py_buffer(b"")
+        offsets = np.zeros(size + 1, dtype=np.int64)
     else:
         texts = _texts(chunk, rows, hidden)
         if texts.null_count:  # (none expected: kept as nulls all the same)
             valid = valid.copy()
             valid[positions[texts.is_null().to_numpy(zero_copy_only=False)]] = False
         bounds = np.frombuffer(texts.buffers()[1], np.int32)[texts.offset:][:len(texts) + 1]
-        lengths[positions + 1] = np.diff(bounds)
+        offsets = _offsets(bounds, positions, size)
         data = texts.buffers()[2]
         data = (pa.py_buffer(b"") if data is None
                 else data[int(bounds[0]):int(bounds[-1])])
     return pa.LargeStringArray.from_buffers(
-        size, pa.py_buffer(np.cumsum(lengths)), data,
+        size, pa.py_buffer(offsets), data,
         pa.py_buffer(np.packbits(valid, bitorder="little")), int(size - valid.sum()))
+
+
+def _offsets(bounds: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
+    """The offsets of ``size`` strings, empty but at ``positions`` (sorted), whose
+    bytes ``bounds`` cut (int64, from 0). Where those are few (most chunks: monitor
+    updates, and a row or two with words), each offset repeated over the empty rows
+    after it (a repeat costs per run of rows about what a sum costs per row); else
+    the rows' lengths summed."""
+    if len(positions) * 4 < size:
+        runs = np.diff(np.concatenate(([0], positions + 1, [size + 1])))
+        return np.repeat((bounds - bounds[0]).astype(np.int64), runs)
+    lengths = np.zeros(size + 1, dtype=np.int64)
+    lengths[positions + 1] = np.diff(bounds)
+    return np.cumsum(lengths)
 
 
 @cache
