@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from functools import cache
+from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -56,23 +57,37 @@ def fields_column(chunk: Chunk, keep: np.ndarray | None, message: np.ndarray,
         inside = positions < len(keep)
         inside[inside] = keep[positions[inside]] == rows[inside]
         rows, positions = rows[inside], positions[inside]
-    lengths = np.zeros(size + 1, dtype=np.int64)
     valid = message
     if not len(rows):
         data = pa.py_buffer(b"")
+        offsets = np.zeros(size + 1, dtype=np.int64)
     else:
         texts = _texts(chunk, rows, hidden)
         if texts.null_count:  # (none expected: kept as nulls all the same)
             valid = valid.copy()
             valid[positions[texts.is_null().to_numpy(zero_copy_only=False)]] = False
         bounds = np.frombuffer(texts.buffers()[1], np.int32)[texts.offset:][:len(texts) + 1]
-        lengths[positions + 1] = np.diff(bounds)
+        offsets = _offsets(bounds, positions, size)
         data = texts.buffers()[2]
         data = (pa.py_buffer(b"") if data is None
                 else data[int(bounds[0]):int(bounds[-1])])
     return pa.LargeStringArray.from_buffers(
-        size, pa.py_buffer(np.cumsum(lengths)), data,
+        size, pa.py_buffer(offsets), data,
         pa.py_buffer(np.packbits(valid, bitorder="little")), int(size - valid.sum()))
+
+
+def _offsets(bounds: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
+    """The offsets of ``size`` strings, empty but at ``positions`` (sorted), whose
+    bytes ``bounds`` cut (int64, from 0). Where those are few (most chunks: monitor
+    updates, and a row or two with words), each offset repeated over the empty rows
+    after it (a repeat costs per run of rows about what a sum costs per row); else
+    the rows' lengths summed."""
+    if len(positions) * 4 < size:
+        runs = np.diff(np.concatenate(([0], positions + 1, [size + 1])))
+        return np.repeat((bounds - bounds[0]).astype(np.int64), runs)
+    lengths = np.zeros(size + 1, dtype=np.int64)
+    lengths[positions + 1] = np.diff(bounds)
+    return np.cumsum(lengths)
 
 
 @cache
@@ -83,6 +98,8 @@ def _worded(hidden: frozenset[str]) -> np.ndarray:
         name not in _hidden(cls, hidden) for name in (*cls.FIELDS, *cls.PAYLOAD_FIELDS))
         for cls in FORMS] + [False])
 
+
+_PAYLOAD = attrgetter("payload")
 
 #: Where EVENT_ADD's mask is in its payload (after three float32 deadbands).
 _MASK_AT = 12
@@ -112,18 +129,68 @@ def _payload_words(messages: list[m.Message], form: type[m.Message],
     same names searched and connected again and again, the same server version in
     every search reply). ``lead`` goes before each word that is not empty. The words,
     and which of them each message's is."""
-    payloads = pa.array([bytes(message.payload) for message in messages],
-                        pa.binary()).dictionary_encode()
+    # (bytes or memoryviews, as the framer left them: Arrow takes either)
+    payloads = pa.array(list(map(_PAYLOAD, messages)), pa.binary()).dictionary_encode()
     which = payloads.indices.to_numpy()
     if form.PAYLOAD_FIELDS == ("name",):  # (names: CREATE_CHAN, SEARCH ...)
-        # straight from the payload: its text up to the NUL, as field_text writes it
-        words = [f"name={text_form(name)!r}" for name in (
-            payload.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            for payload in payloads.dictionary.to_pylist())]
+        return _name_words(payloads.dictionary, lead), which
     else:
         _, first = np.unique(which, return_index=True)
         words = [payload_text(messages[i], hidden) for i in first.tolist()]
     return pa.array([lead + word if word else word for word in words], pa.string()), which
+
+
+#: Bytes a name may hold for ``repr`` to be it between single quotes: printable ASCII
+#: but the quote and the backslash (which it escapes).
+_PLAIN = np.zeros(256, dtype=bool)
+_PLAIN[0x20:0x7F] = True
+_PLAIN[[ord("'"), ord("\\")]] = False
+
+
+def _name_words(payloads: pa.BinaryArray, lead: str) -> pa.Array:
+    """``name='...'`` of each payload (distinct ones: of CREATE_CHAN, SEARCH ...), after
+    ``lead``: its text up to the NUL, as :func:`decoder.describe.field_text` writes
+    it. A busy capture searches and connects thousands of names a chunk, most of them
+    plain (printable ASCII, no quote, no backslash: ``repr`` puts them between single
+    quotes as they are): their words are copied together from the payloads' bytes with
+    numpy; the others (rare) are written one at a time."""
+    n = len(payloads)
+    offsets = np.frombuffer(payloads.buffers()[1], np.int32)[payloads.offset:][: n + 1]
+    data = payloads.buffers()[2]
+    raw = np.zeros(0, np.uint8) if data is None else np.frombuffer(data, np.uint8)
+    starts, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
+    # each name ends at its payload's first byte that is not plain: if a NUL (or the
+    # payload's end), the name is plain
+    others = np.flatnonzero(~_PLAIN[raw[offsets[0]:offsets[-1]]]) + int(offsets[0])
+    at = np.searchsorted(others, starts)
+    first = np.minimum(np.append(others, ends[-1] if n else 0)[at], ends)
+    plain = first == ends
+    plain[~plain] = raw[first[~plain]] == 0
+    lengths = (first - starts) * plain
+    prefix = np.frombuffer(f"{lead}name='".encode(), np.uint8)
+    sizes = len(prefix) + lengths + 1
+    bounds = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    words = np.empty(int(bounds[-1]), dtype=np.uint8)
+    for k, byte in enumerate(prefix.tolist()):
+        words[bounds[:-1] + k] = byte
+    words[bounds[1:] - 1] = ord("'")
+    words[_spans(bounds[:-1] + len(prefix), lengths)] = raw[_spans(starts, lengths)]
+    texts = pa.StringArray.from_buffers(n, pa.py_buffer(bounds.astype(np.int32)),
+                                        pa.py_buffer(words))
+    if plain.all():
+        return texts
+    rest = np.flatnonzero(~plain)
+    named = [f"{lead}name={text_form(name)!r}" for name in (
+        payload.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        for payload in payloads.take(pa.array(rest)).to_pylist())]
+    return pc.replace_with_mask(texts, pa.array(~plain), pa.array(named, pa.string()))
+
+
+def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``starts[0], starts[0] + 1, ... (lengths[0] of them), starts[1], ...``"""
+    ends = np.cumsum(lengths)
+    return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
 
 
 def _hidden(form: type[m.Message], hidden: frozenset[str]) -> frozenset[str]:

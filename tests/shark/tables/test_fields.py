@@ -66,3 +66,22 @@ def test_forms_mixed_in_one_chunk_keep_their_words_in_row_order() -> None:
     assert column.to_pylist() == [field_text(message, _OWN_COLUMNS - {"status"}
                                              if type(message) in STATUS_AMONG_FIELDS
                                              else _OWN_COLUMNS) for message in messages]
+
+
+def test_a_few_rows_with_words_among_many_without() -> None:
+    """Rows with words few among many without (monitor updates: an empty string
+    each), first, inside and last: each keeps its own words."""
+    def update(i: int) -> m.Message:
+        return m.EventAddResponse(data_type=6, data_count=1, status=1, subscriptionid=i,
+                                  payload=bytes(8))
+    worded = {0: m.CreateChanRequest(cid=1, payload=b"A:B\0"),
+              17: m.SearchRequest(cid=2, payload=b"C\0\0\0"),
+              39: m.ClearChannelRequest(sid=3, cid=4)}
+    messages = [worded.get(i) or update(i) for i in range(40)]
+    records = [Record(RecordKind.MESSAGE, frame, 1.0, "10.0.0.1:40000", "10.0.0.2:5064",
+                      "tcp", 1, Role.CLIENT, message)
+               for frame, message in enumerate(messages, 1)]
+    column = fields_column(Chunk(records, Vocabularies()), None,
+                           np.ones(len(records), dtype=bool), _OWN_COLUMNS)
+    assert column.to_pylist() == [field_text(worded[i], _OWN_COLUMNS) if i in worded else ""
+                                  for i in range(40)]
