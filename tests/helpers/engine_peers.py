@@ -193,9 +193,15 @@ def _pyepics_client_main(params_path: str) -> int:
     seen["after_put"] = {n: ca.get(chids[n], ftype=dbr.STRING, timeout=5)
                          for n in ("ENG:AO", "ENG:MBBO", "ENG:SO")}
     time.sleep(0.8)
+    # Subscriptions cleared before their callbacks go: libca's thread may call one
+    # still (ENG:COUNTER ticks every 0.1 s), and calling a callback pyepics dropped
+    # crashes the client (seen once: exit -11 between the last put and the result).
+    for _callback, _user_callback, event in monitors:
+        ca.clear_subscription(event)
+    ca.poll()
     del monitors
-    ca.finalize_libca()
     peers.save_client_result(params, seen)
+    ca.finalize_libca()
     return 0
 
 

@@ -193,9 +193,12 @@ def _pyepics_client_main(params_path: str) -> int:
                                          ("time",))["time"]
     time.sleep(0.8)
     seen["updates"] = updates
+    for monitor in monitors:  # (cleared before their callbacks go: see engine_peers)
+        ca.clear_subscription(monitor[2])
+    ca.poll()
     del monitors
-    ca.finalize_libca()
     peers.save_client_result(params, seen)
+    ca.finalize_libca()
     return 0
 
 

@@ -222,9 +222,11 @@ def _pyepics_client_main(params_path: str) -> int:
     seen["end"] = {n: ca.get(chids[n], timeout=5)
                    for n in ("DEMO:BASIC:MODE", "DEMO:BASIC:ENABLE", "DEMO:BASIC:LABEL")}
     seen["special"] = _special_reads(ca, chids["DEMO:BASIC:TEMP"])
+    ca.clear_subscription(monitor[2])  # (before its callback goes: see engine_peers)
+    ca.poll()
     del monitor
-    ca.finalize_libca()
     peers.save_client_result(params, seen)
+    ca.finalize_libca()
     return 0
 
 
