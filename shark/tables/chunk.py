@@ -48,7 +48,7 @@ from shark.tables.display import (
     integer_texts,
     shortest_texts,
 )
-from shark.tables.grouping import group
+from shark.tables.grouping import found_in, group, ranges
 from shark.tables.schema import NO_TIME, TIME_RANGE, seconds_to_ns
 from shark.tables.values import InBuffer, Values, extract_values
 
@@ -274,12 +274,6 @@ def _wire_sizes(run: Any, span: slice) -> np.ndarray:
     return run.bodies[span] - run.starts[span] + run.sizes[span]
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``starts[0], starts[0] + 1, ... (lengths[0] of them), starts[1], ...``"""
-    ends = np.cumsum(lengths)
-    return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
-
-
 #: Update rows a batch has on average, at least, for a column to be made of copies of
 #: the batches (each costs a slice, a microsecond or so: a gather of a thousand rows).
 _STRETCH_ROWS = 256
@@ -501,8 +495,8 @@ class Chunk:
         for index, row in enumerate(first.tolist()):
             which = np.flatnonzero(inverse == index) if len(first) > 1 else slice(None)
             run = self._batches[row].run
-            rows = _ranges(batch_rows[which], batch_lengths[which])
-            indexes = _ranges(starts[which], batch_lengths[which])
+            rows = ranges(batch_rows[which], batch_lengths[which])
+            indexes = ranges(starts[which], batch_lengths[which])
             self._gathers.append((run, rows, indexes))
             self._run_batches.append(which)
             low = int(starts[which].min())
@@ -584,9 +578,7 @@ class Chunk:
         records = self._records
         if self._record_rows is None:
             return [records[i] for i in rows.tolist()]
-        index = np.searchsorted(self._record_rows, rows)
-        found = index < len(records)
-        found[found] = self._record_rows[index[found]] == rows[found]
+        index, found = found_in(self._record_rows, rows)
         return [records[i] if ok else self.records[row] for i, ok, row in zip(
             index.tolist(), found.tolist(), rows.tolist(), strict=True)]
 
@@ -939,7 +931,7 @@ class Chunk:
             when = np.zeros(self.size, dtype=np.int64)
             lengths = np.fromiter([b.stop - b.start for b in self._batches], np.int64,
                                   len(self._batches))
-            when[_ranges(self.records.first_rows[self._batch_items], lengths)] = np.repeat(
+            when[ranges(self.records.first_rows[self._batch_items], lengths)] = np.repeat(
                 learned_at, lengths)
         for index in late:
             run, rows, indexes = self.runs[index]

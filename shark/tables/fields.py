@@ -31,7 +31,7 @@ from decoder.describe import (
 )
 from decoder.text import text_form
 from shark.tables.chunk import FORMS, Chunk
-from shark.tables.grouping import group
+from shark.tables.grouping import found_in, group, ranges
 
 __all__ = ["fields_column"]
 
@@ -53,9 +53,7 @@ def fields_column(chunk: Chunk, keep: np.ndarray | None, message: np.ndarray,
     if keep is None:
         positions = rows
     else:
-        positions = np.searchsorted(keep, rows)
-        inside = positions < len(keep)
-        inside[inside] = keep[positions[inside]] == rows[inside]
+        positions, inside = found_in(keep, rows)
         rows, positions = rows[inside], positions[inside]
     valid = message
     if not len(rows):
@@ -175,7 +173,7 @@ def _name_words(payloads: pa.BinaryArray, lead: str) -> pa.Array:
     for k, byte in enumerate(prefix.tolist()):
         words[bounds[:-1] + k] = byte
     words[bounds[1:] - 1] = ord("'")
-    words[_spans(bounds[:-1] + len(prefix), lengths)] = raw[_spans(starts, lengths)]
+    words[ranges(bounds[:-1] + len(prefix), lengths)] = raw[ranges(starts, lengths)]
     texts = pa.StringArray.from_buffers(n, pa.py_buffer(bounds.astype(np.int32)),
                                         pa.py_buffer(words))
     if plain.all():
@@ -185,12 +183,6 @@ def _name_words(payloads: pa.BinaryArray, lead: str) -> pa.Array:
         payload.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         for payload in payloads.take(pa.array(rest)).to_pylist())]
     return pc.replace_with_mask(texts, pa.array(~plain), pa.array(named, pa.string()))
-
-
-def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``starts[0], starts[0] + 1, ... (lengths[0] of them), starts[1], ...``"""
-    ends = np.cumsum(lengths)
-    return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
 
 
 def _hidden(form: type[m.Message], hidden: frozenset[str]) -> frozenset[str]:

@@ -1,12 +1,14 @@
 """Grouping rows by a key: by a lookup table over the keys' range where it is small,
-else with a hash (pandas' factorize); never with a sort."""
+else with a hash (pandas' factorize); never with a sort. And the index arithmetic the
+tables share: runs of rows spelt out (:func:`ranges`), rows found among others
+(:func:`found_in`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["distinct", "group"]
+__all__ = ["distinct", "found_in", "group", "ranges"]
 
 #: A range of integer keys at most this many times the rows (and a little) is looked
 #: up in a table of the range: endpoint, command and circuit codes, small numbers. Past
@@ -53,3 +55,18 @@ def distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (a hash: for keys of any range, where the first row of each is not wanted)."""
     codes, unique = pd.factorize(keys)
     return unique, codes
+
+
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``starts[0], starts[0] + 1, ... (lengths[0] of them), starts[1], ...``"""
+    ends = np.cumsum(lengths)
+    return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
+
+
+def found_in(among: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``values`` is in ``among`` (sorted, distinct), and whether it is
+    there at all."""
+    positions = np.searchsorted(among, values)
+    inside = positions < len(among)
+    inside[inside] = among[positions[inside]] == values[inside]
+    return positions, inside

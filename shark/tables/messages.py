@@ -14,6 +14,7 @@ from decoder.describe import HIDDEN_FIELDS
 from shark.extract.record import CLOSE, OPEN
 from shark.tables.chunk import NOT_MESSAGE, Chunk, form_mask
 from shark.tables.fields import fields_column
+from shark.tables.grouping import found_in
 from shark.tables.rowgroups import ChunkedTable, masked
 from shark.tables.schema import (
     CATEGORY,
@@ -306,9 +307,7 @@ def _positions(rows: np.ndarray, every: np.ndarray | None) -> np.ndarray:
     those that are among them."""
     if every is None:
         return rows
-    positions = np.searchsorted(every, rows)
-    inside = positions < len(every)
-    inside[inside] = every[positions[inside]] == rows[inside]
+    positions, inside = found_in(every, rows)
     return positions[inside]
 
 
