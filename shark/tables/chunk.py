@@ -454,6 +454,8 @@ class Chunk:
         self._spans: list[tuple[Any, slice]] = []
         #: Per run: which of the batches are of it (indexes, or a slice).
         self._run_batches: list[np.ndarray | slice] = []
+        #: Per batch: its first message in its run, and how many it has.
+        self._batch_starts = self._batch_lengths = np.zeros(0, dtype=np.int64)
         if not batch_items:
             self.records: Any = items
             self.size = len(items)
@@ -474,8 +476,8 @@ class Chunk:
         self._record_items = np.flatnonzero(~is_batch)
         #: Rows per item: 1 per record, a row per message of a batch.
         lengths = self._item_lengths = np.ones(len(items), dtype=np.int64)
-        batch_lengths = np.fromiter([b.stop - b.start for b in self._batches], np.int64,
-                                    len(self._batches))
+        batch_lengths = self._batch_lengths = np.fromiter(
+            [b.stop - b.start for b in self._batches], np.int64, len(self._batches))
         lengths[self._batch_items] = batch_lengths
         first_rows = np.cumsum(lengths) - lengths
         self.size = int(first_rows[-1] + lengths[-1])
@@ -491,7 +493,8 @@ class Chunk:
         inverse = np.fromiter(map(run_of.__getitem__, map(id, map(_RUN, self._batches))),
                               np.intp, len(self._batches))
         first = np.array(first_batches, dtype=np.intp)
-        starts = np.fromiter([b.start for b in self._batches], np.int64, len(self._batches))
+        starts = self._batch_starts = np.fromiter([b.start for b in self._batches], np.int64,
+                                                  len(self._batches))
         for index, row in enumerate(first.tolist()):
             which = np.flatnonzero(inverse == index) if len(first) > 1 else slice(None)
             run = self._batches[row].run
@@ -839,7 +842,7 @@ class Chunk:
         mine = which if self._record_rows is None else self._record_rows[which]
         extract_values(values, mine, types[mine], counts[mine],
                        [messages[i].payload for i in which.tolist()])
-        starts = np.fromiter([b.start for b in self._batches], np.int64, len(self._batches))
+        starts = self._batch_starts
         for (run, rows, indexes), (_, span), which in zip(
                 self._gathers, self._spans, self._run_batches, strict=True):
             # A run's rows here most often are every message of its span, in order
@@ -929,8 +932,7 @@ class Chunk:
         keys = self._column(record_keys, run_field=run_keys)
         if late:
             when = np.zeros(self.size, dtype=np.int64)
-            lengths = np.fromiter([b.stop - b.start for b in self._batches], np.int64,
-                                  len(self._batches))
+            lengths = self._batch_lengths
             when[ranges(self.records.first_rows[self._batch_items], lengths)] = np.repeat(
                 learned_at, lengths)
         for index in late:
@@ -1144,12 +1146,6 @@ _WAY_OF = np.array([_way(t) for t in range(len(LAYOUTS))] + [_Way.INTEGER], dtyp
 #: Strings of some rows of a column: (rows, strings, which of them each row has: None
 #: for the strings in row order).
 _Piece = tuple[np.ndarray, pa.Array, "np.ndarray | None"]
-
-
-def _assemble(n: int, pieces: list[_Piece]) -> pa.Array:
-    """One array of ``n`` strings from pieces, null elsewhere: one gather from the
-    pieces' strings (:func:`_gathering`, then :func:`_gathered`)."""
-    return _gathered(_gathering(n, pieces), None)
 
 
 #: How to gather a column's strings (:func:`_gathering`): the strings, where each row's

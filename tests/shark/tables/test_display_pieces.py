@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from shark.tables.chunk import _assemble
+from shark.tables.chunk import _gathered, _gathering
 from shark.tables.display import (
     Written,
     _in_order,
@@ -25,6 +25,11 @@ from shark.tables.display import (
 FORMS = [(shortest_texts, shortest), (integer_texts, integers),
          (lambda v: fixed_texts(v, 3), lambda v: fixed(v, 3))]
 IDS = ["shortest", "integers", "fixed"]
+
+
+def _assemble(n: int, pieces: list) -> pa.Array:
+    """A column of ``n`` strings from pieces, as Chunk.display gathers it."""
+    return _gathered(_gathering(n, pieces), None)
 
 
 def pool(rng: np.random.Generator, integral: bool) -> np.ndarray:
