@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from decoder import messages as m
 from decoder.describe import HIDDEN_FIELDS
@@ -187,25 +186,10 @@ def _time_columns(chunk: Chunk, rows: np.ndarray | None) -> dict[str, Any]:
     return {"time": masked(ns, inside), "raw_time": raw}
 
 
-def _display(chunk: Chunk, rows: np.ndarray | None) -> pa.Array | dict[int, str]:
+def _display(chunk: Chunk, rows: np.ndarray | None) -> pa.Array:
     """How the values of chunk rows ``rows`` (None: all) are shown (``Chunk.display``:
-    of those rows only, in one gather, where the chunk can)."""
-    display_of = getattr(chunk, "display_of", None)
-    if display_of is not None:
-        return display_of(rows)
-    display = getattr(chunk, "display", None)
-    if display is None:  # until the chunk says: the value as it is
-        values = chunk.values
-        shown = pc.if_else(pa.array(values.has_value), pa.array(values.value).cast(pa.string()),
-                           pa.nulls(chunk.size, pa.string()))
-        text = values.text
-        if text:
-            keys = np.fromiter(text, np.int64, len(text))
-            shown = pc.replace_with_mask(shown, pa.array(np.isin(np.arange(chunk.size), keys)),
-                                         pa.array([text[k] for k in np.sort(keys).tolist()],
-                                                  pa.string()))
-        display = shown
-    return display if rows is None else display.take(pa.array(rows))
+    of those rows only, in one gather)."""
+    return chunk.display_of(rows)
 
 
 def _moved(texts: dict[int, str], rows: np.ndarray | None) -> dict[int, str]:
