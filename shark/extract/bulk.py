@@ -194,16 +194,13 @@ class Run:
             values = self._per_message[name] = np.repeat(of_packets(self), np.diff(self.bounds))
         return values
 
-    def messages(self, start: int, stop: int) -> list[Any]:
-        """Messages ``start`` to ``stop`` as the stream framer makes them: the server's
-        form of each command (every one is known: :meth:`sizes_fit` checked), its
-        header fields as they are (``Message.from_wire``, called as a plain function:
-        this runs once for every message of a run that is not an update taken in bulk)."""
-        return self.messages_at(slice(start, stop))
-
     def messages_at(self, rows: slice | np.ndarray) -> list[Any]:
-        """:meth:`messages` for the messages ``rows`` (a slice or an array of indexes:
-        those of many stretches of a run, made in one pass)."""
+        """The messages ``rows`` (a slice, or an array of indexes: those of many
+        stretches of a run, made in one pass) as the stream framer makes them: the
+        server's form of each command (every one is known: :meth:`sizes_fit` checked),
+        its header fields as they are (``Message.from_wire``, called as a plain
+        function: this runs once for every message of a run that is not an update
+        taken in bulk)."""
         buffer = self.buffer
         forms = _SERVER_FORMS
         wire = Message.from_wire.__func__
