@@ -139,13 +139,11 @@ _report(start)
 
 #: ``shark read [--format F] CAP``, as the ``shark`` command runs it, to /dev/null.
 CLI = _REPORT + """
-import sys
-from shark.cli import main
+import atexit, sys
+from shark.cli import console
 start = _clock()
-status = main(["read", *sys.argv[1:]])
-sys.stdout.flush()
-_report(start)
-sys.exit(status)
+atexit.register(lambda: (sys.stdout.flush(), _report(start)))
+console(["read", *sys.argv[1:]])
 """
 
 DPKT = _REPORT + """

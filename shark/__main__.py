@@ -1,5 +1,5 @@
 """``python -m shark``: the command line."""
 
-from shark.cli import main
+from shark.cli import console
 
-raise SystemExit(main())
+console()

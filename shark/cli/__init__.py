@@ -9,6 +9,7 @@ imports them.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import pkgutil
@@ -16,11 +17,12 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 from types import ModuleType
+from typing import NoReturn
 
 import shark
 from shark.cli.options import UsageError
 
-__all__ = ["main"]
+__all__ = ["console", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,6 +48,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"shark: error: {exc}", file=sys.stderr)
         return 2
+
+
+def console(argv: Sequence[str] | None = None) -> NoReturn:
+    """The ``shark`` program (and ``python -m shark``): :func:`main`, then exit with its
+    status, leaving what is still alive to the system.
+
+    At exit Python looks for garbage among every object still alive, and a command
+    that read a capture leaves many: the channels, requests and records of its
+    circuits, which refer to each other (a read of two million messages: some 400
+    thousand, a tenth of the whole run, 0.35 s). The system takes the process's memory
+    back at once; finalizers still run, and files are closed, as ever (those not in
+    reference cycles: Python promises no more)."""
+    status = main(argv)
+    gc.disable()
+    gc.freeze()
+    sys.exit(status)
 
 
 def _command_modules(wanted: str | None = None) -> list[ModuleType]:

@@ -259,3 +259,26 @@ def test_a_command_imports_only_its_own_module() -> None:
     assert "shark.cli.read" in loaded
     for other in ("shark.cli.get", "shark.cli.replay", "'tui", "'textual"):
         assert other not in loaded, loaded
+
+
+def test_the_program_leaves_its_objects_to_the_system_at_exit() -> None:
+    # The `shark` program (and `python -m shark`) exits with the command's status,
+    # without Python's hunt for garbage among what the read left alive; output is
+    # flushed and exit handlers run as ever.
+    path = capture("ca_put_callback_and_errors.pcapng")
+    probe = ("import atexit, gc, sys\n"
+             "atexit.register(lambda: print('gc', gc.isenabled(), gc.get_freeze_count() > 0,"
+             " file=sys.stderr))\n"
+             "from shark.cli import console\n"
+             f"console(['read', {str(path)!r}, *sys.argv[1:]])\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "gc False True"
+    assert len(done.stdout.splitlines()) > 10
+    failed = subprocess.run([sys.executable, "-c", probe, "--filter", "command=READ_NOTIF"],
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and "READ_NOTIFY" in failed.stderr
+    module = subprocess.run([sys.executable, "-m", "shark", "read", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert module.returncode == 0 and module.stdout == done.stdout
