@@ -127,8 +127,10 @@ class Channel:
         #: value attributed at count n reads with the last one begun at n or before).
         self.readings: list[tuple[int, Reading]] = []
         #: What a message that concerns it alone concerns, made once: its creation,
-        #: access rights and clearing each say so.
-        self.attribution = Attribution(self)
+        #: access rights and clearing each say so. None once its circuit forgot it
+        #: (it refers back to the channel: see :meth:`Circuit._forget_channel`); a
+        #: message that still finds it gets one of its own.
+        self.attribution: Attribution | None = Attribution(self)
 
     def learn(self, data_type: int, payload: bytes | memoryview) -> None:
         """Take what a reply's payload of ``data_type`` tells of how the channel's values
@@ -186,7 +188,8 @@ class Subscription:
         #: The EVENT_CANCEL request once sent.
         self.cancel: Pending | None = None
         #: What each update concerns, made once: an update is the commonest message.
-        self.attribution = Attribution(channel, self)
+        #: None once its circuit forgot it, as a channel's.
+        self.attribution: Attribution | None = Attribution(channel, self)
 
     @property
     def active(self) -> bool:
@@ -460,6 +463,14 @@ class Circuit:
         return Attribution(pending.channel, None, pending)
 
     def _forget_channel(self, channel: Channel) -> None:
+        """The channel is gone: out of the circuit's maps, its subscriptions with it.
+
+        What it and they keep that refers back to them goes too (the attributions made
+        once, the latest WRITE), so that nothing of it is in a reference cycle: it
+        goes as soon as nothing else uses it, where a cycle would wait for Python's
+        collector, which looks at long-lived objects seldom (a capture that creates
+        and clears channels for hours would pile them up) and at every object it
+        keeps on each look."""
         if self.channels_by_cid.get(channel.cid) is channel:
             del self.channels_by_cid[channel.cid]
         if self.channels_by_sid.get(channel.sid) is channel:
@@ -468,7 +479,10 @@ class Circuit:
             sub.state = SUBSCRIPTION.get((sub.state, Event.CHANNEL_GONE), sub.state)
             if self.subscriptions.get(subid) is sub:
                 del self.subscriptions[subid]
+            sub.attribution = None
         channel.subscriptions = {}
+        channel.attribution = None
+        channel.last_write = None
 
     # -- handlers, one per message class -----------------------------------------------
 
@@ -524,7 +538,7 @@ class Circuit:
             raise self._breach(f"duplicate CID: CID {message.cid} ({old.name}) reused for "
                                f"{message.name}", message.sender)
         channel = Channel(message.name, message.cid)
-        channel.request = Pending(message, context, channel)
+        channel.request = Pending(message, context, None)  # (the channel is its own: no cycle)
         self.channels_by_cid[message.cid] = channel
         if (old and old.state, m.CreateChanRequest) not in CHANNEL:
             return self._anomaly(
@@ -553,7 +567,7 @@ class Circuit:
         if channel.access_rights is not None and channel.access_rights != message.access_rights:
             channel.access_changes += 1
         channel.access_rights = _ACCESS_RIGHTS[message.access_rights & 3]
-        return problem or channel.attribution
+        return problem or channel.attribution or Attribution(channel)
 
     def _on_CreateChFailResponse(self, message: m.Message, context: Any) -> Attribution:
         channel, problem = self._by_cid(message, context)
@@ -567,7 +581,7 @@ class Circuit:
         problem = self._move(channel, message, context) or problem
         channel.closed = context
         self._forget_channel(channel)
-        return problem or channel.attribution
+        return problem or Attribution(channel)
 
     def _on_ClearChannelRequest(self, message: m.ClearChannelRequest, context: Any) -> Attribution:
         channel, problem = self._by_sid(message, context)
@@ -576,7 +590,7 @@ class Circuit:
             self._join(channel)
         problem = self._move(channel, message, context) or problem
         self._pending_clear[message.sid] = Pending(message, context, channel)
-        return problem or channel.attribution
+        return problem or channel.attribution or Attribution(channel)
 
     def _on_ClearChannelResponse(
         self, message: m.ClearChannelResponse, context: Any
@@ -623,7 +637,7 @@ class Circuit:
         channel, problem = self._by_sid(message, context)
         problem = self._move(channel, message, context) or problem
         channel.last_write = Pending(message, context, channel)
-        return problem or channel.attribution
+        return problem or channel.attribution or Attribution(channel)
 
     def _on_EventAddRequest(self, message: m.EventAddRequest, context: Any) -> Attribution:
         channel, problem = self._by_sid(message, context)
@@ -688,7 +702,7 @@ class Circuit:
                     return self._unexpected(sub, message, context)
                 sub.state = after
             if sub.updates > 1:
-                return sub.attribution
+                return sub.attribution or Attribution(sub.channel, sub)
             # The first update answers the EVENT_ADD request (for its latency).
             return Attribution(sub.channel, sub, sub.request)
         sub, problem = self._subscription(message, context)
@@ -703,7 +717,7 @@ class Circuit:
                 return self._unexpected(sub, message, context)
             sub.state = after
         sub.cancel = Pending(message, context, sub.channel)
-        return problem or sub.attribution
+        return problem or sub.attribution or Attribution(sub.channel, sub)
 
     def _on_EventCancelResponse(self, message: m.EventCancelResponse, context: Any) -> Attribution:
         sub = self.subscriptions.get(message.subscriptionid)
@@ -722,7 +736,7 @@ class Circuit:
             # does the update count, but the subscription goes on. With any other
             # type or count it is a reply to a cancel never sent.
             if dbr_bounds(message.data_type, message.data_count)[0] == 0:
-                return sub.attribution
+                return sub.attribution or Attribution(sub.channel, sub)
             return self._anomaly(
                 "response without request",
                 f"EVENT_CANCEL reply for subscription {message.subscriptionid}, never "
@@ -732,6 +746,7 @@ class Circuit:
         if sub.channel is not None and sub.channel.subscriptions.get(sub.subscriptionid) is sub:
             del sub.channel.subscriptions[sub.subscriptionid]
         sub.state = after
+        sub.attribution = None  # (forgotten: no cycle, as in _forget_channel)
         return Attribution(sub.channel, sub, sub.cancel)
 
     def _on_EchoRequest(self, message: m.Message, context: Any) -> Attribution:

@@ -78,18 +78,22 @@ class TableBuilder:
     ``display`` column keeps from chunk to chunk, to write each once
     (:class:`shark.tables.display.Written`: some megabytes for a capture of many
     distinct values; 0 keeps none, where memory counts more than time).
+    ``owns_records``: the records given are the builder's alone, as those it reads
+    itself (:meth:`read`) are: see :func:`_let_go`.
     """
 
     def __init__(self, tables: Iterable[str] | None = None, *, sink: Sink | None = None,
                  keep_rows: int | None = None, max_rows: int = MAX_ROWS,
                  row_group_rows: int = ROW_GROUP_ROWS, chunk_rows: int = CHUNK_ROWS,
-                 lifecycle: bool = False, numbers_kept: int = NUMBERS_KEPT) -> None:
+                 lifecycle: bool = False, numbers_kept: int = NUMBERS_KEPT,
+                 owns_records: bool = False) -> None:
         names = TABLES if tables is None else tuple(dict.fromkeys(tables))
         unknown = [name for name in names if name not in SCHEMAS]
         if unknown:
             raise ValueError(f"no such table: {', '.join(unknown)} (tables: "
                              f"{', '.join(TABLES)})")
         self.names = names
+        self.owns_records = owns_records
         self.chunk_rows = min(chunk_rows, row_group_rows)  # a chunk fits in a row group
         self.vocabularies = Vocabularies(numbers_kept)
         self._producers: dict[str, ChunkedTable | Aggregate] = {}
@@ -121,11 +125,18 @@ class TableBuilder:
         """Take every record of a capture (a path, ``"-"`` for stdin, or a stream), as
         :func:`shark.analysis.attribution.read` gives them in bulk. Should reading fail
         (:class:`shark.capture.files.CaptureError`, ``OSError``), those before are kept."""
-        with _fewer_full_collections():
-            # Blocks bounded by their frames only, not by their bytes as a stream's are:
-            # the table holds every row anyway, and fewer, longer runs of updates cost
-            # less Python per run (some 5 % of the build on a storm of monitors).
-            self.extend(read(source, ports, lifecycle=True, bulk=True, block_bytes=None))
+        owns, self.owns_records = self.owns_records, True
+        try:
+            with _fewer_full_collections():
+                # Blocks bounded by their frames only, not by their bytes as a stream's
+                # are: the table holds every row anyway, and fewer, longer runs of
+                # updates cost less Python per run (some 5 % of the build on a storm of
+                # monitors).
+                self.extend(read(source, ports, lifecycle=True, bulk=True,
+                                 block_bytes=None))
+                self.flush()
+        finally:
+            self.owns_records = owns
 
     def add(self, record: Record | UpdateBatch) -> None:
         """Take one record (or batch of updates)."""
@@ -170,6 +181,8 @@ class TableBuilder:
         for producer in self._updaters:
             producer.update(chunk)
         self.times_outside += chunk.times_outside
+        if self.owns_records:
+            _let_go(chunk)
 
     def finish(self) -> None:
         """The records ended: flush, and send the last row groups to the sink."""
@@ -207,6 +220,21 @@ class TableBuilder:
         """Response time statistics per distinct value of the columns ``by`` (some of
         server, pv, command): the ``latency`` table, regrouped."""
         return self._producer("latency").summary(tuple(by)).to_pandas()
+
+
+def _let_go(chunk: Chunk) -> None:
+    """The records of a chunk the tables took, which no one else has, let go of their
+    channels and subscriptions (their ``pv`` stays).
+
+    The session's circuits keep some records: as the context of a request (its
+    response's latency) and of a channel's creation and end, which a record of the
+    channel refers back to. Such a cycle would outlive its channel until Python's
+    collector found it, and the collector looks at long-lived objects seldom: a
+    capture that creates and clears channels for hours would pile them up (with
+    :func:`decoder.circuit.Circuit._forget_channel`, which breaks the circuit's own
+    cycles, a channel goes when its circuit and the chunks that use it are done)."""
+    for record in chunk.record_list:
+        record.channel = record.subscription = None
 
 
 #: While a capture is read, Python's garbage collector looks at the younger objects only

@@ -575,6 +575,11 @@ class Chunk:
             return rows.tolist()
         return np.searchsorted(self._record_rows, rows).tolist()
 
+    @property
+    def record_list(self) -> list[Record]:
+        """Its records, without its batches of updates, in order."""
+        return self._records
+
     def records_of(self, rows: np.ndarray) -> list[Record]:
         """The records of ``rows`` (those of update rows made): for a few rows, without
         the table of every record by row that ``records[row]`` makes first."""

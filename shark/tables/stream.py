@@ -45,18 +45,18 @@ class MessageStream:
     Iterate over it for the batches; then (or meanwhile) ``rows`` counts the rows made
     so far and ``first_time`` is the capture time of the first record of all (Unix
     seconds, None before any), which relative times count from. With ``raw`` the
-    batches have a last column more, ``raw``: each message's bytes. ``numbers_kept``:
-    as :class:`shark.tables.builder.TableBuilder` takes it.
+    batches have a last column more, ``raw``: each message's bytes. ``numbers_kept``
+    and ``owns_records``: as :class:`shark.tables.builder.TableBuilder` takes them.
     """
 
     def __init__(self, records: Iterable[Record | UpdateBatch], *, lifecycle: bool = False,
                  rows: int = BATCH_ROWS, raw: bool = False,
-                 numbers_kept: int = NUMBERS_KEPT) -> None:
+                 numbers_kept: int = NUMBERS_KEPT, owns_records: bool = False) -> None:
         self._records = iter(records)
         self._ready: list[pa.RecordBatch] = []
         self._builder = TableBuilder(("messages",), sink=self._take, row_group_rows=rows,
                                      chunk_rows=rows, lifecycle=lifecycle,
-                                     numbers_kept=numbers_kept)
+                                     numbers_kept=numbers_kept, owns_records=owns_records)
         self.rows = 0
         self.lifecycle = lifecycle
         #: With ``raw``: the bytes of the rows made or being made, not yet in a batch.
@@ -71,7 +71,7 @@ class MessageStream:
         capture raises (:class:`shark.capture.files.CaptureError`, ``OSError``) after
         the batches of what was read before."""
         return cls(read(source, ports, lifecycle=True, bulk=True), lifecycle=lifecycle,
-                   rows=rows, raw=raw)
+                   rows=rows, raw=raw, owns_records=True)
 
     @property
     def first_time(self) -> float | None:

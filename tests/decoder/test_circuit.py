@@ -1,5 +1,7 @@
 """Circuit state: attribution of every message to its channel and request."""
 
+import gc
+
 import pytest
 
 from decoder import (
@@ -120,6 +122,54 @@ def test_clear_channel_and_id_reuse():
     # The CID may be used again for another channel: no anomaly.
     again = connect(circuit, "PV:C", cid=1, sid=101)
     assert again.channel.name == "PV:C" and not circuit.anomalies
+
+
+def _channels_named(prefix: str) -> list:
+    return [o for o in gc.get_objects() if type(o).__name__ == "Channel"
+            and isinstance(o.name, str) and o.name.startswith(prefix)]
+
+
+@pytest.mark.parametrize("end", ["clear", "disconnect"])
+def test_a_forgotten_channel_goes_without_the_collector(end: str) -> None:
+    # Nothing of a channel its circuit forgot refers back to it (the attributions made
+    # once, its creation request, its latest write, its subscriptions'): it goes by
+    # reference counting alone, however long the capture, not when (if ever) the cycle
+    # collector looks at it.
+    circuit = Circuit()
+    gc.disable()
+    try:
+        for n in range(20):
+            cid, sid, name = n, 1000 + n, f"GONE:{end}:{n}"
+            attributions = [connect(circuit, name, cid, sid)]
+            handled = [
+                (m.EventAddRequest(data_type=DBRType.DOUBLE, data_count=1, sid=sid,
+                                   subscriptionid=n, mask=1), CLIENT),
+                (m.EventAddResponse(data_type=DBRType.DOUBLE, status=1, subscriptionid=n,
+                                    data=[1.0]), SERVER),
+                (m.EventAddResponse(data_type=DBRType.DOUBLE, status=1, subscriptionid=n,
+                                    data=[2.0]), SERVER),
+                (m.WriteRequest(data_type=DBRType.DOUBLE, sid=sid, ioid=n, data=[3.0]), CLIENT),
+            ]
+            if n % 2:  # half of them cancel their subscription first
+                handled += [
+                    (m.EventCancelRequest(data_type=DBRType.DOUBLE, data_count=1, sid=sid,
+                                          subscriptionid=n), CLIENT),
+                    (m.EventCancelResponse(data_type=DBRType.DOUBLE, data_count=1, sid=sid,
+                                           subscriptionid=n), SERVER)]
+            if end == "clear":
+                handled += [(m.ClearChannelRequest(sid=sid, cid=cid), CLIENT),
+                            (m.ClearChannelResponse(sid=sid, cid=cid), SERVER)]
+            else:
+                handled += [(m.ServerDisconnResponse(cid=cid), SERVER)]
+            attributions += [circuit.handle(message, sender, (name, k))
+                             for k, (message, sender) in enumerate(handled)]
+            assert all(a.name == name for a in attributions)
+            assert not circuit.anomalies
+        del attributions
+        assert not circuit.channels_by_cid and not circuit.subscriptions
+        assert _channels_named(f"GONE:{end}:") == []
+    finally:
+        gc.enable()
 
 
 def test_server_disconn_and_create_fail():
