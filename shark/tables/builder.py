@@ -127,7 +127,7 @@ class TableBuilder:
         (:class:`shark.capture.files.CaptureError`, ``OSError``), those before are kept."""
         owns, self.owns_records = self.owns_records, True
         try:
-            with _fewer_full_collections():
+            with _fewer_full_collections(owned=True):
                 # Blocks bounded by their frames only, not by their bytes as a stream's
                 # are: the table holds every row anyway, and fewer, longer runs of
                 # updates cost less Python per run (some 5 % of the build on a storm of
@@ -240,13 +240,15 @@ def _let_go(chunk: Chunk) -> None:
 #: While a capture is read, Python's garbage collector looks at the younger objects only
 #: once this many more of them have been made than freed (700, by default)...
 _YOUNG_COLLECTION_AFTER = 100_000
+#: ... or this many, where the records are the reader's own (no garbage in cycles)...
+_OWN_YOUNG_COLLECTION_AFTER = 1_000_000
 #: ... and at every object only once this many collections of the younger ones have
 #: gone by (ten, by default).
 _FULL_COLLECTION_EVERY = 100
 
 
 @contextmanager
-def _fewer_full_collections() -> Iterator[None]:
+def _fewer_full_collections(owned: bool = False) -> Iterator[None]:
     """Collections far apart while a capture is read. Reading keeps some hundred
     thousand objects alive (channels, subscriptions, the requests they answer), made as
     the capture goes, and the records of a chunk (and their messages) live until the
@@ -255,11 +257,23 @@ def _fewer_full_collections() -> Iterator[None]:
     capture of two million messages, half that now), and full collections went through all
     of them again and again, up to a tenth of the time of the whole. Garbage that is
     not in cycles goes at once as ever; cycles are still found, later (peak memory
-    measured the same)."""
+    measured the same).
+
+    ``owned``: the records are the reader's alone, and neither they nor the session
+    leave garbage in cycles (:func:`_let_go`): the younger objects are looked at
+    more seldom still, and those made during the read and still alive at its end are
+    moved to the oldest generation without a look (a look at them all when the
+    thresholds come back cost some 60 ms on the storm capture, for nothing to
+    collect). Not when someone has frozen objects already (``gc.freeze``): the move
+    would unfreeze theirs."""
     thresholds = gc.get_threshold()
-    gc.set_threshold(max(thresholds[0], _YOUNG_COLLECTION_AFTER), thresholds[1],
+    young = _OWN_YOUNG_COLLECTION_AFTER if owned else _YOUNG_COLLECTION_AFTER
+    gc.set_threshold(max(thresholds[0], young), thresholds[1],
                      max(thresholds[2], _FULL_COLLECTION_EVERY))
     try:
         yield
     finally:
+        if owned and not gc.get_freeze_count():
+            gc.freeze()  # (every object to the permanent generation, in one move...
+            gc.unfreeze()  # ... and back, to the oldest)
         gc.set_threshold(*thresholds)

@@ -113,7 +113,7 @@ class MessageStream:
         builder = self._builder
         items: list[Record | UpdateBatch] = []
         rows = 0
-        with _fewer_full_collections():
+        with _fewer_full_collections(self._builder.owns_records):
             try:
                 for item in self._records:
                     items.append(item)

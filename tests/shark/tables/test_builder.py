@@ -92,3 +92,23 @@ def test_records_given_to_the_builder_keep_their_channels(tmp_path: Path) -> Non
     created = [r for r in records if r.command_name == "CREATE_CHAN"]
     assert len(created) == 2 * CHANNELS
     assert all(r.channel is not None and r.channel.name == r.pv for r in created)
+
+
+def test_a_read_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
+    # While the builder reads a capture of its own, the collector looks at young
+    # objects seldom; at the end those still alive move to the oldest generation
+    # unlooked at (no young collection over all of them when the thresholds come back),
+    # and the thresholds are as they were. Objects someone froze stay frozen.
+    path = churn(tmp_path / "churn.pcap")
+    thresholds = gc.get_threshold()
+    assert len(shark.open(path, tables=["messages"]).table("messages")) > CHANNELS
+    assert gc.get_threshold() == thresholds
+    kept = [object() for _ in range(3)]  # (ours, frozen below)
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert len(shark.open(path, tables=["messages"]).table("messages")) > CHANNELS
+        assert gc.get_freeze_count() >= frozen and gc.get_threshold() == thresholds
+    finally:
+        gc.unfreeze()
+    del kept
