@@ -224,17 +224,18 @@ class TableBuilder:
 
 def _let_go(chunk: Chunk) -> None:
     """The records of a chunk the tables took, which no one else has, let go of their
-    channels and subscriptions (their ``pv`` stays).
+    channels, subscriptions and anomalies (their ``pv`` stays).
 
     The session's circuits keep some records: as the context of a request (its
-    response's latency) and of a channel's creation and end, which a record of the
-    channel refers back to. Such a cycle would outlive its channel until Python's
-    collector found it, and the collector looks at long-lived objects seldom: a
-    capture that creates and clears channels for hours would pile them up (with
-    :func:`decoder.circuit.Circuit._forget_channel`, which breaks the circuit's own
-    cycles, a channel goes when its circuit and the chunks that use it are done)."""
+    response's latency), of a channel's creation and end, and of an anomaly, which a
+    record of the channel (of the anomaly) refers back to. Such a cycle would outlive
+    its channel until Python's collector found it, and the collector looks at
+    long-lived objects seldom: a capture that creates and clears channels for hours
+    would pile them up (with :func:`decoder.circuit.Circuit._forget_channel`, which
+    breaks the circuit's own cycles, a channel goes when its circuit and the chunks
+    that use it are done)."""
     for record in chunk.record_list:
-        record.channel = record.subscription = None
+        record.channel = record.subscription = record.anomaly = None
 
 
 #: While a capture is read, Python's garbage collector looks at the younger objects only

@@ -11,16 +11,20 @@ from builders import TCP_ACK, TCP_PSH, TCP_SYN, ethernet, pcap_bytes, tcp_frames
 import shark
 from decoder import DBRType
 from decoder import messages as m
-from decoder.circuit import Channel
+from decoder.circuit import MAX_ANOMALIES, Anomaly, Channel
 from shark.capture.files import LinkType
 from shark.tables.stream import MessageStream
 
 CHANNELS = 200
+#: Replies to nothing, per channel: an anomaly each (more of them, all told, than a
+#: circuit keeps: :data:`decoder.circuit.MAX_ANOMALIES`).
+STRAYS = 6
 
 
 def churn(path: Path) -> Path:
     """A capture of one circuit whose client creates, subscribes to, writes and clears
-    channel after channel (half of them cancel their subscription first)."""
+    channel after channel (half of them cancel their subscription first), and whose
+    server answers a few clears never asked for."""
     pieces = [(True, m.VersionRequest(priority=0, version=13).to_bytes()),
               (False, m.VersionResponse(version=13).to_bytes())]
     for n in range(CHANNELS):
@@ -43,7 +47,8 @@ def churn(path: Path) -> Path:
                 (False, m.EventCancelResponse(data_type=DBRType.DOUBLE, data_count=1, sid=sid,
                                               subscriptionid=n).to_bytes())]
         pieces += [(True, m.ClearChannelRequest(sid=sid, cid=cid).to_bytes()),
-                   (False, m.ClearChannelResponse(sid=sid, cid=cid).to_bytes())]
+                   (False, m.ClearChannelResponse(sid=sid, cid=cid).to_bytes()
+                    + STRAYS * m.ClearChannelResponse(sid=99999, cid=cid).to_bytes())]
     segments = [(True, 100, b"", TCP_SYN, 0), (False, 500, b"", TCP_SYN | TCP_ACK, 101)]
     sent = {True: 101, False: 501}
     for from_client, payload in pieces:
@@ -60,24 +65,33 @@ def _churned() -> int:
                if type(o) is Channel and isinstance(o.name, str) and o.name.startswith("CHURN:"))
 
 
+def _anomalies() -> int:
+    return sum(1 for o in gc.get_objects() if type(o) is Anomaly)
+
+
 @pytest.mark.parametrize("way", ["table", "stream"])
 def test_cleared_channels_go_as_the_capture_is_read(tmp_path: Path, way: str) -> None:
     # A channel cleared leaves nothing in a reference cycle, neither in the session's
     # circuit nor through the records the builder read itself: memory does not pile
     # up until (if ever) Python's cycle collector looks, on a capture that creates and
     # clears channels for hours. The circuit is still open at the end of the capture.
+    # Nor do anomalies: the circuit keeps the latest only.
     path = churn(tmp_path / "churn.pcap")
+    assert CHANNELS * STRAYS > MAX_ANOMALIES
     gc.collect()
+    anomalies = _anomalies()
     gc.disable()
     try:
         if way == "table":
             table = shark.open(path, tables=["messages"]).table("messages")
-            assert (table.command == "CLEAR_CHANNEL").sum() == 2 * CHANNELS
-            assert table.pv.notna().sum() == len(table) - 2  # (all but the versions)
+            assert (table.command == "CLEAR_CHANNEL").sum() == (2 + STRAYS) * CHANNELS
+            assert table.anomaly.notna().sum() == STRAYS * CHANNELS
+            assert table.pv.notna().sum() == len(table) - 2 - STRAYS * CHANNELS
         else:
             rows = sum(batch.num_rows for batch in MessageStream.of_capture(path))
-            assert rows == 2 + CHANNELS * 8 + CHANNELS // 2 * 2
+            assert rows == 2 + CHANNELS * (8 + STRAYS) + CHANNELS // 2 * 2
         assert _churned() == 0
+        assert _anomalies() - anomalies <= MAX_ANOMALIES
     finally:
         gc.enable()
 
@@ -92,6 +106,7 @@ def test_records_given_to_the_builder_keep_their_channels(tmp_path: Path) -> Non
     created = [r for r in records if r.command_name == "CREATE_CHAN"]
     assert len(created) == 2 * CHANNELS
     assert all(r.channel is not None and r.channel.name == r.pv for r in created)
+    assert sum(r.anomaly is not None for r in records) == STRAYS * CHANNELS
 
 
 def test_a_read_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
