@@ -94,6 +94,34 @@ class _Growing:
         self.size = end
         return True
 
+    def put(self, values: np.ndarray, valid: np.ndarray) -> None:
+        """Add ``values``, of which only those where ``valid`` matter (the others are
+        nulls): in a map, only the pages that hold some of those are written (a column
+        mostly null, as ``latency`` is among monitor updates, has its few values in a
+        few pages: the others read as zeros and take no memory); else every value."""
+        start = self.size
+        if np.count_nonzero(valid) * _SPARSE > len(values) or not self.skip(len(values)):
+            self.extend(values)  # (many: most pages would be written, one by one)
+            return
+        written = _pages_written(valid, start, self.dtype.itemsize)
+        if written.all():  # (every page: handed out at once, and one copy)
+            self.size = start
+            self.extend(values)
+            return
+        slots = self.data[start : self.size]
+        per = mmap.PAGESIZE // self.dtype.itemsize
+        head = min(-start % per, len(values))  # (the rows before the first whole page)
+        if head and written[0]:
+            slots[:head] = values[:head]
+        whole = (len(values) - head) // per
+        if whole:
+            pages = written[1 if head else 0 :][:whole]
+            body = slice(head, head + whole * per)
+            slots[body].reshape(whole, per)[pages] = values[body].reshape(whole, per)[pages]
+        end = head + whole * per
+        if end < len(values) and written[-1]:
+            slots[end:] = values[end:]
+
     def reserve(self, rows: int) -> np.ndarray:
         """Room for ``rows`` more at the end: the slots to fill (in a map, their pages
         handed out at once: :func:`_populate`)."""
@@ -142,6 +170,17 @@ _POPULATE_WRITE = [getattr(mmap, "MADV_POPULATE_WRITE", 23) if sys.platform == "
                    else None]
 
 
+def _pages_written(valid: np.ndarray, start: int, itemsize: int) -> np.ndarray:
+    """Per page of a map of items of ``itemsize`` bytes that rows ``valid``, from row
+    ``start`` on, are in (the first and last maybe in part): whether some of them in it
+    is valid (the pages :meth:`_Growing.put` writes)."""
+    per = mmap.PAGESIZE // itemsize
+    bounds = np.arange(-start % per, len(valid), per)
+    if not len(bounds) or bounds[0]:
+        bounds = np.concatenate(([0], bounds))
+    return np.logical_or.reduceat(valid, bounds)
+
+
 def _populate(memory: mmap.mmap, start: int, end: int) -> None:
     """Have the system hand out the pages of bytes ``start`` to ``end`` of a map now,
     all in one call, rather than one fault per page as they are first written: that
@@ -168,12 +207,16 @@ class _Codes(_Growing):
         self.used = np.zeros(0, dtype=bool)
 
     def extend(self, values: np.ndarray) -> None:
-        if len(values):
-            low, high = int(values.min()), int(values.max())
-            if high > np.iinfo(self.dtype).max:
-                self.widen(_narrow(values).dtype)
-            self._mark(values, low, high)
-        super().extend(values)
+        if not len(values):
+            return
+        low, high = int(values.min()), int(values.max())
+        if high > np.iinfo(self.dtype).max:
+            self.widen(_narrow(values).dtype)
+        slots = self.reserve(len(values))
+        slots[:] = values
+        # (looked for among the codes as kept: narrower than the part's, most often a
+        # byte each, a quarter of the bytes to compare)
+        self._mark(slots, low, high)
 
     def _mark(self, values: np.ndarray, low: int, high: int) -> None:
         """Mark the codes of ``values`` (from ``low`` to ``high``) used: a column's codes
@@ -188,7 +231,7 @@ def _mark_codes(used: np.ndarray, codes: np.ndarray, low: int, high: int) -> Non
     """Mark in ``used`` (which has room for ``high``) the codes among ``codes`` (-1 for
     null; from ``low`` to ``high``). The two ends are there; between them only the
     codes not marked yet are looked for: a few each by a comparison of the codes, more
-    counted, every code (some 25 times what a comparison costs)."""
+    counted, every code (some 40 times what a comparison costs)."""
     if high < 0:  # (all null)
         return
     used[high] = True
@@ -219,10 +262,17 @@ def _present(codes: np.ndarray) -> np.ndarray:
 
 
 #: Codes not marked yet that :func:`_mark_codes` looks for one by one (more: counted).
-_LOOKED_FOR = 8
+#: A comparison of 64 k codes of a byte (as most columns keep them) takes some 4 us,
+#: counting them some 180 us: a column of commands has a dozen codes or so between
+#: those it holds that no chunk has held yet.
+_LOOKED_FOR = 32
 #: Codes counted at a time.
 _COUNTED = 1 << 16
 
+
+#: :meth:`_Growing.put` looks for the pages that hold values not null where at most
+#: one in this many is (more: most pages would be written, each by a fault of its own).
+_SPARSE = 4
 
 #: pandas' NaT as int64 nanoseconds.
 _NAT = np.iinfo(np.int64).min
@@ -239,11 +289,18 @@ class _Buffer:
     null); a pair of them, values and null mask (nullable numbers and times);
     vocabulary codes, -1 for null, in the narrowest integer type that holds them so far
     (categories); :class:`_Texts` (text: mostly null, or whole Arrow arrays of it).
+
+    ``sparse``: the values of nullable numbers are written only in the pages that hold
+    some not null (:meth:`_Growing.put`), the others left zeros. Not for a buffer cut
+    into row groups: its batches' bytes stay those of a part that is a row group of its
+    own (:func:`_held`), to the last (under nulls too).
     """
 
-    def __init__(self, schema: TableSchema, vocabularies: dict[str, Vocabulary]) -> None:
+    def __init__(self, schema: TableSchema, vocabularies: dict[str, Vocabulary],
+                 sparse: bool = False) -> None:
         self.schema = schema
         self.vocabularies = vocabularies
+        self.sparse = sparse
         self.columns: dict[str, Any] = {}
         for column in schema.columns:
             kind = column.kind
@@ -273,7 +330,12 @@ class _Buffer:
                 mine.update({self.rows + row: values for row, values in part.items()})
             elif isinstance(mine, tuple):
                 values, valid = part if isinstance(part, tuple) else (part, None)
-                if valid is None or valid.any() or not mine[0].skip(rows):
+                if valid is None:
+                    mine[0].extend(values)
+                elif self.sparse and column.kind != TIME:  # (a frame writes NaT over
+                    # every null time: its pages are written all the same)
+                    mine[0].put(values, valid)
+                elif valid.any() or not mine[0].skip(rows):
                     mine[0].extend(values)
                 if valid is None or valid.all():  # (a mask is False, zero, where valid)
                     if not mine[1].skip(rows):
@@ -335,7 +397,7 @@ class _Buffer:
 
     def tail(self, first: int) -> _Buffer:
         """A buffer of copies of the rows from ``first`` on."""
-        other = _Buffer(self.schema, self.vocabularies)
+        other = _Buffer(self.schema, self.vocabularies, self.sparse)
         parts = {name: self.view(name, first) for name in self.columns}
         for name, part in parts.items():
             if isinstance(part, tuple) and not isinstance(part, _Texts):  # (values, nulls)
@@ -709,7 +771,7 @@ class ChunkedTable:
         self._vocabularies = {
             name: getattr(vocabularies, attribute) for name, attribute in self.categories.items()
         }
-        self._buffer = _Buffer(self.schema, self._vocabularies)
+        self._buffer = _Buffer(self.schema, self._vocabularies, sparse=sink is None)
 
     def columns(self, chunk: Chunk) -> tuple[int, dict[str, Any]]:
         """The number of rows ``chunk`` adds, and a part per column."""

@@ -484,6 +484,34 @@ def test_columns_handed_out_are_never_moved() -> None:
     assert (column.view()[: len(before)] == before).all() and column.view()[-1] == -1
 
 
+def test_values_under_nulls_are_put_where_they_matter() -> None:
+    """A nullable column's part written only where some value is not null (pages of
+    a map) holds every value that is, whatever page it starts in, few or many, in
+    parts of any length; and its rows put but not written read as zeros."""
+    from shark.tables.rowgroups import _Growing
+
+    rng = np.random.default_rng(11)
+    for dtype in (np.float64, np.int64, np.uint32, np.uint16):
+        column = _Growing(dtype)
+        values, valid = [], []
+        for k in range(60):
+            rows = int(rng.choice([1, 7, 300, 513, 4096, 5000, 20_000, 65_536]))
+            part = np.zeros(rows, dtype=bool)
+            if k % 4 == 0:
+                part[:] = True
+            elif k % 4 == 1:
+                part[rng.integers(0, rows, 3)] = True
+            elif k % 4 == 3:
+                part[rng.random(rows) < 0.5] = True
+            numbers = rng.integers(1, 1000, rows).astype(dtype)
+            column.put(numbers, part)
+            values.append(numbers)
+            valid.append(part)
+        held, wanted, where = column.view(), np.concatenate(values), np.concatenate(valid)
+        assert len(held) == len(wanted) and (held[where] == wanted[where]).all()
+        assert ((held == 0) | (held == wanted)).all()
+
+
 def test_category_columns_know_the_codes_they_hold() -> None:
     """A category column's ``used`` is exactly the codes it holds, however they came:
     new codes among many, few, between codes seen, nulls, codes past a type's range."""
