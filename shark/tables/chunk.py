@@ -883,11 +883,15 @@ class Chunk:
         knew when the value came (a record's ``reading``; an update's in bulk, its
         batch's ``learned`` moment). -1 for none.
 
-        One attribute read per record, the readings told apart at once by their ids,
-        then by their values (channels that read alike share one); per run, what its
-        subscriptions' channels read now, worked out again only once one has learnt
-        something (:func:`_run_readings`): no Python per update in bulk."""
-        records = [r.reading for r in self._records]
+        One attribute read per record that carries a value (the others, most records:
+        searches, channel creation, are shown without one, and keep -1), the readings
+        told apart at once by their ids, then by their values (channels that read alike
+        share one); per run, what its subscriptions' channels read now, worked out again
+        only once one has learnt something (:func:`_run_readings`): no Python per update
+        in bulk."""
+        with_data = np.flatnonzero(HAS_DATA[self._record_forms])
+        all_records = self._records
+        records = [all_records[i].reading for i in with_data.tolist()]
         codes, _, first = group(np.fromiter(map(id, records), np.int64, len(records)))
         readings: list[Any] = []
         code: dict[Any, int] = {}
@@ -901,8 +905,9 @@ class Chunk:
                 readings.append(reading)
             return key
 
-        record_keys = np.array([coded(records[i]) for i in first.tolist()],
-                               dtype=np.int64)[codes]
+        record_keys = np.full(len(all_records), -1, dtype=np.int64)
+        record_keys[with_data] = np.array([coded(records[i]) for i in first.tolist()],
+                                          dtype=np.int64)[codes]
         if self._record_rows is None:
             return record_keys, readings
         # Updates in bulk: each reads with its channel's reading as of its batch
