@@ -300,10 +300,16 @@ class _RunReadings:
         self.began = np.full(1, _NEVER, dtype=np.int64)
         self.distinct: dict[Any, int] = {}
 
-    def copy(self) -> _RunReadings:
+    def copy(self, count: int) -> _RunReadings:
+        """A copy for a run with the first ``count`` of these subscriptions (all of
+        them, or fewer where this one's run met more since)."""
         twin = _RunReadings()
-        twin.clock, twin.lists, twin.lengths = self.clock, list(self.lists), self.lengths
+        twin.clock, twin.lists, twin.lengths = self.clock, self.lists[:count], self.lengths
         twin.present, twin.began, twin.distinct = self.present, self.began, dict(self.distinct)
+        if len(self.lengths) > count:
+            twin.lengths = self.lengths[:count]
+            twin.present = np.append(self.present[:count], -1)
+            twin.began = np.append(self.began[:count], _NEVER)
         return twin
 
 
@@ -325,16 +331,19 @@ def _run_readings(run: Any, alike_readings: dict[_Key, tuple[list[Any], _RunRead
     subscriptions; else worked out again for the channels whose readings grew only,
     told by the lengths of their lists (found, and measured, by ``map``: a loop in C,
     over the thousands of subscriptions a run meets). A run met first starts from what
-    an earlier run with the same subscriptions had (``alike_readings``:
-    :attr:`Vocabularies.alike_readings`)."""
+    the last run met with the same subscriptions has now (``alike_readings``:
+    :attr:`Vocabularies.alike_readings`, which keeps that run's own, as it is brought
+    up to date: a run of the same circuit, met a chunk before, most often, and what its
+    channels learnt since then only is worked out again)."""
     clock, subscriptions = learned(), run.subscriptions
     count = len(subscriptions)
     known = _RUN_READINGS.get(run)
     if known is None:  # a run met first: like one before it, maybe
         key, alike = _alike(alike_readings, subscriptions)
-        known = _RUN_READINGS[run] = _RunReadings() if alike is None else alike[1].copy()
-        _readings_now(known, clock, subscriptions)
-        _keep(alike_readings, key, (list(subscriptions), known.copy()))
+        known = _RUN_READINGS[run] = _RunReadings() if alike is None else alike[1].copy(count)
+        if known.clock != clock or len(known.lists) != count:
+            _readings_now(known, clock, subscriptions)
+        _keep(alike_readings, key, (list(subscriptions), known))
     elif known.clock != clock or len(known.lists) != count:
         _readings_now(known, clock, subscriptions)
     return known.present, known.began, list(known.distinct)
@@ -883,11 +892,15 @@ class Chunk:
         knew when the value came (a record's ``reading``; an update's in bulk, its
         batch's ``learned`` moment). -1 for none.
 
-        One attribute read per record, the readings told apart at once by their ids,
-        then by their values (channels that read alike share one); per run, what its
-        subscriptions' channels read now, worked out again only once one has learnt
-        something (:func:`_run_readings`): no Python per update in bulk."""
-        records = [r.reading for r in self._records]
+        One attribute read per record that carries a value (the others, most records:
+        searches, channel creation, are shown without one, and keep -1), the readings
+        told apart at once by their ids, then by their values (channels that read alike
+        share one); per run, what its subscriptions' channels read now, worked out again
+        only once one has learnt something (:func:`_run_readings`): no Python per update
+        in bulk."""
+        with_data = np.flatnonzero(HAS_DATA[self._record_forms])
+        all_records = self._records
+        records = [all_records[i].reading for i in with_data.tolist()]
         codes, _, first = group(np.fromiter(map(id, records), np.int64, len(records)))
         readings: list[Any] = []
         code: dict[Any, int] = {}
@@ -901,8 +914,9 @@ class Chunk:
                 readings.append(reading)
             return key
 
-        record_keys = np.array([coded(records[i]) for i in first.tolist()],
-                               dtype=np.int64)[codes]
+        record_keys = np.full(len(all_records), -1, dtype=np.int64)
+        record_keys[with_data] = np.array([coded(records[i]) for i in first.tolist()],
+                                          dtype=np.int64)[codes]
         if self._record_rows is None:
             return record_keys, readings
         # Updates in bulk: each reads with its channel's reading as of its batch
