@@ -286,6 +286,10 @@ class Circuit:
         self.channels_by_cid: dict[int, Channel] = {}
         self.channels_by_sid: dict[int, Channel] = {}
         self.subscriptions: dict[int, Subscription] = {}
+        #: How many times a subscription was added to :attr:`subscriptions` or taken
+        #: out: a caller that worked something out from the subscriptions of some ids
+        #: (the bulk attribution of updates) can tell it still holds when this is as it was.
+        self.subscriptions_changed = 0
         self.pending_io: OrderedDict[int, Pending] = OrderedDict()
         self._pending_clear: dict[int, Pending] = {}
         self._pending_echo: deque[Pending] = deque(maxlen=MAX_PENDING)
@@ -479,6 +483,7 @@ class Circuit:
             sub.state = SUBSCRIPTION.get((sub.state, Event.CHANNEL_GONE), sub.state)
             if self.subscriptions.get(subid) is sub:
                 del self.subscriptions[subid]
+                self.subscriptions_changed += 1
             sub.attribution = None
         channel.subscriptions = {}
         channel.attribution = None
@@ -652,6 +657,7 @@ class Circuit:
         )
         sub.request = Pending(message, context, channel)
         self.subscriptions[message.subscriptionid] = sub
+        self.subscriptions_changed += 1
         channel.subscriptions[message.subscriptionid] = sub
         if problem is not None:
             return problem
@@ -677,6 +683,7 @@ class Circuit:
                            message.data_count, None)
         sub.state = SUBSCRIPTION_RECOVERY[type(message)]
         self.subscriptions[message.subscriptionid] = sub
+        self.subscriptions_changed += 1
         return sub, self._anomaly(
             "unknown subscription",
             f"subscription {message.subscriptionid} was never added on this circuit",
@@ -743,6 +750,7 @@ class Circuit:
                 "cancelled", message, context, sub.channel, sub,
             )
         del self.subscriptions[message.subscriptionid]
+        self.subscriptions_changed += 1
         if sub.channel is not None and sub.channel.subscriptions.get(sub.subscriptionid) is sub:
             del sub.channel.subscriptions[sub.subscriptionid]
         sub.state = after
