@@ -38,6 +38,9 @@ _EVENT_ADD_PAYLOAD = struct.Struct(">fffH2x")
 _SEARCH_REPLY_PAYLOAD = struct.Struct(">H6x")
 
 _GENERIC = ("data_type", "data_count", "parameter1", "parameter2")
+#: What ``cls.__new__(cls)`` calls for every form (none has a ``__new__`` of its own),
+#: without looking it up on the class per message.
+_new = object.__new__
 
 
 def padded(payload: bytes) -> bytes:
@@ -113,7 +116,7 @@ class Message:
         extended: bool = False,
     ) -> Message:
         """Build from decoded header fields, with no validation (the framer's path)."""
-        self = cls.__new__(cls)
+        self = _new(cls)
         self.data_type = data_type
         self.data_count = data_count
         self.parameter1 = parameter1

@@ -242,15 +242,15 @@ class Session:
         circuit = self.circuits.get(record.circuit)
         if circuit is None:
             circuit = self._circuit(record.circuit)
-        kind = type(message)
         attribution = circuit.handle(message, sender, record)
         # Record fields are None already: only what is known is set.
         channel = attribution.channel
         if channel is not None:
-            if channel.name is None and channel.cid is not None:
-                channel.name = self._searched(_host(record, sender), channel.cid,
-                                              kind in _CREATING)
-            record.pv = channel.name
+            name = channel.name
+            if name is None and channel.cid is not None:
+                name = channel.name = self._searched(_host(record, sender), channel.cid,
+                                                     type(message) in _CREATING)
+            record.pv = name
             record.channel = channel
             record.reading = channel.reading  # (after its own reply taught the channel)
         subscription = attribution.subscription
