@@ -65,6 +65,10 @@ MAX_ANOMALIES = 1000
 #: keeps an active subscription active on an update: that one move is taken without
 #: a lookup (checked here, so the table stays the one place that says so).
 _ACTIVE = SubscriptionState.ACTIVE
+#: States and events met per message, as constants: reading an Enum member off its
+#: class is a slow attribute lookup (some 60 ns), and channels come and go by the thousand.
+_CREATING, _CLEARING = ChannelState.CREATING, ChannelState.CLEARING
+_REQUESTED, _CHANNEL_GONE = SubscriptionState.REQUESTED, Event.CHANNEL_GONE
 if SUBSCRIPTION.get((_ACTIVE, m.EventAddResponse)) is not _ACTIVE:
     raise ImportError("decoder.lifecycle: an update must keep a subscription active")
 
@@ -101,7 +105,7 @@ class Channel:
         self.native_type: int | None = None
         self.native_count: int | None = None
         self.access_rights: AccessRights | None = None
-        self.state = ChannelState.CREATING
+        self.state = _CREATING
         #: The CREATE_CHAN request (a :class:`Pending`), None if not seen.
         self.request: Pending | None = None
         #: Contexts of the messages that connected and closed it.
@@ -182,7 +186,7 @@ class Subscription:
         self.data_count = data_count
         self.mask = mask
         self.updates = 0
-        self.state = SubscriptionState.REQUESTED
+        self.state = _REQUESTED
         #: The EVENT_ADD request (a :class:`Pending`), None if not seen.
         self.request: Pending | None = None
         #: The EVENT_CANCEL request once sent.
@@ -286,6 +290,10 @@ class Circuit:
         self.channels_by_cid: dict[int, Channel] = {}
         self.channels_by_sid: dict[int, Channel] = {}
         self.subscriptions: dict[int, Subscription] = {}
+        #: How many times a subscription was added to :attr:`subscriptions` or taken
+        #: out: a caller that worked something out from the subscriptions of some ids
+        #: (the bulk attribution of updates) can tell it still holds when this is as it was.
+        self.subscriptions_changed = 0
         self.pending_io: OrderedDict[int, Pending] = OrderedDict()
         self._pending_clear: dict[int, Pending] = {}
         self._pending_echo: deque[Pending] = deque(maxlen=MAX_PENDING)
@@ -476,9 +484,10 @@ class Circuit:
         if self.channels_by_sid.get(channel.sid) is channel:
             del self.channels_by_sid[channel.sid]
         for subid, sub in channel.subscriptions.items():
-            sub.state = SUBSCRIPTION.get((sub.state, Event.CHANNEL_GONE), sub.state)
+            sub.state = SUBSCRIPTION.get((sub.state, _CHANNEL_GONE), sub.state)
             if self.subscriptions.get(subid) is sub:
                 del self.subscriptions[subid]
+                self.subscriptions_changed += 1
             sub.attribution = None
         channel.subscriptions = {}
         channel.attribution = None
@@ -607,7 +616,7 @@ class Circuit:
         # the reply answers nothing, whatever the channel's state.
         after = None
         if pending is not None:
-            after = CHANNEL.get((ChannelState.CLEARING, m.ClearChannelResponse))
+            after = CHANNEL.get((_CLEARING, m.ClearChannelResponse))
         channel.state = after or CHANNEL_RECOVERY[m.ClearChannelResponse]
         channel.closed = context
         self._forget_channel(channel)
@@ -652,6 +661,7 @@ class Circuit:
         )
         sub.request = Pending(message, context, channel)
         self.subscriptions[message.subscriptionid] = sub
+        self.subscriptions_changed += 1
         channel.subscriptions[message.subscriptionid] = sub
         if problem is not None:
             return problem
@@ -677,6 +687,7 @@ class Circuit:
                            message.data_count, None)
         sub.state = SUBSCRIPTION_RECOVERY[type(message)]
         self.subscriptions[message.subscriptionid] = sub
+        self.subscriptions_changed += 1
         return sub, self._anomaly(
             "unknown subscription",
             f"subscription {message.subscriptionid} was never added on this circuit",
@@ -743,6 +754,7 @@ class Circuit:
                 "cancelled", message, context, sub.channel, sub,
             )
         del self.subscriptions[message.subscriptionid]
+        self.subscriptions_changed += 1
         if sub.channel is not None and sub.channel.subscriptions.get(sub.subscriptionid) is sub:
             del sub.channel.subscriptions[sub.subscriptionid]
         sub.state = after

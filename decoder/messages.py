@@ -13,7 +13,6 @@ its named fields and turned back into bytes with :meth:`Message.to_bytes`.
 
 from __future__ import annotations
 
-import operator
 import struct
 from typing import Any, ClassVar
 
@@ -39,6 +38,9 @@ _EVENT_ADD_PAYLOAD = struct.Struct(">fffH2x")
 _SEARCH_REPLY_PAYLOAD = struct.Struct(">H6x")
 
 _GENERIC = ("data_type", "data_count", "parameter1", "parameter2")
+#: What ``cls.__new__(cls)`` calls for every form (none has a ``__new__`` of its own),
+#: without looking it up on the class per message.
+_new = object.__new__
 
 
 def padded(payload: bytes) -> bytes:
@@ -47,19 +49,21 @@ def padded(payload: bytes) -> bytes:
     return payload + b"\0" * extra if extra else payload
 
 
-def _alias(slot: str, doc: str) -> property:
-    def set_(self: Message, value: int) -> None:
-        setattr(self, slot, value)
-
-    # attrgetter: reading a named field is as cheap as a property can be (no Python frame)
-    return property(operator.attrgetter(slot), set_, doc=doc)
+def _alias(slot: str) -> Any:
+    """What a field's name is on its class: the descriptor of the generic slot that
+    carries it, under a second name, so that ``message.sid`` reads (and sets)
+    ``message.parameter1`` at the cost of a slot. A property (even of an
+    ``operator.attrgetter``) cost three times as much, and attributing a capture reads
+    hundreds of thousands of these (the CIDs, SIDs and subscription ids its circuits
+    are keyed by)."""
+    return Message.__dict__[slot]  # (a member descriptor, which any subclass's instance has)
 
 
 class Message:
     """Base of every message form.
 
     ``FIELDS`` maps the specification's name of a header field to the generic
-    slot that carries it; subclasses get a property per name.
+    slot that carries it; subclasses get an attribute per name, which is that slot.
     """
 
     __slots__ = (*_GENERIC, "payload", "extended", "role_guessed", "_decoded")
@@ -75,7 +79,7 @@ class Message:
         super().__init_subclass__(**kwargs)
         for name, slot in cls.FIELDS.items():
             if name != slot:
-                setattr(cls, name, _alias(slot, f"{name} (header {slot})"))
+                setattr(cls, name, _alias(slot))
 
     def __init__(self, *, payload: bytes = b"", extended: bool | None = None, **fields: Any):
         self.data_type = self.data_count = self.parameter1 = self.parameter2 = 0
@@ -112,7 +116,7 @@ class Message:
         extended: bool = False,
     ) -> Message:
         """Build from decoded header fields, with no validation (the framer's path)."""
-        self = cls.__new__(cls)
+        self = _new(cls)
         self.data_type = data_type
         self.data_count = data_count
         self.parameter1 = parameter1

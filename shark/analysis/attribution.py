@@ -65,6 +65,11 @@ class Session:
         self.discovery = Discovery()
         #: (client host, CID) -> {client socket: the name it searched}, latest last.
         self._search_names: dict[tuple[str, int], dict[str, str]] = {}
+        #: Circuit number -> (the circuit, its ``subscriptions_changed``, subscription ids,
+        #: their subscriptions) of the latest segment of updates whose subscriptions were
+        #: all taken in bulk (:meth:`_resolve`): while the circuit's subscriptions stay as
+        #: they were, a segment of the same ids has them all taken in bulk again.
+        self._resolved: dict[int, tuple[Circuit, int, np.ndarray, list]] = {}
 
     def records(self, records: Iterable[Record], lifecycle: bool = False) -> Iterator[Record]:
         """Attribute each record and pass it on; OPEN and CLOSE records (which the
@@ -167,21 +172,32 @@ class Session:
             return
         ids = run.parameter2[first:stop]
         distinct, inverse = _distinct(ids)
-        known = circuit.subscriptions.get
-        subscriptions = [known(i) for i in distinct.tolist()]
-        # Per subscription, in one pass: 0 unknown or of a channel with no name, 1 known
-        # and updated before, 2 known and not yet updated.
-        usable = np.fromiter(
-            [0 if s is None or s.channel is None or s.channel.name is None
-             else 1 if s.updates else 2 for s in subscriptions], np.int8, len(distinct))
-        named = usable > 0
+        changed = circuit.subscriptions_changed
+        # A subscription taken in bulk once is taken again while it is the circuit's:
+        # its channel keeps its name, its count of updates only grows.
+        resolved = self._resolved.get(segment.circuit)
+        if (resolved is not None and resolved[0] is circuit and resolved[1] == changed
+                and np.array_equal(resolved[2], distinct)):
+            subscriptions = resolved[3]
+            usable = None
+        else:
+            known = circuit.subscriptions.get
+            subscriptions = [known(i) for i in distinct.tolist()]
+            # Per subscription, in one pass: 0 unknown or of a channel with no name,
+            # 1 known and updated before, 2 known and not yet updated.
+            usable = np.fromiter(
+                [0 if s is None or s.channel is None or s.channel.name is None
+                 else 1 if s.updates else 2 for s in subscriptions], np.int8, len(distinct))
         offset = len(run.subscriptions)
-        if named.all() and not (usable == 2).any():  # the common case: all of them
+        if usable is None or (usable == 1).all():  # the common case: all of them
+            if usable is not None:
+                self._resolved[segment.circuit] = (circuit, changed, distinct, subscriptions)
             unusable = None
             segment.updates = (subscriptions, np.bincount(inverse, minlength=len(distinct)))
             np.add(inverse, offset, out=run.subscription[first:stop], casting="unsafe")
             segment.unusable = []
         else:
+            named = usable > 0
             unusable = ~named[inverse]
             fresh = usable == 2
             if fresh.any():  # (rare: the first updates after subscribing)
@@ -226,15 +242,15 @@ class Session:
         circuit = self.circuits.get(record.circuit)
         if circuit is None:
             circuit = self._circuit(record.circuit)
-        kind = type(message)
         attribution = circuit.handle(message, sender, record)
         # Record fields are None already: only what is known is set.
         channel = attribution.channel
         if channel is not None:
-            if channel.name is None and channel.cid is not None:
-                channel.name = self._searched(_host(record, sender), channel.cid,
-                                              kind in _CREATING)
-            record.pv = channel.name
+            name = channel.name
+            if name is None and channel.cid is not None:
+                name = channel.name = self._searched(_host(record, sender), channel.cid,
+                                                     type(message) in _CREATING)
+            record.pv = name
             record.channel = channel
             record.reading = channel.reading  # (after its own reply taught the channel)
         subscription = attribution.subscription
@@ -292,6 +308,7 @@ class Session:
             return
         self._half_closed.pop(number, None)
         circuit = self.circuits.pop(number, None)
+        self._resolved.pop(number, None)
         if circuit is not None:
             circuit.close(record)
 

@@ -467,12 +467,21 @@ def place(batches: list[UpdateBatch], run: Run, circuit: int) -> None:
         batch.expanded = pieces
 
 
-def placed(items: list[Any]) -> list[Any]:
-    """Records and batches with what stands in the place of each batch that
-    :func:`place` expanded put in it."""
-    return [item for entry in items for item in (
-        entry.expanded if entry.kind is UPDATES and entry.expanded is not None
-        else (entry,))]
+def placed(items: list[Any], batches: list[int]) -> list[Any]:
+    """Records and batches (a new list) with what stands in the place of each batch
+    that :func:`place` expanded put in it. ``batches``: where in ``items`` every batch
+    is, ascending (the reader notes it as it adds them): only those are looked at, and
+    the records between them are copied over as slices, not one by one."""
+    out: list[Any] = []
+    taken = 0
+    for at in batches:
+        expanded = items[at].expanded
+        if expanded is not None:
+            out += items[taken:at]
+            out += expanded
+            taken = at + 1
+    out += items[taken:]
+    return out
 
 
 def frame_headers(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int, np.ndarray] | None:

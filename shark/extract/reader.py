@@ -194,6 +194,10 @@ class CaReader:
         self.bulk = bulk
         #: Circuit number -> its server direction while that holds packets back.
         self._holding: dict[int, _DirectionState] = {}
+        #: Where the batches of held packets are in the list of records being filled
+        #: (ascending): :meth:`_released` looks at those alone for what stands in
+        #: their place, not at every record.
+        self._batches_at: list[int] = []
         #: Ports CA servers listen on (TCP and UDP): 5064, the user's, learned ones.
         self.server_ports: set[int] = {SERVER_PORT, *ports}
         self._packets = PacketDecoder()
@@ -273,7 +277,10 @@ class CaReader:
         """``out`` with every packet held framed, and in the place of each batch what
         stands for it (:func:`shark.extract.bulk.place`)."""
         self._release_all()
-        return placed(out) if self.bulk else out
+        if not self.bulk:
+            return out
+        at, self._batches_at = self._batches_at, []
+        return placed(out, at)
 
     def _packet(self, packet: Packet, out: list[Record]) -> None:
         """Add the records of a packet to ``out``."""
@@ -385,6 +392,7 @@ class CaReader:
             batch = state.batch = UpdateBatch(frames[0], times[0], state.src, state.dst,
                                               state.circuit, len(state.frames))
             state.batches.append(batch)
+            self._batches_at.append(len(out))
             out.append(batch)
         size = sum(map(len, datas))
         batch.stop_packet += len(frames)

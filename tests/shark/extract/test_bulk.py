@@ -48,7 +48,7 @@ from decoder import messages as m
 from shark.analysis.attribution import read
 from shark.capture.files import CaptureError, LinkType
 from shark.cli import main
-from shark.extract.bulk import UPDATES, UpdateBatch
+from shark.extract.bulk import UPDATES, UpdateBatch, placed
 from shark.extract.record import MESSAGE, Record
 from shark.tables import TABLES, TableBuilder
 from shark.tables.report import build_report
@@ -486,3 +486,30 @@ def test_packets_with_first_updates_are_split(tmp_path: Path) -> None:
                      and type(item.message) is m.EventAddResponse}
     assert batched & first_updates
     assert_same_tables(case.source)
+
+
+def test_placed_puts_what_stands_for_each_batch_in_its_place() -> None:
+    """:func:`shark.extract.bulk.placed`, given where the batches are: each one expanded
+    gives way to what stands for it (nothing, for an empty list), wherever it is (first,
+    last, next to another); the others and the records around stay, in order."""
+
+    class Batch:
+        def __init__(self, expanded: list[str] | None) -> None:
+            self.expanded = expanded
+
+    kept = Batch(None)
+    cases = [
+        ([], [], []),
+        (["a", "b"], [], ["a", "b"]),
+        ([kept], [0], [kept]),
+        ([Batch(["x", "y"])], [0], ["x", "y"]),
+        ([Batch([])], [0], []),
+        ([Batch(["x"]), "a", Batch(["y"])], [0, 2], ["x", "a", "y"]),
+        (["a", Batch(["x"]), Batch([]), kept, Batch(["y", "z"]), "b"], [1, 2, 3, 4],
+         ["a", "x", kept, "y", "z", "b"]),
+    ]
+    for items, at, expected in cases:
+        before = list(items)
+        out = placed(items, at)
+        assert out == expected
+        assert out is not items and items == before  # (a new list: the reader empties its own)
