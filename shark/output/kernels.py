@@ -52,26 +52,40 @@ _BYTES = _word(b" bytes: ")
 _DATA = _word(b" data=")
 _MS = _word(b" ms]")
 _UNKNOWN_SENDER = _word(b"?       ")
+#: The digits of 0 to 99, two each ("00", "01" ... "99").
+_PAIRS = _word("".join(f"{i:02d}" for i in range(100)).encode())
 #: Bytes a line has at most besides its names and texts (numbers at their longest).
 FIXED_BYTES = 256
 
 
 def _digits(value: int) -> int:
-    """How many decimal digits a non-negative integer has."""
+    """How many decimal digits a non-negative integer has (four at a time, then by
+    comparisons: a division is what a digit costs)."""
     n = 1
-    while value >= 10:
-        value //= 10
-        n += 1
-    return n
+    while value >= 10000:
+        value //= 10000
+        n += 4
+    if value >= 100:
+        return n + 3 if value >= 1000 else n + 2
+    return n + 1 if value >= 10 else n
 
 
 def _put_uint(out: np.ndarray, pos: int, value: int) -> int:
-    """Write a non-negative integer; return the position after it."""
-    n = _digits(value)
-    end = pos + n
-    for i in range(n):
-        out[end - 1 - i] = 48 + value % 10
-        value //= 10
+    """Write a non-negative integer; return the position after it. Two digits at a
+    time (:data:`_PAIRS`), from the last: half the divisions."""
+    end = pos + _digits(value)
+    i = end
+    while value >= 100:
+        pair = 2 * (value % 100)
+        value //= 100
+        i -= 2
+        out[i] = _PAIRS[pair]
+        out[i + 1] = _PAIRS[pair + 1]
+    if value >= 10:
+        out[i - 2] = _PAIRS[2 * value]
+        out[i - 1] = _PAIRS[2 * value + 1]
+    else:
+        out[i - 1] = 48 + value
     return end
 
 
@@ -112,16 +126,44 @@ def _put_fixed(out: np.ndarray, pos: int, units: int, decimals: int, width: int)
 def _put_value(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray,
                value: int) -> int:
     """Copy value ``value`` of strings ``data``/``offsets``."""
-    for i in range(offsets[value], offsets[value + 1]):
-        out[pos] = data[i]
-        pos += 1
-    return pos
+    start = offsets[value]
+    size = offsets[value + 1] - start
+    if size <= 0:
+        return pos
+    _copy(out, pos, data, start, size)
+    return pos + size
 
 
 def _put_text(out: np.ndarray, pos: int, text: np.ndarray) -> int:
-    for i in range(len(text)):
-        out[pos + i] = text[i]
+    _copy(out, pos, text, 0, len(text))
     return pos + len(text)
+
+
+def _copy(out: np.ndarray, pos: int, data: np.ndarray, start: int, size: int) -> None:
+    """Copy ``size`` bytes (at least one) of ``data`` from ``start`` to ``out`` at
+    ``pos``. Compiled, this is a call of ``memcpy`` (:func:`_memcpy`)."""
+    for i in range(size):
+        out[pos + i] = data[start + i]
+
+
+def _memcpy() -> Any:
+    """:func:`_copy` for the compiled loops: ``memcpy``, as an intrinsic. Copied a byte
+    at a time, the names and texts of a line took as long as all the rest of it (the
+    loop is too short for the compiler to make it wider by itself)."""
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def copy(typingctx: Any, out: Any, pos: Any, data: Any, start: Any, size: Any
+             ) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            target = context.make_array(signature.args[0])(context, builder, args[0])
+            source = context.make_array(signature.args[2])(context, builder, args[2])
+            cgutils.raw_memcpy(builder, builder.gep(target.data, [args[1]]),
+                               builder.gep(source.data, [args[3]]), args[4], 1)
+            return context.get_dummy_value()
+        return types.none(out, pos, data, start, size), codegen
+    return copy
 
 
 def _text_lines(
@@ -381,6 +423,7 @@ def _compile() -> dict[str, Any]:
         from numba import njit
 
         module = globals()
+        module["_copy"] = _memcpy()  # (called by the helpers compiled next)
         for name in _HELPERS:  # (rebound: the loops compiled next call the compiled ones)
             module[name] = njit(cache=True, inline="always")(module[name])
         _compiled["text_lines"] = njit(cache=True)(_text_lines)

@@ -112,6 +112,34 @@ def test_json_strings_are_escaped_as_json_dumps_does(text: str) -> None:
     assert line == json.dumps({"s": text}, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_numbers_and_words_are_written_whole(compiled: bool) -> None:
+    """Integers at every count of digits (written two at a time, compiled) and words
+    of every length, empty and null ones too (copied by ``memcpy``, compiled)."""
+    numbers = [0, 5, 9, 10, 42, 99, 100, 101, 999, 1000, 9999, 10000, 12345, 99999,
+               100000, 1234567, 99999999, 10**9, 10**18 - 1, 10**18, 2**63 - 1, -1, -10,
+               -99, -100, -2**63 + 1]
+    words = [b"", b"a", b"quote\"", b"x" * 40, "\u00b5s \u2603".encode()]
+    rows = len(numbers)
+    data = np.frombuffer(b"".join(words), np.uint8)
+    offsets = np.cumsum([0] + [len(w) for w in words]).astype(np.int64)
+    strings = Strings(data, offsets, np.zeros(0, np.int64))
+    which = np.array([i % (len(words) + 1) - 1 for i in range(rows)], np.int64)  # -1: null
+    keys = Strings(np.frombuffer(b'{"n":,"w":', np.uint8), np.array([0, 5, 10], np.int64),
+                   np.zeros(0, np.int64))
+    kernels.choose(compiled)
+    try:
+        out, used = records(rows, rows * 200, keys, np.array([1, 0]), np.array([0, 0]),
+                            np.array([False, True]), strings, which[None, :],
+                            np.array([numbers], np.int64), np.ones((1, rows), bool))
+    finally:
+        kernels.choose(None)
+    lines = bytes(out[:used]).decode().splitlines()
+    expected = [f'{{"n":{n}' + ("" if w < 0 else f',"w":{words[w].decode()}') + "}"
+                for n, w in zip(numbers, which.tolist(), strict=True)]
+    assert lines == expected
+
+
 @pytest.mark.parametrize("path", [*OWN, *corpus_params()[:4]])
 def test_compiled_and_python_loops_write_the_same_bytes(path: Path) -> None:
     """Small batches are written by the loops as Python, big ones compiled: the same
