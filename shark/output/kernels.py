@@ -146,16 +146,17 @@ def _copy(out: np.ndarray, pos: int, data: np.ndarray, start: int, size: int) ->
         out[pos + i] = data[start + i]
 
 
-def _memcpy() -> Any:
-    """:func:`_copy` for the compiled loops: ``memcpy``, as an intrinsic. Copied a byte
-    at a time, the names and texts of a line took as long as all the rest of it (the
-    loop is too short for the compiler to make it wider by itself)."""
+def _memcpy() -> None:
+    """:func:`_copy` in the compiled loops: ``memcpy`` (an intrinsic; the Python
+    function stays as it is, for the loops as Python). Copied a byte at a time, the
+    names and texts of a line took as long as all the rest of it (each is too short
+    for the compiler to make the loop wider by itself)."""
     from numba.core import cgutils, types
-    from numba.extending import intrinsic
+    from numba.extending import intrinsic, overload
 
     @intrinsic
-    def copy(typingctx: Any, out: Any, pos: Any, data: Any, start: Any, size: Any
-             ) -> Any:
+    def memcpy(typingctx: Any, out: Any, pos: Any, data: Any, start: Any, size: Any
+               ) -> Any:
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             target = context.make_array(signature.args[0])(context, builder, args[0])
             source = context.make_array(signature.args[2])(context, builder, args[2])
@@ -163,7 +164,12 @@ def _memcpy() -> Any:
                                builder.gep(source.data, [args[3]]), args[4], 1)
             return context.get_dummy_value()
         return types.none(out, pos, data, start, size), codegen
-    return copy
+
+    @overload(_copy, inline="always")
+    def copy(out: Any, pos: Any, data: Any, start: Any, size: Any) -> Any:
+        def compiled(out: Any, pos: Any, data: Any, start: Any, size: Any) -> None:
+            memcpy(out, pos, data, start, size)
+        return compiled
 
 
 def _text_lines(
@@ -199,45 +205,61 @@ def _text_lines(
     data_word = _DATA
     ms_word = _MS
     unknown_sender = _UNKNOWN_SENDER
+    prefix_start = prefix_size = 0
     for r in range(rows):
-        # frame, right-aligned in 6
-        n = _digits(frame[r])
-        for _ in range(n, 6):
+        # The words up to the command are those of the row before, as often as not (the
+        # messages of a frame, the updates of a batch): copied from its line, at once.
+        line_start = pos
+        if (r > 0 and frame[r] == frame[r - 1] and time_units[r] == time_units[r - 1]
+                and time_text.index[r] == time_text.index[r - 1]
+                and src.index[r] == src.index[r - 1] and dst.index[r] == dst.index[r - 1]
+                and transport.index[r] == transport.index[r - 1]
+                and circuit_valid[r] == circuit_valid[r - 1]
+                and circuit[r] == circuit[r - 1] and sender.index[r] == sender.index[r - 1]
+                and command.index[r] == command.index[r - 1]):
+            _copy(out, pos, out, prefix_start, prefix_size)
+            pos += prefix_size
+        else:
+            # frame, right-aligned in 6
+            n = _digits(frame[r])
+            for _ in range(n, 6):
+                out[pos] = 32
+                pos += 1
+            pos = _put_uint(out, pos, frame[r])
             out[pos] = 32
             pos += 1
-        pos = _put_uint(out, pos, frame[r])
-        out[pos] = 32
-        pos += 1
-        if time_text.index[r] >= 0:
-            pos = _put_value(out, pos, time_text.data, time_text.offsets, time_text.index[r])
-        else:
-            pos = _put_fixed(out, pos, time_units[r], 6, 11)
-        out[pos] = 32
-        pos += 1
-        pos = _put_value(out, pos, src.data, src.offsets, src.index[r])
-        pos = _put_text(out, pos, sep)
-        pos = _put_value(out, pos, dst.data, dst.offsets, dst.index[r])
-        out[pos] = 32
-        pos += 1
-        # transport[#circuit], left-aligned in 6
-        start = pos
-        pos = _put_value(out, pos, transport.data, transport.offsets, transport.index[r])
-        if circuit_valid[r]:
-            out[pos] = 35  # #
-            pos = _put_uint(out, pos + 1, circuit[r])
-        while pos - start < 6:
+            if time_text.index[r] >= 0:
+                pos = _put_value(out, pos, time_text.data, time_text.offsets, time_text.index[r])
+            else:
+                pos = _put_fixed(out, pos, time_units[r], 6, 11)
             out[pos] = 32
             pos += 1
-        out[pos] = 32
-        pos += 1
-        if sender.index[r] >= 0:
-            pos = _put_value(out, pos, sender.data, sender.offsets, sender.index[r])
-        else:
-            pos = _put_text(out, pos, unknown_sender)
-        out[pos] = 32
-        pos += 1
+            pos = _put_value(out, pos, src.data, src.offsets, src.index[r])
+            pos = _put_text(out, pos, sep)
+            pos = _put_value(out, pos, dst.data, dst.offsets, dst.index[r])
+            out[pos] = 32
+            pos += 1
+            # transport[#circuit], left-aligned in 6
+            start = pos
+            pos = _put_value(out, pos, transport.data, transport.offsets, transport.index[r])
+            if circuit_valid[r]:
+                out[pos] = 35  # #
+                pos = _put_uint(out, pos + 1, circuit[r])
+            while pos - start < 6:
+                out[pos] = 32
+                pos += 1
+            out[pos] = 32
+            pos += 1
+            if sender.index[r] >= 0:
+                pos = _put_value(out, pos, sender.data, sender.offsets, sender.index[r])
+            else:
+                pos = _put_text(out, pos, unknown_sender)
+            out[pos] = 32
+            pos += 1
+            pos = _put_value(out, pos, command.data, command.offsets, command.index[r])
+        prefix_start = line_start
+        prefix_size = pos - line_start
         which = command.index[r]
-        pos = _put_value(out, pos, command.data, command.offsets, which)
         kind = command_kind[which]
         if pv.index[r] >= 0:
             out[pos] = 32
@@ -423,7 +445,7 @@ def _compile() -> dict[str, Any]:
         from numba import njit
 
         module = globals()
-        module["_copy"] = _memcpy()  # (called by the helpers compiled next)
+        _memcpy()  # (before the helpers that call it are compiled)
         for name in _HELPERS:  # (rebound: the loops compiled next call the compiled ones)
             module[name] = njit(cache=True, inline="always")(module[name])
         _compiled["text_lines"] = njit(cache=True)(_text_lines)
