@@ -394,24 +394,49 @@ def _put_quoted(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray
 
 
 def _records(rows: int, bound: int, keys: Strings, kinds: np.ndarray, refs: np.ndarray,
-            optional: np.ndarray, texts: Strings, text_index: np.ndarray,
-            numbers: np.ndarray, number_valid: np.ndarray) -> tuple[np.ndarray, int]:
+             optional: np.ndarray, texts: Strings, text_index: np.ndarray,
+             text_first: np.ndarray, numbers: np.ndarray, number_valid: np.ndarray,
+             shared: int) -> tuple[np.ndarray, int]:
     """JSON objects, one per line: for each field f, key ``keys`` value f (the JSON of
     the key and what precedes it: ``{"frame":``, ``,"time":``), then the value of row r
-    by ``kinds[f]``: text value ``text_index[refs[f], r]`` of ``texts`` (the strings of
-    every text field, one after the other), or the number ``numbers[refs[f], r]`` where
-    ``number_valid``; a null value is ``null``, or leaves the field out when
-    ``optional[f]``."""
+    by ``kinds[f]``: text value ``text_first[refs[f]] + text_index[refs[f], r]`` of
+    ``texts`` (the strings of every text field, one after the other, those of text t
+    from ``text_first[t]``; index -1: null), or the number ``numbers[refs[f], r]``
+    where ``number_valid``; a null value is ``null``, or leaves the field out when
+    ``optional[f]``. The first ``shared`` fields of a row that has the values of the
+    row before in them (the messages of a frame) are copied from its line."""
     out = np.empty(bound, dtype=np.uint8)
     pos = 0
     fields = len(kinds)
+    prefix_start = prefix_size = 0
     for r in range(rows):
-        for f in range(fields):
+        line_start = pos
+        first = 0
+        if r > 0:
+            same = True
+            for f in range(shared):
+                which = refs[f]
+                if kinds[f] == TEXT or kinds[f] == QUOTED:
+                    same = text_index[which, r] == text_index[which, r - 1]
+                else:
+                    same = number_valid[which, r] == number_valid[which, r - 1] and (
+                        numbers[which, r] == numbers[which, r - 1])
+                if not same:
+                    break
+            if same:
+                _copy(out, pos, out, prefix_start, prefix_size)
+                pos += prefix_size
+                first = shared
+        for f in range(first, fields):
+            if f == shared:
+                prefix_start = line_start
+                prefix_size = pos - line_start
             kind = kinds[f]
             which = refs[f]
             if kind == TEXT or kind == QUOTED:
                 value = text_index[which, r]
                 present = value >= 0
+                value += text_first[which]
             else:
                 present = number_valid[which, r]
             if not present and optional[f]:

@@ -284,6 +284,9 @@ JSON_KEYS = ("frame", "time", "src", "dst", "transport", "circuit", "sender", "c
              "command_id", "pv", "data_type", "data_count", "status", "value", "latency")
 _JSON_EXTRA = ("display", "sid", "request_frame", "severity", "alarm_status", "epics_time",
                "anomaly", "size", "reason")
+#: The keys of a line copied from the line before when their values are the same
+#: (from ``frame`` to ``command_id``: the messages of a frame, the updates of a batch).
+_JSON_SHARED = JSON_KEYS.index("command_id") + 1
 #: Characters a JSON string cannot hold as they are.
 _JSON_OPTIONAL = np.array([False] * 15 + [True] * 9)
 _NEEDS_ESCAPE = r'["\\\x00-\x1f\x7f]'
@@ -366,28 +369,32 @@ class JsonLines:
         bound = rows * (len(_JSON_HEADS.data) + 40 * len(numbers) + 8 * len(texts) + 2) + sum(
             6 * len(texts[ref].data) if kind == QUOTED else rows * _longest(texts[ref])
             for kind, ref in spec if kind in (TEXT, QUOTED))
-        joined, index = _joined(texts, rows)
+        joined, index, first = _joined(texts, rows)
         out, used = records(rows, bound, _JSON_HEADS, kinds_, refs, _JSON_OPTIONAL,
-                            joined, index, np.array([n.values for n in numbers]),
-                            np.array([n.valid for n in numbers]))
+                            joined, index, first, np.array([n.values for n in numbers]),
+                            np.array([n.valid for n in numbers]), _JSON_SHARED)
         return memoryview(out)[:used]
 
 
-def _joined(texts: list[Strings], rows: int) -> tuple[Strings, np.ndarray]:
-    """Several :class:`Strings` as one: their bytes and values one after the other,
-    and the value of each row of each, by text and row."""
+def _joined(texts: list[Strings], rows: int) -> tuple[Strings, np.ndarray, np.ndarray]:
+    """Several :class:`Strings` as one: their bytes and values one after the other;
+    the value of each row of each, by text and row (as each numbers them, -1 for
+    null), and where the values of each start (the loop adds it: shifting the values
+    of every row here took as long as the loop itself)."""
     # (only the bytes the offsets use: a sliced column's buffer holds more)
     data = np.concatenate([t.data[t.offsets[0]:t.offsets[-1]] for t in texts])
     counts = [len(t.offsets) - 1 for t in texts]
     offsets = np.zeros(sum(counts) + 1, dtype=np.int64)
+    first = np.zeros(len(texts), dtype=np.int64)
     index = np.empty((len(texts), rows), dtype=np.int64)
     values = byte = 0
     for i, (t, count) in enumerate(zip(texts, counts, strict=True)):
         offsets[values + 1:values + count + 1] = t.offsets[1:] - t.offsets[0] + byte
-        index[i] = np.where(t.index >= 0, t.index + values, -1)
+        index[i] = t.index
+        first[i] = values
         values += count
         byte += int(t.offsets[-1] - t.offsets[0])
-    return Strings(data, offsets, np.zeros(0, dtype=np.int64)), index
+    return Strings(data, offsets, np.zeros(0, dtype=np.int64)), index, first
 
 
 def _heads() -> Strings:

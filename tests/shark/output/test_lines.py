@@ -107,7 +107,8 @@ def test_json_strings_are_escaped_as_json_dumps_does(text: str) -> None:
                    np.zeros(0, np.int64))
     out, used = records(1, 6 * len(data) + 16, keys, np.array([QUOTED]), np.array([0]),
                         np.array([False]), strings, np.zeros((1, 1), np.int64),
-                        np.zeros((0, 1), np.int64), np.zeros((0, 1), bool))
+                        np.zeros(1, np.int64), np.zeros((0, 1), np.int64),
+                        np.zeros((0, 1), bool), 0)
     line = bytes(out[:used]).decode()
     assert line == json.dumps({"s": text}, ensure_ascii=False, separators=(",", ":")) + "\n"
 
@@ -131,7 +132,8 @@ def test_numbers_and_words_are_written_whole(compiled: bool) -> None:
     try:
         out, used = records(rows, rows * 200, keys, np.array([1, 0]), np.array([0, 0]),
                             np.array([False, True]), strings, which[None, :],
-                            np.array([numbers], np.int64), np.ones((1, rows), bool))
+                            np.zeros(1, np.int64), np.array([numbers], np.int64),
+                            np.ones((1, rows), bool), 0)
     finally:
         kernels.choose(None)
     lines = bytes(out[:used]).decode().splitlines()
