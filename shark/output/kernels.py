@@ -123,6 +123,11 @@ def _put_fixed(out: np.ndarray, pos: int, units: int, decimals: int, width: int)
     return pos + decimals
 
 
+def _micro(ns: int) -> int:
+    """Nanoseconds to microseconds, rounded half away from zero."""
+    return -((-ns + 500) // 1000) if ns < 0 else (ns + 500) // 1000
+
+
 def _put_value(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray,
                value: int) -> int:
     """Copy value ``value`` of strings ``data``/``offsets``."""
@@ -175,7 +180,7 @@ def _memcpy() -> None:
 def _text_lines(
     rows: int, bound: int,
     frame: np.ndarray,
-    time_units: np.ndarray, time_text: Strings,
+    time_ns: np.ndarray, time_text: Strings,
     src: Strings, dst: Strings, transport: Strings,
     circuit: np.ndarray, circuit_valid: np.ndarray,
     sender: Strings, command: Strings, command_kind: np.ndarray,
@@ -190,9 +195,10 @@ def _text_lines(
 ) -> tuple[np.ndarray, int]:
     """The text lines of ``rows`` rows (see :mod:`shark.output.lines` for the words),
     in a buffer of ``bound`` bytes (enough for them: the caller sums the longest of
-    each word); the bytes written and how many. ``time_units`` are microseconds to
-    write as seconds with 6 decimals in 11 characters, unless ``time_text`` has rows
-    (a text per row). Dictionaries are written as they are: the caller pads those
+    each word); the bytes written and how many. ``time_ns`` are nanoseconds to
+    write as seconds with 6 decimals in 11 characters (microseconds rounded half away
+    from zero: only those of the lines that do not copy them), unless ``time_text``
+    has rows (a text per row). Dictionaries are written as they are: the caller pads those
     that have a width (endpoints, sender). ``command_kind`` by command value: 0 a
     message, 1 a circuit end (OPEN, CLOSE), 2 a gap or undecodable stretch."""
     out = np.empty(bound, dtype=np.uint8)
@@ -210,7 +216,7 @@ def _text_lines(
         # The words up to the command are those of the row before, as often as not (the
         # messages of a frame, the updates of a batch): copied from its line, at once.
         line_start = pos
-        if (r > 0 and frame[r] == frame[r - 1] and time_units[r] == time_units[r - 1]
+        if (r > 0 and frame[r] == frame[r - 1] and time_ns[r] == time_ns[r - 1]
                 and time_text.index[r] == time_text.index[r - 1]
                 and src.index[r] == src.index[r - 1] and dst.index[r] == dst.index[r - 1]
                 and transport.index[r] == transport.index[r - 1]
@@ -231,7 +237,7 @@ def _text_lines(
             if time_text.index[r] >= 0:
                 pos = _put_value(out, pos, time_text.data, time_text.offsets, time_text.index[r])
             else:
-                pos = _put_fixed(out, pos, time_units[r], 6, 11)
+                pos = _put_fixed(out, pos, _micro(time_ns[r]), 6, 11)
             out[pos] = 32
             pos += 1
             pos = _put_value(out, pos, src.data, src.offsets, src.index[r])
@@ -459,8 +465,8 @@ def _records(rows: int, bound: int, keys: Strings, kinds: np.ndarray, refs: np.n
 #: Rows from which a batch is written by the compiled loops (and numba loaded, once).
 COMPILE_ROWS = 4096
 #: The helpers the loops call, compiled into them (inlined) once numba is loaded.
-_HELPERS = ("_digits", "_put_uint", "_put_int", "_put_fixed", "_put_value", "_put_text",
-            "_put_seconds", "_put_quoted")
+_HELPERS = ("_micro", "_digits", "_put_uint", "_put_int", "_put_fixed", "_put_value",
+            "_put_text", "_put_seconds", "_put_quoted")
 _compiled: dict[str, Any] = {}
 
 

@@ -68,7 +68,7 @@ class TextLines:
         if rows == 0:
             return memoryview(b"")
         column = batch.column
-        time_units, time_text = self._time(column("time"), column("raw_time"))
+        time_ns, time_text = self._time(column("time"), column("raw_time"))
         command = column("command")
         kinds = np.array([_COMMAND_KIND.get(name, 0) for name in
                           command.dictionary.to_pylist()] or [0], dtype=np.int8)
@@ -107,7 +107,7 @@ class TextLines:
             "severity", "alarm_status"))) + sum(len(words[name].data) for name in (
                 "fields", "reason", "display")) + len(time_text.data)
         out, size = text_lines(
-            rows, bound, column("frame").to_numpy(), time_units, time_text,
+            rows, bound, column("frame").to_numpy(), time_ns, time_text,
             words["src"], words["dst"], words["transport"], circuit, circuit_valid,
             words["sender"], words["command"], kinds, words["pv"], sid, sid_valid,
             words["data_type"], _numbers(column("data_count"))[0], words["status"],
@@ -118,8 +118,9 @@ class TextLines:
         return memoryview(out)[:size]
 
     def _time(self, times: pa.Array, raw: pa.Array) -> tuple[np.ndarray, Strings]:
-        """The time word of each row: microseconds since the start (or the line
-        before), or a text (absolute times; a damaged capture's)."""
+        """The time word of each row: nanoseconds since the start (or the line
+        before; the loop rounds those it writes to microseconds), or a text (absolute
+        times; a damaged capture's)."""
         rows = len(times)
         clock = self.clock
         none = np.zeros(rows, dtype=np.int64)
@@ -140,11 +141,11 @@ class TextLines:
             previous[0] = ns[0] if clock.previous_ns is None else clock.previous_ns
             clock.previous_ns = int(ns[-1])
             clock.previous = clock.previous_ns / 1e9
-            return _micro(ns - previous), _no_texts(rows)
+            return ns - previous, _no_texts(rows)
         start_ns = seconds_ns(clock.start)
         if start_ns is None:
             return none, _texts(pa.array([clock(t) for t in (ns / 1e9).tolist()]))
-        return _micro(ns - start_ns), _no_texts(rows)
+        return ns - start_ns, _no_texts(rows)
 
 
 #: Commands whose status is not the first field (``ERROR``: ``cid=1 status=...``).
