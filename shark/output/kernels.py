@@ -36,7 +36,7 @@ class Strings(NamedTuple):
 
     data: np.ndarray  # uint8
     offsets: np.ndarray  # int64
-    index: np.ndarray  # int64
+    index: np.ndarray  # int32 for the text lines (read-only: views of Arrow's indices)
 
 
 def _word(text: bytes) -> np.ndarray:

@@ -183,11 +183,7 @@ class _Names:
             offsets[1:] = np.cumsum([len(word) for word in encoded])
             data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
             self._kept[name] = dictionary, data, offsets
-        indices = column.indices
-        index = _integers(indices)
-        if indices.null_count:
-            index[~_valid(indices)] = -1
-        return Strings(data, offsets, index)
+        return Strings(data, offsets, _index(column.indices))
 
 
 def _texts(column: pa.Array) -> Strings:
@@ -198,15 +194,36 @@ def _texts(column: pa.Array) -> Strings:
                             offset=column.offset * 8)
     data = column.buffers()[2]
     data = np.zeros(0, dtype=np.uint8) if data is None else np.frombuffer(data, np.uint8)
-    index = np.arange(rows, dtype=np.int64)
+    index = np.arange(rows, dtype=np.int32)
     if column.null_count:
-        index[~_valid(column)] = -1
+        index = np.where(_valid(column), index, np.int32(-1))
+    index.flags.writeable = False  # (as :func:`_index` gives them)
     return Strings(data, offsets, index)
 
 
 def _no_texts(rows: int) -> Strings:
-    return Strings(np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64),
-                   np.full(rows, -1, dtype=np.int64))
+    index = np.full(rows, -1, dtype=np.int32)
+    index.flags.writeable = False  # (as :func:`_index` gives them)
+    return Strings(np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64), index)
+
+
+def _index(indices: pa.Array) -> np.ndarray:
+    """A dictionary column's indices for the loops: int32, -1 for null, read-only
+    (a view of Arrow's buffer where there are no nulls, the usual case: widening
+    them to int64 was a third of the work of a batch outside the loops; the loops
+    are compiled for one type of array, read-only as the views are)."""
+    if indices.type != pa.int32():
+        indices = indices.cast(pa.int32())
+    data = indices.buffers()[1]
+    if data is None:  # (a column of nulls alone may have no values)
+        index = np.full(len(indices), -1, dtype=np.int32)
+    else:
+        index = np.frombuffer(data, dtype=np.int32, count=len(indices),
+                              offset=indices.offset * 4)
+        if indices.null_count:
+            index = np.where(_valid(indices), index, np.int32(-1))
+    index.flags.writeable = False
+    return index
 
 
 def _numbers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
