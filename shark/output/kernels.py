@@ -36,7 +36,7 @@ class Strings(NamedTuple):
 
     data: np.ndarray  # uint8
     offsets: np.ndarray  # int64
-    index: np.ndarray  # int64
+    index: np.ndarray  # int32 for the text lines (read-only: views of Arrow's indices)
 
 
 def _word(text: bytes) -> np.ndarray:
@@ -52,26 +52,40 @@ _BYTES = _word(b" bytes: ")
 _DATA = _word(b" data=")
 _MS = _word(b" ms]")
 _UNKNOWN_SENDER = _word(b"?       ")
+#: The digits of 0 to 99, two each ("00", "01" ... "99").
+_PAIRS = _word("".join(f"{i:02d}" for i in range(100)).encode())
 #: Bytes a line has at most besides its names and texts (numbers at their longest).
 FIXED_BYTES = 256
 
 
 def _digits(value: int) -> int:
-    """How many decimal digits a non-negative integer has."""
+    """How many decimal digits a non-negative integer has (four at a time, then by
+    comparisons: a division is what a digit costs)."""
     n = 1
-    while value >= 10:
-        value //= 10
-        n += 1
-    return n
+    while value >= 10000:
+        value //= 10000
+        n += 4
+    if value >= 100:
+        return n + 3 if value >= 1000 else n + 2
+    return n + 1 if value >= 10 else n
 
 
 def _put_uint(out: np.ndarray, pos: int, value: int) -> int:
-    """Write a non-negative integer; return the position after it."""
-    n = _digits(value)
-    end = pos + n
-    for i in range(n):
-        out[end - 1 - i] = 48 + value % 10
-        value //= 10
+    """Write a non-negative integer; return the position after it. Two digits at a
+    time (:data:`_PAIRS`), from the last: half the divisions."""
+    end = pos + _digits(value)
+    i = end
+    while value >= 100:
+        pair = 2 * (value % 100)
+        value //= 100
+        i -= 2
+        out[i] = _PAIRS[pair]
+        out[i + 1] = _PAIRS[pair + 1]
+    if value >= 10:
+        out[i - 2] = _PAIRS[2 * value]
+        out[i - 1] = _PAIRS[2 * value + 1]
+    else:
+        out[i - 1] = 48 + value
     return end
 
 
@@ -109,25 +123,64 @@ def _put_fixed(out: np.ndarray, pos: int, units: int, decimals: int, width: int)
     return pos + decimals
 
 
+def _micro(ns: int) -> int:
+    """Nanoseconds to microseconds, rounded half away from zero."""
+    return -((-ns + 500) // 1000) if ns < 0 else (ns + 500) // 1000
+
+
 def _put_value(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray,
                value: int) -> int:
     """Copy value ``value`` of strings ``data``/``offsets``."""
-    for i in range(offsets[value], offsets[value + 1]):
-        out[pos] = data[i]
-        pos += 1
-    return pos
+    start = offsets[value]
+    size = offsets[value + 1] - start
+    if size <= 0:
+        return pos
+    _copy(out, pos, data, start, size)
+    return pos + size
 
 
 def _put_text(out: np.ndarray, pos: int, text: np.ndarray) -> int:
-    for i in range(len(text)):
-        out[pos + i] = text[i]
+    _copy(out, pos, text, 0, len(text))
     return pos + len(text)
+
+
+def _copy(out: np.ndarray, pos: int, data: np.ndarray, start: int, size: int) -> None:
+    """Copy ``size`` bytes (at least one) of ``data`` from ``start`` to ``out`` at
+    ``pos``. Compiled, this is a call of ``memcpy`` (:func:`_memcpy`)."""
+    for i in range(size):
+        out[pos + i] = data[start + i]
+
+
+def _memcpy() -> None:
+    """:func:`_copy` in the compiled loops: ``memcpy`` (an intrinsic; the Python
+    function stays as it is, for the loops as Python). Copied a byte at a time, the
+    names and texts of a line took as long as all the rest of it (each is too short
+    for the compiler to make the loop wider by itself)."""
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic, overload
+
+    @intrinsic
+    def memcpy(typingctx: Any, out: Any, pos: Any, data: Any, start: Any, size: Any
+               ) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            target = context.make_array(signature.args[0])(context, builder, args[0])
+            source = context.make_array(signature.args[2])(context, builder, args[2])
+            cgutils.raw_memcpy(builder, builder.gep(target.data, [args[1]]),
+                               builder.gep(source.data, [args[3]]), args[4], 1)
+            return context.get_dummy_value()
+        return types.none(out, pos, data, start, size), codegen
+
+    @overload(_copy, inline="always")
+    def copy(out: Any, pos: Any, data: Any, start: Any, size: Any) -> Any:
+        def compiled(out: Any, pos: Any, data: Any, start: Any, size: Any) -> None:
+            memcpy(out, pos, data, start, size)
+        return compiled
 
 
 def _text_lines(
     rows: int, bound: int,
     frame: np.ndarray,
-    time_units: np.ndarray, time_text: Strings,
+    time_ns: np.ndarray, time_text: Strings,
     src: Strings, dst: Strings, transport: Strings,
     circuit: np.ndarray, circuit_valid: np.ndarray,
     sender: Strings, command: Strings, command_kind: np.ndarray,
@@ -142,9 +195,10 @@ def _text_lines(
 ) -> tuple[np.ndarray, int]:
     """The text lines of ``rows`` rows (see :mod:`shark.output.lines` for the words),
     in a buffer of ``bound`` bytes (enough for them: the caller sums the longest of
-    each word); the bytes written and how many. ``time_units`` are microseconds to
-    write as seconds with 6 decimals in 11 characters, unless ``time_text`` has rows
-    (a text per row). Dictionaries are written as they are: the caller pads those
+    each word); the bytes written and how many. ``time_ns`` are nanoseconds to
+    write as seconds with 6 decimals in 11 characters (microseconds rounded half away
+    from zero: only those of the lines that do not copy them), unless ``time_text``
+    has rows (a text per row). Dictionaries are written as they are: the caller pads those
     that have a width (endpoints, sender). ``command_kind`` by command value: 0 a
     message, 1 a circuit end (OPEN, CLOSE), 2 a gap or undecodable stretch."""
     out = np.empty(bound, dtype=np.uint8)
@@ -157,45 +211,61 @@ def _text_lines(
     data_word = _DATA
     ms_word = _MS
     unknown_sender = _UNKNOWN_SENDER
+    prefix_start = prefix_size = 0
     for r in range(rows):
-        # frame, right-aligned in 6
-        n = _digits(frame[r])
-        for _ in range(n, 6):
+        # The words up to the command are those of the row before, as often as not (the
+        # messages of a frame, the updates of a batch): copied from its line, at once.
+        line_start = pos
+        if (r > 0 and frame[r] == frame[r - 1] and time_ns[r] == time_ns[r - 1]
+                and time_text.index[r] == time_text.index[r - 1]
+                and src.index[r] == src.index[r - 1] and dst.index[r] == dst.index[r - 1]
+                and transport.index[r] == transport.index[r - 1]
+                and circuit_valid[r] == circuit_valid[r - 1]
+                and circuit[r] == circuit[r - 1] and sender.index[r] == sender.index[r - 1]
+                and command.index[r] == command.index[r - 1]):
+            _copy(out, pos, out, prefix_start, prefix_size)
+            pos += prefix_size
+        else:
+            # frame, right-aligned in 6
+            n = _digits(frame[r])
+            for _ in range(n, 6):
+                out[pos] = 32
+                pos += 1
+            pos = _put_uint(out, pos, frame[r])
             out[pos] = 32
             pos += 1
-        pos = _put_uint(out, pos, frame[r])
-        out[pos] = 32
-        pos += 1
-        if time_text.index[r] >= 0:
-            pos = _put_value(out, pos, time_text.data, time_text.offsets, time_text.index[r])
-        else:
-            pos = _put_fixed(out, pos, time_units[r], 6, 11)
-        out[pos] = 32
-        pos += 1
-        pos = _put_value(out, pos, src.data, src.offsets, src.index[r])
-        pos = _put_text(out, pos, sep)
-        pos = _put_value(out, pos, dst.data, dst.offsets, dst.index[r])
-        out[pos] = 32
-        pos += 1
-        # transport[#circuit], left-aligned in 6
-        start = pos
-        pos = _put_value(out, pos, transport.data, transport.offsets, transport.index[r])
-        if circuit_valid[r]:
-            out[pos] = 35  # #
-            pos = _put_uint(out, pos + 1, circuit[r])
-        while pos - start < 6:
+            if time_text.index[r] >= 0:
+                pos = _put_value(out, pos, time_text.data, time_text.offsets, time_text.index[r])
+            else:
+                pos = _put_fixed(out, pos, _micro(time_ns[r]), 6, 11)
             out[pos] = 32
             pos += 1
-        out[pos] = 32
-        pos += 1
-        if sender.index[r] >= 0:
-            pos = _put_value(out, pos, sender.data, sender.offsets, sender.index[r])
-        else:
-            pos = _put_text(out, pos, unknown_sender)
-        out[pos] = 32
-        pos += 1
+            pos = _put_value(out, pos, src.data, src.offsets, src.index[r])
+            pos = _put_text(out, pos, sep)
+            pos = _put_value(out, pos, dst.data, dst.offsets, dst.index[r])
+            out[pos] = 32
+            pos += 1
+            # transport[#circuit], left-aligned in 6
+            start = pos
+            pos = _put_value(out, pos, transport.data, transport.offsets, transport.index[r])
+            if circuit_valid[r]:
+                out[pos] = 35  # #
+                pos = _put_uint(out, pos + 1, circuit[r])
+            while pos - start < 6:
+                out[pos] = 32
+                pos += 1
+            out[pos] = 32
+            pos += 1
+            if sender.index[r] >= 0:
+                pos = _put_value(out, pos, sender.data, sender.offsets, sender.index[r])
+            else:
+                pos = _put_text(out, pos, unknown_sender)
+            out[pos] = 32
+            pos += 1
+            pos = _put_value(out, pos, command.data, command.offsets, command.index[r])
+        prefix_start = line_start
+        prefix_size = pos - line_start
         which = command.index[r]
-        pos = _put_value(out, pos, command.data, command.offsets, which)
         kind = command_kind[which]
         if pv.index[r] >= 0:
             out[pos] = 32
@@ -330,24 +400,49 @@ def _put_quoted(out: np.ndarray, pos: int, data: np.ndarray, offsets: np.ndarray
 
 
 def _records(rows: int, bound: int, keys: Strings, kinds: np.ndarray, refs: np.ndarray,
-            optional: np.ndarray, texts: Strings, text_index: np.ndarray,
-            numbers: np.ndarray, number_valid: np.ndarray) -> tuple[np.ndarray, int]:
+             optional: np.ndarray, texts: Strings, text_index: np.ndarray,
+             text_first: np.ndarray, numbers: np.ndarray, number_valid: np.ndarray,
+             shared: int) -> tuple[np.ndarray, int]:
     """JSON objects, one per line: for each field f, key ``keys`` value f (the JSON of
     the key and what precedes it: ``{"frame":``, ``,"time":``), then the value of row r
-    by ``kinds[f]``: text value ``text_index[refs[f], r]`` of ``texts`` (the strings of
-    every text field, one after the other), or the number ``numbers[refs[f], r]`` where
-    ``number_valid``; a null value is ``null``, or leaves the field out when
-    ``optional[f]``."""
+    by ``kinds[f]``: text value ``text_first[refs[f]] + text_index[refs[f], r]`` of
+    ``texts`` (the strings of every text field, one after the other, those of text t
+    from ``text_first[t]``; index -1: null), or the number ``numbers[refs[f], r]``
+    where ``number_valid``; a null value is ``null``, or leaves the field out when
+    ``optional[f]``. The first ``shared`` fields of a row that has the values of the
+    row before in them (the messages of a frame) are copied from its line."""
     out = np.empty(bound, dtype=np.uint8)
     pos = 0
     fields = len(kinds)
+    prefix_start = prefix_size = 0
     for r in range(rows):
-        for f in range(fields):
+        line_start = pos
+        first = 0
+        if r > 0:
+            same = True
+            for f in range(shared):
+                which = refs[f]
+                if kinds[f] == TEXT or kinds[f] == QUOTED:
+                    same = text_index[which, r] == text_index[which, r - 1]
+                else:
+                    same = number_valid[which, r] == number_valid[which, r - 1] and (
+                        numbers[which, r] == numbers[which, r - 1])
+                if not same:
+                    break
+            if same:
+                _copy(out, pos, out, prefix_start, prefix_size)
+                pos += prefix_size
+                first = shared
+        for f in range(first, fields):
+            if f == shared:
+                prefix_start = line_start
+                prefix_size = pos - line_start
             kind = kinds[f]
             which = refs[f]
             if kind == TEXT or kind == QUOTED:
                 value = text_index[which, r]
                 present = value >= 0
+                value += text_first[which]
             else:
                 present = number_valid[which, r]
             if not present and optional[f]:
@@ -370,8 +465,8 @@ def _records(rows: int, bound: int, keys: Strings, kinds: np.ndarray, refs: np.n
 #: Rows from which a batch is written by the compiled loops (and numba loaded, once).
 COMPILE_ROWS = 4096
 #: The helpers the loops call, compiled into them (inlined) once numba is loaded.
-_HELPERS = ("_digits", "_put_uint", "_put_int", "_put_fixed", "_put_value", "_put_text",
-            "_put_seconds", "_put_quoted")
+_HELPERS = ("_micro", "_digits", "_put_uint", "_put_int", "_put_fixed", "_put_value",
+            "_put_text", "_put_seconds", "_put_quoted")
 _compiled: dict[str, Any] = {}
 
 
@@ -381,6 +476,7 @@ def _compile() -> dict[str, Any]:
         from numba import njit
 
         module = globals()
+        _memcpy()  # (before the helpers that call it are compiled)
         for name in _HELPERS:  # (rebound: the loops compiled next call the compiled ones)
             module[name] = njit(cache=True, inline="always")(module[name])
         _compiled["text_lines"] = njit(cache=True)(_text_lines)

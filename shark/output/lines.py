@@ -68,7 +68,7 @@ class TextLines:
         if rows == 0:
             return memoryview(b"")
         column = batch.column
-        time_units, time_text = self._time(column("time"), column("raw_time"))
+        time_ns, time_text = self._time(column("time"), column("raw_time"))
         command = column("command")
         kinds = np.array([_COMMAND_KIND.get(name, 0) for name in
                           command.dictionary.to_pylist()] or [0], dtype=np.int8)
@@ -107,7 +107,7 @@ class TextLines:
             "severity", "alarm_status"))) + sum(len(words[name].data) for name in (
                 "fields", "reason", "display")) + len(time_text.data)
         out, size = text_lines(
-            rows, bound, column("frame").to_numpy(), time_units, time_text,
+            rows, bound, column("frame").to_numpy(), time_ns, time_text,
             words["src"], words["dst"], words["transport"], circuit, circuit_valid,
             words["sender"], words["command"], kinds, words["pv"], sid, sid_valid,
             words["data_type"], _numbers(column("data_count"))[0], words["status"],
@@ -118,8 +118,9 @@ class TextLines:
         return memoryview(out)[:size]
 
     def _time(self, times: pa.Array, raw: pa.Array) -> tuple[np.ndarray, Strings]:
-        """The time word of each row: microseconds since the start (or the line
-        before), or a text (absolute times; a damaged capture's)."""
+        """The time word of each row: nanoseconds since the start (or the line
+        before; the loop rounds those it writes to microseconds), or a text (absolute
+        times; a damaged capture's)."""
         rows = len(times)
         clock = self.clock
         none = np.zeros(rows, dtype=np.int64)
@@ -140,11 +141,11 @@ class TextLines:
             previous[0] = ns[0] if clock.previous_ns is None else clock.previous_ns
             clock.previous_ns = int(ns[-1])
             clock.previous = clock.previous_ns / 1e9
-            return _micro(ns - previous), _no_texts(rows)
+            return ns - previous, _no_texts(rows)
         start_ns = seconds_ns(clock.start)
         if start_ns is None:
             return none, _texts(pa.array([clock(t) for t in (ns / 1e9).tolist()]))
-        return _micro(ns - start_ns), _no_texts(rows)
+        return ns - start_ns, _no_texts(rows)
 
 
 #: Commands whose status is not the first field (``ERROR``: ``cid=1 status=...``).
@@ -182,11 +183,7 @@ class _Names:
             offsets[1:] = np.cumsum([len(word) for word in encoded])
             data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
             self._kept[name] = dictionary, data, offsets
-        indices = column.indices
-        index = _integers(indices)
-        if indices.null_count:
-            index[~_valid(indices)] = -1
-        return Strings(data, offsets, index)
+        return Strings(data, offsets, _index(column.indices))
 
 
 def _texts(column: pa.Array) -> Strings:
@@ -197,15 +194,36 @@ def _texts(column: pa.Array) -> Strings:
                             offset=column.offset * 8)
     data = column.buffers()[2]
     data = np.zeros(0, dtype=np.uint8) if data is None else np.frombuffer(data, np.uint8)
-    index = np.arange(rows, dtype=np.int64)
+    index = np.arange(rows, dtype=np.int32)
     if column.null_count:
-        index[~_valid(column)] = -1
+        index = np.where(_valid(column), index, np.int32(-1))
+    index.flags.writeable = False  # (as :func:`_index` gives them)
     return Strings(data, offsets, index)
 
 
 def _no_texts(rows: int) -> Strings:
-    return Strings(np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64),
-                   np.full(rows, -1, dtype=np.int64))
+    index = np.full(rows, -1, dtype=np.int32)
+    index.flags.writeable = False  # (as :func:`_index` gives them)
+    return Strings(np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64), index)
+
+
+def _index(indices: pa.Array) -> np.ndarray:
+    """A dictionary column's indices for the loops: int32, -1 for null, read-only
+    (a view of Arrow's buffer where there are no nulls, the usual case: widening
+    them to int64 was a third of the work of a batch outside the loops; the loops
+    are compiled for one type of array, read-only as the views are)."""
+    if indices.type != pa.int32():
+        indices = indices.cast(pa.int32())
+    data = indices.buffers()[1]
+    if data is None:  # (a column of nulls alone may have no values)
+        index = np.full(len(indices), -1, dtype=np.int32)
+    else:
+        index = np.frombuffer(data, dtype=np.int32, count=len(indices),
+                              offset=indices.offset * 4)
+        if indices.null_count:
+            index = np.where(_valid(indices), index, np.int32(-1))
+    index.flags.writeable = False
+    return index
 
 
 def _numbers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -284,6 +302,9 @@ JSON_KEYS = ("frame", "time", "src", "dst", "transport", "circuit", "sender", "c
              "command_id", "pv", "data_type", "data_count", "status", "value", "latency")
 _JSON_EXTRA = ("display", "sid", "request_frame", "severity", "alarm_status", "epics_time",
                "anomaly", "size", "reason")
+#: The keys of a line copied from the line before when their values are the same
+#: (from ``frame`` to ``command_id``: the messages of a frame, the updates of a batch).
+_JSON_SHARED = JSON_KEYS.index("command_id") + 1
 #: Characters a JSON string cannot hold as they are.
 _JSON_OPTIONAL = np.array([False] * 15 + [True] * 9)
 _NEEDS_ESCAPE = r'["\\\x00-\x1f\x7f]'
@@ -366,28 +387,32 @@ class JsonLines:
         bound = rows * (len(_JSON_HEADS.data) + 40 * len(numbers) + 8 * len(texts) + 2) + sum(
             6 * len(texts[ref].data) if kind == QUOTED else rows * _longest(texts[ref])
             for kind, ref in spec if kind in (TEXT, QUOTED))
-        joined, index = _joined(texts, rows)
+        joined, index, first = _joined(texts, rows)
         out, used = records(rows, bound, _JSON_HEADS, kinds_, refs, _JSON_OPTIONAL,
-                            joined, index, np.array([n.values for n in numbers]),
-                            np.array([n.valid for n in numbers]))
+                            joined, index, first, np.array([n.values for n in numbers]),
+                            np.array([n.valid for n in numbers]), _JSON_SHARED)
         return memoryview(out)[:used]
 
 
-def _joined(texts: list[Strings], rows: int) -> tuple[Strings, np.ndarray]:
-    """Several :class:`Strings` as one: their bytes and values one after the other,
-    and the value of each row of each, by text and row."""
+def _joined(texts: list[Strings], rows: int) -> tuple[Strings, np.ndarray, np.ndarray]:
+    """Several :class:`Strings` as one: their bytes and values one after the other;
+    the value of each row of each, by text and row (as each numbers them, -1 for
+    null), and where the values of each start (the loop adds it: shifting the values
+    of every row here took as long as the loop itself)."""
     # (only the bytes the offsets use: a sliced column's buffer holds more)
     data = np.concatenate([t.data[t.offsets[0]:t.offsets[-1]] for t in texts])
     counts = [len(t.offsets) - 1 for t in texts]
     offsets = np.zeros(sum(counts) + 1, dtype=np.int64)
+    first = np.zeros(len(texts), dtype=np.int64)
     index = np.empty((len(texts), rows), dtype=np.int64)
     values = byte = 0
     for i, (t, count) in enumerate(zip(texts, counts, strict=True)):
         offsets[values + 1:values + count + 1] = t.offsets[1:] - t.offsets[0] + byte
-        index[i] = np.where(t.index >= 0, t.index + values, -1)
+        index[i] = t.index
+        first[i] = values
         values += count
         byte += int(t.offsets[-1] - t.offsets[0])
-    return Strings(data, offsets, np.zeros(0, dtype=np.int64)), index
+    return Strings(data, offsets, np.zeros(0, dtype=np.int64)), index, first
 
 
 def _heads() -> Strings:

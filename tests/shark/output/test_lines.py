@@ -94,8 +94,10 @@ def test_fixed_point_numbers_round_as_python_does() -> None:
     lines = TextLines("relative", 0.0)
     ns = np.array([0, 499, 500, 1_499, 999_999_500, -500, -1_500, 12_345_678_901], np.int64)
     batch_times = pa.array(ns, pa.timestamp("ns", "UTC"))
-    units, _ = lines._time(batch_times, pa.nulls(len(ns), pa.float64()))
-    assert units.tolist() == [0, 0, 1, 1, 1_000_000, -1, -2, 12_345_679]
+    since, _ = lines._time(batch_times, pa.nulls(len(ns), pa.float64()))
+    # (nanoseconds since the start; the loop writes them as microseconds)
+    units = [kernels._micro(n) for n in since.tolist()]
+    assert units == [0, 0, 1, 1, 1_000_000, -1, -2, 12_345_679]
 
 
 @pytest.mark.parametrize("text", ['plain', 'a "quote" and a \\ backslash', 'line\nbreak\ttab',
@@ -107,9 +109,39 @@ def test_json_strings_are_escaped_as_json_dumps_does(text: str) -> None:
                    np.zeros(0, np.int64))
     out, used = records(1, 6 * len(data) + 16, keys, np.array([QUOTED]), np.array([0]),
                         np.array([False]), strings, np.zeros((1, 1), np.int64),
-                        np.zeros((0, 1), np.int64), np.zeros((0, 1), bool))
+                        np.zeros(1, np.int64), np.zeros((0, 1), np.int64),
+                        np.zeros((0, 1), bool), 0)
     line = bytes(out[:used]).decode()
     assert line == json.dumps({"s": text}, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_numbers_and_words_are_written_whole(compiled: bool) -> None:
+    """Integers at every count of digits (written two at a time, compiled) and words
+    of every length, empty and null ones too (copied by ``memcpy``, compiled)."""
+    numbers = [0, 5, 9, 10, 42, 99, 100, 101, 999, 1000, 9999, 10000, 12345, 99999,
+               100000, 1234567, 99999999, 10**9, 10**18 - 1, 10**18, 2**63 - 1, -1, -10,
+               -99, -100, -2**63 + 1]
+    words = [b"", b"a", b"quote\"", b"x" * 40, "\u00b5s \u2603".encode()]
+    rows = len(numbers)
+    data = np.frombuffer(b"".join(words), np.uint8)
+    offsets = np.cumsum([0] + [len(w) for w in words]).astype(np.int64)
+    strings = Strings(data, offsets, np.zeros(0, np.int64))
+    which = np.array([i % (len(words) + 1) - 1 for i in range(rows)], np.int64)  # -1: null
+    keys = Strings(np.frombuffer(b'{"n":,"w":', np.uint8), np.array([0, 5, 10], np.int64),
+                   np.zeros(0, np.int64))
+    kernels.choose(compiled)
+    try:
+        out, used = records(rows, rows * 200, keys, np.array([1, 0]), np.array([0, 0]),
+                            np.array([False, True]), strings, which[None, :],
+                            np.zeros(1, np.int64), np.array([numbers], np.int64),
+                            np.ones((1, rows), bool), 0)
+    finally:
+        kernels.choose(None)
+    lines = bytes(out[:used]).decode().splitlines()
+    expected = [f'{{"n":{n}' + ("" if w < 0 else f',"w":{words[w].decode()}') + "}"
+                for n, w in zip(numbers, which.tolist(), strict=True)]
+    assert lines == expected
 
 
 @pytest.mark.parametrize("path", [*OWN, *corpus_params()[:4]])
