@@ -177,6 +177,23 @@ def tcp_frames(segments: Iterable[Segment], server_port: int = 5064,
     return frames
 
 
+def conversation(pieces: Iterable[tuple[bool, bytes]], closed: bool = False) -> bytes:
+    """A pcap (Ethernet) of one TCP circuit: the handshake, then a segment per piece
+    (from the client or not, its bytes), each acknowledging what the other side sent
+    before it; then both FINs if ``closed``."""
+    segments = [(True, 100, b"", TCP_SYN, 0), (False, 500, b"", TCP_SYN | TCP_ACK, 101)]
+    sent = {True: 101, False: 501}
+    for from_client, payload in pieces:
+        segments.append((from_client, sent[from_client], payload, TCP_ACK | TCP_PSH,
+                         sent[not from_client]))
+        sent[from_client] += len(payload)
+    if closed:
+        segments.append((True, sent[True], b"", TCP_FIN | TCP_ACK, sent[False]))
+        segments.append((False, sent[False], b"", TCP_FIN | TCP_ACK, sent[True] + 1))
+    frames = [(f.time_ns, ethernet(bytes(f.data))) for f in tcp_frames(segments)]
+    return pcap_bytes(frames, LinkType.EN10MB)
+
+
 def chunked(data: bytes, sizes: Iterable[int]) -> list[tuple[int, bytes]]:
     """(offset, piece) of ``data`` cut into pieces of the given sizes (cycled)."""
     out, offset = [], 0

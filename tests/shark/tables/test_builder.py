@@ -6,13 +6,12 @@ import gc
 from pathlib import Path
 
 import pytest
-from builders import TCP_ACK, TCP_PSH, TCP_SYN, ethernet, pcap_bytes, tcp_frames
+from builders import conversation
 
 import shark
 from decoder import DBRType
 from decoder import messages as m
 from decoder.circuit import MAX_ANOMALIES, Anomaly, Channel
-from shark.capture.files import LinkType
 from shark.tables.stream import MessageStream
 
 CHANNELS = 200
@@ -49,14 +48,7 @@ def churn(path: Path) -> Path:
         pieces += [(True, m.ClearChannelRequest(sid=sid, cid=cid).to_bytes()),
                    (False, m.ClearChannelResponse(sid=sid, cid=cid).to_bytes()
                     + STRAYS * m.ClearChannelResponse(sid=99999, cid=cid).to_bytes())]
-    segments = [(True, 100, b"", TCP_SYN, 0), (False, 500, b"", TCP_SYN | TCP_ACK, 101)]
-    sent = {True: 101, False: 501}
-    for from_client, payload in pieces:
-        segments.append((from_client, sent[from_client], payload, TCP_ACK | TCP_PSH,
-                         sent[not from_client]))
-        sent[from_client] += len(payload)
-    frames = [(f.time_ns, ethernet(bytes(f.data))) for f in tcp_frames(segments)]
-    path.write_bytes(pcap_bytes(frames, LinkType.EN10MB))
+    path.write_bytes(conversation(pieces))
     return path
 
 

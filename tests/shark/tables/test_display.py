@@ -10,17 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import (
-    CAPTURES,
-    OWN_CAPTURES,
-    TCP_ACK,
-    TCP_FIN,
-    TCP_PSH,
-    TCP_SYN,
-    ethernet,
-    pcap_bytes,
-    tcp_frames,
-)
+from builders import CAPTURES, OWN_CAPTURES, conversation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -28,7 +18,6 @@ from hypothesis.extra.numpy import arrays
 from decoder import DBRType, DBRValue, DecodeError
 from decoder import messages as m
 from shark.analysis.attribution import read
-from shark.capture.files import LinkType
 from shark.extract.bulk import UPDATES
 from shark.output.text import shown
 from shark.tables.chunk import Chunk, Vocabularies
@@ -151,16 +140,7 @@ def monitored(precisions: list[int], per_packet: int = 10) -> bytes:
     pieces = [(True, create), (False, replies), (True, subscribe)] + [
         (False, b"".join(updates[i : i + per_packet]))
         for i in range(0, len(updates), per_packet)]
-    segments = [(True, 100, b"", TCP_SYN, 0), (False, 500, b"", TCP_SYN | TCP_ACK, 101)]
-    sent = {True: 101, False: 501}
-    for from_client, payload in pieces:
-        segments.append((from_client, sent[from_client], payload, TCP_ACK | TCP_PSH,
-                         sent[not from_client]))
-        sent[from_client] += len(payload)
-    segments.append((True, sent[True], b"", TCP_FIN | TCP_ACK, sent[False]))
-    segments.append((False, sent[False], b"", TCP_FIN | TCP_ACK, sent[True] + 1))
-    frames = [(f.time_ns, ethernet(bytes(f.data))) for f in tcp_frames(segments)]
-    return pcap_bytes(frames, LinkType.EN10MB)
+    return conversation(pieces, closed=True)
 
 
 def test_updates_in_bulk_teach_their_channel() -> None:
