@@ -124,7 +124,9 @@ def _put_fixed(out: np.ndarray, pos: int, units: int, decimals: int, width: int)
 
 
 def _micro(ns: int) -> int:
-    """Nanoseconds to microseconds, rounded half away from zero."""
+    """Nanoseconds to microseconds, rounded half away from zero (one at a time, in the
+    loops: :func:`shark.output.lines._micro` is the same rule over arrays, for the
+    local times written outside them)."""
     return -((-ns + 500) // 1000) if ns < 0 else (ns + 500) // 1000
 
 

@@ -156,7 +156,8 @@ _COMMAND_KIND = {"OPEN": 1, "CLOSE": 1, "GAP": 2, "UNDECODED": 2}
 
 
 def _micro(ns: np.ndarray) -> np.ndarray:
-    """Nanoseconds to microseconds, rounded half away from zero."""
+    """Nanoseconds to microseconds, rounded half away from zero (as the compiled loops
+    round each time they write: :func:`shark.output.kernels._micro`)."""
     return np.where(ns < 0, -((-ns + 500) // 1000), (ns + 500) // 1000)
 
 
