@@ -16,7 +16,6 @@ import os
 import pkgutil
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from types import ModuleType
 from typing import NoReturn
 
@@ -117,12 +116,14 @@ _NO_PANDAS = _NoPandas()
 def _command_modules(wanted: str | None = None) -> list[ModuleType]:
     """The subcommands' modules: only ``wanted``'s when it names one, else all."""
     names = [info.name for info in pkgutil.iter_modules(__path__)]
-    entries = list(metadata.entry_points(group="shark.commands"))
     if wanted in names:
         module = importlib.import_module(f"{__name__}.{wanted}")
         if getattr(module, "NAME", None) == wanted:
             return [module]
-    elif wanted in {entry.name for entry in entries}:
+    from importlib import metadata  # (20 ms to load: not for a command of our own)
+
+    entries = list(metadata.entry_points(group="shark.commands"))
+    if wanted not in names and wanted in {entry.name for entry in entries}:
         entries = [entry for entry in entries if entry.name == wanted]
         names = []
     found = [
@@ -137,11 +138,21 @@ def _command_modules(wanted: str | None = None) -> list[ModuleType]:
     return found
 
 
+class _Version(argparse.Action):
+    """``--version``: argparse's, with the version looked up only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"{parser.prog} {shark.__version__}")
+        parser.exit()
+
+
 def _parser(commands: list[ModuleType]) -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     parser = argparse.ArgumentParser(
         prog="shark", description="Packet analysis and debugging for EPICS Channel Access."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {shark.__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="show program's version number and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for module in commands:
