@@ -71,7 +71,7 @@ def console(argv: Sequence[str] | None = None) -> NoReturn:
     cycles: Python promises no more).
 
     A command whose module says it makes no pandas object (``PANDAS = False``: ``shark
-    read``, ``shark export``) runs without pandas loaded (:func:`_arrow_without_pandas`):
+    read``, ``export``, ``live``) runs without pandas loaded (:func:`_arrow_without_pandas`):
     here only, where no other code shares the process."""
     status = _main(argv, own_process=True)
     gc.disable()
