@@ -75,7 +75,9 @@ _ARROW = {
 _PANDAS = {TIME: "datetime64[ns, UTC]", ELEMENTS: "object", STRINGS: "object"}
 _NEVER_NULL = frozenset((INT64, UINT32, BOOL))
 #: What pyarrow's pandas metadata says of an empty column of each kind's pandas dtype:
-#: its ``pandas_type``, ``numpy_type`` and ``metadata`` (see :func:`_pandas_metadata`).
+#: its ``pandas_type``, ``numpy_type`` and ``metadata`` (see :func:`_pandas_metadata`), as
+#: pandas 3 and pyarrow 26 say it (tests/shark/tables/test_schema.py tells when the
+#: versions installed say otherwise).
 _PANDAS_METADATA: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     INT64: ("int64", "int64", None), UINT32: ("uint32", "uint32", None),
     NINT64: ("int64", "Int64", None), NUINT32: ("uint32", "UInt32", None),
