@@ -31,7 +31,6 @@ The pipeline, a folder per stage, each usable on its own (``docs/architecture.md
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -44,11 +43,6 @@ from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 
 if TYPE_CHECKING:
     from shark.tables.capture import Capture
-
-try:
-    __version__ = metadata.version("epics-shark")
-except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.1.0"
 
 __all__ = [
     "CLOSE",
@@ -107,7 +101,17 @@ def open(  # not in __all__: ``from shark import *`` must not hide the built-in
 
 
 def __getattr__(name: str) -> Any:
-    # shark.Capture loads pandas and pyarrow on first use, not with ``import shark``.
+    # shark.Capture loads pandas and pyarrow on first use, not with ``import shark``;
+    # __version__ is looked up when asked for (importlib.metadata takes 20 ms to load).
+    if name == "__version__":
+        global __version__
+        from importlib import metadata
+
+        try:
+            __version__ = metadata.version("epics-shark")
+        except metadata.PackageNotFoundError:  # a source tree that is not installed
+            __version__ = "0.1.0"
+        return __version__
     if name == "Capture":
         return _tables.Capture
     if name == "FilterError":

@@ -17,6 +17,8 @@ from shark.cli.options import add_capture_argument, add_port_option
 from shark.tables import PER_MESSAGE, TABLES
 
 NAME = "export"
+#: It makes no pandas object: its process never loads pandas (:func:`shark.cli.console`).
+PANDAS = False
 HELP = "write the tables of a capture as Parquet, CSV or Feather"
 DESCRIPTION = (
     "Write the tables of a capture (" + ", ".join(TABLES) + ") as Parquet, CSV or "

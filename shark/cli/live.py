@@ -49,6 +49,8 @@ from shark.output.lines import JSON_KEYS, JsonLines, TextLines
 from shark.tables.stream import MessageStream, shown_rows
 
 NAME = "live"
+#: It makes no pandas object: its process never loads pandas (:func:`shark.cli.console`).
+PANDAS = False
 HELP = "decode CA traffic live from a network interface"
 DESCRIPTION = (
     "Capture and decode CA traffic live (needs root or CAP_NET_RAW). Stop with Ctrl-C. "

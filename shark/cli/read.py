@@ -44,6 +44,8 @@ from shark.tables.selection import FrameSelection
 from shark.tables.stream import MessageStream, shown_rows
 
 NAME = "read"
+#: It makes no pandas object: its process never loads pandas (:func:`shark.cli.console`).
+PANDAS = False
 HELP = "decode the CA messages of a capture"
 DESCRIPTION = "Decode the CA messages of a pcap or pcapng capture (gzip allowed)."
 

@@ -148,9 +148,10 @@ def _put_text(out: np.ndarray, pos: int, text: np.ndarray) -> int:
 
 def _copy(out: np.ndarray, pos: int, data: np.ndarray, start: int, size: int) -> None:
     """Copy ``size`` bytes (at least one) of ``data`` from ``start`` to ``out`` at
-    ``pos``. Compiled, this is a call of ``memcpy`` (:func:`_memcpy`)."""
-    for i in range(size):
-        out[pos + i] = data[start + i]
+    ``pos``. Compiled, this is a call of ``memcpy`` (:func:`_memcpy`); as Python, one
+    slice (a loop over the bytes took a third of a small capture's ``shark read
+    --format jsonl``)."""
+    out[pos:pos + size] = data[start:start + size]
 
 
 def _memcpy() -> None:

@@ -21,9 +21,8 @@ import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import pandas as pd
 import pyarrow as pa
 
 from shark.analysis.attribution import read
@@ -41,6 +40,9 @@ from shark.tables.names import PER_MESSAGE, TABLES
 from shark.tables.rowgroups import ChunkedTable, Sink
 from shark.tables.schema import TableSchema
 from shark.tables.traffic import Commands, Latency, Talkers
+
+if TYPE_CHECKING:  # (pandas loads with the first DataFrame asked for: see ``table``)
+    import pandas as pd
 
 __all__ = ["SCHEMAS", "TableBuilder"]
 

@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
 from shark.tables.builder import SCHEMAS
 
@@ -59,6 +58,8 @@ class _File:
         self._csv = False
         self._dictionaries: dict[int, _GrowingDictionary] = {}
         if file_format == "parquet":
+            import pyarrow.parquet as pq  # (here: ``shark read --format csv`` needs none)
+
             self._writer = pq.ParquetWriter(path, schema)
         elif file_format == "csv":
             self._csv = True

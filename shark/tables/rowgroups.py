@@ -21,10 +21,9 @@ import mmap
 import sys
 import weakref
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from shark.extract.text import text_form
@@ -45,6 +44,9 @@ from shark.tables.schema import (
     TableSchema,
     arrow_type,
 )
+
+if TYPE_CHECKING:  # (pandas loads with the first DataFrame made: :meth:`_Buffer.frame`)
+    import pandas as pd
 
 __all__ = ["ChunkedTable", "Sink", "masked"]
 
@@ -368,6 +370,8 @@ class _Buffer:
     def frame(self, first: int = 0) -> pd.DataFrame:
         """The rows from ``first`` on as a pandas DataFrame, with the dtypes of the
         schema: its number columns are views of these (memory holds the rows once)."""
+        import pandas as pd  # (here: the batches alone, for files and lines, need none)
+
         dtypes = self.schema.dtypes
         rows = self.rows - first
         columns: dict[str, Any] = {}
@@ -490,6 +494,8 @@ class _Strings(NamedTuple):
 
 def _series(column: Any, kind: str, dtype: Any, rows: int, strings: _Strings | None) -> Any:
     """A pandas array of a column's view (see :meth:`_Buffer.view`)."""
+    import pandas as pd
+
     if kind in (ELEMENTS, STRINGS):  # numpy arrays in objects, as Arrow gives pandas
         # (numpy fills a new object array with None; in a Series of that dtype already,
         # pandas takes it as it is, where it would look at each object of an array)
@@ -514,7 +520,7 @@ def _series(column: Any, kind: str, dtype: Any, rows: int, strings: _Strings | N
         return dtype.__from_arrow__(pa.Array.from_buffers(
             pa.timestamp("ns", dtype.tz), len(values), [None, pa.py_buffer(values)]))
     if kind in _NULLABLE:
-        return _NULLABLE[kind](*column)
+        return getattr(pd.arrays, _NULLABLE[kind])(*column)
     return column.astype(dtype, copy=False)
 
 
@@ -558,9 +564,10 @@ def _narrow(codes: np.ndarray) -> np.ndarray:
     return codes.astype(narrowest, copy=False)
 
 
-#: pandas' masked arrays of the nullable number kinds (the rest: plain numpy).
-_NULLABLE = {FLOAT: pd.arrays.FloatingArray, NINT64: pd.arrays.IntegerArray,
-             NUINT32: pd.arrays.IntegerArray, NUINT16: pd.arrays.IntegerArray}
+#: pandas' masked arrays of the nullable number kinds (the rest: plain numpy), by name
+#: in ``pandas.arrays``.
+_NULLABLE = {FLOAT: "FloatingArray", NINT64: "IntegerArray", NUINT32: "IntegerArray",
+             NUINT16: "IntegerArray"}
 
 
 def _elements(elements: dict[int, Any], rows: int, kind: str) -> pa.LargeListArray:

@@ -36,15 +36,20 @@ per-message tables keep it in seconds in ``raw_time``, and ``shark stats`` count
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import Sequence
-from functools import cached_property
-from typing import Any, NamedTuple
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from shark.extract.text import text_form
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BOOL", "CATEGORY", "ELEMENTS", "FLOAT", "INT64", "NINT64", "NUINT16", "NUINT32",
@@ -69,6 +74,19 @@ _ARROW = {
 #: metadata says: so it is made that way in memory too)
 _PANDAS = {TIME: "datetime64[ns, UTC]", ELEMENTS: "object", STRINGS: "object"}
 _NEVER_NULL = frozenset((INT64, UINT32, BOOL))
+#: What pyarrow's pandas metadata says of an empty column of each kind's pandas dtype:
+#: its ``pandas_type``, ``numpy_type`` and ``metadata`` (see :func:`_pandas_metadata`), as
+#: pandas 3 and pyarrow 26 say it (tests/shark/tables/test_schema.py tells when the
+#: versions installed say otherwise).
+_PANDAS_METADATA: dict[str, tuple[str, str, dict[str, Any] | None]] = {
+    INT64: ("int64", "int64", None), UINT32: ("uint32", "uint32", None),
+    NINT64: ("int64", "Int64", None), NUINT32: ("uint32", "UInt32", None),
+    NUINT16: ("uint16", "UInt16", None), FLOAT: ("float64", "Float64", None),
+    TIME: ("datetimetz", "datetime64[ns]", {"timezone": "UTC"}),
+    CATEGORY: ("categorical", "int8", {"num_categories": 0, "ordered": False}),
+    TEXT: ("object", "str", None), BOOL: ("bool", "bool", None),
+    ELEMENTS: ("empty", "object", None), STRINGS: ("empty", "object", None),
+}
 
 
 def arrow_type(kind: str) -> pa.DataType:
@@ -94,19 +112,18 @@ class TableSchema:
     @cached_property
     def arrow(self) -> pa.Schema:
         """The Arrow schema, with the pandas metadata that gives back the pandas dtypes
-        (made when first asked for: pyarrow takes milliseconds a table to say it)."""
-        template = pd.DataFrame({
-            c.name: pd.Series([], dtype=_PANDAS.get(c.kind, c.kind)) for c in self.columns
-        })
+        (made when first asked for)."""
         return pa.schema(
             [pa.field(c.name, _ARROW[c.kind], c.kind not in _NEVER_NULL) for c in self.columns],
-            metadata=pa.Schema.from_pandas(template, preserve_index=False).metadata,
+            metadata={b"pandas": _pandas_metadata(self.columns)},
         )
 
     @cached_property
     def dtypes(self) -> dict[str, Any]:
         """The pandas dtype of each column, as :meth:`frame` gives them (``category``
         for a category column: its categories are those of each frame)."""
+        import pandas as pd
+
         return {c.name: pd.api.types.pandas_dtype(_PANDAS.get(c.kind, c.kind))
                 for c in self.columns}
 
@@ -155,6 +172,50 @@ def seconds_to_ns(seconds: np.ndarray) -> np.ndarray:
     if not everywhere:
         ns[~inside] = NO_TIME
     return ns
+
+
+def _pandas_metadata(columns: Sequence[Column]) -> bytes:
+    """The pandas metadata of a table of ``columns``: the bytes pyarrow writes for an
+    empty DataFrame of their pandas dtypes (``pa.Schema.from_pandas(frame,
+    preserve_index=False)``), written here without pandas, which a command that makes
+    no DataFrame (``shark read``, ``shark export``) then never loads (0.15 s of every
+    run). A test holds them to pyarrow's, byte for byte."""
+    return json.dumps({
+        "index_columns": [],
+        "column_indexes": [],
+        "columns": [{"name": c.name, "field_name": c.name,
+                     "pandas_type": _PANDAS_METADATA[c.kind][0],
+                     "numpy_type": _PANDAS_METADATA[c.kind][1],
+                     "metadata": _PANDAS_METADATA[c.kind][2]} for c in columns],
+        "attributes": {},
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": _pandas_version(),
+    }).encode("utf8")
+
+
+@cache
+def _pandas_version() -> str:
+    """The version of pandas, as the metadata says it, without loading pandas (unless it
+    is loaded): from the name of its installed distribution's ``pandas-VERSION.dist-info``
+    folder, found on the path as ``importlib.metadata`` would find it, without
+    ``importlib.metadata`` itself (20 ms to load, for a name)."""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        return pandas.__version__
+    for folder in sys.path:
+        try:
+            names = os.listdir(folder or ".")
+        except OSError:
+            continue
+        found = [name for name in names
+                 if name.startswith("pandas-") and name.endswith(".dist-info")]
+        if len(found) == 1:
+            return found[0][len("pandas-"):-len(".dist-info")]
+        if found:
+            break
+    from importlib import metadata  # (several, or none: let it decide)
+
+    return metadata.version("pandas")
 
 
 def _python_array(kind: str, values: Sequence[Any]) -> pa.Array:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gzip
 import io
@@ -282,3 +283,30 @@ def test_the_program_leaves_its_objects_to_the_system_at_exit() -> None:
     module = subprocess.run([sys.executable, "-m", "shark", "read", str(path)],
                             capture_output=True, text=True, timeout=120)
     assert module.returncode == 0 and module.stdout == done.stdout
+
+
+@pytest.mark.parametrize("argv", [
+    ["read"], ["read", "-f", "jsonl", "--filter", "latency>=0 or failed"],
+    ["read", "-f", "csv"], ["read", "--summary"], ["export", "-o", "{out}/tables"],
+    ["export", "-t", "messages", "-o", "{out}/messages.csv"],
+])
+def test_reading_and_exporting_never_load_pandas(tmp_path: Path, argv: list[str]) -> None:
+    # pandas is a third of a small capture's `shark read` (0.15 s): a command that makes
+    # no DataFrame leaves it unloaded, whatever pyarrow and the tables do meanwhile
+    # (shark.cli.console). The same output as with pandas loaded (main, in this process).
+    words = [word.format(out=tmp_path) for word in argv]
+    words.insert(1, str(capture("ca_dbr_families.pcapng")))
+    probe = ("import atexit, sys\n"
+             "atexit.register(lambda: print('pandas', 'pandas' in sys.modules, file=sys.stderr))\n"
+             "from shark.cli import console\n"
+             f"console({words!r})\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == "pandas False"
+    if words[0] == "read":
+        assert done.stdout
+        with contextlib.redirect_stdout(io.TextIOWrapper(io.BytesIO())) as loaded:
+            assert main(words) == 0
+            loaded.flush()
+            assert loaded.buffer.getvalue().decode() == done.stdout

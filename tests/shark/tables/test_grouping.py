@@ -1,13 +1,15 @@
 """group(): the same groups whichever way the keys are grouped (a table over a small
-range of integers, or a hash)."""
+range of integers, or a hash: pandas' where pandas is loaded, else Arrow's)."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from shark.tables.grouping import group
+from shark.tables.grouping import _arrow_factorize, distinct, group
 
 
 def _hashed(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,3 +44,35 @@ def test_wide_and_other_keys() -> None:
     assert first.tolist() == [0, 1, 3]
     codes, distinct, first = group(np.array([2.5, 1.0, 2.5]))
     assert codes.tolist() == [0, 1, 0] and first.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("keys", [
+    np.array([], dtype=np.int64),
+    np.array([7], dtype=np.int64),
+    np.array([10**15, 5, 10**15, -(10**12), 5, 5], dtype=np.int64),
+    np.array([2**64 - 1, 0, 2**63, 0], dtype=np.uint64),
+    np.array([3, 200, 3, 0], dtype=np.uint8),
+    np.array([-1, 4, -1, 2**31 - 1], dtype=np.int32),
+    np.array([2.5, 1.0, 2.5, -0.0, 1e300]),
+    np.arange(40, dtype=np.int64)[::-3],  # (not contiguous)
+    np.random.default_rng(5).integers(-(2**62), 2**62, 20_000) // 1000,
+])
+def test_arrow_hash_as_pandas(keys: np.ndarray) -> None:
+    """The hash used where pandas is not loaded gives what pandas' gives: codes,
+    distinct keys in order of first appearance, and their types."""
+    codes, unique = _arrow_factorize(keys)
+    want_codes, want_unique = pd.factorize(keys)
+    np.testing.assert_array_equal(codes, want_codes)
+    np.testing.assert_array_equal(unique, want_unique)
+    assert codes.dtype == want_codes.dtype and unique.dtype == want_unique.dtype
+
+
+def test_without_pandas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """group() and distinct() take Arrow's hash when pandas is not loaded: the same."""
+    keys = np.array([10**15, 5, 10**15, -(10**12), 5], dtype=np.int64)
+    with_pandas = group(keys), distinct(keys)
+    monkeypatch.delitem(sys.modules, "pandas")
+    for got, want in zip((*group(keys), *distinct(keys)), (*with_pandas[0], *with_pandas[1]),
+                         strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
