@@ -30,7 +30,12 @@ packet boundary): a peak RSS that stays flat as the file grows shows there. Each
 in a child process of its own pinned to one CPU (``--cpu``), ``--runs`` times (default
 5) in rounds, each round starting one program later, so that a drift of the machine
 hits all alike; the table gives the median with the min and max, and a targets section
-says which of issue 15's targets are met. It asserts nothing. ``--cut PERCENT``
+says which of issue 15's targets are met. It asserts nothing.
+
+Programs run as shark runs where it is installed: its sources compiled to bytecode
+first; each ``shark read`` format once, untimed, before the rounds (numba compiles its
+kernels into its cache on first use); and without this process's settings that a shell
+lacks (no bytecode writes, unbuffered output: :data:`UNLIKE_A_SHELL`). ``--cut PERCENT``
 measures the first PERCENT % of the capture instead, for a quick look.
 
 Run on demand: ``python benchmarks/read_rate.py [CAPTURE]`` (``make bench-read``,
@@ -40,6 +45,7 @@ Run on demand: ``python benchmarks/read_rate.py [CAPTURE]`` (``make bench-read``
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib.metadata
 import os
 import platform
@@ -273,10 +279,32 @@ def _reported(errors: str) -> tuple[float, float, float, int] | None:
     return None
 
 
+#: Settings of this process's environment that a person's shell does not have, and that
+#: would make a measured program slower than it is where it is installed: no bytecode
+#: written (every run would compile shark's sources again) and unbuffered output.
+UNLIKE_A_SHELL = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
+
+
+def child_environment() -> dict[str, str]:
+    """The environment of a measured program: this tree's shark first on the path (from
+    any directory), without :data:`UNLIKE_A_SHELL`."""
+    env = {name: value for name, value in os.environ.items() if name not in UNLIKE_A_SHELL}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def compiled() -> None:
+    """shark's sources compiled to bytecode, as an installed shark has them, so that no
+    measured run pays for compiling them (the first run would, and with bytecode writes
+    turned off, every run)."""
+    for folder in ("decoder", "shark", "tui"):
+        compileall.compile_dir(ROOT / folder, quiet=1)
+
+
 def measure(program: Program, path: Path, cpu: int | None) -> Sample:
     """Run ``program`` on ``path`` once, in a child pinned to ``cpu``; raises
     :class:`Failed` when it fails."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))  # this tree's shark, from anywhere
+    env = child_environment()
     stdout = subprocess.DEVNULL if program.output is Output.NULL else subprocess.PIPE
     with open(path if program.stdin else os.devnull, "rb") as source, \
             tempfile.TemporaryFile() as err:
@@ -387,7 +415,7 @@ def tshark_messages(argv: Callable[[Path], list[str]], path: Path) -> int:
 
 def shark_formats() -> list[str]:
     """The formats ``shark read --help`` lists (csv joins text and jsonl when it has it)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = child_environment()
     shown = subprocess.run([PYTHON, "-m", "shark", "read", "--help"], capture_output=True,
                            text=True, env=env, cwd=ROOT).stdout
     listed = re.search(r"--format \{([^}]*)\}", shown)
@@ -713,10 +741,15 @@ def main() -> None:
     for line in skipped:
         print(f"skipped: {line}")
     sys.stdout.flush()  # before the rounds' progress on stderr
+    compiled()
     for copy in (path, part):  # into the page cache: no run pays for the disk
         with open(copy, "rb") as handle:
             while handle.read(1 << 24):
                 pass
+    for program in chosen:  # numba compiles its kernels into its cache on first use
+        if program.key.startswith("read-"):
+            subprocess.run(program.argv(part), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env=child_environment(), cwd=ROOT)
     series = run_rounds(chosen, path, part, runs, cpu)
     if (tshark := series.get("tshark")) and tshark.whole:
         tshark.count = tshark_messages(tshark.program.argv, path)
