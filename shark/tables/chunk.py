@@ -110,6 +110,10 @@ STATUS_SLOT = np.array([_STATUS_SLOT.get(getattr(f, "FIELDS", {}).get("status"),
 HAS_DATA = form_mask(lambda f: _is_class(f, m._DataPayload))
 #: Forms that are not messages (GAP, UNDECODED, OPEN, CLOSE).
 NOT_MESSAGE = form_mask(lambda f: isinstance(f, RecordKind))
+#: Forms whose header carries an ECA status.
+_HAS_STATUS = STATUS_SLOT > 0
+#: The header field of each :data:`STATUS_SLOT`.
+_STATUS_FIELD = (None, "parameter1", "parameter2")
 _COMMAND_ID = np.array([getattr(f, "command", -1) if f is not m.UnknownCommand else -1
                         for f in FORMS] + [-1], dtype=np.int32)
 
@@ -122,6 +126,13 @@ _HEADER_READS: dict[str, Callable[[list[Any]], list[int]]] = {
     "parameter1": lambda messages: [x.parameter1 for x in messages],
     "parameter2": lambda messages: [x.parameter2 for x in messages],
 }
+#: The numpy type of each header field: its width on the wire (data_count: in the
+#: extended header), as :class:`shark.extract.bulk.Run` keeps it.
+_HEADER_TYPES = {"data_type": np.uint16, "data_count": np.uint32, "parameter1": np.uint32,
+                 "parameter2": np.uint32}
+#: The chunk column of each header field.
+_HEADER_COLUMNS = {"data_type": "data_type_number", "data_count": "data_count",
+                   "parameter1": "parameter1", "parameter2": "parameter2"}
 
 
 #: Numbers below this are named through a lookup table (:meth:`Vocabulary.codes`).
@@ -465,6 +476,8 @@ class Chunk:
         self._run_batches: list[np.ndarray | slice] = []
         #: Per batch: its first message in its run, and how many it has.
         self._batch_starts = self._batch_lengths = np.zeros(0, dtype=np.int64)
+        #: The header fields of the records' messages read so far, by field.
+        self._record_headers: dict[str, np.ndarray] = {}
         if not batch_items:
             self.records: Any = items
             self.size = len(items)
@@ -614,9 +627,10 @@ class Chunk:
     def _record_forms(self) -> np.ndarray:
         """The records' forms (pointer-sized: per-form facts are looked up with them,
         and numpy indexes fastest with such an index)."""
+        messages = self.messages  # (the lookups by map, a loop in C)
+        forms = np.fromiter(map(_FORM.__getitem__, map(type, messages)), np.intp,
+                            len(messages))
         form = _FORM
-        forms = np.fromiter([form[type(x)] for x in self.messages], np.intp,
-                            len(self.messages))
         for row in np.flatnonzero(forms == _NO_MESSAGE):
             forms[row] = form[self._records[row].kind]
         return forms
@@ -700,7 +714,9 @@ class Chunk:
         """PV name codes (``vocabularies.pvs``), -1 where unknown."""
         return self._column(
             self.vocabularies.pvs.encode([r.pv for r in self._records]),
-            run_field=lambda run, span: self.vocabularies.run_pvs(run)[run.subscription[span]])
+            # (a take: a third of the time of an index of int32 subscriptions)
+            run_field=lambda run, span: self.vocabularies.run_pvs(run).take(
+                run.subscription[span]))
 
     @cached_property
     def subscription_ids(self) -> np.ndarray:
@@ -723,7 +739,12 @@ class Chunk:
     def transport(self) -> np.ndarray:
         """Transport codes: UDP records are the ones without a circuit."""
         codes = self.vocabularies.transports.index
-        return np.where(self.circuit == 0, codes["udp"], codes["tcp"]).astype(np.int32)
+        udp = (self.circuit == 0).astype(np.int32)  # (1 for UDP: its code, as a vocabulary
+        # begun with tcp and udp has it)
+        if (codes["tcp"], codes["udp"]) != (0, 1):
+            udp *= codes["udp"] - codes["tcp"]
+            udp += codes["tcp"]
+        return udp
 
     @cached_property
     def sender(self) -> np.ndarray:
@@ -812,11 +833,48 @@ class Chunk:
         return self._header("parameter2")
 
     def _header(self, field: str) -> np.ndarray:
-        """A header field of every message (0 for records that are not messages)."""
+        """A header field of every message (0 for records that are not messages), as
+        narrow as the field is on the wire (as a run keeps it: its arrays are copied as
+        they are, a quarter or half the bytes of int64)."""
         get = operator.attrgetter(field)
-        messages = self.messages
-        return self._column(np.fromiter(_HEADER_READS[field](messages), np.int64, len(messages)),
+        return self._column(self._record_header(field),
                             run_field=lambda run, span: get(run)[span])
+
+    def _record_header(self, field: str) -> np.ndarray:
+        """A header field of the records' messages (0 for records that are not
+        messages), by record: read once, for the column and for the rows asked for
+        alone (:meth:`header_of`). As narrow as the field; int64 where some message
+        holds a number no header could (one made by hand)."""
+        known = self._record_headers.get(field)
+        if known is None:
+            numbers = _HEADER_READS[field](self.messages)
+            try:
+                known = np.fromiter(numbers, _HEADER_TYPES[field], len(numbers))
+            except OverflowError:
+                known = np.fromiter(numbers, np.int64, len(numbers))
+            self._record_headers[field] = known
+        return known
+
+    def header_of(self, field: str, rows: np.ndarray) -> np.ndarray:
+        """Header field ``field`` (data_type, data_count, parameter1 or parameter2) at
+        ``rows``: where they are records (rows with fields text: those of the
+        ``fields`` column), without the column of every row (a chunk of monitor updates
+        has some 60 thousand rows, and a few thousand records)."""
+        if self._record_rows is None:
+            return self._record_header(field)[rows]
+        index = self._record_of_row[rows]
+        if len(index) and index.min() < 0:  # (update rows among them)
+            return getattr(self, _HEADER_COLUMNS[field])[rows]
+        return self._record_header(field)[index]
+
+    @cached_property
+    def _record_of_row(self) -> np.ndarray:
+        """Which of the records each row is (-1 for the update rows): a gather finds
+        those of many rows at once (a search, in the rows of every record, would cost
+        some ten times as much)."""
+        index = np.full(self.size, -1, dtype=np.intp)
+        index[self._record_rows] = np.arange(len(self._records))
+        return index
 
     @cached_property
     def data_type(self) -> np.ndarray:
@@ -827,18 +885,27 @@ class Chunk:
 
     @cached_property
     def eca(self) -> np.ndarray:
-        """The ECA status of the messages that carry one (0 elsewhere)."""
-        slot = self.of_form(STATUS_SLOT)
-        status = np.where(slot == 1, self.parameter1, 0)
+        """The ECA status of the messages that carry one (0 elsewhere): worked out for
+        the records, and taken from the header field that holds it for the updates in
+        bulk (not from the column of that field: no column of every row's parameter1
+        is made for it)."""
+        slot = STATUS_SLOT[self._record_forms]
+        status = np.where(slot == 1, self._record_header("parameter1"), 0)
         second = np.flatnonzero(slot == 2)  # ERROR only: rare, not worth a pass
-        messages = self.messages
-        status[second] = [messages[i].parameter2 for i in self._record_index(second)]
-        return status
+        if len(second):
+            status = status.astype(np.int64)  # (as its messages have it, of any sign)
+            messages = self.messages
+            status[second] = [messages[i].parameter2 for i in second.tolist()]
+        field = _STATUS_FIELD[STATUS_SLOT[_UPDATE_FORM]]
+        if field is None:
+            return self._column(status, fill=0)
+        get = operator.attrgetter(field)
+        return self._column(status, run_field=lambda run, span: get(run)[span])
 
     @cached_property
     def status(self) -> np.ndarray:
         """ECA status name codes (``vocabularies.statuses``), -1 where none."""
-        return self._named(self.eca, self.of_form(STATUS_SLOT) > 0, self.vocabularies.statuses,
+        return self._named(self.eca, self.of_form(_HAS_STATUS), self.vocabularies.statuses,
                            eca_name)
 
     @staticmethod

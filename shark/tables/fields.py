@@ -196,8 +196,8 @@ def _hidden(form: type[m.Message], hidden: frozenset[str]) -> frozenset[str]:
     return hidden
 
 
-#: The chunk columns of the header slots, by the index :class:`_Word` gives them.
-_COLUMNS = ("parameter1", "parameter2", "data_type_number", "data_count")
+#: The header fields of the slots, by the index :class:`_Word` gives them.
+_COLUMNS = ("parameter1", "parameter2", "data_type", "data_count")
 _SLOT_INDEX = {"parameter1": 0, "parameter2": 1, "data_type": 2, "data_count": 3}
 
 
@@ -254,7 +254,7 @@ def _texts(chunk: Chunk, rows: np.ndarray, hidden: frozenset[str]) -> pa.Array:
                                pa.string()).take(taken))
         slots = {e.slot for e in entries if e is not None}
         for slot in slots - numbers_of.keys():
-            numbers_of[slot] = getattr(chunk, _COLUMNS[slot])[rows]
+            numbers_of[slot] = chunk.header_of(_COLUMNS[slot], rows)
         if len(slots) == 1:
             numbers = numbers_of[next(iter(slots))]
         else:

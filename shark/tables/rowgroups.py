@@ -102,8 +102,11 @@ class _Growing:
         mostly null, as ``latency`` is among monitor updates, has its few values in a
         few pages: the others read as zeros and take no memory); else every value."""
         start = self.size
-        if np.count_nonzero(valid) * _SPARSE > len(values) or not self.skip(len(values)):
+        count = np.count_nonzero(valid)
+        if count * _SPARSE > len(values) or not self.skip(len(values)):
             self.extend(values)  # (many: most pages would be written, one by one)
+            return
+        if not count:  # (all null: nothing to write)
             return
         written = _pages_written(valid, start, self.dtype.itemsize)
         if written.all():  # (every page: handed out at once, and one copy)

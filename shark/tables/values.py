@@ -211,14 +211,19 @@ def _read(out: Values, where: np.ndarray, rows: np.ndarray | slice, data_type: i
             out.severity[where] = alarm & 0xFFFF
         else:
             out.status[where] = alarm >> 16
-            out.severity[where] = (alarm << 16) >> 16
+            alarm <<= 16  # (in place: no array more)
+            alarm >>= 16
+            out.severity[where] = alarm
         out.has_alarm[where] = True
     if "precision" in fields:
         out.precision[where] = structs["precision"]
         out.has_precision[where] = True
     if "seconds" in fields:
-        seconds = structs["seconds"].astype(np.int64) + EPICS_EPOCH_OFFSET
-        out.epics_ns[where] = seconds * 1_000_000_000 + structs["nanoseconds"]
+        ns = structs["seconds"].astype(np.int64)  # (then in place: no array more)
+        ns += EPICS_EPOCH_OFFSET
+        ns *= 1_000_000_000
+        ns += structs["nanoseconds"]
+        out.epics_ns[where] = ns
         out.has_time[where] = True
     if "value" not in fields:
         return

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from builders import OWN_CAPTURES
 
+from decoder import Role
+from decoder import messages as m
 from shark.analysis.attribution import read
 from shark.extract.bulk import UPDATES
+from shark.extract.record import Record, RecordKind
 from shark.tables import chunk as chunk_module
 from shark.tables.chunk import Chunk, Vocabularies
 
@@ -75,3 +78,43 @@ def test_values_of_updates_in_bulk_are_those_of_their_records(change: str) -> No
             assert mine == theirs
         else:
             assert np.array_equal(mine, theirs, equal_nan=mine.dtype.kind == "f")
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "records"])
+def test_header_fields_of_some_rows_and_status_are_those_of_the_messages(bulk: bool) -> None:
+    """Header columns are as narrow as on the wire; ``header_of`` some rows (records, or
+    update rows among them) gives what the columns have there; the ECA status is that
+    of each row's message (taken from the runs' headers for the updates in bulk)."""
+    items = list(read(OWN_CAPTURES / "softioc_pyepics_monitors.pcap", lifecycle=True,
+                      bulk=bulk))
+    chunk = Chunk(items, Vocabularies())
+    assert chunk.data_type_number.dtype == np.uint16
+    assert chunk.parameter1.dtype == chunk.data_count.dtype == np.uint32
+    records = np.flatnonzero(chunk.is_record)
+    every = np.arange(chunk.size)
+    for field, column in (("data_type", "data_type_number"), ("data_count", "data_count"),
+                          ("parameter1", "parameter1"), ("parameter2", "parameter2")):
+        for rows in (records, every):
+            assert np.array_equal(chunk.header_of(field, rows), getattr(chunk, column)[rows])
+    messages = [chunk.records[row].message for row in range(chunk.size)]
+    assert chunk.eca.tolist() == [getattr(x, "status", 0) if x is not None else 0
+                                  for x in messages]
+
+
+def test_header_numbers_no_header_holds_are_kept() -> None:
+    """Messages made by hand with numbers no header field holds (negative, or past 32
+    bits) keep them, in int64 columns; an ERROR's status too."""
+    messages = [m.ReadNotifyRequest(data_type=6, data_count=1, sid=-1, ioid=1 << 33),
+                m.ErrorResponse(cid=5, status=-48, payload=bytes(16)),
+                m.EventAddResponse(data_type=6, data_count=1, status=1, subscriptionid=2,
+                                   payload=bytes(8))]
+    records = [Record(RecordKind.MESSAGE, frame, 1.0, "10.0.0.1:40000", "10.0.0.2:5064",
+                      "tcp", 1, Role.CLIENT, message)
+               for frame, message in enumerate(messages, 1)]
+    chunk = Chunk(records, Vocabularies())
+    assert chunk.parameter1.dtype == chunk.parameter2.dtype == np.int64
+    assert chunk.parameter1.tolist() == [x.parameter1 for x in messages]
+    assert chunk.parameter2.tolist() == [x.parameter2 for x in messages]
+    assert chunk.data_type_number.dtype == np.uint16
+    assert chunk.eca.tolist() == [0, -48, 1]
+    assert chunk.header_of("parameter2", np.array([0, 2])).tolist() == [1 << 33, 2]
