@@ -262,16 +262,23 @@ def test_a_command_imports_only_its_own_module() -> None:
         assert other not in loaded, loaded
 
 
+def _console_probe(words: list[str], said: str) -> str:
+    """A program that runs ``shark WORDS`` (and any arguments it is given after them) as
+    the ``shark`` program does, and at exit prints ``said`` (the items of a print, with
+    gc and sys imported) on stderr, after all the command printed."""
+    return ("import atexit, gc, sys\n"
+            f"atexit.register(lambda: print({said}, file=sys.stderr))\n"
+            "from shark.cli import console\n"
+            f"console([*{words!r}, *sys.argv[1:]])\n")
+
+
 def test_the_program_leaves_its_objects_to_the_system_at_exit() -> None:
     # The `shark` program (and `python -m shark`) exits with the command's status,
     # without Python's hunt for garbage among what the read left alive; output is
     # flushed and exit handlers run as ever.
     path = capture("ca_put_callback_and_errors.pcapng")
-    probe = ("import atexit, gc, sys\n"
-             "atexit.register(lambda: print('gc', gc.isenabled(), gc.get_freeze_count() > 0,"
-             " file=sys.stderr))\n"
-             "from shark.cli import console\n"
-             f"console(['read', {str(path)!r}, *sys.argv[1:]])\n")
+    probe = _console_probe(["read", str(path)],
+                           "'gc', gc.isenabled(), gc.get_freeze_count() > 0")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
@@ -296,12 +303,9 @@ def test_reading_and_exporting_never_load_pandas(tmp_path: Path, argv: list[str]
     # (shark.cli.console). The same output as with pandas loaded (main, in this process).
     words = [word.format(out=tmp_path) for word in argv]
     words.insert(1, str(capture("ca_dbr_families.pcapng")))
-    probe = ("import atexit, sys\n"
-             "atexit.register(lambda: print('pandas', 'pandas' in sys.modules, file=sys.stderr))\n"
-             "from shark.cli import console\n"
-             f"console({words!r})\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c",
+                           _console_probe(words, "'pandas', 'pandas' in sys.modules")],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-1] == "pandas False"
     if words[0] == "read":
