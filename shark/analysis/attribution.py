@@ -52,6 +52,9 @@ _CREATING = (m.CreateChanResponse, m.AccessRightsResponse)
 #: how its values read (:mod:`decoder.display`).
 _TEACHES = np.zeros(1 << 16, dtype=bool)
 _TEACHES[sorted(TEACHING_TYPES)] = True
+#: The least of them: a segment of updates of types below it all (most monitors) has
+#: nothing to teach, told by its largest type, with no look per update.
+_LEAST_TEACHING = min(TEACHING_TYPES)
 
 
 class Session:
@@ -144,7 +147,7 @@ class Session:
             segment.unusable = list(range(first, stop))  # (``run.subscription`` stays -1)
             return
         ids = run.parameter2[first:stop]
-        distinct, inverse = _distinct(ids)
+        distinct, inverse, counts = _distinct(ids)
         changed = circuit.subscriptions_changed
         # A subscription taken in bulk once is taken again while it is the circuit's:
         # its channel keeps its name, its count of updates only grows.
@@ -166,7 +169,7 @@ class Session:
             if usable is not None:
                 self._resolved[segment.circuit] = (circuit, changed, distinct, subscriptions)
             unusable = None
-            segment.updates = (subscriptions, np.bincount(inverse, minlength=len(distinct)))
+            segment.updates = (subscriptions, counts)
             np.add(inverse, offset, out=run.subscription[first:stop], casting="unsafe")
             segment.unusable = []
         else:
@@ -180,7 +183,10 @@ class Session:
             run.subscription[first:stop] = np.where(unusable, -1, inverse + offset)
             segment.unusable = (np.flatnonzero(unusable) + first).tolist()
         run.subscriptions += subscriptions
-        teaching = _TEACHES[run.data_type[first:stop]]
+        kinds = run.data_type[first:stop]
+        if not len(kinds) or int(kinds.max()) < _LEAST_TEACHING:
+            return
+        teaching = _TEACHES[kinds]
         if unusable is not None:
             teaching &= ~unusable
         if teaching.any():  # GR/CTRL updates: each subscription's last teaches its channel
@@ -320,19 +326,21 @@ class Session:
             circuit.close(record)
 
 
-def _distinct(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values of non-negative ``ids``, sorted, and the index of each id's
-    among them. Subscription ids are small numbers handed out in order: a table as long
-    as the largest does it without the sort of ``np.unique``."""
+def _distinct(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct values of non-negative ``ids``, sorted, the index of each id's among
+    them (int32, as a run's ``subscription``), and how many times each occurs.
+    Subscription ids are small numbers handed out in order: a count per number up to
+    the largest does it without the sort of ``np.unique``, and tells the distinct ones."""
     top = int(ids.max()) if len(ids) else 0
     if top > 4 * len(ids) + 4096:  # sparse: sort them
-        return np.unique(ids, return_inverse=True)
-    seen = np.zeros(top + 1, dtype=bool)
-    seen[ids] = True
-    distinct = np.flatnonzero(seen)
-    index = np.zeros(top + 1, dtype=np.int64)
-    index[distinct] = np.arange(len(distinct))
-    return distinct, index[ids]
+        distinct, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+        return distinct, inverse.astype(np.int32), counts
+    ids = ids.astype(np.intp)  # (once: indexing by them would convert them each time)
+    counts = np.bincount(ids, minlength=top + 1)
+    distinct = np.flatnonzero(counts)
+    index = np.zeros(top + 1, dtype=np.int32)
+    index[distinct] = np.arange(len(distinct), dtype=np.int32)
+    return distinct, index[ids], counts[distinct]
 
 
 def _host_of(endpoint: str) -> str:
