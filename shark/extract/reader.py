@@ -481,14 +481,16 @@ class CaReader:
         if not strict and any(type(m) is UnknownCommand for m in messages):
             return []
         src, dst = self._endpoint(*source), self._endpoint(*destination)
-        out = []
         frame, time = packet.frame, packet.time
-        for message in messages:
-            kind = type(message)
-            if kind in _ANNOUNCING:
+        if role is None:
+            out = [Record(MESSAGE, frame, time, src, dst, "udp", None, type(message).sender,
+                          message) for message in messages]
+        else:
+            out = [Record(MESSAGE, frame, time, src, dst, "udp", None, role, message)
+                   for message in messages]
+        if not _ANNOUNCING.isdisjoint(map(type, messages)):
+            for message in messages:
                 self._learn(message)
-            out.append(Record(MESSAGE, frame, time, src, dst, "udp", None,
-                              role if role is not None else kind.sender, message))
         if error is not None:
             out.append(Record(ERROR, packet.frame, packet.time, src, dst, "udp", None, role,
                               None, len(payload) - (error.offset or 0), str(error)))
