@@ -85,7 +85,7 @@ from decoder import (
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.protocol import HEADER_LAYOUT, HEADER_SIZE, REPEATER_PORT, SERVER_PORT
 from shark.capture.files import CaptureError, Frame, FrameBlock, read_frames
-from shark.extract.bulk import Run, UpdateBatch, frame_headers, place, placed
+from shark.extract.bulk import HeaderRoom, Run, UpdateBatch, frame_headers, place, placed
 from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record, message_record
 from shark.extract.resync import find_message_start, misfit_length, whole_messages
 from shark.network.packets import TCP, UDP, LostDatagram, Packet, PacketDecoder, format_address
@@ -194,6 +194,8 @@ class CaReader:
         self.bulk = bulk
         #: Circuit number -> its server direction while that holds packets back.
         self._holding: dict[int, _DirectionState] = {}
+        #: Where the headers of what is held go while it is framed (:func:`frame_headers`).
+        self._header_room = HeaderRoom()
         #: Where the batches of held packets are in the list of records being filled
         #: (ascending): :meth:`_released` looks at those alone for what stands in
         #: their place, not at every record.
@@ -419,7 +421,7 @@ class CaReader:
         framer = state.framer
         prefix = framer.detach()
         buffer = b"".join([prefix, *datas])
-        framed = frame_headers(buffer, self.max_payload)
+        framed = frame_headers(buffer, self.max_payload, self._header_room)
         run = None
         if framed is not None:
             starts, end, headers = framed
