@@ -296,20 +296,15 @@ def split_datagram(
     # go by make_message.
     forms = None if sender is None else _CLIENT_FORMS if sender == Role.CLIENT else _SERVER_FORMS
     wire = Message.from_wire.__func__
-    unpack = HEADER.unpack_from  # (decode_header, written out: a datagram holds dozens)
     while offset < end:
-        if end - offset < HEADER_SIZE:
+        header = decode_header(data, offset)
+        if header is None:
             _fail(f"{end - offset} trailing bytes, too short for a CA header", offset, out)
-        command, size, data_type, count, p1, p2 = unpack(data, offset)
-        body = offset + HEADER_SIZE
-        extended = size == EXTENDED_MARKER and count == 0
-        if extended:
-            if end - offset < EXTENDED_HEADER_SIZE:
-                _fail(f"{end - offset} trailing bytes, too short for a CA header", offset, out)
-            size, count = EXTENSION.unpack_from(data, body)
-            body = offset + EXTENDED_HEADER_SIZE
+        command, size, data_type, count, p1, p2, header_size = header
         if size > max_payload:
             _fail(f"header claims a payload of {size} bytes", offset, out)
+        body = offset + header_size
+        extended = header_size == EXTENDED_HEADER_SIZE
         if body + size > end:
             _fail(
                 f"header claims a payload of {size} bytes, only {end - body} in the datagram",
