@@ -202,7 +202,10 @@ class _TextPayload(Message):
 
     @property
     def name(self) -> str:
-        return bytes(self.payload).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        payload = self.payload
+        if type(payload) is not bytes:  # (a memoryview; bytes() of bytes costs a call)
+            payload = bytes(payload)
+        return payload.partition(b"\0")[0].decode("utf-8", "surrogateescape")
 
     def _encode_payload(self, name: str | bytes) -> bytes:
         raw = name if isinstance(name, bytes) else name.encode("utf-8", "surrogateescape")

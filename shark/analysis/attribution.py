@@ -52,6 +52,9 @@ _CREATING = (m.CreateChanResponse, m.AccessRightsResponse)
 #: how its values read (:mod:`decoder.display`).
 _TEACHES = np.zeros(1 << 16, dtype=bool)
 _TEACHES[sorted(TEACHING_TYPES)] = True
+#: The least of them: a segment of updates of types below it all (most monitors) has
+#: nothing to teach, told by its largest type, with no look per update.
+_LEAST_TEACHING = min(TEACHING_TYPES)
 
 
 class Session:
@@ -74,17 +77,9 @@ class Session:
     def records(self, records: Iterable[Record], lifecycle: bool = False) -> Iterator[Record]:
         """Attribute each record and pass it on; OPEN and CLOSE records (which the
         session needs from the reader) only with ``lifecycle``."""
-        tcp, udp = self._tcp, self._udp
-        records = self._starting(records)
-        for record in records:
-            if record.kind is MESSAGE:  # attribute(), inlined for the commonest records
-                if record.circuit is None:
-                    udp(record)
-                else:
-                    tcp(record)
-                yield record
-                continue
-            self.attribute(record)
+        attribute = self.attribute
+        for record in self._starting(records):
+            attribute(record)
             if lifecycle or record.kind not in _LIFECYCLE:
                 yield record
 
@@ -94,24 +89,9 @@ class Session:
         list is attributed, then its records passed on. Update batches of a bulk reader
         (:mod:`shark.extract.bulk`) are passed on as they are when the session could attribute
         them in bulk, as their records otherwise."""
-        tcp, udp = self._tcp, self._udp
-        batches = self._starting(batches, batched=True)
-        updates = self._updates
-        for batch in batches:
-            marks = split = False
-            for record in batch:
-                kind = record.kind
-                if kind is MESSAGE:  # attribute(), inlined for the commonest records
-                    if record.circuit is None:
-                        udp(record)
-                    else:
-                        tcp(record)
-                elif kind is UPDATES:
-                    if not updates(record):
-                        split = True
-                else:
-                    self.attribute(record)
-                    marks = marks or kind in _LIFECYCLE
+        attributed = self._attributed
+        for batch in self._starting(batches, batched=True):
+            marks, split = attributed(batch)
             if split:  # (rare: most batches are taken in bulk, and the list stays as it is)
                 batch = [item for record in batch for item in (
                     record.expanded if record.kind is UPDATES and not record.bulk
@@ -151,11 +131,7 @@ class Session:
             batch.read_as_now()
         else:
             batch.expanded = batch.split()
-            for record in batch.expanded:
-                if record.kind is not UPDATES:  # (parts of the batch taken in bulk)
-                    self.attribute(record)
-                else:
-                    record.read_as_now()
+            self._attributed(batch.expanded, parts=True)
         if batch.stop_packet == segment.stop:
             segment.count_updates()
         return whole
@@ -171,7 +147,7 @@ class Session:
             segment.unusable = list(range(first, stop))  # (``run.subscription`` stays -1)
             return
         ids = run.parameter2[first:stop]
-        distinct, inverse = _distinct(ids)
+        distinct, inverse, counts = _distinct(ids)
         changed = circuit.subscriptions_changed
         # A subscription taken in bulk once is taken again while it is the circuit's:
         # its channel keeps its name, its count of updates only grows.
@@ -193,7 +169,7 @@ class Session:
             if usable is not None:
                 self._resolved[segment.circuit] = (circuit, changed, distinct, subscriptions)
             unusable = None
-            segment.updates = (subscriptions, np.bincount(inverse, minlength=len(distinct)))
+            segment.updates = (subscriptions, counts)
             np.add(inverse, offset, out=run.subscription[first:stop], casting="unsafe")
             segment.unusable = []
         else:
@@ -207,7 +183,10 @@ class Session:
             run.subscription[first:stop] = np.where(unusable, -1, inverse + offset)
             segment.unusable = (np.flatnonzero(unusable) + first).tolist()
         run.subscriptions += subscriptions
-        teaching = _TEACHES[run.data_type[first:stop]]
+        kinds = run.data_type[first:stop]
+        if not len(kinds) or int(kinds.max()) < _LEAST_TEACHING:
+            return
+        teaching = _TEACHES[kinds]
         if unusable is not None:
             teaching &= ~unusable
         if teaching.any():  # GR/CTRL updates: each subscription's last teaches its channel
@@ -219,10 +198,7 @@ class Session:
     def attribute(self, record: Record) -> None:
         """Fill ``record``'s pv, channel, subscription, request, latency and anomaly."""
         if record.kind is MESSAGE:
-            if record.circuit is None:
-                self._udp(record)
-            else:
-                self._tcp(record)
+            self._attributed((record,))
         elif record.kind is CLOSE:
             self._close(record)
 
@@ -232,39 +208,76 @@ class Session:
             circuit = self.circuits[number] = Circuit()
         return circuit
 
-    def _tcp(self, record: Record) -> None:
-        message = record.message
-        sender = record.sender
-        if sender is None:
-            sender = type(message).sender
-            if sender is None:
-                sender = Role.CLIENT
-        circuit = self.circuits.get(record.circuit)
-        if circuit is None:
-            circuit = self._circuit(record.circuit)
-        attribution = circuit.handle(message, sender, record)
-        # Record fields are None already: only what is known is set.
-        channel = attribution.channel
-        if channel is not None:
-            name = channel.name
-            if name is None and channel.cid is not None:
-                name = channel.name = self._searched(_host(record, sender), channel.cid,
-                                                     type(message) in _CREATING)
-            record.pv = name
-            record.channel = channel
-            record.reading = channel.reading  # (after its own reply taught the channel)
-        subscription = attribution.subscription
-        if subscription is not None:
-            record.subscription = subscription
-        anomaly = attribution.anomaly
-        if anomaly is not None:
-            record.anomaly = anomaly
-        request = attribution.request
-        if request is not None:
-            context = request.context
-            if isinstance(context, Record):
-                record.request = context
-                record.latency = record.time - context.time
+    def _attributed(self, records: Iterable[Record | UpdateBatch], parts: bool = False
+                    ) -> tuple[bool, bool]:
+        """Attribute ``records`` in order (:meth:`attribute`; an update batch by
+        :meth:`_updates`, or with ``parts``, where they are the parts of one taken in
+        bulk, by noting when). Whether an OPEN or CLOSE record was among them, and
+        whether an update batch was split.
+
+        A TCP message's attribution is written out in the loop, not called per record:
+        it is most records (a storm of channels created and cleared gives some ten
+        apiece), and the circuit's handler for the message's class is called directly,
+        as :meth:`decoder.Circuit.handle` would once the sender is the one the class
+        expects (the rest goes through ``handle``, which reports a wrong direction)."""
+        udp, updates, circuits = self._udp, self._updates, self.circuits
+        client = Role.CLIENT
+        marks = split = False
+        for record in records:
+            kind = record.kind
+            if kind is MESSAGE:
+                number = record.circuit
+                if number is None:
+                    udp(record)
+                    continue
+                message = record.message
+                cls = type(message)
+                expected = cls.sender
+                sender = record.sender
+                if sender is None:
+                    sender = client if expected is None else expected
+                circuit = circuits.get(number)
+                if circuit is None:
+                    circuit = self._circuit(number)
+                if expected is None or expected is sender:
+                    handler = circuit.handlers.get(cls)
+                    if handler is None:
+                        continue  # (nothing to attribute)
+                    attribution = handler(message, record)
+                else:
+                    attribution = circuit.handle(message, sender, record)
+                # Record fields are None already: only what is known is set.
+                channel = attribution.channel
+                if channel is not None:
+                    name = channel.name
+                    if name is None and channel.cid is not None:
+                        name = channel.name = self._searched(_host(record, sender), channel.cid,
+                                                             cls in _CREATING)
+                    record.pv = name
+                    record.channel = channel
+                    record.reading = channel.reading  # (after its own reply taught the channel)
+                subscription = attribution.subscription
+                if subscription is not None:
+                    record.subscription = subscription
+                anomaly = attribution.anomaly
+                if anomaly is not None:
+                    record.anomaly = anomaly
+                request = attribution.request
+                if request is not None:
+                    context = request.context
+                    if isinstance(context, Record):
+                        record.request = context
+                        record.latency = record.time - context.time
+            elif kind is UPDATES:
+                if parts:
+                    record.read_as_now()
+                elif not updates(record):
+                    split = True
+            else:
+                if kind is CLOSE:
+                    self._close(record)
+                marks = marks or kind in _LIFECYCLE
+        return marks, split
 
     def _udp(self, record: Record) -> None:
         message = record.message
@@ -313,19 +326,21 @@ class Session:
             circuit.close(record)
 
 
-def _distinct(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values of non-negative ``ids``, sorted, and the index of each id's
-    among them. Subscription ids are small numbers handed out in order: a table as long
-    as the largest does it without the sort of ``np.unique``."""
+def _distinct(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct values of non-negative ``ids``, sorted, the index of each id's among
+    them (int32, as a run's ``subscription``), and how many times each occurs.
+    Subscription ids are small numbers handed out in order: a count per number up to
+    the largest does it without the sort of ``np.unique``, and tells the distinct ones."""
     top = int(ids.max()) if len(ids) else 0
     if top > 4 * len(ids) + 4096:  # sparse: sort them
-        return np.unique(ids, return_inverse=True)
-    seen = np.zeros(top + 1, dtype=bool)
-    seen[ids] = True
-    distinct = np.flatnonzero(seen)
-    index = np.zeros(top + 1, dtype=np.int64)
-    index[distinct] = np.arange(len(distinct))
-    return distinct, index[ids]
+        distinct, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+        return distinct, inverse.astype(np.int32), counts
+    ids = ids.astype(np.intp)  # (once: indexing by them would convert them each time)
+    counts = np.bincount(ids, minlength=top + 1)
+    distinct = np.flatnonzero(counts)
+    index = np.zeros(top + 1, dtype=np.int32)
+    index[distinct] = np.arange(len(distinct), dtype=np.int32)
+    return distinct, index[ids], counts[distinct]
 
 
 def _host_of(endpoint: str) -> str:

@@ -56,9 +56,10 @@ from decoder.protocol import (
     HEADER_SIZE,
 )
 from decoder.sizes import PAYLOAD, Payload, payload_bounds
-from shark.extract.record import MESSAGE, UPDATES, Record
+from shark.extract.record import UPDATES, Record, message_record
 
-__all__ = ["UPDATES", "Run", "Segment", "UpdateBatch", "frame_headers", "place", "placed"]
+__all__ = ["UPDATES", "HeaderRoom", "Run", "Segment", "UpdateBatch", "frame_headers", "place",
+           "placed"]
 
 _EVENT_ADD = int(Command.EVENT_ADD)
 #: Messages of one size checked at once when following the chain of messages.
@@ -416,8 +417,8 @@ class UpdateBatch:
         src, dst, circuit = self.src, self.dst, self.circuit
         frames, times = run.frames, run.times
         server = Role.SERVER
-        return [Record(MESSAGE, frames[packet], times[packet], src, dst, "tcp", circuit,
-                       server, message)
+        return [message_record(frames[packet], times[packet], src, dst, "tcp", circuit,
+                               server, message)
                 for packet, message in zip(run.packet()[rows].tolist(),
                                            run.messages_at(rows), strict=True)]
 
@@ -484,7 +485,26 @@ def placed(items: list[Any], batches: list[int]) -> list[Any]:
     return out
 
 
-def frame_headers(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int, np.ndarray] | None:
+class HeaderRoom:
+    """Room for the headers :func:`frame_headers` copies out, kept by a reader from one
+    stretch it frames to the next: the pages of a new array each time cost some 5 ms
+    on a capture of two million updates (the copy itself, not much more), and the
+    headers are only read until the :class:`Run` is made (it keeps fields of its own)."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows = np.empty(0, _ROW)
+
+    def at_least(self, count: int) -> np.ndarray:
+        """Rows for ``count`` headers (their contents whatever they were)."""
+        if len(self.rows) < count:
+            self.rows = np.empty(count, _ROW)
+        return self.rows
+
+
+def frame_headers(buffer: bytes, max_payload: int, room: HeaderRoom | None = None
+                  ) -> tuple[np.ndarray, int, np.ndarray] | None:
     """Cut ``buffer`` (which starts at a message boundary) into messages as
     :class:`decoder.StreamFramer` would: (where each whole message starts, where the
     incomplete one at the end starts, the whole messages' headers as a :data:`_HEADER`
@@ -500,14 +520,16 @@ def frame_headers(buffer: bytes, max_payload: int) -> tuple[np.ndarray, int, np.
     stride are copied out at once and their sizes checked, and the chain is followed a
     message at a time only where the size changes. The headers go into an array as
     long as the most messages the buffer could hold (the pages never written are never
-    mapped), so that the run reads its fields from them without reading the buffer
+    mapped; in ``room``, if given, reused: the headers returned are then good until its
+    next use), so that the run reads its fields from them without reading the buffer
     again."""
     pieces: list[np.ndarray] = []
     starts: list[int] = []
     append = starts.append
     position = 0
     end = len(buffer)
-    rows = np.empty(end // HEADER_SIZE, _ROW)
+    most = end // HEADER_SIZE
+    rows = np.empty(most, _ROW) if room is None else room.at_least(most)
     count_rows = 0
     size_at, count_at, extended_size_at = _SIZE_AT, _COUNT_AT, _EXTENDED_SIZE_AT
     while end - position >= HEADER_SIZE:

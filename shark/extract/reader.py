@@ -85,8 +85,8 @@ from decoder import (
 from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.protocol import HEADER_LAYOUT, HEADER_SIZE, REPEATER_PORT, SERVER_PORT
 from shark.capture.files import CaptureError, Frame, FrameBlock, read_frames
-from shark.extract.bulk import Run, UpdateBatch, frame_headers, place, placed
-from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
+from shark.extract.bulk import HeaderRoom, Run, UpdateBatch, frame_headers, place, placed
+from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record, message_record
 from shark.extract.resync import find_message_start, misfit_length, whole_messages
 from shark.network.packets import TCP, UDP, LostDatagram, Packet, PacketDecoder, format_address
 from shark.network.reassembly import Direction, TcpEvent, TcpEventKind, TcpReassembler
@@ -194,6 +194,8 @@ class CaReader:
         self.bulk = bulk
         #: Circuit number -> its server direction while that holds packets back.
         self._holding: dict[int, _DirectionState] = {}
+        #: Where the headers of what is held go while it is framed (:func:`frame_headers`).
+        self._header_room = HeaderRoom()
         #: Where the batches of held packets are in the list of records being filled
         #: (ascending): :meth:`_released` looks at those alone for what stands in
         #: their place, not at every record.
@@ -419,7 +421,7 @@ class CaReader:
         framer = state.framer
         prefix = framer.detach()
         buffer = b"".join([prefix, *datas])
-        framed = frame_headers(buffer, self.max_payload)
+        framed = frame_headers(buffer, self.max_payload, self._header_room)
         run = None
         if framed is not None:
             starts, end, headers = framed
@@ -481,14 +483,16 @@ class CaReader:
         if not strict and any(type(m) is UnknownCommand for m in messages):
             return []
         src, dst = self._endpoint(*source), self._endpoint(*destination)
-        out = []
         frame, time = packet.frame, packet.time
-        for message in messages:
-            kind = type(message)
-            if kind in _ANNOUNCING:
+        if role is None:
+            out = [message_record(frame, time, src, dst, "udp", None, type(message).sender,
+                                  message) for message in messages]
+        else:
+            out = [message_record(frame, time, src, dst, "udp", None, role, message)
+                   for message in messages]
+        if not _ANNOUNCING.isdisjoint(map(type, messages)):
+            for message in messages:
                 self._learn(message)
-            out.append(Record(MESSAGE, frame, time, src, dst, "udp", None,
-                              role if role is not None else kind.sender, message))
         if error is not None:
             out.append(Record(ERROR, packet.frame, packet.time, src, dst, "udp", None, role,
                               None, len(payload) - (error.offset or 0), str(error)))
@@ -646,8 +650,8 @@ class CaReader:
                     data = b"".join([m.to_bytes() for m in messages]) + framer.clear()
                 else:
                     src, dst, circuit = state.src, state.dst, state.circuit
-                    out += [Record(MESSAGE, frame, time, src, dst, "tcp", circuit, sender,
-                                   message) for message in messages]
+                    out += [message_record(frame, time, src, dst, "tcp", circuit, sender,
+                                           message) for message in messages]
                     if not framer.pending:
                         return
                     data = self._check_incomplete(state, data)
@@ -670,7 +674,7 @@ class CaReader:
             )
             if sender is not None and UnknownCommand not in map(type, messages):
                 # The common case, one record per message, in one go.
-                out += [Record(MESSAGE, frame, time, src, dst, "tcp", circuit, sender, message)
+                out += [message_record(frame, time, src, dst, "tcp", circuit, sender, message)
                         for message in messages]
                 messages = ()
             for index, message in enumerate(messages):

@@ -17,7 +17,7 @@ import shark
 from decoder import Command, Role
 from decoder import messages as m
 from shark.capture.files import read_frames
-from shark.extract.bulk import Run, frame_headers
+from shark.extract.bulk import HeaderRoom, Run, frame_headers
 from shark.extract.reader import CaReader
 from shark.extract.record import ERROR, GAP, MESSAGE, UPDATES
 
@@ -147,6 +147,29 @@ def test_headers_copied_while_framing_are_those_of_the_messages() -> None:
                    strict=True))
     assert got == want
     assert run.data_count.tolist()[7] == 9000
+
+
+def test_headers_framed_in_a_room_reused_are_each_stretch_own() -> None:
+    """A reader frames stretch after stretch in one :class:`HeaderRoom`: each gets the
+    headers of its own messages, and a run made from one keeps its fields when the room
+    is used again (and grown) for the next."""
+    def updates(kind: int, count: int, subscriptions: range) -> bytes:
+        return b"".join(m.EventAddResponse(data_type=kind, data_count=count, status=1,
+                                           subscriptionid=s, data=[0.5] * count).to_bytes()
+                        for s in subscriptions)
+
+    room = HeaderRoom()
+    stretches = [updates(6, 1, range(1, 40)), updates(6, 3, range(100, 103)),
+                 updates(5, 1, range(7, 500))]
+    runs = []
+    for buffer in stretches:
+        starts, end, headers = frame_headers(buffer, 1 << 20, room)
+        fresh = frame_headers(buffer, 1 << 20)[2]
+        assert end == len(buffer) and headers.tobytes() == fresh.tobytes()
+        runs.append(Run(buffer, starts, np.array([0, len(starts)]), [1], [0.0], headers))
+    assert [run.parameter2.tolist() for run in runs] == [
+        list(range(1, 40)), list(range(100, 103)), list(range(7, 500))]
+    assert [set(run.data_type.tolist()) for run in runs] == [{6}, {6}, {5}]
 
 
 @pytest.mark.parametrize("lie", ["size", "payload"])
