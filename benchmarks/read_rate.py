@@ -616,14 +616,18 @@ def targets(series: dict[str, Series]) -> list[tuple[str, str, bool]]:
 
 
 def _floor(series: dict[str, Series], budget: float) -> str:
-    """What a time target leaves a ``shark`` process (``budget`` seconds), beside what
-    its start-up alone takes: a target below that start is out of reach by any speed of
-    decoding."""
-    start = series.get("start")
-    if not start or not start.whole:
-        return ""
-    return (f"; the target is {budget:.2f} s, and a shark process's start-up alone "
-            f"takes {start.time():.2f} s")
+    """What a time target leaves a ``shark read`` (``budget`` seconds), beside the two
+    parts of it that no output format changes: a process's start-up, and the decoding
+    of the capture into the columns every view reads (the ``messages`` table's own
+    time). A target below their sum is out of reach by any speed of formatting."""
+    parts = []
+    start, table = series.get("start"), series.get("table")
+    if start and start.whole:
+        parts.append(f"a shark process's start-up takes {start.time():.2f} s")
+    if table and table.whole:
+        parts.append(f"decoding the capture into columns (the table's own time) "
+                     f"{table.time():.2f} s")
+    return f"; the target is {budget:.2f} s, " + " and ".join(parts) if parts else ""
 
 
 def report(series: dict[str, Series], path: Path, part: Path, runs: int, cut: bool) -> None:
