@@ -56,7 +56,7 @@ from decoder.protocol import (
     HEADER_SIZE,
 )
 from decoder.sizes import PAYLOAD, Payload, payload_bounds
-from shark.extract.record import UPDATES, Record, message_record
+from shark.extract.record import MESSAGE, UPDATES, Record
 
 __all__ = ["UPDATES", "HeaderRoom", "Run", "Segment", "UpdateBatch", "frame_headers", "place",
            "placed"]
@@ -417,8 +417,8 @@ class UpdateBatch:
         src, dst, circuit = self.src, self.dst, self.circuit
         frames, times = run.frames, run.times
         server = Role.SERVER
-        return [message_record(frames[packet], times[packet], src, dst, "tcp", circuit,
-                               server, message)
+        return [Record(MESSAGE, frames[packet], times[packet], src, dst, "tcp", circuit,
+                       server, message)
                 for packet, message in zip(run.packet()[rows].tolist(),
                                            run.messages_at(rows), strict=True)]
 

@@ -86,7 +86,7 @@ from decoder.framing import DEFAULT_MAX_PAYLOAD
 from decoder.protocol import HEADER_LAYOUT, HEADER_SIZE, REPEATER_PORT, SERVER_PORT
 from shark.capture.files import CaptureError, Frame, FrameBlock, read_frames
 from shark.extract.bulk import HeaderRoom, Run, UpdateBatch, frame_headers, place, placed
-from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record, message_record
+from shark.extract.record import CLOSE, ERROR, GAP, MESSAGE, OPEN, Record
 from shark.extract.resync import find_message_start, misfit_length, whole_messages
 from shark.network.packets import TCP, UDP, LostDatagram, Packet, PacketDecoder, format_address
 from shark.network.reassembly import Direction, TcpEvent, TcpEventKind, TcpReassembler
@@ -485,10 +485,10 @@ class CaReader:
         src, dst = self._endpoint(*source), self._endpoint(*destination)
         frame, time = packet.frame, packet.time
         if role is None:
-            out = [message_record(frame, time, src, dst, "udp", None, type(message).sender,
-                                  message) for message in messages]
+            out = [Record(MESSAGE, frame, time, src, dst, "udp", None, type(message).sender,
+                          message) for message in messages]
         else:
-            out = [message_record(frame, time, src, dst, "udp", None, role, message)
+            out = [Record(MESSAGE, frame, time, src, dst, "udp", None, role, message)
                    for message in messages]
         if not _ANNOUNCING.isdisjoint(map(type, messages)):
             for message in messages:
@@ -650,8 +650,8 @@ class CaReader:
                     data = b"".join([m.to_bytes() for m in messages]) + framer.clear()
                 else:
                     src, dst, circuit = state.src, state.dst, state.circuit
-                    out += [message_record(frame, time, src, dst, "tcp", circuit, sender,
-                                           message) for message in messages]
+                    out += [Record(MESSAGE, frame, time, src, dst, "tcp", circuit, sender,
+                                   message) for message in messages]
                     if not framer.pending:
                         return
                     data = self._check_incomplete(state, data)
@@ -674,7 +674,7 @@ class CaReader:
             )
             if sender is not None and UnknownCommand not in map(type, messages):
                 # The common case, one record per message, in one go.
-                out += [message_record(frame, time, src, dst, "tcp", circuit, sender, message)
+                out += [Record(MESSAGE, frame, time, src, dst, "tcp", circuit, sender, message)
                         for message in messages]
                 messages = ()
             for index, message in enumerate(messages):

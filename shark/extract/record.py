@@ -6,8 +6,7 @@ from enum import Enum
 
 from decoder import Message, Role
 
-__all__ = ["CLOSE", "ERROR", "GAP", "MESSAGE", "OPEN", "UPDATES", "Record", "RecordKind",
-           "message_record"]
+__all__ = ["CLOSE", "ERROR", "GAP", "MESSAGE", "OPEN", "UPDATES", "Record", "RecordKind"]
 
 
 class RecordKind(str, Enum):
@@ -134,29 +133,3 @@ class Record:
         )
         return (f"<Record frame={self.frame} {self.src} -> {self.dst} {where} {sender} "
                 f"{what}>")
-
-
-_new = object.__new__
-
-
-def message_record(frame: int, time: float, src: str, dst: str, transport: str,
-                   circuit: int | None, sender: Role | None, message: Message) -> Record:
-    """``Record(MESSAGE, frame, time, src, dst, transport, circuit, sender, message)``,
-    made as its ``__init__`` makes it, field for field, but with no call of the class:
-    Python 3.11 calls a class's ``__init__`` with a tuple of the arguments, which costs
-    more than the rest of making a record, and the readers make one per message."""
-    record = _new(Record)
-    record.kind = MESSAGE
-    record.frame = frame
-    record.time = time
-    record.src = src
-    record.dst = dst
-    record.transport = transport
-    record.circuit = circuit
-    record.sender = sender
-    record.message = message
-    record._size = 0
-    record.reason = ""
-    record.pv = record.channel = record.subscription = record.request = None
-    record.latency = record.anomaly = record.reading = None
-    return record

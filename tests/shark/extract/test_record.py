@@ -8,10 +8,9 @@ from builders import capture_streams, synthetic, tcp_frames
 
 import shark
 from decoder import Role
-from decoder import messages as m
 from shark.extract.bulk import UPDATES, UpdateBatch
 from shark.extract.reader import CaReader
-from shark.extract.record import MESSAGE, Record, RecordKind, message_record
+from shark.extract.record import Record, RecordKind
 from shark.network.reassembly import TcpEventKind
 from shark.output.jsonl import record_dict, record_json
 from shark.output.text import format_record
@@ -73,15 +72,3 @@ def test_jsonl_and_text_print_what_they_printed_when_kinds_were_strings() -> Non
                         RecordKind.OPEN: "OPEN", RecordKind.CLOSE: "CLOSE"}
     assert format_record(_record(RecordKind.CLOSE, reason="fin")).endswith("CLOSE (fin)")
     assert format_record(gap).endswith("GAP 40 bytes: 40 bytes missing from the capture (fin)")
-
-
-def test_a_message_record_made_without_the_class_call_is_the_same_record() -> None:
-    """``message_record`` (the readers' way to make one) sets every field as
-    ``Record(MESSAGE, ...)`` does: a field added to Record and forgotten there fails this."""
-    message = m.ClearChannelRequest(sid=7, cid=9)
-    args = (12, 3.5, "10.0.0.1:40000", "10.0.0.2:5064", "tcp", 4, Role.CLIENT, message)
-    made, called = message_record(*args), Record(MESSAGE, *args)
-    assert type(made) is Record
-    for name in Record.__slots__:
-        assert getattr(made, name) == getattr(called, name), name
-    assert made.size == called.size and made.command_name == called.command_name
