@@ -307,11 +307,8 @@ class Circuit:
         self.closed = False
         self.anomalies: deque[Anomaly] = deque(maxlen=MAX_ANOMALIES)
         self.anomaly_count = 0
-        #: Message class -> bound handler, called as ``handler(message, context)``: what
-        #: :meth:`handle` does once the sender is the one the class expects. A dict per
-        #: circuit (strict users may patch it), public for a caller that handles many
-        #: messages and saves the call to :meth:`handle` (an observer's session).
-        self.handlers = {cls: handler.__get__(self) for cls, handler in _handlers(type(self))}
+        # message class -> bound handler (a dict per circuit: strict users may patch it)
+        self._handlers = {cls: handler.__get__(self) for cls, handler in _handlers(type(self))}
 
     # -- public ----------------------------------------------------------------------
 
@@ -324,7 +321,7 @@ class Circuit:
                 f"{type(message).__name__} sent by the {sender.name.lower()}",
                 message, context, sender=sender,
             )
-        handler = self.handlers.get(type(message))
+        handler = self._handlers.get(type(message))
         if handler is None:
             return NOTHING
         return handler(message, context)

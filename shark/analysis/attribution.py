@@ -217,9 +217,7 @@ class Session:
 
         A TCP message's attribution is written out in the loop, not called per record:
         it is most records (a storm of channels created and cleared gives some ten
-        apiece), and the circuit's handler for the message's class is called directly,
-        as :meth:`decoder.Circuit.handle` would once the sender is the one the class
-        expects (the rest goes through ``handle``, which reports a wrong direction)."""
+        apiece)."""
         udp, updates, circuits = self._udp, self._updates, self.circuits
         client = Role.CLIENT
         marks = split = False
@@ -239,13 +237,7 @@ class Session:
                 circuit = circuits.get(number)
                 if circuit is None:
                     circuit = self._circuit(number)
-                if expected is None or expected is sender:
-                    handler = circuit.handlers.get(cls)
-                    if handler is None:
-                        continue  # (nothing to attribute)
-                    attribution = handler(message, record)
-                else:
-                    attribution = circuit.handle(message, sender, record)
+                attribution = circuit.handle(message, sender, record)
                 # Record fields are None already: only what is known is set.
                 channel = attribution.channel
                 if channel is not None:
