@@ -484,12 +484,9 @@ class CaReader:
             return []
         src, dst = self._endpoint(*source), self._endpoint(*destination)
         frame, time = packet.frame, packet.time
-        if role is None:
-            out = [Record(MESSAGE, frame, time, src, dst, "udp", None, type(message).sender,
-                          message) for message in messages]
-        else:
-            out = [Record(MESSAGE, frame, time, src, dst, "udp", None, role, message)
-                   for message in messages]
+        out = [Record(MESSAGE, frame, time, src, dst, "udp", None,
+                      type(message).sender if role is None else role, message)
+               for message in messages]
         if not _ANNOUNCING.isdisjoint(map(type, messages)):
             for message in messages:
                 self._learn(message)
