@@ -739,12 +739,7 @@ class Chunk:
     def transport(self) -> np.ndarray:
         """Transport codes: UDP records are the ones without a circuit."""
         codes = self.vocabularies.transports.index
-        udp = (self.circuit == 0).astype(np.int32)  # (1 for UDP: its code, as a vocabulary
-        # begun with tcp and udp has it)
-        if (codes["tcp"], codes["udp"]) != (0, 1):
-            udp *= codes["udp"] - codes["tcp"]
-            udp += codes["tcp"]
-        return udp
+        return np.where(self.circuit == 0, np.int32(codes["udp"]), np.int32(codes["tcp"]))
 
     @cached_property
     def sender(self) -> np.ndarray:
