@@ -7,8 +7,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-# (loaded with Capture, whose tables are DataFrames, before they are built: their
-# grouping then takes pandas' hash, the faster: shark.tables.grouping._factorize)
 import pandas as pd
 import pyarrow as pa
 

@@ -5,8 +5,6 @@ tables share: runs of rows spelt out (:func:`ranges`), rows found among others
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pyarrow as pa
 
@@ -61,22 +59,10 @@ def distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Which of the distinct keys (in order of first appearance) each row's is, and
-    those keys: pandas' ``factorize``, for keys of numbers (no NaN: all are integers).
-
-    Where pandas is loaded already (the tables as DataFrames: :class:`shark.tables.
-    Capture`), its hash, which takes two thirds of the time of Arrow's (some 5 ms
-    against 8 ms over the storm capture's display column); else Arrow's: ``shark read``
-    makes no DataFrame, and loading pandas for this would cost 0.15 s. The same
-    answers either way (a test holds them to it)."""
-    pandas = sys.modules.get("pandas")
-    if pandas is not None:
-        return pandas.factorize(keys)
-    return _arrow_factorize(keys)
-
-
-def _arrow_factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_factorize` by Arrow's dictionary encoding (its dictionary is in order of
-    first appearance too), with pandas' types: codes of ``intp``, keys of their own."""
+    those keys, with pandas' ``factorize``'s types (codes of ``intp``, keys of their
+    own): by Arrow's dictionary encoding, whose dictionary is in order of first
+    appearance too. Not pandas' own: ``shark read`` makes no DataFrame, and loading
+    pandas for this would cost 0.15 s (a test holds the two to the same answers)."""
     encoded = pa.array(keys).dictionary_encode()
     return (encoded.indices.to_numpy().astype(np.intp),
             encoded.dictionary.to_numpy(zero_copy_only=False))

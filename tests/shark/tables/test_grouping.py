@@ -1,5 +1,5 @@
 """group(): the same groups whichever way the keys are grouped (a table over a small
-range of integers, or a hash: pandas' where pandas is loaded, else Arrow's)."""
+range of integers, or a hash: Arrow's, held to pandas' factorize)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shark.tables.grouping import _arrow_factorize, distinct, group
+from shark.tables.grouping import _factorize, distinct, group
 
 
 def _hashed(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,9 +58,9 @@ def test_wide_and_other_keys() -> None:
     np.random.default_rng(5).integers(-(2**62), 2**62, 20_000) // 1000,
 ])
 def test_arrow_hash_as_pandas(keys: np.ndarray) -> None:
-    """The hash used where pandas is not loaded gives what pandas' gives: codes,
-    distinct keys in order of first appearance, and their types."""
-    codes, unique = _arrow_factorize(keys)
+    """The hash gives what pandas' gives: codes, distinct keys in order of first
+    appearance, and their types."""
+    codes, unique = _factorize(keys)
     want_codes, want_unique = pd.factorize(keys)
     np.testing.assert_array_equal(codes, want_codes)
     np.testing.assert_array_equal(unique, want_unique)
@@ -68,7 +68,7 @@ def test_arrow_hash_as_pandas(keys: np.ndarray) -> None:
 
 
 def test_without_pandas(monkeypatch: pytest.MonkeyPatch) -> None:
-    """group() and distinct() take Arrow's hash when pandas is not loaded: the same."""
+    """group() and distinct() give the same whether pandas is loaded or not."""
     keys = np.array([10**15, 5, 10**15, -(10**12), 5], dtype=np.int64)
     with_pandas = group(keys), distinct(keys)
     monkeypatch.delitem(sys.modules, "pandas")
